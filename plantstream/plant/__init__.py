@@ -1,0 +1,48 @@
+"""The plant model: one YAML file describing sites, lines, machines, signals, calendars and carbon."""
+
+from plantstream.plant.loader import LoadedPlant, PlantError, PlantIssue, format_path, load_plant, parse_plant
+from plantstream.plant.schema import (
+    Calendar,
+    Carbon,
+    CounterSignal,
+    EnergySignal,
+    FuelSignal,
+    Line,
+    Machine,
+    OeeMethod,
+    PlantModel,
+    PowerSignal,
+    Production,
+    ProductSignal,
+    Role,
+    Shift,
+    Site,
+    StateCategory,
+    StateSignal,
+)
+
+__all__ = [
+    "Calendar",
+    "Carbon",
+    "CounterSignal",
+    "EnergySignal",
+    "FuelSignal",
+    "Line",
+    "LoadedPlant",
+    "Machine",
+    "OeeMethod",
+    "PlantError",
+    "PlantIssue",
+    "PlantModel",
+    "PowerSignal",
+    "ProductSignal",
+    "Production",
+    "Role",
+    "Shift",
+    "Site",
+    "StateCategory",
+    "StateSignal",
+    "format_path",
+    "load_plant",
+    "parse_plant",
+]

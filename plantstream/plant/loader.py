@@ -1,0 +1,267 @@
+"""Load a plant file: YAML to validated :class:`PlantModel`, every error pointing at its line.
+
+The YAML is read with a core-schema resolver (only ``true``/``false`` are booleans and ``16:00``
+stays a time, not the base-60 integer 960 that YAML 1.1 makes of it), duplicate keys are errors,
+and ``${VAR}`` / ``${VAR:-default}`` in any string are replaced from the environment, so secrets
+never sit in the file. Errors read ``plant.yaml:14 sites[0].lines[0].machines[2].ideal_cycle_s:
+must be > 0``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from plantstream.plant import schema
+from plantstream.plant.schema import PlantModel, cross_check
+
+__all__ = ["KeyPath", "LoadedPlant", "PlantError", "PlantIssue", "format_path", "load_plant", "parse_plant"]
+
+KeyPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class PlantIssue:
+    """One problem in a plant file: where (file, line, key path) and what."""
+
+    file: str
+    line: int
+    path: KeyPath
+    message: str
+
+    def __str__(self) -> str:
+        where = format_path(self.path) or "(file)"
+        return f"{self.file}:{self.line} {where}: {self.message}"
+
+
+class PlantError(Exception):
+    """A plant file is invalid; ``issues`` lists every problem found, in file order."""
+
+    def __init__(self, issues: list[PlantIssue]) -> None:
+        self.issues = sorted(issues, key=lambda i: (i.line, format_path(i.path)))
+        super().__init__("\n".join(str(i) for i in self.issues))
+
+
+def format_path(path: KeyPath) -> str:
+    """Render a key path as ``sites[0].lines[1].machines[2].id``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+@dataclass(frozen=True)
+class LoadedPlant:
+    """A validated plant model plus what is needed to point later errors at the file."""
+
+    model: PlantModel
+    file: str
+    lines: Mapping[KeyPath, int] = field(repr=False)
+
+    def issue(self, path: KeyPath, message: str) -> PlantIssue:
+        """Build an issue for ``path``, located at the nearest line the file has for it."""
+        return PlantIssue(self.file, _nearest_line(self.lines, path), path, message)
+
+
+def load_plant(path: str | Path, environ: Mapping[str, str] | None = None) -> LoadedPlant:
+    """Read and validate a plant file; raise :class:`PlantError` listing every problem."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PlantError(
+            [PlantIssue(str(file), 0, (), f"cannot read the plant file: {exc.strerror}")]
+        ) from None
+    return parse_plant(text, file.name, environ)
+
+
+def parse_plant(text: str, name: str = "plant.yaml", environ: Mapping[str, str] | None = None) -> LoadedPlant:
+    """Validate plant-file text; ``name`` is used in error messages."""
+    env = os.environ if environ is None else environ
+    try:
+        root = yaml.compose(text, Loader=_CoreLoader)
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else 0
+        raise PlantError([PlantIssue(name, line, (), f"not valid YAML: {exc.problem}")]) from None
+    if root is None:
+        raise PlantError([PlantIssue(name, 1, (), "the file is empty")])
+    builder = _Builder(name, env)
+    data = builder.build(root, ())
+    if builder.issues:
+        raise PlantError(builder.issues)
+    try:
+        model = PlantModel.model_validate(data)
+    except ValidationError as exc:
+        raise PlantError([_issue_from(err, data, builder.lines, name) for err in exc.errors()]) from None
+    plant = LoadedPlant(model, name, builder.lines)
+    problems = cross_check(model)
+    if problems:
+        raise PlantError([plant.issue(p, msg) for p, msg in problems])
+    return plant
+
+
+class _CoreLoader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 core-schema scalars."""
+
+
+_CoreLoader.yaml_implicit_resolvers = {
+    first: [
+        (tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")
+    ]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_CoreLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_CoreLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+    list("-+0123456789"),
+)
+
+
+def _construct_core_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    text = loader.construct_scalar(node)
+    if text.startswith("0o"):
+        return int(text[2:], 8)
+    return int(text, 0) if text.startswith("0x") else int(text, 10)
+
+
+_CoreLoader.add_constructor("tag:yaml.org,2002:int", _construct_core_int)
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class _Builder:
+    """Turns a composed YAML node tree into plain data, recording the line of every key path."""
+
+    def __init__(self, file: str, env: Mapping[str, str]) -> None:
+        self.file = file
+        self.env = env
+        self.lines: dict[KeyPath, int] = {}
+        self.issues: list[PlantIssue] = []
+        self._loader = _CoreLoader("")
+
+    def build(self, node: yaml.Node, path: KeyPath) -> Any:
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            out: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = self._loader.construct_object(key_node)
+                if not isinstance(key, str | int | float):
+                    self._add(key_node, path, "mapping keys must be plain scalars")
+                    continue
+                key_path = (*path, key if isinstance(key, str) else str(key))
+                if key in out:
+                    self._add(key_node, key_path, "duplicate key (YAML would silently keep the last one)")
+                    continue
+                self.lines[key_path] = key_node.start_mark.line + 1
+                out[key] = self.build(value_node, key_path)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        value = self._loader.construct_object(node)
+        if isinstance(value, str) and "${" in value:
+            return self._substitute(value, node, path)
+        return value
+
+    def _substitute(self, text: str, node: yaml.Node, path: KeyPath) -> str:
+        def replace(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in self.env:
+                return self.env[name]
+            if default is not None:
+                return default
+            self._add(
+                node,
+                path,
+                f"environment variable {name} is not set (write ${{{name}:-default}} for a default)",
+            )
+            return ""
+
+        return _ENV_REF.sub(replace, text)
+
+    def _add(self, node: yaml.Node, path: KeyPath, message: str) -> None:
+        self.issues.append(PlantIssue(self.file, node.start_mark.line + 1, path, message))
+
+
+def _nearest_line(lines: Mapping[KeyPath, int], path: KeyPath) -> int:
+    for cut in range(len(path), -1, -1):
+        if path[:cut] in lines:
+            return lines[path[:cut]]
+    return 0
+
+
+def _data_path(loc: tuple[str | int, ...], data: Any) -> KeyPath:
+    """Map a pydantic error location onto key paths of the data.
+
+    Pydantic puts the tag of a discriminated union into the location (``signals.x.fuel`` for a
+    fuel signal named ``x``); such a part equals the node's ``role`` and is dropped.
+    """
+    path: list[str | int] = []
+    node = data
+    tag_skipped_at = None
+    for part in loc:
+        if isinstance(node, dict) and part == node.get("role") and tag_skipped_at is not node:
+            tag_skipped_at = node
+            continue
+        path.append(part)
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return tuple(path)
+
+
+def _model_fields() -> set[str]:
+    names: set[str] = set()
+    for obj in vars(schema).values():
+        if isinstance(obj, type) and issubclass(obj, BaseModel):
+            names.update(obj.model_fields)
+    return names
+
+
+_FIELD_NAMES = _model_fields()
+
+
+def _issue_from(err: Any, data: Any, lines: Mapping[KeyPath, int], file: str) -> PlantIssue:
+    path = _data_path(tuple(err["loc"]), data)
+    return PlantIssue(file, _nearest_line(lines, path), path, _message(err, path))
+
+
+def _message(err: Any, path: KeyPath) -> str:
+    kind, ctx = err["type"], err.get("ctx", {})
+    if kind == "extra_forbidden":
+        key = str(path[-1]) if path else ""
+        close = difflib.get_close_matches(key, sorted(_FIELD_NAMES), n=1, cutoff=0.7)
+        return "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
+    if kind == "missing":
+        return "required key is missing"
+    bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+    if kind in bounds:
+        limit = next(iter(ctx.values()))
+        if isinstance(limit, float) and limit.is_integer():
+            limit = int(limit)
+        return f"must be {bounds[kind]} {limit}"
+    if kind == "union_tag_invalid":
+        roles = ", ".join(role.value for role in schema.Role)
+        return f"unknown role {ctx.get('tag')!r} (roles: {roles})"
+    if kind == "union_tag_not_found":
+        return "needs a role"
+    message = str(err["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    return message.replace("Input should be", "must be").replace("String should", "must")

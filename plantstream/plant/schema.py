@@ -1,0 +1,404 @@
+"""The plant model: what a plant file may say, validated by pydantic before any socket opens.
+
+Every model forbids unknown keys, so a typo is an error that names its line, never a silently
+ignored setting. The schema holds structure and units; reference data (grid factors, fuels, GWP
+sets) belongs to the calculators and is resolved by the runtime, with errors mapped back to the
+line of the plant file that asked for it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, time
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "Break",
+    "Calendar",
+    "Carbon",
+    "CounterSignal",
+    "EnergySignal",
+    "FuelSignal",
+    "GridRef",
+    "Line",
+    "Machine",
+    "Market",
+    "OeeMethod",
+    "Overtime",
+    "PlantModel",
+    "PowerSignal",
+    "ProductSignal",
+    "Production",
+    "Role",
+    "Shift",
+    "Signal",
+    "Site",
+    "StateCategory",
+    "StateSignal",
+    "Weekday",
+    "cross_check",
+]
+
+_ID = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+Identifier = Annotated[str, Field(pattern=_ID, max_length=64)]
+"""Ids end up as InfluxDB tags and Kafka keys: letters, digits, ``_``, ``.``, ``-``."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StateCategory(StrEnum):
+    """What a machine is doing, in the categories the OEE time model is built from.
+
+    ``running`` is actual production time (APT); ``down`` unplanned stops from malfunction (ADET);
+    ``idle`` available but not producing (ADOT); ``setup`` changeover (ASUT); ``planned_stop``
+    planned downtime (PDOT); ``off`` switched off during planned time (a loss, like ADOT).
+    """
+
+    RUNNING = "running"
+    IDLE = "idle"
+    DOWN = "down"
+    SETUP = "setup"
+    PLANNED_STOP = "planned_stop"
+    OFF = "off"
+
+
+class Role(StrEnum):
+    """The meaning of a signal to the calculators."""
+
+    STATE = "state"
+    TOTAL_COUNT = "total_count"
+    GOOD_COUNT = "good_count"
+    REJECT_COUNT = "reject_count"
+    POWER_KW = "power_kw"
+    ENERGY_KWH = "energy_kwh"
+    FUEL = "fuel"
+    PRODUCT = "product"
+
+
+class StateSignal(_Strict):
+    """A machine-state tag. Category names are always accepted as values; ``codes`` maps PLC codes."""
+
+    role: Literal[Role.STATE]
+    codes: dict[str, StateCategory] = Field(
+        default_factory=dict, description="PLC code (as written by the PLC) -> category"
+    )
+
+    @field_validator("codes", mode="before")
+    @classmethod
+    def _codes_as_text(cls, value: Any) -> Any:
+        # PLC codes arrive as numbers; keys are compared as their text form.
+        if isinstance(value, dict):
+            return {_code_key(k): v for k, v in value.items()}
+        return value
+
+
+def _code_key(code: Any) -> str:
+    if isinstance(code, float) and code.is_integer():
+        return str(int(code))
+    return str(code)
+
+
+class CounterSignal(_Strict):
+    """A cumulative piece counter (total, good or reject); resets and rollovers are handled."""
+
+    role: Literal[Role.TOTAL_COUNT, Role.GOOD_COUNT, Role.REJECT_COUNT]
+    modulus: int | None = Field(
+        default=None, gt=0, description="register width, e.g. 65536 for a 16-bit counter"
+    )
+
+
+class PowerSignal(_Strict):
+    """Active power in kW, integrated into kWh when no energy register exists."""
+
+    role: Literal[Role.POWER_KW]
+    integration: Literal["trapezoid", "hold"] = Field(
+        default="trapezoid", description="trapezoid for sampled signals, hold for report-on-change"
+    )
+    scale: float = Field(default=1.0, gt=0, description="multiplier to kW, e.g. 0.001 for a tag in W")
+    max_gap_s: float = Field(default=300.0, gt=0, description="do not integrate across a longer gap")
+
+
+class EnergySignal(_Strict):
+    """A cumulative active-energy register in kWh (after ``scale``), differenced into kWh per window."""
+
+    role: Literal[Role.ENERGY_KWH]
+    scale: float = Field(default=1.0, gt=0, description="multiplier to kWh, e.g. 0.001 for a Wh register")
+    modulus: float | None = Field(default=None, gt=0, description="register rollover value, in raw units")
+    max_gap_s: float = Field(
+        default=900.0, gt=0, description="longer gaps are booked when the next sample comes"
+    )
+
+
+class FuelSignal(_Strict):
+    """A cumulative fuel meter (Scope 1): quantity in ``unit`` of ``fuel``."""
+
+    role: Literal[Role.FUEL]
+    fuel: str = Field(description="fuel key of the factor table, e.g. natural_gas")
+    unit: Literal["kg", "t", "GJ", "TJ", "MWh", "Nm3"]
+    ncv_mj_per_nm3: float | None = Field(default=None, gt=0, description="required when unit is Nm3")
+    modulus: float | None = Field(default=None, gt=0)
+    max_gap_s: float = Field(
+        default=900.0, gt=0, description="longer gaps are booked when the next sample comes"
+    )
+
+    @model_validator(mode="after")
+    def _nm3_needs_ncv(self) -> FuelSignal:
+        if self.unit == "Nm3" and self.ncv_mj_per_nm3 is None:
+            raise ValueError("unit Nm3 needs ncv_mj_per_nm3 (the fuel's net calorific value per Nm3)")
+        return self
+
+
+class ProductSignal(_Strict):
+    """The product (or recipe) currently made; selects the ideal cycle time and mass per piece."""
+
+    role: Literal[Role.PRODUCT]
+
+
+Signal = Annotated[
+    StateSignal | CounterSignal | PowerSignal | EnergySignal | FuelSignal | ProductSignal,
+    Field(discriminator="role"),
+]
+
+
+def _role_shorthand(value: Any) -> Any:
+    # `good_count: good_count` is the short form of `good_count: {role: good_count}`.
+    if isinstance(value, str):
+        return {"role": value}
+    return value
+
+
+class Machine(_Strict):
+    """A work unit: its signals, ideal cycle time per product, and the calendar it runs to."""
+
+    id: Identifier
+    name: str | None = None
+    signals: dict[Identifier, Signal] = Field(min_length=1)
+    ideal_cycle_s: float | None = Field(default=None, gt=0, description="ideal (design) cycle time per piece")
+    ideal_cycle_s_by_product: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
+    mass_kg_per_piece: float | None = Field(default=None, gt=0)
+    mass_kg_per_piece_by_product: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
+    rated_power_kw: float | None = Field(
+        default=None, gt=0, description="nameplate power: bounds register plausibility and rollover"
+    )
+    calendar: Identifier | None = None
+    micro_stop_max_s: float | None = Field(default=None, ge=0, description="overrides production's")
+
+    @field_validator("signals", mode="before")
+    @classmethod
+    def _expand_shorthand(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {name: _role_shorthand(spec) for name, spec in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _one_signal_per_role(self) -> Machine:
+        seen: dict[Role, str] = {}
+        for name, signal in self.signals.items():
+            if signal.role is Role.FUEL:
+                continue
+            if signal.role in seen:
+                raise ValueError(
+                    f"signals {seen[signal.role]!r} and {name!r} both have role {signal.role.value}"
+                )
+            seen[signal.role] = name
+        counted = {Role.TOTAL_COUNT, Role.GOOD_COUNT, Role.REJECT_COUNT} & seen.keys()
+        if counted and self.ideal_cycle_s is None and not self.ideal_cycle_s_by_product:
+            raise ValueError("a machine with count signals needs ideal_cycle_s (or ideal_cycle_s_by_product)")
+        return self
+
+    def signal_of(self, role: Role) -> str | None:
+        """Return the name of the signal with ``role``, if the machine has one."""
+        for name, signal in self.signals.items():
+            if signal.role is role:
+                return name
+        return None
+
+
+class Line(_Strict):
+    """A production line: machines that are rolled up together."""
+
+    id: Identifier
+    name: str | None = None
+    area: Identifier | None = None
+    calendar: Identifier | None = None
+    machines: list[Machine] = Field(min_length=1)
+
+
+class GridRef(_Strict):
+    """Which grid emission factor applies: a row of the shipped table, or a documented custom value."""
+
+    country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$", description="defaults to the site's")
+    basis: str = Field(default="annual", description="annual, avg_2014_2016, avg_2020_2022, ...")
+    year: int | None = Field(default=None, ge=1990, le=2100)
+    factor_t_per_mwh: float | None = Field(
+        default=None, ge=0, description="custom factor instead of the table"
+    )
+    source: str | None = Field(default=None, description="required with a custom factor")
+
+    @model_validator(mode="after")
+    def _table_or_custom(self) -> GridRef:
+        if self.factor_t_per_mwh is None and self.year is None:
+            raise ValueError("give year (a row of the factor table) or factor_t_per_mwh with its source")
+        if self.factor_t_per_mwh is not None and not self.source:
+            raise ValueError("a custom factor_t_per_mwh needs a source, so the number can be audited")
+        return self
+
+
+class Market(_Strict):
+    """Market-based Scope 2: the share covered by contractual instruments and the residual mix."""
+
+    covered_share: float = Field(ge=0, le=1)
+    covered_t_per_mwh: float = Field(ge=0)
+    residual_t_per_mwh: float = Field(ge=0)
+    source: str = Field(
+        min_length=1, description="the instruments (PPA, EACs, supplier rate) and their vintage"
+    )
+
+
+class Carbon(_Strict):
+    """How a site's energy turns into CO2e."""
+
+    grid: GridRef
+    market: Market | None = None
+    gwp: Literal["AR5", "AR6", "SAR"] = "AR5"
+
+
+class Break(_Strict):
+    """A planned break inside a shift (planned downtime), in local time."""
+
+    start: time
+    end: time
+    name: str | None = None
+
+
+class Weekday(StrEnum):
+    """Days a shift runs on."""
+
+    MON = "mon"
+    TUE = "tue"
+    WED = "wed"
+    THU = "thu"
+    FRI = "fri"
+    SAT = "sat"
+    SUN = "sun"
+
+
+class Shift(_Strict):
+    """A shift in local time; an ``end`` at or before ``start`` ends on the next day."""
+
+    name: Identifier
+    start: time
+    end: time
+    days: list[Weekday] = Field(default_factory=lambda: list(Weekday), min_length=1)
+    breaks: list[Break] = Field(default_factory=list)
+
+
+class Overtime(_Strict):
+    """Extra planned operating time on one date (a calendar exception that enlarges POT)."""
+
+    date: date
+    start: time
+    end: time
+    name: Identifier = "overtime"
+
+
+class Calendar(_Strict):
+    """Shifts, holidays and overtime: where planned operating time comes from."""
+
+    shifts: list[Shift] = Field(min_length=1)
+    holidays: list[date] = Field(default_factory=list)
+    overtime: list[Overtime] = Field(default_factory=list)
+
+
+class Site(_Strict):
+    """A plant site: its time zone (for shift calendars), country and carbon settings."""
+
+    id: Identifier
+    name: str | None = None
+    timezone: str
+    country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")
+    calendar: Identifier | None = None
+    carbon: Carbon | None = None
+    lines: list[Line] = Field(min_length=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name such as Asia/Ho_Chi_Minh)"
+            ) from None
+        return value
+
+
+class OeeMethod(StrEnum):
+    """Which OEE formulation: ISO 22400-2 (default) or the Nakajima/Vorne variant."""
+
+    ISO22400 = "iso22400"
+    VORNE = "vorne"
+
+
+class Production(_Strict):
+    """Window, lateness and OEE settings shared by every machine."""
+
+    oee_method: OeeMethod = OeeMethod.ISO22400
+    micro_stop_max_s: float = Field(default=0.0, ge=0, description="stops this short stay in run time")
+    window_s: int = Field(default=60, gt=0, le=86_400)
+    allowed_lateness_s: float = Field(default=5.0, ge=0)
+    correction_horizon_s: float = Field(default=3_600.0, ge=0, description="how far back late data corrects")
+
+    @model_validator(mode="after")
+    def _horizon_covers_lateness(self) -> Production:
+        if self.correction_horizon_s < self.allowed_lateness_s:
+            raise ValueError("correction_horizon_s must be >= allowed_lateness_s")
+        return self
+
+
+class PlantModel(_Strict):
+    """A whole plant file."""
+
+    sites: list[Site] = Field(min_length=1)
+    calendars: dict[Identifier, Calendar] = Field(default_factory=dict)
+    production: Production = Field(default_factory=Production)
+
+    def machines(self) -> list[tuple[Site, Line, Machine]]:
+        """Every machine with the site and line it belongs to, in file order."""
+        return [(site, line, m) for site in self.sites for line in site.lines for m in line.machines]
+
+
+def cross_check(plant: PlantModel) -> list[tuple[tuple[str | int, ...], str]]:
+    """Check what one model cannot see alone: unique machine ids and calendar references.
+
+    Returns (key path, message) pairs, so the loader can point at the offending line.
+    """
+    issues: list[tuple[tuple[str | int, ...], str]] = []
+    known = ", ".join(sorted(plant.calendars)) or "none defined"
+    owners: dict[str, tuple[str | int, ...]] = {}
+    for s, site in enumerate(plant.sites):
+        site_path: tuple[str | int, ...] = ("sites", s)
+        refs = [((*site_path, "calendar"), site.calendar)]
+        for li, line in enumerate(site.lines):
+            line_path = (*site_path, "lines", li)
+            refs.append(((*line_path, "calendar"), line.calendar))
+            for mi, machine in enumerate(line.machines):
+                path = (*line_path, "machines", mi)
+                refs.append(((*path, "calendar"), machine.calendar))
+                if machine.id in owners:
+                    issues.append(
+                        (
+                            (*path, "id"),
+                            f"machine id {machine.id!r} is used twice (readings name machines by id)",
+                        )
+                    )
+                owners.setdefault(machine.id, path)
+        for ref_path, ref in refs:
+            if ref is not None and ref not in plant.calendars:
+                issues.append((ref_path, f"unknown calendar {ref!r} (defined: {known})"))
+    return issues

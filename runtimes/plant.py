@@ -1,0 +1,24 @@
+"""Load a plant file and resolve it for the calculators, with every error pointing at a line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from plantstream.plant import LoadedPlant, PlantError, load_plant
+from streams.config import ConfigProblem, EngineSpec, build_spec
+
+__all__ = ["load_and_resolve"]
+
+
+def load_and_resolve(path: str | Path) -> tuple[LoadedPlant, EngineSpec]:
+    """Validate the plant file at ``path`` and resolve its reference data.
+
+    Raises:
+        PlantError: listing every problem as ``file:line key.path: message``.
+    """
+    plant = load_plant(path)
+    try:
+        spec = build_spec(plant.model)
+    except ConfigProblem as exc:
+        raise PlantError([plant.issue(p, message) for p, message in exc.problems]) from None
+    return plant, spec

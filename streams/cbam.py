@@ -1,0 +1,433 @@
+"""EU CBAM (definitive period, from 2026) embedded-emissions arithmetic (pure, standard library only).
+
+Implements domain.md section 4 as quoted in [CBAM-NOTE] (a third-party legal research note quoting
+the Official Journal texts; every item is marked VERIFY against EUR-Lex in the domain reference):
+
+- goods categories and the Annex II "direct emissions only" rule (Reg. (EU) 2023/956 Annex I/II as
+  amended by Reg. (EU) 2025/2083; domain.md section 4.2);
+- specific embedded emissions (SEE) of simple and complex goods, general and specific form, and
+  the cross-channel rule for precursors (IR (EU) 2025/2547 Annex III B Eq. 59-62 and Annex I
+  pt 3.1; domain.md section 4.3);
+- the default-value mark-up (IR (EU) 2025/2621 as corrected by IR (EU) 2026/1740; section 4.6)
+  and the 3-decimal rounding of the published tables (section 5);
+- the CBAM factor phase-in and the certificates due per tonne (IR (EU) 2025/2620; Directive
+  2003/87/EC Art. 10a(1a); section 4.3).
+
+Units: emissions in t CO2e, masses and activity levels in t, SEE in t CO2e per t of good.
+The module does no I/O, reads no clock and logs nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
+
+__all__ = [
+    "DEFINITIVE_PERIOD_START_YEAR",
+    "CbamCategory",
+    "PrecursorInput",
+    "SeeResult",
+    "carries_indirect",
+    "cbam_factor",
+    "certificates_due_per_t",
+    "default_markup",
+    "default_with_markup",
+    "embedded_emissions",
+    "round_template",
+    "specific_embedded_emissions",
+    "specific_embedded_emissions_specific_form",
+]
+
+DEFINITIVE_PERIOD_START_YEAR = 2026
+"""First year of the CBAM definitive period (from 2026-01-01) [CBAM-NOTE; domain.md section 4]."""
+
+
+class CbamCategory(StrEnum):
+    """CBAM goods categories of Annex I of Reg. (EU) 2023/956 [CBAM-NOTE section 1.2-1.6]."""
+
+    CEMENT = "cement"
+    IRON_STEEL = "iron_steel"
+    ALUMINIUM = "aluminium"
+    FERTILISERS = "fertilisers"
+    HYDROGEN = "hydrogen"
+    ELECTRICITY = "electricity"
+
+
+# CN 2601 12 00: agglomerated iron ore, the iron-and-steel good outside Annex II [CBAM-NOTE section 1.4].
+_AGGLOMERATED_ORE_CN = "26011200"
+_DIRECT_AND_INDIRECT = frozenset({CbamCategory.CEMENT, CbamCategory.FERTILISERS})
+
+
+def _normalise_cn(cn_code: str) -> str:
+    """Return the CN code with spaces removed; raise ``ValueError`` unless it is 2-10 digits."""
+    digits = "".join(cn_code.split())
+    if not (digits.isascii() and digits.isdigit() and 2 <= len(digits) <= 10):
+        raise ValueError(f"CN code must be 2 to 10 digits (spaces allowed), got {cn_code!r}")
+    return digits
+
+
+def carries_indirect(category: CbamCategory, cn_code: str) -> bool:
+    """Whether a good's embedded emissions include indirect emissions (domain.md section 4.2).
+
+    Annex II goods carry direct emissions only: iron and steel except CN 2601 12 00 (agglomerated
+    ore), aluminium, hydrogen and electricity (electricity added by Reg. 2025/2083). Cement,
+    fertilisers and CN 2601 12 00 carry direct + indirect [CBAM-NOTE section 1.4; Art. 7(1)].
+
+    Args:
+        category: The goods category (a plain string value such as ``"cement"`` is accepted).
+        cn_code: CN code with or without spaces, e.g. ``"2601 12 00"`` or ``"26011200"``; a longer
+            TARIC code is matched on its first 8 digits.
+
+    Returns:
+        ``True`` if the good carries indirect emissions (non-Annex II), ``False`` otherwise.
+
+    Raises:
+        ValueError: If the category is unknown or the CN code is not 2-10 digits.
+    """
+    cat = CbamCategory(category)
+    cn = _normalise_cn(cn_code)
+    if cat in _DIRECT_AND_INDIRECT:
+        return True
+    if cat is CbamCategory.IRON_STEEL:
+        return cn[:8] == _AGGLOMERATED_ORE_CN
+    return False
+
+
+# --------------------------------------------------------------------------------------------------
+# Default values (domain.md section 4.6) and template rounding (section 5)
+# --------------------------------------------------------------------------------------------------
+
+# Mark-up in percent per category: (2026, 2027, 2028 onwards) [2026/1740 Annex I intro; CBAM-NOTE].
+_MARKUP_PCT: dict[CbamCategory, tuple[int, int, int]] = {
+    CbamCategory.CEMENT: (10, 20, 30),
+    CbamCategory.IRON_STEEL: (10, 20, 30),
+    CbamCategory.ALUMINIUM: (10, 20, 30),
+    CbamCategory.HYDROGEN: (10, 20, 30),
+    CbamCategory.FERTILISERS: (1, 1, 1),
+    CbamCategory.ELECTRICITY: (0, 0, 0),
+}
+
+
+def _require_definitive_year(year: int) -> None:
+    """Raise ``ValueError`` for a year before the definitive period."""
+    if year < DEFINITIVE_PERIOD_START_YEAR:
+        raise ValueError(
+            f"year {year} is before the CBAM definitive period, which starts in "
+            f"{DEFINITIVE_PERIOD_START_YEAR}"
+        )
+
+
+def _markup_decimal(category: CbamCategory, year: int) -> Decimal:
+    """Mark-up as an exact decimal fraction (see :func:`default_markup`)."""
+    _require_definitive_year(year)
+    pct_2026, pct_2027, pct_2028_on = _MARKUP_PCT[CbamCategory(category)]
+    pct = pct_2026 if year == 2026 else pct_2027 if year == 2027 else pct_2028_on
+    return Decimal(pct) / 100
+
+
+def default_markup(category: CbamCategory, year: int) -> float:
+    """Mark-up on the "total emissions" default value, as a fraction (domain.md section 4.6).
+
+    Cement, iron and steel, aluminium, hydrogen: +10 % (2026), +20 % (2027), +30 % (2028
+    onwards); fertilisers: +1 % [IR 2026/1740 Annex I intro; CBAM-NOTE section 4.4-4.5]. The
+    Commission's Registry applies it. Electricity returns 0: no mark-up for electricity is given
+    in our source, so VERIFY before relying on it.
+
+    Args:
+        category: The goods category.
+        year: Year of import, 2026 or later.
+
+    Returns:
+        The mark-up fraction, e.g. ``0.1`` for +10 %.
+
+    Raises:
+        ValueError: If ``year`` is before 2026 (the definitive period starts in 2026) or the
+            category is unknown.
+    """
+    return float(_markup_decimal(category, year))
+
+
+def default_with_markup(default_value: float, category: CbamCategory, year: int) -> float:
+    """Default value including the mark-up, unrounded (domain.md section 4.6) [CBAM-NOTE].
+
+    Computes ``default x (1 + markup)`` in decimal arithmetic on the shortest decimal form of
+    ``default_value`` (its ``repr``), so that e.g. ``1.325 x 1.3`` gives exactly ``1.7225`` and
+    not ``1.7224999...``; pass the result to :func:`round_template` for the 3-decimal table value.
+
+    Args:
+        default_value: The published "total emissions" default in t CO2e/t, >= 0.
+        category: The goods category.
+        year: Year of import, 2026 or later.
+
+    Returns:
+        The marked-up default value in t CO2e/t (exact, not rounded).
+
+    Raises:
+        ValueError: If ``default_value`` is negative or non-finite, or ``year`` is before 2026.
+    """
+    if not (math.isfinite(default_value) and default_value >= 0):
+        raise ValueError(f"default_value must be a finite number >= 0, got {default_value!r}")
+    markup = _markup_decimal(category, year)
+    return float(Decimal(repr(default_value)) * (1 + markup))
+
+
+_TEMPLATE_QUANTUM = Decimal("0.001")
+
+
+def round_template(value: float) -> float:
+    """Round to 3 decimals, half-up, as the default-value tables print them (domain.md section 5).
+
+    The 2025/2621 tables print 3 decimals [CBAM-NOTE]. Rounding is done in ``decimal`` on the
+    shortest decimal form of ``value`` with ``ROUND_HALF_UP`` (halves away from zero), not with
+    Python's ``round()``, which rounds half to even and works on the binary value.
+
+    Args:
+        value: The value to round (finite).
+
+    Returns:
+        The value rounded to 3 decimals.
+
+    Raises:
+        ValueError: If ``value`` is not finite.
+    """
+    if not math.isfinite(value):
+        raise ValueError(f"value must be finite, got {value!r}")
+    return float(Decimal(repr(value)).quantize(_TEMPLATE_QUANTUM, rounding=ROUND_HALF_UP))
+
+
+# --------------------------------------------------------------------------------------------------
+# CBAM factor and certificates due (domain.md section 4.3)
+# --------------------------------------------------------------------------------------------------
+
+_CBAM_FACTOR: dict[int, float] = {
+    2026: 0.975,
+    2027: 0.95,
+    2028: 0.90,
+    2029: 0.775,
+    2030: 0.515,
+    2031: 0.39,
+    2032: 0.265,
+    2033: 0.14,
+}
+_CBAM_FACTOR_LAST_YEAR = 2033
+
+
+def cbam_factor(year: int) -> float:
+    """CBAM factor for a year, as a fraction (domain.md section 4.3).
+
+    97.5 % (2026), 95 % (2027), 90 % (2028), 77.5 % (2029), 51.5 % (2030), 39 % (2031),
+    26.5 % (2032), 14 % (2033), 0 from 2034 [IR 2025/2620 Annex pts 2-4; Dir. 2003/87 Art. 10a(1a);
+    CBAM-NOTE section 4.8, 7].
+
+    Args:
+        year: Year of import, 2026 or later.
+
+    Returns:
+        The factor in [0, 1].
+
+    Raises:
+        ValueError: If ``year`` is before 2026.
+    """
+    _require_definitive_year(year)
+    if year > _CBAM_FACTOR_LAST_YEAR:
+        return 0.0
+    return _CBAM_FACTOR[year]
+
+
+def certificates_due_per_t(see_declared: float, year: int, benchmark: float, cscf: float = 1.0) -> float:
+    """Certificates due per tonne of good, before any Art. 9 carbon-price deduction.
+
+    ``max(0, SEE_declared - CBAM_factor(y) x CSCF(y) x BM_g)`` [IR 2025/2620 Annex pts 2-4;
+    Dir. 2003/87 Art. 10a(1a); CBAM-NOTE section 4.8, 7]. Use the Column A benchmark ``BM_g*`` with
+    actual values and the Column B benchmark ``BM_g`` with default values (domain.md section 4.3).
+    The floor at 0 is an inference: domain.md says it is not stated in the text.
+
+    Args:
+        see_declared: Declared specific embedded emissions in t CO2e/t.
+        year: Year of import, 2026 or later.
+        benchmark: The CBAM benchmark in t CO2e/t, >= 0.
+        cscf: Cross-sectoral correction factor for the year, >= 0; default 1.
+
+    Returns:
+        Certificates (t CO2e) due per tonne of good, never negative.
+
+    Raises:
+        ValueError: If ``year`` is before 2026, or ``benchmark`` or ``cscf`` is negative or
+            non-finite.
+    """
+    if not (math.isfinite(benchmark) and benchmark >= 0):
+        raise ValueError(f"benchmark must be a finite number >= 0, got {benchmark!r}")
+    if not (math.isfinite(cscf) and cscf >= 0):
+        raise ValueError(f"cscf must be a finite number >= 0, got {cscf!r}")
+    return max(0.0, see_declared - cbam_factor(year) * cscf * benchmark)
+
+
+# --------------------------------------------------------------------------------------------------
+# Specific embedded emissions (domain.md section 4.3)
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PrecursorInput:
+    """A relevant precursor consumed by a production process (domain.md section 4.3).
+
+    Attributes:
+        mass_t: ``M_i``, the *total* mass consumed to produce the activity level, including
+            spill, cut-offs and scrap [2025/2547 Annex III B; CBAM-NOTE section 3.1], >= 0.
+        see_direct: Direct SEE of the precursor in t CO2e/t (0 for EU or Annex III-exempt origin).
+        see_indirect: Indirect SEE of the precursor in t CO2e/t.
+
+    Raises:
+        ValueError: On construction, if ``mass_t`` is negative or non-finite.
+    """
+
+    mass_t: float
+    see_direct: float
+    see_indirect: float
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.mass_t) and self.mass_t >= 0):
+            raise ValueError(f"precursor mass_t must be a finite number >= 0, got {self.mass_t!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class SeeResult:
+    """Specific embedded emissions of a good, per channel, in t CO2e/t (domain.md section 4.3).
+
+    Attributes:
+        direct: Direct SEE.
+        indirect: Indirect SEE (see :func:`embedded_emissions` for what it contains).
+    """
+
+    direct: float
+    indirect: float
+
+
+def specific_embedded_emissions(
+    attributed_t: float,
+    activity_t: float,
+    precursors: Sequence[tuple[float, float]] = (),
+) -> float:
+    """SEE of a good for one channel, general form (domain.md section 4.3).
+
+    ``SEE_g = (AttrEm_g + EE_InpMat) / AL_g`` with ``EE_InpMat = sum_i M_i x SEE_i``
+    [2025/2547 Annex III B Eq. 59-60; CBAM-NOTE section 3.1]. With no precursors this is the
+    simple-good form ``SEE_g = AttrEm_g / AL_g`` [CBAM-NOTE; Annex IV pt 2 of 2023/956]. Evaluate
+    the direct and the indirect channel separately, with the precursors' SEE of that channel.
+
+    Args:
+        attributed_t: ``AttrEm_g``, attributed emissions of the production process in t CO2e.
+        activity_t: ``AL_g``, tonnes of good produced in the reporting period (MWh for
+            electricity), > 0.
+        precursors: ``(M_i, SEE_i)`` pairs: total mass consumed in t (incl. spill, cut-offs and
+            scrap), and the precursor's SEE for this channel in t CO2e/t.
+
+    Returns:
+        SEE of the good for the channel in t CO2e/t.
+
+    Raises:
+        ValueError: If ``activity_t`` <= 0 or not finite, or a precursor mass is negative.
+    """
+    if not (math.isfinite(activity_t) and activity_t > 0):
+        raise ValueError(f"activity_t (activity level AL_g) must be a finite number > 0, got {activity_t!r}")
+    embedded_inputs = 0.0
+    for mass_t, see in precursors:
+        if not (math.isfinite(mass_t) and mass_t >= 0):
+            raise ValueError(f"precursor mass M_i must be a finite number >= 0, got {mass_t!r}")
+        embedded_inputs += mass_t * see
+    return (attributed_t + embedded_inputs) / activity_t
+
+
+def specific_embedded_emissions_specific_form(
+    ae: float,
+    precursor_ratios: Sequence[tuple[float, float]],
+) -> float:
+    """SEE of a good for one channel, specific form (domain.md section 4.3).
+
+    ``SEE_g = ae_g + sum_i m_i x SEE_i`` with ``ae_g = AttrEm_g / AL_g`` and ``m_i = M_i / AL_g``
+    [2025/2547 Annex III B Eq. 61-62; CBAM-NOTE section 3.1]. Equal to
+    :func:`specific_embedded_emissions` for the same inputs. ``ae_g`` is a parameter so that a
+    boundary change (2025/2083 recital 16) can be applied by the caller.
+
+    Args:
+        ae: ``ae_g``, specific attributed emissions of the process in t CO2e/t.
+        precursor_ratios: ``(m_i, SEE_i)`` pairs: mass of precursor per tonne of good (t/t),
+            and the precursor's SEE for this channel in t CO2e/t.
+
+    Returns:
+        SEE of the good for the channel in t CO2e/t.
+
+    Raises:
+        ValueError: If a ratio ``m_i`` is negative or not finite.
+    """
+    total = ae
+    for ratio, see in precursor_ratios:
+        if not (math.isfinite(ratio) and ratio >= 0):
+            raise ValueError(f"precursor ratio m_i must be a finite number >= 0, got {ratio!r}")
+        total += ratio * see
+    return total
+
+
+def embedded_emissions(
+    category: CbamCategory,
+    cn_code: str,
+    *,
+    attributed_direct_t: float,
+    attributed_indirect_t: float,
+    activity_t: float,
+    precursors: Sequence[tuple[PrecursorInput, bool]] = (),
+) -> SeeResult:
+    """Direct and indirect SEE of a good, with the cross-channel rule (domain.md section 4.3).
+
+    Each channel uses :func:`specific_embedded_emissions` [2025/2547 Annex III B Eq. 59-60]. The
+    cross-channel rule [2025/2547 Annex I pt 3.1; CBAM-NOTE] says: for an Annex II complex good,
+    the indirect emissions of *non*-Annex II precursors are included (e.g. pellets in DRI); for a
+    non-Annex II good, the indirect emissions of Annex II precursors are excluded.
+
+    Interpretation implemented here (domain.md does not name the channel; VERIFY against the OJ):
+
+    - Direct channel: ``AttrEm_dir`` plus ``M_i x SEE_dir,i`` of every precursor.
+    - Indirect channel: the good's own ``AttrEm_indir`` only if the good carries indirect
+      emissions (:func:`carries_indirect`); for an Annex II good it is not counted (ignored, even
+      if non-zero). Plus ``M_i x SEE_indir,i`` of exactly those precursors that themselves carry
+      indirect emissions (flag ``True``), whatever the good's category. So an Annex II good's
+      ``indirect`` holds only the included indirect emissions of its non-Annex II precursors,
+      kept in the indirect channel rather than merged into ``direct``; and a non-Annex II good
+      drops the indirect emissions of its Annex II precursors.
+
+    The emission and activity arguments are keyword-only, so the two channels cannot be swapped
+    by position.
+
+    Precursors produced inside the same production process must not be listed, and precursors of
+    EU or Annex III-exempt origin carry SEE = 0; both are the caller's job.
+
+    Args:
+        category: Category of the good.
+        cn_code: CN code of the good, with or without spaces.
+        attributed_direct_t: ``AttrEm_dir`` of the production process in t CO2e.
+        attributed_indirect_t: ``AttrEm_indir = E_el,cons x EF_el`` in t CO2e.
+        activity_t: ``AL_g`` in t (MWh for electricity), > 0.
+        precursors: ``(precursor, carries_indirect)`` pairs; the flag says whether the precursor
+            is a non-Annex II good carrying indirect emissions (see :func:`carries_indirect`).
+
+    Returns:
+        The direct and indirect SEE in t CO2e/t.
+
+    Raises:
+        ValueError: If ``activity_t`` <= 0, or the category or CN code is invalid.
+    """
+    own_indirect = attributed_indirect_t if carries_indirect(category, cn_code) else 0.0
+    direct = specific_embedded_emissions(
+        attributed_direct_t,
+        activity_t,
+        [(p.mass_t, p.see_direct) for p, _ in precursors],
+    )
+    indirect = specific_embedded_emissions(
+        own_indirect,
+        activity_t,
+        [(p.mass_t, p.see_indirect) for p, p_carries in precursors if p_carries],
+    )
+    return SeeResult(direct=direct, indirect=indirect)

@@ -1,0 +1,293 @@
+"""The windowing engine: routes readings to machines, orders them, corrects late data, rolls up.
+
+Pure, like the calculators it drives: readings in, points out, time only from the readings.
+
+- **Ordering.** Each machine has a watermark: the newest event time it has seen minus
+  ``allowed_lateness``. Readings wait in a small heap until the watermark passes them and are
+  then released in event-time order, so out-of-order arrival within the lateness changes nothing.
+- **Late data.** A reading behind what was already released corrects the past: the machine's
+  state is restored from the snapshot taken at the last window close before the reading, the
+  readings since are re-applied with the late one in place, and every window whose result
+  changed is emitted again with the same identity and ``revision`` + 1. Readings older than
+  ``correction_horizon`` are refused as too late.
+- **Roll-ups.** Line and site windows sum the elements of their machines (ratios are never
+  averaged) and are emitted once every machine that has reported has closed the window.
+"""
+
+from __future__ import annotations
+
+import heapq
+from bisect import insort
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from plantstream.records import EPOCH, Point, Quality, Reading
+from streams.config import EngineSpec, MachineSpec
+from streams.machine import BadValue, MachineCalc, MachineState, WindowResult
+from streams.oee import OeeElements
+from streams.points import WindowPoints, window_label
+
+__all__ = ["Engine", "ReadingRejected"]
+
+_ONE_US = timedelta(microseconds=1)
+_Released = tuple[int, int, str, Any, Quality]
+
+
+class ReadingRejected(ValueError):
+    """A reading the engine cannot use; ``reason`` is a short key for counting."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+@dataclass
+class _Track:
+    """A machine's calculator with its ordering buffer and correction history."""
+
+    calc: MachineCalc
+    points: WindowPoints
+    scopes: list[tuple[str, ...]]
+    heap: list[_Released] = field(default_factory=list)
+    newest: int | None = None
+    history: list[_Released] = field(default_factory=list)
+    snapshots: list[tuple[int, MachineState, int]] = field(default_factory=list)
+    emitted: dict[tuple[str, int], tuple[int, WindowResult]] = field(default_factory=dict)
+
+
+@dataclass
+class _Rollup:
+    end: int
+    kind: str
+    start: int
+    shift: str | None
+    parts: dict[str, WindowResult] = field(default_factory=dict)
+    revision: int | None = None
+
+
+class Engine:
+    """Turns readings of every machine of a plant into ``oee``, ``energy`` and ``carbon`` points."""
+
+    def __init__(self, spec: EngineSpec, *, reorder: bool = True) -> None:
+        """Build an engine for the resolved plant ``spec``.
+
+        Args:
+            spec: the resolved plant.
+            reorder: hold readings for ``allowed_lateness`` to put them in order. A caller that
+                already delivers them in event-time order (``replay`` sorts its input) turns it off.
+        """
+        self.spec = spec
+        self._lateness = spec.allowed_lateness_us if reorder else 0
+        self._horizon = spec.correction_horizon_us
+        self._label = window_label(spec.window_us)
+        self._seq = 0
+        self._out: list[Point] = []
+        self.stats: Counter[str] = Counter()
+        # A roll-up of a single member would repeat the member: lines of one machine and sites of
+        # one line are not rolled up.
+        lines: dict[tuple[str, ...], list[str]] = {}
+        sites: dict[tuple[str, ...], set[str]] = {}
+        for m in spec.machines.values():
+            lines.setdefault(("line", m.site, m.line), []).append(m.id)
+            sites.setdefault(("site", m.site), set()).add(m.line)
+        self._scope_machines: dict[tuple[str, ...], list[str]] = {
+            key: sorted(ids) for key, ids in lines.items() if len(ids) > 1
+        }
+        for key, site_lines in sites.items():
+            if len(site_lines) > 1:
+                self._scope_machines[key] = sorted(m.id for m in spec.machines.values() if m.site == key[1])
+        self._tracks = {mid: self._track(m) for mid, m in spec.machines.items()}
+        self._scope_points = {key: self._scope_builder(key) for key in self._scope_machines}
+        self._rollups: dict[tuple[tuple[str, ...], str, int], _Rollup] = {}
+
+    def _track(self, m: MachineSpec) -> _Track:
+        tags = {"site": m.site, "line": m.line, "machine": m.id}
+        points = WindowPoints(
+            tags,
+            m.method,
+            m.micro_stop_max_us,
+            self._label,
+            m.has_oee,
+            m.has_energy,
+            m.carbon,
+            per_good_unit=True,
+        )
+        candidates: list[tuple[str, ...]] = [("line", m.site, m.line), ("site", m.site)]
+        scopes = [key for key in candidates if key in self._scope_machines]
+        return _Track(MachineCalc(m), points, scopes)
+
+    def _scope_builder(self, key: tuple[str, ...]) -> WindowPoints:
+        machines = [self.spec.machines[mid] for mid in self._scope_machines[key]]
+        first = machines[0]
+        tags = {"site": key[1], "line": key[2]} if key[0] == "line" else {"site": key[1]}
+        return WindowPoints(
+            tags,
+            first.method,
+            None,
+            self._label,
+            any(m.has_oee for m in machines),
+            any(m.has_energy for m in machines),
+            self.spec.site_carbon.get(first.site),
+            per_good_unit=False,
+        )
+
+    # -- input ----------------------------------------------------------------------------------
+
+    def push(self, reading: Reading) -> None:
+        """Take one reading.
+
+        Raises:
+            ReadingRejected: unknown machine or signal, a value that makes no sense for the
+                signal, or data older than the correction horizon. Nothing else is affected.
+        """
+        track = self._tracks.get(reading.machine)
+        if track is None:
+            raise ReadingRejected("unknown_machine", f"machine {reading.machine!r} is not in the plant model")
+        if not track.calc.knows(reading.signal):
+            raise ReadingRejected(
+                "unknown_signal",
+                f"signal {reading.signal!r} is not configured for machine {reading.machine!r}",
+            )
+        ts = (reading.ts - EPOCH) // _ONE_US
+        self._seq += 1
+        item = (ts, self._seq, reading.signal, reading.value, reading.quality)
+        self.stats["readings"] += 1
+        released = track.calc.state.released_until
+        if released is not None and ts < released:
+            self._correct(track, item)
+            return
+        if not self._lateness:
+            self._release(track, item)
+            return
+        heapq.heappush(track.heap, item)
+        if track.newest is None or ts > track.newest:
+            track.newest = ts
+        watermark = track.newest - self._lateness
+        while track.heap and track.heap[0][0] <= watermark:
+            self._release(track, heapq.heappop(track.heap))
+
+    def flush(self) -> None:
+        """The input has ended: release everything held and close every window."""
+        for track in self._tracks.values():
+            while track.heap:
+                self._release(track, heapq.heappop(track.heap))
+        for mid, track in self._tracks.items():
+            self._results(mid, track, track.calc.close_all())
+        for key in sorted(self._rollups, key=lambda k: (k[2], k[1], k[0])):
+            rollup = self._rollups[key]
+            if rollup.revision is None:
+                self._emit_rollup(key, rollup)
+
+    def take_points(self) -> list[Point]:
+        """Return and forget the points produced so far, in emission order."""
+        out, self._out = self._out, []
+        return out
+
+    # -- release and correction -----------------------------------------------------------------
+
+    def _release(self, track: _Track, item: _Released) -> None:
+        ts, _, signal, value, quality = item
+        calc = track.calc
+        try:
+            converted = calc.convert(signal, value, quality)
+        except BadValue as exc:
+            raise ReadingRejected("bad_value", f"{calc.spec.id}.{signal}: {exc}") from None
+        previous = calc.state.released_until
+        closed = calc.advance(ts)
+        if closed and previous is not None and ts > previous:
+            self._snapshot(track, ts)
+        calc.apply(ts, signal, converted)
+        track.history.append(item)
+        if closed:
+            self._results(calc.spec.id, track, closed)
+
+    def _snapshot(self, track: _Track, boundary: int) -> None:
+        """Remember the state holding every reading before ``boundary``; forget what the horizon passed."""
+        track.snapshots.append((boundary, track.calc.state.copy(), len(track.history)))
+        horizon = boundary - self._horizon
+        keep_from = 0
+        for i, (b, _, _) in enumerate(track.snapshots):
+            if b <= horizon:
+                keep_from = i
+        if keep_from:
+            cut = track.snapshots[keep_from][2]
+            track.snapshots = [(b, s, idx - cut) for b, s, idx in track.snapshots[keep_from:]]
+            del track.history[:cut]
+            stale = [key for key, (_, r) in track.emitted.items() if r.end < horizon]
+            for key in stale:
+                del track.emitted[key]
+
+    def _correct(self, track: _Track, item: _Released) -> None:
+        ts, _, signal, value, quality = item
+        try:
+            track.calc.convert(signal, value, quality)
+        except BadValue as exc:
+            raise ReadingRejected("bad_value", f"{track.calc.spec.id}.{signal}: {exc}") from None
+        chosen = None
+        for i, (boundary, _, _) in enumerate(track.snapshots):
+            if boundary <= ts:
+                chosen = i
+        released = track.calc.state.released_until or ts
+        if chosen is None or ts < released - self._horizon:
+            raise ReadingRejected(
+                "too_late", f"{track.calc.spec.id}.{signal}: older than the correction horizon"
+            )
+        _, state, index = track.snapshots[chosen]
+        replay = track.history[index:]
+        insort(replay, item)
+        track.calc.state = state.copy()
+        del track.history[index:]
+        del track.snapshots[chosen:]
+        self.stats["late_readings"] += 1
+        for released_item in replay:
+            self._release(track, released_item)
+
+    # -- output ---------------------------------------------------------------------------------
+
+    def _results(self, mid: str, track: _Track, results: list[WindowResult]) -> None:
+        touched = []
+        for result in results:
+            key = (result.kind, result.start)
+            previous = track.emitted.get(key)
+            if previous is not None and previous[1] == result:
+                continue
+            revision = 0 if previous is None else previous[0] + 1
+            if previous is not None:
+                self.stats["windows_corrected"] += 1
+            track.emitted[key] = (revision, result)
+            self._out.extend(track.points.points(result, revision))
+            for scope in track.scopes:
+                rkey = (scope, result.kind, result.start)
+                rollup = self._rollups.get(rkey)
+                if rollup is None:
+                    rollup = self._rollups[rkey] = _Rollup(
+                        result.end, result.kind, result.start, result.shift
+                    )
+                rollup.parts[mid] = result
+                if rollup.revision is not None:
+                    self._emit_rollup(rkey, rollup)
+                touched.append(scope)
+        for scope in dict.fromkeys(touched):
+            self._ready_rollups(scope)
+
+    def _ready_rollups(self, scope: tuple[str, ...]) -> None:
+        started = [self._tracks[m].calc.state for m in self._scope_machines[scope]]
+        closed_until = min(s.closed_until for s in started if s.released_until is not None)
+        ready = [
+            k
+            for k, r in self._rollups.items()
+            if k[0] == scope and r.revision is None and r.end <= closed_until
+        ]
+        for key in sorted(ready, key=lambda k: (k[2], k[1])):
+            self._emit_rollup(key, self._rollups[key])
+
+    def _emit_rollup(self, key: tuple[tuple[str, ...], str, int], rollup: _Rollup) -> None:
+        total = WindowResult(rollup.kind, rollup.start, rollup.end, rollup.shift, OeeElements())
+        for mid in sorted(rollup.parts):
+            total.add(rollup.parts[mid])
+        rollup.revision = 0 if rollup.revision is None else rollup.revision + 1
+        self._out.extend(
+            self._scope_points[key[0]].points(total, rollup.revision, {"machines": len(rollup.parts)})
+        )

@@ -1,0 +1,550 @@
+"""The per-machine calculator: readings in event-time order in, closed window results out.
+
+A sans-I/O state machine (no clock, no I/O): :meth:`MachineCalc.release` takes one reading that
+is in event-time order, and closed tumbling and shift windows come back as
+:class:`WindowResult`. All mutable state lives in :class:`MachineState`, which is plain data, so
+it can be copied for late-data corrections and serialised for checkpoints.
+
+Attribution rules (shared/domain.md §1-§2, shared/design.md §3):
+- A state reading at ``t`` holds from ``t`` until the next one (latest-state value); a reading
+  of bad quality makes the state unknown from ``t``. Time before the first state is unknown.
+- A cumulative counter sample at ``t`` reports what was made in ``(t_prev, t]``: the increase is
+  booked in the window containing that interval's end, so a sample at exactly 16:00 belongs to
+  the shift that ends at 16:00.
+- An energy or fuel register increase is spread evenly over ``(t_prev, t]`` across window edges;
+  after a gap longer than ``max_gap_s`` it is booked whole at ``t`` (the total stays exact).
+- Power is integrated by the trapezoid (or hold) rule, interpolated at window edges, never across
+  a gap longer than ``max_gap_s``.
+- A stop (idle or down) of at most ``micro_stop_max_s`` is a micro-stop and stays in run time
+  (a performance loss); longer, it is an availability loss. A window overlapping a stop whose
+  length is not yet known waits, at most ``micro_stop_max_s``, before it closes.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from plantstream.records import Quality
+from streams import carbon
+from streams.calendar import ShiftInstance, WindowProfile
+from streams.config import DOWN, IDLE, MICRO, OFF, PLANNED_STOP, RUNNING, SETUP, MachineSpec
+from streams.counters import CounterEvent, increase
+from streams.energy import US_PER_HOUR, hold_kwh, trapezoid_kwh
+from streams.oee import OeeElements
+
+__all__ = ["BadValue", "MachineCalc", "MachineState", "Stats", "WindowResult"]
+
+_STOPS = (IDLE, DOWN)
+_NEVER = 2**62
+
+
+class BadValue(ValueError):
+    """A reading's value cannot mean anything for its signal (e.g. text on a counter)."""
+
+
+@dataclass(slots=True)
+class Stats:
+    """Events worth counting and reporting, per machine."""
+
+    counter_resets: int = 0
+    counter_rollovers: int = 0
+    register_resets: int = 0
+    register_rollovers: int = 0
+    register_spikes: int = 0
+    bad_quality: int = 0
+    unknown_product: int = 0
+
+
+@dataclass(slots=True)
+class WindowResult:
+    """A closed window of one machine: OEE elements, energy and emissions.
+
+    ``kind`` is ``window`` (tumbling) or ``shift``. Emissions are in kg CO2e; ``scope2_market_kg``
+    is ``None`` where no market-based instruments are configured.
+    """
+
+    kind: str
+    start: int
+    end: int
+    shift: str | None
+    elements: OeeElements
+    kwh: float = 0.0
+    energy_covered_us: int = 0
+    fuel_tj: float = 0.0
+    scope1_kg: float = 0.0
+    scope2_location_kg: float = 0.0
+    scope2_market_kg: float | None = None
+
+    def add(self, other: WindowResult) -> None:
+        """Sum ``other`` into this result (shift windows and roll-ups)."""
+        self.elements.add(other.elements)
+        self.kwh += other.kwh
+        self.energy_covered_us += other.energy_covered_us
+        self.fuel_tj += other.fuel_tj
+        self.scope1_kg += other.scope1_kg
+        self.scope2_location_kg += other.scope2_location_kg
+        if other.scope2_market_kg is not None:
+            self.scope2_market_kg = (self.scope2_market_kg or 0.0) + other.scope2_market_kg
+
+
+class _Window:
+    """Accumulator of one open tumbling window."""
+
+    __slots__ = (
+        "counts",
+        "cover_power",
+        "cover_register",
+        "durations",
+        "fuel",
+        "ideal",
+        "kwh_power",
+        "kwh_register",
+        "profile",
+        "start",
+    )
+
+    def __init__(self, start: int, profile: WindowProfile) -> None:
+        self.start = start
+        self.profile = profile
+        self.durations = [0] * 7
+        self.counts: list[float] = [0, 0, 0]
+        self.ideal = 0.0
+        self.kwh_power = 0.0
+        self.cover_power = 0
+        self.kwh_register = 0.0
+        self.cover_register = 0
+        self.fuel: dict[str, float] = {}
+
+
+@dataclass
+class _ShiftTotal:
+    """Sum of the closed tumbling windows of one shift instance."""
+
+    shift: ShiftInstance
+    result: WindowResult
+    covered_scheduled: int = 0
+    covered_break: int = 0
+
+
+@dataclass
+class MachineState:
+    """All mutable state of one machine's calculator: plain data, copyable and serialisable."""
+
+    released_until: int | None = None
+    accounted_until: int | None = None
+    category: int | None = None
+    pending_stop: int | None = None
+    product: str | None = None
+    counter_last: dict[str, float] = field(default_factory=dict)
+    register_last: tuple[int, float] | None = None
+    power_last: tuple[int, float] | None = None
+    fuel_last: dict[str, tuple[int, float]] = field(default_factory=dict)
+    windows: dict[int, _Window] = field(default_factory=dict)
+    shifts: dict[int, _ShiftTotal] = field(default_factory=dict)
+    closed_until: int = -_NEVER
+    next_check: int = -_NEVER
+    stats: Stats = field(default_factory=Stats)
+
+    def copy(self) -> MachineState:
+        """A deep copy, for snapshots taken before late data is re-applied."""
+        return copy.deepcopy(self)
+
+
+class MachineCalc:
+    """Runs one machine's readings through the time model and the energy and carbon calculators."""
+
+    def __init__(self, spec: MachineSpec, state: MachineState | None = None) -> None:
+        self.spec = spec
+        self.state = state or MachineState()
+        self._window_us = spec.window_us
+        self._kinds: dict[str, str] = {}
+        if spec.state_signal:
+            self._kinds[spec.state_signal] = "state"
+        for name in spec.counters:
+            self._kinds[name] = "counter"
+        if spec.power_signal:
+            self._kinds[spec.power_signal] = "power"
+        if spec.energy_signal:
+            self._kinds[spec.energy_signal] = "register"
+        for name in spec.fuels:
+            self._kinds[name] = "fuel"
+        if spec.product_signal:
+            self._kinds[spec.product_signal] = "product"
+        roles = set(spec.counters.values())
+        self._has_total, self._has_good, self._has_reject = (0 in roles), (1 in roles), (2 in roles)
+        # Which counts carry ideal time: total when reported, else good and reject together.
+        self._ideal_roles = {0} if self._has_total else {1, 2}
+
+    def knows(self, signal: str) -> bool:
+        """True when ``signal`` is configured for this machine."""
+        return signal in self._kinds
+
+    # -- the hot path ---------------------------------------------------------------------------
+
+    def release(self, ts: int, signal: str, value: Any, quality: Quality) -> list[WindowResult]:
+        """Apply one reading in event-time order; return the windows this closed.
+
+        Raises:
+            BadValue: the value cannot mean anything for the signal; nothing was changed.
+        """
+        converted = self.convert(signal, value, quality)
+        closed = self.advance(ts)
+        self.apply(ts, signal, converted)
+        return closed
+
+    def convert(self, signal: str, value: Any, quality: Quality) -> Any:
+        """Check and convert a value for ``signal``; ``None`` stands for a bad-quality sample.
+
+        Raises:
+            BadValue: the value cannot mean anything for the signal.
+        """
+        if quality is Quality.BAD:
+            return None
+        kind = self._kinds[signal]
+        if kind == "state":
+            category = self.spec.state_codes.get(_code(value))
+            if category is None:
+                raise BadValue(f"state value {value!r} is not a category or a configured code")
+            return category
+        if kind == "product":
+            return str(value)
+        return _number(value)
+
+    def advance(self, ts: int) -> list[WindowResult]:
+        """Move event time to ``ts`` (not before the last reading); return the windows that closed."""
+        st = self.state
+        if st.released_until is None:
+            st.accounted_until = ts
+            st.next_check = ts - ts % self._window_us + self._window_us
+            return []
+        if ts > st.next_check:
+            return self._close_ready(ts, final=False)
+        return []
+
+    def apply(self, ts: int, signal: str, converted: Any) -> None:
+        """Apply a value from :meth:`convert` at ``ts`` (after :meth:`advance` to ``ts``)."""
+        st = self.state
+        st.released_until = ts
+        kind = self._kinds[signal]
+        if converted is None:
+            st.stats.bad_quality += 1
+            if kind == "state":
+                self._set_state(ts, None)
+        elif kind == "counter":
+            self._counter(ts, signal, converted)
+        elif kind == "power":
+            self._power(ts, converted)
+        elif kind == "register":
+            self._register(ts, converted)
+        elif kind == "state":
+            self._set_state(ts, converted)
+        elif kind == "fuel":
+            self._fuel(ts, signal, converted)
+        else:
+            st.product = converted
+
+    def _counter(self, ts: int, signal: str, value: float) -> None:
+        st = self.state
+        previous = st.counter_last.get(signal)
+        st.counter_last[signal] = value
+        if previous is None:
+            return
+        delta, event = increase(previous, value, self.spec.counter_modulus[signal])
+        if event is CounterEvent.RESET:
+            st.stats.counter_resets += 1
+        elif event is CounterEvent.ROLLOVER:
+            st.stats.counter_rollovers += 1
+        if not delta:
+            return
+        start = (ts - 1) - (ts - 1) % self._window_us
+        window = st.windows.get(start) or self._open(start)
+        role = self.spec.counters[signal]
+        window.counts[role] += delta
+        if role in self._ideal_roles:
+            window.ideal += delta * self._ideal_cycle()
+
+    def _ideal_cycle(self) -> float:
+        spec = self.spec
+        product = self.state.product
+        if product is not None:
+            cycle = spec.ideal_cycle_us_by_product.get(product)
+            if cycle is not None:
+                return cycle
+            if spec.ideal_cycle_us is None:
+                self.state.stats.unknown_product += 1
+                return 0.0
+        return spec.ideal_cycle_us or 0.0
+
+    def _power(self, ts: int, value: float) -> None:
+        spec = self.spec
+        assert spec.power is not None
+        kw = value * spec.power.scale
+        st = self.state
+        last = st.power_last
+        st.power_last = (ts, kw)
+        if last is None or ts <= last[0] or ts - last[0] > spec.power.max_gap_s * 1_000_000:
+            return
+        t0, p0 = last
+        hold = spec.power.integration == "hold"
+        for window, a, b in self._pieces(t0, ts):
+            window.kwh_power += hold_kwh(p0, a, b) if hold else trapezoid_kwh(t0, p0, ts, kw, a, b)
+            window.cover_power += b - a
+
+    def _register(self, ts: int, value: float) -> None:
+        spec = self.spec
+        assert spec.energy is not None
+        raw = value
+        st = self.state
+        last = st.register_last
+        st.register_last = (ts, raw)
+        if last is None or ts <= last[0]:
+            return
+        t0, previous = last
+        scale = spec.energy.scale
+        max_delta = None
+        if spec.rated_kw is not None:
+            # Plausibility bound of domain.md §2.2: P_rated · Δt · 1.2, in register units.
+            max_delta = spec.rated_kw * (ts - t0) / US_PER_HOUR * 1.2 / scale
+        delta, event = increase(previous, raw, spec.energy.modulus, max_delta)
+        if event is CounterEvent.RESET:
+            st.stats.register_resets += 1
+        elif event is CounterEvent.ROLLOVER:
+            st.stats.register_rollovers += 1
+        if max_delta is not None and delta > max_delta:
+            st.stats.register_spikes += 1
+            return
+        self._spread(t0, ts, delta * scale, spec.energy.max_gap_s, "register")
+
+    def _fuel(self, ts: int, signal: str, value: float) -> None:
+        fuel = self.spec.fuels[signal]
+        raw = value
+        st = self.state
+        last = st.fuel_last.get(signal)
+        st.fuel_last[signal] = (ts, raw)
+        if last is None or ts <= last[0]:
+            return
+        delta, _ = increase(last[1], raw, fuel.modulus)
+        self._spread(last[0], ts, delta, fuel.max_gap_us / 1_000_000, signal)
+
+    def _spread(self, t0: int, t1: int, amount: float, max_gap_s: float, into: str) -> None:
+        """Spread ``amount`` evenly over (t0, t1], or book it whole at t1 after a long gap."""
+        if t1 - t0 > max_gap_s * 1_000_000:
+            start = (t1 - 1) - (t1 - 1) % self._window_us
+            pieces = [(self.state.windows.get(start) or self._open(start), t1, t1)]
+            span = 0
+        else:
+            pieces = self._pieces(t0, t1)
+            span = t1 - t0
+        for window, a, b in pieces:
+            share = amount * (b - a) / span if span else amount
+            if into == "register":
+                window.kwh_register += share
+                window.cover_register += b - a
+            else:
+                window.fuel[into] = window.fuel.get(into, 0.0) + share
+
+    def _pieces(self, a: int, b: int) -> list[tuple[_Window, int, int]]:
+        """Split the interval [a, b] at window edges: (window, piece start, piece end)."""
+        size = self._window_us
+        windows = self.state.windows
+        start = a - a % size
+        out = []
+        while start < b:
+            end = start + size
+            window = windows.get(start) or self._open(start)
+            out.append((window, max(a, start), min(b, end)))
+            start = end
+        return out
+
+    def _open(self, start: int) -> _Window:
+        window = _Window(start, self.spec.schedule.profile(start))
+        self.state.windows[start] = window
+        return window
+
+    # -- state timeline -------------------------------------------------------------------------
+
+    def _set_state(self, ts: int, category: int | None) -> None:
+        st = self.state
+        if st.pending_stop is not None:
+            started = st.pending_stop
+            st.pending_stop = None
+            micro = ts - started <= self.spec.micro_stop_max_us
+            self._attribute(started, ts, RUNNING if micro else st.category, micro=micro)
+        else:
+            self._attribute(st.accounted_until or ts, ts, st.category)
+        st.accounted_until = ts
+        if category != st.category or category is None:
+            st.category = category
+            if category in _STOPS and self.spec.micro_stop_max_us > 0:
+                st.pending_stop = ts
+
+    def _advance_state(self, now: int, final: bool) -> None:
+        """Book the current state up to ``now``, unless a possible micro-stop is still open."""
+        st = self.state
+        if st.pending_stop is not None:
+            if not final and now - st.pending_stop <= self.spec.micro_stop_max_us:
+                return
+            # Longer than the threshold (or the input ended while stopped): a real stop.
+            st.pending_stop = None
+        start = st.accounted_until
+        if start is not None and now > start:
+            self._attribute(start, now, st.category)
+            st.accounted_until = now
+
+    def _attribute(self, a: int, b: int, category: int | None, micro: bool = False) -> None:
+        size = self._window_us
+        windows = self.state.windows
+        start = a - a % size
+        while start < b:
+            end = start + size
+            window = windows.get(start) or self._open(start)
+            if category is not None and window.profile.productive:
+                piece = min(b, end) - max(a, start)
+                window.durations[category] += piece
+                if micro:
+                    window.durations[MICRO] += piece
+            start = end
+
+    # -- closing --------------------------------------------------------------------------------
+
+    def _close_ready(self, now: int, final: bool) -> list[WindowResult]:
+        """Close every window whose inputs are complete as of ``now``."""
+        st = self.state
+        spec = self.spec
+        self._advance_state(now, final)
+        bound = _NEVER if final else now - 1
+        if not final:
+            if st.pending_stop is not None:
+                bound = min(bound, st.pending_stop)
+            # A window waits for the next sample of each integrated signal, unless it is overdue.
+            if st.power_last is not None and spec.power is not None:
+                t_last = st.power_last[0]
+                if now - t_last <= spec.power.max_gap_s * 1_000_000:
+                    bound = min(bound, t_last)
+            if st.register_last is not None and spec.energy is not None:
+                t_last = st.register_last[0]
+                if now - t_last <= spec.energy.max_gap_s * 1_000_000:
+                    bound = min(bound, t_last)
+            for name, (t_last, _) in st.fuel_last.items():
+                if now - t_last <= spec.fuels[name].max_gap_us:
+                    bound = min(bound, t_last)
+        size = self._window_us
+        results = []
+        for start in sorted(st.windows):
+            if start + size > bound:
+                break
+            results.append(self._close_window(st.windows.pop(start)))
+        if final:
+            st.closed_until = max(st.closed_until, now)
+        else:
+            st.closed_until = max(st.closed_until, bound - bound % size if bound < _NEVER else now)
+        for key in sorted(st.shifts):
+            total = st.shifts[key]
+            if final or total.shift.end <= st.closed_until:
+                results.append(self._close_shift(st.shifts.pop(key)))
+        st.next_check = min(st.windows) + size if st.windows else now - now % size + size
+        return results
+
+    def close_all(self) -> list[WindowResult]:
+        """The input has ended: close every open window, booking unobserved planned time as unknown."""
+        if self.state.released_until is None:
+            return []
+        return self._close_ready(self.state.released_until, final=True)
+
+    def _close_window(self, w: _Window) -> WindowResult:
+        spec = self.spec
+        size = self._window_us
+        profile = w.profile
+        e = OeeElements()
+        if profile.shift is not None or spec.schedule.always_on:
+            e.scheduled = size
+            if profile.in_break:
+                e.planned_stop = size
+            else:
+                d = w.durations
+                e.run, e.micro, e.down, e.idle, e.setup, e.off = (
+                    d[RUNNING],
+                    d[MICRO],
+                    d[DOWN],
+                    d[IDLE],
+                    d[SETUP],
+                    d[OFF],
+                )
+                e.planned_stop = d[PLANNED_STOP]
+                e.unknown = size - (d[RUNNING] + d[DOWN] + d[IDLE] + d[SETUP] + d[OFF] + d[PLANNED_STOP])
+        total, good, reject = w.counts
+        if not self._has_total:
+            total = good + reject
+        if not self._has_good:
+            good = total - reject
+        if not self._has_reject:
+            reject = total - good
+        e.total, e.good, e.reject, e.ideal = total, good, reject, w.ideal
+        if spec.energy is not None:
+            kwh, covered = w.kwh_register, w.cover_register
+        else:
+            kwh, covered = w.kwh_power, w.cover_power
+        result = WindowResult(
+            kind="window",
+            start=w.start,
+            end=w.start + size,
+            shift=profile.shift.name if profile.shift else None,
+            elements=e,
+            kwh=kwh,
+            energy_covered_us=covered,
+        )
+        self._carbon(result, w.fuel)
+        if profile.shift is not None:
+            key = profile.shift.start
+            total_acc = self.state.shifts.get(key)
+            if total_acc is None:
+                empty = WindowResult("shift", key, profile.shift.end, profile.shift.name, OeeElements())
+                total_acc = self.state.shifts[key] = _ShiftTotal(profile.shift, empty)
+            total_acc.result.add(result)
+            total_acc.covered_scheduled += size
+            if profile.in_break:
+                total_acc.covered_break += size
+        return result
+
+    def _close_shift(self, total: _ShiftTotal) -> WindowResult:
+        shift = total.shift
+        length = shift.end - shift.start
+        breaks = sum(b - a for a, b in shift.breaks)
+        missing = length - total.covered_scheduled
+        missing_break = breaks - total.covered_break
+        e = total.result.elements
+        # Planned time the machine never reported on is unknown, not guessed.
+        e.scheduled += missing
+        e.planned_stop += missing_break
+        e.unknown += missing - missing_break
+        return total.result
+
+    def _carbon(self, result: WindowResult, fuel_amounts: dict[str, float]) -> None:
+        spec = self.spec.carbon
+        if spec is None:
+            return
+        result.scope2_location_kg = carbon.scope2_kg(result.kwh, spec.grid.t_per_mwh)
+        if spec.market_t_per_mwh is not None:
+            result.scope2_market_kg = carbon.scope2_kg(result.kwh, spec.market_t_per_mwh)
+        for name, amount in fuel_amounts.items():
+            fuel = self.spec.fuels[name]
+            tj = carbon.fuel_energy_tj(amount, fuel.unit, fuel.fuel, ncv_mj_per_nm3=fuel.ncv_mj_per_nm3)
+            result.fuel_tj += tj
+            result.scope1_kg += carbon.scope1_emissions(tj, fuel.fuel, spec.gwp).co2e_kg
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadValue(f"expected a number, got {value!r}")
+    if not math.isfinite(value):
+        raise BadValue(f"expected a finite number, got {value!r}")
+    return value
+
+
+def _code(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

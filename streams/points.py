@@ -1,0 +1,96 @@
+"""Window results as points: the ``oee``, ``energy`` and ``carbon`` measurements (docs/points.md).
+
+A window point's time is the window's start; its identity (measurement, tags, time) is stable, so
+a corrected window re-emitted later overwrites the first one downstream. ``revision`` counts the
+corrections.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from plantstream.plant.schema import OeeMethod
+from plantstream.records import EPOCH, FieldValue, Point
+from streams.calendar import US
+from streams.config import CarbonSpec
+from streams.energy import US_PER_HOUR, specific_energy
+from streams.machine import WindowResult
+from streams.oee import element_fields, oee_kpis
+
+__all__ = ["WindowPoints", "window_label"]
+
+
+def window_label(window_us: int) -> str:
+    """A short tag value for a window length: ``1m``, ``15m``, ``1h``, ``90s``."""
+    seconds = window_us // US
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+class WindowPoints:
+    """Builds the points of closed windows for one scope (a machine, a line or a site)."""
+
+    def __init__(
+        self,
+        tags: dict[str, str],
+        method: OeeMethod,
+        micro_stop_max_us: int | None,
+        window_tag: str,
+        has_oee: bool,
+        has_energy: bool,
+        carbon: CarbonSpec | None,
+        per_good_unit: bool,
+    ) -> None:
+        self.tags = tags
+        self.method = method
+        self.micro_stop_max_s = None if micro_stop_max_us is None else micro_stop_max_us / US
+        self.window_tag = window_tag
+        self.has_oee = has_oee
+        self.has_energy = has_energy
+        self.carbon = carbon
+        self.per_good_unit = per_good_unit
+
+    def points(
+        self, result: WindowResult, revision: int, extra: dict[str, FieldValue] | None = None
+    ) -> list[Point]:
+        """The points of one closed window (or roll-up); empty measurements are left out."""
+        tags = dict(self.tags)
+        if result.kind == "shift":
+            tags["window"] = "shift"
+        else:
+            tags["window"] = self.window_tag
+        if result.shift is not None:
+            tags["shift"] = result.shift
+        time = EPOCH + timedelta(microseconds=result.start)
+        common: dict[str, FieldValue] = {"revision": revision, **(extra or {})}
+        out = []
+        e = result.elements
+        if self.has_oee and (e.scheduled > 0 or e.total > 0):
+            fields: dict[str, FieldValue] = {**oee_kpis(e, self.method), **element_fields(e)}
+            if self.micro_stop_max_s is not None:
+                fields["micro_stop_max_s"] = self.micro_stop_max_s
+            out.append(Point(measurement="oee", tags=tags, fields=fields | common, time=time))
+        span_h = (result.end - result.start) / US_PER_HOUR
+        if self.has_energy:
+            fields = {"kwh": result.kwh, "avg_kw": result.kwh / span_h}
+            fields["coverage"] = result.energy_covered_us / (result.end - result.start)
+            sec = specific_energy(result.kwh, e.good) if self.per_good_unit else None
+            if sec is not None:
+                fields["kwh_per_good_unit"] = sec
+            out.append(Point(measurement="energy", tags=tags, fields=fields | common, time=time))
+        if self.carbon is not None and (self.has_energy or result.fuel_tj):
+            total = result.scope1_kg + result.scope2_location_kg
+            fields = {
+                "co2e_kg": total,
+                "scope1_co2e_kg": result.scope1_kg,
+                "scope2_location_kg": result.scope2_location_kg,
+                "grid_factor_t_per_mwh": self.carbon.grid.t_per_mwh,
+            }
+            if result.scope2_market_kg is not None:
+                fields["scope2_market_kg"] = result.scope2_market_kg
+            if self.per_good_unit and e.good > 0:
+                fields["co2e_kg_per_good_unit"] = total / e.good
+            out.append(Point(measurement="carbon", tags=tags, fields=fields | common, time=time))
+        return out
