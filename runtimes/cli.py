@@ -181,8 +181,8 @@ def _print_summary(summary: ReplaySummary, source: str, out_path: str) -> None:
             pct("performance"),
             pct("quality"),
             pct("oee"),
-            f"{f.get('run_s', 0) / 60:.0f} min",
-            f"{f.get('unknown_s', 0) / 60:.0f} min",  # type: ignore[operator]
+            minutes("run_s"),
+            minutes("unknown_s"),
         )
     if summary.shift_points:
         _err.print(table)
