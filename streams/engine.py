@@ -196,7 +196,7 @@ class Engine:
             raise ReadingRejected("bad_value", f"{calc.spec.id}.{signal}: {exc}") from None
         previous = calc.state.released_until
         closed = calc.advance(ts)
-        if closed and previous is not None and ts > previous:
+        if previous is None or (closed and ts > previous):
             self._snapshot(track, ts)
         calc.apply(ts, signal, converted)
         track.history.append(item)

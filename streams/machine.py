@@ -483,7 +483,8 @@ class MachineCalc:
         if not self._has_reject:
             reject = total - good
         e.total, e.good, e.reject, e.ideal = total, good, reject, w.ideal
-        if spec.energy is not None:
+        # The register is exact where it has data; power integration fills windows it does not cover.
+        if w.cover_register or w.kwh_register:
             kwh, covered = w.kwh_register, w.cover_register
         else:
             kwh, covered = w.kwh_power, w.cover_power

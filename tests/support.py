@@ -1,0 +1,99 @@
+"""Shared test helpers (imported as ``support``): build an engine from plant text, feed it readings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from plantstream.plant import parse_plant
+from plantstream.records import Point, Reading
+from streams.config import build_spec
+from streams.engine import Engine
+
+BASE_PLANT = """
+sites:
+  - id: demo
+    timezone: {tz}
+    country: VN
+    {calendar_ref}
+    carbon:
+      grid: {{country: VN, basis: annual, year: 2023}}
+    lines:
+      - id: l1
+        machines:
+          - id: m1
+            ideal_cycle_s: 1.0
+            signals:
+              state: state
+              total_count: total_count
+              good_count: good_count
+              reject_count: reject_count
+              power_kw: {{role: power_kw, integration: {integration}}}
+              energy_kwh: energy_kwh
+{calendars}
+production:
+  oee_method: {method}
+  micro_stop_max_s: {micro}
+  allowed_lateness_s: {lateness}
+  correction_horizon_s: 3600
+"""
+
+DAY_CALENDAR = """
+calendars:
+  day:
+    shifts:
+      - {name: day, start: "08:00", end: "16:00"}
+"""
+
+
+def plant_text(
+    *,
+    tz: str = "UTC",
+    calendar: str | None = DAY_CALENDAR,
+    method: str = "iso22400",
+    micro: float = 0,
+    lateness: float = 5,
+    integration: str = "trapezoid",
+) -> str:
+    """The minimal plant with knobs; ``calendar=None`` means planned 24/7."""
+    return BASE_PLANT.format(
+        tz=tz,
+        calendar_ref="calendar: day" if calendar else "",
+        calendars=calendar or "",
+        method=method,
+        micro=micro,
+        lateness=lateness,
+        integration=integration,
+    )
+
+
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+
+
+def reading(minutes: float, signal: str, value: Any, machine: str = "m1", quality: str = "good") -> Reading:
+    """A reading ``minutes`` after 2026-03-02 08:00 UTC."""
+    return Reading(
+        ts=T0 + timedelta(minutes=minutes), machine=machine, signal=signal, value=value, quality=quality
+    )
+
+
+def run_engine(text: str, readings: Iterable[Reading], *, reorder: bool = True) -> list[Point]:
+    """Push ``readings`` through an engine for ``text``, flush, and return every point."""
+    engine = build_engine(text, reorder=reorder)
+    for r in readings:
+        engine.push(r)
+    engine.flush()
+    return engine.take_points()
+
+
+def select(points: list[Point], measurement: str, **tags: str) -> list[Point]:
+    """The points of ``measurement`` whose tags include ``tags``."""
+    return [
+        p for p in points if p.measurement == measurement and all(p.tags.get(k) == v for k, v in tags.items())
+    ]
+
+
+def build_engine(text: str, *, reorder: bool = True) -> Engine:
+    """An engine for plant ``text``."""
+    return Engine(build_spec(parse_plant(text).model), reorder=reorder)

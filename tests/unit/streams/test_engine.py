@@ -1,0 +1,223 @@
+"""The windowing engine: watermarks, late-data corrections, calendars, roll-ups, carbon, bad input."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from support import plant_text, reading, run_engine, select
+
+from streams.engine import ReadingRejected
+
+
+def production(minutes: int = 10) -> list:
+    """A machine running with a counter sample each minute, 60 pieces a minute."""
+    out = [reading(0, "state", "running")]
+    for m in range(minutes + 1):
+        out += [
+            reading(m, "total_count", 60 * m),
+            reading(m, "good_count", 60 * m),
+            reading(m, "reject_count", 0),
+        ]
+    return out
+
+
+def test_window_point_time_is_the_window_start_and_counts_book_to_the_interval_end() -> None:
+    points = select(run_engine(plant_text(), production(3)), "oee", machine="m1", window="1m")
+    assert [p.time.strftime("%H:%M") for p in points] == ["08:00", "08:01", "08:02"]
+    # The sample at 08:01:00 reports (08:00, 08:01]: it belongs to the 08:00 window.
+    assert [p.fields["total_count"] for p in points] == [60, 60, 60]
+    assert all(p.fields["revision"] == 0 for p in points)
+
+
+def test_out_of_order_within_lateness_changes_nothing() -> None:
+    ordered = production(5)
+    shuffled = ordered[:]
+    shuffled[3], shuffled[7] = shuffled[7], shuffled[3]  # 2 minutes apart at most? no: same minute block
+    assert run_engine(plant_text(lateness=120), shuffled) == run_engine(plant_text(lateness=120), ordered)
+
+
+def test_late_reading_corrects_the_closed_window_with_the_same_identity() -> None:
+    readings = production(5)
+    late = reading(1.5, "state", "down")  # arrives after everything, 3.5 min late, lateness 5 s
+    recovery = reading(1.75, "state", "running")
+    points = run_engine(plant_text(), [*readings, late, recovery])
+    window = [
+        p for p in select(points, "oee", machine="m1", window="1m") if p.time.strftime("%H:%M") == "08:01"
+    ]
+    assert [p.fields["revision"] for p in window] == [0, 1, 2]
+    assert window[-1].fields["down_s"] == 15.0
+    assert window[-1].fields["run_s"] == 45.0
+    assert len({(p.measurement, tuple(p.tags.items()), p.time) for p in window}) == 1
+
+
+def test_readings_older_than_the_correction_horizon_are_refused() -> None:
+    from support import build_engine
+
+    engine = build_engine(plant_text())
+    for r in production(70):
+        engine.push(r)
+    with pytest.raises(ReadingRejected) as caught:
+        engine.push(reading(1, "state", "down"))
+    assert caught.value.reason == "too_late"
+
+
+def test_shift_calendar_in_local_time_with_breaks_and_holidays() -> None:
+    calendar = """
+calendars:
+  day:
+    shifts:
+      - name: early
+        start: "15:00"
+        end: "16:00"
+        breaks: [{start: "15:30", end: "15:40"}]
+    holidays: [2026-03-03]
+"""
+    # 15:00 in Ho Chi Minh City (UTC+7) is 08:00 UTC.
+    text = plant_text(tz="Asia/Ho_Chi_Minh", calendar=calendar)
+    readings = [reading(0, "state", "running"), reading(60, "state", "idle")]
+    readings += [reading(24 * 60, "state", "running"), reading(24 * 60 + 60, "state", "idle")]  # a holiday
+    shifts = select(run_engine(text, readings), "oee", machine="m1", window="shift")
+    assert len(shifts) == 1
+    fields = shifts[0].fields
+    assert shifts[0].tags["shift"] == "early"
+    assert shifts[0].time.strftime("%Y-%m-%d %H:%M") == "2026-03-02 08:00"
+    assert fields["scheduled_s"] == 3600
+    assert fields["planned_stop_s"] == 600
+    assert fields["planned_busy_s"] == 3000
+    assert fields["run_s"] == 3000
+    assert fields["availability"] == 1.0
+
+
+def test_misaligned_calendar_is_a_config_problem() -> None:
+    from streams.config import ConfigProblem
+
+    calendar = """
+calendars:
+  day:
+    shifts:
+      - {name: day, start: "08:00:30", end: "16:00"}
+"""
+    with pytest.raises(ConfigProblem, match="not on a 60 s window boundary"):
+        run_engine(plant_text(calendar=calendar), [])
+
+
+def test_planned_time_without_data_is_unknown_not_guessed() -> None:
+    # First reading at 12:00: the four hours before are unknown; the state then runs to 16:00.
+    readings = [reading(240, "state", "running"), reading(480, "total_count", 0)]
+    [shift] = select(run_engine(plant_text(), readings), "oee", machine="m1", window="shift")
+    assert shift.fields["unknown_s"] == 4 * 3600
+    assert shift.fields["run_s"] == 4 * 3600
+    assert shift.fields["availability"] == 0.5
+
+
+def test_bad_quality_state_makes_time_unknown() -> None:
+    readings = [
+        reading(0, "state", "running"),
+        reading(1, "state", "running", quality="bad"),
+        reading(2, "state", "running"),
+        reading(3, "total_count", 0),
+    ]
+    points = select(run_engine(plant_text(), readings), "oee", machine="m1", window="1m")
+    assert [p.fields["unknown_s"] for p in points] == [0, 60, 0]
+
+
+def test_state_codes_from_a_plc() -> None:
+    text = plant_text().replace("state: state", "state: {role: state, codes: {0: off, 1: running, 2: down}}")
+    readings = [
+        reading(0, "state", 1),
+        reading(1, "state", 2.0),
+        reading(2, "state", "running"),
+        reading(3, "state", 0),
+    ]
+    points = select(run_engine(text, readings), "oee", machine="m1", window="1m")
+    assert [(p.fields["run_s"], p.fields["down_s"]) for p in points] == [(60, 0), (0, 60), (60, 0)]
+
+
+@pytest.mark.parametrize(
+    ("r", "reason"),
+    [
+        (reading(0, "state", "running", machine="m9"), "unknown_machine"),
+        (reading(0, "temperature", 21.5), "unknown_signal"),
+        (reading(0, "total_count", "many"), "bad_value"),
+        (reading(0, "state", "dancing"), "bad_value"),
+        (reading(0, "power_kw", float("nan")), "bad_value"),
+    ],
+)
+def test_bad_readings_are_refused_with_a_reason_and_lose_nothing_else(r, reason: str) -> None:
+    from support import build_engine
+
+    engine = build_engine(plant_text())
+    good = production(3)
+    for item in good[:5]:
+        engine.push(item)
+    with pytest.raises(ReadingRejected) as caught:
+        engine.push(r)
+    assert caught.value.reason == reason
+    for item in good[5:]:
+        engine.push(item)
+    engine.flush()
+    assert engine.take_points() == run_engine(plant_text(), good)
+
+
+def test_carbon_is_kwh_times_the_grid_factor() -> None:
+    # 60 kW for one hour = 60 kWh; Viet Nam 2023: 0.6592 t/MWh -> 39.552 kg.
+    readings = [reading(m, "power_kw", 60) for m in range(61)]
+    points = select(run_engine(plant_text(calendar=None), readings), "carbon", window="1m")
+    assert sum(p.fields["scope2_location_kg"] for p in points) == pytest.approx(60 * 0.6592)
+    assert all(p.fields["grid_factor_t_per_mwh"] == 0.6592 for p in points)
+
+
+def test_fuel_meter_gives_scope1_tv_c_4() -> None:
+    # TV-C-4: 100 t natural gas = 4.8 TJ -> 269.542 t CO2e (AR5), spread over one hour of meter readings.
+    text = plant_text(calendar=None).replace(
+        "energy_kwh: energy_kwh",
+        "energy_kwh: energy_kwh\n              gas: {role: fuel, fuel: natural_gas, unit: t}",
+    )
+    readings = [reading(m, "gas", 100 * m / 60) for m in range(61)]
+    points = select(run_engine(text, readings), "carbon", window="1m")
+    assert sum(p.fields["scope1_co2e_kg"] for p in points) == pytest.approx(269_542, abs=1)
+
+
+def two_machine_plant() -> str:
+    text = plant_text()
+    m2 = """
+          - id: m2
+            ideal_cycle_s: 2.0
+            signals: {state: state, total_count: total_count}
+"""
+    return text.replace(
+        "              energy_kwh: energy_kwh\n", "              energy_kwh: energy_kwh\n" + m2, 1
+    )
+
+
+def test_line_roll_up_sums_elements_and_never_averages_ratios() -> None:
+    readings = production(4)
+    readings += [reading(0, "state", "running", machine="m2"), reading(2, "state", "down", machine="m2")]
+    readings += [reading(m, "total_count", 20 * m, machine="m2") for m in range(5)]
+    points = run_engine(two_machine_plant(), readings)
+    machines = [p for p in select(points, "oee", window="shift") if "machine" in p.tags]
+    [line] = [p for p in select(points, "oee", window="shift") if "machine" not in p.tags]
+    assert line.tags == {"site": "demo", "line": "l1", "window": "shift", "shift": "day"}
+    for key in ("planned_busy_s", "run_s", "down_s", "total_count", "good_count", "ideal_run_s"):
+        assert line.fields[key] == pytest.approx(sum(p.fields[key] for p in machines)), key
+    assert line.fields["availability"] == pytest.approx(line.fields["run_s"] / line.fields["planned_busy_s"])
+    assert line.fields["machines"] == 2
+
+
+def _locally_shuffled(items: list, seed: int, window: int) -> list:
+    rng = random.Random(seed)
+    keyed = [(i + rng.uniform(0, window), n, item) for n, (i, item) in enumerate(enumerate(items))]
+    return [item for _, _, item in sorted(keyed)]
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(min_value=0, max_value=10_000))
+def test_output_is_independent_of_input_order_within_the_allowed_lateness(seed: int) -> None:
+    # Readings one minute apart or more; a displacement of at most 3 positions (< 2 min) with 10 min lateness.
+    readings = production(20) + [reading(m + 0.5, "power_kw", 10 + m) for m in range(20)]
+    readings.sort(key=lambda r: (r.ts, r.signal))
+    text = plant_text(lateness=600)
+    assert run_engine(text, _locally_shuffled(readings, seed, 3)) == run_engine(text, readings)
