@@ -25,7 +25,7 @@ from streams.engine import Engine
 
 __all__ = ["main"]
 
-_err = Console(stderr=True, highlight=False)
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 PLANT_OPTION = click.option(
     "-c",

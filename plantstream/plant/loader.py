@@ -81,8 +81,10 @@ def load_plant(path: str | Path, environ: Mapping[str, str] | None = None) -> Lo
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise PlantError(
-            [PlantIssue(str(file), 0, (), f"cannot read the plant file: {exc.strerror}")]
+            [PlantIssue(file.name, 0, (), f"cannot read the plant file {file}: {exc.strerror}")]
         ) from None
+    except UnicodeDecodeError as exc:
+        raise PlantError([PlantIssue(file.name, 0, (), f"not UTF-8 text (byte {exc.start})")]) from None
     return parse_plant(text, file.name, environ)
 
 
@@ -94,7 +96,10 @@ def parse_plant(text: str, name: str = "plant.yaml", environ: Mapping[str, str] 
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else 0
         raise PlantError([PlantIssue(name, line, (), f"not valid YAML: {exc.problem}")]) from None
-    if root is None:
+    except yaml.YAMLError as exc:  # e.g. a control character, which the reader reports unmarked
+        line = text.count("\n", 0, getattr(exc, "position", 0)) + 1
+        raise PlantError([PlantIssue(name, line, (), f"not valid YAML: {exc}")]) from None
+    if root is None or (isinstance(root, yaml.ScalarNode) and root.tag.endswith(":null")):
         raise PlantError([PlantIssue(name, 1, (), "the file is empty")])
     builder = _Builder(name, env)
     data = builder.build(root, ())
@@ -158,7 +163,7 @@ class _Builder:
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
-                key = self._loader.construct_object(key_node)
+                key = self._scalar(key_node, path)
                 if not isinstance(key, str | int | float):
                     self._add(key_node, path, "mapping keys must be plain scalars")
                     continue
@@ -171,10 +176,22 @@ class _Builder:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        value = self._loader.construct_object(node)
+        value = self._scalar(node, path)
         if isinstance(value, str) and "${" in value:
             return self._substitute(value, node, path)
         return value
+
+    def _scalar(self, node: yaml.Node, path: KeyPath) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            self._add(node, path, "expected a plain value here")
+            return None
+        try:
+            return self._loader.construct_object(node)
+        except (yaml.YAMLError, ValueError) as exc:
+            # Unknown tags (!custom, !!python/...), impossible dates, YAML 1.1 value tags.
+            problem = getattr(exc, "problem", None) or str(exc)
+            self._add(node, path, f"cannot read this value: {problem}")
+            return None
 
     def _substitute(self, text: str, node: yaml.Node, path: KeyPath) -> str:
         def replace(match: re.Match[str]) -> str:
@@ -211,10 +228,13 @@ def _data_path(loc: tuple[str | int, ...], data: Any) -> KeyPath:
     """
     path: list[str | int] = []
     node = data
-    tag_skipped_at = None
+    tag_skipped_at: object = None
     for part in loc:
         if isinstance(node, dict) and part == node.get("role") and tag_skipped_at is not node:
             tag_skipped_at = node
+            continue
+        if isinstance(node, str) and part == node and tag_skipped_at is not node:
+            tag_skipped_at = node  # the shorthand `name: role` of a signal
             continue
         path.append(part)
         if isinstance(node, dict):

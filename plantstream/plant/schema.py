@@ -93,7 +93,13 @@ class StateSignal(_Strict):
     def _codes_as_text(cls, value: Any) -> Any:
         # PLC codes arrive as numbers; keys are compared as their text form.
         if isinstance(value, dict):
-            return {_code_key(k): v for k, v in value.items()}
+            codes: dict[str, Any] = {}
+            for key, category in value.items():
+                text = _code_key(key)
+                if text in codes:
+                    raise ValueError(f"code {key!r} is given twice (codes are compared as text: {text!r})")
+                codes[text] = category
+            return codes
         return value
 
 
@@ -331,7 +337,7 @@ class Site(_Strict):
     def _known_zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a zone folder such as "Asia"
             raise ValueError(
                 f"unknown time zone {value!r} (use an IANA name such as Asia/Ho_Chi_Minh)"
             ) from None
@@ -379,7 +385,9 @@ def cross_check(plant: PlantModel) -> list[tuple[tuple[str | int, ...], str]]:
     Returns (key path, message) pairs, so the loader can point at the offending line.
     """
     issues: list[tuple[tuple[str | int, ...], str]] = []
-    known = ", ".join(sorted(plant.calendars)) or "none defined"
+    known = (
+        "defined: " + ", ".join(sorted(plant.calendars)) if plant.calendars else "no calendars are defined"
+    )
     owners: dict[str, tuple[str | int, ...]] = {}
     for s, site in enumerate(plant.sites):
         site_path: tuple[str | int, ...] = ("sites", s)
@@ -400,5 +408,5 @@ def cross_check(plant: PlantModel) -> list[tuple[tuple[str | int, ...], str]]:
                 owners.setdefault(machine.id, path)
         for ref_path, ref in refs:
             if ref is not None and ref not in plant.calendars:
-                issues.append((ref_path, f"unknown calendar {ref!r} (defined: {known})"))
+                issues.append((ref_path, f"unknown calendar {ref!r} ({known})"))
     return issues

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import ast
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -108,11 +109,12 @@ def purity_violations(source: str, filename: str, module: str, is_package: bool 
     return out
 
 
-def check_file(path: Path, checker: object) -> list[str]:
-    assert callable(checker)
+Checker = Callable[[str, str, str, bool], list[str]]
+
+
+def check_file(path: Path, checker: Checker) -> list[str]:
     source = path.read_text(encoding="utf-8")
-    result: list[str] = checker(source, rel(path), module_name(path), path.name == "__init__.py")
-    return result
+    return checker(source, rel(path), module_name(path), path.name == "__init__.py")
 
 
 # --- the layout --------------------------------------------------------------------------------------

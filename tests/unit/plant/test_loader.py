@@ -404,7 +404,7 @@ def test_duplicate_key_in_flow_mapping_is_an_error() -> None:
 def test_duplicate_state_code_written_as_number_and_text_is_an_error() -> None:
     # 0 and '0' are the same PLC code once keys are compared as text; last-wins would hide one.
     issue = only_issue(plant(("state: state", "state: {role: state, codes: {0: off, '0': running}}")))
-    assert_issue(issue, 12, f"{M}.signals.state.codes.0", "duplicate key")
+    assert_issue(issue, 12, f"{M}.signals.state.codes", "given twice")
 
 
 # --- environment substitution ------------------------------------------------------------------------
