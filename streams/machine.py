@@ -22,9 +22,8 @@ Attribution rules (shared/domain.md §1-§2, shared/design.md §3):
 
 from __future__ import annotations
 
-import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from plantstream.records import Quality
@@ -78,6 +77,10 @@ class WindowResult:
     scope2_location_kg: float = 0.0
     scope2_market_kg: float | None = None
 
+    def copy(self) -> WindowResult:
+        """An independent copy."""
+        return replace(self, elements=replace(self.elements))
+
     def add(self, other: WindowResult) -> None:
         """Sum ``other`` into this result (shift windows and roll-ups)."""
         self.elements.add(other.elements)
@@ -118,6 +121,17 @@ class _Window:
         self.cover_register = 0
         self.fuel: dict[str, float] = {}
 
+    def copy(self) -> _Window:
+        """An independent copy (the profile is immutable and shared)."""
+        twin = _Window(self.start, self.profile)
+        twin.durations = self.durations[:]
+        twin.counts = self.counts[:]
+        twin.ideal = self.ideal
+        twin.kwh_power, twin.cover_power = self.kwh_power, self.cover_power
+        twin.kwh_register, twin.cover_register = self.kwh_register, self.cover_register
+        twin.fuel = dict(self.fuel)
+        return twin
+
 
 @dataclass
 class _ShiftTotal:
@@ -127,6 +141,10 @@ class _ShiftTotal:
     result: WindowResult
     covered_scheduled: int = 0
     covered_break: int = 0
+
+    def copy(self) -> _ShiftTotal:
+        """An independent copy."""
+        return replace(self, result=self.result.copy())
 
 
 @dataclass
@@ -149,8 +167,19 @@ class MachineState:
     stats: Stats = field(default_factory=Stats)
 
     def copy(self) -> MachineState:
-        """A deep copy, for snapshots taken before late data is re-applied."""
-        return copy.deepcopy(self)
+        """A deep copy, for snapshots taken before late data is re-applied.
+
+        Written out rather than ``copy.deepcopy``: snapshots are taken at every window close, and
+        the calendar objects a window refers to are immutable and can be shared.
+        """
+        return replace(
+            self,
+            counter_last=dict(self.counter_last),
+            fuel_last=dict(self.fuel_last),
+            windows={start: w.copy() for start, w in self.windows.items()},
+            shifts={start: t.copy() for start, t in self.shifts.items()},
+            stats=replace(self.stats),
+        )
 
 
 class MachineCalc:
