@@ -19,7 +19,7 @@ from __future__ import annotations
 import heapq
 from bisect import insort
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -29,9 +29,11 @@ from streams.machine import BadValue, MachineCalc, MachineState, WindowResult
 from streams.oee import OeeElements
 from streams.points import WindowPoints, window_label
 
-__all__ = ["Engine", "ReadingRejected"]
+__all__ = ["CHECKPOINT_VERSION", "Engine", "ReadingRejected"]
 
 _ONE_US = timedelta(microseconds=1)
+CHECKPOINT_VERSION = 1
+"""Version of :meth:`Engine.checkpoint`'s form; bump it when the form changes."""
 _Released = tuple[int, int, str, Any, Quality]
 
 
@@ -179,6 +181,65 @@ class Engine:
             rollup = self._rollups[key]
             if rollup.revision is None:
                 self._emit_rollup(key, rollup)
+
+    def checkpoint(self) -> dict[str, Any]:
+        """A JSON-ready snapshot of everything needed to continue after a restart.
+
+        Held readings, machine states and roll-ups still waiting for machines are kept; the
+        correction history is not, so after a restore, data older than the restored state is
+        refused as too late instead of correcting windows emitted before the restart.
+        """
+        return {
+            "version": CHECKPOINT_VERSION,
+            "seq": self._seq,
+            "stats": dict(self.stats),
+            "machines": {
+                mid: {
+                    "state": t.calc.state.to_dict(),
+                    "held": [[ts, seq, sig, val, q.value] for ts, seq, sig, val, q in sorted(t.heap)],
+                    "newest": t.newest,
+                }
+                for mid, t in self._tracks.items()
+            },
+            "rollups": [
+                {
+                    "scope": list(key[0]),
+                    "kind": r.kind,
+                    "start": r.start,
+                    "end": r.end,
+                    "shift": r.shift,
+                    "parts": {mid: asdict(part) for mid, part in r.parts.items()},
+                }
+                for key, r in self._rollups.items()
+                if r.revision is None
+            ],
+        }
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Continue from a :meth:`checkpoint` of an engine built from the same plant.
+
+        Raises:
+            ValueError: the checkpoint is of another version, or names machines the plant lacks.
+        """
+        if data.get("version") != CHECKPOINT_VERSION:
+            raise ValueError(f"checkpoint version {data.get('version')!r}, expected {CHECKPOINT_VERSION}")
+        unknown = sorted(set(data["machines"]) - set(self._tracks))
+        if unknown:
+            raise ValueError(f"checkpoint has machines the plant file does not: {', '.join(unknown)}")
+        self._seq = data["seq"]
+        self.stats = Counter(data["stats"])
+        for mid, saved in data["machines"].items():
+            track = self._tracks[mid]
+            track.calc.state = MachineState.from_dict(saved["state"], track.calc.spec.schedule)
+            track.heap = [(ts, seq, sig, val, Quality(q)) for ts, seq, sig, val, q in saved["held"]]
+            heapq.heapify(track.heap)
+            track.newest = saved["newest"]
+            track.history, track.snapshots, track.emitted = [], [], {}
+        self._rollups = {}
+        for item in data["rollups"]:
+            key = (tuple(item["scope"]), item["kind"], item["start"])
+            parts = {mid: WindowResult.from_dict(part) for mid, part in item["parts"].items()}
+            self._rollups[key] = _Rollup(item["end"], item["kind"], item["start"], item["shift"], parts)
 
     def take_points(self) -> list[Point]:
         """Return and forget the points produced so far, in emission order."""

@@ -23,20 +23,22 @@ Attribution rules (shared/domain.md §1-§2, shared/design.md §3):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from plantstream.records import Quality
 from streams import carbon
-from streams.calendar import ShiftInstance, WindowProfile
+from streams.calendar import Schedule, ShiftInstance, WindowProfile
 from streams.config import DOWN, IDLE, MICRO, OFF, PLANNED_STOP, RUNNING, SETUP, MachineSpec
 from streams.counters import CounterEvent, increase
 from streams.energy import US_PER_HOUR, hold_kwh, trapezoid_kwh
 from streams.oee import OeeElements
 
-__all__ = ["BadValue", "MachineCalc", "MachineState", "Stats", "WindowResult"]
+__all__ = ["STATE_VERSION", "BadValue", "MachineCalc", "MachineState", "Stats", "WindowResult"]
 
 _STOPS = (IDLE, DOWN)
+STATE_VERSION = 1
+"""Version of the checkpoint form of :class:`MachineState`; bump it when the form changes."""
 _NEVER = 2**62
 
 
@@ -80,6 +82,11 @@ class WindowResult:
     def copy(self) -> WindowResult:
         """An independent copy."""
         return replace(self, elements=replace(self.elements))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WindowResult:
+        """Rebuild a result from ``dataclasses.asdict`` output."""
+        return cls(**{**data, "elements": OeeElements(**data["elements"])})
 
     def add(self, other: WindowResult) -> None:
         """Sum ``other`` into this result (shift windows and roll-ups)."""
@@ -179,6 +186,96 @@ class MachineState:
             windows={start: w.copy() for start, w in self.windows.items()},
             shifts={start: t.copy() for start, t in self.shifts.items()},
             stats=replace(self.stats),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form of the state, for checkpoints (see :meth:`from_dict`)."""
+        return {
+            "version": STATE_VERSION,
+            "released_until": self.released_until,
+            "accounted_until": self.accounted_until,
+            "category": self.category,
+            "pending_stop": self.pending_stop,
+            "product": self.product,
+            "counter_last": self.counter_last,
+            "register_last": self.register_last,
+            "power_last": self.power_last,
+            "fuel_last": self.fuel_last,
+            "windows": [
+                [
+                    w.start,
+                    w.durations,
+                    w.counts,
+                    w.ideal,
+                    w.kwh_power,
+                    w.cover_power,
+                    w.kwh_register,
+                    w.cover_register,
+                    w.fuel,
+                ]
+                for w in self.windows.values()
+            ],
+            "shifts": [
+                {
+                    "shift": asdict(t.shift),
+                    "result": asdict(t.result),
+                    "covered_scheduled": t.covered_scheduled,
+                    "covered_break": t.covered_break,
+                }
+                for t in self.shifts.values()
+            ],
+            "closed_until": self.closed_until,
+            "next_check": self.next_check,
+            "stats": asdict(self.stats),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], schedule: Schedule) -> MachineState:
+        """Rebuild a state written by :meth:`to_dict`; window profiles come from ``schedule``.
+
+        Raises:
+            ValueError: the data is from another state version.
+        """
+        if data.get("version") != STATE_VERSION:
+            raise ValueError(f"machine state version {data.get('version')!r}, expected {STATE_VERSION}")
+        windows = {}
+        for start, durations, counts, ideal, kwh_p, cover_p, kwh_r, cover_r, fuel in data["windows"]:
+            w = _Window(start, schedule.profile(start))
+            w.durations, w.counts, w.ideal = list(durations), list(counts), ideal
+            w.kwh_power, w.cover_power, w.kwh_register, w.cover_register = kwh_p, cover_p, kwh_r, cover_r
+            w.fuel = dict(fuel)
+            windows[start] = w
+        shifts = {}
+        for item in data["shifts"]:
+            raw = item["shift"]
+            shift = ShiftInstance(
+                raw["name"], raw["start"], raw["end"], tuple(tuple(b) for b in raw["breaks"])
+            )
+            shifts[shift.start] = _ShiftTotal(
+                shift,
+                WindowResult.from_dict(item["result"]),
+                item["covered_scheduled"],
+                item["covered_break"],
+            )
+
+        def pair(value: list[Any] | None) -> tuple[int, float] | None:
+            return None if value is None else (value[0], value[1])
+
+        return cls(
+            released_until=data["released_until"],
+            accounted_until=data["accounted_until"],
+            category=data["category"],
+            pending_stop=data["pending_stop"],
+            product=data["product"],
+            counter_last=dict(data["counter_last"]),
+            register_last=pair(data["register_last"]),
+            power_last=pair(data["power_last"]),
+            fuel_last={k: (v[0], v[1]) for k, v in data["fuel_last"].items()},
+            windows=windows,
+            shifts=shifts,
+            closed_until=data["closed_until"],
+            next_check=data["next_check"],
+            stats=Stats(**data["stats"]),
         )
 
 

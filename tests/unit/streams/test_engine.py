@@ -221,3 +221,37 @@ def test_output_is_independent_of_input_order_within_the_allowed_lateness(seed: 
     readings.sort(key=lambda r: (r.ts, r.signal))
     text = plant_text(lateness=600)
     assert run_engine(text, _locally_shuffled(readings, seed, 3)) == run_engine(text, readings)
+
+
+@pytest.mark.parametrize("cut", [1, 17, 40, 95])
+def test_a_checkpoint_through_json_continues_exactly(cut: int) -> None:
+    import json
+
+    from support import build_engine
+
+    text = two_machine_plant()
+    readings = production(8) + [reading(m + 0.25, "power_kw", 5 + m) for m in range(8)]
+    readings += [reading(0, "state", "running", machine="m2"), reading(3.5, "state", "down", machine="m2")]
+    readings += [reading(m, "total_count", 20 * m, machine="m2") for m in range(9)]
+    readings.sort(key=lambda r: (r.ts, r.machine, r.signal))
+    first = build_engine(text)
+    for r in readings[:cut]:
+        first.push(r)
+    before = first.take_points()
+    saved = json.loads(json.dumps(first.checkpoint()))
+    second = build_engine(text)
+    second.restore(saved)
+    for r in readings[cut:]:
+        second.push(r)
+    second.flush()
+    assert before + second.take_points() == run_engine(text, readings)
+
+
+def test_a_checkpoint_of_another_version_is_refused() -> None:
+    from support import build_engine
+
+    engine = build_engine(plant_text())
+    saved = engine.checkpoint()
+    saved["version"] = 99
+    with pytest.raises(ValueError, match="checkpoint version 99"):
+        build_engine(plant_text()).restore(saved)
