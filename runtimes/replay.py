@@ -1,28 +1,28 @@
 """``plantstream replay``: recorded readings through the calculators, points out as JSON lines.
 
 The input (one Reading per line, design.md §3) may be in any order within the plant's allowed
-lateness: a bounded heap puts it in event-time order (ties broken by machine, signal and line
-number), so the same set of readings gives byte-identical output. Readings later than that are
+lateness: pending readings are sorted in batches and released once the newest event time is a
+lateness past them, in event-time order (ties broken by machine, signal and line number), so the
+same set of readings gives byte-identical output. Readings later than that are
 corrections, exactly as in the live pipeline. Bad lines are reported with their line number,
 counted, written to the dead-letter file if one is given, and skipped.
 """
 
 from __future__ import annotations
 
-import heapq
 import json
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import TextIO
+from operator import itemgetter
+from typing import Any, TextIO
 
-from plantstream.records import EPOCH, Point, Reading, RecordError
+from plantstream.records import Point, RecordError, decode_reading
 from streams.engine import Engine, ReadingRejected
 
 __all__ = ["ReplayAborted", "ReplaySummary", "replay"]
 
-_ONE_US = timedelta(microseconds=1)
 MAX_REPORTED = 100
 """Bad lines reported one by one before the rest are only counted."""
 
@@ -59,60 +59,106 @@ def replay(
     report: Callable[[str], None] = lambda _: None,
     dead_letter: TextIO | None = None,
 ) -> ReplaySummary:
-    """Run ``lines`` through ``engine`` (built with ``reorder=False``), writing points to ``out``."""
-    summary = ReplaySummary()
-    heap: list[tuple[int, str, str, int, Reading]] = []
-    newest = None
+    """Run ``lines`` through ``engine`` (built with ``reorder=False``), writing points to ``out``.
 
-    def refuse(lineno: int, reason: str, message: str, raw: str) -> None:
+    Raises:
+        ReplayAborted: ``strict`` and a bad line.
+    """
+    run = _Replay(engine, out, source, strict, report, dead_letter)
+    return run.run(lines, lateness_us)
+
+
+_Item = tuple[int, str, str, int, Any, str, str]
+_BATCH = 4096
+"""Readings decoded between two orderings of the pending ones; sorting batches is cheaper than a heap."""
+
+
+class _Replay:
+    """One replay: ordering, feeding, refusing and writing."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        out: TextIO,
+        source: str,
+        strict: bool,
+        report: Callable[[str], None],
+        dead_letter: TextIO | None,
+    ) -> None:
+        self.engine = engine
+        self.out = out
+        self.source = source
+        self.strict = strict
+        self.report = report
+        self.dead_letter = dead_letter
+        self.summary = ReplaySummary()
+
+    def run(self, lines: Iterable[str], lateness_us: int) -> ReplaySummary:
+        """Decode, order and feed every line; flush the engine at the end."""
+        summary = self.summary
+        pending: list[_Item] = []
+        newest = -(2**62)
+        next_batch = _BATCH
+        lineno = decoded = 0
+        for lineno, line in enumerate(lines, 1):
+            try:
+                ts, machine, signal, value, quality = decode_reading(line)
+            except RecordError as exc:
+                if line.strip():
+                    self.refuse(lineno, "malformed", str(exc), line)
+                continue
+            decoded += 1
+            pending.append((ts, machine, signal, lineno, value, quality, line))
+            newest = max(newest, ts)
+            if len(pending) >= next_batch:
+                pending = self.release(pending, newest - lateness_us)
+                # Grow the batch when little could be released, so sorting stays linear overall.
+                next_batch = max(_BATCH, 2 * len(pending))
+        summary.lines = lineno
+        summary.readings = decoded
+        self.release(pending, None)
+        self.engine.flush()
+        self.write()
+        summary.engine = self.engine.stats
+        return summary
+
+    def release(self, pending: list[_Item], watermark: int | None) -> list[_Item]:
+        """Feed, in order, the pending readings at or before ``watermark`` (all if ``None``)."""
+        pending.sort()
+        cut = len(pending) if watermark is None else bisect_right(pending, watermark, key=itemgetter(0))
+        push = self.engine.push_raw
+        for ts, machine, signal, lineno, value, quality, line in pending[:cut]:
+            try:
+                push(ts, machine, signal, value, quality)
+            except ReadingRejected as exc:
+                self.refuse(lineno, exc.reason, str(exc), line)
+        self.write()
+        return pending[cut:]
+
+    def refuse(self, lineno: int, reason: str, message: str, raw: str) -> None:
+        """Count, report and dead-letter one refused line (or stop, when strict)."""
+        summary = self.summary
         summary.rejected[reason] += 1
-        text = f"{source}:{lineno}: {reason}: {message}"
-        if strict:
+        text = f"{self.source}:{lineno}: {reason}: {message}"
+        if self.strict:
             raise ReplayAborted(text)
         if summary.rejected_total <= MAX_REPORTED:
-            report(text)
+            self.report(text)
         elif summary.rejected_total == MAX_REPORTED + 1:
-            report(f"{source}: more bad lines; counting them without reporting each")
-        if dead_letter is not None:
-            dead_letter.write(
-                json.dumps({"line": lineno, "reason": reason, "error": message, "raw": raw}) + "\n"
-            )
+            self.report(f"{self.source}: more bad lines; counting them without reporting each")
+        if self.dead_letter is not None:
+            record = {"line": lineno, "reason": reason, "error": message, "raw": raw.rstrip("\n")}
+            self.dead_letter.write(json.dumps(record) + "\n")
 
-    def release(item: tuple[int, str, str, int, Reading]) -> None:
-        try:
-            engine.push(item[4])
-        except ReadingRejected as exc:
-            refuse(item[3], exc.reason, str(exc), item[4].to_json())
-
-    def write(points: list[Point]) -> None:
+    def write(self) -> None:
+        """Write the points the engine has produced."""
+        if not self.engine.has_points:
+            return
+        points = self.engine.take_points()
+        out = self.out
         for point in points:
             out.write(point.to_json())
             out.write("\n")
-            if point.tags.get("window") == "shift" and point.measurement == "oee":
-                summary.shift_points.append(point)
-        summary.points += len(points)
-
-    for lineno, line in enumerate(lines, 1):
-        summary.lines = lineno
-        if not line.strip():
-            continue
-        try:
-            reading = Reading.from_json(line)
-        except RecordError as exc:
-            refuse(lineno, "malformed", str(exc), line.rstrip("\n"))
-            continue
-        summary.readings += 1
-        ts = (reading.ts - EPOCH) // _ONE_US
-        heapq.heappush(heap, (ts, reading.machine, reading.signal, lineno, reading))
-        if newest is None or ts > newest:
-            newest = ts
-        watermark = newest - lateness_us
-        while heap and heap[0][0] <= watermark:
-            release(heapq.heappop(heap))
-        write(engine.take_points())
-    while heap:
-        release(heapq.heappop(heap))
-    engine.flush()
-    write(engine.take_points())
-    summary.engine = engine.stats
-    return summary
+            if point.measurement == "oee" and point.tags.get("window") == "shift":
+                self.summary.shift_points.append(point)
+        self.summary.points += len(points)

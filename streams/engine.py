@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from plantstream.records import EPOCH, Point, Quality, Reading
+from plantstream.records import EPOCH, Point, Reading
 from streams.config import EngineSpec, MachineSpec
 from streams.machine import BadValue, MachineCalc, MachineState, WindowResult
 from streams.oee import OeeElements
@@ -32,9 +32,12 @@ from streams.points import WindowPoints, window_label
 __all__ = ["CHECKPOINT_VERSION", "Engine", "ReadingRejected"]
 
 _ONE_US = timedelta(microseconds=1)
+_PRUNE_BATCH = 8
+_NEVER = 2**62
 CHECKPOINT_VERSION = 1
 """Version of :meth:`Engine.checkpoint`'s form; bump it when the form changes."""
-_Released = tuple[int, int, str, Any, Quality]
+_Released = tuple[int, int, str, Any, str]
+_RollupKey = tuple[tuple[str, ...], str, int]
 
 
 class ReadingRejected(ValueError):
@@ -86,7 +89,8 @@ class Engine:
         self._label = window_label(spec.window_us)
         self._seq = 0
         self._out: list[Point] = []
-        self.stats: Counter[str] = Counter()
+        self._events: Counter[str] = Counter()
+        self._readings = 0
         # A roll-up of a single member would repeat the member: lines of one machine and sites of
         # one line are not rolled up.
         lines: dict[tuple[str, ...], list[str]] = {}
@@ -102,7 +106,9 @@ class Engine:
                 self._scope_machines[key] = sorted(m.id for m in spec.machines.values() if m.site == key[1])
         self._tracks = {mid: self._track(m) for mid, m in spec.machines.items()}
         self._scope_points = {key: self._scope_builder(key) for key in self._scope_machines}
-        self._rollups: dict[tuple[tuple[str, ...], str, int], _Rollup] = {}
+        self._rollups: dict[_RollupKey, _Rollup] = {}
+        self._pending: dict[tuple[str, ...], dict[_RollupKey, _Rollup]] = {}
+        self._done: dict[tuple[str, ...], list[_RollupKey]] = {}
 
     def _track(self, m: MachineSpec) -> _Track:
         tags = {"site": m.site, "line": m.line, "machine": m.id}
@@ -144,23 +150,43 @@ class Engine:
             ReadingRejected: unknown machine or signal, a value that makes no sense for the
                 signal, or data older than the correction horizon. Nothing else is affected.
         """
-        track = self._tracks.get(reading.machine)
-        if track is None:
-            raise ReadingRejected("unknown_machine", f"machine {reading.machine!r} is not in the plant model")
-        if not track.calc.knows(reading.signal):
-            raise ReadingRejected(
-                "unknown_signal",
-                f"signal {reading.signal!r} is not configured for machine {reading.machine!r}",
-            )
         ts = (reading.ts - EPOCH) // _ONE_US
+        self.push_raw(ts, reading.machine, reading.signal, reading.value, reading.quality.value)
+
+    def push_raw(self, ts: int, machine: str, signal: str, value: Any, quality: str = "good") -> None:
+        """Take one reading given as its parts, ``ts`` in microseconds since the epoch.
+
+        The decoded form of :meth:`push`, for callers that never build a :class:`Reading`
+        (``replay`` decodes JSON lines straight into these parts).
+
+        Raises:
+            ReadingRejected: as :meth:`push`.
+        """
+        track = self._tracks.get(machine)
+        if track is None:
+            raise ReadingRejected("unknown_machine", f"machine {machine!r} is not in the plant model")
+        if signal not in track.calc.feeders:
+            raise ReadingRejected(
+                "unknown_signal", f"signal {signal!r} is not configured for machine {machine!r}"
+            )
         self._seq += 1
-        item = (ts, self._seq, reading.signal, reading.value, reading.quality)
-        self.stats["readings"] += 1
-        released = track.calc.state.released_until
+        self._readings += 1
+        item = (ts, self._seq, signal, value, quality)
+        state = track.calc.state
+        released = state.released_until
         if released is not None and ts < released:
             self._correct(track, item)
             return
         if not self._lateness:
+            if released is not None and ts <= state.next_check and quality != "bad":
+                # In order and no window can close: the common case, kept to one call.
+                try:
+                    track.calc.feeders[signal](ts, value)
+                except BadValue as exc:
+                    self._events["rejected_bad_value"] += 1
+                    raise ReadingRejected("bad_value", f"{machine}.{signal}: {exc}") from None
+                track.history.append(item)
+                return
             self._release(track, item)
             return
         heapq.heappush(track.heap, item)
@@ -170,6 +196,16 @@ class Engine:
         while track.heap and track.heap[0][0] <= watermark:
             self._release(track, heapq.heappop(track.heap))
 
+    @property
+    def stats(self) -> Counter[str]:
+        """Readings taken, late readings corrected, windows re-emitted, readings refused by reason."""
+        return self._events + Counter(readings=self._readings)
+
+    @property
+    def has_points(self) -> bool:
+        """True when :meth:`take_points` has something to return."""
+        return bool(self._out)
+
     def flush(self) -> None:
         """The input has ended: release everything held and close every window."""
         for track in self._tracks.values():
@@ -177,10 +213,10 @@ class Engine:
                 self._release(track, heapq.heappop(track.heap))
         for mid, track in self._tracks.items():
             self._results(mid, track, track.calc.close_all())
-        for key in sorted(self._rollups, key=lambda k: (k[2], k[1], k[0])):
-            rollup = self._rollups[key]
-            if rollup.revision is None:
-                self._emit_rollup(key, rollup)
+        waiting = [(key, rollup) for pending in self._pending.values() for key, rollup in pending.items()]
+        for key, rollup in sorted(waiting, key=lambda item: (item[0][2], item[0][1], item[0][0])):
+            self._emit_rollup(key, rollup)
+        self._pending.clear()
 
     def checkpoint(self) -> dict[str, Any]:
         """A JSON-ready snapshot of everything needed to continue after a restart.
@@ -196,7 +232,7 @@ class Engine:
             "machines": {
                 mid: {
                     "state": t.calc.state.to_dict(),
-                    "held": [[ts, seq, sig, val, q.value] for ts, seq, sig, val, q in sorted(t.heap)],
+                    "held": [list(item) for item in sorted(t.heap)],
                     "newest": t.newest,
                 }
                 for mid, t in self._tracks.items()
@@ -227,19 +263,23 @@ class Engine:
         if unknown:
             raise ValueError(f"checkpoint has machines the plant file does not: {', '.join(unknown)}")
         self._seq = data["seq"]
-        self.stats = Counter(data["stats"])
+        stats = Counter(data["stats"])
+        self._readings = stats.pop("readings", 0)
+        self._events = stats
         for mid, saved in data["machines"].items():
             track = self._tracks[mid]
             track.calc.state = MachineState.from_dict(saved["state"], track.calc.spec.schedule)
-            track.heap = [(ts, seq, sig, val, Quality(q)) for ts, seq, sig, val, q in saved["held"]]
+            track.heap = [(ts, seq, sig, val, q) for ts, seq, sig, val, q in saved["held"]]
             heapq.heapify(track.heap)
             track.newest = saved["newest"]
             track.history, track.snapshots, track.emitted = [], [], {}
-        self._rollups = {}
+        self._rollups, self._pending, self._done = {}, {}, {}
         for item in data["rollups"]:
             key = (tuple(item["scope"]), item["kind"], item["start"])
             parts = {mid: WindowResult.from_dict(part) for mid, part in item["parts"].items()}
-            self._rollups[key] = _Rollup(item["end"], item["kind"], item["start"], item["shift"], parts)
+            rollup = _Rollup(item["end"], item["kind"], item["start"], item["shift"], parts)
+            self._rollups[key] = rollup
+            self._pending.setdefault(key[0], {})[key] = rollup
 
     def take_points(self) -> list[Point]:
         """Return and forget the points produced so far, in emission order."""
@@ -251,39 +291,49 @@ class Engine:
     def _release(self, track: _Track, item: _Released) -> None:
         ts, _, signal, value, quality = item
         calc = track.calc
+        state = calc.state
+        previous = state.released_until
         try:
-            converted = calc.convert(signal, value, quality)
+            if previous is not None and ts <= state.next_check:
+                # No window can close: the common case.
+                if quality == "bad":
+                    calc.feed(ts, signal, value, quality)
+                else:
+                    calc.feeders[signal](ts, value)
+                track.history.append(item)
+                return
+            calc.check(signal, value, quality)
         except BadValue as exc:
+            self._events["rejected_bad_value"] += 1
             raise ReadingRejected("bad_value", f"{calc.spec.id}.{signal}: {exc}") from None
-        previous = calc.state.released_until
         closed = calc.advance(ts)
         if previous is None or (closed and ts > previous):
             self._snapshot(track, ts)
-        calc.apply(ts, signal, converted)
+        calc.feed(ts, signal, value, quality)
         track.history.append(item)
         if closed:
             self._results(calc.spec.id, track, closed)
 
     def _snapshot(self, track: _Track, boundary: int) -> None:
         """Remember the state holding every reading before ``boundary``; forget what the horizon passed."""
-        track.snapshots.append((boundary, track.calc.state.copy(), len(track.history)))
+        snapshots = track.snapshots
+        snapshots.append((boundary, track.calc.state.copy(), len(track.history)))
         horizon = boundary - self._horizon
-        keep_from = 0
-        for i, (b, _, _) in enumerate(track.snapshots):
-            if b <= horizon:
-                keep_from = i
-        if keep_from:
-            cut = track.snapshots[keep_from][2]
-            track.snapshots = [(b, s, idx - cut) for b, s, idx in track.snapshots[keep_from:]]
-            del track.history[:cut]
-            stale = [key for key, (_, r) in track.emitted.items() if r.end < horizon]
-            for key in stale:
-                del track.emitted[key]
+        # Keep the newest snapshot at or before the horizon as the base for corrections; prune in
+        # batches so that the history list is not shifted at every window close.
+        if len(snapshots) < _PRUNE_BATCH or snapshots[_PRUNE_BATCH - 1][0] > horizon:
+            return
+        keep_from = max(i for i, (b, _, _) in enumerate(snapshots) if b <= horizon)
+        cut = snapshots[keep_from][2]
+        track.snapshots = [(b, s, idx - cut) for b, s, idx in snapshots[keep_from:]]
+        del track.history[:cut]
+        for key in [key for key, (_, r) in track.emitted.items() if r.end < horizon]:
+            del track.emitted[key]
 
     def _correct(self, track: _Track, item: _Released) -> None:
         ts, _, signal, value, quality = item
         try:
-            track.calc.convert(signal, value, quality)
+            track.calc.check(signal, value, quality)
         except BadValue as exc:
             raise ReadingRejected("bad_value", f"{track.calc.spec.id}.{signal}: {exc}") from None
         chosen = None
@@ -301,7 +351,7 @@ class Engine:
         track.calc.state = state.copy()
         del track.history[index:]
         del track.snapshots[chosen:]
-        self.stats["late_readings"] += 1
+        self._events["late_readings"] += 1
         for released_item in replay:
             self._release(track, released_item)
 
@@ -316,7 +366,7 @@ class Engine:
                 continue
             revision = 0 if previous is None else previous[0] + 1
             if previous is not None:
-                self.stats["windows_corrected"] += 1
+                self._events["windows_corrected"] += 1
             track.emitted[key] = (revision, result)
             self._out.extend(track.points.points(result, revision))
             for scope in track.scopes:
@@ -326,6 +376,7 @@ class Engine:
                     rollup = self._rollups[rkey] = _Rollup(
                         result.end, result.kind, result.start, result.shift
                     )
+                    self._pending.setdefault(scope, {})[rkey] = rollup
                 rollup.parts[mid] = result
                 if rollup.revision is not None:
                     self._emit_rollup(rkey, rollup)
@@ -334,17 +385,28 @@ class Engine:
             self._ready_rollups(scope)
 
     def _ready_rollups(self, scope: tuple[str, ...]) -> None:
-        started = [self._tracks[m].calc.state for m in self._scope_machines[scope]]
-        closed_until = min(s.closed_until for s in started if s.released_until is not None)
-        ready = [
-            k
-            for k, r in self._rollups.items()
-            if k[0] == scope and r.revision is None and r.end <= closed_until
-        ]
+        pending = self._pending.get(scope)
+        if not pending:
+            return
+        earliest = min(rollup.end for rollup in pending.values())
+        closed_until = _NEVER
+        for mid in self._scope_machines[scope]:
+            state = self._tracks[mid].calc.state
+            if state.released_until is not None and state.closed_until < closed_until:
+                closed_until = state.closed_until
+                if closed_until < earliest:
+                    return  # some machine has not closed even the earliest waiting window
+        ready = [key for key, rollup in pending.items() if rollup.end <= closed_until]
         for key in sorted(ready, key=lambda k: (k[2], k[1])):
-            self._emit_rollup(key, self._rollups[key])
+            self._emit_rollup(key, pending.pop(key))
+        # Emitted roll-ups are kept for corrections until the horizon has passed them.
+        horizon = closed_until - self._horizon
+        done = self._done.setdefault(scope, [])
+        done.extend(ready)
+        while done and self._rollups[done[0]].end < horizon:
+            del self._rollups[done.pop(0)]
 
-    def _emit_rollup(self, key: tuple[tuple[str, ...], str, int], rollup: _Rollup) -> None:
+    def _emit_rollup(self, key: _RollupKey, rollup: _Rollup) -> None:
         total = WindowResult(rollup.kind, rollup.start, rollup.end, rollup.shift, OeeElements())
         for mid in sorted(rollup.parts):
             total.add(rollup.parts[mid])

@@ -23,10 +23,11 @@ Attribution rules (shared/domain.md §1-§2, shared/design.md §3):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from typing import Any
 
-from plantstream.records import Quality
 from streams import carbon
 from streams.calendar import Schedule, ShiftInstance, WindowProfile
 from streams.config import DOWN, IDLE, MICRO, OFF, PLANNED_STOP, RUNNING, SETUP, MachineSpec
@@ -81,7 +82,19 @@ class WindowResult:
 
     def copy(self) -> WindowResult:
         """An independent copy."""
-        return replace(self, elements=replace(self.elements))
+        return WindowResult(
+            self.kind,
+            self.start,
+            self.end,
+            self.shift,
+            self.elements.copy(),
+            self.kwh,
+            self.energy_covered_us,
+            self.fuel_tj,
+            self.scope1_kg,
+            self.scope2_location_kg,
+            self.scope2_market_kg,
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WindowResult:
@@ -151,7 +164,7 @@ class _ShiftTotal:
 
     def copy(self) -> _ShiftTotal:
         """An independent copy."""
-        return replace(self, result=self.result.copy())
+        return _ShiftTotal(self.shift, self.result.copy(), self.covered_scheduled, self.covered_break)
 
 
 @dataclass
@@ -171,6 +184,7 @@ class MachineState:
     shifts: dict[int, _ShiftTotal] = field(default_factory=dict)
     closed_until: int = -_NEVER
     next_check: int = -_NEVER
+    blocked: bool = False
     stats: Stats = field(default_factory=Stats)
 
     def copy(self) -> MachineState:
@@ -179,12 +193,21 @@ class MachineState:
         Written out rather than ``copy.deepcopy``: snapshots are taken at every window close, and
         the calendar objects a window refers to are immutable and can be shared.
         """
-        return replace(
-            self,
+        return MachineState(
+            released_until=self.released_until,
+            accounted_until=self.accounted_until,
+            category=self.category,
+            pending_stop=self.pending_stop,
+            product=self.product,
             counter_last=dict(self.counter_last),
+            register_last=self.register_last,
+            power_last=self.power_last,
             fuel_last=dict(self.fuel_last),
             windows={start: w.copy() for start, w in self.windows.items()},
             shifts={start: t.copy() for start, t in self.shifts.items()},
+            closed_until=self.closed_until,
+            next_check=self.next_check,
+            blocked=self.blocked,
             stats=replace(self.stats),
         )
 
@@ -226,6 +249,7 @@ class MachineState:
             ],
             "closed_until": self.closed_until,
             "next_check": self.next_check,
+            "blocked": self.blocked,
             "stats": asdict(self.stats),
         }
 
@@ -275,6 +299,7 @@ class MachineState:
             shifts=shifts,
             closed_until=data["closed_until"],
             next_check=data["next_check"],
+            blocked=data["blocked"],
             stats=Stats(**data["stats"]),
         )
 
@@ -286,23 +311,30 @@ class MachineCalc:
         self.spec = spec
         self.state = state or MachineState()
         self._window_us = spec.window_us
-        self._kinds: dict[str, str] = {}
-        if spec.state_signal:
-            self._kinds[spec.state_signal] = "state"
-        for name in spec.counters:
-            self._kinds[name] = "counter"
-        if spec.power_signal:
-            self._kinds[spec.power_signal] = "power"
-        if spec.energy_signal:
-            self._kinds[spec.energy_signal] = "register"
-        for name in spec.fuels:
-            self._kinds[name] = "fuel"
-        if spec.product_signal:
-            self._kinds[spec.product_signal] = "product"
         roles = set(spec.counters.values())
         self._has_total, self._has_good, self._has_reject = (0 in roles), (1 in roles), (2 in roles)
         # Which counts carry ideal time: total when reported, else good and reject together.
-        self._ideal_roles = {0} if self._has_total else {1, 2}
+        ideal_roles = {0} if self._has_total else {1, 2}
+        # One bound feeder per signal: the hot path is a dict lookup and a call, no dispatch on kind.
+        self.feeders: dict[str, Callable[[int, Any], None]] = {}
+        """Signal name -> ``feeder(ts, value)`` for good and uncertain samples (see :meth:`feed`)."""
+        self._kinds: dict[str, str] = {}
+        for name, role in spec.counters.items():
+            self._add(name, "counter", partial(self._counter, name, role, role in ideal_roles))
+        if spec.state_signal:
+            self._add(spec.state_signal, "state", self._state_value)
+        if spec.power_signal:
+            self._add(spec.power_signal, "power", self._power)
+        if spec.energy_signal:
+            self._add(spec.energy_signal, "register", self._register)
+        for name in spec.fuels:
+            self._add(name, "fuel", partial(self._fuel, name))
+        if spec.product_signal:
+            self._add(spec.product_signal, "product", self._product)
+
+    def _add(self, name: str, kind: str, feeder: Callable[[int, Any], None]) -> None:
+        self._kinds[name] = kind
+        self.feeders[name] = feeder
 
     def knows(self, signal: str) -> bool:
         """True when ``signal`` is configured for this machine."""
@@ -310,34 +342,27 @@ class MachineCalc:
 
     # -- the hot path ---------------------------------------------------------------------------
 
-    def release(self, ts: int, signal: str, value: Any, quality: Quality) -> list[WindowResult]:
+    def release(self, ts: int, signal: str, value: Any, quality: str) -> list[WindowResult]:
         """Apply one reading in event-time order; return the windows this closed.
 
         Raises:
             BadValue: the value cannot mean anything for the signal; nothing was changed.
         """
-        converted = self.convert(signal, value, quality)
+        self.check(signal, value, quality)
         closed = self.advance(ts)
-        self.apply(ts, signal, converted)
+        self.feed(ts, signal, value, quality)
         return closed
 
-    def convert(self, signal: str, value: Any, quality: Quality) -> Any:
-        """Check and convert a value for ``signal``; ``None`` stands for a bad-quality sample.
-
-        Raises:
-            BadValue: the value cannot mean anything for the signal.
-        """
-        if quality is Quality.BAD:
-            return None
+    def check(self, signal: str, value: Any, quality: str) -> None:
+        """Raise :class:`BadValue` if ``value`` cannot mean anything for ``signal``; change nothing."""
+        if quality == "bad":
+            return
         kind = self._kinds[signal]
         if kind == "state":
-            category = self.spec.state_codes.get(_code(value))
-            if category is None:
+            if _code(value) not in self.spec.state_codes:
                 raise BadValue(f"state value {value!r} is not a category or a configured code")
-            return category
-        if kind == "product":
-            return str(value)
-        return _number(value)
+        elif kind != "product":
+            _number(value)
 
     def advance(self, ts: int) -> list[WindowResult]:
         """Move event time to ``ts`` (not before the last reading); return the windows that closed."""
@@ -350,47 +375,60 @@ class MachineCalc:
             return self._close_ready(ts, final=False)
         return []
 
-    def apply(self, ts: int, signal: str, converted: Any) -> None:
-        """Apply a value from :meth:`convert` at ``ts`` (after :meth:`advance` to ``ts``)."""
+    def feed(self, ts: int, signal: str, value: Any, quality: str) -> None:
+        """Apply a reading at ``ts`` once :meth:`advance` has moved there.
+
+        Raises:
+            BadValue: as :meth:`check`; the state is unchanged then.
+        """
+        if quality == "bad":
+            st = self.state
+            st.released_until = ts
+            st.stats.bad_quality += 1
+            if self._kinds[signal] == "state":
+                self._unblock(ts)
+                self._set_state(ts, None)
+            return
+        self.feeders[signal](ts, value)
+
+    def _counter(self, signal: str, role: int, carries_ideal: bool, ts: int, value: Any) -> None:
+        if value.__class__ is not int:
+            value = _number(value)
         st = self.state
         st.released_until = ts
-        kind = self._kinds[signal]
-        if converted is None:
-            st.stats.bad_quality += 1
-            if kind == "state":
-                self._set_state(ts, None)
-        elif kind == "counter":
-            self._counter(ts, signal, converted)
-        elif kind == "power":
-            self._power(ts, converted)
-        elif kind == "register":
-            self._register(ts, converted)
-        elif kind == "state":
-            self._set_state(ts, converted)
-        elif kind == "fuel":
-            self._fuel(ts, signal, converted)
-        else:
-            st.product = converted
-
-    def _counter(self, ts: int, signal: str, value: float) -> None:
-        st = self.state
-        previous = st.counter_last.get(signal)
-        st.counter_last[signal] = value
+        last = st.counter_last
+        previous = last.get(signal)
+        last[signal] = value
         if previous is None:
             return
-        delta, event = increase(previous, value, self.spec.counter_modulus[signal])
-        if event is CounterEvent.RESET:
-            st.stats.counter_resets += 1
-        elif event is CounterEvent.ROLLOVER:
-            st.stats.counter_rollovers += 1
+        if value >= previous:
+            delta = value - previous
+        else:
+            delta, event = increase(previous, value, self.spec.counter_modulus[signal])
+            if event is CounterEvent.RESET:
+                st.stats.counter_resets += 1
+            else:
+                st.stats.counter_rollovers += 1
         if not delta:
             return
-        start = (ts - 1) - (ts - 1) % self._window_us
+        end = ts - 1
+        start = end - end % self._window_us
         window = st.windows.get(start) or self._open(start)
-        role = self.spec.counters[signal]
         window.counts[role] += delta
-        if role in self._ideal_roles:
+        if carries_ideal:
             window.ideal += delta * self._ideal_cycle()
+
+    def _state_value(self, ts: int, value: Any) -> None:
+        category = self.spec.state_codes.get(value if value.__class__ is str else _code(value))
+        if category is None:
+            raise BadValue(f"state value {value!r} is not a category or a configured code")
+        self.state.released_until = ts
+        self._unblock(ts)
+        self._set_state(ts, category)
+
+    def _product(self, ts: int, value: Any) -> None:
+        self.state.released_until = ts
+        self.state.product = str(value)
 
     def _ideal_cycle(self) -> float:
         spec = self.spec
@@ -404,26 +442,43 @@ class MachineCalc:
                 return 0.0
         return spec.ideal_cycle_us or 0.0
 
-    def _power(self, ts: int, value: float) -> None:
+    def _power(self, ts: int, value: Any) -> None:
         spec = self.spec
         assert spec.power is not None
-        kw = value * spec.power.scale
+        kw = _number(value) * spec.power.scale
         st = self.state
+        st.released_until = ts
+        if st.blocked:
+            self._unblock(ts)
         last = st.power_last
         st.power_last = (ts, kw)
         if last is None or ts <= last[0] or ts - last[0] > spec.power.max_gap_s * 1_000_000:
             return
         t0, p0 = last
+        size = self._window_us
+        if ts - (t0 - t0 % size) <= size:
+            # Both samples in one window: the common case, without splitting.
+            window = st.windows.get(t0 - t0 % size) or self._open(t0 - t0 % size)
+            span = ts - t0
+            if spec.power.integration == "hold":
+                window.kwh_power += span * p0 / US_PER_HOUR
+            else:
+                window.kwh_power += span * (p0 + kw) / 2 / US_PER_HOUR
+            window.cover_power += span
+            return
         hold = spec.power.integration == "hold"
         for window, a, b in self._pieces(t0, ts):
             window.kwh_power += hold_kwh(p0, a, b) if hold else trapezoid_kwh(t0, p0, ts, kw, a, b)
             window.cover_power += b - a
 
-    def _register(self, ts: int, value: float) -> None:
+    def _register(self, ts: int, value: Any) -> None:
         spec = self.spec
         assert spec.energy is not None
-        raw = value
+        raw = _number(value)
         st = self.state
+        st.released_until = ts
+        if st.blocked:
+            self._unblock(ts)
         last = st.register_last
         st.register_last = (ts, raw)
         if last is None or ts <= last[0]:
@@ -444,10 +499,13 @@ class MachineCalc:
             return
         self._spread(t0, ts, delta * scale, spec.energy.max_gap_s, "register")
 
-    def _fuel(self, ts: int, signal: str, value: float) -> None:
+    def _fuel(self, signal: str, ts: int, value: Any) -> None:
         fuel = self.spec.fuels[signal]
-        raw = value
+        raw = _number(value)
         st = self.state
+        st.released_until = ts
+        if st.blocked:
+            self._unblock(ts)
         last = st.fuel_last.get(signal)
         st.fuel_last[signal] = (ts, raw)
         if last is None or ts <= last[0]:
@@ -542,21 +600,25 @@ class MachineCalc:
         spec = self.spec
         self._advance_state(now, final)
         bound = _NEVER if final else now - 1
+        # When time alone would lift the tightest wait (a stop outgrowing the micro-stop limit, a
+        # silent signal becoming overdue); a new sample or state lifts it earlier (``_unblock``).
+        deadline = _NEVER
         if not final:
             if st.pending_stop is not None:
                 bound = min(bound, st.pending_stop)
+                deadline = st.pending_stop + spec.micro_stop_max_us
             # A window waits for the next sample of each integrated signal, unless it is overdue.
+            waits = []
             if st.power_last is not None and spec.power is not None:
-                t_last = st.power_last[0]
-                if now - t_last <= spec.power.max_gap_s * 1_000_000:
-                    bound = min(bound, t_last)
+                waits.append((st.power_last[0], int(spec.power.max_gap_s * 1_000_000)))
             if st.register_last is not None and spec.energy is not None:
-                t_last = st.register_last[0]
-                if now - t_last <= spec.energy.max_gap_s * 1_000_000:
-                    bound = min(bound, t_last)
+                waits.append((st.register_last[0], int(spec.energy.max_gap_s * 1_000_000)))
             for name, (t_last, _) in st.fuel_last.items():
-                if now - t_last <= spec.fuels[name].max_gap_us:
+                waits.append((t_last, spec.fuels[name].max_gap_us))
+            for t_last, max_gap in waits:
+                if now - t_last <= max_gap:
                     bound = min(bound, t_last)
+                    deadline = min(deadline, t_last + max_gap)
         size = self._window_us
         results = []
         for start in sorted(st.windows):
@@ -571,8 +633,16 @@ class MachineCalc:
             total = st.shifts[key]
             if final or total.shift.end <= st.closed_until:
                 results.append(self._close_shift(st.shifts.pop(key)))
-        st.next_check = min(st.windows) + size if st.windows else now - now % size + size
+        first_end = min(st.windows) + size if st.windows else now - now % size + size
+        st.blocked = first_end < now
+        st.next_check = deadline if st.blocked else first_end
         return results
+
+    def _unblock(self, ts: int) -> None:
+        """A sample or state change may complete a waiting window: check again after ``ts``."""
+        st = self.state
+        if st.blocked and st.next_check > ts:
+            st.next_check = ts
 
     def close_all(self) -> list[WindowResult]:
         """The input has ended: close every open window, booking unobserved planned time as unknown."""

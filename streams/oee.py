@@ -15,7 +15,7 @@ TV-OEE-1), which is A × E × QR when all three are defined and 0 when nothing w
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from plantstream.plant.schema import OeeMethod
 
@@ -54,8 +54,38 @@ class OeeElements:
 
     def add(self, other: OeeElements) -> None:
         """Add ``other`` into these elements (roll-up: elements sum, ratios do not)."""
-        for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        # Written out: this runs for every window of every shift and roll-up.
+        self.scheduled += other.scheduled
+        self.planned_stop += other.planned_stop
+        self.run += other.run
+        self.micro += other.micro
+        self.down += other.down
+        self.idle += other.idle
+        self.setup += other.setup
+        self.off += other.off
+        self.unknown += other.unknown
+        self.total += other.total
+        self.good += other.good
+        self.reject += other.reject
+        self.ideal += other.ideal
+
+    def copy(self) -> OeeElements:
+        """An independent copy."""
+        return OeeElements(
+            self.scheduled,
+            self.planned_stop,
+            self.run,
+            self.micro,
+            self.down,
+            self.idle,
+            self.setup,
+            self.off,
+            self.unknown,
+            self.total,
+            self.good,
+            self.reject,
+            self.ideal,
+        )
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:

@@ -71,7 +71,7 @@ class WindowPoints:
             fields: dict[str, FieldValue] = {**oee_kpis(e, self.method), **element_fields(e)}
             if self.micro_stop_max_s is not None:
                 fields["micro_stop_max_s"] = self.micro_stop_max_s
-            out.append(Point(measurement="oee", tags=tags, fields=fields | common, time=time))
+            out.append(Point.model_construct(measurement="oee", tags=tags, fields=fields | common, time=time))
         span_h = (result.end - result.start) / US_PER_HOUR
         if self.has_energy:
             fields = {"kwh": result.kwh, "avg_kw": result.kwh / span_h}
@@ -79,7 +79,9 @@ class WindowPoints:
             sec = specific_energy(result.kwh, e.good) if self.per_good_unit else None
             if sec is not None:
                 fields["kwh_per_good_unit"] = sec
-            out.append(Point(measurement="energy", tags=tags, fields=fields | common, time=time))
+            out.append(
+                Point.model_construct(measurement="energy", tags=tags, fields=fields | common, time=time)
+            )
         if self.carbon is not None and (self.has_energy or result.fuel_tj):
             total = result.scope1_kg + result.scope2_location_kg
             fields = {
@@ -92,5 +94,7 @@ class WindowPoints:
                 fields["scope2_market_kg"] = result.scope2_market_kg
             if self.per_good_unit and e.good > 0:
                 fields["co2e_kg_per_good_unit"] = total / e.good
-            out.append(Point(measurement="carbon", tags=tags, fields=fields | common, time=time))
+            out.append(
+                Point.model_construct(measurement="carbon", tags=tags, fields=fields | common, time=time)
+            )
         return out

@@ -1,0 +1,152 @@
+"""The record contracts: Reading and Point, their JSON forms, and the bulk decoder."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from plantstream.records import EPOCH, Point, Quality, Reading, RecordError, decode_reading
+
+ONE_US = timedelta(microseconds=1)
+
+
+def test_reading_json_round_trip_and_defaults() -> None:
+    line = '{"ts": "2026-03-02T08:00:00Z", "machine": "m1", "signal": "good_count", "value": 18848, "quality": "good"}'
+    reading = Reading.from_json(line)
+    assert reading.ts == datetime(2026, 3, 2, 8, tzinfo=UTC)
+    assert reading.value == 18848
+    assert isinstance(reading.value, int)
+    assert Reading.from_json(reading.to_json()) == reading
+    assert json.loads(reading.to_json()) == json.loads(line)
+    minimal = Reading.from_json(
+        '{"ts": "2026-03-02T08:00:00Z", "machine": "m1", "signal": "s", "value": "running"}'
+    )
+    assert minimal.quality is Quality.GOOD
+
+
+def test_reading_timestamps_are_normalised_to_utc_and_must_have_a_zone() -> None:
+    local = Reading(
+        ts=datetime(2026, 3, 2, 15, tzinfo=timezone(timedelta(hours=7))), machine="m", signal="s", value=1
+    )
+    assert local.ts == datetime(2026, 3, 2, 8, tzinfo=UTC)
+    assert local.ts.tzinfo is UTC
+    with pytest.raises(RecordError, match="ts: timestamp must carry a time zone"):
+        Reading.from_json('{"ts": "2026-03-02T08:00:00", "machine": "m1", "signal": "s", "value": 1}')
+
+
+@pytest.mark.parametrize(
+    ("line", "fragment"),
+    [
+        ('{"ts": "2026-03-02T08:00:00Z", "machine": "m1", "signal": "s"}', "value: Field required"),
+        (
+            '{"ts": "2026-03-02T08:00:00Z", "machine": "", "signal": "s", "value": 1}',
+            "machine: String should",
+        ),
+        (
+            '{"ts": "2026-03-02T08:00:00Z", "machine": "m", "signal": "s", "value": [1]}',
+            "value: must be a number",
+        ),
+        (
+            '{"ts": "2026-03-02T08:00:00Z", "machine": "m", "signal": "s", "value": 1, "qual": "good"}',
+            "qual: Extra",
+        ),
+        (
+            '{"ts": "2026-03-02T08:00:00Z", "machine": "m", "signal": "s", "value": 1, "quality": "fine"}',
+            "quality:",
+        ),
+        ("not json", "Invalid JSON"),
+    ],
+)
+def test_bad_readings_name_the_field_and_the_reason(line: str, fragment: str) -> None:
+    with pytest.raises(RecordError, match=fragment):
+        Reading.from_json(line)
+    with pytest.raises(RecordError, match=fragment):
+        decode_reading(line)
+
+
+def test_records_are_frozen() -> None:
+    reading = Reading(ts=datetime(2026, 3, 2, tzinfo=UTC), machine="m", signal="s", value=1)
+    with pytest.raises(ValidationError):
+        reading.value = 2  # type: ignore[misc]
+
+
+def test_point_round_trip_and_identity() -> None:
+    point = Point(
+        measurement="oee",
+        tags={"site": "demo", "machine": "m1"},
+        fields={"oee": 0.7479, "good_count": 18848, "revision": 0},
+        time=datetime(2026, 3, 2, 8, tzinfo=UTC),
+    )
+    assert Point.from_json(point.to_json()) == point
+    assert '"time":"2026-03-02T08:00:00Z"' in point.to_json()
+    twin = point.model_copy(update={"fields": {"oee": 0.8}, "tags": {"machine": "m1", "site": "demo"}})
+    assert twin.identity() == point.identity()
+    with pytest.raises(RecordError, match="fields"):
+        Point.from_json(
+            '{"measurement": "oee", "tags": {}, "fields": {"a": [1]}, "time": "2026-03-02T08:00:00Z"}'
+        )
+
+
+timestamps = st.datetimes(
+    min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+)
+
+
+@given(
+    moment=timestamps,
+    digits=st.sampled_from([0, 3, 6]),
+    value=st.one_of(
+        st.integers(-(2**53), 2**53),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(),
+        st.booleans(),
+    ),
+    quality=st.sampled_from(["good", "uncertain", "bad", None]),
+)
+def test_the_bulk_decoder_agrees_with_the_model(
+    moment: datetime, digits: int, value: object, quality: str | None
+) -> None:
+    stamp = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    if digits:
+        stamp += "." + f"{moment.microsecond:06d}"[:digits]
+    record = {"ts": stamp + "Z", "machine": "m1", "signal": "s", "value": value}
+    if quality is not None:
+        record["quality"] = quality
+    line = json.dumps(record)
+    reading = Reading.from_json(line)
+    assert decode_reading(line) == (
+        (reading.ts - EPOCH) // ONE_US,
+        reading.machine,
+        reading.signal,
+        reading.value,
+        reading.quality.value,
+    )
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "2026-02-30T08:00:00Z",
+        "2026-03-02T08:00:60.000Z",
+        "2026-03-02T0800:00.00Z",
+        "2026-W09-1T08:00:00Z",
+        "2026-03-02T08:00:00.1_2Z",
+        "2026-03-02 08:00:00Z",
+        "2026-03-02T08:00:00.12Z",
+        "2026-03-02T08:00:00+07:00",
+    ],
+)
+def test_the_bulk_decoder_never_accepts_what_the_model_refuses(stamp: str) -> None:
+    line = json.dumps({"ts": stamp, "machine": "m1", "signal": "s", "value": 1})
+    try:
+        reading = Reading.from_json(line)
+    except RecordError:
+        with pytest.raises(RecordError):
+            decode_reading(line)
+    else:
+        assert decode_reading(line)[0] == (reading.ts - EPOCH) // ONE_US
