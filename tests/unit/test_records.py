@@ -16,7 +16,15 @@ ONE_US = timedelta(microseconds=1)
 
 
 def test_reading_json_round_trip_and_defaults() -> None:
-    line = '{"ts": "2026-03-02T08:00:00Z", "machine": "m1", "signal": "good_count", "value": 18848, "quality": "good"}'
+    line = json.dumps(
+        {
+            "ts": "2026-03-02T08:00:00Z",
+            "machine": "m1",
+            "signal": "good_count",
+            "value": 18848,
+            "quality": "good",
+        }
+    )
     reading = Reading.from_json(line)
     assert reading.ts == datetime(2026, 3, 2, 8, tzinfo=UTC)
     assert reading.value == 18848
@@ -93,7 +101,9 @@ def test_point_round_trip_and_identity() -> None:
 
 
 timestamps = st.datetimes(
-    min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+    min_value=datetime(1990, 1, 1),
+    max_value=datetime(2100, 1, 1),
+    timezones=st.just(UTC),  # noqa: DTZ001
 )
 
 
