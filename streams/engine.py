@@ -33,6 +33,7 @@ __all__ = ["CHECKPOINT_VERSION", "Engine", "ReadingRejected"]
 
 _ONE_US = timedelta(microseconds=1)
 _PRUNE_BATCH = 8
+_SNAPSHOT_EVERY = 4
 _NEVER = 2**62
 CHECKPOINT_VERSION = 1
 """Version of :meth:`Engine.checkpoint`'s form; bump it when the form changes."""
@@ -60,6 +61,7 @@ class _Track:
     history: list[_Released] = field(default_factory=list)
     snapshots: list[tuple[int, MachineState, int]] = field(default_factory=list)
     emitted: dict[tuple[str, int], tuple[int, WindowResult]] = field(default_factory=dict)
+    closes: int = 0
 
 
 @dataclass
@@ -90,7 +92,6 @@ class Engine:
         self._seq = 0
         self._out: list[Point] = []
         self._events: Counter[str] = Counter()
-        self._readings = 0
         # A roll-up of a single member would repeat the member: lines of one machine and sites of
         # one line are not rolled up.
         lines: dict[tuple[str, ...], list[str]] = {}
@@ -165,14 +166,15 @@ class Engine:
         track = self._tracks.get(machine)
         if track is None:
             raise ReadingRejected("unknown_machine", f"machine {machine!r} is not in the plant model")
-        if signal not in track.calc.feeders:
+        calc = track.calc
+        feeder = calc.feeders.get(signal)
+        if feeder is None:
             raise ReadingRejected(
                 "unknown_signal", f"signal {signal!r} is not configured for machine {machine!r}"
             )
-        self._seq += 1
-        self._readings += 1
-        item = (ts, self._seq, signal, value, quality)
-        state = track.calc.state
+        self._seq = seq = self._seq + 1
+        item = (ts, seq, signal, value, quality)
+        state = calc.state
         released = state.released_until
         if released is not None and ts < released:
             self._correct(track, item)
@@ -181,7 +183,7 @@ class Engine:
             if released is not None and ts <= state.next_check and quality != "bad":
                 # In order and no window can close: the common case, kept to one call.
                 try:
-                    track.calc.feeders[signal](ts, value)
+                    feeder(ts, value)
                 except BadValue as exc:
                     self._events["rejected_bad_value"] += 1
                     raise ReadingRejected("bad_value", f"{machine}.{signal}: {exc}") from None
@@ -199,7 +201,7 @@ class Engine:
     @property
     def stats(self) -> Counter[str]:
         """Readings taken, late readings corrected, windows re-emitted, readings refused by reason."""
-        return self._events + Counter(readings=self._readings)
+        return self._events + Counter(readings=self._seq)
 
     @property
     def has_points(self) -> bool:
@@ -264,7 +266,7 @@ class Engine:
             raise ValueError(f"checkpoint has machines the plant file does not: {', '.join(unknown)}")
         self._seq = data["seq"]
         stats = Counter(data["stats"])
-        self._readings = stats.pop("readings", 0)
+        stats.pop("readings", None)
         self._events = stats
         for mid, saved in data["machines"].items():
             track = self._tracks[mid]
@@ -307,12 +309,18 @@ class Engine:
             self._events["rejected_bad_value"] += 1
             raise ReadingRejected("bad_value", f"{calc.spec.id}.{signal}: {exc}") from None
         closed = calc.advance(ts)
-        if previous is None or (closed and ts > previous):
+        if previous is None or (closed and ts > previous and self._snapshot_due(track)):
             self._snapshot(track, ts)
         calc.feed(ts, signal, value, quality)
         track.history.append(item)
         if closed:
             self._results(calc.spec.id, track, closed)
+
+    @staticmethod
+    def _snapshot_due(track: _Track) -> bool:
+        """Snapshot every few window closes: a correction then re-applies a few more readings."""
+        track.closes += 1
+        return track.closes % _SNAPSHOT_EVERY == 0
 
     def _snapshot(self, track: _Track, boundary: int) -> None:
         """Remember the state holding every reading before ``boundary``; forget what the horizon passed."""

@@ -386,8 +386,9 @@ class MachineCalc:
             st.released_until = ts
             st.stats.bad_quality += 1
             if self._kinds[signal] == "state":
-                self._unblock(ts)
                 self._set_state(ts, None)
+                if st.blocked:
+                    self._unblock(ts)
             return
         self.feeders[signal](ts, value)
 
@@ -423,8 +424,9 @@ class MachineCalc:
         if category is None:
             raise BadValue(f"state value {value!r} is not a category or a configured code")
         self.state.released_until = ts
-        self._unblock(ts)
         self._set_state(ts, category)
+        if self.state.blocked:
+            self._unblock(ts)
 
     def _product(self, ts: int, value: Any) -> None:
         self.state.released_until = ts
@@ -448,10 +450,10 @@ class MachineCalc:
         kw = _number(value) * spec.power.scale
         st = self.state
         st.released_until = ts
-        if st.blocked:
-            self._unblock(ts)
         last = st.power_last
         st.power_last = (ts, kw)
+        if st.blocked:
+            self._unblock(ts)
         if last is None or ts <= last[0] or ts - last[0] > spec.power.max_gap_s * 1_000_000:
             return
         t0, p0 = last
@@ -477,10 +479,10 @@ class MachineCalc:
         raw = _number(value)
         st = self.state
         st.released_until = ts
-        if st.blocked:
-            self._unblock(ts)
         last = st.register_last
         st.register_last = (ts, raw)
+        if st.blocked:
+            self._unblock(ts)
         if last is None or ts <= last[0]:
             return
         t0, previous = last
@@ -504,10 +506,10 @@ class MachineCalc:
         raw = _number(value)
         st = self.state
         st.released_until = ts
-        if st.blocked:
-            self._unblock(ts)
         last = st.fuel_last.get(signal)
         st.fuel_last[signal] = (ts, raw)
+        if st.blocked:
+            self._unblock(ts)
         if last is None or ts <= last[0]:
             return
         delta, _ = increase(last[1], raw, fuel.modulus)
@@ -639,10 +641,23 @@ class MachineCalc:
         return results
 
     def _unblock(self, ts: int) -> None:
-        """A sample or state change may complete a waiting window: check again after ``ts``."""
+        """After a sample or a state change: if nothing holds the oldest window any more, check after ``ts``.
+
+        Windows wait for every integrated signal to pass their end; until the last of them has,
+        there is no point in trying to close (the deadline covers signals that went silent).
+        """
         st = self.state
-        if st.blocked and st.next_check > ts:
-            st.next_check = ts
+        end = min(st.windows) + self._window_us if st.windows else ts
+        if ts < end or st.pending_stop is not None:
+            return
+        if st.power_last is not None and st.power_last[0] < end:
+            return
+        if st.register_last is not None and st.register_last[0] < end:
+            return
+        for t_last, _ in st.fuel_last.values():
+            if t_last < end:
+                return
+        st.next_check = min(st.next_check, ts)
 
     def close_all(self) -> list[WindowResult]:
         """The input has ended: close every open window, booking unobserved planned time as unknown."""
