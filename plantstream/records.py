@@ -202,15 +202,16 @@ def _utc_micros(ts: str) -> int | None:
 
     Readings arrive many to a second, so the whole seconds are parsed once and remembered.
     """
-    second = _SECONDS.get(ts[:19])
+    head = ts[:19]
+    second = _SECONDS.get(head)
     if second is None:
         try:
-            moment = datetime.fromisoformat(ts[:19] + "+00:00")
+            moment = datetime.fromisoformat(head + "+00:00")
         except ValueError:
             return None
         if len(_SECONDS) >= 4096:
             _SECONDS.clear()
-        second = _SECONDS[ts[:19]] = (moment - EPOCH) // _ONE_US
+        second = _SECONDS[head] = (moment - EPOCH) // _ONE_US
     if len(ts) == 20:
         return second
     fraction = ts[20:-1]

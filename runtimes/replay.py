@@ -114,40 +114,43 @@ class _Replay:
         self.report = report
         self.dead_letter = dead_letter
         self.summary = ReplaySummary()
+        self.newest = -(2**62)
 
     def run(self, lines: Iterable[str], lateness_us: int) -> ReplaySummary:
         """Decode, order and feed every line; flush the engine at the end."""
         summary = self.summary
         pending: list[_Item] = []
-        newest = -(2**62)
         next_batch = _BATCH
-        lineno = decoded = 0
+        lineno = skipped = 0
         for lineno, line in enumerate(lines, 1):
             try:
                 ts, machine, signal, value, quality = decode_reading(line)
             except RecordError as exc:
+                skipped += 1
                 if line.strip():
                     self.refuse(lineno, "malformed", str(exc), line)
                 continue
-            decoded += 1
             pending.append((ts, machine, signal, lineno, value, quality, line))
-            newest = max(newest, ts)
             if len(pending) >= next_batch:
-                pending = self.release(pending, newest - lateness_us)
+                pending = self.release(pending, lateness_us)
                 # Grow the batch when little could be released, so sorting stays linear overall.
                 next_batch = max(_BATCH, 2 * len(pending))
         summary.lines = lineno
-        summary.readings = decoded
+        summary.readings = lineno - skipped
         self.release(pending, None)
         self.engine.flush()
         self.write()
         summary.engine = self.engine.stats
         return summary
 
-    def release(self, pending: list[_Item], watermark: int | None) -> list[_Item]:
-        """Feed, in order, the pending readings at or before ``watermark`` (all if ``None``)."""
+    def release(self, pending: list[_Item], lateness_us: int | None) -> list[_Item]:
+        """Feed, in order, the pending readings a lateness older than the newest (all if ``None``)."""
         pending.sort()
-        cut = len(pending) if watermark is None else bisect_right(pending, watermark, key=itemgetter(0))
+        if pending and lateness_us is not None:
+            self.newest = max(self.newest, pending[-1][0])
+            cut = bisect_right(pending, self.newest - lateness_us, key=itemgetter(0))
+        else:
+            cut = len(pending)
         push = self.engine.push_raw
         for ts, machine, signal, lineno, value, quality, line in pending[:cut]:
             try:

@@ -1,9 +1,10 @@
 """The per-machine calculator: readings in event-time order in, closed window results out.
 
-A sans-I/O state machine (no clock, no I/O): :meth:`MachineCalc.release` takes one reading that
-is in event-time order, and closed tumbling and shift windows come back as
-:class:`WindowResult`. All mutable state lives in :class:`MachineState`, which is plain data, so
-it can be copied for late-data corrections and serialised for checkpoints.
+A sans-I/O state machine (no clock, no I/O): readings in event-time order go in through
+:meth:`MachineCalc.advance` (move event time, returning the tumbling and shift windows that
+closed, as :class:`WindowResult`) and :meth:`MachineCalc.feed` (apply the value). All mutable
+state lives in :class:`MachineState`, which is plain data, so it can be copied for late-data
+corrections and serialised for checkpoints.
 
 Attribution rules (shared/domain.md §1-§2, shared/design.md §3):
 - A state reading at ``t`` holds from ``t`` until the next one (latest-state value); a reading
@@ -323,8 +324,11 @@ class MachineCalc:
             self._add(name, "counter", partial(self._counter, name, role, role in ideal_roles))
         if spec.state_signal:
             self._add(spec.state_signal, "state", self._state_value)
-        if spec.power_signal:
+        if spec.power_signal and spec.power is not None:
             self._add(spec.power_signal, "power", self._power)
+            self._power_scale = spec.power.scale
+            self._power_gap_us = spec.power.max_gap_s * 1_000_000
+            self._power_hold = spec.power.integration == "hold"
         if spec.energy_signal:
             self._add(spec.energy_signal, "register", self._register)
         for name in spec.fuels:
@@ -336,22 +340,7 @@ class MachineCalc:
         self._kinds[name] = kind
         self.feeders[name] = feeder
 
-    def knows(self, signal: str) -> bool:
-        """True when ``signal`` is configured for this machine."""
-        return signal in self._kinds
-
     # -- the hot path ---------------------------------------------------------------------------
-
-    def release(self, ts: int, signal: str, value: Any, quality: str) -> list[WindowResult]:
-        """Apply one reading in event-time order; return the windows this closed.
-
-        Raises:
-            BadValue: the value cannot mean anything for the signal; nothing was changed.
-        """
-        self.check(signal, value, quality)
-        closed = self.advance(ts)
-        self.feed(ts, signal, value, quality)
-        return closed
 
     def check(self, signal: str, value: Any, quality: str) -> None:
         """Raise :class:`BadValue` if ``value`` cannot mean anything for ``signal``; change nothing."""
@@ -417,7 +406,7 @@ class MachineCalc:
         window = st.windows.get(start) or self._open(start)
         window.counts[role] += delta
         if carries_ideal:
-            window.ideal += delta * self._ideal_cycle()
+            window.ideal += delta * self._cycle
 
     def _state_value(self, ts: int, value: Any) -> None:
         category = self.spec.state_codes.get(value if value.__class__ is str else _code(value))
@@ -429,48 +418,56 @@ class MachineCalc:
             self._unblock(ts)
 
     def _product(self, ts: int, value: Any) -> None:
-        self.state.released_until = ts
-        self.state.product = str(value)
+        st = self.state
+        st.released_until = ts
+        st.product = str(value)
+        if st.product not in self.spec.ideal_cycle_us_by_product and self.spec.ideal_cycle_us is None:
+            st.stats.unknown_product += 1
 
-    def _ideal_cycle(self) -> float:
+    @property
+    def _cycle(self) -> float:
+        """The ideal cycle time (µs) of the product being made; 0 when none is known."""
         spec = self.spec
         product = self.state.product
         if product is not None:
             cycle = spec.ideal_cycle_us_by_product.get(product)
             if cycle is not None:
                 return cycle
-            if spec.ideal_cycle_us is None:
-                self.state.stats.unknown_product += 1
-                return 0.0
         return spec.ideal_cycle_us or 0.0
 
     def _power(self, ts: int, value: Any) -> None:
-        spec = self.spec
-        assert spec.power is not None
-        kw = _number(value) * spec.power.scale
+        cls = value.__class__
+        # Finite int or float: x - x is 0 for those only (inf - inf and nan - nan are nan).
+        kw = (
+            value if (cls is float or cls is int) and value - value == 0 else _number(value)
+        ) * self._power_scale
         st = self.state
         st.released_until = ts
         last = st.power_last
         st.power_last = (ts, kw)
         if st.blocked:
             self._unblock(ts)
-        if last is None or ts <= last[0] or ts - last[0] > spec.power.max_gap_s * 1_000_000:
+        if last is None:
             return
         t0, p0 = last
+        if ts <= t0 or ts - t0 > self._power_gap_us:
+            return
         size = self._window_us
-        if ts - (t0 - t0 % size) <= size:
+        start = t0 - t0 % size
+        if ts - start <= size:
             # Both samples in one window: the common case, without splitting.
-            window = st.windows.get(t0 - t0 % size) or self._open(t0 - t0 % size)
+            window = st.windows.get(start) or self._open(start)
             span = ts - t0
-            if spec.power.integration == "hold":
+            if self._power_hold:
                 window.kwh_power += span * p0 / US_PER_HOUR
             else:
                 window.kwh_power += span * (p0 + kw) / 2 / US_PER_HOUR
             window.cover_power += span
             return
-        hold = spec.power.integration == "hold"
         for window, a, b in self._pieces(t0, ts):
-            window.kwh_power += hold_kwh(p0, a, b) if hold else trapezoid_kwh(t0, p0, ts, kw, a, b)
+            window.kwh_power += (
+                hold_kwh(p0, a, b) if self._power_hold else trapezoid_kwh(t0, p0, ts, kw, a, b)
+            )
             window.cover_power += b - a
 
     def _register(self, ts: int, value: Any) -> None:
