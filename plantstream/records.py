@@ -161,10 +161,13 @@ def decode_reading(line: str | bytes) -> tuple[int, str, str, Value, str]:
     except orjson.JSONDecodeError:
         data = None
     if data.__class__ is dict and data.keys() <= _PLAIN_KEYS:
-        ts = data.get("ts")
-        machine = data.get("machine")
-        signal = data.get("signal")
-        value = data.get("value")
+        try:
+            ts = data["ts"]
+            machine = data["machine"]
+            signal = data["signal"]
+            value = data["value"]
+        except KeyError:
+            ts = None
         quality = data.get("quality", "good")
         if (
             ts.__class__ is str
@@ -181,9 +184,17 @@ def decode_reading(line: str | bytes) -> tuple[int, str, str, Value, str]:
             and value.__class__ in _VALUE_TYPES
             and quality in _QUALITIES
         ):
-            micros = _utc_micros(ts)
-            if micros is not None:
-                return micros, machine, signal, value, quality
+            # Whole seconds are parsed once and remembered: readings arrive many to a second.
+            second = _SECONDS.get(ts[:19])
+            if second is None:
+                second = _parse_second(ts[:19])
+            if second is not None:
+                if len(ts) == 20:
+                    return second, machine, signal, value, quality
+                fraction = ts[20:-1]
+                if fraction.isdigit() and fraction.isascii():
+                    micros = int(fraction) * (1000 if len(fraction) == 3 else 1)
+                    return second + micros, machine, signal, value, quality
     reading = Reading.from_json(line)
     return (
         (reading.ts - EPOCH) // _ONE_US,
@@ -197,24 +208,13 @@ def decode_reading(line: str | bytes) -> tuple[int, str, str, Value, str]:
 _SECONDS: dict[str, int] = {}
 
 
-def _utc_micros(ts: str) -> int | None:
-    """Microseconds since the epoch of a canonical UTC timestamp, or ``None`` if it is not one.
-
-    Readings arrive many to a second, so the whole seconds are parsed once and remembered.
-    """
-    head = ts[:19]
-    second = _SECONDS.get(head)
-    if second is None:
-        try:
-            moment = datetime.fromisoformat(head + "+00:00")
-        except ValueError:
-            return None
-        if len(_SECONDS) >= 4096:
-            _SECONDS.clear()
-        second = _SECONDS[head] = (moment - EPOCH) // _ONE_US
-    if len(ts) == 20:
-        return second
-    fraction = ts[20:-1]
-    if not (fraction.isdigit() and fraction.isascii()):
+def _parse_second(head: str) -> int | None:
+    """Microseconds since the epoch of ``YYYY-MM-DDTHH:MM:SS`` in UTC, remembered; ``None`` if invalid."""
+    try:
+        moment = datetime.fromisoformat(head + "+00:00")
+    except ValueError:
         return None
-    return second + int(fraction) * (1000 if len(fraction) == 3 else 1)
+    if len(_SECONDS) >= 4096:
+        _SECONDS.clear()
+    second = _SECONDS[head] = (moment - EPOCH) // _ONE_US
+    return second

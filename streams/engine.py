@@ -5,6 +5,7 @@ Pure, like the calculators it drives: readings in, points out, time only from th
 - **Ordering.** Each machine has a watermark: the newest event time it has seen minus
   ``allowed_lateness``. Readings wait in a small heap until the watermark passes them and are
   then released in event-time order, so out-of-order arrival within the lateness changes nothing.
+  (``replay`` orders its whole input itself and turns this off.)
 - **Late data.** A reading behind what was already released corrects the past: the machine's
   state is restored from the snapshot taken at the last window close before the reading, the
   readings since are re-applied with the late one in place, and every window whose result
@@ -343,6 +344,7 @@ class Engine:
         try:
             track.calc.check(signal, value, quality)
         except BadValue as exc:
+            self._events["rejected_bad_value"] += 1
             raise ReadingRejected("bad_value", f"{track.calc.spec.id}.{signal}: {exc}") from None
         chosen = None
         for i, (boundary, _, _) in enumerate(track.snapshots):
@@ -358,7 +360,7 @@ class Engine:
         insort(replay, item)
         track.calc.state = state.copy()
         del track.history[index:]
-        del track.snapshots[chosen:]
+        del track.snapshots[chosen + 1 :]  # the chosen one still holds: the history up to it is unchanged
         self._events["late_readings"] += 1
         for released_item in replay:
             self._release(track, released_item)

@@ -318,6 +318,7 @@ class MachineCalc:
         ideal_roles = {0} if self._has_total else {1, 2}
         # One bound feeder per signal: the hot path is a dict lookup and a call, no dispatch on kind.
         self.feeders: dict[str, Callable[[int, Any], None]] = {}
+        self._power_scale, self._power_gap_us, self._power_hold = 1.0, 0.0, False
         """Signal name -> ``feeder(ts, value)`` for good and uncertain samples (see :meth:`feed`)."""
         self._kinds: dict[str, str] = {}
         for name, role in spec.counters.items():
@@ -361,8 +362,35 @@ class MachineCalc:
             st.next_check = ts - ts % self._window_us + self._window_us
             return []
         if ts > st.next_check:
+            if not st.blocked and self._held(st.next_check, ts):
+                return []
             return self._close_ready(ts, final=False)
         return []
+
+    def _held(self, end: int, now: int) -> bool:
+        """True when an integrated signal has not yet passed ``end`` and is not overdue.
+
+        The oldest window (ending at ``end``) cannot close then; mark the machine blocked so that
+        the signal's next sample, or its deadline, triggers the next attempt.
+        """
+        st = self.state
+        deadline = _NEVER
+        spec = self.spec
+        if (
+            st.power_last is not None
+            and st.power_last[0] < end
+            and now - st.power_last[0] <= self._power_gap_us
+        ):
+            deadline = st.power_last[0] + int(self._power_gap_us)
+        if st.register_last is not None and spec.energy is not None and st.register_last[0] < end:
+            gap = int(spec.energy.max_gap_s * 1_000_000)
+            if now - st.register_last[0] <= gap:
+                deadline = min(deadline, st.register_last[0] + gap)
+        if deadline == _NEVER:
+            return False
+        st.blocked = True
+        st.next_check = deadline
+        return True
 
     def feed(self, ts: int, signal: str, value: Any, quality: str) -> None:
         """Apply a reading at ``ts`` once :meth:`advance` has moved there.

@@ -255,3 +255,16 @@ def test_a_checkpoint_of_another_version_is_refused() -> None:
     saved["version"] = 99
     with pytest.raises(ValueError, match="checkpoint version 99"):
         build_engine(plant_text()).restore(saved)
+
+
+def test_successive_late_readings_each_correct_their_window() -> None:
+    # Two late stops, the second older than the first: both corrections land, nothing is refused.
+    readings = production(30)
+    late = [reading(20.5, "state", "down"), reading(20.75, "state", "running")]
+    later = [reading(3.5, "state", "down"), reading(3.75, "state", "running")]
+    points = run_engine(plant_text(), [*readings, *late, *later])
+    [shift] = [p for p in select(points, "oee", machine="m1", window="shift") if p.fields["revision"] == 0]
+    minutes = {p.time.strftime("%H:%M"): p for p in select(points, "oee", machine="m1", window="1m")}
+    assert minutes["08:20"].fields["down_s"] == 15
+    assert minutes["08:03"].fields["down_s"] == 15
+    assert shift.fields["down_s"] == 30
