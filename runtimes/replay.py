@@ -1,9 +1,9 @@
 """``plantstream replay``: recorded readings through the calculators, points out as JSON lines.
 
 The input (one Reading per line, design.md §3) may be in any order within the plant's allowed
-lateness: pending readings are sorted in batches and released once the newest event time is a
-lateness past them, in event-time order (ties broken by machine, signal and line number), so the
-same set of readings gives byte-identical output. Readings later than that are
+lateness: pending readings are released once the newest event time is a lateness past them, in
+event-time order (ties broken by machine, signal and line number), so the same set of readings
+gives byte-identical output. Readings later than that are
 corrections, exactly as in the live pipeline. Bad lines are reported with their line number,
 counted, written to the dead-letter file if one is given, and skipped.
 """
@@ -114,13 +114,19 @@ class _Replay:
         self.report = report
         self.dead_letter = dead_letter
         self.summary = ReplaySummary()
-        self.newest = -(2**62)
 
     def run(self, lines: Iterable[str], lateness_us: int) -> ReplaySummary:
-        """Decode, order and feed every line; flush the engine at the end."""
+        """Decode, order and feed every line; flush the engine at the end.
+
+        Readings wait in ``pending`` until the newest event time is ``lateness_us`` past them, as
+        behind a watermark; they are sorted and released in batches, which is cheaper than a heap
+        and releases the same sequence. A reading that arrives already behind the watermark
+        releases everything before it at once, so it reaches the engine exactly as late as it is.
+        """
         summary = self.summary
         pending: list[_Item] = []
         next_batch = _BATCH
+        newest = -(2**62)
         lineno = skipped = 0
         for lineno, line in enumerate(lines, 1):
             try:
@@ -130,9 +136,17 @@ class _Replay:
                 if line.strip():
                     self.refuse(lineno, "malformed", str(exc), line)
                 continue
-            pending.append((ts, machine, signal, lineno, value, quality, line))
+            item = (ts, machine, signal, lineno, value, quality, line)
+            if ts > newest:
+                newest = ts
+            elif ts <= newest - lateness_us:
+                # Behind the watermark: what a stream would have released by now goes first.
+                pending = self.release(pending, newest - lateness_us)
+                self.release([item], None)
+                continue
+            pending.append(item)
             if len(pending) >= next_batch:
-                pending = self.release(pending, lateness_us)
+                pending = self.release(pending, newest - lateness_us)
                 # Grow the batch when little could be released, so sorting stays linear overall.
                 next_batch = max(_BATCH, 2 * len(pending))
         summary.lines = lineno
@@ -143,14 +157,10 @@ class _Replay:
         summary.engine = self.engine.stats
         return summary
 
-    def release(self, pending: list[_Item], lateness_us: int | None) -> list[_Item]:
-        """Feed, in order, the pending readings a lateness older than the newest (all if ``None``)."""
+    def release(self, pending: list[_Item], watermark: int | None) -> list[_Item]:
+        """Feed, in order, the pending readings at or before ``watermark`` (all if ``None``)."""
         pending.sort()
-        if pending and lateness_us is not None:
-            self.newest = max(self.newest, pending[-1][0])
-            cut = bisect_right(pending, self.newest - lateness_us, key=itemgetter(0))
-        else:
-            cut = len(pending)
+        cut = len(pending) if watermark is None else bisect_right(pending, watermark, key=itemgetter(0))
         push = self.engine.push_raw
         for ts, machine, signal, lineno, value, quality, line in pending[:cut]:
             try:
