@@ -173,9 +173,6 @@ def decode_reading(line: str | bytes) -> tuple[int, str, str, Value, str]:
             ts.__class__ is str
             and len(ts) in _PLAIN_TS_LENGTHS
             and ts[-1] == "Z"
-            and ts[4] == ts[7] == "-"
-            and ts[10] == "T"
-            and ts[13] == ts[16] == ":"
             and ts[19] in "Z."
             and machine.__class__ is str
             and machine
@@ -209,7 +206,13 @@ _SECONDS: dict[str, int] = {}
 
 
 def _parse_second(head: str) -> int | None:
-    """Microseconds since the epoch of ``YYYY-MM-DDTHH:MM:SS`` in UTC, remembered; ``None`` if invalid."""
+    """Microseconds since the epoch of ``YYYY-MM-DDTHH:MM:SS`` in UTC, remembered; ``None`` if invalid.
+
+    Only this exact layout is accepted (``fromisoformat`` alone would also take ISO basic and week
+    forms that the model refuses); a remembered second therefore never needs checking again.
+    """
+    if not (head[4] == head[7] == "-" and head[10] == "T" and head[13] == head[16] == ":"):
+        return None
     try:
         moment = datetime.fromisoformat(head + "+00:00")
     except ValueError:

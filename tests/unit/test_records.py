@@ -150,6 +150,8 @@ def test_the_bulk_decoder_agrees_with_the_model(
         "2026-03-02 08:00:00Z",
         "2026-03-02T08:00:00.12Z",
         "2026-03-02T08:00:00+07:00",
+        "20260302T080000.000Z",
+        "2026-03-02T08:00:00.000000000Z",
     ],
 )
 def test_the_bulk_decoder_never_accepts_what_the_model_refuses(stamp: str) -> None:
