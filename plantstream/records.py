@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 __all__ = [
     "EPOCH",
+    "DeadLetter",
     "FieldValue",
     "Point",
     "Quality",
@@ -135,6 +136,27 @@ class Point(BaseModel):
     def identity(self) -> tuple[str, tuple[tuple[str, str], ...], datetime]:
         """Return the (measurement, sorted tags, time) triple that a sink overwrites on."""
         return (self.measurement, tuple(sorted(self.tags.items())), self.time)
+
+
+class DeadLetter(BaseModel):
+    """Input a stage could not use, kept with its reason instead of being lost.
+
+    ``raw`` is the input as text (bytes that are not UTF-8 are escaped); ``where`` says what it
+    came from: a topic, a node id, a file line.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ts: UtcDatetime
+    source: str
+    where: str
+    reason: str
+    error: str
+    raw: str
+
+    def to_json(self) -> str:
+        """Encode as one JSON line (no newline)."""
+        return self.model_dump_json()
 
 
 _ONE_US = timedelta(microseconds=1)

@@ -93,6 +93,9 @@ def check(plant_path: Path) -> None:
             grid = carbon.grid
             zone += f"; grid {grid.t_per_mwh} tCO2e/MWh ({grid.country} {grid.basis} {grid.year})"
         console.print(zone)
+    for src in model.sources:
+        subscriptions = ", ".join(f"{sub.topic} ({sub.payload})" for sub in src.subscriptions)
+        console.print(f"source {src.id}: {src.type} {src.url}; {subscriptions}")
     p = model.production
     console.print(
         f"production: {p.oee_method.value}, window {p.window_s} s, micro-stops <= {p.micro_stop_max_s:g} s, "

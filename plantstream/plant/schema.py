@@ -8,6 +8,7 @@ line of the plant file that asked for it.
 
 from __future__ import annotations
 
+import re
 from datetime import date, time
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -23,21 +24,28 @@ __all__ = [
     "EnergySignal",
     "FuelSignal",
     "GridRef",
+    "JsonField",
+    "JsonTimestamp",
     "Line",
     "Machine",
     "Market",
+    "MqttSource",
+    "MqttSubscription",
     "OeeMethod",
     "Overtime",
     "PlantModel",
     "PowerSignal",
     "ProductSignal",
     "Production",
+    "QueueSettings",
     "Role",
     "Shift",
     "Signal",
     "Site",
+    "Source",
     "StateCategory",
     "StateSignal",
+    "TlsSettings",
     "Weekday",
     "cross_check",
 ]
@@ -367,10 +375,127 @@ class Production(_Strict):
         return self
 
 
+class TlsSettings(_Strict):
+    """TLS for a broker: the CA that signed its certificate, and an optional client certificate."""
+
+    ca_file: str | None = Field(default=None, description="PEM file of the CA; the system store when absent")
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        return self
+
+
+class JsonField(_Strict):
+    """One signal taken from a JSON payload."""
+
+    path: str = Field(min_length=1, description="dotted path into the payload, e.g. meter.power_w")
+    signal: Identifier
+    scale: float = Field(default=1.0, description="multiplier to the signal's unit, e.g. 0.001 for W -> kW")
+
+
+class JsonTimestamp(_Strict):
+    """Where a JSON payload carries its time; without it the time of receipt is used."""
+
+    path: str = Field(min_length=1)
+    format: Literal["iso8601", "epoch_s", "epoch_ms", "epoch_ns"] = "iso8601"
+
+
+class MqttSubscription(_Strict):
+    """A topic filter and how its payloads become readings.
+
+    ``topic`` is a template: ``{name}`` matches one topic level and captures it (``{machine}`` is
+    the machine id, ``{signal}`` the signal name, others such as ``{line}`` are checked against the
+    plant model), ``+`` and a final ``#`` are MQTT wildcards.
+    """
+
+    topic: str = Field(min_length=1)
+    qos: Literal[0, 1, 2] = 1
+    payload: Literal["json", "number", "sparkplug_b"]
+    machine: Identifier | None = Field(
+        default=None, description="the machine, when the topic does not name it"
+    )
+    signal: Identifier | None = Field(
+        default=None, description="number payloads: the signal, when the topic does not name it"
+    )
+    fields: list[JsonField] = Field(default_factory=list, description="json payloads: the signals to take")
+    timestamp: JsonTimestamp | None = None
+    metrics: dict[str, Identifier] = Field(
+        default_factory=dict,
+        description="sparkplug_b: metric name -> signal; the machine is the device (or edge node)",
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> MqttSubscription:
+        levels = self.topic.split("/")
+        if "#" in levels[:-1] or any("#" in level and level != "#" for level in levels):
+            raise ValueError("'#' may only be the whole last level of a topic")
+        names = re.findall(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", self.topic)
+        if len(names) != len(set(names)):
+            raise ValueError("a placeholder is used twice in the topic")
+        for level in levels:
+            if "{" in level and not re.fullmatch(r"\{[A-Za-z_][A-Za-z0-9_]*\}", level):
+                raise ValueError(f"topic level {level!r}: a placeholder must be a whole level")
+        if self.payload == "sparkplug_b":
+            if not self.metrics:
+                raise ValueError("sparkplug_b subscriptions map metric names to signals in `metrics`")
+            return self
+        if "machine" not in names and self.machine is None:
+            raise ValueError("name the machine: a {machine} level in the topic, or `machine:`")
+        if self.payload == "json" and not self.fields:
+            raise ValueError("json payloads need `fields` (path -> signal)")
+        if self.payload == "number" and "signal" not in names and self.signal is None:
+            raise ValueError("number payloads need a {signal} level in the topic, or `signal:`")
+        return self
+
+
+class QueueSettings(_Strict):
+    """A bounded queue and what happens when it is full."""
+
+    size: int = Field(default=10_000, gt=0)
+    overflow: Literal["block", "drop_oldest", "drop_newest"] = Field(
+        default="block", description="block back-pressures the source; the drop policies count what they drop"
+    )
+
+
+class MqttSource(_Strict):
+    """An MQTT broker and what to read from it."""
+
+    type: Literal["mqtt"]
+    id: Identifier
+    url: str = Field(description="mqtt://host[:port] or mqtts://host[:port]; ${VAR} allowed")
+    client_id: str | None = Field(default=None, description="fixed per source; default plantstream-<id>")
+    persistent_session: bool = Field(
+        default=True, description="the broker keeps QoS 1 messages while we are away"
+    )
+    username: str | None = Field(
+        default=None, description="write ${MQTT_USER}: secrets come from the environment"
+    )
+    password: str | None = None
+    tls: TlsSettings | None = None
+    keepalive_s: int = Field(default=30, ge=5, le=3_600)
+    queue: QueueSettings = Field(default_factory=QueueSettings)
+    subscriptions: list[MqttSubscription] = Field(min_length=1)
+
+    @field_validator("url")
+    @classmethod
+    def _broker_url(cls, value: str) -> str:
+        if not re.fullmatch(r"mqtts?://[^/:\s]+(:\d{1,5})?/?", value):
+            raise ValueError(f"{value!r} is not mqtt://host[:port] or mqtts://host[:port]")
+        return value
+
+
+Source = Annotated[MqttSource, Field(discriminator="type")]
+
+
 class PlantModel(_Strict):
     """A whole plant file."""
 
     sites: list[Site] = Field(min_length=1)
+    sources: list[Source] = Field(default_factory=list)
     calendars: dict[Identifier, Calendar] = Field(default_factory=dict)
     production: Production = Field(default_factory=Production)
 

@@ -1,0 +1,18 @@
+"""Fixtures for component tests: real servers on loopback, started and stopped by the tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from services import Broker, free_port
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    """A fresh broker with persistence, on a free port."""
+    b = Broker(port=free_port(), directory=tmp_path)
+    b.start()
+    yield b
+    b.stop()

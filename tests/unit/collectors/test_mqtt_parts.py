@@ -1,0 +1,169 @@
+"""The pure parts of the MQTT collector: topic templates, payload decoders, queue policies, back-off."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+
+import pytest
+
+from collectors.backoff import Backoff
+from collectors.payloads import PayloadError, decode_json, decode_number
+from collectors.queue import BoundedQueue
+from collectors.topics import TopicTemplate
+from plantstream.plant import PlantError, parse_plant
+from plantstream.plant.schema import JsonField, JsonTimestamp
+
+RECEIVED = dt.datetime(2026, 3, 2, 8, 0, 5, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "topic", "expected"),
+    [
+        ("plant/{line}/{machine}/meter", "plant/l1/m1/meter", {"line": "l1", "machine": "m1"}),
+        ("plant/{line}/{machine}/meter", "plant/l1/m1/meter/x", None),
+        ("plant/{line}/{machine}/meter", "plant/l1//meter", None),
+        ("plant/+/{machine}/#", "plant/a/m2/b/c", {"machine": "m2"}),
+        ("plant/+/{machine}/#", "plant/a/m2", {"machine": "m2"}),
+        ("factory/{machine}", "plant/m1", None),
+    ],
+)
+def test_topic_templates(pattern: str, topic: str, expected: dict[str, str] | None) -> None:
+    assert TopicTemplate(pattern).match(topic) == expected
+
+
+def test_topic_template_filter() -> None:
+    assert TopicTemplate("plant/{line}/{machine}/meter").filter == "plant/+/+/meter"
+    assert TopicTemplate("plant/+/{machine}/#").filter == "plant/+/+/#"
+
+
+FIELDS = [
+    JsonField(path="meter.power_w", signal="power_kw", scale=0.001),
+    JsonField(path="state", signal="state"),
+]
+
+
+def test_json_dotted_paths_scaling_and_text_values() -> None:
+    payload = b'{"meter": {"power_w": 12500}, "state": "running"}'
+    samples = decode_json(payload, FIELDS, None, RECEIVED)
+    assert [(s.signal, s.value, s.ts) for s in samples] == [
+        ("power_kw", 12.5, RECEIVED),
+        ("state", "running", RECEIVED),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "raw", "expected"),
+    [
+        ("iso8601", "2026-03-02T15:00:00+07:00", dt.datetime(2026, 3, 2, 8, tzinfo=dt.UTC)),
+        ("epoch_s", 1772438400, dt.datetime(2026, 3, 2, 8, tzinfo=dt.UTC)),
+        ("epoch_ms", 1772438400250, dt.datetime(2026, 3, 2, 8, 0, 0, 250_000, tzinfo=dt.UTC)),
+        ("epoch_ns", 1772438400000000000, dt.datetime(2026, 3, 2, 8, tzinfo=dt.UTC)),
+    ],
+)
+def test_json_timestamp_formats(fmt: str, raw: object, expected: dt.datetime) -> None:
+    import json
+
+    payload = json.dumps({"t": raw, "meter": {"power_w": 1}, "state": "idle"}).encode()
+    samples = decode_json(payload, FIELDS, JsonTimestamp(path="t", format=fmt), RECEIVED)  # type: ignore[arg-type]
+    assert samples[0].ts == expected
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason", "fragment"),
+    [
+        (b"{nope", "not_json", "not JSON"),
+        (b'{"state": "idle"}', "missing_field", "meter.power_w"),
+        (b'{"meter": {"power_w": "high"}, "state": "idle"}', "wrong_type", "meter.power_w"),
+        (b'{"meter": {"power_w": null}, "state": "idle"}', "wrong_type", "None"),
+    ],
+)
+def test_json_errors_name_the_field(payload: bytes, reason: str, fragment: str) -> None:
+    with pytest.raises(PayloadError, match=fragment) as caught:
+        decode_json(payload, FIELDS, None, RECEIVED)
+    assert caught.value.reason == reason
+
+
+def test_json_naive_or_garbled_timestamps_are_refused() -> None:
+    for raw in ('"2026-03-02T08:00:00"', '"soon"', "true"):
+        payload = f'{{"t": {raw}, "meter": {{"power_w": 1}}, "state": "idle"}}'.encode()
+        with pytest.raises(PayloadError) as caught:
+            decode_json(payload, FIELDS, JsonTimestamp(path="t"), RECEIVED)
+        assert caught.value.reason == "bad_timestamp"
+
+
+@pytest.mark.parametrize(("payload", "value"), [(b"42", 42), (b" -7.5\n", -7.5), (b"1e3", 1000.0)])
+def test_bare_numbers(payload: bytes, value: float) -> None:
+    assert decode_number(payload) == value
+
+
+@pytest.mark.parametrize("payload", [b"twelve", b"nan", b"inf", b"", b"\xff"])
+def test_not_numbers(payload: bytes) -> None:
+    with pytest.raises(PayloadError) as caught:
+        decode_number(payload)
+    assert caught.value.reason == "not_a_number"
+
+
+async def test_queue_policies_count_what_they_drop() -> None:
+    newest: BoundedQueue[int] = BoundedQueue(2, "drop_newest")
+    oldest: BoundedQueue[int] = BoundedQueue(2, "drop_oldest")
+    for i in range(5):
+        await newest.put(i)
+        await oldest.put(i)
+    assert (newest.dropped, oldest.dropped) == (3, 3)
+    assert [await newest.get(), await newest.get()] == [0, 1]
+    assert [await oldest.get(), await oldest.get()] == [3, 4]
+    blocking: BoundedQueue[int] = BoundedQueue(1, "block")
+    await blocking.put(1)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(blocking.put(2), 0.05)
+    assert blocking.dropped == 0
+
+
+def test_backoff_is_capped_exponential_with_full_jitter() -> None:
+    backoff = Backoff(first_s=0.5, cap_s=4.0, rng=random.Random(7))
+    delays = [backoff.next_delay() for _ in range(10)]
+    ceilings = [min(4.0, 0.5 * 2**i) for i in range(10)]
+    assert all(0 <= d <= c for d, c in zip(delays, ceilings, strict=True))
+    assert len(set(delays)) == 10
+    backoff.reset()
+    assert backoff.next_delay() <= 0.5
+
+
+SOURCE = """
+sites:
+  - id: demo
+    timezone: UTC
+    country: VN
+    lines:
+      - id: l1
+        machines:
+          - {{id: m1, signals: {{power_kw: power_kw}}}}
+sources:
+  - type: mqtt
+    id: meters
+    url: {url}
+    subscriptions:
+      - {sub}
+"""
+
+
+@pytest.mark.parametrize(
+    ("url", "sub", "fragment"),
+    [
+        ("http://x", "{topic: 'a/{machine}', payload: number, signal: power_kw}", "is not mqtt://host"),
+        ("mqtt://x", "{topic: 'a/b', payload: number, signal: power_kw}", "name the machine"),
+        ("mqtt://x", "{topic: 'a/{machine}', payload: json}", "need `fields`"),
+        ("mqtt://x", "{topic: 'a/{machine}', payload: number}", "{signal}"),
+        ("mqtt://x", "{topic: 'a/#/{machine}', payload: number, signal: s}", "'#' may only"),
+        ("mqtt://x", "{topic: 'a/m{machine}', payload: number, signal: s}", "whole level"),
+        ("mqtt://x", "{topic: 'a/{machine}', payload: protobuf, signal: s}", "payload"),
+    ],
+)
+def test_source_config_errors_point_at_the_line(url: str, sub: str, fragment: str) -> None:
+    with pytest.raises(PlantError) as caught:
+        parse_plant(SOURCE.format(url=url, sub=sub))
+    text = str(caught.value)
+    assert fragment in text
+    assert text.startswith("plant.yaml:1")
