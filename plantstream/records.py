@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Annotated
 
 import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 __all__ = [
     "EPOCH",
@@ -86,7 +86,7 @@ class Reading(BaseModel):
     ts: UtcDatetime
     machine: str = Field(min_length=1)
     signal: str = Field(min_length=1)
-    value: Value
+    value: Value | None = Field(description="None only with quality bad: a source that has no value")
     quality: Quality = Quality.GOOD
     status_code: int | None = Field(default=None, ge=0, le=0xFFFFFFFF, description="raw OPC UA StatusCode")
     server_ts: UtcDatetime | None = None
@@ -94,9 +94,16 @@ class Reading(BaseModel):
     source: str | None = None
     seq: int | None = Field(default=None, ge=0)
 
+    @model_validator(mode="after")
+    def _value_unless_bad(self) -> Reading:
+        if self.value is None and self.quality is not Quality.BAD:
+            raise ValueError("value: only a reading of quality bad may have no value")
+        return self
+
     def to_json(self) -> str:
         """Encode as one JSON line (no newline), leaving out fields that are not set."""
-        return self.model_dump_json(exclude_none=True, exclude_defaults=False)
+        # Optional fields that are not set are left out; the missing value of a bad reading is null.
+        return self.model_dump_json(exclude={name for name, v in self if v is None and name != "value"})
 
     @classmethod
     def from_json(cls, line: str | bytes) -> Reading:
@@ -167,7 +174,7 @@ _VALUE_TYPES = (int, float, str, bool)
 _PLAIN_TS_LENGTHS = frozenset((20, 24, 27))
 
 
-def decode_reading(line: str | bytes) -> tuple[int, str, str, Value, str]:
+def decode_reading(line: str | bytes) -> tuple[int, str, str, Value | None, str]:
     """Decode one JSON line into (ts in µs since the epoch, machine, signal, value, quality).
 
     The same contract as :meth:`Reading.from_json`, for bulk readers that never need the object:

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from plantstream import __version__
 from plantstream.plant import LoadedPlant, PlantError
+from plantstream.plant.schema import MqttSource
 from plantstream.records import FieldValue
 from runtimes.plant import load_and_resolve
 from runtimes.replay import ReplayAborted, ReplaySummary, replay
@@ -94,8 +95,13 @@ def check(plant_path: Path) -> None:
             zone += f"; grid {grid.t_per_mwh} tCO2e/MWh ({grid.country} {grid.basis} {grid.year})"
         console.print(zone)
     for src in model.sources:
-        subscriptions = ", ".join(f"{sub.topic} ({sub.payload})" for sub in src.subscriptions)
-        console.print(f"source {src.id}: {src.type} {src.url}; {subscriptions}")
+        if isinstance(src, MqttSource):
+            subscriptions = ", ".join(f"{sub.topic} ({sub.payload})" for sub in src.subscriptions)
+            console.print(f"source {src.id}: mqtt {src.url}; {subscriptions}")
+        else:
+            tags = sum(len(group.tags) for group in src.groups)
+            mode = f"{src.security.mode}/{src.security.policy}" if src.security.mode != "None" else "None"
+            console.print(f"source {src.id}: opcua {src.endpoint}; {tags} tag(s); security {mode}")
     p = model.production
     console.print(
         f"production: {p.oee_method.value}, window {p.window_s} s, micro-stops <= {p.micro_stop_max_s:g} s, "

@@ -21,6 +21,7 @@ __all__ = [
     "Calendar",
     "Carbon",
     "CounterSignal",
+    "Deadband",
     "EnergySignal",
     "FuelSignal",
     "GridRef",
@@ -32,6 +33,10 @@ __all__ = [
     "MqttSource",
     "MqttSubscription",
     "OeeMethod",
+    "OpcUaGroup",
+    "OpcUaSecurity",
+    "OpcUaSource",
+    "OpcUaTag",
     "Overtime",
     "PlantModel",
     "PowerSignal",
@@ -488,7 +493,101 @@ class MqttSource(_Strict):
         return value
 
 
-Source = Annotated[MqttSource, Field(discriminator="type")]
+class OpcUaTag(_Strict):
+    """One OPC UA variable mapped to a machine's signal.
+
+    ``node`` is a node id, preferably by namespace URI (``nsu=urn:...;s=Line1.Press.Good``), which
+    is resolved to the server's current index at every session; the index form (``ns=2;s=...``) is
+    accepted with a warning because indices can move when a server restarts. ``browse_path`` is the
+    alternative: ``0:Objects/2:Press/2:Good`` style, with namespace URIs allowed in place of indices.
+    """
+
+    node: str | None = None
+    browse_path: str | None = None
+    machine: Identifier
+    signal: Identifier
+
+    @model_validator(mode="after")
+    def _one_address(self) -> OpcUaTag:
+        if (self.node is None) == (self.browse_path is None):
+            raise ValueError("give exactly one of node and browse_path")
+        if self.node is not None and not re.match(r"^(nsu=[^;]+;|ns=\d+;)?[isgb]=.+$", self.node):
+            raise ValueError(
+                f"{self.node!r} is not a node id such as nsu=urn:plant;s=Press.Good or ns=2;i=1001"
+            )
+        return self
+
+
+class Deadband(_Strict):
+    """A data-change filter's deadband."""
+
+    type: Literal["none", "absolute", "percent"] = "none"
+    value: float = Field(default=0.0, ge=0)
+
+
+class OpcUaGroup(_Strict):
+    """Tags read the same way: by subscription (default) or by polling."""
+
+    mode: Literal["subscribe", "poll"] = "subscribe"
+    publishing_interval_ms: float = Field(default=500, gt=0)
+    sampling_interval_ms: float = Field(default=250, ge=0)
+    queue_size: int = Field(default=10, ge=1, description="server-side queue per monitored item")
+    discard_oldest: bool = True
+    trigger: Literal["status", "status_value", "status_value_timestamp"] = "status_value"
+    deadband: Deadband = Field(default_factory=Deadband)
+    poll_interval_ms: float = Field(default=1_000, gt=0)
+    tags: list[OpcUaTag] = Field(min_length=1)
+
+
+class OpcUaSecurity(_Strict):
+    """Message security, certificates and user identity."""
+
+    mode: Literal["None", "Sign", "SignAndEncrypt"] = "SignAndEncrypt"
+    policy: Literal["Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"] = "Basic256Sha256"
+    allow_insecure: bool = Field(default=False, description="required to use mode None")
+    server_certificate_sha256: str | None = Field(default=None, description="pin the server's certificate")
+    trusted_certificates_dir: str | None = None
+    username: str | None = Field(
+        default=None, description="write ${OPCUA_USER}: secrets stay in the environment"
+    )
+    password: str | None = None
+
+    @model_validator(mode="after")
+    def _insecure_is_explicit(self) -> OpcUaSecurity:
+        if self.mode == "None" and not self.allow_insecure:
+            raise ValueError(
+                "security mode None sends everything in clear: set allow_insecure: true to accept that"
+            )
+        return self
+
+
+class OpcUaSource(_Strict):
+    """An OPC UA server and the tags to read from it."""
+
+    type: Literal["opcua"]
+    id: Identifier
+    endpoint: str = Field(description="opc.tcp://host:port[/path]; ${VAR} allowed")
+    security: OpcUaSecurity = Field(default_factory=OpcUaSecurity)
+    timestamps: Literal["source", "server", "ingest"] = Field(
+        default="source", description="which time a reading carries; falls back when the server omits it"
+    )
+    watchdog_s: float = Field(
+        default=30.0, gt=0, description="rebuild a session that is connected but silent"
+    )
+    max_items_per_call: int = Field(default=1_000, gt=0, description="cap when the server publishes no limit")
+    timeout_s: float = Field(default=10.0, gt=0)
+    queue: QueueSettings = Field(default_factory=lambda: QueueSettings(overflow="drop_oldest"))
+    groups: list[OpcUaGroup] = Field(min_length=1)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _opc_url(cls, value: str) -> str:
+        if not re.fullmatch(r"opc\.tcp://[^/\s:]+(:\d{1,5})?(/\S*)?", value):
+            raise ValueError(f"{value!r} is not opc.tcp://host:port")
+        return value
+
+
+Source = Annotated[MqttSource | OpcUaSource, Field(discriminator="type")]
 
 
 class PlantModel(_Strict):
