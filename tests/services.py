@@ -94,3 +94,47 @@ class Broker:
             check=True,
             timeout=10,
         )
+
+
+@dataclass
+class OpcUaTestServer:
+    """tests/opcua_test_server.py as a process: start, stop, restart on the same port, pause."""
+
+    port: int
+    late_node: bool = False
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"opc.tcp://127.0.0.1:{self.port}/"
+
+    def start(self) -> None:
+        import sys
+
+        script = Path(__file__).with_name("opcua_test_server.py")
+        args = [sys.executable, str(script), str(self.port)] + (["--late-node"] if self.late_node else [])
+        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if b"ready" not in line:
+            raise RuntimeError("the OPC UA test server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        if self.process is not None and self.process.stdout is not None:
+            self.process.stdout.close()
+        self.process = None
+
+    def pause(self) -> None:
+        import signal
+
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        import signal
+
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)

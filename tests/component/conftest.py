@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from services import Broker, free_port
+from services import Broker, OpcUaTestServer, free_port
 
 
 @pytest.fixture
@@ -16,3 +16,12 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
     b.start()
     yield b
     b.stop()
+
+
+@pytest.fixture
+def opcua_server() -> Iterator[OpcUaTestServer]:
+    """The small asyncua test server in its own process, on a free port."""
+    server = OpcUaTestServer(port=free_port())
+    server.start()
+    yield server
+    server.stop()

@@ -1,0 +1,524 @@
+"""The OPC UA collector: an async iterator of Readings from one server (asyncua).
+
+It is built against the ways peer tools go silent (shared/peers.md §3b-3e):
+
+- **Node ids by namespace URI** (``nsu=urn:...;s=...``) are resolved to the server's current
+  index at every session, so an index that moves on a server restart moves with it.
+- **Subscriptions**, with monitored items created in batches no larger than the server's
+  ``MaxMonitoredItemsPerCall`` (or the source's cap when it publishes none).
+- **One reconnect loop**, a fresh ``Client`` for every attempt, capped exponential back-off with
+  full jitter; after every connect the subscriptions are made again and the current value of every
+  item is read at once, so counters and states catch up.
+- **Per-item failures** (``BadNodeIdUnknown``, a namespace the server lacks) are reported and
+  retried on their own every ``retry_failed_s`` while every other item keeps flowing.
+- **A watchdog**: the server's ``CurrentTime`` is monitored beside the tags; a session that stays
+  connected but delivers nothing, not even that clock, for ``watchdog_s`` is torn down and rebuilt.
+- **Quality and time**: the StatusCode class and raw code are kept on every reading (bad values
+  are kept, with no value when the server sends none); the reading's time follows the source's
+  policy (source, server or ingest time, falling back when the server omits one), and the skews
+  (server − source, ingest − server) are reported.
+
+Security: this version connects with message security mode None only, which the plant file must
+allow explicitly (``allow_insecure: true``); Sign and SignAndEncrypt sources are refused at start
+with a clear error (the certificate handling comes with its own change).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+from asyncua import Client, Node, ua
+from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, StatusChangeEvent, Subscription
+
+from collectors.backoff import Backoff
+from collectors.queue import BoundedQueue
+from plantstream.plant.schema import OpcUaGroup, OpcUaSource, OpcUaTag
+from plantstream.records import DeadLetter, Quality, Reading
+
+__all__ = ["OpcUaCollector", "OpcUaHealth", "SourceUnsupported"]
+
+_log = logging.getLogger("plantstream.collectors.opcua")
+_CURRENT_TIME = ua.NodeId(ua.ObjectIds.Server_ServerStatus_CurrentTime)
+_MAX_ITEMS_PER_CALL = ua.NodeId(
+    ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall
+)
+_NSU = re.compile(r"^nsu=([^;]+);(.+)$")
+_TRIGGERS = {
+    "status": ua.DataChangeTrigger.Status,
+    "status_value": ua.DataChangeTrigger.StatusValue,
+    "status_value_timestamp": ua.DataChangeTrigger.StatusValueTimestamp,
+}
+_DEADBANDS = {
+    "none": ua.DeadbandType.None_,
+    "absolute": ua.DeadbandType.Absolute,
+    "percent": ua.DeadbandType.Percent,
+}
+_TRANSIENT = (OSError, TimeoutError, ConnectionError, ua.UaError)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(tz=UTC)
+
+
+class SourceUnsupported(ValueError):
+    """The source asks for something this version cannot do; it is not retried."""
+
+
+class _Silent(Exception):
+    """The watchdog saw nothing for too long."""
+
+
+@dataclass
+class OpcUaHealth:
+    """What an operator needs to know about one OPC UA source."""
+
+    connected: bool = False
+    connects: int = 0
+    reconnects: int = 0
+    notifications: int = 0
+    readings: int = 0
+    items_ok: int = 0
+    items_failed: dict[str, str] = field(default_factory=dict)
+    dropped_events: int = 0
+    watchdog_trips: int = 0
+    last_data: datetime | None = None
+    last_error: str | None = None
+    skew_server_minus_source_s: float | None = None
+    skew_ingest_minus_server_s: float | None = None
+
+
+@dataclass
+class _Item:
+    tag: OpcUaTag
+    group: OpcUaGroup
+    handle: int
+    node: Node | None = None
+
+    @property
+    def label(self) -> str:
+        return self.tag.node or self.tag.browse_path or "?"
+
+
+class OpcUaCollector:
+    """Reads one OPC UA server. Use as ``async with collector: async for r in collector.readings()``."""
+
+    def __init__(
+        self,
+        source: OpcUaSource,
+        *,
+        on_dead_letter: Callable[[DeadLetter], None] | None = None,
+        clock: Callable[[], datetime] = _utc_now,
+        backoff: Backoff | None = None,
+        retry_failed_s: float = 30.0,
+    ) -> None:
+        """Prepare a collector for ``source``.
+
+        Args:
+            source: the validated source from the plant file.
+            on_dead_letter: receives values that cannot become readings (e.g. arrays).
+            clock: the ingest time (tests pass their own).
+            backoff: reconnect delays; default 0.5 s doubling to 30 s, with jitter.
+            retry_failed_s: how often items that failed are tried again.
+
+        Raises:
+            SourceUnsupported: the source needs message security, which this version lacks.
+        """
+        if source.security.mode != "None":
+            raise SourceUnsupported(
+                f"source {source.id}: security mode {source.security.mode} is not supported by this version; "
+                "use mode None with allow_insecure: true on a trusted network"
+            )
+        self.source = source
+        self.health = OpcUaHealth()
+        self._on_dead_letter = on_dead_letter
+        self._clock = clock
+        self._backoff = backoff or Backoff()
+        self._retry_failed_s = retry_failed_s
+        self._queue: BoundedQueue[Reading] = BoundedQueue(source.queue.size, source.queue.overflow)
+        self._items = [
+            _Item(tag, group, handle)
+            for handle, (tag, group) in enumerate(((t, g) for g in source.groups for t in g.tags), start=100)
+        ]
+        self._by_handle = {item.handle: item for item in self._items}
+        self._task: asyncio.Task[None] | None = None
+        self._seq = 0
+        self._warned: set[str] = set()
+        self._activity = 0.0
+
+    @property
+    def dropped(self) -> int:
+        """Readings dropped by the queue's overflow policy."""
+        return self._queue.dropped
+
+    async def __aenter__(self) -> OpcUaCollector:
+        self._task = asyncio.create_task(self._session_loop(), name=f"opcua[{self.source.id}].session")
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def readings(self) -> AsyncIterator[Reading]:
+        """Readings as they arrive, until the collector is closed."""
+        while True:
+            yield await self._queue.get()
+
+    # -- the one reconnect loop -----------------------------------------------------------------
+
+    async def _session_loop(self) -> None:
+        while True:
+            client = Client(self.source.endpoint, timeout=self.source.timeout_s)
+            try:
+                async with client:
+                    self.health.connected = True
+                    self.health.connects += 1
+                    self.health.last_error = None
+                    self._backoff.reset()
+                    _log.info("source %s: connected to %s", self.source.id, self.source.endpoint)
+                    await self._session(client)
+            except* _Silent:
+                self.health.watchdog_trips += 1
+                self._failed(
+                    f"no data and no server clock for {self.source.watchdog_s:g} s; rebuilding the session"
+                )
+            except* _TRANSIENT as group:
+                self._failed(_describe(group.exceptions[0]))
+            was_connected = self.health.connected
+            self.health.connected = False
+            if was_connected:
+                self.health.reconnects += 1
+            await asyncio.sleep(self._backoff.next_delay())
+
+    def _failed(self, text: str) -> None:
+        message = f"source {self.source.id}: {self.source.endpoint}: {text}"
+        if self.health.connected or self.health.last_error != message:
+            _log.warning("%s; reconnecting with back-off", message)
+        self.health.last_error = message
+
+    async def _session(self, client: Client) -> None:
+        lost: asyncio.Future[Exception] = asyncio.get_running_loop().create_future()
+
+        async def on_lost(exc: Exception) -> None:
+            if not lost.done():
+                lost.set_result(exc)
+
+        # asyncua's own supervisor probes the server every second; we rebuild, it does not.
+        client.connection_lost_callback = on_lost
+        await self._resolve(client)
+        limit = await self._items_per_call(client)
+        self._activity = asyncio.get_running_loop().time()
+        async with asyncio.TaskGroup() as tasks:
+            subscriptions: list[tuple[Subscription, OpcUaGroup]] = []
+            for index, group in enumerate(self.source.groups):
+                members = [i for i in self._items if i.group is group and i.node is not None]
+                if group.mode == "poll":
+                    tasks.create_task(self._poll(client, group), name=f"opcua[{self.source.id}].poll{index}")
+                    continue
+                sub = await self._subscription(client, group)
+                subscriptions.append((sub, group))
+                await self._monitor(sub, group, members, limit)
+                tasks.create_task(self._consume(sub), name=f"opcua[{self.source.id}].sub{index}")
+            heartbeat = await self._subscription(client, None)
+            await heartbeat.subscribe_data_change(client.get_node(_CURRENT_TIME), sampling_interval=1000.0)
+            tasks.create_task(self._consume(heartbeat, heartbeat=True), name=f"opcua[{self.source.id}].clock")
+            await self._catch_up(client)
+            tasks.create_task(self._watchdog(), name=f"opcua[{self.source.id}].watchdog")
+            tasks.create_task(self._until_lost(lost), name=f"opcua[{self.source.id}].lost")
+            tasks.create_task(
+                self._retry(client, subscriptions, limit), name=f"opcua[{self.source.id}].retry"
+            )
+
+    # -- items ------------------------------------------------------------------------------------
+
+    async def _resolve(self, client: Client) -> None:
+        """Turn every configured address into a node of this session; record what fails."""
+        namespaces: dict[str, int] = {}
+        self.health.items_failed.clear()
+        for item in self._items:
+            item.node = None
+            try:
+                item.node = await self._node(client, item.tag, namespaces)
+            except (ValueError, ua.UaError) as exc:
+                self.health.items_failed[item.label] = str(exc)
+        self._report_failures()
+
+    async def _node(self, client: Client, tag: OpcUaTag, namespaces: dict[str, int]) -> Node:
+        if tag.browse_path is not None:
+            try:
+                return await client.nodes.root.get_child(tag.browse_path.split("/"))
+            except ua.UaStatusCodeError as exc:
+                raise ValueError(f"browse path not found on the server ({exc})") from None
+        assert tag.node is not None
+        found = _NSU.match(tag.node)
+        if found is None:
+            if tag.node.startswith("ns=") and tag.node not in self._warned:
+                self._warned.add(tag.node)
+                _log.warning(
+                    "source %s: %s names a namespace by index, which can change when the server restarts; "
+                    "prefer nsu=<namespace URI>;...",
+                    self.source.id,
+                    tag.node,
+                )
+            return client.get_node(ua.NodeId.from_string(tag.node))
+        uri, rest = found.groups()
+        if uri not in namespaces:
+            array = await client.get_namespace_array()
+            if uri not in array:
+                raise ValueError(
+                    f"namespace URI {uri!r} is not on the server (it has {len(array)} namespaces)"
+                )
+            namespaces[uri] = array.index(uri)
+        return client.get_node(ua.NodeId.from_string(f"ns={namespaces[uri]};{rest}"))
+
+    async def _items_per_call(self, client: Client) -> int:
+        try:
+            published = await client.get_node(_MAX_ITEMS_PER_CALL).read_value()
+        except ua.UaError:
+            published = 0
+        cap = self.source.max_items_per_call
+        return min(cap, int(published)) if published else cap
+
+    async def _subscription(self, client: Client, group: OpcUaGroup | None) -> Subscription:
+        params = ua.CreateSubscriptionParameters()
+        params.RequestedPublishingInterval = group.publishing_interval_ms if group else 1000
+        params.RequestedLifetimeCount = 10_000
+        params.RequestedMaxKeepAliveCount = 10
+        params.PublishingEnabled = True
+        sub = await client.create_subscription(
+            params, queue_maxsize=4 * self.source.queue.size, overflow=OverflowPolicy.DROP_OLDEST
+        )
+        # asyncua applies the overflow policy without counting; wrap its hook so the drops are counted
+        # (a private method: asyncua is pinned below 3 and a test covers it).
+        overflow = sub._handle_overflow
+
+        def counted(event: Any) -> None:
+            self.health.dropped_events += 1
+            overflow(event)
+
+        sub._handle_overflow = counted
+        return sub
+
+    async def _monitor(
+        self, sub: Subscription, group: OpcUaGroup, items: Sequence[_Item], limit: int
+    ) -> None:
+        """Create monitored items in batches of at most ``limit``; record per-item failures."""
+        for start in range(0, len(items), limit):
+            batch = list(items[start : start + limit])
+            results = await sub.create_monitored_items([self._request(item, group) for item in batch])
+            for item, result in zip(batch, results, strict=True):
+                if isinstance(result, ua.StatusCode):
+                    self.health.items_failed[item.label] = result.name
+                else:
+                    self.health.items_failed.pop(item.label, None)
+        self.health.items_ok = len(self._items) - len(self.health.items_failed)
+        self._report_failures()
+
+    def _request(self, item: _Item, group: OpcUaGroup) -> ua.MonitoredItemCreateRequest:
+        assert item.node is not None
+        target = ua.ReadValueId()
+        target.NodeId = item.node.nodeid
+        target.AttributeId = ua.AttributeIds.Value
+        params = ua.MonitoringParameters()
+        params.ClientHandle = item.handle
+        params.SamplingInterval = group.sampling_interval_ms
+        params.QueueSize = group.queue_size
+        params.DiscardOldest = group.discard_oldest
+        change = ua.DataChangeFilter()
+        change.Trigger = _TRIGGERS[group.trigger]
+        change.DeadbandType = _DEADBANDS[group.deadband.type]
+        change.DeadbandValue = group.deadband.value
+        params.Filter = change
+        request = ua.MonitoredItemCreateRequest()
+        request.ItemToMonitor = target
+        request.MonitoringMode = ua.MonitoringMode.Reporting
+        request.RequestedParameters = params
+        return request
+
+    def _report_failures(self) -> None:
+        for label, error in self.health.items_failed.items():
+            key = f"{label}:{error}"
+            if key not in self._warned:
+                self._warned.add(key)
+                _log.warning(
+                    "source %s: item %s failed: %s; retrying it on its own", self.source.id, label, error
+                )
+
+    async def _retry(
+        self, client: Client, subscriptions: list[tuple[Subscription, OpcUaGroup]], limit: int
+    ) -> None:
+        while True:
+            await asyncio.sleep(self._retry_failed_s)
+            failed = [i for i in self._items if i.label in self.health.items_failed]
+            if not failed:
+                continue
+            namespaces: dict[str, int] = {}
+            for item in failed:
+                try:
+                    item.node = await self._node(client, item.tag, namespaces)
+                except (ValueError, ua.UaError) as exc:
+                    self.health.items_failed[item.label] = str(exc)
+            for sub, group in subscriptions:
+                members = [i for i in failed if i.group is group and i.node is not None]
+                if members:
+                    await self._monitor(sub, group, members, limit)
+
+    # -- values to readings -----------------------------------------------------------------------
+
+    async def _consume(self, sub: Subscription, heartbeat: bool = False) -> None:
+        async for event in sub:
+            self._activity = asyncio.get_running_loop().time()
+            if isinstance(event, StatusChangeEvent) and not event.notification.Status.is_good():
+                raise ConnectionError(f"subscription status {event.notification.Status.name}")
+            if heartbeat or not isinstance(event, DataChangeEvent):
+                continue
+            handle: int = event.data.subscription_data.client_handle
+            item = self._by_handle.get(handle)
+            if item is not None:
+                self.health.notifications += 1
+                await self._emit(item, event.data.monitored_item.Value)
+
+    async def _catch_up(self, client: Client) -> None:
+        """Read every item's current value at once: counters and states catch up after a reconnect."""
+        ready = [i for i in self._items if i.node is not None and i.label not in self.health.items_failed]
+        if not ready:
+            return
+        params = ua.ReadParameters()
+        for item in ready:
+            target = ua.ReadValueId()
+            assert item.node is not None
+            target.NodeId = item.node.nodeid
+            target.AttributeId = ua.AttributeIds.Value
+            params.NodesToRead.append(target)
+        params.TimestampsToReturn = ua.TimestampsToReturn.Both
+        values = await client.uaclient.read(params)
+        for item, value in zip(ready, values, strict=True):
+            await self._emit(item, value)
+
+    async def _poll(self, client: Client, group: OpcUaGroup) -> None:
+        members = [i for i in self._items if i.group is group and i.node is not None]
+        while True:
+            params = ua.ReadParameters()
+            for item in members:
+                target = ua.ReadValueId()
+                assert item.node is not None
+                target.NodeId = item.node.nodeid
+                target.AttributeId = ua.AttributeIds.Value
+                params.NodesToRead.append(target)
+            params.TimestampsToReturn = ua.TimestampsToReturn.Both
+            values = await client.uaclient.read(params)
+            self._activity = asyncio.get_running_loop().time()
+            for item, value in zip(members, values, strict=True):
+                await self._emit(item, value)
+            await asyncio.sleep(group.poll_interval_ms / 1000)
+
+    @staticmethod
+    async def _until_lost(lost: asyncio.Future[Exception]) -> None:
+        exc = await lost
+        raise ConnectionError(f"connection lost ({_describe(exc)})")
+
+    async def _watchdog(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(1.0, self.source.watchdog_s / 4))
+            if loop.time() - self._activity > self.source.watchdog_s:
+                raise _Silent
+
+    async def _emit(self, item: _Item, data: ua.DataValue) -> None:
+        ingest = self._clock()
+        status = data.StatusCode
+        code = status.value if status is not None else 0
+        quality = _quality(code)
+        value = data.Value.Value if data.Value is not None else None
+        if isinstance(value, datetime) or (
+            value is not None and not isinstance(value, bool | int | float | str)
+        ):
+            self._dead_letter(
+                item, "unsupported_type", f"a {type(value).__name__} value cannot be a reading", value
+            )
+            return
+        if value is None and quality is not Quality.BAD:
+            quality = Quality.BAD
+        source_ts, server_ts = _aware(data.SourceTimestamp), _aware(data.ServerTimestamp)
+        if server_ts is not None and source_ts is not None:
+            self.health.skew_server_minus_source_s = (server_ts - source_ts).total_seconds()
+        if server_ts is not None:
+            self.health.skew_ingest_minus_server_s = (ingest - server_ts).total_seconds()
+        policy = self.source.timestamps
+        if policy == "source":
+            ts = source_ts or server_ts or ingest
+        elif policy == "server":
+            ts = server_ts or ingest
+        else:
+            ts = ingest
+        self._seq += 1
+        reading = Reading(
+            ts=ts,
+            machine=item.tag.machine,
+            signal=item.tag.signal,
+            value=value,
+            quality=quality,
+            status_code=code,
+            server_ts=server_ts,
+            ingest_ts=ingest,
+            source=self.source.id,
+            seq=self._seq,
+        )
+        self.health.readings += 1
+        self.health.last_data = ingest
+        await self._queue.put(reading)
+
+    def _dead_letter(self, item: _Item, reason: str, error: str, value: Any) -> None:
+        key = f"{item.label}:{reason}"
+        if key not in self._warned:
+            self._warned.add(key)
+            _log.warning("source %s: item %s: %s", self.source.id, item.label, error)
+        if self._on_dead_letter is not None:
+            self._on_dead_letter(
+                DeadLetter(
+                    ts=self._clock(),
+                    source=self.source.id,
+                    where=item.label,
+                    reason=reason,
+                    error=error,
+                    raw=repr(value)[:500],
+                )
+            )
+
+
+def _quality(code: int) -> Quality:
+    """The StatusCode class from its severity bits (OPC UA Part 4, 7.39): 00 good, 01 uncertain."""
+    severity = code >> 30
+    if severity == 0:
+        return Quality.GOOD
+    if severity == 1:
+        return Quality.UNCERTAIN
+    return Quality.BAD
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.year < 1601 + 1:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is the server running and the endpoint right?)"
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,200 @@
+"""The OPC UA collector against real asyncua servers (in their own processes)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from services import OpcUaTestServer, free_port
+
+from collectors.backoff import Backoff
+from collectors.opcua import OpcUaCollector, SourceUnsupported
+from plantstream.plant import parse_plant
+from plantstream.plant.schema import OpcUaSource
+from plantstream.records import Quality, Reading
+
+URI = "urn:plantstream:test"
+PLANT = """
+sites:
+  - id: demo
+    timezone: UTC
+    country: VN
+    lines:
+      - id: l1
+        machines:
+          - id: press
+            ideal_cycle_s: 1
+            signals:
+              {{state: state, good_count: good_count, power_kw: power_kw, flag: product, late: reject_count}}
+sources:
+  - type: opcua
+    id: plc
+    endpoint: {endpoint}
+    security: {{mode: None, allow_insecure: true}}
+    watchdog_s: {watchdog}
+    groups:
+      - publishing_interval_ms: 100
+        sampling_interval_ms: 50
+        tags:
+{tags}
+"""
+TAGS = {
+    "state": "nsu={uri};s=press.state",
+    "good_count": "nsu={uri};s=press.good",
+    "power_kw": "nsu={uri};s=press.power",
+}
+FAST = Backoff(first_s=0.05, cap_s=0.5)
+
+
+def source(
+    endpoint: str, tags: dict[str, str] | None = None, watchdog: float = 30, uri: str = URI
+) -> OpcUaSource:
+    lines = "\n".join(
+        f'          - {{node: "{node.format(uri=uri)}", machine: press, signal: {signal}}}'
+        for signal, node in (tags or TAGS).items()
+    )
+    [src] = parse_plant(PLANT.format(endpoint=endpoint, tags=lines, watchdog=watchdog)).model.sources
+    assert isinstance(src, OpcUaSource)
+    return src
+
+
+async def take(
+    collector: OpcUaCollector, n: int, timeout: float = 15, signal: str | None = None
+) -> list[Reading]:
+    out: list[Reading] = []
+    iterator: AsyncIterator[Reading] = collector.readings()
+
+    async def collect() -> None:
+        async for reading in iterator:
+            if signal is None or reading.signal == signal:
+                out.append(reading)
+            if len(out) >= n:
+                return
+
+    await asyncio.wait_for(collect(), timeout)
+    return out
+
+
+async def wait_for(condition, timeout: float = 15) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(int(timeout / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+async def test_values_timestamps_quality_and_counters_arrive(opcua_server: OpcUaTestServer) -> None:
+    async with OpcUaCollector(source(opcua_server.endpoint), backoff=FAST) as collector:
+        readings = await take(collector, 60)
+    by_signal: dict[str, list[Reading]] = {}
+    for r in readings:
+        by_signal.setdefault(r.signal, []).append(r)
+    assert set(by_signal) >= {"state", "good_count", "power_kw"}
+    goods = [r.value for r in by_signal["good_count"] if r.quality is Quality.GOOD]
+    assert goods == sorted(goods)  # a cumulative counter, in order
+    assert all(isinstance(v, int) for v in goods)
+    some = by_signal["good_count"][-1]
+    # The server stamps the source one second before its own time; the policy is "source".
+    assert some.server_ts is not None and (some.server_ts - some.ts).total_seconds() == pytest.approx(
+        1, abs=0.05
+    )
+    assert some.source == "plc"
+    assert some.status_code == 0
+    assert collector.health.skew_server_minus_source_s == pytest.approx(1, abs=0.05)
+    assert collector.health.items_ok == 3
+    assert collector.health.items_failed == {}
+
+
+async def test_bad_values_are_kept_with_their_status_code(opcua_server: OpcUaTestServer) -> None:
+    async with OpcUaCollector(source(opcua_server.endpoint), backoff=FAST) as collector:
+        readings = await take(collector, 60, timeout=20, signal="power_kw")
+        bad = [r for r in readings if r.quality is Quality.BAD]
+    assert bad, "the server writes a BadSensorFailure value every three seconds"
+    assert bad[0].status_code == 0x808C0000  # BadSensorFailure
+    assert bad[0].value is None
+
+
+async def test_an_unknown_node_fails_alone_and_is_retried_until_it_exists(tmp_path: object) -> None:
+    server = OpcUaTestServer(port=free_port(), late_node=True)
+    server.start()
+    try:
+        tags = {**TAGS, "reject_count": "nsu={uri};s=press.late"}
+        collector = OpcUaCollector(source(server.endpoint, tags), backoff=FAST, retry_failed_s=0.5)
+        async with collector:
+            await take(collector, 5, signal="good_count")
+            late_label = f"nsu={URI};s=press.late"
+            if collector.health.items_failed:  # the node is created two seconds after the server starts
+                assert collector.health.items_failed == {late_label: "BadNodeIdUnknown"}
+            late = await take(collector, 1, signal="reject_count")
+        assert late[0].value == 7
+        assert collector.health.items_failed == {}
+    finally:
+        server.stop()
+
+
+async def test_a_namespace_the_server_lacks_is_a_clear_per_item_error(opcua_server: OpcUaTestServer) -> None:
+    tags = {**TAGS, "reject_count": "nsu=urn:nobody;s=x"}
+    async with OpcUaCollector(source(opcua_server.endpoint, tags), backoff=FAST) as collector:
+        await take(collector, 5, signal="good_count")
+        error = collector.health.items_failed["nsu=urn:nobody;s=x"]
+    assert "namespace URI 'urn:nobody' is not on the server" in error
+
+
+async def test_an_unreachable_endpoint_is_reported_and_retried() -> None:
+    endpoint = f"opc.tcp://127.0.0.1:{free_port()}/"
+    async with OpcUaCollector(source(endpoint), backoff=FAST) as collector:
+        await wait_for(lambda: collector.health.last_error is not None)
+        assert "connection refused" in (collector.health.last_error or "")
+        assert endpoint in (collector.health.last_error or "")
+        assert not collector.health.connected
+
+
+async def test_it_resumes_by_itself_after_the_server_restarts(opcua_server: OpcUaTestServer) -> None:
+    async with OpcUaCollector(source(opcua_server.endpoint), backoff=FAST) as collector:
+        await take(collector, 3, signal="good_count")
+        await asyncio.to_thread(opcua_server.stop)
+        await wait_for(lambda: not collector.health.connected)
+        await asyncio.to_thread(opcua_server.start)
+        # The restarted server counts from 0 again: seeing small values proves fresh data.
+        fresh = await take(collector, 3, signal="good_count", timeout=10)
+        assert collector.health.connects == 2
+        assert collector.health.reconnects == 1
+    assert fresh[-1].value is not None
+
+
+async def test_the_watchdog_rebuilds_a_silent_session(opcua_server: OpcUaTestServer) -> None:
+    async with OpcUaCollector(source(opcua_server.endpoint, watchdog=1.5), backoff=FAST) as collector:
+        await take(collector, 3, signal="good_count")
+        opcua_server.pause()  # connected, but nothing comes: no data, no keep-alive, no clock
+        try:
+            await wait_for(lambda: collector.health.watchdog_trips >= 1, timeout=20)
+        finally:
+            opcua_server.resume()
+        await wait_for(lambda: collector.health.connected and collector.health.connects >= 2, timeout=20)
+        await take(collector, 3, signal="good_count")
+
+
+def test_message_security_is_refused_clearly_until_supported() -> None:
+    text = PLANT.format(
+        endpoint="opc.tcp://127.0.0.1:4840",
+        tags='          - {node: "ns=2;s=x", machine: press, signal: state}',
+        watchdog=30,
+    )
+    text = text.replace("{mode: None, allow_insecure: true}", "{mode: SignAndEncrypt}")
+    [src] = parse_plant(text).model.sources
+    assert isinstance(src, OpcUaSource)
+    with pytest.raises(SourceUnsupported, match="security mode SignAndEncrypt is not supported"):
+        OpcUaCollector(src)
+
+
+def test_mode_none_needs_allow_insecure() -> None:
+    from plantstream.plant import PlantError
+
+    text = PLANT.format(
+        endpoint="opc.tcp://127.0.0.1:4840",
+        tags='          - {node: "ns=2;s=x", machine: press, signal: state}',
+        watchdog=30,
+    )
+    with pytest.raises(PlantError, match="set allow_insecure: true"):
+        parse_plant(text.replace("{mode: None, allow_insecure: true}", "{mode: None}"))
