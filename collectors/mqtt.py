@@ -15,9 +15,13 @@ Reconnect. One loop per source, a fresh ``aiomqtt.Client`` for every attempt, ca
 back-off with full jitter; subscriptions are made again after every connect, so data flows after a
 broker restart with no manual step.
 
+Sparkplug B (``payload: sparkplug_b``): births fill the alias tables, data is resolved through
+them, deaths mark the node's or device's metrics bad, and a sequence gap, an unknown alias or data
+before a birth asks the edge node for a rebirth (an NCMD, at most every five seconds per node).
+
 Bad payloads (not JSON, a missing field, a wrong type, a bad timestamp, not a number, a topic that
-matches no machine) are counted per reason, logged once per topic and reason with a sample, handed
-to ``on_dead_letter`` with the raw payload, and never stop the collector.
+matches no machine, an unknown alias) are counted per reason, logged once per topic and reason
+with a sample, handed to ``on_dead_letter`` with the raw payload, and never stop the collector.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from urllib.parse import urlsplit
 
 import aiomqtt
 
+from collectors import sparkplug
 from collectors.backoff import Backoff
 from collectors.payloads import PayloadError, Sample, decode_json, decode_number
 from collectors.queue import BoundedQueue
@@ -45,6 +50,7 @@ from plantstream.records import DeadLetter, Reading
 __all__ = ["MqttCollector", "MqttHealth"]
 
 _log = logging.getLogger("plantstream.collectors.mqtt")
+_REBIRTH_EVERY_MS = 5_000
 
 
 def _utc_now() -> datetime:
@@ -61,6 +67,8 @@ class MqttHealth:
     received: int = 0
     readings: int = 0
     dropped_incoming: int = 0
+    rebirths: int = 0
+    unmapped_metrics: int = 0
     bad: Counter[str] = field(default_factory=Counter)
     last_message: datetime | None = None
     last_error: str | None = None
@@ -98,6 +106,9 @@ class MqttCollector:
         self._task: asyncio.Task[None] | None = None
         self._logged: set[tuple[str, str]] = set()
         self._seq = 0
+        self._spb = sparkplug.SparkplugState()
+        self._asked: dict[tuple[str, str], int] = {}
+        self._rebirths: list[tuple[str, bytes]] = []
         url = urlsplit(source.url)
         self._host = url.hostname or "localhost"
         self._tls = url.scheme == "mqtts"
@@ -140,7 +151,7 @@ class MqttCollector:
                         await client.subscribe(template.filter, qos=sub.qos)
                     _log.info("source %s: connected to %s:%s", self.source.id, self._host, self._port)
                     async for message in client.messages:
-                        await self._handle(message)
+                        await self._handle(message, client)
             except aiomqtt.MqttError as exc:
                 self._failed(exc)
             except ssl.SSLError as exc:
@@ -197,7 +208,7 @@ class MqttCollector:
 
     # -- messages to readings -------------------------------------------------------------------
 
-    async def _handle(self, message: aiomqtt.Message) -> None:
+    async def _handle(self, message: aiomqtt.Message, client: aiomqtt.Client) -> None:
         received = self._clock()
         self.health.received += 1
         self.health.last_message = received
@@ -208,6 +219,10 @@ class MqttCollector:
         except PayloadError as exc:
             self._refuse(topic, payload, exc.reason, str(exc), received)
             return
+        finally:
+            for rebirth_topic, request in self._rebirths:
+                await client.publish(rebirth_topic, request, qos=0)
+            self._rebirths.clear()
         for reading in readings:
             await self._queue.put(reading)
         self.health.readings += len(readings)
@@ -216,12 +231,14 @@ class MqttCollector:
         for sub, template in self._templates:
             captured = template.match(topic)
             if captured is not None:
-                return self._readings(sub, captured, payload, received)
+                return self._readings(sub, topic, captured, payload, received)
         raise PayloadError("unmatched_topic", f"topic {topic!r} matches no subscription of this source")
 
     def _readings(
-        self, sub: MqttSubscription, captured: dict[str, str], payload: bytes, received: datetime
+        self, sub: MqttSubscription, topic: str, captured: dict[str, str], payload: bytes, received: datetime
     ) -> list[Reading]:
+        if sub.payload == "sparkplug_b":
+            return self._sparkplug(sub, topic, payload, received)
         machine = captured.get("machine", sub.machine)
         if machine is None or machine not in self._machines:
             raise PayloadError("unknown_machine", f"machine {machine!r} is not in the plant model")
@@ -233,12 +250,10 @@ class MqttCollector:
             )
         if sub.payload == "json":
             samples = decode_json(payload, sub.fields, sub.timestamp, received)
-        elif sub.payload == "number":
+        else:
             signal = captured.get("signal", sub.signal)
             assert signal is not None  # the schema guarantees one or the other
             samples = [Sample(signal, decode_number(payload), received)]
-        else:
-            raise PayloadError("unsupported", "sparkplug_b payloads are not decoded by this version")
         out = []
         for sample in samples:
             self._seq += 1
@@ -248,6 +263,60 @@ class MqttCollector:
                     machine=machine,
                     signal=sample.signal,
                     value=sample.value,
+                    source=self.source.id,
+                    seq=self._seq,
+                    ingest_ts=received,
+                )
+            )
+        return out
+
+    def _sparkplug(
+        self, sub: MqttSubscription, topic: str, payload: bytes, received: datetime
+    ) -> list[Reading]:
+        """Sparkplug B: births fill alias tables, data resolves them, deaths mark metrics bad."""
+        parsed = sparkplug.parse_topic(topic)
+        if parsed is None:
+            raise PayloadError("unmatched_topic", f"{topic!r} is not a Sparkplug B topic")
+        if parsed.message_type in ("NCMD", "DCMD", "STATE"):
+            return []
+        try:
+            decoded = sparkplug.decode_payload(payload)
+        except sparkplug.SparkplugError as exc:
+            raise PayloadError("bad_sparkplug", str(exc)) from None
+        received_ms = int(received.timestamp() * 1000)
+        update = self._spb.on_message(parsed, decoded, received_ms)
+        node = (parsed.group, parsed.edge_node)
+        if update.rebirth and received_ms - self._asked.get(node, -(10**12)) >= _REBIRTH_EVERY_MS:
+            # Ask again at most every few seconds: a node that lost its births would be flooded.
+            self._asked[node] = received_ms
+            self._rebirths.append(sparkplug.rebirth_request(*node, timestamp_ms=received_ms))
+            self.health.rebirths += 1
+        for problem in update.problems:
+            self._refuse(topic, payload, _sparkplug_reason(problem), problem, received)
+        out = []
+        for sample in update.samples:
+            signal = sub.metrics.get(sample.metric_name)
+            if signal is None:
+                self.health.unmapped_metrics += 1
+                continue
+            machine = sample.device or sample.edge_node
+            if machine not in self._machines:
+                self._refuse(
+                    topic,
+                    payload,
+                    "unknown_machine",
+                    f"machine {machine!r} is not in the plant model",
+                    received,
+                )
+                continue
+            self._seq += 1
+            out.append(
+                Reading(
+                    ts=datetime.fromtimestamp(sample.timestamp_ms / 1000, tz=UTC),
+                    machine=machine,
+                    signal=signal,
+                    value=sample.value,
+                    quality="good" if sample.quality == "good" else "bad",
                     source=self.source.id,
                     seq=self._seq,
                     ingest_ts=received,
@@ -274,3 +343,14 @@ class MqttCollector:
                     ts=received, source=self.source.id, where=topic, reason=reason, error=error, raw=raw
                 )
             )
+
+
+def _sparkplug_reason(problem: str) -> str:
+    """A short counting key for a Sparkplug problem description."""
+    if problem.startswith("unknown alias"):
+        return "unknown_alias"
+    if problem.startswith("sequence gap") or "sequence number" in problem:
+        return "sequence_gap"
+    if "before its" in problem:
+        return "data_before_birth"
+    return "sparkplug_problem"
