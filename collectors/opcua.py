@@ -18,32 +18,43 @@ It is built against the ways peer tools go silent (shared/peers.md §3b-3e):
   policy (source, server or ingest time, falling back when the server omits one), and the skews
   (server − source, ingest − server) are reported.
 
-Security: this version connects with message security mode None only, which the plant file must
-allow explicitly (``allow_insecure: true``); Sign and SignAndEncrypt sources are refused at start
-with a clear error (the certificate handling comes with its own change).
+Security: Sign or SignAndEncrypt with Basic256Sha256 or the Aes policies. The application
+certificate and key are generated on first use into ``<state_dir>/pki/<source>/`` and kept; their
+SHA-256 is logged and in ``health``. The server's certificate must be pinned by SHA-256 or be in
+a trusted folder; otherwise the collector refuses, naming the fingerprint to pin. Mode None is
+accepted only where the plant file says ``allow_insecure: true``. User name and password come
+from the plant file's ``${VAR}`` references to the environment.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import re
+import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from asyncua import Client, Node, ua
 from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, StatusChangeEvent, Subscription
+from asyncua.crypto import security_policies
+from asyncua.crypto.cert_gen import setup_self_signed_certificate
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from collectors.backoff import Backoff
 from collectors.queue import BoundedQueue
 from plantstream.plant.schema import OpcUaGroup, OpcUaSource, OpcUaTag
 from plantstream.records import DeadLetter, Quality, Reading
 
-__all__ = ["OpcUaCollector", "OpcUaHealth", "SourceUnsupported"]
+__all__ = ["OpcUaCollector", "OpcUaHealth", "UntrustedServer"]
 
 _log = logging.getLogger("plantstream.collectors.opcua")
 _CURRENT_TIME = ua.NodeId(ua.ObjectIds.Server_ServerStatus_CurrentTime)
@@ -68,10 +79,6 @@ def _utc_now() -> datetime:
     return datetime.now(tz=UTC)
 
 
-class SourceUnsupported(ValueError):
-    """The source asks for something this version cannot do; it is not retried."""
-
-
 class _Silent(Exception):
     """The watchdog saw nothing for too long."""
 
@@ -93,6 +100,7 @@ class OpcUaHealth:
     last_error: str | None = None
     skew_server_minus_source_s: float | None = None
     skew_ingest_minus_server_s: float | None = None
+    client_certificate_sha256: str | None = None
 
 
 @dataclass
@@ -118,6 +126,7 @@ class OpcUaCollector:
         clock: Callable[[], datetime] = _utc_now,
         backoff: Backoff | None = None,
         retry_failed_s: float = 30.0,
+        state_dir: Path = Path("plantstream-data"),
     ) -> None:
         """Prepare a collector for ``source``.
 
@@ -127,15 +136,9 @@ class OpcUaCollector:
             clock: the ingest time (tests pass their own).
             backoff: reconnect delays; default 0.5 s doubling to 30 s, with jitter.
             retry_failed_s: how often items that failed are tried again.
-
-        Raises:
-            SourceUnsupported: the source needs message security, which this version lacks.
+            state_dir: where the application certificate is generated on first use and kept
+                (``<state_dir>/pki/<source id>/``); needed for Sign and SignAndEncrypt.
         """
-        if source.security.mode != "None":
-            raise SourceUnsupported(
-                f"source {source.id}: security mode {source.security.mode} is not supported by this version; "
-                "use mode None with allow_insecure: true on a trusted network"
-            )
         self.source = source
         self.health = OpcUaHealth()
         self._on_dead_letter = on_dead_letter
@@ -152,6 +155,7 @@ class OpcUaCollector:
         self._seq = 0
         self._warned: set[str] = set()
         self._activity = 0.0
+        self._pki = state_dir / "pki" / source.id
 
     @property
     def dropped(self) -> int:
@@ -182,6 +186,7 @@ class OpcUaCollector:
         while True:
             client = Client(self.source.endpoint, timeout=self.source.timeout_s)
             try:
+                await self._secure(client)
                 async with client:
                     self.health.connected = True
                     self.health.connects += 1
@@ -196,6 +201,8 @@ class OpcUaCollector:
                 )
             except* _TRANSIENT as group:
                 self._failed(_describe(group.exceptions[0]))
+            except* UntrustedServer as group:
+                self._failed(str(group.exceptions[0]))
             was_connected = self.health.connected
             self.health.connected = False
             if was_connected:
@@ -240,6 +247,82 @@ class OpcUaCollector:
             tasks.create_task(
                 self._retry(client, subscriptions, limit), name=f"opcua[{self.source.id}].retry"
             )
+
+    # -- security -----------------------------------------------------------------------------
+
+    async def _secure(self, client: Client) -> None:
+        """Message security, the application certificate, the server's certificate, the user."""
+        security = self.source.security
+        if security.username:
+            client.set_user(security.username)
+        if security.password:
+            client.set_password(security.password)
+        if security.mode == "None":
+            return
+        key, cert = await self._application_certificate()
+        server_der = await self._trusted_server_certificate(client)
+        client.application_uri = _application_uri(self.source.id)
+        await client.set_security(
+            _POLICIES[security.policy],
+            certificate=str(cert),
+            private_key=str(key),
+            server_certificate=server_der,
+            mode=_MODES[security.mode],
+        )
+
+    async def _application_certificate(self) -> tuple[Path, Path]:
+        """The client's key and certificate: generated on first use into the state directory, kept."""
+        key, cert = self._pki / "client.key.pem", self._pki / "client.cert.der"
+        if not (key.exists() and cert.exists()):
+            self._pki.mkdir(parents=True, exist_ok=True)
+            await setup_self_signed_certificate(
+                key,
+                cert,
+                _application_uri(self.source.id),
+                socket.gethostname(),
+                [ExtendedKeyUsageOID.CLIENT_AUTH],
+                {"commonName": f"plantstream {self.source.id}", "organizationName": "plantstream"},
+            )
+            key.chmod(0o600)
+        thumbprint = _fingerprint(cert.read_bytes())
+        if self.health.client_certificate_sha256 != thumbprint:
+            self.health.client_certificate_sha256 = thumbprint
+            _log.info("source %s: application certificate %s, SHA-256 %s", self.source.id, cert, thumbprint)
+        return key, cert
+
+    async def _trusted_server_certificate(self, client: Client) -> bytes:
+        """The server certificate of the matching endpoint, if pinned or in the trusted folder."""
+        security = self.source.security
+        endpoints = await client.connect_and_get_server_endpoints()
+        wanted = _POLICIES[security.policy].URI
+        matching = [
+            e for e in endpoints if e.SecurityPolicyUri == wanted and e.SecurityMode == _MODES[security.mode]
+        ]
+        if not matching:
+            offered = ", ".join(
+                sorted({f"{e.SecurityMode.name}/{e.SecurityPolicyUri.rsplit('#', 1)[-1]}" for e in endpoints})
+            )
+            asked = f"{security.mode}/{security.policy}"
+            raise UntrustedServer(f"the server offers no endpoint with {asked} (it offers {offered})")
+        der = bytes(matching[0].ServerCertificate)
+        actual = _fingerprint(der)
+        pinned = security.server_certificate_sha256
+        if pinned is not None:
+            if _normalise(pinned) != _normalise(actual):
+                raise UntrustedServer(
+                    f"the server's certificate has SHA-256 {actual}, not the pinned {pinned}: refusing it"
+                )
+            return der
+        folder = security.trusted_certificates_dir
+        if folder is not None and any(
+            _certificate_der(p) == der for p in Path(folder).glob("*") if p.is_file()
+        ):
+            return der
+        where = f" or put it in {folder}" if folder else " or trust it with trusted_certificates_dir"
+        raise UntrustedServer(
+            f"the server's certificate (SHA-256 {actual}) is not trusted: pin it with "
+            f"server_certificate_sha256: {actual}{where}"
+        )
 
     # -- items ------------------------------------------------------------------------------------
 
@@ -522,3 +605,39 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc) or type(exc).__name__
+
+
+_POLICIES = {
+    "Basic256Sha256": security_policies.SecurityPolicyBasic256Sha256,
+    "Aes128_Sha256_RsaOaep": security_policies.SecurityPolicyAes128Sha256RsaOaep,
+    "Aes256_Sha256_RsaPss": security_policies.SecurityPolicyAes256Sha256RsaPss,
+}
+_MODES = {"Sign": ua.MessageSecurityMode.Sign, "SignAndEncrypt": ua.MessageSecurityMode.SignAndEncrypt}
+
+
+class UntrustedServer(Exception):
+    """The server's certificate is neither pinned nor trusted, or no endpoint has the security asked for."""
+
+
+def _application_uri(source_id: str) -> str:
+    return f"urn:plantstream:client:{source_id}"
+
+
+def _fingerprint(der: bytes) -> str:
+    digest = hashlib.sha256(der).hexdigest().upper()
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+
+
+def _normalise(fingerprint: str) -> str:
+    return fingerprint.replace(":", "").replace(" ", "").upper()
+
+
+def _certificate_der(path: Path) -> bytes | None:
+    """A certificate file's DER bytes (PEM or DER), or None when it is not a certificate."""
+    data = path.read_bytes()
+    try:
+        if b"-----BEGIN CERTIFICATE-----" in data:
+            return x509.load_pem_x509_certificate(data).public_bytes(serialization.Encoding.DER)
+        return x509.load_der_x509_certificate(data).public_bytes(serialization.Encoding.DER)
+    except ValueError:
+        return None

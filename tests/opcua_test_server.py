@@ -7,7 +7,10 @@ Variables (namespace ``urn:plantstream:test``): ``s=press.state`` (Int32 code), 
 second before the server time, so the tests can tell the two apart; every three seconds
 ``press.power`` carries a BadSensorFailure status instead of a value.
 
-Usage: python tests/opcua_test_server.py PORT [--late-node]
+With ``--secure DIR`` the server offers only SignAndEncrypt/Basic256Sha256, with a certificate it
+generates into DIR (``server.der``) on first use.
+
+Usage: python tests/opcua_test_server.py PORT [--late-node] [--secure DIR]
 """
 
 from __future__ import annotations
@@ -15,17 +18,32 @@ from __future__ import annotations
 import asyncio
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from asyncua import Server, ua
+from asyncua.crypto.cert_gen import setup_self_signed_certificate
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 URI = "urn:plantstream:test"
 
 
-async def main(port: int, late_node: bool) -> None:
+async def main(port: int, late_node: bool, secure: Path | None) -> None:
     server = Server()
     await server.init()
     server.set_endpoint(f"opc.tcp://127.0.0.1:{port}/")
-    server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+    if secure is None:
+        server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+    else:
+        uri = "urn:plantstream:test-server"
+        key, cert = secure / "server.key.pem", secure / "server.der"
+        if not cert.exists():
+            await setup_self_signed_certificate(
+                key, cert, uri, "localhost", [ExtendedKeyUsageOID.SERVER_AUTH], {"commonName": "test server"}
+            )
+        await server.set_application_uri(uri)
+        server.set_security_policy([ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt])
+        await server.load_certificate(str(cert))
+        await server.load_private_key(str(key))
     # Register some namespaces first, so the test namespace is not at a predictable index.
     await server.register_namespace("urn:plantstream:filler")
     idx = await server.register_namespace(URI)
@@ -80,4 +98,6 @@ async def main(port: int, late_node: bool) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]), "--late-node" in sys.argv[2:]))
+    flags = sys.argv[2:]
+    secure_dir = Path(flags[flags.index("--secure") + 1]) if "--secure" in flags else None
+    asyncio.run(main(int(sys.argv[1]), "--late-node" in flags, secure_dir))

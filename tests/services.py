@@ -102,6 +102,7 @@ class OpcUaTestServer:
 
     port: int
     late_node: bool = False
+    secure_dir: Path | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -113,6 +114,8 @@ class OpcUaTestServer:
 
         script = Path(__file__).with_name("opcua_test_server.py")
         args = [sys.executable, str(script), str(self.port)] + (["--late-node"] if self.late_node else [])
+        if self.secure_dir is not None:
+            args += ["--secure", str(self.secure_dir)]
         self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         assert self.process.stdout is not None
         line = self.process.stdout.readline()

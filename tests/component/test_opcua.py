@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from services import OpcUaTestServer, free_port
 
 from collectors.backoff import Backoff
-from collectors.opcua import OpcUaCollector, SourceUnsupported
+from collectors.opcua import OpcUaCollector
 from plantstream.plant import parse_plant
 from plantstream.plant.schema import OpcUaSource
 from plantstream.records import Quality, Reading
@@ -47,13 +49,17 @@ TAGS = {
 FAST = Backoff(first_s=0.05, cap_s=0.5)
 
 
+def _tag_lines(tags: dict[str, str], uri: str) -> str:
+    return "\n".join(
+        f'          - {{node: "{node.format(uri=uri)}", machine: press, signal: {signal}}}'
+        for signal, node in tags.items()
+    )
+
+
 def source(
     endpoint: str, tags: dict[str, str] | None = None, watchdog: float = 30, uri: str = URI
 ) -> OpcUaSource:
-    lines = "\n".join(
-        f'          - {{node: "{node.format(uri=uri)}", machine: press, signal: {signal}}}'
-        for signal, node in (tags or TAGS).items()
-    )
+    lines = _tag_lines(tags or TAGS, uri)
     [src] = parse_plant(PLANT.format(endpoint=endpoint, tags=lines, watchdog=watchdog)).model.sources
     assert isinstance(src, OpcUaSource)
     return src
@@ -114,7 +120,7 @@ async def test_bad_values_are_kept_with_their_status_code(opcua_server: OpcUaTes
     assert bad[0].value is None
 
 
-async def test_an_unknown_node_fails_alone_and_is_retried_until_it_exists(tmp_path: object) -> None:
+async def test_an_unknown_node_fails_alone_and_is_retried_until_it_exists() -> None:
     server = OpcUaTestServer(port=free_port(), late_node=True)
     server.start()
     try:
@@ -174,17 +180,60 @@ async def test_the_watchdog_rebuilds_a_silent_session(opcua_server: OpcUaTestSer
         await take(collector, 3, signal="good_count")
 
 
-def test_message_security_is_refused_clearly_until_supported() -> None:
-    text = PLANT.format(
-        endpoint="opc.tcp://127.0.0.1:4840",
-        tags='          - {node: "ns=2;s=x", machine: press, signal: state}',
-        watchdog=30,
-    )
-    text = text.replace("{mode: None, allow_insecure: true}", "{mode: SignAndEncrypt}")
+def secure_source(endpoint: str, security: str) -> OpcUaSource:
+    text = PLANT.format(endpoint=endpoint, tags=_tag_lines(TAGS, URI), watchdog=30)
+    text = text.replace("{mode: None, allow_insecure: true}", security)
     [src] = parse_plant(text).model.sources
     assert isinstance(src, OpcUaSource)
-    with pytest.raises(SourceUnsupported, match="security mode SignAndEncrypt is not supported"):
-        OpcUaCollector(src)
+    return src
+
+
+def _fingerprint(der: bytes) -> str:
+    digest = hashlib.sha256(der).hexdigest().upper()
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+
+
+async def test_sign_and_encrypt_with_a_pinned_certificate_and_clear_refusals(tmp_path: Path) -> None:
+    server = OpcUaTestServer(port=free_port(), secure_dir=tmp_path)
+    server.start()
+    try:
+        pin = _fingerprint((tmp_path / "server.der").read_bytes())
+        state = tmp_path / "state"
+        good = secure_source(server.endpoint, f'{{mode: SignAndEncrypt, server_certificate_sha256: "{pin}"}}')
+        async with OpcUaCollector(good, backoff=FAST, state_dir=state) as collector:
+            await take(collector, 3, signal="good_count")
+            thumbprint = collector.health.client_certificate_sha256
+        # The application certificate was generated on first use and is kept for the next run.
+        assert (state / "pki" / "plc" / "client.cert.der").exists()
+        async with OpcUaCollector(good, backoff=FAST, state_dir=state) as collector:
+            await take(collector, 1, signal="good_count")
+            assert collector.health.client_certificate_sha256 == thumbprint
+
+        wrong = secure_source(server.endpoint, '{mode: SignAndEncrypt, server_certificate_sha256: "AB:CD"}')
+        async with OpcUaCollector(wrong, backoff=FAST, state_dir=state) as collector:
+            await wait_for(lambda: collector.health.last_error is not None)
+            assert f"has SHA-256 {pin}, not the pinned AB:CD" in (collector.health.last_error or "")
+
+        unpinned = secure_source(server.endpoint, "{mode: SignAndEncrypt}")
+        async with OpcUaCollector(unpinned, backoff=FAST, state_dir=state) as collector:
+            await wait_for(lambda: collector.health.last_error is not None)
+            assert f"pin it with server_certificate_sha256: {pin}" in (collector.health.last_error or "")
+
+        trusted = tmp_path / "trusted"
+        trusted.mkdir()
+        (trusted / "server.der").write_bytes((tmp_path / "server.der").read_bytes())
+        by_folder = secure_source(
+            server.endpoint, f"{{mode: SignAndEncrypt, trusted_certificates_dir: {trusted}}}"
+        )
+        async with OpcUaCollector(by_folder, backoff=FAST, state_dir=state) as collector:
+            await take(collector, 1, signal="good_count")
+
+        sign_only = secure_source(server.endpoint, f'{{mode: Sign, server_certificate_sha256: "{pin}"}}')
+        async with OpcUaCollector(sign_only, backoff=FAST, state_dir=state) as collector:
+            await wait_for(lambda: collector.health.last_error is not None)
+            assert "offers no endpoint with Sign/Basic256Sha256" in (collector.health.last_error or "")
+    finally:
+        server.stop()
 
 
 def test_mode_none_needs_allow_insecure() -> None:
