@@ -30,10 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import re
-import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,13 +41,9 @@ from typing import Any
 
 from asyncua import Client, Node, ua
 from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, StatusChangeEvent, Subscription
-from asyncua.crypto import security_policies
-from asyncua.crypto.cert_gen import setup_self_signed_certificate
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from collectors.backoff import Backoff
+from collectors.opcua_security import UntrustedServer, secure_client
 from collectors.queue import BoundedQueue
 from plantstream.plant.schema import OpcUaGroup, OpcUaSource, OpcUaTag
 from plantstream.records import DeadLetter, Quality, Reading
@@ -248,81 +242,11 @@ class OpcUaCollector:
                 self._retry(client, subscriptions, limit), name=f"opcua[{self.source.id}].retry"
             )
 
-    # -- security -----------------------------------------------------------------------------
-
     async def _secure(self, client: Client) -> None:
-        """Message security, the application certificate, the server's certificate, the user."""
-        security = self.source.security
-        if security.username:
-            client.set_user(security.username)
-        if security.password:
-            client.set_password(security.password)
-        if security.mode == "None":
-            return
-        key, cert = await self._application_certificate()
-        server_der = await self._trusted_server_certificate(client)
-        client.application_uri = _application_uri(self.source.id)
-        await client.set_security(
-            _POLICIES[security.policy],
-            certificate=str(cert),
-            private_key=str(key),
-            server_certificate=server_der,
-            mode=_MODES[security.mode],
-        )
-
-    async def _application_certificate(self) -> tuple[Path, Path]:
-        """The client's key and certificate: generated on first use into the state directory, kept."""
-        key, cert = self._pki / "client.key.pem", self._pki / "client.cert.der"
-        if not (key.exists() and cert.exists()):
-            self._pki.mkdir(parents=True, exist_ok=True)
-            await setup_self_signed_certificate(
-                key,
-                cert,
-                _application_uri(self.source.id),
-                socket.gethostname(),
-                [ExtendedKeyUsageOID.CLIENT_AUTH],
-                {"commonName": f"plantstream {self.source.id}", "organizationName": "plantstream"},
-            )
-            key.chmod(0o600)
-        thumbprint = _fingerprint(cert.read_bytes())
-        if self.health.client_certificate_sha256 != thumbprint:
+        thumbprint = await secure_client(client, self.source.security, self.source.id, self._pki)
+        if thumbprint is not None and self.health.client_certificate_sha256 != thumbprint:
             self.health.client_certificate_sha256 = thumbprint
-            _log.info("source %s: application certificate %s, SHA-256 %s", self.source.id, cert, thumbprint)
-        return key, cert
-
-    async def _trusted_server_certificate(self, client: Client) -> bytes:
-        """The server certificate of the matching endpoint, if pinned or in the trusted folder."""
-        security = self.source.security
-        endpoints = await client.connect_and_get_server_endpoints()
-        wanted = _POLICIES[security.policy].URI
-        matching = [
-            e for e in endpoints if e.SecurityPolicyUri == wanted and e.SecurityMode == _MODES[security.mode]
-        ]
-        if not matching:
-            offered = ", ".join(
-                sorted({f"{e.SecurityMode.name}/{e.SecurityPolicyUri.rsplit('#', 1)[-1]}" for e in endpoints})
-            )
-            asked = f"{security.mode}/{security.policy}"
-            raise UntrustedServer(f"the server offers no endpoint with {asked} (it offers {offered})")
-        der = bytes(matching[0].ServerCertificate)
-        actual = _fingerprint(der)
-        pinned = security.server_certificate_sha256
-        if pinned is not None:
-            if _normalise(pinned) != _normalise(actual):
-                raise UntrustedServer(
-                    f"the server's certificate has SHA-256 {actual}, not the pinned {pinned}: refusing it"
-                )
-            return der
-        folder = security.trusted_certificates_dir
-        if folder is not None and any(
-            _certificate_der(p) == der for p in Path(folder).glob("*") if p.is_file()
-        ):
-            return der
-        where = f" or put it in {folder}" if folder else " or trust it with trusted_certificates_dir"
-        raise UntrustedServer(
-            f"the server's certificate (SHA-256 {actual}) is not trusted: pin it with "
-            f"server_certificate_sha256: {actual}{where}"
-        )
+            _log.info("source %s: application certificate SHA-256 %s", self.source.id, thumbprint)
 
     # -- items ------------------------------------------------------------------------------------
 
@@ -605,39 +529,3 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc) or type(exc).__name__
-
-
-_POLICIES = {
-    "Basic256Sha256": security_policies.SecurityPolicyBasic256Sha256,
-    "Aes128_Sha256_RsaOaep": security_policies.SecurityPolicyAes128Sha256RsaOaep,
-    "Aes256_Sha256_RsaPss": security_policies.SecurityPolicyAes256Sha256RsaPss,
-}
-_MODES = {"Sign": ua.MessageSecurityMode.Sign, "SignAndEncrypt": ua.MessageSecurityMode.SignAndEncrypt}
-
-
-class UntrustedServer(Exception):
-    """The server's certificate is neither pinned nor trusted, or no endpoint has the security asked for."""
-
-
-def _application_uri(source_id: str) -> str:
-    return f"urn:plantstream:client:{source_id}"
-
-
-def _fingerprint(der: bytes) -> str:
-    digest = hashlib.sha256(der).hexdigest().upper()
-    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
-
-
-def _normalise(fingerprint: str) -> str:
-    return fingerprint.replace(":", "").replace(" ", "").upper()
-
-
-def _certificate_der(path: Path) -> bytes | None:
-    """A certificate file's DER bytes (PEM or DER), or None when it is not a certificate."""
-    data = path.read_bytes()
-    try:
-        if b"-----BEGIN CERTIFICATE-----" in data:
-            return x509.load_pem_x509_certificate(data).public_bytes(serialization.Encoding.DER)
-        return x509.load_der_x509_certificate(data).public_bytes(serialization.Encoding.DER)
-    except ValueError:
-        return None
