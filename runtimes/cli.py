@@ -6,6 +6,7 @@ command line is invalid.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -17,7 +18,7 @@ from rich.table import Table
 
 from plantstream import __version__
 from plantstream.plant import LoadedPlant, PlantError
-from plantstream.plant.schema import MqttSource
+from plantstream.plant.schema import MqttSource, OpcUaSecurity
 from plantstream.records import FieldValue
 from runtimes.plant import load_and_resolve
 from runtimes.replay import ReplayAborted, ReplaySummary, replay
@@ -203,3 +204,93 @@ def _print_summary(summary: ReplaySummary, source: str, out_path: str) -> None:
         f"{engine.get('windows_corrected', 0)}; {summary.points} points written to "
         f"{'stdout' if out_path == '-' else out_path}"
     )
+
+
+@main.command(name="browse")
+@click.argument("endpoint")
+@click.option("--depth", default=4, show_default=True, help="Levels below Objects.")
+@click.option(
+    "--security",
+    "mode",
+    type=click.Choice(["None", "Sign", "SignAndEncrypt"]),
+    default="None",
+    show_default=True,
+    help="Message security mode.",
+)
+@click.option(
+    "--policy",
+    type=click.Choice(["Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"]),
+    default="Basic256Sha256",
+    show_default=True,
+)
+@click.option("--pin", default=None, help="SHA-256 of the server certificate to trust.")
+@click.option("--trusted", "trusted_dir", default=None, help="A folder of trusted server certificates.")
+@click.option(
+    "--config", "as_config", is_flag=True, help="Print a ready-to-edit sources: block instead of the tree."
+)
+@click.option("--id", "source_id", default="plc", show_default=True, help="The source id in --config output.")
+@click.option(
+    "--state-dir",
+    default="plantstream-data",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Where the application certificate is kept (pki/browse).",
+)
+@click.option("--include-server", is_flag=True, help="Also walk the standard Server object.")
+def browse_command(
+    endpoint: str,
+    depth: int,
+    mode: str,
+    policy: str,
+    pin: str | None,
+    trusted_dir: str | None,
+    as_config: bool,
+    source_id: str,
+    state_dir: Path,
+    include_server: bool,
+) -> None:
+    """Walk an OPC UA server's address space (node ids in nsu= form, data types, access)."""
+    from pydantic import ValidationError
+
+    from collectors.opcua_security import UntrustedServer
+    from runtimes.browse import browse, source_block
+
+    try:
+        security = OpcUaSecurity.model_validate(
+            {
+                "mode": mode,
+                "policy": policy,
+                "allow_insecure": mode == "None",
+                "server_certificate_sha256": pin,
+                "trusted_certificates_dir": trusted_dir,
+            }
+        )
+    except ValidationError as exc:
+        _err.print(f"[red]error[/red] {exc.errors()[0]['msg']}")
+        sys.exit(2)
+    try:
+        nodes = asyncio.run(
+            browse(
+                endpoint,
+                depth=depth,
+                security=security,
+                pki=state_dir / "pki" / "browse",
+                include_server=include_server,
+            )
+        )
+    except (OSError, TimeoutError, UntrustedServer) as exc:
+        _err.print(f"[red]error[/red] {endpoint}: {exc}")
+        sys.exit(1)
+    except Exception as exc:  # asyncua's own errors: one clear line, not a traceback
+        _err.print(f"[red]error[/red] {endpoint}: {type(exc).__name__}: {exc}")
+        sys.exit(1)
+    if as_config:
+        click.echo(source_block(nodes, endpoint, source_id, security), nl=False)
+        return
+    console = Console(highlight=False)
+    for node in nodes:
+        detail = f" [dim]{node.data_type} {node.access or ''}[/dim]" if node.node_class == "Variable" else ""
+        console.print(
+            f"{'  ' * (node.depth - 1)}{node.path[-1]}  [cyan]{node.node_id}[/cyan]{detail}", soft_wrap=True
+        )
+    _err.print(f"{len(nodes)} node(s) below Objects, {depth} level(s) deep")
