@@ -29,7 +29,6 @@ from the plant file's ``${VAR}`` references to the environment.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -165,8 +164,10 @@ class OpcUaCollector:
     ) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._task
+            except* asyncio.CancelledError:
+                pass  # also inside a task group, and asyncua's CancelledWithResultError
             self._task = None
 
     async def readings(self) -> AsyncIterator[Reading]:
@@ -197,6 +198,11 @@ class OpcUaCollector:
                 self._failed(_describe(group.exceptions[0]))
             except* UntrustedServer as group:
                 self._failed(str(group.exceptions[0]))
+            except* Exception as group:
+                # Anything else from the client library: the session is rebuilt, the loop never dies.
+                first = group.exceptions[0]
+                _log.warning("source %s: unexpected %s", self.source.id, type(first).__name__, exc_info=first)
+                self._failed(f"unexpected {type(first).__name__}: {first}")
             was_connected = self.health.connected
             self.health.connected = False
             if was_connected:

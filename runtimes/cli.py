@@ -294,3 +294,91 @@ def browse_command(
             f"{'  ' * (node.depth - 1)}{node.path[-1]}  [cyan]{node.node_id}[/cyan]{detail}", soft_wrap=True
         )
     _err.print(f"{len(nodes)} node(s) below Objects, {depth} level(s) deep")
+
+
+@main.command(name="simulate")
+@click.option(
+    "-c",
+    "--config",
+    "plant_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Simulate the machines of this plant file (default: examples/demo-line.yaml).",
+)
+@click.option("--machines", type=int, default=None, help="Simulate N generic machines instead.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="0.0.0.0 in a container.")
+@click.option("--port", default=4840, show_default=True)
+@click.option("--seed", default=1, show_default=True)
+@click.option("--speed", default=1.0, show_default=True, help="Simulated seconds per second.")
+@click.option("--start", default=None, help="Simulated start, ISO 8601 with a zone (default: now).")
+@click.option("--tags", default=0, show_default=True, help="Extra analog load tags.")
+@click.option("--rate", default=1.0, show_default=True, help="Updates per second of the load tags.")
+@click.option("--mqtt", default=None, help="Also publish the meters to this broker (mqtt://host:port).")
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@click.option(
+    "--truth",
+    "truth_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the ground truth (what was produced) here as JSON at the end.",
+)
+def simulate_command(
+    plant_path: Path | None,
+    machines: int | None,
+    host: str,
+    port: int,
+    seed: int,
+    speed: float,
+    start: str | None,
+    tags: int,
+    rate: float,
+    mqtt: str | None,
+    duration: float | None,
+    truth_path: Path | None,
+) -> None:
+    """Run the demonstration line as an OPC UA server (and an MQTT meter publisher)."""
+    import json
+    import logging
+    from datetime import datetime
+
+    from runtimes.simulator import SimulatorOptions, run
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("asyncua").setLevel(logging.ERROR)
+    try:
+        moment = datetime.fromisoformat(start) if start else None
+        if moment is not None and moment.tzinfo is None:
+            raise ValueError("--start needs a time zone, e.g. 2026-03-02T08:00:00+07:00")
+        options = SimulatorOptions(
+            plant=plant_path,
+            machines=machines,
+            host=host,
+            port=port,
+            seed=seed,
+            speed=speed,
+            start=moment,
+            tags=tags,
+            rate=rate,
+            mqtt=mqtt,
+            duration=duration,
+        )
+    except ValueError as exc:
+        _err.print(f"[red]error[/red] {exc}")
+        sys.exit(2)
+    _err.print(
+        f"simulating on opc.tcp://{host}:{port}/ (namespace urn:plantstream:simulator), speed {speed:g}x"
+    )
+    try:
+        truth = asyncio.run(run(options))
+    except PlantError as exc:
+        for issue in exc.issues:
+            _err.print(f"[red]error[/red] {issue}", soft_wrap=True)
+        sys.exit(2)
+    except OSError as exc:
+        _err.print(f"[red]error[/red] cannot serve on {host}:{port}: {exc.strerror or exc}")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        return
+    if truth_path is not None:
+        truth_path.write_text(json.dumps(truth, indent=2, default=str) + "\n")
+        _err.print(f"ground truth written to {truth_path}")
