@@ -41,7 +41,14 @@ IO_MODULES = frozenset(
     }
 )
 CLOCK_ATTRIBUTES = frozenset({"now", "utcnow", "today"})
-EXTRA_PURE_FILES = ("plantstream/records.py", "plantstream/plant/schema.py")
+EXTRA_PURE_FILES = (
+    "plantstream/records.py",
+    "plantstream/plant/schema.py",
+    "collectors/topics.py",
+    "collectors/payloads.py",
+    "collectors/sparkplug.py",
+    "runtimes/simulator/model.py",
+)
 
 
 def python_files(package: str) -> list[Path]:
