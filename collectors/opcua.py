@@ -29,6 +29,7 @@ from the plant file's ``${VAR}`` references to the environment.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -66,6 +67,7 @@ _DEADBANDS = {
     "percent": ua.DeadbandType.Percent,
 }
 _TRANSIENT = (OSError, TimeoutError, ConnectionError, ua.UaError)
+_NODE_GONE = frozenset({ua.StatusCodes.BadNodeIdUnknown, ua.StatusCodes.BadNodeIdInvalid})
 
 
 def _utc_now() -> datetime:
@@ -102,6 +104,7 @@ class _Item:
     group: OpcUaGroup
     handle: int
     node: Node | None = None
+    monitored: tuple[Subscription, int] | None = None  # the subscription and server-side item id
 
     @property
     def label(self) -> str:
@@ -335,6 +338,7 @@ class OpcUaCollector:
                 if isinstance(result, ua.StatusCode):
                     self.health.items_failed[item.label] = result.name
                 else:
+                    item.monitored = (sub, result)
                     self.health.items_failed.pop(item.label, None)
         self.health.items_ok = len(self._items) - len(self.health.items_failed)
         self._report_failures()
@@ -383,6 +387,13 @@ class OpcUaCollector:
                     item.node = await self._node(client, item.tag, namespaces)
                 except (ValueError, ua.UaError) as exc:
                     self.health.items_failed[item.label] = str(exc)
+            for item in failed:
+                if item.monitored is not None:
+                    # The server may still hold the item of a node that went away: drop it first.
+                    old_sub, server_id = item.monitored
+                    item.monitored = None
+                    with contextlib.suppress(ua.UaError):
+                        await old_sub.unsubscribe(server_id)
             for sub, group in subscriptions:
                 members = [i for i in failed if i.group is group and i.node is not None]
                 if members:
@@ -454,6 +465,11 @@ class OpcUaCollector:
         status = data.StatusCode
         code = status.value if status is not None else 0
         quality = _quality(code)
+        if code in _NODE_GONE and item.label not in self.health.items_failed:
+            # The node went away while we were connected: report it and let the retry loop watch it.
+            self.health.items_failed[item.label] = ua.StatusCode(code).name
+            self.health.items_ok = len(self._items) - len(self.health.items_failed)
+            self._report_failures()
         value = data.Value.Value if data.Value is not None else None
         if isinstance(value, datetime) or (
             value is not None and not isinstance(value, bool | int | float | str)

@@ -1,0 +1,335 @@
+"""The OPC UA collector against an independent peer: a node-opcua server (issue #3).
+
+The peer is ``tests/peers/opcua_peer_server.js``, a Node.js process the tests start on a free port,
+stop and start again, and command on its standard input (``delete press.power``, ``subscriptions``).
+Its packages are installed by ``npm ci --prefix tests/peers`` (scripts/test does it); without them
+these tests fail, they are never skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import queue
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import IO
+
+import pytest
+from services import free_port
+
+from collectors.backoff import Backoff
+from collectors.opcua import OpcUaCollector
+from plantstream.plant import parse_plant
+from plantstream.plant.schema import OpcUaSource
+from plantstream.records import Quality, Reading
+
+PEERS = Path(__file__).resolve().parents[1] / "peers"
+SCRIPT = PEERS / "opcua_peer_server.js"
+URI = "urn:plantstream:peer"
+POWER = f"nsu={URI};s=press.power"
+PLANT = """
+sites:
+  - id: demo
+    timezone: UTC
+    country: VN
+    lines:
+      - id: l1
+        machines:
+          - id: press
+            ideal_cycle_s: 1
+            signals: {{state: state, good_count: good_count, power_kw: power_kw}}
+sources:
+  - type: opcua
+    id: peer
+    endpoint: {endpoint}
+    security: {{mode: None, allow_insecure: true}}
+    groups:
+      - publishing_interval_ms: 100
+        sampling_interval_ms: 50
+        tags:
+          - {{node: "nsu={uri};s=press.state", machine: press, signal: state}}
+          - {{node: "nsu={uri};s=press.good", machine: press, signal: good_count}}
+          - {{node: "{power}", machine: press, signal: power_kw}}
+"""
+# OPC UA status codes for a node that went away.
+BAD_NODE_ID_INVALID = 0x80330000
+BAD_NODE_ID_UNKNOWN = 0x80340000
+
+
+class NodeOpcUaPeer:
+    """``node tests/peers/opcua_peer_server.js PORT PKI`` as a process: start, command, stop, restart.
+
+    Its stdout carries only ``ready`` and the answers to commands (read by a thread, so every wait
+    has a timeout); node-opcua's own log goes to ``peer.log`` in ``directory``.
+    """
+
+    def __init__(self, port: int, directory: Path, pki: Path) -> None:
+        self.port = port
+        self.directory = directory
+        self.pki = pki
+        self.process: subprocess.Popen[str] | None = None
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._reader: threading.Thread | None = None
+        self._log: IO[str] | None = None
+        self.returncode: int | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"opc.tcp://127.0.0.1:{self.port}/"
+
+    def start(self, timeout: float = 30) -> None:
+        if not (PEERS / "node_modules" / "node-opcua").is_dir():
+            pytest.fail(
+                "tests/peers/node_modules is missing: run `npm ci --prefix tests/peers` "
+                "(scripts/test does it) to install node-opcua for the OPC UA peer tests"
+            )
+        node = shutil.which("node")
+        if node is None:
+            pytest.fail("Node.js is not installed: the OPC UA peer tests need `node` (20 or newer) on PATH")
+        self._log = (self.directory / "peer.log").open("a")
+        self.process = subprocess.Popen(
+            [node, str(SCRIPT), str(self.port), str(self.pki)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+            bufsize=1,
+        )
+        self._lines = queue.Queue()
+        self._reader = threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True)
+        self._reader.start()
+        if self._next_line(timeout) != "ready":
+            self.stop()
+            raise RuntimeError(f"the node-opcua peer did not start: {self._log_tail()}")
+
+    def _read(self, stream: IO[str] | None) -> None:
+        assert stream is not None
+        for line in stream:
+            self._lines.put(line.strip())
+        self._lines.put(None)
+
+    def _next_line(self, timeout: float) -> str | None:
+        try:
+            return self._lines.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def _log_tail(self) -> str:
+        path = self.directory / "peer.log"
+        return path.read_text()[-2000:] if path.exists() else ""
+
+    def command(self, text: str, timeout: float = 5) -> str:
+        """Send one command line and return the peer's one-line answer."""
+        assert self.process is not None
+        assert self.process.stdin is not None
+        self.process.stdin.write(text + "\n")
+        self.process.stdin.flush()
+        answer = self._next_line(timeout)
+        if answer is None:
+            raise RuntimeError(f"the node-opcua peer did not answer {text!r}: {self._log_tail()}")
+        return answer
+
+    def subscriptions(self) -> int:
+        """The subscriptions the peer holds, across all its sessions."""
+        word, count = self.command("subscriptions").split()
+        assert word == "subscriptions"
+        return int(count)
+
+    def sessions(self) -> int:
+        word, count = self.command("sessions").split()
+        assert word == "sessions"
+        return int(count)
+
+    def stop(self) -> None:
+        """SIGTERM (the peer shuts down cleanly), then wait; kill only if it hangs."""
+        process, self.process = self.process, None
+        if process is not None:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=10)
+            self.returncode = process.returncode
+            for stream in (process.stdin, process.stdout):
+                if stream is not None:
+                    stream.close()
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+            self._reader = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+@pytest.fixture(scope="module")
+def peer_pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The peer's PKI folder: its self-signed certificate is made once and kept for the module."""
+    return tmp_path_factory.mktemp("opcua-peer-pki")
+
+
+@pytest.fixture
+def peer(tmp_path: Path, peer_pki: Path) -> Iterator[NodeOpcUaPeer]:
+    """A fresh node-opcua peer on a free port."""
+    server = NodeOpcUaPeer(port=free_port(), directory=tmp_path, pki=peer_pki)
+    server.start()
+    yield server
+    server.stop()
+
+
+def source(endpoint: str) -> OpcUaSource:
+    [src] = parse_plant(PLANT.format(endpoint=endpoint, uri=URI, power=POWER)).model.sources
+    assert isinstance(src, OpcUaSource)
+    return src
+
+
+async def take(
+    collector: OpcUaCollector,
+    n: int,
+    timeout: float = 10,
+    accept: Callable[[Reading], bool] = lambda _: True,
+) -> list[Reading]:
+    """The next ``n`` readings that ``accept`` lets through (others are read and dropped)."""
+    out: list[Reading] = []
+    iterator: AsyncIterator[Reading] = collector.readings()
+
+    async def collect() -> None:
+        async for reading in iterator:
+            if accept(reading):
+                out.append(reading)
+                if len(out) >= n:
+                    return
+
+    await asyncio.wait_for(collect(), timeout)
+    return out
+
+
+def backoff() -> Backoff:
+    """Reconnect quickly, through the collector's own loop: first retry within 0.1 s, never above 1 s."""
+    return Backoff(first_s=0.1, cap_s=1.0)
+
+
+def signal_is(*names: str) -> Callable[[Reading], bool]:
+    return lambda r: r.signal in names
+
+
+def ints(readings: list[Reading]) -> list[int]:
+    """The readings' values, which must all be integers."""
+    values = [r.value for r in readings]
+    assert all(isinstance(v, int) and not isinstance(v, bool) for v in values), values
+    return [v for v in values if isinstance(v, int)]
+
+
+async def test_reads_and_subscribes_to_the_node_opcua_peer(peer: NodeOpcUaPeer) -> None:
+    async with OpcUaCollector(source(peer.endpoint), backoff=backoff()) as collector:
+        # About 2 s of data: good_count and power_kw change every 100 ms, state every second.
+        readings = await take(collector, 45)
+        assert collector.health.connected
+        assert collector.health.items_failed == {}
+        assert collector.health.items_ok == 3
+    by_signal: dict[str, list[Reading]] = {}
+    for r in readings:
+        by_signal.setdefault(r.signal, []).append(r)
+    assert set(by_signal) == {"state", "good_count", "power_kw"}
+    assert all(r.quality is Quality.GOOD and r.status_code == 0 for r in readings)
+    assert all(r.source == "peer" and r.machine == "press" for r in readings)
+    # The peer stamps every write with a SourceTimestamp; the policy "source" makes it the reading's time.
+    assert all(r.server_ts is not None for r in readings)
+    assert collector.health.skew_server_minus_source_s is not None
+    assert abs(collector.health.skew_server_minus_source_s) < 1
+    goods = ints(by_signal["good_count"])
+    assert goods[-1] > goods[0] + 10  # a counter that goes up, subscribed and not merely read once
+    # In order, but for the collector's catch-up read right after subscribing, which may land
+    # ahead of a notification sampled before it: at most one step back.
+    assert sum(later < earlier for earlier, later in itertools.pairwise(goods)) <= 1
+    assert set(ints(by_signal["state"])) <= {2, 3}
+    assert all(isinstance(r.value, float) for r in by_signal["power_kw"])
+    # Each counter value carries its own source time, the peer's, not the ingest time.
+    stamps = {r.value: r.ts for r in by_signal["good_count"]}
+    assert len(set(stamps.values())) == len(stamps)
+    assert all(r.ingest_ts is not None and r.ts <= r.ingest_ts for r in readings)
+
+
+async def test_resumes_after_the_peer_restarts_with_no_duplicate_subscription(peer: NodeOpcUaPeer) -> None:
+    async with OpcUaCollector(source(peer.endpoint), backoff=backoff()) as collector:
+        before = await take(collector, 15, accept=signal_is("good_count"))
+        # The collector makes one subscription per group (one group here) and one for its clock
+        # heartbeat (Server_ServerStatus_CurrentTime, for the watchdog): 1 + 1 = 2, in one session.
+        assert await asyncio.to_thread(peer.subscriptions) == 2
+        assert await asyncio.to_thread(peer.sessions) == 1
+
+        await asyncio.to_thread(peer.stop)
+        assert peer.returncode == 0, "the peer shuts down cleanly on SIGTERM"
+        for _ in range(200):
+            if not collector.health.connected:
+                break
+            await asyncio.sleep(0.05)
+        assert not collector.health.connected
+        await asyncio.to_thread(peer.start)
+        restarted = time.monotonic()
+        # The restarted peer counts from 0 again: values below the last one seen are fresh data.
+        last = ints(before)[-1]
+        fresh = await take(
+            collector,
+            5,
+            timeout=10,
+            accept=lambda r: r.signal == "good_count" and isinstance(r.value, int) and r.value < last,
+        )
+        resumed_after = time.monotonic() - restarted
+        assert resumed_after < 10, f"resumed {resumed_after:.1f} s after the peer listened again"
+        assert all(r.quality is Quality.GOOD for r in fresh)
+        assert collector.health.connected
+        assert collector.health.connects == 2
+        assert collector.health.reconnects == 1
+        # Still exactly the group's subscription plus the heartbeat's, in one session: nothing
+        # was subscribed twice and no session of the old server lingers (it is a new process).
+        assert await asyncio.to_thread(peer.subscriptions) == 2
+        assert await asyncio.to_thread(peer.sessions) == 1
+        # And it stays so while data flows.
+        more = await take(collector, 10, accept=signal_is("good_count"))
+        assert ints(more)[-1] > ints(fresh)[-1]
+        assert await asyncio.to_thread(peer.subscriptions) == 2
+        assert collector.health.connects == 2
+    # Closed, the collector leaves neither a session nor a subscription behind on the server.
+    assert await asyncio.to_thread(peer.sessions) == 0
+    assert await asyncio.to_thread(peer.subscriptions) == 0
+
+
+async def test_a_deleted_node_fails_alone_while_the_others_flow(peer: NodeOpcUaPeer) -> None:
+    collector = OpcUaCollector(source(peer.endpoint), backoff=backoff(), retry_failed_s=0.5)
+    async with collector:
+        await take(collector, 3, accept=signal_is("power_kw"))
+        assert collector.health.items_ok == 3
+        assert await asyncio.to_thread(peer.command, "delete press.power") == "deleted press.power"
+
+        # The peer tells the monitored item's client that its node is gone: a last notification
+        # with a Bad status and no value (node-opcua 2.182 sends BadNodeIdInvalid when the node is
+        # disposed; a CreateMonitoredItems or Read for it answers BadNodeIdUnknown). The collector
+        # keeps it as a bad reading.
+        [gone] = await take(collector, 1, timeout=5, accept=signal_is("power_kw"))
+        assert gone.quality is Quality.BAD
+        assert gone.value is None
+        assert gone.status_code in {BAD_NODE_ID_INVALID, BAD_NODE_ID_UNKNOWN}, hex(gone.status_code or 0)
+
+        # Only that item fails: it is reported in health (and retried on its own), the rest flow.
+        others = await take(collector, 25, accept=signal_is("state", "good_count", "power_kw"))
+        assert {r.signal for r in others} == {"state", "good_count"}, "nothing more for the deleted node"
+        assert all(r.quality is Quality.GOOD for r in others)
+        for _ in range(100):
+            if POWER in collector.health.items_failed:
+                break
+            await asyncio.sleep(0.05)
+        assert set(collector.health.items_failed) == {POWER}, (
+            "the deleted node is not reported in health.items_failed "
+            f"(items_ok={collector.health.items_ok}, items_failed={collector.health.items_failed})"
+        )
+        assert collector.health.items_ok == 2
+        assert collector.health.connected
+        assert collector.health.connects == 1
