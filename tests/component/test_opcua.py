@@ -246,3 +246,38 @@ def test_mode_none_needs_allow_insecure() -> None:
     )
     with pytest.raises(PlantError, match="set allow_insecure: true"):
         parse_plant(text.replace("{mode: None, allow_insecure: true}", "{mode: None}"))
+
+
+def _custom_source(endpoint: str, group: str, tags: str) -> OpcUaSource:
+    text = PLANT.format(endpoint=endpoint, tags=tags, watchdog=30)
+    text = text.replace("      - publishing_interval_ms: 100\n        sampling_interval_ms: 50\n", group)
+    [src] = parse_plant(text).model.sources
+    assert isinstance(src, OpcUaSource)
+    return src
+
+
+async def test_items_are_created_in_batches_no_larger_than_the_cap(opcua_server: OpcUaTestServer) -> None:
+    text = PLANT.format(endpoint=opcua_server.endpoint, tags=_tag_lines(TAGS, URI), watchdog=30)
+    text = text.replace("    watchdog_s: 30\n", "    watchdog_s: 30\n    max_items_per_call: 1\n")
+    [src] = parse_plant(text).model.sources
+    assert isinstance(src, OpcUaSource)
+    async with OpcUaCollector(src, backoff=FAST) as collector:
+        seen = {r.signal for r in await take(collector, 40)}
+        assert collector.health.items_ok == 3
+    assert seen == {"state", "good_count", "power_kw"}
+
+
+async def test_index_form_browse_paths_and_polling(
+    opcua_server: OpcUaTestServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # urn:plantstream:test is the server's fourth namespace (0 standard, 1 the server, 2 filler);
+    # the test server gives its variables browse names in namespace 0.
+    tags = (
+        '          - {node: "ns=3;s=press.good", machine: press, signal: good_count}\n'
+        '          - {browse_path: "0:Objects/3:press/0:power", machine: press, signal: power_kw}'
+    )
+    src = _custom_source(opcua_server.endpoint, "      - mode: poll\n        poll_interval_ms: 100\n", tags)
+    async with OpcUaCollector(src, backoff=FAST) as collector:
+        readings = await take(collector, 20)
+    assert {r.signal for r in readings} == {"good_count", "power_kw"}
+    assert "names a namespace by index" in caplog.text
