@@ -7,6 +7,7 @@ command line is invalid.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -19,7 +20,7 @@ from rich.table import Table
 from plantstream import __version__
 from plantstream.plant import LoadedPlant, PlantError
 from plantstream.plant.schema import MqttSource, OpcUaSecurity
-from plantstream.records import FieldValue
+from plantstream.records import FieldValue, Point
 from runtimes.plant import load_and_resolve
 from runtimes.replay import ReplayAborted, ReplaySummary, replay
 from streams.config import EngineSpec
@@ -382,3 +383,107 @@ def simulate_command(
     if truth_path is not None:
         truth_path.write_text(json.dumps(truth, indent=2, default=str) + "\n")
         _err.print(f"ground truth written to {truth_path}")
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    import signal
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+@main.command(name="run")
+@PLANT_OPTION
+@click.option(
+    "--state-dir",
+    default="plantstream-data",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Checkpoints, points and dead letters.",
+)
+@click.option("--stdout", "to_stdout", is_flag=True, help="Also print every point as a JSON line.")
+def run_command(plant_path: Path, state_dir: Path, to_stdout: bool) -> None:
+    """Run the embedded pipeline (collectors, calculators, file sink) until SIGINT or SIGTERM."""
+    import logging
+
+    from runtimes.embedded import EmbeddedPipeline
+
+    plant, spec = _load(plant_path)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("asyncua").setLevel(logging.WARNING)
+
+    def echo(points: list[Point]) -> None:
+        for point in points:
+            sys.stdout.write(point.to_json() + "\n")
+        sys.stdout.flush()
+
+    pipeline = EmbeddedPipeline(plant, spec, state_dir, on_points=echo if to_stdout else None)
+
+    async def main_task() -> None:
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
+        await pipeline.run(stop)
+
+    asyncio.run(main_task())
+    stats = pipeline.stats
+    _err.print(
+        f"stopped: {stats.readings} readings, {stats.points} points in {state_dir / 'points'}, "
+        f"{stats.dead_letters} dead letters, {stats.checkpoints} checkpoints"
+    )
+
+
+@main.command(name="demo")
+@click.option("--duration", type=float, default=None, help="Stop by itself after this many seconds.")
+@click.option("--no-ui", "no_ui", is_flag=True, help="Logs only, no live table.")
+@click.option("--speed", default=60.0, show_default=True, help="Simulated seconds per second.")
+@click.option(
+    "--state-dir", default="plantstream-data/demo", show_default=True, type=click.Path(path_type=Path)
+)
+@click.option("--seed", default=1, show_default=True)
+def demo_command(duration: float | None, no_ui: bool, speed: float, state_dir: Path, seed: int) -> None:
+    """The simulator, the embedded pipeline on examples/demo-line.yaml, and a live view."""
+    import logging
+    from contextlib import nullcontext
+
+    from rich.live import Live
+
+    from plantstream.plant import load_plant
+    from runtimes.embedded import EmbeddedPipeline
+    from runtimes.live import LiveView
+    from runtimes.simulator import DEMO_PLANT, SimulatorOptions, SimulatorServer
+    from streams.config import build_spec
+
+    logging.basicConfig(
+        level=logging.INFO if no_ui else logging.ERROR, format="%(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("asyncua").setLevel(logging.ERROR)
+
+    async def main_task() -> LiveView:
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
+        async with SimulatorServer(SimulatorOptions(plant=DEMO_PLANT, port=0, speed=speed, seed=seed)) as sim:
+            plant = load_plant(DEMO_PLANT, environ={**os.environ, "OPCUA_ENDPOINT": sim.endpoint})
+            spec = build_spec(plant.model)
+            view = LiveView(spec)
+            pipeline = EmbeddedPipeline(
+                plant, spec, state_dir, on_points=view.on_points, on_reading=view.on_reading
+            )
+            if duration is not None:
+                asyncio.get_running_loop().call_later(duration, stop.set)
+            live = nullcontext() if no_ui else Live(view.render(), console=Console(), refresh_per_second=4)
+            with live as screen:
+                run = asyncio.create_task(pipeline.run(stop))
+                while not run.done():
+                    await asyncio.wait({run}, timeout=0.5)
+                    if screen is not None:
+                        screen.update(view.render())
+                await run
+            _err.print(
+                f"points written to {state_dir / 'points'}; {pipeline.stats.readings} readings processed"
+            )
+            return view
+
+    view = asyncio.run(main_task())
+    for line in view.shift_summary():
+        _err.print(line)

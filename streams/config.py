@@ -84,6 +84,7 @@ class MachineSpec:
     ideal_cycle_us_by_product: dict[str, float]
     rated_kw: float | None
     carbon: CarbonSpec | None
+    recorded: frozenset[str] = frozenset()
 
     @property
     def has_oee(self) -> bool:
@@ -218,6 +219,7 @@ def _machine(
         ideal_cycle_us_by_product={k: v * US for k, v in machine.ideal_cycle_s_by_product.items()},
         rated_kw=machine.rated_power_kw,
         carbon=carbon_spec,
+        recorded=frozenset(name for name, signal in machine.signals.items() if signal.record),
     )
 
 

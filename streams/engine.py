@@ -123,6 +123,7 @@ class Engine:
             m.has_energy,
             m.carbon,
             per_good_unit=True,
+            has_counts=bool(m.counters),
         )
         candidates: list[tuple[str, ...]] = [("line", m.site, m.line), ("site", m.site)]
         scopes = [key for key in candidates if key in self._scope_machines]
@@ -141,6 +142,7 @@ class Engine:
             any(m.has_energy for m in machines),
             self.spec.site_carbon.get(first.site),
             per_good_unit=False,
+            has_counts=any(m.counters for m in machines),
         )
 
     # -- input ----------------------------------------------------------------------------------

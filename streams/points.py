@@ -10,14 +10,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 from plantstream.plant.schema import OeeMethod
-from plantstream.records import EPOCH, FieldValue, Point
+from plantstream.records import EPOCH, FieldValue, Point, Reading
 from streams.calendar import US
 from streams.config import CarbonSpec
 from streams.energy import US_PER_HOUR, specific_energy
 from streams.machine import WindowResult
 from streams.oee import element_fields, oee_kpis
 
-__all__ = ["WindowPoints", "window_label"]
+__all__ = ["WindowPoints", "reading_point", "window_label"]
 
 
 def window_label(window_us: int) -> str:
@@ -42,6 +42,7 @@ class WindowPoints:
         has_energy: bool,
         carbon: CarbonSpec | None,
         per_good_unit: bool,
+        has_counts: bool = True,
     ) -> None:
         self.tags = tags
         self.method = method
@@ -51,6 +52,7 @@ class WindowPoints:
         self.has_energy = has_energy
         self.carbon = carbon
         self.per_good_unit = per_good_unit
+        self.has_counts = has_counts
 
     def points(
         self, result: WindowResult, revision: int, extra: dict[str, FieldValue] | None = None
@@ -68,7 +70,11 @@ class WindowPoints:
         out = []
         e = result.elements
         if self.has_oee and (e.scheduled > 0 or e.total > 0):
-            fields: dict[str, FieldValue] = {**oee_kpis(e, self.method), **element_fields(e)}
+            kpis = oee_kpis(e, self.method)
+            if not self.has_counts:
+                # Without piece counts only availability means anything.
+                kpis = {k: v for k, v in kpis.items() if k == "availability"}
+            fields: dict[str, FieldValue] = {**kpis, **element_fields(e)}
             if self.micro_stop_max_s is not None:
                 fields["micro_stop_max_s"] = self.micro_stop_max_s
             out.append(Point.model_construct(measurement="oee", tags=tags, fields=fields | common, time=time))
@@ -98,3 +104,22 @@ class WindowPoints:
                 Point.model_construct(measurement="carbon", tags=tags, fields=fields | common, time=time)
             )
         return out
+
+
+def reading_point(reading: Reading, site: str, line: str) -> Point:
+    """A raw reading as a ``reading`` point, so any tag can be charted beside the computed ones.
+
+    Numbers (and flags, as 1.0 / 0.0) go to ``value`` as floats, text to ``value_str``; ``quality``
+    and the raw OPC UA ``status_code`` where there is one. A bad reading without a value has no
+    ``value`` field.
+    """
+    fields: dict[str, FieldValue] = {"quality": reading.quality.value}
+    value = reading.value
+    if isinstance(value, str):
+        fields["value_str"] = value
+    elif value is not None:
+        fields["value"] = float(value)
+    if reading.status_code is not None:
+        fields["status_code"] = reading.status_code
+    tags = {"site": site, "line": line, "machine": reading.machine, "signal": reading.signal}
+    return Point.model_construct(measurement="reading", tags=tags, fields=fields, time=reading.ts)

@@ -64,6 +64,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class _SignalBase(_Strict):
+    record: bool = Field(default=True, description="also write the raw readings as `reading` points")
+
+
 class StateCategory(StrEnum):
     """What a machine is doing, in the categories the OEE time model is built from.
 
@@ -93,7 +97,7 @@ class Role(StrEnum):
     PRODUCT = "product"
 
 
-class StateSignal(_Strict):
+class StateSignal(_SignalBase):
     """A machine-state tag. Category names are always accepted as values; ``codes`` maps PLC codes."""
 
     role: Literal[Role.STATE]
@@ -122,7 +126,7 @@ def _code_key(code: Any) -> str:
     return str(code)
 
 
-class CounterSignal(_Strict):
+class CounterSignal(_SignalBase):
     """A cumulative piece counter (total, good or reject); resets and rollovers are handled."""
 
     role: Literal[Role.TOTAL_COUNT, Role.GOOD_COUNT, Role.REJECT_COUNT]
@@ -131,7 +135,7 @@ class CounterSignal(_Strict):
     )
 
 
-class PowerSignal(_Strict):
+class PowerSignal(_SignalBase):
     """Active power in kW, integrated into kWh when no energy register exists."""
 
     role: Literal[Role.POWER_KW]
@@ -142,7 +146,7 @@ class PowerSignal(_Strict):
     max_gap_s: float = Field(default=300.0, gt=0, description="do not integrate across a longer gap")
 
 
-class EnergySignal(_Strict):
+class EnergySignal(_SignalBase):
     """A cumulative active-energy register in kWh (after ``scale``), differenced into kWh per window."""
 
     role: Literal[Role.ENERGY_KWH]
@@ -153,7 +157,7 @@ class EnergySignal(_Strict):
     )
 
 
-class FuelSignal(_Strict):
+class FuelSignal(_SignalBase):
     """A cumulative fuel meter (Scope 1): quantity in ``unit`` of ``fuel``."""
 
     role: Literal[Role.FUEL]
@@ -172,7 +176,7 @@ class FuelSignal(_Strict):
         return self
 
 
-class ProductSignal(_Strict):
+class ProductSignal(_SignalBase):
     """The product (or recipe) currently made; selects the ideal cycle time and mass per piece."""
 
     role: Literal[Role.PRODUCT]

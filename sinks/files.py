@@ -1,0 +1,70 @@
+"""The JSON-lines file sink: points, and input that could not be used, one JSON object per line.
+
+Points go to ``<dir>/points/YYYY-MM-DD.jsonl`` by the UTC date of the point's time, dead letters to
+``<dir>/deadletter/YYYY-MM-DD.jsonl`` by the date they were refused. Writes are appended and
+flushed per batch; :meth:`JsonLinesSink.sync` forces them to disk (the runtime calls it before it
+checkpoints, so a checkpoint never claims windows whose points are not on disk). A corrected
+window is written again with the same identity: readers keep the last line of each identity.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TextIO
+
+from plantstream.records import DeadLetter, Point
+
+__all__ = ["JsonLinesSink"]
+
+
+class JsonLinesSink:
+    """Appends points and dead letters to daily JSON-lines files under ``directory``."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._files: dict[Path, TextIO] = {}
+        self.points_written = 0
+        self.dead_letters_written = 0
+
+    def write(self, points: Iterable[Point]) -> None:
+        """Append ``points``, each to the file of its day."""
+        touched: set[TextIO] = set()
+        for point in points:
+            handle = self._file("points", point.time.strftime("%Y-%m-%d"))
+            handle.write(point.to_json())
+            handle.write("\n")
+            touched.add(handle)
+            self.points_written += 1
+        for handle in touched:
+            handle.flush()
+
+    def dead_letter(self, letter: DeadLetter) -> None:
+        """Append one refused input with its reason."""
+        handle = self._file("deadletter", letter.ts.strftime("%Y-%m-%d"))
+        handle.write(letter.to_json())
+        handle.write("\n")
+        handle.flush()
+        self.dead_letters_written += 1
+
+    def sync(self) -> None:
+        """Force everything written so far to disk."""
+        for handle in self._files.values():
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def close(self) -> None:
+        """Sync and close every file."""
+        self.sync()
+        for handle in self._files.values():
+            handle.close()
+        self._files.clear()
+
+    def _file(self, kind: str, day: str) -> TextIO:
+        path = self.directory / kind / f"{day}.jsonl"
+        handle = self._files.get(path)
+        if handle is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = self._files[path] = path.open("a", encoding="utf-8")
+        return handle
