@@ -3,13 +3,12 @@
 Delivery and loss window. Subscriptions are QoS 1 by default on a persistent session (clean
 session off, a fixed client id), so the broker keeps messages published while the collector is
 away and delivers them when it returns. aiomqtt 2.x acknowledges a QoS 1 message when paho hands
-it over, before the pipeline has processed it. The window between that acknowledgement and a
-durable write downstream is kept small: a message is decoded as soon as it is taken from
-aiomqtt's queue, and that queue is bounded (``4 × queue.size``) with every discarded message
-counted as ``dropped_incoming``; the collector's own queue has the source's named policy
-(``block`` by default, which back-pressures the reading of messages). A crash inside the window
-loses at most what the two queues hold; cumulative counters and registers make even that a loss
-of resolution, not of totals.
+it over, before the pipeline has processed it. So aiomqtt's queue is left unbounded (a bound there
+would discard messages already acknowledged; what the broker sends is bounded by the session's
+in-flight and queued limits on the broker), a message is decoded as soon as it is taken from that
+queue, and the collector's own queue has the source's named policy (``block`` by default). A
+crash inside the window loses at most what the two queues hold; cumulative counters and registers
+make even that a loss of resolution, not of totals.
 
 Reconnect. One loop per source, a fresh ``aiomqtt.Client`` for every attempt, capped exponential
 back-off with full jitter; subscriptions are made again after every connect, so data flows after a
@@ -66,7 +65,6 @@ class MqttHealth:
     reconnects: int = 0
     received: int = 0
     readings: int = 0
-    dropped_incoming: int = 0
     rebirths: int = 0
     unmapped_metrics: int = 0
     bad: Counter[str] = field(default_factory=Counter)
@@ -172,18 +170,6 @@ class MqttCollector:
 
     def _new_client(self) -> aiomqtt.Client:
         source = self.source
-        health = self.health
-
-        class CountingQueue(asyncio.Queue[aiomqtt.Message]):
-            """aiomqtt's incoming queue, counting what it has to discard when full."""
-
-            def put_nowait(self, item: aiomqtt.Message) -> None:
-                try:
-                    super().put_nowait(item)
-                except asyncio.QueueFull:
-                    health.dropped_incoming += 1
-                    raise
-
         tls: aiomqtt.TLSParameters | None = None
         if self._tls:
             settings = source.tls
@@ -201,8 +187,10 @@ class MqttCollector:
             password=source.password or None,
             keepalive=source.keepalive_s,
             tls_params=tls,
-            queue_type=CountingQueue,
-            max_queued_incoming_messages=4 * source.queue.size,
+            # Unbounded on purpose: paho has already acknowledged what is in this queue, so a bound
+            # here would discard acknowledged QoS 1 messages. What the broker sends is bounded by
+            # the session's in-flight and queued limits on the broker.
+            max_queued_incoming_messages=0,
             timeout=10,
         )
 

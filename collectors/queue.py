@@ -30,7 +30,11 @@ class BoundedQueue(Generic[T]):
         if self.policy == "block":
             await self._queue.put(item)
             return
-        if self._queue.full():
+        self.put_nowait(item)
+
+    def put_nowait(self, item: T) -> None:
+        """Add ``item`` without waiting: ``block`` raises ``asyncio.QueueFull``, the others drop."""
+        if self.policy != "block" and self._queue.full():
             self.dropped += 1
             if self.policy == "drop_newest":
                 return

@@ -31,6 +31,7 @@ class TopicTemplate:
             else:
                 self._levels.append(level)
                 self._names.append(None)
+        self._seen: dict[str, dict[str, str] | None] = {}
         self.filter = "/".join("+" if lit is None else lit for lit in self._levels)
         """The MQTT subscription filter."""
 
@@ -40,7 +41,20 @@ class TopicTemplate:
         return [n for n in self._names if n is not None]
 
     def match(self, topic: str) -> dict[str, str] | None:
-        """Return the captured levels of ``topic``, or ``None`` when it does not fit the pattern."""
+        """Return the captured levels of ``topic``, or ``None`` when it does not fit the pattern.
+
+        Meters publish on the same few topics again and again: answers are remembered (a bounded
+        cache), and the caller must not modify the dict it gets.
+        """
+        if topic in self._seen:
+            return self._seen[topic]
+        captured = self._match(topic)
+        if len(self._seen) >= 4096:
+            self._seen.clear()
+        self._seen[topic] = captured
+        return captured
+
+    def _match(self, topic: str) -> dict[str, str] | None:
         parts = topic.split("/")
         levels = self._levels
         if levels and levels[-1] == "#":

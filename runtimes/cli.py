@@ -403,7 +403,10 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
     help="Checkpoints, points and dead letters.",
 )
 @click.option("--stdout", "to_stdout", is_flag=True, help="Also print every point as a JSON line.")
-def run_command(plant_path: Path, state_dir: Path, to_stdout: bool) -> None:
+@click.option(
+    "--http-port", default=8765, show_default=True, help="Loopback port of /healthz, /metrics, /stream."
+)
+def run_command(plant_path: Path, state_dir: Path, to_stdout: bool, http_port: int) -> None:
     """Run the embedded pipeline (collectors, calculators, file sink) until SIGINT or SIGTERM."""
     import logging
 
@@ -418,7 +421,9 @@ def run_command(plant_path: Path, state_dir: Path, to_stdout: bool) -> None:
             sys.stdout.write(point.to_json() + "\n")
         sys.stdout.flush()
 
-    pipeline = EmbeddedPipeline(plant, spec, state_dir, on_points=echo if to_stdout else None)
+    pipeline = EmbeddedPipeline(
+        plant, spec, state_dir, on_points=echo if to_stdout else None, http_port=http_port
+    )
 
     async def main_task() -> None:
         stop = asyncio.Event()
@@ -441,7 +446,12 @@ def run_command(plant_path: Path, state_dir: Path, to_stdout: bool) -> None:
     "--state-dir", default="plantstream-data/demo", show_default=True, type=click.Path(path_type=Path)
 )
 @click.option("--seed", default=1, show_default=True)
-def demo_command(duration: float | None, no_ui: bool, speed: float, state_dir: Path, seed: int) -> None:
+@click.option(
+    "--http-port", default=8765, show_default=True, help="Loopback port of /healthz, /metrics, /stream."
+)
+def demo_command(
+    duration: float | None, no_ui: bool, speed: float, state_dir: Path, seed: int, http_port: int
+) -> None:
     """The simulator, the embedded pipeline on examples/demo-line.yaml, and a live view."""
     import logging
     from contextlib import nullcontext
@@ -467,7 +477,12 @@ def demo_command(duration: float | None, no_ui: bool, speed: float, state_dir: P
             spec = build_spec(plant.model)
             view = LiveView(spec)
             pipeline = EmbeddedPipeline(
-                plant, spec, state_dir, on_points=view.on_points, on_reading=view.on_reading
+                plant,
+                spec,
+                state_dir,
+                on_points=view.on_points,
+                on_reading=view.on_reading,
+                http_port=http_port,
             )
             if duration is not None:
                 asyncio.get_running_loop().call_later(duration, stop.set)
@@ -487,3 +502,41 @@ def demo_command(duration: float | None, no_ui: bool, speed: float, state_dir: P
     view = asyncio.run(main_task())
     for line in view.shift_summary():
         _err.print(line)
+
+
+@main.command(name="tail")
+@click.option(
+    "--url", default="http://127.0.0.1:8765/stream", show_default=True, help="The pipeline's /stream."
+)
+@click.option("--site", default=None)
+@click.option("--line", default=None)
+@click.option("--machine", default=None)
+@click.option("--signal", default=None)
+@click.option(
+    "--measurement", default=None, help="Points of this measurement only (oee, energy, carbon, reading)."
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON lines, for pipes.")
+@click.option("--count", type=int, default=None, help="Stop after this many lines.")
+def tail_command(
+    url: str,
+    site: str | None,
+    line: str | None,
+    machine: str | None,
+    signal: str | None,
+    measurement: str | None,
+    as_json: bool,
+    count: int | None,
+) -> None:
+    """Follow the running pipeline's readings and points, filtered."""
+    from runtimes.tail import Filters, follow
+
+    filters = Filters(site=site, line=line, machine=machine, signal=signal, measurement=measurement)
+    try:
+        asyncio.run(follow(url, filters, as_json=as_json, count=count, console=Console(highlight=False)))
+    except (OSError, ConnectionError) as exc:
+        _err.print(
+            f"[red]error[/red] nothing to follow at {url}: {exc}; is `plantstream run` or `demo` running?"
+        )
+        sys.exit(1)
+    except KeyboardInterrupt:
+        return

@@ -16,6 +16,7 @@ again with the same identity (an overwrite downstream); time with no data is unk
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -27,11 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from collectors.mqtt import MqttCollector
-from collectors.opcua import OpcUaCollector
+from collectors.opcua import OpcUaCollector, OpcUaHealth
 from collectors.queue import BoundedQueue
 from plantstream.plant import LoadedPlant
 from plantstream.plant.schema import MqttSource
 from plantstream.records import DeadLetter, Point, Reading
+from runtimes.http import HttpEndpoint
 from sinks.files import JsonLinesSink
 from streams.config import EngineSpec
 from streams.engine import Engine, ReadingRejected
@@ -68,6 +70,7 @@ class EmbeddedPipeline:
         queue_size: int = 10_000,
         on_points: Callable[[list[Point]], None] | None = None,
         on_reading: Callable[[Reading], None] | None = None,
+        http_port: int | None = None,
     ) -> None:
         """Prepare the pipeline.
 
@@ -79,6 +82,7 @@ class EmbeddedPipeline:
             queue_size: bound of the readings queue (policy ``block``).
             on_points: also called with every batch of points (a live view, ``--stdout``).
             on_reading: also called with every reading taken (a live view).
+            http_port: serve ``/healthz``, ``/metrics`` and ``/stream`` on this loopback port (0: any).
         """
         self.plant = plant
         self.spec = spec
@@ -90,6 +94,7 @@ class EmbeddedPipeline:
         self._queue: BoundedQueue[Reading] = BoundedQueue(queue_size, "block")
         self._on_points = on_points
         self._on_reading = on_reading
+        self.http = HttpEndpoint(self.health, self.metrics, port=http_port) if http_port is not None else None
         machines = {mid: m.line for mid, m in spec.machines.items()}
         self.collectors: list[MqttCollector | OpcUaCollector] = []
         for source in plant.model.sources:
@@ -104,6 +109,14 @@ class EmbeddedPipeline:
         """Collect and compute until ``stop`` is set; then drain, flush, checkpoint and return."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._restore()
+        async with contextlib.AsyncExitStack() as stack:
+            if self.http is not None:
+                await stack.enter_async_context(self.http)
+                _log.info("health on http://127.0.0.1:%s/healthz, /metrics, /stream", self.http.port)
+            await self._run(stop)
+        return self.stats
+
+    async def _run(self, stop: asyncio.Event) -> None:
         try:
             async with asyncio.TaskGroup() as tasks:
                 pumps = [
@@ -122,7 +135,6 @@ class EmbeddedPipeline:
         finally:
             self._checkpoint()
             self.sink.close()
-        return self.stats
 
     async def _pump(self, collector: MqttCollector | OpcUaCollector) -> None:
         async with collector:
@@ -137,6 +149,8 @@ class EmbeddedPipeline:
             self.stats.readings += 1
             if self._on_reading is not None:
                 self._on_reading(reading)
+            if self.http is not None:
+                self.http.publish(reading.to_json())
             batch: list[Point] = []
             machine = machines.get(reading.machine)
             if machine is not None and reading.signal in machine.recorded:
@@ -162,6 +176,9 @@ class EmbeddedPipeline:
                 self.stats.points += len(batch)
                 if self._on_points is not None:
                     self._on_points(batch)
+                if self.http is not None:
+                    for point in batch:
+                        self.http.publish(point.to_json())
 
     async def _checkpoints(self) -> None:
         while True:
@@ -199,6 +216,56 @@ class EmbeddedPipeline:
             return
         self.stats.restored_from = str(path)
         _log.info("restored the calculators' state from %s", path)
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Per-source health; healthy when every source is connected."""
+        sources = {}
+        for collector in self.collectors:
+            h = collector.health
+            sources[collector.source.id] = {
+                "connected": h.connected,
+                "readings": h.readings,
+                "reconnects": h.reconnects,
+                "last_error": h.last_error,
+                "dropped": collector.dropped,
+                **({"items_failed": h.items_failed} if isinstance(h, OpcUaHealth) else {}),
+            }
+        ok = all(item["connected"] for item in sources.values())
+        return ok, {"status": "ok" if ok else "degraded", "sources": sources, "readings": self.stats.readings}
+
+    def metrics(self) -> str:
+        """Prometheus text exposition of the pipeline's counters."""
+        s = self.stats
+        lines = [
+            "# TYPE plantstream_readings_total counter",
+            f"plantstream_readings_total {s.readings}",
+            "# TYPE plantstream_points_total counter",
+            f"plantstream_points_total {s.points}",
+            "# TYPE plantstream_dead_letters_total counter",
+            f"plantstream_dead_letters_total {s.dead_letters}",
+            "# TYPE plantstream_rejected_total counter",
+            *(f'plantstream_rejected_total{{reason="{r}"}} {n}' for r, n in sorted(s.rejected.items())),
+            "# TYPE plantstream_late_readings_total counter",
+            f"plantstream_late_readings_total {self.engine.stats.get('late_readings', 0)}",
+            "# TYPE plantstream_queue_depth gauge",
+            f"plantstream_queue_depth {self._queue.qsize()}",
+        ]
+        for kind, metric in (
+            ("gauge", "source_connected"),
+            ("counter", "source_readings_total"),
+            ("counter", "source_dropped_total"),
+            ("counter", "source_reconnects_total"),
+        ):
+            lines.append(f"# TYPE plantstream_{metric} {kind}")
+            for c in self.collectors:
+                value = {
+                    "source_connected": int(c.health.connected),
+                    "source_readings_total": c.health.readings,
+                    "source_dropped_total": c.dropped,
+                    "source_reconnects_total": c.health.reconnects,
+                }[metric]
+                lines.append(f'plantstream_{metric}{{source="{c.source.id}"}} {value}')
+        return "\n".join(lines) + "\n"
 
     def _dead_letter(self, letter: DeadLetter) -> None:
         self.stats.dead_letters += 1

@@ -122,6 +122,8 @@ class LiveView:
             for elements in m.windows.values():
                 total.add(elements)
             kpis = oee_kpis(total, OeeMethod.ISO22400)
+            if not self.spec.machines[mid].counters:
+                kpis = {k: v for k, v in kpis.items() if k == "availability"}
             oee = f"{kpis['oee']:.1%}" if "oee" in kpis else "-"
             made = f"{total.good:.0f} good of {total.total:.0f}"
             energy = f"{sum(m.kwh.values()):.2f} kWh, {sum(m.co2e.values()):.2f} kg CO2e"

@@ -1,4 +1,4 @@
-"""``plantstream demo`` end to end: the simulator, the embedded pipeline and the file sink."""
+"""``plantstream demo`` end to end: the simulator, the embedded pipeline, the file sink, tail."""
 
 from __future__ import annotations
 
@@ -6,25 +6,89 @@ import json
 import shutil
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
+from services import free_port
 
 pytestmark = pytest.mark.e2e
 
 
-def test_demo_runs_by_itself_and_writes_oee_energy_and_carbon_points(tmp_path: Path) -> None:
+def plantstream() -> str:
     exe = shutil.which("plantstream", path=str(Path(sys.executable).parent))
     assert exe
+    return exe
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_demo_writes_points_and_serves_health_metrics_and_a_stream_to_tail(tmp_path: Path) -> None:
     state = tmp_path / "demo"
-    result = subprocess.run(
-        [exe, "demo", "--duration", "8", "--no-ui", "--state-dir", str(state)],
-        capture_output=True,
+    port = free_port()
+    demo = subprocess.Popen(
+        [
+            plantstream(),
+            "demo",
+            "--duration",
+            "12",
+            "--no-ui",
+            "--state-dir",
+            str(state),
+            "--http-port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
-        check=False,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    try:
+        for _ in range(100):
+            try:
+                status, body = get(f"http://127.0.0.1:{port}/healthz")
+                if status == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        assert status == 200, body
+        assert json.loads(body)["sources"]["line1-plc"]["connected"] is True
+        tail = subprocess.run(
+            [
+                plantstream(),
+                "tail",
+                "--url",
+                f"http://127.0.0.1:{port}/stream",
+                "--json",
+                "--count",
+                "30",
+                "--machine",
+                "press1",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert tail.returncode == 0, tail.stderr
+        records = [json.loads(line) for line in tail.stdout.splitlines()]
+        assert len(records) == 30
+        assert all((r.get("tags") or r)["machine"] == "press1" for r in records)
+        status, metrics = get(f"http://127.0.0.1:{port}/metrics")
+        assert status == 200
+        assert 'plantstream_source_connected{source="line1-plc"} 1' in metrics
+        _, stderr = demo.communicate(timeout=120)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    assert demo.returncode == 0, stderr[-3000:]
     points = [
         json.loads(line) for f in (state / "points").glob("*.jsonl") for line in f.read_text().splitlines()
     ]
@@ -35,5 +99,15 @@ def test_demo_runs_by_itself_and_writes_oee_energy_and_carbon_points(tmp_path: P
     oven = [p for p in points if p["measurement"] == "carbon" and p["tags"].get("machine") == "oven1"]
     assert any(p["fields"]["scope1_co2e_kg"] > 0 for p in oven), "the gas oven burns natural gas: Scope 1"
     assert (state / "checkpoint.json").exists()
-    assert "points written to" in result.stderr
-    assert "press1: shift" in result.stderr
+    assert "points written to" in stderr
+    assert "press1: shift" in stderr
+
+
+def test_tail_with_nothing_to_follow_is_one_clear_line() -> None:
+    url = f"http://127.0.0.1:{free_port()}/stream"
+    result = subprocess.run(
+        [plantstream(), "tail", "--url", url], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == 1
+    assert f"nothing to follow at {url}" in result.stderr
+    assert "Traceback" not in result.stderr

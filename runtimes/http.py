@@ -1,0 +1,114 @@
+"""The embedded runtime's HTTP endpoint on loopback: ``/healthz``, ``/metrics`` and ``/stream``.
+
+- ``/healthz``: JSON with each source's health; 200 when every source is connected, else 503.
+- ``/metrics``: Prometheus text: readings in, points out, dead letters, refused readings by reason,
+  and per source: connected, readings, drops, reconnects.
+- ``/stream``: newline-delimited JSON of readings and points as they happen, for ``plantstream
+  tail``. Each listener has a bounded queue (``drop_oldest``, counted): a slow terminal never
+  slows the pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from collectors.queue import BoundedQueue
+
+__all__ = ["HttpEndpoint"]
+
+_STATUS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
+
+
+class HttpEndpoint:
+    """A tiny HTTP/1.1 server; ``health()`` and ``metrics()`` are supplied by the pipeline."""
+
+    def __init__(
+        self,
+        health: Callable[[], tuple[bool, dict[str, Any]]],
+        metrics: Callable[[], str],
+        host: str = "127.0.0.1",
+        port: int = 8765,
+        listener_queue: int = 1_000,
+    ) -> None:
+        self._health = health
+        self._metrics = metrics
+        self.host = host
+        self.port = port
+        self._listener_queue = listener_queue
+        self._listeners: set[BoundedQueue[str]] = set()
+        self.stream_dropped = 0
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> HttpEndpoint:
+        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._server is not None:
+            self._server.close()
+            for queue in self._listeners:
+                await queue.put("")  # wakes the stream handlers, which then end
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+
+    def publish(self, line: str) -> None:
+        """Offer one JSON line to every ``/stream`` listener (never blocks)."""
+        for queue in self._listeners:
+            before = queue.dropped
+            queue.put_nowait(line)
+            self.stream_dropped += queue.dropped - before
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await asyncio.wait_for(reader.readline(), 5)
+            while (await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
+                pass
+            parts = request.decode("latin-1").split()
+            if len(parts) < 2 or parts[0] != "GET":
+                await self._reply(writer, 405, "text/plain", "only GET\n")
+                return
+            path = parts[1].split("?", 1)[0]
+            if path == "/healthz":
+                ok, body = self._health()
+                await self._reply(writer, 200 if ok else 503, "application/json", json.dumps(body) + "\n")
+            elif path == "/metrics":
+                await self._reply(writer, 200, "text/plain; version=0.0.4", self._metrics())
+            elif path == "/stream":
+                await self._stream(writer)
+            else:
+                await self._reply(writer, 404, "text/plain", "try /healthz, /metrics or /stream\n")
+        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    async def _reply(self, writer: asyncio.StreamWriter, status: int, kind: str, body: str) -> None:
+        data = body.encode()
+        head = (
+            f"HTTP/1.1 {status} {_STATUS[status]}\r\nContent-Type: {kind}\r\n"
+            f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
+        )
+        writer.write(head.encode() + data)
+        await writer.drain()
+
+    async def _stream(self, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        queue: BoundedQueue[str] = BoundedQueue(self._listener_queue, "drop_oldest")
+        self._listeners.add(queue)
+        try:
+            while True:
+                line = await queue.get()
+                if not line:
+                    return
+                writer.write(line.encode() + b"\n")
+                await writer.drain()
+        finally:
+            self._listeners.discard(queue)
