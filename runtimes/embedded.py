@@ -27,12 +27,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from collectors.mqtt import MqttCollector
+from collectors.mqtt import MqttCollector, MqttHealth
 from collectors.opcua import OpcUaCollector, OpcUaHealth
 from collectors.queue import BoundedQueue
 from plantstream.plant import LoadedPlant
 from plantstream.plant.schema import MqttSource
-from plantstream.records import DeadLetter, Point, Reading
+from plantstream.records import DeadLetter, FieldValue, Point, Reading
 from runtimes.http import HttpEndpoint
 from sinks.files import JsonLinesSink
 from streams.config import EngineSpec
@@ -183,7 +183,28 @@ class EmbeddedPipeline:
     async def _checkpoints(self) -> None:
         while True:
             await asyncio.sleep(self._every)
+            self.sink.write(self.health_points())
             self._checkpoint()
+
+    def health_points(self) -> list[Point]:
+        """The pipeline's own health as ``health`` points, one per source, for Grafana."""
+        now = datetime.now(tz=UTC).replace(microsecond=0)
+        points = []
+        for collector in self.collectors:
+            h = collector.health
+            fields: dict[str, FieldValue] = {
+                "connected": h.connected,
+                "readings": h.readings,
+                "reconnects": h.reconnects,
+                "dropped": collector.dropped,
+                "bad": sum(h.bad.values()) if isinstance(h, MqttHealth) else len(h.items_failed),
+            }
+            if h.last_error:
+                fields["last_error"] = h.last_error
+            points.append(
+                Point(measurement="health", tags={"source": collector.source.id}, fields=fields, time=now)
+            )
+        return points
 
     def _checkpoint(self) -> None:
         # Points first: a checkpoint must never claim windows whose points are not on disk.

@@ -93,7 +93,7 @@ def test_demo_writes_points_and_serves_health_metrics_and_a_stream_to_tail(tmp_p
         json.loads(line) for f in (state / "points").glob("*.jsonl") for line in f.read_text().splitlines()
     ]
     measurements = {p["measurement"] for p in points}
-    assert {"oee", "energy", "carbon", "reading"} <= measurements
+    assert {"oee", "energy", "carbon", "reading", "health"} <= measurements
     machines = {p["tags"].get("machine") for p in points if p["measurement"] == "oee"}
     assert {"press1", "cnc1", "packer1"} <= machines
     oven = [p for p in points if p["measurement"] == "carbon" and p["tags"].get("machine") == "oven1"]
