@@ -13,8 +13,8 @@ Both consume the same ``--messages`` meter messages (default 100 000) on the top
 ``examples/mqtt-meters.yaml``. The collector's source is that file's source with the broker URL,
 the client id and the list of machines substituted. The raw client is configured as the collector
 configures its own (QoS 1, clean session off, the subscription made again after the connect, and
-by default the same bound on aiomqtt's incoming queue, ``4 × queue.size``; ``--raw-queue
-unbounded`` gives it aiomqtt's default instead), so the difference is the work done per message.
+aiomqtt's incoming queue unbounded, as the collector leaves it), so the difference is the work
+done per message.
 
 Method, per round and per consumer (a private Mosquitto on a free 127.0.0.1 port, persistence on):
 
@@ -561,7 +561,7 @@ async def consume_collector(
     message index (``energy_wh`` × 0.001), from which distinct messages, duplicates and losses are
     counted exactly as the raw subscriber counts them.
     """
-    result = Consumed("collector", count, queue_limit=4 * source.queue.size)  # as MqttCollector sets it
+    result = Consumed("collector", count, queue_limit=0)  # MqttCollector leaves aiomqtt's queue unbounded
     collectors: list[MqttCollector] = []
     tally = _Tally(result, first, count, time.perf_counter())
 
@@ -600,7 +600,6 @@ class Settings:
     backlog: int | None = None
     """Messages published per consume step; ``None``: all at once."""
     window: int = DEFAULT_WINDOW
-    raw_queue: Literal["collector", "unbounded"] = "collector"
     idle_s: float = 5.0
     timeout_s: float = 300.0
 
@@ -644,7 +643,7 @@ def run_round(kind: Kind, label: str, port: int, settings: Settings) -> tuple[Pu
                     first,
                     count,
                     # What MqttCollector gives aiomqtt, or aiomqtt's default (0: unbounded).
-                    queue_limit=4 * source.queue.size if settings.raw_queue == "collector" else 0,
+                    queue_limit=0,  # the same as the collector: unbounded
                     keepalive_s=source.keepalive_s,
                     idle_s=settings.idle_s,
                     timeout_s=settings.timeout_s,
@@ -830,12 +829,6 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--repeat", type=int, default=3, help="rounds of raw and of collector")
     parser.add_argument(
-        "--raw-queue",
-        choices=("collector", "unbounded"),
-        default="collector",
-        help="aiomqtt's incoming queue for the raw subscriber: the collector's bound, or none",
-    )
-    parser.add_argument(
         "--window", type=int, default=DEFAULT_WINDOW, help="publisher: most unacknowledged messages"
     )
     parser.add_argument(
@@ -881,7 +874,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # aiomqtt logs a warning for every message it discards; they are counted instead.
     logging.getLogger("mqtt").setLevel(logging.ERROR)
     settings = Settings(
-        args.messages, args.machines, args.backlog, args.window, args.raw_queue, args.idle, args.timeout
+        args.messages, args.machines, args.backlog, args.window, args.idle, args.timeout
     )
     backlog = args.backlog or args.messages
     with (
@@ -892,7 +885,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"code {code_revision()}, python {platform.python_version()}, {os.cpu_count()} CPUs; "
             f"mosquitto {HOST}:{broker.port}, max_inflight_messages {args.broker_inflight}; "
             f"{args.messages:,} messages on {args.machines} topics per round, backlog {backlog:,}; "
-            f"raw queue {args.raw_queue}; best of each kind kept",
+            "aiomqtt's queue unbounded in both; best of each kind kept",
             flush=True,
         )
         if args.profile:
