@@ -26,22 +26,20 @@ with a sample, handed to ``on_dead_letter`` with the raw payload, and never stop
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import TracebackType
 from urllib.parse import urlsplit
 
 import aiomqtt
 
 from collectors import sparkplug
 from collectors.backoff import Backoff
+from collectors.base import Collector
 from collectors.payloads import PayloadError, Sample, decode_json, decode_number
-from collectors.queue import BoundedQueue
 from collectors.topics import TopicTemplate
 from plantstream.plant.schema import MqttSource, MqttSubscription
 from plantstream.records import DeadLetter, Reading
@@ -72,8 +70,10 @@ class MqttHealth:
     last_error: str | None = None
 
 
-class MqttCollector:
+class MqttCollector(Collector):
     """Reads one broker. Use as ``async with collector: async for reading in collector.readings()``."""
+
+    _name = "mqtt"
 
     def __init__(
         self,
@@ -100,8 +100,7 @@ class MqttCollector:
         self._clock = clock
         self._backoff = backoff or Backoff()
         self._templates = [(sub, TopicTemplate(sub.topic)) for sub in source.subscriptions]
-        self._queue: BoundedQueue[Reading] = BoundedQueue(source.queue.size, source.queue.overflow)
-        self._task: asyncio.Task[None] | None = None
+        super().__init__(source.id, source.queue.size, source.queue.overflow)
         self._logged: set[tuple[str, str]] = set()
         self._seq = 0
         self._spb = sparkplug.SparkplugState()
@@ -111,29 +110,6 @@ class MqttCollector:
         self._host = url.hostname or "localhost"
         self._tls = url.scheme == "mqtts"
         self._port = url.port or (8883 if self._tls else 1883)
-
-    @property
-    def dropped(self) -> int:
-        """Readings dropped by the queue's overflow policy."""
-        return self._queue.dropped
-
-    async def __aenter__(self) -> MqttCollector:
-        self._task = asyncio.create_task(self._session_loop(), name=f"mqtt[{self.source.id}].session")
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def readings(self) -> AsyncIterator[Reading]:
-        """Readings as they arrive, until the collector is closed."""
-        while True:
-            yield await self._queue.get()
 
     # -- the one reconnect loop -----------------------------------------------------------------
 

@@ -32,19 +32,18 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from asyncua import Client, Node, ua
 from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, StatusChangeEvent, Subscription
 
 from collectors.backoff import Backoff
+from collectors.base import Collector
 from collectors.opcua_security import UntrustedServer, secure_client
-from collectors.queue import BoundedQueue
 from plantstream.plant.schema import OpcUaGroup, OpcUaSource, OpcUaTag
 from plantstream.records import DeadLetter, Quality, Reading
 
@@ -111,8 +110,10 @@ class _Item:
         return self.tag.node or self.tag.browse_path or "?"
 
 
-class OpcUaCollector:
+class OpcUaCollector(Collector):
     """Reads one OPC UA server. Use as ``async with collector: async for r in collector.readings()``."""
+
+    _name = "opcua"
 
     def __init__(
         self,
@@ -141,42 +142,16 @@ class OpcUaCollector:
         self._clock = clock
         self._backoff = backoff or Backoff()
         self._retry_failed_s = retry_failed_s
-        self._queue: BoundedQueue[Reading] = BoundedQueue(source.queue.size, source.queue.overflow)
+        super().__init__(source.id, source.queue.size, source.queue.overflow)
         self._items = [
             _Item(tag, group, handle)
             for handle, (tag, group) in enumerate(((t, g) for g in source.groups for t in g.tags), start=100)
         ]
         self._by_handle = {item.handle: item for item in self._items}
-        self._task: asyncio.Task[None] | None = None
         self._seq = 0
         self._warned: set[str] = set()
         self._activity = 0.0
         self._pki = state_dir / "pki" / source.id
-
-    @property
-    def dropped(self) -> int:
-        """Readings dropped by the queue's overflow policy."""
-        return self._queue.dropped
-
-    async def __aenter__(self) -> OpcUaCollector:
-        self._task = asyncio.create_task(self._session_loop(), name=f"opcua[{self.source.id}].session")
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except* asyncio.CancelledError:
-                pass  # also inside a task group, and asyncua's CancelledWithResultError
-            self._task = None
-
-    async def readings(self) -> AsyncIterator[Reading]:
-        """Readings as they arrive, until the collector is closed."""
-        while True:
-            yield await self._queue.get()
 
     # -- the one reconnect loop -----------------------------------------------------------------
 
@@ -417,32 +392,13 @@ class OpcUaCollector:
     async def _catch_up(self, client: Client) -> None:
         """Read every item's current value at once: counters and states catch up after a reconnect."""
         ready = [i for i in self._items if i.node is not None and i.label not in self.health.items_failed]
-        if not ready:
-            return
-        params = ua.ReadParameters()
-        for item in ready:
-            target = ua.ReadValueId()
-            assert item.node is not None
-            target.NodeId = item.node.nodeid
-            target.AttributeId = ua.AttributeIds.Value
-            params.NodesToRead.append(target)
-        params.TimestampsToReturn = ua.TimestampsToReturn.Both
-        values = await client.uaclient.read(params)
-        for item, value in zip(ready, values, strict=True):
+        for item, value in zip(ready, await _read_values(client, ready), strict=True):
             await self._emit(item, value)
 
     async def _poll(self, client: Client, group: OpcUaGroup) -> None:
         members = [i for i in self._items if i.group is group and i.node is not None]
         while True:
-            params = ua.ReadParameters()
-            for item in members:
-                target = ua.ReadValueId()
-                assert item.node is not None
-                target.NodeId = item.node.nodeid
-                target.AttributeId = ua.AttributeIds.Value
-                params.NodesToRead.append(target)
-            params.TimestampsToReturn = ua.TimestampsToReturn.Both
-            values = await client.uaclient.read(params)
+            values = await _read_values(client, members)
             self._activity = asyncio.get_running_loop().time()
             for item, value in zip(members, values, strict=True):
                 await self._emit(item, value)
@@ -551,3 +507,19 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc) or type(exc).__name__
+
+
+async def _read_values(client: Client, items: Sequence[_Item]) -> list[ua.DataValue]:
+    """One Read of the Value attribute of ``items``, with both timestamps."""
+    if not items:
+        return []
+    params = ua.ReadParameters()
+    for item in items:
+        assert item.node is not None
+        target = ua.ReadValueId()
+        target.NodeId = item.node.nodeid
+        target.AttributeId = ua.AttributeIds.Value
+        params.NodesToRead.append(target)
+    params.TimestampsToReturn = ua.TimestampsToReturn.Both
+    values: list[ua.DataValue] = await client.uaclient.read(params)
+    return values

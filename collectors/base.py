@@ -1,0 +1,58 @@
+"""What every collector shares: a background session task, a bounded queue, an async iterator."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Coroutine
+from types import TracebackType
+from typing import Any, Self
+
+from collectors.queue import BoundedQueue, OverflowPolicy
+from plantstream.records import Reading
+
+__all__ = ["Collector"]
+
+
+class Collector:
+    """A source's readings: ``async with collector: async for reading in collector.readings()``.
+
+    Subclasses implement :meth:`_session_loop`, the one reconnect loop, which puts readings into
+    ``self._queue`` and never returns.
+    """
+
+    _name = "collector"
+
+    def __init__(self, source_id: str, queue_size: int, overflow: OverflowPolicy) -> None:
+        self._queue: BoundedQueue[Reading] = BoundedQueue(queue_size, overflow)
+        self._source_id = source_id
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def dropped(self) -> int:
+        """Readings dropped by the queue's overflow policy."""
+        return self._queue.dropped
+
+    def _session_loop(self) -> Coroutine[Any, Any, None]:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        self._task = asyncio.create_task(
+            self._session_loop(), name=f"{self._name}[{self._source_id}].session"
+        )
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except* asyncio.CancelledError:
+                pass  # also from inside a task group, and asyncua's CancelledWithResultError
+            self._task = None
+
+    async def readings(self) -> AsyncIterator[Reading]:
+        """Readings as they arrive, until the collector is closed."""
+        while True:
+            yield await self._queue.get()
