@@ -126,9 +126,11 @@ class MqttCollector(Collector):
                     _log.info("source %s: connected to %s:%s", self.source.id, self._host, self._port)
                     async for message in client.messages:
                         await self._handle(message, client)
-            except aiomqtt.MqttError as exc:
+            except (aiomqtt.MqttError, ssl.SSLError, OSError) as exc:
                 self._failed(exc)
-            except ssl.SSLError as exc:
+            except Exception as exc:
+                # Anything else from the client library: reconnect, the loop never dies.
+                _log.warning("source %s: unexpected %s", self.source.id, type(exc).__name__, exc_info=exc)
                 self._failed(exc)
             self.health.connected = False
             await asyncio.sleep(self._backoff.next_delay())
@@ -182,6 +184,9 @@ class MqttCollector(Collector):
             readings = self._decode(topic, payload, received)
         except PayloadError as exc:
             self._refuse(topic, payload, exc.reason, str(exc), received)
+            return
+        except ValueError as exc:  # e.g. a value no Reading can hold: one message, not the session
+            self._refuse(topic, payload, "invalid", str(exc), received)
             return
         finally:
             for rebirth_topic, request in self._rebirths:
