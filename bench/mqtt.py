@@ -873,9 +873,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     # aiomqtt logs a warning for every message it discards; they are counted instead.
     logging.getLogger("mqtt").setLevel(logging.ERROR)
-    settings = Settings(
-        args.messages, args.machines, args.backlog, args.window, args.idle, args.timeout
-    )
+    settings = Settings(args.messages, args.machines, args.backlog, args.window, args.idle, args.timeout)
     backlog = args.backlog or args.messages
     with (
         tempfile.TemporaryDirectory(prefix="plantstream-bench-mqtt-") as tmp,
