@@ -30,6 +30,11 @@ class BoundedQueue(Generic[T]):
         if self.policy == "block":
             await self._queue.put(item)
             return
+        if 2 * self._queue.qsize() >= self._queue.maxsize:
+            # Half full: let the reader run before anything is dropped (a producer working through
+            # a backlog would otherwise never yield, and the policy would drop what a reader
+            # waiting to be scheduled could have taken).
+            await asyncio.sleep(0)
         self.put_nowait(item)
 
     def put_nowait(self, item: T) -> None:

@@ -167,3 +167,20 @@ def test_source_config_errors_point_at_the_line(url: str, sub: str, fragment: st
     text = str(caught.value)
     assert fragment in text
     assert text.startswith("plant.yaml:1")
+
+
+async def test_a_dropping_queue_lets_its_reader_run_before_it_drops() -> None:
+    queue: BoundedQueue[int] = BoundedQueue(10, "drop_oldest")
+    taken: list[int] = []
+
+    async def reader() -> None:
+        while len(taken) < 100:
+            taken.append(await queue.get())
+
+    task = asyncio.create_task(reader())
+    await asyncio.sleep(0)
+    for i in range(100):  # a producer that never waits for anything else
+        await queue.put(i)
+    await asyncio.wait_for(task, 5)
+    assert taken == list(range(100))
+    assert queue.dropped == 0
