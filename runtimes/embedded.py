@@ -111,8 +111,15 @@ class EmbeddedPipeline:
         self._restore()
         async with contextlib.AsyncExitStack() as stack:
             if self.http is not None:
-                await stack.enter_async_context(self.http)
-                _log.info("health on http://127.0.0.1:%s/healthz, /metrics, /stream", self.http.port)
+                try:
+                    await stack.enter_async_context(self.http)
+                    _log.info("health on http://127.0.0.1:%s/healthz, /metrics, /stream", self.http.port)
+                except OSError as exc:
+                    # The pipeline matters more than its endpoint: run on, and say why it is missing.
+                    _log.error(
+                        "cannot serve /healthz on port %s (%s); running without it", self.http.port, exc
+                    )
+                    self.http = None
             await self._run(stop)
         return self.stats
 

@@ -111,3 +111,32 @@ def test_tail_with_nothing_to_follow_is_one_clear_line() -> None:
     assert result.returncode == 1
     assert f"nothing to follow at {url}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_busy_health_port_does_not_stop_the_pipeline(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [
+                plantstream(),
+                "demo",
+                "--duration",
+                "3",
+                "--no-ui",
+                "--state-dir",
+                str(tmp_path),
+                "--http-port",
+                str(port),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"cannot serve /healthz on port {port}" in result.stderr
+    assert "points written to" in result.stderr
