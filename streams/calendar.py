@@ -89,16 +89,18 @@ class Schedule:
         local_day = datetime.fromtimestamp(instant / US, tz=self._zone).date()
         # A shift that crosses midnight started on the previous local date.
         for day in (local_day - timedelta(days=1), local_day):
-            for shift in self._instances(day):
+            for shift in self.instances(day):
                 if shift.start <= instant < shift.end:
                     return shift
         return None
 
-    def _instances(self, day: date) -> tuple[ShiftInstance, ...]:
+    def instances(self, day: date) -> tuple[ShiftInstance, ...]:
+        """The shift instances (overtime included) that start on the local date ``day``."""
+        if self._calendar is None:
+            return ()
         cached = self._by_date.get(day)
         if cached is not None:
             return cached
-        assert self._calendar is not None
         out: list[ShiftInstance] = []
         if day not in self._calendar.holidays:
             weekday = _WEEKDAYS[day.weekday()]

@@ -43,7 +43,7 @@ import math
 import random
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import Enum
 from fractions import Fraction
 from typing import Any, Literal
@@ -65,6 +65,7 @@ from plantstream.plant.schema import (
     StateCategory,
     StateSignal,
 )
+from streams.calendar import Schedule, ShiftInstance
 from streams.carbon import FUELS
 
 __all__ = [
@@ -255,29 +256,21 @@ class _Phase(Enum):
     OFF = "off"
 
 
-@dataclass(frozen=True, slots=True)
-class _ShiftSpan:
-    start: int
-    end: int
-    breaks: tuple[tuple[int, int], ...]
-
-
-def _boundaries(span: _ShiftSpan) -> tuple[int, ...]:
+def _boundaries(span: ShiftInstance) -> tuple[int, ...]:
     return (span.start, span.end, *(t for b in span.breaks for t in b))
 
 
 class _CalendarClock:
     """A shift calendar in one time zone: the phase at an instant and when it next changes.
 
-    Shifts are expanded per local date exactly as ``streams.calendar.Schedule`` does (an end at or
-    before the start is on the next day, holidays remove shifts, overtime adds time), so the
-    simulator and the pipeline agree on every boundary.
+    Shifts are expanded by ``streams.calendar.Schedule`` itself (an end at or before the start is
+    on the next day, holidays remove shifts, overtime adds time), so the simulator and the
+    pipeline agree on every boundary.
     """
 
     def __init__(self, calendar: Calendar, zone: str) -> None:
-        self._calendar = calendar
+        self._schedule = Schedule(calendar, zone)
         self._zone = ZoneInfo(zone)
-        self._by_date: dict[date, tuple[_ShiftSpan, ...]] = {}
 
     def phase(self, instant: int) -> tuple[_Phase, int]:
         """The phase at ``instant`` (µs) and the next instant at which it may change."""
@@ -302,33 +295,8 @@ class _CalendarClock:
                 return phase, min(bounds)
         return phase, _NEVER
 
-    def _spans(self, day: date) -> tuple[_ShiftSpan, ...]:
-        cached = self._by_date.get(day)
-        if cached is not None:
-            return cached
-        spans: list[_ShiftSpan] = []
-        if day not in self._calendar.holidays:
-            weekday = _WEEKDAYS[day.weekday()]
-            for shift in self._calendar.shifts:
-                if weekday in shift.days:
-                    start, end = self._span(day, shift.start, shift.end, shift.start)
-                    breaks = tuple(self._span(day, b.start, b.end, shift.start) for b in shift.breaks)
-                    spans.append(_ShiftSpan(start, end, breaks))
-        for extra in self._calendar.overtime:
-            if extra.date == day:
-                start, end = self._span(day, extra.start, extra.end, extra.start)
-                spans.append(_ShiftSpan(start, end, ()))
-        if len(self._by_date) > 64:  # time only moves forward: keep the cache small
-            self._by_date.pop(next(iter(self._by_date)))
-        self._by_date[day] = result = tuple(sorted(spans, key=lambda s: s.start))
-        return result
-
-    def _span(self, day: date, start: time, end: time, shift_start: time) -> tuple[int, int]:
-        start_day = day + timedelta(days=1) if start < shift_start else day
-        end_day = start_day + timedelta(days=1) if end <= start else start_day
-        a = datetime.combine(start_day, start, tzinfo=self._zone)
-        b = datetime.combine(end_day, end, tzinfo=self._zone)
-        return _to_us(a), _to_us(b)
+    def _spans(self, day: date) -> tuple[ShiftInstance, ...]:
+        return self._schedule.instances(day)
 
 
 # -- one machine --------------------------------------------------------------------------------------
