@@ -14,7 +14,7 @@ from rich.table import Table
 
 from plantstream.plant.schema import OeeMethod
 from plantstream.records import FieldValue, Point, Reading
-from streams.config import EngineSpec
+from streams.config import CATEGORY_INDEX, EngineSpec
 from streams.oee import OeeElements, oee_kpis
 
 __all__ = ["LiveView"]
@@ -41,8 +41,9 @@ class LiveView:
         self.readings = 0
         self.points = 0
         self._started = time.monotonic()
+        names = {index: name for name, index in CATEGORY_INDEX.items()}
         self._state_names = {
-            mid: {str(code): name for code, name in _names(m.state_codes).items()}
+            mid: {code: names[index] for code, index in m.state_codes.items()}
             for mid, m in spec.machines.items()
         }
 
@@ -129,11 +130,6 @@ class LiveView:
             energy = f"{sum(m.kwh.values()):.2f} kWh, {sum(m.co2e.values()):.2f} kg CO2e"
             lines.append(f"{mid}: shift {m.shift or '-'} so far: OEE {oee}, {made}, {energy}")
         return lines
-
-
-def _names(codes: dict[str, int]) -> dict[str, str]:
-    categories = ("running", "idle", "down", "setup", "planned_stop", "off")
-    return {code: categories[index] for code, index in codes.items()}
 
 
 def _elements(f: Mapping[str, FieldValue]) -> OeeElements:

@@ -184,3 +184,25 @@ async def test_a_dropping_queue_lets_its_reader_run_before_it_drops() -> None:
     await asyncio.wait_for(task, 5)
     assert taken == list(range(100))
     assert queue.dropped == 0
+
+
+def test_refusals_that_need_no_broker_name_their_reason() -> None:
+    from collectors.mqtt import MqttCollector, _sparkplug_reason
+    from plantstream.plant.schema import MqttSource
+
+    text = SOURCE.format(
+        url="mqtt://127.0.0.1:1",
+        sub="{topic: 'plant/{line}/{machine}/raw', payload: number, signal: power_kw}",
+    )
+    [src] = parse_plant(text).model.sources
+    assert isinstance(src, MqttSource)
+    collector = MqttCollector(src, {"m1": "l1"})
+    # The broker delivers on the filter plant/+/+/raw; an empty level fits the filter, not the template.
+    with pytest.raises(PayloadError) as caught:
+        collector._decode("plant/l1//raw", b"1", RECEIVED)
+    assert caught.value.reason == "unmatched_topic"
+    [reading] = collector._decode("plant/l1/m1/raw", b"2.5", RECEIVED)
+    assert (reading.machine, reading.signal, reading.value, reading.ts) == ("m1", "power_kw", 2.5, RECEIVED)
+    assert _sparkplug_reason("unknown alias 7 from G1/E1") == "unknown_alias"
+    assert _sparkplug_reason("sequence gap: expected 5, got 7 (G1/E1)") == "sequence_gap"
+    assert _sparkplug_reason("DDATA from G1/E1/d before its DBIRTH") == "data_before_birth"
