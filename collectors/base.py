@@ -44,13 +44,19 @@ class Collector:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except* asyncio.CancelledError:
-                pass  # also from inside a task group, and asyncua's CancelledWithResultError
-            self._task = None
+        task, self._task = self._task, None
+        if task is None:
+            return
+        while not task.done():
+            # Cancel again until it ends: on Python 3.11 asyncio.wait_for (used inside the client
+            # libraries) can swallow a cancellation that arrives as the awaited reply completes,
+            # and the session would then wait for messages forever.
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
+        try:
+            await task
+        except* asyncio.CancelledError:
+            pass  # also from inside a task group, and asyncua's CancelledWithResultError
 
     async def readings(self) -> AsyncIterator[Reading]:
         """Readings as they arrive, until the collector is closed."""

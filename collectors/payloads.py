@@ -84,7 +84,16 @@ def decode_json(
         if isinstance(value, bool | str) and field.scale == 1.0:
             samples.append(Sample(field.signal, value, ts))  # a state code or a product name
         elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-            samples.append(Sample(field.signal, value * field.scale if field.scale != 1.0 else value, ts))
+            if field.scale != 1.0:
+                try:
+                    value = value * field.scale
+                except OverflowError:  # an int too large for a float
+                    value = math.inf
+                if not math.isfinite(value):
+                    raise PayloadError(
+                        "wrong_type", f"field {field.path!r} is out of range after scaling by {field.scale}"
+                    )
+            samples.append(Sample(field.signal, value, ts))
         else:
             raise PayloadError("wrong_type", f"field {field.path!r} = {value!r} is not a number")
     return samples

@@ -53,3 +53,7 @@ class BoundedQueue(Generic[T]):
     def qsize(self) -> int:
         """Items waiting."""
         return self._queue.qsize()
+
+    def room(self) -> int:
+        """Items that can be added before the policy applies."""
+        return self._queue.maxsize - self._queue.qsize()

@@ -163,3 +163,44 @@ def test_the_bulk_decoder_never_accepts_what_the_model_refuses(stamp: str) -> No
             decode_reading(line)
     else:
         assert decode_reading(line)[0] == (reading.ts - EPOCH) // ONE_US
+
+
+# hypothesis takes naive bounds and adds the zone itself
+_utc_times = st.datetimes(
+    min_value=datetime(1971, 1, 1),  # noqa: DTZ001
+    max_value=datetime(2100, 1, 1),  # noqa: DTZ001
+    timezones=st.just(UTC),
+)
+
+
+@given(
+    ts=_utc_times,
+    ingest_ts=_utc_times,
+    machine=st.text(min_size=1, max_size=8),
+    signal=st.text(min_size=1, max_size=8),
+    value=st.one_of(
+        st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8)
+    ),
+    source=st.text(max_size=8),
+    seq=st.integers(min_value=0, max_value=2**63),
+)
+def test_a_trusted_reading_equals_the_validated_one(
+    ts: datetime,
+    ingest_ts: datetime,
+    machine: str,
+    signal: str,
+    value: bool | int | float | str,
+    source: str,
+    seq: int,
+) -> None:
+    arguments = {
+        "ts": ts, "machine": machine, "signal": signal, "value": value,
+        "source": source, "seq": seq, "ingest_ts": ingest_ts,
+    }  # fmt: skip
+    trusted = Reading.trusted(**arguments)  # type: ignore[arg-type]
+    validated = Reading(**arguments)  # type: ignore[arg-type]
+    assert trusted == validated
+    assert trusted.model_fields_set == validated.model_fields_set
+    assert trusted.to_json() == validated.to_json()
+    assert hash(trusted) == hash(validated)
+    assert type(trusted.value) is type(validated.value)

@@ -6,14 +6,17 @@ import asyncio
 import datetime as dt
 import random
 
+import aiomqtt
 import pytest
 
 from collectors.backoff import Backoff
+from collectors.mqtt import MqttCollector, _Inbox, _sparkplug_reason
 from collectors.payloads import PayloadError, decode_json, decode_number
 from collectors.queue import BoundedQueue
 from collectors.topics import TopicTemplate
 from plantstream.plant import PlantError, parse_plant
-from plantstream.plant.schema import JsonField, JsonTimestamp
+from plantstream.plant.schema import JsonField, JsonTimestamp, MqttSource
+from plantstream.records import DeadLetter
 
 RECEIVED = dt.datetime(2026, 3, 2, 8, 0, 5, tzinfo=dt.UTC)
 
@@ -186,23 +189,84 @@ async def test_a_dropping_queue_lets_its_reader_run_before_it_drops() -> None:
     assert queue.dropped == 0
 
 
-def test_refusals_that_need_no_broker_name_their_reason() -> None:
-    from collectors.mqtt import MqttCollector, _sparkplug_reason
-    from plantstream.plant.schema import MqttSource
+def _message(topic: str, payload: bytes) -> aiomqtt.Message:
+    return aiomqtt.Message(topic, payload, qos=1, retain=False, mid=1, properties=None)
 
+
+def _raw_collector(queue_size: int = 10) -> tuple[MqttCollector, list[DeadLetter]]:
     text = SOURCE.format(
         url="mqtt://127.0.0.1:1",
         sub="{topic: 'plant/{line}/{machine}/raw', payload: number, signal: power_kw}",
-    )
+    ).replace("    subscriptions:", f"    queue: {{size: {queue_size}, overflow: block}}\n    subscriptions:")
     [src] = parse_plant(text).model.sources
     assert isinstance(src, MqttSource)
-    collector = MqttCollector(src, {"m1": "l1"})
+    letters: list[DeadLetter] = []
+    return MqttCollector(src, {"m1": "l1"}, on_dead_letter=letters.append, clock=lambda: RECEIVED), letters
+
+
+def test_refusals_that_need_no_broker_name_their_reason() -> None:
+    collector, letters = _raw_collector()
     # The broker delivers on the filter plant/+/+/raw; an empty level fits the filter, not the template.
-    with pytest.raises(PayloadError) as caught:
-        collector._decode("plant/l1//raw", b"1", RECEIVED)
-    assert caught.value.reason == "unmatched_topic"
-    [reading] = collector._decode("plant/l1/m1/raw", b"2.5", RECEIVED)
+    assert collector._take_now(_message("plant/l1//raw", b"1"))
+    assert [(d.reason, d.where) for d in letters] == [("unmatched_topic", "plant/l1//raw")]
+    assert collector._take_now(_message("plant/l1/m1/raw", b"2.5"))
+    assert collector._queue.qsize() == 1
+    reading = collector._queue._queue.get_nowait()
     assert (reading.machine, reading.signal, reading.value, reading.ts) == ("m1", "power_kw", 2.5, RECEIVED)
+    assert collector.health.bad == {"unmatched_topic": 1}
+    assert (collector.health.received, collector.health.readings) == (2, 1)
     assert _sparkplug_reason("unknown alias 7 from G1/E1") == "unknown_alias"
     assert _sparkplug_reason("sequence gap: expected 5, got 7 (G1/E1)") == "sequence_gap"
     assert _sparkplug_reason("DDATA from G1/E1/d before its DBIRTH") == "data_before_birth"
+
+
+def test_a_message_is_taken_at_once_only_when_nothing_waits_and_there_is_room() -> None:
+    collector, _ = _raw_collector(queue_size=1)
+    inbox = _Inbox(take=collector._take_now)
+    inbox.put_nowait(_message("plant/l1/m1/raw", b"1"))  # taken: the collector's queue had room
+    assert (inbox.qsize(), collector._queue.qsize()) == (0, 1)
+    inbox.put_nowait(_message("plant/l1/m1/raw", b"2"))  # no room under block: it waits in the inbox
+    collector._queue._queue.get_nowait()
+    inbox.put_nowait(_message("plant/l1/m1/raw", b"3"))  # room again, but 2 waits before it: order kept
+    assert [m.payload for m in (inbox.get_nowait(), inbox.get_nowait())] == [b"2", b"3"]
+    assert collector.health.received == 1  # the waiting ones are counted when the session loop takes them
+
+
+def test_a_defect_in_decoding_costs_one_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    collector, letters = _raw_collector()
+
+    def broken(*args: object) -> float:
+        raise KeyError("boom")
+
+    monkeypatch.setattr("collectors.mqtt.decode_number", broken)
+    assert collector._take_now(_message("plant/l1/m1/raw", b"1"))
+    assert [d.reason for d in letters] == ["internal_error"]
+    assert "KeyError" in letters[0].error
+
+
+async def test_closing_a_collector_survives_a_swallowed_cancellation() -> None:
+    """Python 3.11's asyncio.wait_for can swallow a cancellation; closing must still end the session."""
+    from collectors.base import Collector
+
+    swallowed, ended = asyncio.Event(), asyncio.Event()
+
+    class Stubborn(Collector):
+        async def _session_loop(self) -> None:
+            try:
+                try:
+                    await asyncio.Event().wait()
+                except asyncio.CancelledError:
+                    asyncio.current_task().uncancel()  # type: ignore[union-attr]
+                    swallowed.set()
+                await asyncio.Event().wait()  # as if waiting for messages that never come
+            finally:
+                ended.set()
+
+    stubborn = Stubborn("stub", 1, "block")
+    await stubborn.__aenter__()
+    await asyncio.sleep(0)
+    closing = asyncio.create_task(stubborn.__aexit__(None, None, None))
+    await asyncio.wait({closing}, timeout=30)  # a guard against hanging, not a measurement
+    assert swallowed.is_set()
+    assert closing.done()
+    assert ended.is_set()
