@@ -672,7 +672,9 @@ class CbamElectricity(_Strict):
     """
 
     basis: Literal["commission_default", "actual"] = "commission_default"
-    country: str | None = Field(default=None, pattern=_COUNTRY, description="default: the installation's")
+    country: str | None = Field(
+        default=None, pattern=r"^([A-Z]{2}|OTHER)$", description="default: the installation's; OTHER"
+    )
     factor_t_per_mwh: float | None = Field(default=None, ge=0)
     source: str | None = None
     link: Literal["direct_link", "ppa"] | None = Field(
