@@ -212,3 +212,37 @@ def test_commission_defaults_shipped() -> None:
     assert electricity_default("OTHER").t_per_mwh == 0.465
     text = PLANT.replace('{factor_t_per_mwh: 0.5, source: "test factor"}', "{country: OTHER}")
     assert spec_of(text).electricity.t_per_mwh == 0.465
+
+
+@pytest.mark.parametrize(
+    ("cn_code", "default", "year", "expected"),
+    [
+        # TV-CBAM-1 [CBAM-NOTE §4.4-4.5]: DRI (CN 7203), other countries, 1.325 t/t.
+        ("7203 10 00", 1.325, 2026, 1.4575),
+        ("7203 10 00", 1.325, 2027, 1.590),
+        ("7203 10 00", 1.325, 2028, 1.7225),
+        # Hydrogen AU/BR 10.820 -> 11.902 / 12.984 / 14.066; other countries 17.740 -> 19.514 (2026).
+        ("2804 10 00", 10.820, 2026, 11.902),
+        ("2804 10 00", 10.820, 2027, 12.984),
+        ("2804 10 00", 10.820, 2028, 14.066),
+        ("2804 10 00", 17.740, 2026, 19.514),
+    ],
+)
+def test_tv_cbam_1_defaults_marked_up_in_the_ledger(
+    cn_code: str, default: float, year: int, expected: float
+) -> None:
+    # One tonne of precursor per tonne of tube and no emissions of the process's own:
+    # the tube's SEE is the precursor's default with the year's mark-up.
+    text = PLANT.replace(
+        "{purchased: hrc, mass_t_by_year: {2026: 21000}}", "{purchased: hrc, mass_t_per_t: 1.0}"
+    ).replace(
+        "cn_code: 7208 51 20, origin: KR, basis: actual_verified, see_direct: 2.0, see_indirect: 0.3}",
+        f"cn_code: {cn_code}, origin: AU, basis: default, default: {{direct: {default}, source: t}}}}",
+    )
+    spec = spec_of(text)
+    figures = period_figures(
+        spec, str(year), date(year, 1, 1), date(year + 1, 1, 1), {"mill": MachineTotals(good_count=4)}
+    )
+    tube = figures.goods["tube"]
+    assert tube.see_direct == pytest.approx(expected, abs=EXACT)
+    assert tube.default_share() == pytest.approx(1.0, abs=EXACT)
