@@ -77,6 +77,7 @@ class CbamLedger:
         self.spec = spec
         self.store = CbamStore(state_dir / LEDGER_FILE, spec.machines, spec.timezone)
         self._dirty: set[date] = set()
+        self._per_year_masses = any(u.mass_t_by_year for g in spec.goods.values() for u in g.precursors)
 
     def write(self, points: Iterable[Point]) -> None:
         """Take the points a runtime writes; the ledger keeps its machines' closed windows."""
@@ -92,7 +93,8 @@ class CbamLedger:
         for year in sorted({d.year for d in days}):
             wanted = [d for d in days if d.year == year]
             per_day = self.day_totals(wanted[0], wanted[-1] + timedelta(days=1))
-            annual = self.year_activity(year)
+            # Only precursors given per year need the year's activity (a query over the year).
+            annual = self.year_activity(year) if self._per_year_masses else {}
             points.extend(daily_points(self.spec, [(d, per_day.get(d, {})) for d in wanted], annual))
         return points
 

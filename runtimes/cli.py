@@ -107,6 +107,18 @@ def check(plant_path: Path) -> None:
             tags = sum(len(group.tags) for group in src.groups)
             mode = f"{src.security.mode}/{src.security.policy}" if src.security.mode != "None" else "None"
             console.print(f"source {src.id}: opcua {src.endpoint}; {tags} tag(s); security {mode}")
+    if model.cbam is not None:
+        from streams.cbam_ledger import build_cbam_spec
+
+        cbam_spec = build_cbam_spec(model)
+        assert cbam_spec is not None
+        el = cbam_spec.electricity
+        console.print(
+            f"cbam: installation {cbam_spec.installation.id}, {len(cbam_spec.processes)} process(es), "
+            f"{len(cbam_spec.goods)} good(s) ({', '.join(g.cn_code for g in cbam_spec.goods.values())}), "
+            f"{len(cbam_spec.precursors)} purchased precursor(s); electricity {el.t_per_mwh} t/MWh "
+            f"({el.basis}, {el.country})"
+        )
     p = model.production
     console.print(
         f"production: {p.oee_method.value}, window {p.window_s} s, micro-stops <= {p.micro_stop_max_s:g} s, "
@@ -620,7 +632,12 @@ def report_cbam_command(plant_path: Path, year: int, state_dir: Path, out_dir: P
         )
         sys.exit(2)
     folder = out_dir or state_dir / "reports" / f"cbam-{cbam_spec.installation.id}-{year}"
-    result = write_report(plant.model, cbam_spec, state_dir, year, folder)
+    try:
+        result = write_report(plant.model, cbam_spec, state_dir, year, folder)
+    except (OSError, ValueError) as exc:
+        # An unreadable key or ledger, a folder that cannot be written: one line, nothing half-signed.
+        _err.print(f"[red]error[/red] report cbam: {exc}")
+        sys.exit(1)
     console = Console(highlight=False)
     table = Table(title=f"CBAM {year}: {cbam_spec.installation.name}", show_edge=False, pad_edge=False)
     for column in ("good", "CN", "SEE direct", "SEE indirect", "defaults"):
@@ -635,6 +652,10 @@ def report_cbam_command(plant_path: Path, year: int, state_dir: Path, out_dir: P
             "-" if share is None else f"{share:.1%}",
         )
     console.print(table)
+    if any(good.see_direct is None for good in result.summary.goods):
+        _err.print(
+            f"[yellow]warning[/yellow] a good has no production in {year} in the ledger: its SEE is empty"
+        )
     _err.print(
         f"report written to {folder}: summary.json, summary.xlsx and manifest.json, summary.sig, "
         "operator-public-key.pem go to importers; operator-report.json and evidence/ to the verifier only"

@@ -29,6 +29,7 @@ pytestmark = pytest.mark.e2e
 # Local midnight of 2026-01-01 in Ho Chi Minh City (UTC+7, no daylight saving time).
 START = datetime(2025, 12, 31, 17, 0, tzinfo=UTC)
 HOURS = 365 * 24
+LATE_HOUR = 1_000
 
 
 def plantstream(*args: str) -> subprocess.CompletedProcess[str]:
@@ -58,6 +59,7 @@ def generate(path: Path) -> Year:
 
     reading(START, "furnace", "state", "running")
     reading(START, "mill", "state", "running")
+    late = None
     for hour in range(HOURS + 1):
         ts = START + timedelta(hours=hour)
         if hour > 0:
@@ -68,8 +70,13 @@ def generate(path: Path) -> Year:
             mill_kwh += 800 + 50 * (hour % 3)
         reading(ts, "furnace", "gas", gas)
         reading(ts, "furnace", "kwh", furnace_kwh)
-        reading(ts, "mill", "good", pieces)
+        if hour == LATE_HOUR:
+            late = (ts, pieces)  # this counter sample arrives two hours late: a correction
+        else:
+            reading(ts, "mill", "good", pieces)
         reading(ts, "mill", "kwh", mill_kwh)
+        if hour == LATE_HOUR + 2 and late is not None:
+            reading(late[0], "mill", "good", late[1])
     path.write_text("\n".join(lines) + "\n")
     return Year(int(pieces), gas, furnace_kwh, mill_kwh)
 
@@ -159,6 +166,20 @@ def keys_of(data: object) -> list[str]:
     return []
 
 
+def test_the_late_sample_corrected_windows_without_double_counting(
+    reported: tuple[Path, Path, Year, str],
+) -> None:
+    # The late sample made the engine write the mill's windows again with revision 1; the ledger
+    # replaced them (the activity level above equals the generated pieces exactly).
+    _, _, _, points_text = reported
+    corrected = [
+        json.loads(line)
+        for line in points_text.splitlines()
+        if '"measurement":"oee"' in line and '"machine":"mill"' in line and '"revision":1' in line
+    ]
+    assert corrected, "the late counter sample corrected no window"
+
+
 def test_daily_cbam_points_are_written(reported: tuple[Path, Path, Year, str]) -> None:
     _, _, year, points_text = reported
     days = [json.loads(line) for line in points_text.splitlines() if '"measurement":"cbam"' in line]
@@ -221,3 +242,44 @@ def test_importer_copy_without_evidence_verifies_with_notes(
 def test_check_accepts_the_steel_example() -> None:
     result = plantstream("check", "-c", str(STEEL))
     assert result.returncode == 0, result.stderr
+    assert "cbam: installation hcm-tubes, 1 process(es), 1 good(s) (73063077)" in " ".join(
+        result.stdout.split()
+    )
+
+
+def test_bad_cbam_data_is_refused_with_file_line_and_key(tmp_path: Path) -> None:
+    text = STEEL.read_text()
+    bad = (
+        text.replace("      cn_code: 7306 30 77\n", "")
+        .replace(
+            "      see_direct: 1.90          # from the supplier's verified 2025 report (illustrative)\n", ""
+        )
+        .replace("      see_indirect: 0.25\n", "")
+    )
+    assert bad.count("cn_code") == text.count("cn_code") - 1
+    path = tmp_path / "steel.yaml"
+    path.write_text(bad)
+    result = plantstream("check", "-c", str(path))
+    assert result.returncode == 2
+    err = " ".join(result.stderr.split())
+    assert "steel.yaml:64 cbam.goods[0].cn_code: required key is missing" in err
+    assert "steel.yaml:73 cbam.purchased_precursors[0]: precursor 'hrc-kr' has neither an actual SEE" in err
+    # References are checked once the file is well formed.
+    path.write_text(text.replace("machines: [furnace, mill]", "machines: [furnace, mill, press9]"))
+    result = plantstream("check", "-c", str(path))
+    assert result.returncode == 2
+    assert "steel.yaml:62 cbam.processes[0].machines[2]: machine 'press9' does not exist" in result.stderr
+
+
+def test_replay_into_a_ledger_needs_a_cbam_section(tmp_path: Path) -> None:
+    minimal = ROOT / "examples" / "minimal.yaml"
+    shift = ROOT / "examples" / "minimal-shift.jsonl"
+    result = plantstream("replay", "-c", str(minimal), "--readings", str(shift), "--state-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert "there is no cbam section" in result.stderr
+
+
+def test_report_without_a_ledger_says_so(tmp_path: Path) -> None:
+    result = plantstream("report", "cbam", "-c", str(STEEL), "--year", "2026", "--state-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert "no CBAM ledger in" in result.stderr
