@@ -5,7 +5,8 @@ time) of the ledger's machines: ``oee`` (good pieces), ``energy`` (kWh) and ``ca
 kg CO2e) tumbling windows; shift windows and roll-ups repeat those sums and are not kept. A
 corrected window (same identity, ``revision`` + 1) replaces its row, so corrections never add up,
 and a window written again after a restart with the same revision changes nothing. Each row keeps
-the point's JSON line and its SHA-256 as evidence, and the installation's local day.
+the value the ledger uses, the SHA-256 of the point's JSON line (the link to the raw point
+archive, kept small: a row is about 200 bytes) and the installation's local day.
 
 Why SQLite rather than a JSON-lines journal with snapshots: replacing a corrected window is a
 primary-key upsert, a commit is atomic and durable without a hand-made snapshot protocol, and the
@@ -47,18 +48,16 @@ CREATE TABLE IF NOT EXISTS windows (
     revision INTEGER NOT NULL,
     value REAL NOT NULL,
     sha256 TEXT NOT NULL,
-    point TEXT NOT NULL,
     PRIMARY KEY (measurement, tags, time_us)
 );
 CREATE INDEX IF NOT EXISTS windows_by_day ON windows (day, machine);
 """
 
 _UPSERT = """
-INSERT INTO windows (measurement, tags, time_us, machine, day, revision, value, sha256, point)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO windows (measurement, tags, time_us, machine, day, revision, value, sha256)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (measurement, tags, time_us) DO UPDATE SET
-    revision = excluded.revision, value = excluded.value, sha256 = excluded.sha256,
-    point = excluded.point, day = excluded.day
+    revision = excluded.revision, value = excluded.value, sha256 = excluded.sha256, day = excluded.day
 WHERE excluded.revision >= windows.revision
 """
 
@@ -112,7 +111,6 @@ class CbamStore:
                 continue
             day = point.time.astimezone(self.zone).date()
             days.add(day)
-            line = point.to_json()
             rows.append(
                 (
                     point.measurement,
@@ -122,8 +120,7 @@ class CbamStore:
                     day.isoformat(),
                     revision,
                     float(value),
-                    hashlib.sha256(line.encode()).hexdigest(),
-                    line,
+                    hashlib.sha256(point.to_json().encode()).hexdigest(),
                 )
             )
         if rows:
@@ -151,13 +148,24 @@ class CbamStore:
         return [(str(d), str(m), str(k), float(v), int(n)) for d, m, k, v, n in cursor]
 
     def evidence(self, machines: Iterable[str], first: date, after: date) -> Iterator[str]:
-        """The window points (JSON lines) of ``machines`` in ``[first, after)``, in a stable order."""
+        """The kept windows of ``machines`` in ``[first, after)`` as JSON lines, in a stable order.
+
+        Each line holds the window's identity (measurement, tags, time), its revision, the value
+        the ledger used, and ``point_sha256``: the SHA-256 of the point's JSON line exactly as the
+        sinks received it, which ties the line to the raw point archive (``points/*.jsonl``).
+        """
         wanted = sorted(set(machines))
         marks = ",".join("?" * len(wanted))
         cursor = self._db.execute(
-            f"SELECT point FROM windows WHERE machine IN ({marks}) AND day >= ? AND day < ? "
+            "SELECT measurement, tags, time_us, day, revision, value, sha256 FROM windows "
+            f"WHERE machine IN ({marks}) AND day >= ? AND day < ? "
             "ORDER BY machine, measurement, time_us, tags",
             (*wanted, first.isoformat(), after.isoformat()),
         )
-        for (line,) in cursor:
-            yield str(line)
+        for measurement, tags, time_us, day, revision, value, digest in cursor:
+            moment = EPOCH + timedelta(microseconds=time_us)
+            yield (
+                f'{{"measurement":{json.dumps(measurement)},"tags":{tags},'
+                f'"time":"{moment.strftime("%Y-%m-%dT%H:%M:%S")}Z","day":"{day}",'
+                f'"revision":{revision},"{LEDGER_FIELDS[measurement]}":{value!r},"point_sha256":"{digest}"}}'
+            )
