@@ -23,6 +23,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import orjson
+
 from plantstream.records import EPOCH, Point
 
 __all__ = ["LEDGER_FIELDS", "LEDGER_FILE", "CbamStore", "MachineDayRow"]
@@ -114,7 +116,7 @@ class CbamStore:
             rows.append(
                 (
                     point.measurement,
-                    json.dumps(tags, sort_keys=True, separators=(",", ":")),
+                    orjson.dumps(tags, option=orjson.OPT_SORT_KEYS).decode(),
                     (point.time - EPOCH) // _ONE_US,
                     machine,
                     day.isoformat(),
