@@ -56,6 +56,7 @@ __all__ = [
     "ReportFiles",
     "VerifyResult",
     "open_ledger",
+    "operator_key",
     "verify_report",
     "write_report",
 ]
@@ -178,9 +179,12 @@ def operator_key(state_dir: Path) -> Ed25519PrivateKey:
     """The operator's signing key, generated on first use into ``state_dir`` with mode 0600."""
     path = state_dir / KEY_FILE
     if path.exists():
-        loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        try:
+            loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{path}: not an unencrypted PEM private key ({exc})") from None
         if not isinstance(loaded, Ed25519PrivateKey):
-            raise ValueError(f"{path} is not an Ed25519 private key")
+            raise ValueError(f"{path}: not an Ed25519 private key")
         return loaded
     state_dir.mkdir(parents=True, exist_ok=True)
     key = Ed25519PrivateKey.generate()

@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 import io
-from datetime import date
+import stat
+from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from openpyxl import load_workbook
 from pydantic import ValidationError
 
 from plantstream.plant import parse_plant
-from runtimes.cbam import summary_workbook
+from plantstream.records import Point
+from runtimes.cbam import (
+    KEY_FILE,
+    PUBLIC_KEY_FILE,
+    CbamLedger,
+    operator_key,
+    summary_workbook,
+    verify_report,
+    write_report,
+)
 from streams.cbam_ledger import MachineTotals, build_cbam_spec, period_figures
 from streams.cbam_summary import CbamSummary, build_summary
 
-PLANT = (
-    __import__("pathlib").Path(__file__).resolve().parents[3] / "examples" / "steel-cbam.yaml"
-).read_text()
+PLANT = (Path(__file__).resolve().parents[3] / "examples" / "steel-cbam.yaml").read_text()
 
 
 def summary() -> CbamSummary:
@@ -65,3 +76,80 @@ def test_workbook_has_the_summary_communication_sheet() -> None:
     row = [cell.value for cell in sheet[10]]
     assert row[3] == "73063077"
     assert row[4] == pytest.approx(2.242, abs=1e-9)
+
+
+def ledger_with_a_day(state: Path) -> None:
+    spec = build_cbam_spec(parse_plant(PLANT).model)
+    assert spec is not None
+    ledger = CbamLedger(spec, state)
+    time = datetime(2026, 3, 2, 1, tzinfo=UTC)
+    tags = {"site": "hcm", "line": "tubes", "window": "1h"}
+    ledger.write(
+        [
+            Point(measurement="oee", tags={**tags, "machine": "mill"}, fields={"good_count": 4}, time=time),
+            Point(
+                measurement="carbon",
+                tags={**tags, "machine": "furnace"},
+                fields={"scope1_co2e_kg": 100.0},
+                time=time,
+            ),
+        ]
+    )
+    ledger.commit()
+    ledger.close()
+
+
+def write(state: Path, out: Path) -> None:
+    plant = parse_plant(PLANT).model
+    spec = build_cbam_spec(plant)
+    assert spec is not None
+    write_report(plant, spec, state, 2026, out)
+
+
+def test_the_operator_key_is_made_once_and_kept_private(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    ledger_with_a_day(state)
+    write(state, tmp_path / "r1")
+    key = state / KEY_FILE
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    first = key.read_bytes()
+    write(state, tmp_path / "r2")
+    assert key.read_bytes() == first
+    assert (tmp_path / "r1" / PUBLIC_KEY_FILE).read_bytes() == (
+        tmp_path / "r2" / PUBLIC_KEY_FILE
+    ).read_bytes()
+    assert verify_report(tmp_path / "r2", require_evidence=True).ok
+
+
+def test_a_signature_under_another_key_is_refused(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    ledger_with_a_day(state)
+    write(state, tmp_path / "r")
+    other = tmp_path / "other.pem"
+    other.write_bytes(
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    result = verify_report(tmp_path / "r", public_key=other)
+    assert not result.ok
+    assert result.problems == [
+        "summary.sig: the Ed25519 signature does not match the signed digests under this public key"
+    ]
+
+
+def test_a_damaged_signature_file_is_named(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    ledger_with_a_day(state)
+    write(state, tmp_path / "r")
+    (tmp_path / "r" / "summary.sig").write_text("{")
+    [problem] = verify_report(tmp_path / "r").problems
+    assert problem.startswith("summary.sig: cannot be read as a plantstream signature")
+
+
+def test_a_key_that_is_not_ed25519_is_a_clear_error(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / KEY_FILE).write_text("not a key\n")
+    with pytest.raises(ValueError, match=f"{KEY_FILE}: not an unencrypted PEM private key"):
+        operator_key(state)
