@@ -78,12 +78,17 @@ class ElectricityFactor:
 
 @dataclass(frozen=True)
 class ProcessSpec:
-    """A production process and its machines."""
+    """A production process and its machines; ``shares`` < 1 for machines shared with others."""
 
     id: str
     name: str
     route: str
     machines: tuple[str, ...]
+    shares: Mapping[str, float] = field(default_factory=dict)
+
+    def share(self, machine: str) -> float:
+        """The fraction of ``machine``'s Scope 1 and electricity attributed to this process."""
+        return self.shares.get(machine, 1.0)
 
 
 @dataclass(frozen=True)
@@ -209,7 +214,14 @@ def build_cbam_spec(plant: PlantModel) -> CbamSpec | None:
     site_id = section.installation.site or plant.sites[0].id
     timezone = next(site.timezone for site in plant.sites if site.id == site_id)
     processes = {
-        p.id: ProcessSpec(p.id, p.name or p.id, p.route, tuple(p.machines)) for p in section.processes
+        p.id: ProcessSpec(
+            p.id,
+            p.name or p.id,
+            p.route,
+            (*p.machines, *(m.machine for m in p.shared_machines)),
+            {m.machine: m.share for m in p.shared_machines},
+        )
+        for p in section.processes
     }
     precursors = {}
     for item in section.purchased_precursors:
@@ -404,7 +416,13 @@ def _process_figures(spec: CbamSpec, totals: Mapping[str, MachineTotals]) -> dic
     for pid, process in spec.processes.items():
         summed = MachineTotals()
         for mid in process.machines:
-            summed.add(totals.get(mid, MachineTotals()))
+            machine = totals.get(mid, MachineTotals())
+            share = process.share(mid)
+            summed.add(
+                MachineTotals(
+                    machine.good_count, machine.kwh * share, machine.scope1_kg * share, machine.windows
+                )
+            )
         activity = sum(
             totals.get(g.output_machine, MachineTotals()).good_count * g.t_per_unit
             for g in spec.goods.values()

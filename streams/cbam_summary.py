@@ -356,7 +356,7 @@ def _period_dict(spec: CbamSpec, figures: PeriodFigures) -> dict[str, Any]:
         "end_exclusive": figures.end.isoformat(),
         "processes": {
             pid: {
-                "machines": list(spec.processes[pid].machines),
+                "machine_shares": {m: spec.processes[pid].share(m) for m in spec.processes[pid].machines},
                 "attributed_direct_t": p.direct_t,
                 "electricity_mwh": p.electricity_mwh,
                 "attributed_indirect_t": p.indirect_t,

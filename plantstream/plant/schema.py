@@ -58,6 +58,7 @@ __all__ = [
     "PurchasedPrecursor",
     "QueueSettings",
     "Role",
+    "SharedMachine",
     "Shift",
     "Signal",
     "Site",
@@ -697,6 +698,14 @@ class CbamElectricity(_Strict):
         return self
 
 
+class SharedMachine(_Strict):
+    """A machine serving several processes (a boiler, a compressor): this process's share of it."""
+
+    machine: Identifier
+    share: float = Field(gt=0, le=1, description="fraction of its Scope 1 and electricity attributed here")
+    basis: str = Field(min_length=1, description="how the share was determined (metered heat, hours, ...)")
+
+
 class CbamProcess(_Strict):
     """A production process: its route and the machines whose emissions and electricity it owns."""
 
@@ -704,6 +713,7 @@ class CbamProcess(_Strict):
     name: str | None = None
     route: str = Field(min_length=1, description="the production route, e.g. hot rolling, EAF")
     machines: list[Identifier]
+    shared_machines: list[SharedMachine] = Field(default_factory=list)
 
     @field_validator("machines")
     @classmethod
@@ -916,24 +926,7 @@ def _cross_check_cbam(plant: PlantModel, cbam: Cbam) -> list[tuple[tuple[str | i
         issues.append((("cbam", "installation"), f"name the site of the installation (site: one of {sites})"))
     elif site_id is not None and site_id not in sites:
         issues.append((("cbam", "installation", "site"), f"unknown site {site_id!r} (sites: {sites})"))
-    owner: dict[str, str] = {}
-    for p, process in enumerate(cbam.processes):
-        for i, mid in enumerate(process.machines):
-            path: tuple[str | int, ...] = ("cbam", "processes", p, "machines", i)
-            if mid not in machines:
-                issues.append(
-                    (path, f"machine {mid!r} does not exist (known: {', '.join(sorted(machines))})")
-                )
-            elif site_id is not None and machines[mid][0].id != site_id:
-                issues.append((path, f"machine {mid!r} is not on the installation's site {site_id!r}"))
-            elif mid in owner:
-                issues.append(
-                    (
-                        path,
-                        f"machine {mid!r} already belongs to process {owner[mid]!r} (emissions counted once)",
-                    )
-                )
-            owner.setdefault(mid, process.id)
+    owner = _process_machines(cbam, machines, site_id, issues)
     processes = {process.id for process in cbam.processes}
     goods = {good.id: good for good in cbam.goods}
     purchased = {item.id for item in cbam.purchased_precursors}
@@ -985,6 +978,51 @@ def _cross_check_cbam(plant: PlantModel, cbam: Cbam) -> list[tuple[tuple[str | i
                 (("cbam", "goods", g, "precursors"), f"good {good.id!r} is its own precursor (a cycle)")
             )
     return issues
+
+
+def _process_machines(
+    cbam: Cbam,
+    machines: dict[str, tuple[Site, Machine]],
+    site_id: str | None,
+    issues: list[tuple[tuple[str | int, ...], str]],
+) -> dict[str, str]:
+    """Check the machines of the processes (own and shared); return machine id -> owning process."""
+    owner: dict[str, str] = {}
+    for p, process in enumerate(cbam.processes):
+        for i, mid in enumerate(process.machines):
+            path: tuple[str | int, ...] = ("cbam", "processes", p, "machines", i)
+            if mid not in machines:
+                issues.append(
+                    (path, f"machine {mid!r} does not exist (known: {', '.join(sorted(machines))})")
+                )
+            elif site_id is not None and machines[mid][0].id != site_id:
+                issues.append((path, f"machine {mid!r} is not on the installation's site {site_id!r}"))
+            elif mid in owner:
+                issues.append(
+                    (
+                        path,
+                        f"machine {mid!r} already belongs to process {owner[mid]!r} (emissions counted once)",
+                    )
+                )
+            owner.setdefault(mid, process.id)
+    shares: dict[str, float] = {}
+    for p, process in enumerate(cbam.processes):
+        for i, shared in enumerate(process.shared_machines):
+            path = ("cbam", "processes", p, "shared_machines", i, "machine")
+            mid = shared.machine
+            if mid not in machines:
+                issues.append((path, f"machine {mid!r} does not exist"))
+            elif mid in owner:
+                issues.append(
+                    (path, f"machine {mid!r} belongs wholly to process {owner[mid]!r}; it cannot be shared")
+                )
+            else:
+                shares[mid] = shares.get(mid, 0.0) + shared.share
+                if shares[mid] > 1 + 1e-9:
+                    issues.append(
+                        (path, f"the shares of machine {mid!r} add up to {shares[mid]:g}, more than 1")
+                    )
+    return owner
 
 
 def _reaches(start: str, goods: dict[str, CbamGood], target: str, seen: set[str]) -> bool:

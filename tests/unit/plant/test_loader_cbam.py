@@ -239,3 +239,36 @@ def test_typo_in_cbam_key_is_suggested() -> None:
 )
 def test_annex_i_categories(code: str, category: str | None) -> None:
     assert cn_category(code) == category
+
+
+SHARED = (
+    "      machines: [furnace, mill]\n",
+    "      machines: [mill]\n      shared_machines: [{machine: furnace, share: 0.6, basis: metered heat}]\n"
+    "    - id: other\n      route: r\n      machines: [press]\n"
+    "      shared_machines: [{machine: furnace, share: 0.4, basis: metered heat}]\n",
+)
+PRESS = (
+    "          - id: mill\n",
+    "          - id: press\n            signals: {kwh: energy_kwh}\n          - id: mill\n",
+)
+
+
+def test_a_machine_shared_between_processes() -> None:
+    cbam = parse_plant(edit(SHARED, PRESS)).model.cbam
+    assert cbam is not None
+    assert [m.share for p in cbam.processes for m in p.shared_machines] == [0.6, 0.4]
+
+
+def test_shares_of_a_machine_may_not_exceed_one() -> None:
+    text = edit(SHARED, PRESS, ("share: 0.4", "share: 0.5"))
+    assert "cbam.processes[1].shared_machines[0].machine: the shares of machine 'furnace' add up to 1.1" in (
+        only_issue(text)
+    )
+
+
+def test_a_machine_owned_by_a_process_cannot_also_be_shared() -> None:
+    text = edit(SHARED, PRESS, ("machines: [press]", "machines: [press, furnace]"))
+    issues = [str(i) for i in issues_of(text)]
+    assert any(
+        "machine 'furnace' belongs wholly to process 'other'; it cannot be shared" in i for i in issues
+    )

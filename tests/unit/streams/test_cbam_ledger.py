@@ -246,3 +246,29 @@ def test_tv_cbam_1_defaults_marked_up_in_the_ledger(
     tube = figures.goods["tube"]
     assert tube.see_direct == pytest.approx(expected, abs=EXACT)
     assert tube.default_share() == pytest.approx(1.0, abs=EXACT)
+
+
+def test_a_shared_machine_contributes_its_share() -> None:
+    # The furnace serves both processes: 60 % of its Scope 1 and electricity is the finishing's.
+    text = PLANT.replace(
+        "    - {id: finishing, route: tube welding, machines: [furnace, mill]}\n",
+        "    - id: finishing\n      route: tube welding\n      machines: [mill]\n"
+        "      shared_machines: [{machine: furnace, share: 0.6, basis: metered heat}]\n",
+    ).replace(
+        "    - {id: clinker, route: dry kiln, machines: [kiln]}\n",
+        "    - id: clinker\n      route: dry kiln\n      machines: [kiln]\n"
+        "      shared_machines: [{machine: furnace, share: 0.4, basis: metered heat}]\n",
+    )
+    totals = {
+        "furnace": MachineTotals(scope1_kg=1_000_000, kwh=500_000),
+        "mill": MachineTotals(good_count=80_000),
+        "kiln": MachineTotals(good_count=5_000_000),
+    }
+    figures = year_figures(spec_of(text), totals)
+    # finishing: 0.6 x 1 000 t = 600 t direct, 0.6 x 500 MWh = 300 MWh; clinker: 400 t, 200 MWh.
+    assert figures.processes["finishing"].direct_t == pytest.approx(600, abs=EXACT)
+    assert figures.processes["finishing"].electricity_mwh == pytest.approx(300, abs=EXACT)
+    assert figures.processes["clinker"].direct_t == pytest.approx(400, abs=EXACT)
+    # clinker indirect: 200 MWh x 0.5 t/MWh = 100 t over 5 000 t = 0.02 t/t.
+    assert figures.goods["clinker"].see_indirect == pytest.approx(0.02, abs=EXACT)
+    assert figures.direct_t == pytest.approx(1_000, abs=EXACT)
