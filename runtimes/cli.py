@@ -560,7 +560,9 @@ def demo_command(
 @click.option("--machine", default=None)
 @click.option("--signal", default=None)
 @click.option(
-    "--measurement", default=None, help="Points of this measurement only (oee, energy, carbon, reading)."
+    "--measurement",
+    default=None,
+    help="Points of this measurement only (oee, energy, carbon, cbam, reading, health).",
 )
 @click.option("--json", "as_json", is_flag=True, help="JSON lines, for pipes.")
 @click.option("--count", type=int, default=None, help="Stop after this many lines.")
