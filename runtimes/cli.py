@@ -11,7 +11,7 @@ import os
 import sys
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
 from rich.console import Console
@@ -25,6 +25,9 @@ from runtimes.plant import load_and_resolve
 from runtimes.replay import ReplayAborted, ReplaySummary, replay
 from streams.config import EngineSpec
 from streams.engine import Engine
+
+if TYPE_CHECKING:
+    from runtimes.cbam import CbamLedger
 
 __all__ = ["main"]
 
@@ -104,6 +107,18 @@ def check(plant_path: Path) -> None:
             tags = sum(len(group.tags) for group in src.groups)
             mode = f"{src.security.mode}/{src.security.policy}" if src.security.mode != "None" else "None"
             console.print(f"source {src.id}: opcua {src.endpoint}; {tags} tag(s); security {mode}")
+    if model.cbam is not None:
+        from streams.cbam_ledger import build_cbam_spec
+
+        cbam_spec = build_cbam_spec(model)
+        assert cbam_spec is not None
+        el = cbam_spec.electricity
+        console.print(
+            f"cbam: installation {cbam_spec.installation.id}, {len(cbam_spec.processes)} process(es), "
+            f"{len(cbam_spec.goods)} good(s) ({', '.join(g.cn_code for g in cbam_spec.goods.values())}), "
+            f"{len(cbam_spec.precursors)} purchased precursor(s); electricity {el.t_per_mwh} t/MWh "
+            f"({el.basis}, {el.country})"
+        )
     p = model.production
     console.print(
         f"production: {p.oee_method.value}, window {p.window_s} s, micro-stops <= {p.micro_stop_max_s:g} s, "
@@ -120,6 +135,13 @@ def check(plant_path: Path) -> None:
     "--dead-letter", "dead_letter_path", default=None, help="Write refused lines here, with reasons."
 )
 @click.option("--quiet", "-q", is_flag=True, help="No summary on stderr.")
+@click.option(
+    "--state-dir",
+    "cbam_state_dir",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also feed the CBAM ledger kept in this state directory (plant files with a cbam section).",
+)
 def replay_command(
     plant_path: Path,
     readings_path: str,
@@ -127,10 +149,12 @@ def replay_command(
     strict: bool,
     dead_letter_path: str | None,
     quiet: bool,
+    cbam_state_dir: Path | None,
 ) -> None:
     """Feed recorded readings through the calculators and write every point as JSON lines."""
-    _, spec = _load(plant_path)
+    plant, spec = _load(plant_path)
     engine = Engine(spec, reorder=False)
+    ledger = _cbam_ledger(plant, plant_path, cbam_state_dir)
     with ExitStack() as stack:
         try:
             source: TextIO = (
@@ -160,12 +184,35 @@ def replay_command(
                 strict=strict,
                 report=lambda text: _err.print(f"[yellow]skipped[/yellow] {text}", soft_wrap=True),
                 dead_letter=dead,
+                on_points=None if ledger is None else ledger.write,
             )
         except ReplayAborted as exc:
             _err.print(f"[red]error[/red] {exc}", soft_wrap=True)
             sys.exit(1)
+        finally:
+            if ledger is not None:
+                # The daily `cbam` points join the others in the output.
+                for point in ledger.commit():
+                    out.write(point.to_json() + "\n")
+                ledger.close()
     if not quiet:
         _print_summary(summary, name, out_path)
+        if ledger is not None:
+            _err.print(f"CBAM ledger updated in {cbam_state_dir}")
+
+
+def _cbam_ledger(plant: LoadedPlant, plant_path: Path, state_dir: Path | None) -> CbamLedger | None:
+    if state_dir is None:
+        return None
+    from runtimes.cbam import open_ledger
+
+    ledger = open_ledger(plant.model, state_dir)
+    if ledger is None:
+        _err.print(
+            f"[red]error[/red] {plant_path}: --state-dir feeds the CBAM ledger, but there is no cbam section"
+        )
+        sys.exit(2)
+    return ledger
 
 
 def _print_summary(summary: ReplaySummary, source: str, out_path: str) -> None:
@@ -513,7 +560,9 @@ def demo_command(
 @click.option("--machine", default=None)
 @click.option("--signal", default=None)
 @click.option(
-    "--measurement", default=None, help="Points of this measurement only (oee, energy, carbon, reading)."
+    "--measurement",
+    default=None,
+    help="Points of this measurement only (oee, energy, carbon, cbam, reading, health).",
 )
 @click.option("--json", "as_json", is_flag=True, help="JSON lines, for pipes.")
 @click.option("--count", type=int, default=None, help="Stop after this many lines.")
@@ -540,3 +589,104 @@ def tail_command(
         sys.exit(1)
     except KeyboardInterrupt:
         return
+
+
+@main.group(name="report")
+def report_group() -> None:
+    """Reports built from the ledgers in a state directory."""
+
+
+@report_group.command(name="cbam")
+@PLANT_OPTION
+@click.option("--year", type=int, required=True, help="The reporting year (a calendar year, 2026 or later).")
+@click.option(
+    "--state-dir",
+    default="plantstream-data",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the CBAM ledger and the operator's signing key are kept.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The report folder (default: <state-dir>/reports/cbam-<installation>-<year>).",
+)
+def report_cbam_command(plant_path: Path, year: int, state_dir: Path, out_dir: Path | None) -> None:
+    """The CBAM summary (json, xlsx), operator report, manifest and signature of one year."""
+    from runtimes.cbam import write_report
+    from sinks.cbam_store import LEDGER_FILE
+    from streams.cbam import DEFINITIVE_PERIOD_START_YEAR
+    from streams.cbam_ledger import build_cbam_spec
+
+    plant, _ = _load(plant_path)
+    cbam_spec = build_cbam_spec(plant.model)
+    if cbam_spec is None:
+        _err.print(f"[red]error[/red] {plant_path}: no cbam section; nothing to report")
+        sys.exit(2)
+    if year < DEFINITIVE_PERIOD_START_YEAR:
+        _err.print(f"[red]error[/red] --year {year}: the CBAM definitive period starts in 2026")
+        sys.exit(2)
+    if not (state_dir / LEDGER_FILE).exists():
+        _err.print(
+            f"[red]error[/red] no CBAM ledger in {state_dir} ({LEDGER_FILE}); run or replay with it first"
+        )
+        sys.exit(2)
+    folder = out_dir or state_dir / "reports" / f"cbam-{cbam_spec.installation.id}-{year}"
+    try:
+        result = write_report(plant.model, cbam_spec, state_dir, year, folder)
+    except (OSError, ValueError) as exc:
+        # An unreadable key or ledger, a folder that cannot be written: one line, nothing half-signed.
+        _err.print(f"[red]error[/red] report cbam: {exc}")
+        sys.exit(1)
+    console = Console(highlight=False)
+    table = Table(title=f"CBAM {year}: {cbam_spec.installation.name}", show_edge=False, pad_edge=False)
+    for column in ("good", "CN", "SEE direct", "SEE indirect", "defaults"):
+        table.add_column(column)
+    for good in result.summary.goods:
+        share = good.default_share_total
+        table.add_row(
+            good.name,
+            good.cn_code,
+            "-" if good.see_direct is None else f"{good.see_direct:.3f}",
+            "-" if good.see_indirect is None else f"{good.see_indirect:.3f}",
+            "-" if share is None else f"{share:.1%}",
+        )
+    console.print(table)
+    if any(good.see_direct is None for good in result.summary.goods):
+        _err.print(
+            f"[yellow]warning[/yellow] a good has no production in {year} in the ledger: its SEE is empty"
+        )
+    _err.print(
+        f"report written to {folder}: summary.json, summary.xlsx and manifest.json, summary.sig, "
+        "operator-public-key.pem go to importers; operator-report.json and evidence/ to the verifier only"
+    )
+
+
+@main.command(name="verify")
+@click.argument("folder", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--public-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="The operator's public key obtained independently (default: the one in the folder).",
+)
+@click.option(
+    "--require-evidence", is_flag=True, help="A verifier's check: every evidence set must be present."
+)
+def verify_command(folder: Path, public_key: Path | None, require_evidence: bool) -> None:
+    """Check a CBAM report folder: signature, summary and manifest, evidence digests (exit 0 / 1)."""
+    from runtimes.cbam import verify_report
+
+    result = verify_report(folder, public_key, require_evidence)
+    for name in result.checked:
+        click.echo(f"ok       {name}")
+    for note in result.notes:
+        click.echo(f"note     {note}")
+    for problem in result.problems:
+        _err.print(f"[red]mismatch[/red] {problem}", soft_wrap=True)
+    if not result.ok:
+        _err.print(f"{folder}: {len(result.problems)} problem(s); do not rely on this report")
+        sys.exit(1)
+    click.echo(f"{folder}: signature and digests verified")

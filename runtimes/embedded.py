@@ -33,6 +33,7 @@ from collectors.queue import BoundedQueue
 from plantstream.plant import LoadedPlant
 from plantstream.plant.schema import MqttSource
 from plantstream.records import DeadLetter, FieldValue, Point, Reading
+from runtimes.cbam import CbamLedger, open_ledger
 from runtimes.http import HttpEndpoint
 from sinks.files import JsonLinesSink
 from streams.config import EngineSpec
@@ -90,6 +91,8 @@ class EmbeddedPipeline:
         self.stats = PipelineStats()
         self.sink = JsonLinesSink(state_dir)
         self.engine = Engine(spec)
+        # The CBAM ledger (cbam section only) sees every point written and is committed with checkpoints.
+        self.cbam: CbamLedger | None = open_ledger(plant.model, state_dir)
         self._every = checkpoint_every_s
         self._queue: BoundedQueue[Reading] = BoundedQueue(queue_size, "block")
         self._on_points = on_points
@@ -142,6 +145,8 @@ class EmbeddedPipeline:
         finally:
             self._checkpoint()
             self.sink.close()
+            if self.cbam is not None:
+                self.cbam.close()
 
     async def _pump(self, collector: MqttCollector | OpcUaCollector) -> None:
         async with collector:
@@ -180,6 +185,8 @@ class EmbeddedPipeline:
                 batch.extend(engine.take_points())
             if batch:
                 self.sink.write(batch)
+                if self.cbam is not None:
+                    self.cbam.write(batch)
                 self.stats.points += len(batch)
                 if self._on_points is not None:
                     self._on_points(batch)
@@ -214,6 +221,9 @@ class EmbeddedPipeline:
         return points
 
     def _checkpoint(self) -> None:
+        if self.cbam is not None:
+            # The ledger before the checkpoint too; its daily `cbam` points go to the sink.
+            self.sink.write(self.cbam.commit())
         # Points first: a checkpoint must never claim windows whose points are not on disk.
         self.sink.sync()
         path = self.state_dir / CHECKPOINT

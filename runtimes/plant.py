@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from plantstream.plant import LoadedPlant, PlantError, load_plant
+from streams.cbam_ledger import build_cbam_spec
 from streams.config import ConfigProblem, EngineSpec, build_spec
 
 __all__ = ["load_and_resolve"]
@@ -19,6 +20,7 @@ def load_and_resolve(path: str | Path) -> tuple[LoadedPlant, EngineSpec]:
     plant = load_plant(path)
     try:
         spec = build_spec(plant.model)
+        build_cbam_spec(plant.model)  # the cbam section's reference data, checked before anything starts
     except ConfigProblem as exc:
         raise PlantError([plant.issue(p, message) for p, message in exc.problems]) from None
     return plant, spec

@@ -60,13 +60,17 @@ def replay(
     strict: bool = False,
     report: Callable[[str], None] = lambda _: None,
     dead_letter: TextIO | None = None,
+    on_points: Callable[[list[Point]], None] | None = None,
 ) -> ReplaySummary:
     """Run ``lines`` through ``engine`` (built with ``reorder=False``), writing points to ``out``.
+
+    ``on_points`` is also given every batch of points written (a CBAM ledger, for instance).
 
     Raises:
         ReplayAborted: ``strict`` and a bad line.
     """
     run = _Replay(engine, out, source, strict, report, dead_letter)
+    run.on_points = on_points
     with _fewer_collections():
         return run.run(lines, lateness_us)
 
@@ -114,6 +118,7 @@ class _Replay:
         self.report = report
         self.dead_letter = dead_letter
         self.summary = ReplaySummary()
+        self.on_points: Callable[[list[Point]], None] | None = None
 
     def run(self, lines: Iterable[str], lateness_us: int) -> ReplaySummary:
         """Decode, order and feed every line; flush the engine at the end.
@@ -190,6 +195,8 @@ class _Replay:
         if not self.engine.has_points:
             return
         points = self.engine.take_points()
+        if self.on_points is not None:
+            self.on_points(points)
         out = self.out
         for point in points:
             out.write(point.to_json())

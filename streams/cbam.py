@@ -27,7 +27,9 @@ from enum import StrEnum
 
 __all__ = [
     "DEFINITIVE_PERIOD_START_YEAR",
+    "ELECTRICITY_DEFAULTS",
     "CbamCategory",
+    "ElectricityDefault",
     "PrecursorInput",
     "SeeResult",
     "carries_indirect",
@@ -35,6 +37,7 @@ __all__ = [
     "certificates_due_per_t",
     "default_markup",
     "default_with_markup",
+    "electricity_default",
     "embedded_emissions",
     "round_template",
     "specific_embedded_emissions",
@@ -431,3 +434,62 @@ def embedded_emissions(
         [(p.mass_t, p.see_indirect) for p, p_carries in precursors if p_carries],
     )
     return SeeResult(direct=direct, indirect=indirect)
+
+
+# --------------------------------------------------------------------------------------------------
+# Commission default electricity factors (domain.md section 4.5)
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ElectricityDefault:
+    """A Commission default emission factor for electricity consumed (domain.md section 4.5).
+
+    Attributes:
+        country: ISO 3166-1 alpha-2 code, or ``OTHER`` for "other countries and territories".
+        t_per_mwh: The factor in t CO2/MWh.
+        source: Where the number comes from.
+    """
+
+    country: str
+    t_per_mwh: float
+    source: str
+
+
+_EL_SOURCE = "IR (EU) 2025/2621 Annex II, as quoted in [CBAM-NOTE] section 4.6 (VERIFY against EUR-Lex)"
+
+ELECTRICITY_DEFAULTS: dict[str, ElectricityDefault] = {
+    "AU": ElectricityDefault("AU", 0.645, _EL_SOURCE),
+    "BR": ElectricityDefault("BR", 0.096, _EL_SOURCE),
+    "OTHER": ElectricityDefault("OTHER", 0.465, _EL_SOURCE),
+}
+"""The Commission's default electricity factors our sources show (domain.md section 4.5).
+
+Only Australia, Brazil and "other countries" were visible; the Viet Nam and Korea rows of
+2025/2621 Annex II were not, and a national grid factor (streams.carbon) is not automatically the
+CBAM factor. Other countries must be given with their value and source in the plant file.
+"""
+
+
+def electricity_default(country: str) -> ElectricityDefault:
+    """The Commission default electricity factor of ``country`` from :data:`ELECTRICITY_DEFAULTS`.
+
+    Args:
+        country: ISO 3166-1 alpha-2 code (case-insensitive), or ``OTHER``.
+
+    Returns:
+        The factor with its source.
+
+    Raises:
+        ValueError: The country is not in the table; the message says what to do instead. The
+            "other countries" row is never used silently for a country that may have its own row.
+    """
+    code = country.strip().upper()
+    found = ELECTRICITY_DEFAULTS.get(code)
+    if found is None:
+        known = ", ".join(sorted(ELECTRICITY_DEFAULTS))
+        raise ValueError(
+            f"no Commission default electricity factor for {code} in the shipped table (it has {known}); "
+            "give factor_t_per_mwh with its source (IR 2025/2621 Annex II row), or country: OTHER"
+        )
+    return found

@@ -16,14 +16,27 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from plantstream.plant.cn_codes import cn_category, normalise_cn
+
 __all__ = [
     "Break",
     "Calendar",
     "Carbon",
+    "Cbam",
+    "CbamDeclarations",
+    "CbamElectricity",
+    "CbamGood",
+    "CbamInstallation",
+    "CbamOperator",
+    "CbamProcess",
+    "Coordinates",
     "CounterSignal",
     "Deadband",
+    "DefaultValue",
     "EnergySignal",
     "FuelSignal",
+    "GoodOutput",
+    "GoodPrecursor",
     "GridRef",
     "JsonField",
     "JsonTimestamp",
@@ -42,8 +55,10 @@ __all__ = [
     "PowerSignal",
     "ProductSignal",
     "Production",
+    "PurchasedPrecursor",
     "QueueSettings",
     "Role",
+    "SharedMachine",
     "Shift",
     "Signal",
     "Site",
@@ -593,6 +608,250 @@ class OpcUaSource(_Strict):
 
 Source = Annotated[MqttSource | OpcUaSource, Field(discriminator="type")]
 
+# --------------------------------------------------------------------------------------------------
+# CBAM (shared/domain.md §4 and §5): the installation, its processes, goods and precursors
+# --------------------------------------------------------------------------------------------------
+
+_COUNTRY = r"^[A-Z]{2}$"
+
+
+def _cbam_cn(value: str) -> str:
+    """An 8-digit CN code that Annex I of Reg. 2023/956 covers, spaces removed."""
+    digits = normalise_cn(value)
+    if cn_category(digits) is None:
+        raise ValueError(
+            f"CN {value} is not a CBAM good (Annex I of Reg. 2023/956: cement, electricity, "
+            "fertilisers, iron and steel, aluminium, hydrogen)"
+        )
+    return digits
+
+
+class CbamOperator(_Strict):
+    """The operator of the installation (summary report item 1)."""
+
+    name: str = Field(min_length=1)
+    address: str | None = None
+    contact: str | None = Field(default=None, description="e-mail or telephone for importers")
+
+
+class Coordinates(_Strict):
+    """Coordinates of the installation's main emission source (summary item 2)."""
+
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+
+
+class CbamInstallation(_Strict):
+    """Identity of the installation (summary report item 2)."""
+
+    id: Identifier = Field(description="the ledger's key and the tag of `cbam` points")
+    name: str = Field(min_length=1)
+    registry_id: str | None = Field(
+        default=None, description="CBAM Registry installation id, once registered"
+    )
+    country: str = Field(pattern=_COUNTRY, description="ISO 3166-1 alpha-2")
+    city: str | None = None
+    address: str | None = None
+    unlocode: str | None = Field(default=None, pattern=r"^[A-Z]{2} ?[A-Z2-9]{3}$", description="e.g. VNSGN")
+    coordinates: Coordinates | None = None
+    economic_activity: str | None = Field(default=None, description="e.g. NACE 24.10")
+    site: Identifier | None = Field(default=None, description="the plant file's site; default: the only one")
+
+    @model_validator(mode="after")
+    def _locatable(self) -> CbamInstallation:
+        if not self.address and not self.unlocode:
+            raise ValueError("give the installation's address or its UN/LOCODE (summary report item 2)")
+        return self
+
+
+class CbamElectricity(_Strict):
+    """The CBAM electricity emission factor for indirect emissions (domain.md §4.5).
+
+    ``commission_default``: the Commission's default for the country (IR 2025/2621 Annex II);
+    the shipped table has few countries, so others give ``factor_t_per_mwh`` with its ``source``.
+    ``actual``: only with a direct technical link or a PPA meeting Annex IV point 6 of 2023/956.
+    """
+
+    basis: Literal["commission_default", "actual"] = "commission_default"
+    country: str | None = Field(
+        default=None, pattern=r"^([A-Z]{2}|OTHER)$", description="default: the installation's; OTHER"
+    )
+    factor_t_per_mwh: float | None = Field(default=None, ge=0)
+    source: str | None = None
+    link: Literal["direct_link", "ppa"] | None = Field(
+        default=None, description="actual factors: how the electricity reaches the installation"
+    )
+    year: int | None = Field(default=None, ge=2000, le=2100, description="the factor's year, if it has one")
+
+    @model_validator(mode="after")
+    def _documented(self) -> CbamElectricity:
+        if self.basis == "actual":
+            if self.factor_t_per_mwh is None or self.link is None or not self.source:
+                raise ValueError(
+                    "an actual electricity factor needs factor_t_per_mwh, link (direct_link or ppa) "
+                    "and source (Annex IV point 6 of Reg. 2023/956)"
+                )
+        elif self.link is not None:
+            raise ValueError("link applies to an actual factor (basis: actual) only")
+        if self.factor_t_per_mwh is not None and not self.source:
+            raise ValueError("a factor_t_per_mwh needs its source, so the number can be audited")
+        return self
+
+
+class SharedMachine(_Strict):
+    """A machine serving several processes (a boiler, a compressor): this process's share of it."""
+
+    machine: Identifier
+    share: float = Field(gt=0, le=1, description="fraction of its Scope 1 and electricity attributed here")
+    basis: str = Field(min_length=1, description="how the share was determined (metered heat, hours, ...)")
+
+
+class CbamProcess(_Strict):
+    """A production process: its route and the machines whose emissions and electricity it owns."""
+
+    id: Identifier
+    name: str | None = None
+    route: str = Field(min_length=1, description="the production route, e.g. hot rolling, EAF")
+    machines: list[Identifier]
+    shared_machines: list[SharedMachine] = Field(default_factory=list)
+
+    @field_validator("machines")
+    @classmethod
+    def _has_machines(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("a production process needs at least one machine (its emissions come from them)")
+        return value
+
+
+class GoodOutput(_Strict):
+    """Where a good's activity level (tonnes) comes from: a machine's good pieces, or a scale."""
+
+    machine: Identifier
+    mass_kg_per_piece: float | None = Field(default=None, gt=0)
+    weighed: bool = Field(default=False, description="the machine's good_count is a weigh-scale total in kg")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> GoodOutput:
+        if (self.mass_kg_per_piece is None) == (not self.weighed):
+            raise ValueError("give mass_kg_per_piece, or weighed: true for a weigh-scale total in kg")
+        return self
+
+
+class GoodPrecursor(_Strict):
+    """A precursor consumed by a good: purchased, or another good of this installation."""
+
+    purchased: Identifier | None = Field(default=None, description="id in cbam.purchased_precursors")
+    good: Identifier | None = Field(default=None, description="id in cbam.goods (made here)")
+    mass_t_per_t: float | None = Field(default=None, ge=0, description="m_i: t consumed per t of good")
+    mass_t_by_year: dict[int, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=dict, description="M_i: t consumed in the year, incl. spill and scrap"
+    )
+
+    @model_validator(mode="after")
+    def _one_each(self) -> GoodPrecursor:
+        if (self.purchased is None) == (self.good is None):
+            raise ValueError("give exactly one of purchased and good")
+        if (self.mass_t_per_t is None) == (not self.mass_t_by_year):
+            raise ValueError("give exactly one of mass_t_per_t and mass_t_by_year")
+        return self
+
+
+class CbamGood(_Strict):
+    """A CBAM good made by the installation (an Annex I CN code)."""
+
+    id: Identifier
+    name: str | None = None
+    cn_code: str
+    process: Identifier
+    output: GoodOutput
+    precursors: list[GoodPrecursor] = Field(default_factory=list)
+
+    @field_validator("cn_code", mode="before")
+    @classmethod
+    def _annex_i(cls, value: Any) -> Any:
+        # An unquoted 73063077 reads as a number; the code is the same digits.
+        return _cbam_cn(str(value)) if isinstance(value, str | int) else value
+
+    @property
+    def category(self) -> str:
+        """The Annex I category (cement, iron_steel, ...), derived from the CN code."""
+        return cn_category(self.cn_code) or ""
+
+
+class DefaultValue(_Strict):
+    """A published default value of IR 2025/2621 (before the year's mark-up), in t CO2e/t."""
+
+    direct: float = Field(ge=0)
+    indirect: float = Field(default=0.0, ge=0)
+    source: str = Field(min_length=1, description="table, CN code and country row it was taken from")
+
+
+class PurchasedPrecursor(_Strict):
+    """A relevant precursor bought in from another installation (domain.md §4.3, §4.6)."""
+
+    id: Identifier
+    name: str | None = None
+    cn_code: str
+    origin: str = Field(pattern=_COUNTRY, description="country of production, ISO 3166-1 alpha-2")
+    basis: Literal["actual_verified", "default"]
+    see_direct: float | None = Field(default=None, ge=0)
+    see_indirect: float | None = Field(default=None, ge=0)
+    default: DefaultValue | None = None
+    production_period: str | None = Field(default=None, description="period the actual SEE covers")
+    supplier_operator_id: str | None = None
+    supplier_installation_id: str | None = None
+    verifier_report: str | None = Field(default=None, description="id of the verification report")
+
+    @field_validator("cn_code", mode="before")
+    @classmethod
+    def _annex_i(cls, value: Any) -> Any:
+        # An unquoted 73063077 reads as a number; the code is the same digits.
+        return _cbam_cn(str(value)) if isinstance(value, str | int) else value
+
+    @model_validator(mode="after")
+    def _has_a_value(self) -> PurchasedPrecursor:
+        if self.see_direct is None and self.default is None:
+            raise ValueError(
+                f"precursor {self.id!r} has neither an actual SEE (see_direct, see_indirect) nor a "
+                "default value (default: {direct, indirect, source})"
+            )
+        if self.basis == "actual_verified" and (self.see_direct is None or self.see_indirect is None):
+            raise ValueError(
+                "basis actual_verified needs see_direct and see_indirect from the supplier's verified report"
+            )
+        if self.basis == "default" and self.default is None:
+            raise ValueError("basis default needs default: {direct, indirect, source} (IR 2025/2621)")
+        return self
+
+    @property
+    def category(self) -> str:
+        """The Annex I category, derived from the CN code."""
+        return cn_category(self.cn_code) or ""
+
+
+class CbamDeclarations(_Strict):
+    """Summary report items the pipeline does not measure, as the operator declares them."""
+
+    measurable_heat: str = "none imported or exported"
+    zero_rated_fuels: str = "none"
+    waste_gases: str = "none"
+    co2_capture: str = "none"
+    own_electricity_generation: str = "none"
+    precursor_period_weighting: str = "not applied (Art. 14(1))"
+    multi_source_precursors: str = "not applied (Art. 14(2)-(3))"
+
+
+class Cbam(_Strict):
+    """The ``cbam`` section: what the embedded-emissions ledger and its reports need."""
+
+    operator: CbamOperator
+    installation: CbamInstallation
+    electricity: CbamElectricity = Field(default_factory=CbamElectricity)
+    processes: list[CbamProcess] = Field(min_length=1)
+    goods: list[CbamGood] = Field(min_length=1)
+    purchased_precursors: list[PurchasedPrecursor] = Field(default_factory=list)
+    declarations: CbamDeclarations = Field(default_factory=CbamDeclarations)
+
 
 class PlantModel(_Strict):
     """A whole plant file."""
@@ -601,6 +860,7 @@ class PlantModel(_Strict):
     sources: list[Source] = Field(default_factory=list)
     calendars: dict[Identifier, Calendar] = Field(default_factory=dict)
     production: Production = Field(default_factory=Production)
+    cbam: Cbam | None = None
 
     def machines(self) -> list[tuple[Site, Line, Machine]]:
         """Every machine with the site and line it belongs to, in file order."""
@@ -608,7 +868,7 @@ class PlantModel(_Strict):
 
 
 def cross_check(plant: PlantModel) -> list[tuple[tuple[str | int, ...], str]]:
-    """Check what one model cannot see alone: unique machine ids and calendar references.
+    """Check what one model cannot see alone: unique ids, calendar and CBAM references.
 
     Returns (key path, message) pairs, so the loader can point at the offending line.
     """
@@ -637,4 +897,145 @@ def cross_check(plant: PlantModel) -> list[tuple[tuple[str | int, ...], str]]:
         for ref_path, ref in refs:
             if ref is not None and ref not in plant.calendars:
                 issues.append((ref_path, f"unknown calendar {ref!r} ({known})"))
+    if plant.cbam is not None:
+        issues.extend(_cross_check_cbam(plant, plant.cbam))
     return issues
+
+
+def _unique(items: list[Any], section: str, what: str) -> list[tuple[tuple[str | int, ...], str]]:
+    seen: set[str] = set()
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    for i, item in enumerate(items):
+        if item.id in seen:
+            out.append((("cbam", section, i, "id"), f"{what} id {item.id!r} is used twice"))
+        seen.add(item.id)
+    return out
+
+
+def _cross_check_cbam(plant: PlantModel, cbam: Cbam) -> list[tuple[tuple[str | int, ...], str]]:
+    """References inside the ``cbam`` section and from it to the machines of the plant."""
+    issues = [
+        *_unique(cbam.processes, "processes", "process"),
+        *_unique(cbam.goods, "goods", "good"),
+        *_unique(cbam.purchased_precursors, "purchased_precursors", "precursor"),
+    ]
+    machines = {m.id: (site, m) for site, _, m in plant.machines()}
+    sites = [site.id for site in plant.sites]
+    site_id = cbam.installation.site
+    if site_id is None and len(sites) > 1:
+        issues.append((("cbam", "installation"), f"name the site of the installation (site: one of {sites})"))
+    elif site_id is not None and site_id not in sites:
+        issues.append((("cbam", "installation", "site"), f"unknown site {site_id!r} (sites: {sites})"))
+    owner = _process_machines(cbam, machines, site_id, issues)
+    processes = {process.id for process in cbam.processes}
+    goods = {good.id: good for good in cbam.goods}
+    purchased = {item.id for item in cbam.purchased_precursors}
+    for g, good in enumerate(cbam.goods):
+        path = ("cbam", "goods", g)
+        if good.process not in processes:
+            issues.append(
+                ((*path, "process"), f"unknown process {good.process!r} (known: {sorted(processes)})")
+            )
+        out_machine = good.output.machine
+        if out_machine not in machines:
+            issues.append(((*path, "output", "machine"), f"machine {out_machine!r} does not exist"))
+        else:
+            if owner.get(out_machine) != good.process:
+                issues.append(
+                    (
+                        (*path, "output", "machine"),
+                        f"machine {out_machine!r} is not one of process {good.process!r}'s machines",
+                    )
+                )
+            machine = machines[out_machine][1]
+            if machine.signal_of(Role.GOOD_COUNT) is None and machine.signal_of(Role.TOTAL_COUNT) is None:
+                issues.append(
+                    (
+                        (*path, "output", "machine"),
+                        f"machine {out_machine!r} has no good_count or total_count signal to count output",
+                    )
+                )
+        for i, pre in enumerate(good.precursors):
+            ppath = (*path, "precursors", i)
+            if pre.purchased is not None and pre.purchased not in purchased:
+                issues.append(((*ppath, "purchased"), f"unknown purchased precursor {pre.purchased!r}"))
+            if pre.good is not None:
+                made = goods.get(pre.good)
+                if made is None:
+                    issues.append(((*ppath, "good"), f"unknown good {pre.good!r}"))
+                elif made.process == good.process:
+                    issues.append(
+                        (
+                            (*ppath, "good"),
+                            f"good {pre.good!r} is made in the same process {good.process!r}; a precursor "
+                            "produced inside the same production process is not counted "
+                            "(2025/2547 Annex III)",
+                        )
+                    )
+    for g, good in enumerate(cbam.goods):
+        if _reaches(good.id, goods, good.id, set()):
+            issues.append(
+                (("cbam", "goods", g, "precursors"), f"good {good.id!r} is its own precursor (a cycle)")
+            )
+    return issues
+
+
+def _process_machines(
+    cbam: Cbam,
+    machines: dict[str, tuple[Site, Machine]],
+    site_id: str | None,
+    issues: list[tuple[tuple[str | int, ...], str]],
+) -> dict[str, str]:
+    """Check the machines of the processes (own and shared); return machine id -> owning process."""
+    owner: dict[str, str] = {}
+    for p, process in enumerate(cbam.processes):
+        for i, mid in enumerate(process.machines):
+            path: tuple[str | int, ...] = ("cbam", "processes", p, "machines", i)
+            if mid not in machines:
+                issues.append(
+                    (path, f"machine {mid!r} does not exist (known: {', '.join(sorted(machines))})")
+                )
+            elif site_id is not None and machines[mid][0].id != site_id:
+                issues.append((path, f"machine {mid!r} is not on the installation's site {site_id!r}"))
+            elif mid in owner:
+                issues.append(
+                    (
+                        path,
+                        f"machine {mid!r} already belongs to process {owner[mid]!r} (emissions counted once)",
+                    )
+                )
+            owner.setdefault(mid, process.id)
+    shares: dict[str, float] = {}
+    for p, process in enumerate(cbam.processes):
+        for i, shared in enumerate(process.shared_machines):
+            path = ("cbam", "processes", p, "shared_machines", i, "machine")
+            mid = shared.machine
+            if mid not in machines:
+                issues.append((path, f"machine {mid!r} does not exist"))
+            elif mid in owner:
+                issues.append(
+                    (path, f"machine {mid!r} belongs wholly to process {owner[mid]!r}; it cannot be shared")
+                )
+            else:
+                shares[mid] = shares.get(mid, 0.0) + shared.share
+                if shares[mid] > 1 + 1e-9:
+                    issues.append(
+                        (path, f"the shares of machine {mid!r} add up to {shares[mid]:g}, more than 1")
+                    )
+    return owner
+
+
+def _reaches(start: str, goods: dict[str, CbamGood], target: str, seen: set[str]) -> bool:
+    """Whether ``target`` is among the own-good precursors of ``start``, directly or further down."""
+    good = goods.get(start)
+    if good is None:
+        return False
+    for pre in good.precursors:
+        if pre.good is None or pre.good in seen:
+            continue
+        if pre.good == target:
+            return True
+        seen.add(pre.good)
+        if _reaches(pre.good, goods, target, seen):
+            return True
+    return False

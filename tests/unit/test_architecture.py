@@ -44,6 +44,7 @@ CLOCK_ATTRIBUTES = frozenset({"now", "utcnow", "today"})
 EXTRA_PURE_FILES = (
     "plantstream/records.py",
     "plantstream/plant/schema.py",
+    "plantstream/plant/cn_codes.py",
     "collectors/topics.py",
     "collectors/payloads.py",
     "collectors/sparkplug.py",

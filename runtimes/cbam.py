@@ -1,0 +1,462 @@
+"""The CBAM ledger in a state directory, ``plantstream report cbam`` and ``plantstream verify``.
+
+The ledger (:class:`CbamLedger`) joins the pure part (streams.cbam_ledger) and the durable store
+(sinks.cbam_store): the runtimes hand it every point they write; at each commit it makes the store
+durable and returns the ``cbam`` points of the days that changed, for the sinks.
+
+The report writes into one folder:
+
+- ``summary.json`` (the §1.2 summary: the only thing meant for importers), ``summary.xlsx``;
+- ``operator-report.json`` (everything, for the verifier) and ``evidence/`` (the window points
+  behind each figure and the factor table, for the verifier);
+- ``manifest.json`` (SHA-256 of every evidence set and document), ``summary.sig`` (Ed25519 over
+  the summary and the manifest) and ``operator-public-key.pem``.
+
+The operator's key is made on first use as ``<state-dir>/cbam-operator-key.pem``, mode 0600.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from openpyxl import Workbook
+from openpyxl.styles import Font
+
+from plantstream.plant.schema import PlantModel
+from plantstream.records import Point
+from sinks.cbam_store import LEDGER_FILE, CbamStore
+from streams import carbon
+from streams.cbam_ledger import (
+    CbamSpec,
+    MachineTotals,
+    PeriodFigures,
+    build_cbam_spec,
+    daily_points,
+    period_figures,
+    periods_of_year,
+)
+from streams.cbam_summary import CbamSummary, build_operator_report, build_summary, factor_table
+
+__all__ = [
+    "KEY_FILE",
+    "PUBLIC_KEY_FILE",
+    "CbamLedger",
+    "ReportFiles",
+    "VerifyResult",
+    "open_ledger",
+    "operator_key",
+    "verify_report",
+    "write_report",
+]
+
+KEY_FILE = "cbam-operator-key.pem"
+PUBLIC_KEY_FILE = "operator-public-key.pem"
+SIGNATURE_FILE = "summary.sig"
+MANIFEST_FILE = "manifest.json"
+SUMMARY_FILE = "summary.json"
+_SIGNING_CONTEXT = b"plantstream-cbam-summary-signature/1\n"
+_FIELD_OF = {"oee": "good_count", "energy": "kwh", "carbon": "scope1_kg"}
+
+
+class CbamLedger:
+    """The durable CBAM ledger of one installation in a state directory."""
+
+    def __init__(self, spec: CbamSpec, state_dir: Path) -> None:
+        """Open (or create) ``<state_dir>/cbam-ledger.sqlite`` for ``spec``."""
+        self.spec = spec
+        self.store = CbamStore(state_dir / LEDGER_FILE, spec.machines, spec.timezone)
+        self._dirty: set[date] = set()
+        self._per_year_masses = any(u.mass_t_by_year for g in spec.goods.values() for u in g.precursors)
+
+    def write(self, points: Iterable[Point]) -> None:
+        """Take the points a runtime writes; the ledger keeps its machines' closed windows."""
+        self._dirty |= self.store.write(points)
+
+    def commit(self) -> list[Point]:
+        """Make the ledger durable; return the ``cbam`` points of every day that changed."""
+        self.store.commit()
+        if not self._dirty:
+            return []
+        days, self._dirty = sorted(self._dirty), set()
+        points: list[Point] = []
+        for year in sorted({d.year for d in days}):
+            wanted = [d for d in days if d.year == year]
+            per_day = self.day_totals(wanted[0], wanted[-1] + timedelta(days=1))
+            # Only precursors given per year need the year's activity (a query over the year).
+            annual = self.year_activity(year) if self._per_year_masses else {}
+            points.extend(daily_points(self.spec, [(d, per_day.get(d, {})) for d in wanted], annual))
+        return points
+
+    def close(self) -> None:
+        """Commit and close the store."""
+        self.store.close()
+
+    def day_totals(self, first: date, after: date) -> dict[date, dict[str, MachineTotals]]:
+        """Machine totals per local day in ``[first, after)``."""
+        out: dict[date, dict[str, MachineTotals]] = {}
+        for day, machine, measurement, value, count in self.store.machine_days(first, after):
+            totals = out.setdefault(date.fromisoformat(day), {}).setdefault(machine, MachineTotals())
+            _add(totals, measurement, value, count)
+        return out
+
+    def machine_totals(self, first: date, after: date) -> dict[str, MachineTotals]:
+        """Machine totals over ``[first, after)``."""
+        out: dict[str, MachineTotals] = {}
+        for _, machine, measurement, value, count in self.store.machine_days(first, after):
+            _add(out.setdefault(machine, MachineTotals()), measurement, value, count)
+        return out
+
+    def year_activity(self, year: int) -> dict[str, float]:
+        """Good id -> activity level (t) of the year so far."""
+        totals = self.machine_totals(date(year, 1, 1), date(year + 1, 1, 1))
+        return {
+            gid: totals.get(g.output_machine, MachineTotals()).good_count * g.t_per_unit
+            for gid, g in self.spec.goods.items()
+        }
+
+    def periods(self, year: int) -> list[PeriodFigures]:
+        """The figures of the year, its quarters and its months."""
+        annual = self.year_activity(year)
+        return [
+            period_figures(self.spec, label, first, after, self.machine_totals(first, after), annual)
+            for label, first, after in periods_of_year(year)
+        ]
+
+
+def _add(totals: MachineTotals, measurement: str, value: float, count: int) -> None:
+    setattr(totals, _FIELD_OF[measurement], getattr(totals, _FIELD_OF[measurement]) + value)
+    totals.windows += count
+
+
+def open_ledger(plant: PlantModel, state_dir: Path) -> CbamLedger | None:
+    """The plant's ledger in ``state_dir``, or ``None`` when the plant file has no ``cbam`` section.
+
+    Raises:
+        streams.config.ConfigProblem: the ``cbam`` section cannot be resolved.
+    """
+    spec = build_cbam_spec(plant)
+    return None if spec is None else CbamLedger(spec, state_dir)
+
+
+# --------------------------------------------------------------------------------------------------
+# The report
+# --------------------------------------------------------------------------------------------------
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _json_bytes(data: Any) -> bytes:
+    return (json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False, default=str) + "\n").encode()
+
+
+def _write(path: Path, data: bytes) -> str:
+    """Write ``data`` atomically (temporary file, fsync, rename); return its SHA-256."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    with temporary.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    return _digest(data)
+
+
+def operator_key(state_dir: Path) -> Ed25519PrivateKey:
+    """The operator's signing key, generated on first use into ``state_dir`` with mode 0600."""
+    path = state_dir / KEY_FILE
+    if path.exists():
+        try:
+            loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{path}: not an unencrypted PEM private key ({exc})") from None
+        if not isinstance(loaded, Ed25519PrivateKey):
+            raise ValueError(f"{path}: not an Ed25519 private key")
+        return loaded
+    state_dir.mkdir(parents=True, exist_ok=True)
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    # O_EXCL: never overwrite a key that appeared meanwhile; 0600 from the first byte.
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(pem)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return key
+
+
+def _public_pem(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _signed_message(signed: dict[str, str]) -> bytes:
+    return _SIGNING_CONTEXT + json.dumps(signed, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _fuel_factors(plant: PlantModel, spec: CbamSpec) -> dict[str, Any]:
+    fuels: dict[str, Any] = {}
+    for site, _, machine in plant.machines():
+        if machine.id not in spec.machines:
+            continue
+        for name, signal in machine.signals.items():
+            fuel = getattr(signal, "fuel", None)
+            if fuel is not None and fuel in carbon.FUELS:
+                fuels[f"{machine.id}.{name}"] = {
+                    **asdict(carbon.FUELS[fuel]),
+                    "unit": getattr(signal, "unit", None),
+                    "gwp": site.carbon.gwp if site.carbon else None,
+                }
+    return fuels
+
+
+@dataclass
+class ReportFiles:
+    """What ``report cbam`` wrote, and the figures it wrote them from."""
+
+    folder: Path
+    summary: CbamSummary
+    periods: list[PeriodFigures]
+    files: dict[str, str] = field(default_factory=dict)  # name -> SHA-256
+
+
+def write_report(plant: PlantModel, spec: CbamSpec, state_dir: Path, year: int, out: Path) -> ReportFiles:
+    """Compute the year's figures from the ledger in ``state_dir`` and write the report to ``out``."""
+    ledger = CbamLedger(spec, state_dir)
+    try:
+        periods = ledger.periods(year)
+        first, after = date(year, 1, 1), date(year + 1, 1, 1)
+        totals = ledger.machine_totals(first, after)
+        files: dict[str, str] = {}
+        evidence: dict[str, Any] = {}
+        for pid, process in spec.processes.items():
+            lines = list(ledger.store.evidence(process.machines, first, after))
+            name = f"evidence/{pid}-{year}.jsonl"
+            files[name] = _write(out / name, "".join(line + "\n" for line in lines).encode())
+            evidence[f"process:{pid}:{year}"] = {
+                "file": name,
+                "sha256": files[name],
+                "window_points": len(lines),
+            }
+    finally:
+        ledger.close()
+    factors = factor_table(spec, year, _fuel_factors(plant, spec))
+    files["evidence/factors.json"] = _write(out / "evidence/factors.json", _json_bytes(factors))
+    evidence["factors"] = {"file": "evidence/factors.json", "sha256": files["evidence/factors.json"]}
+    year_figures = periods[0]
+    summary = build_summary(spec, year_figures)
+    files[SUMMARY_FILE] = _write(out / SUMMARY_FILE, _json_bytes(summary.model_dump(mode="json")))
+    files["summary.xlsx"] = _write(out / "summary.xlsx", summary_workbook(summary))
+    report = build_operator_report(
+        spec, periods, {m: asdict(t) for m, t in sorted(totals.items())}, factors, evidence
+    )
+    files["operator-report.json"] = _write(out / "operator-report.json", _json_bytes(report))
+    figures = {
+        f"good:{gid}:{year}": [f"process:{g.process}:{year}", "factors"]
+        + [f"process:{spec.goods[u.ref].process}:{year}" for u in g.precursors if u.kind == "good"]
+        for gid, g in spec.goods.items()
+    }
+    manifest = {
+        "format": "plantstream-cbam-manifest/1",
+        "installation": spec.installation.id,
+        "reporting_year": year,
+        "evidence_sets": evidence,
+        "figures": figures,
+        "documents": {name: files[name] for name in ("operator-report.json", "summary.xlsx")},
+    }
+    files[MANIFEST_FILE] = _write(out / MANIFEST_FILE, _json_bytes(manifest))
+    key = operator_key(state_dir)
+    public = key.public_key()
+    signed = {SUMMARY_FILE: files[SUMMARY_FILE], MANIFEST_FILE: files[MANIFEST_FILE]}
+    signature = {
+        "algorithm": "Ed25519",
+        "public_key_sha256": _digest(_public_pem(public)),
+        "signed_sha256": signed,
+        "signature": base64.b64encode(key.sign(_signed_message(signed))).decode(),
+    }
+    files[SIGNATURE_FILE] = _write(out / SIGNATURE_FILE, _json_bytes(signature))
+    files[PUBLIC_KEY_FILE] = _write(out / PUBLIC_KEY_FILE, _public_pem(public))
+    return ReportFiles(out, summary, periods, files)
+
+
+def summary_workbook(summary: CbamSummary) -> bytes:
+    """The summary as an .xlsx laid out like the communication template's summary sheet.
+
+    Sheet ``Summary_Communication`` (the tab name importers' tools look for; domain.md §4.7):
+    installation name, city, country and the reporting period on top, then one row per product:
+    production process, aggregated good type, product name, CN code, SEE direct, SEE indirect,
+    share of defaults, route. ``Summary_Processes`` lists the processes and their emissions.
+    """
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "Summary_Communication"
+    bold = Font(bold=True)
+    inst = summary.installation
+    head = [
+        ("Installation name", inst.name),
+        ("City", inst.city or ""),
+        ("Country", inst.country),
+        ("UN/LOCODE", inst.unlocode or ""),
+        ("Operator", summary.operator.name),
+        ("Reporting period start", summary.reporting_period.start.isoformat()),
+        ("Reporting period end", summary.reporting_period.end.isoformat()),
+    ]
+    for row, (label, text) in enumerate(head, start=1):
+        sheet.cell(row=row, column=1, value=label).font = bold
+        sheet.cell(row=row, column=2, value=text)
+    columns = (
+        "Production process",
+        "Aggregated good type",
+        "Product name",
+        "CN code",
+        "SEE direct (tCO2e/t)",
+        "SEE indirect (tCO2e/t)",
+        "Share of default values",
+        "Route",
+    )
+    top = len(head) + 2
+    for col, title in enumerate(columns, start=1):
+        sheet.cell(row=top, column=col, value=title).font = bold
+    for row, good in enumerate(summary.goods, start=top + 1):
+        values: tuple[str | float | None, ...] = (
+            good.production_process,
+            good.goods_category,
+            good.name,
+            good.cn_code,
+            good.see_direct,
+            good.see_indirect,
+            good.default_share_total,
+            good.route,
+        )
+        for col, value in enumerate(values, start=1):
+            sheet.cell(row=row, column=col, value=value)
+    processes = book.create_sheet("Summary_Processes")
+    titles = (
+        "Process",
+        "Route",
+        "Goods categories",
+        "CN codes",
+        "Direct emissions (t)",
+        "Indirect emissions (t)",
+    )
+    for col, title in enumerate(titles, start=1):
+        processes.cell(row=1, column=col, value=title).font = bold
+    for row, proc in enumerate(summary.processes, start=2):
+        values2: tuple[str | float | None, ...] = (
+            proc.name,
+            proc.route,
+            ", ".join(proc.goods_categories),
+            ", ".join(proc.cn_codes),
+            proc.direct_emissions_t,
+            proc.indirect_emissions_t,
+        )
+        for col, value in enumerate(values2, start=1):
+            processes.cell(row=row, column=col, value=value)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------------------------------
+# verify
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class VerifyResult:
+    """What ``verify`` found: problems (any makes it fail) and notes (what was not checked)."""
+
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing failed."""
+        return not self.problems
+
+
+def verify_report(
+    folder: Path, public_key: Path | None = None, require_evidence: bool = False
+) -> VerifyResult:
+    """Check a report folder: the signature over summary and manifest, then the manifest's digests.
+
+    Args:
+        folder: the report folder.
+        public_key: the operator's public key obtained independently; default: the one in the folder
+            (which proves integrity, not who signed).
+        require_evidence: a verifier's check: evidence sets missing from the folder are failures.
+    """
+    result = VerifyResult()
+    try:
+        signature = json.loads((folder / SIGNATURE_FILE).read_text(encoding="utf-8"))
+        signed: dict[str, str] = signature["signed_sha256"]
+        raw_signature = base64.b64decode(signature["signature"], validate=True)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        result.problems.append(f"{SIGNATURE_FILE}: cannot be read as a plantstream signature ({exc})")
+        return result
+    key_path = public_key or folder / PUBLIC_KEY_FILE
+    try:
+        loaded = serialization.load_pem_public_key(key_path.read_bytes())
+        if not isinstance(loaded, Ed25519PublicKey):
+            raise ValueError("not an Ed25519 public key")
+    except (OSError, ValueError) as exc:
+        result.problems.append(f"{key_path.name}: cannot load the operator's public key ({exc})")
+        return result
+    if public_key is None:
+        result.notes.append(
+            f"public key taken from the folder ({PUBLIC_KEY_FILE}, SHA-256 "
+            f"{_digest(_public_pem(loaded))[:16]}…): compare it with the operator's published key"
+        )
+    for name in (SUMMARY_FILE, MANIFEST_FILE):
+        expected = signed.get(name)
+        try:
+            actual = _digest((folder / name).read_bytes())
+        except OSError as exc:
+            result.problems.append(f"{name}: missing or unreadable ({exc.strerror})")
+            continue
+        if expected != actual:
+            result.problems.append(
+                f"{name}: SHA-256 is {actual} but the signature covers {expected}: the file was changed "
+                "after signing"
+            )
+        else:
+            result.checked.append(name)
+    try:
+        loaded.verify(raw_signature, _signed_message(signed))
+        result.checked.append(SIGNATURE_FILE)
+    except InvalidSignature:
+        result.problems.append(
+            f"{SIGNATURE_FILE}: the Ed25519 signature does not match the signed digests under this public key"
+        )
+    if result.problems:
+        return result
+    manifest = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
+    listed = [(entry["file"], entry["sha256"]) for entry in manifest.get("evidence_sets", {}).values()]
+    listed += list(manifest.get("documents", {}).items())
+    for name, expected in listed:
+        path = folder / name
+        if not path.exists():
+            message = f"{name}: not in this folder, its digest was not checked"
+            (result.problems if require_evidence else result.notes).append(message)
+            continue
+        actual = _digest(path.read_bytes())
+        if actual != expected:
+            result.problems.append(f"{name}: SHA-256 is {actual} but {MANIFEST_FILE} lists {expected}")
+        else:
+            result.checked.append(name)
+    return result

@@ -1,0 +1,173 @@
+"""The CBAM ledger's durable part: the closed machine windows behind every CBAM figure, in SQLite.
+
+Kept in ``<state-dir>/cbam-ledger.sqlite``. One row per window point identity (measurement, tags,
+time) of the ledger's machines: ``oee`` (good pieces), ``energy`` (kWh) and ``carbon`` (Scope 1
+kg CO2e) tumbling windows; shift windows and roll-ups repeat those sums and are not kept. A
+corrected window (same identity, ``revision`` + 1) replaces its row, so corrections never add up,
+and a window written again after a restart with the same revision changes nothing. Each row keeps
+the value the ledger uses, the SHA-256 of the point's JSON line (the link to the raw point
+archive, kept small: a row is about 200 bytes) and the installation's local day.
+
+Why SQLite rather than a JSON-lines journal with snapshots: replacing a corrected window is a
+primary-key upsert, a commit is atomic and durable without a hand-made snapshot protocol, and the
+sums per day and machine a report needs are one indexed query; the module ships with Python.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from plantstream.records import EPOCH, Point
+
+__all__ = ["LEDGER_FIELDS", "LEDGER_FILE", "CbamStore", "MachineDayRow"]
+
+LEDGER_FILE = "cbam-ledger.sqlite"
+"""The store's file name in the state directory."""
+
+LEDGER_FIELDS = {"oee": "good_count", "energy": "kwh", "carbon": "scope1_co2e_kg"}
+"""Measurement -> the field the ledger takes from it (docs/points.md)."""
+
+_ONE_US = timedelta(microseconds=1)
+
+MachineDayRow = tuple[str, str, str, float, int]
+"""(local day ISO, machine, measurement, sum of the field, window count)."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS windows (
+    measurement TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    time_us INTEGER NOT NULL,
+    machine TEXT NOT NULL,
+    day TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    value REAL NOT NULL,
+    sha256 TEXT NOT NULL,
+    PRIMARY KEY (measurement, tags, time_us)
+);
+CREATE INDEX IF NOT EXISTS windows_by_day ON windows (day, machine);
+"""
+
+_UPSERT = """
+INSERT INTO windows (measurement, tags, time_us, machine, day, revision, value, sha256)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (measurement, tags, time_us) DO UPDATE SET
+    revision = excluded.revision, value = excluded.value, sha256 = excluded.sha256, day = excluded.day
+WHERE excluded.revision >= windows.revision
+"""
+
+
+class CbamStore:
+    """The window points behind the CBAM ledger, latest revision of each identity."""
+
+    def __init__(self, path: Path, machines: Iterable[str], timezone: str) -> None:
+        """Open (or create) the store.
+
+        Args:
+            path: the SQLite file.
+            machines: machines whose windows are kept (the ledger's processes').
+            timezone: the installation's IANA zone: days are local days.
+        """
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.machines = frozenset(machines)
+        self.zone = ZoneInfo(timezone)
+        self._db = sqlite3.connect(path)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        self._db.commit()
+        self.rows_written = 0
+
+    def __enter__(self) -> CbamStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def write(self, points: Iterable[Point]) -> set[date]:
+        """Keep the ledger's window points among ``points``; return the local days they touched.
+
+        Nothing is durable until :meth:`commit`.
+        """
+        rows = []
+        days: set[date] = set()
+        for point in points:
+            name = LEDGER_FIELDS.get(point.measurement)
+            if name is None:
+                continue
+            tags = point.tags
+            machine = tags.get("machine")
+            if machine not in self.machines or tags.get("window") == "shift":
+                continue
+            value = point.fields.get(name, 0.0)
+            revision = point.fields.get("revision", 0)
+            if not isinstance(value, int | float) or not isinstance(revision, int):
+                continue
+            day = point.time.astimezone(self.zone).date()
+            days.add(day)
+            rows.append(
+                (
+                    point.measurement,
+                    orjson.dumps(tags, option=orjson.OPT_SORT_KEYS).decode(),
+                    (point.time - EPOCH) // _ONE_US,
+                    machine,
+                    day.isoformat(),
+                    revision,
+                    float(value),
+                    hashlib.sha256(point.to_json().encode()).hexdigest(),
+                )
+            )
+        if rows:
+            self._db.executemany(_UPSERT, rows)
+            self.rows_written += len(rows)
+        return days
+
+    def commit(self) -> None:
+        """Make everything written so far durable (one atomic transaction)."""
+        self._db.commit()
+
+    def close(self) -> None:
+        """Commit and close."""
+        self._db.commit()
+        self._db.close()
+
+    def machine_days(self, first: date, after: date) -> list[MachineDayRow]:
+        """Sums per local day, machine and measurement for days in ``[first, after)``."""
+        cursor = self._db.execute(
+            "SELECT day, machine, measurement, SUM(value), COUNT(*) FROM windows "
+            "WHERE day >= ? AND day < ? GROUP BY day, machine, measurement "
+            "ORDER BY day, machine, measurement",
+            (first.isoformat(), after.isoformat()),
+        )
+        return [(str(d), str(m), str(k), float(v), int(n)) for d, m, k, v, n in cursor]
+
+    def evidence(self, machines: Iterable[str], first: date, after: date) -> Iterator[str]:
+        """The kept windows of ``machines`` in ``[first, after)`` as JSON lines, in a stable order.
+
+        Each line holds the window's identity (measurement, tags, time), its revision, the value
+        the ledger used, and ``point_sha256``: the SHA-256 of the point's JSON line exactly as the
+        sinks received it, which ties the line to the raw point archive (``points/*.jsonl``).
+        """
+        wanted = sorted(set(machines))
+        marks = ",".join("?" * len(wanted))
+        cursor = self._db.execute(
+            "SELECT measurement, tags, time_us, day, revision, value, sha256 FROM windows "
+            f"WHERE machine IN ({marks}) AND day >= ? AND day < ? "
+            "ORDER BY machine, measurement, time_us, tags",
+            (*wanted, first.isoformat(), after.isoformat()),
+        )
+        for measurement, tags, time_us, day, revision, value, digest in cursor:
+            moment = EPOCH + timedelta(microseconds=time_us)
+            yield (
+                f'{{"measurement":{json.dumps(measurement)},"tags":{tags},'
+                f'"time":"{moment.strftime("%Y-%m-%dT%H:%M:%S")}Z","day":"{day}",'
+                f'"revision":{revision},"{LEDGER_FIELDS[measurement]}":{value!r},"point_sha256":"{digest}"}}'
+            )

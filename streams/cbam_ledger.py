@@ -1,0 +1,605 @@
+"""The CBAM embedded-emissions ledger, pure part: window totals in, per-good SEE and figures out.
+
+The durable part (sinks/cbam_store.py) keeps the closed machine windows the engine emits (the
+latest revision of each identity) and sums them per local day and machine. This module turns such
+machine totals into the ledger's figures (shared/domain.md §4.3-§4.6), for any period:
+
+- **activity level** ``AL_g`` (t): the good pieces of the good's output machine x mass per piece,
+  or a weigh-scale total in kg;
+- **attributed direct emissions** of a production process: the Scope 1 CO2e (``carbon`` points,
+  fuels x NCV x EF x OF) of its machines; of its goods, split by mass when a process makes several
+  (one SEE for the process's aggregated goods, as the template's process-level attribution does);
+- **electricity** (MWh) of the process's machines and **attributed indirect emissions**
+  ``E_el x EF_el`` with the CBAM electricity factor (Commission default or documented actual);
+- **precursors**: purchased (actual-and-verified, or default with the year's mark-up) and goods
+  made in another process of the installation (recursive), with the cross-channel rule;
+- **SEE** per good and channel with :func:`streams.cbam.embedded_emissions`, and the part of each
+  channel that rests on default values.
+
+Daily ``cbam`` points (one per day and good, docs/points.md) are built here too. No I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from plantstream.plant.schema import (
+    Cbam,
+    CbamDeclarations,
+    CbamInstallation,
+    CbamOperator,
+    DefaultValue,
+    PlantModel,
+)
+from plantstream.records import Point
+from streams import cbam
+from streams.config import ConfigProblem
+
+__all__ = [
+    "CbamSpec",
+    "ElectricityFactor",
+    "GoodFigures",
+    "GoodSpec",
+    "MachineTotals",
+    "PeriodFigures",
+    "PrecursorFigures",
+    "PrecursorSpec",
+    "ProcessFigures",
+    "ProcessSpec",
+    "build_cbam_spec",
+    "daily_points",
+    "period_figures",
+    "periods_of_year",
+]
+
+Path = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class ElectricityFactor:
+    """The resolved CBAM electricity factor and where it comes from (domain.md §4.5)."""
+
+    t_per_mwh: float
+    basis: str
+    country: str
+    source: str
+    link: str | None
+    year: int | None
+
+    @property
+    def is_default(self) -> bool:
+        """True for the Commission default (its emissions count as resting on default values)."""
+        return self.basis == "commission_default"
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """A production process and its machines; ``shares`` < 1 for machines shared with others."""
+
+    id: str
+    name: str
+    route: str
+    machines: tuple[str, ...]
+    shares: Mapping[str, float] = field(default_factory=dict)
+
+    def share(self, machine: str) -> float:
+        """The fraction of ``machine``'s Scope 1 and electricity attributed to this process."""
+        return self.shares.get(machine, 1.0)
+
+
+@dataclass(frozen=True)
+class PrecursorSpec:
+    """A purchased precursor, resolved."""
+
+    id: str
+    name: str
+    cn_code: str
+    category: cbam.CbamCategory
+    carries_indirect: bool
+    origin: str
+    basis: str
+    see_direct: float | None
+    see_indirect: float | None
+    default: DefaultValue | None
+    production_period: str | None
+    supplier_operator_id: str | None
+    supplier_installation_id: str | None
+    verifier_report: str | None
+
+    def values(self, year: int) -> tuple[float, float, bool]:
+        """(SEE direct, SEE indirect, rests on default values) used for ``year``.
+
+        Default values get the year's mark-up (IR 2026/1740 Annex I intro; domain.md §4.6),
+        channel by channel, unrounded; VERIFY whether the Registry marks up precursor defaults so.
+        """
+        if self.basis == "actual_verified" and self.see_direct is not None and self.see_indirect is not None:
+            return self.see_direct, self.see_indirect, False
+        assert self.default is not None  # the schema guarantees one of the two
+        return (
+            cbam.default_with_markup(self.default.direct, self.category, year),
+            cbam.default_with_markup(self.default.indirect, self.category, year),
+            True,
+        )
+
+
+@dataclass(frozen=True)
+class PrecursorUse:
+    """One precursor of a good: purchased or made here, and how much per tonne or per year."""
+
+    kind: str  # "purchased" or "good"
+    ref: str
+    mass_t_per_t: float | None
+    mass_t_by_year: Mapping[int, float]
+
+
+@dataclass(frozen=True)
+class GoodSpec:
+    """A CBAM good of the installation, resolved."""
+
+    id: str
+    name: str
+    cn_code: str
+    category: cbam.CbamCategory
+    carries_indirect: bool
+    process: str
+    output_machine: str
+    t_per_unit: float
+    precursors: tuple[PrecursorUse, ...]
+
+
+@dataclass(frozen=True)
+class CbamSpec:
+    """Everything the ledger needs from the plant file's ``cbam`` section, resolved once."""
+
+    operator: CbamOperator
+    installation: CbamInstallation
+    declarations: CbamDeclarations
+    timezone: str
+    electricity: ElectricityFactor
+    processes: dict[str, ProcessSpec]
+    goods: dict[str, GoodSpec]
+    precursors: dict[str, PrecursorSpec]
+
+    @property
+    def machines(self) -> frozenset[str]:
+        """Every machine whose windows the ledger keeps."""
+        return frozenset(m for p in self.processes.values() for m in p.machines)
+
+    def good_order(self) -> list[str]:
+        """Goods with own-made precursors after those precursors (the plant file has no cycles)."""
+        done: list[str] = []
+
+        def visit(gid: str) -> None:
+            if gid in done:
+                return
+            for use in self.goods[gid].precursors:
+                if use.kind == "good":
+                    visit(use.ref)
+            done.append(gid)
+
+        for gid in self.goods:
+            visit(gid)
+        return done
+
+
+def _electricity(section: Cbam, problems: list[tuple[Path, str]]) -> ElectricityFactor:
+    el = section.electricity
+    country = el.country or section.installation.country
+    if el.factor_t_per_mwh is not None:
+        return ElectricityFactor(el.factor_t_per_mwh, el.basis, country, el.source or "", el.link, el.year)
+    try:
+        found = cbam.electricity_default(country)
+    except ValueError as exc:
+        problems.append((("cbam", "electricity"), str(exc)))
+        return ElectricityFactor(math.nan, el.basis, country, "", None, None)
+    return ElectricityFactor(found.t_per_mwh, el.basis, found.country, found.source, None, el.year)
+
+
+def build_cbam_spec(plant: PlantModel) -> CbamSpec | None:
+    """Resolve the ``cbam`` section (``None`` when the plant file has none).
+
+    Raises:
+        ConfigProblem: the electricity factor cannot be resolved, or an output machine lacks the
+            mass it needs; each problem names its key path.
+    """
+    section = plant.cbam
+    if section is None:
+        return None
+    problems: list[tuple[Path, str]] = []
+    electricity = _electricity(section, problems)
+    site_id = section.installation.site or plant.sites[0].id
+    timezone = next(site.timezone for site in plant.sites if site.id == site_id)
+    processes = {
+        p.id: ProcessSpec(
+            p.id,
+            p.name or p.id,
+            p.route,
+            (*p.machines, *(m.machine for m in p.shared_machines)),
+            {m.machine: m.share for m in p.shared_machines},
+        )
+        for p in section.processes
+    }
+    precursors = {}
+    for item in section.purchased_precursors:
+        category = cbam.CbamCategory(item.category)
+        precursors[item.id] = PrecursorSpec(
+            id=item.id,
+            name=item.name or item.id,
+            cn_code=item.cn_code,
+            category=category,
+            carries_indirect=cbam.carries_indirect(category, item.cn_code),
+            origin=item.origin,
+            basis=item.basis,
+            see_direct=item.see_direct,
+            see_indirect=item.see_indirect,
+            default=item.default,
+            production_period=item.production_period,
+            supplier_operator_id=item.supplier_operator_id,
+            supplier_installation_id=item.supplier_installation_id,
+            verifier_report=item.verifier_report,
+        )
+    goods = {}
+    for good in section.goods:
+        category = cbam.CbamCategory(good.category)
+        out = good.output
+        t_per_unit = 0.001 if out.weighed else (out.mass_kg_per_piece or 0.0) / 1000
+        uses = tuple(
+            PrecursorUse(
+                "purchased" if use.purchased is not None else "good",
+                use.purchased or use.good or "",
+                use.mass_t_per_t,
+                dict(use.mass_t_by_year),
+            )
+            for use in good.precursors
+        )
+        goods[good.id] = GoodSpec(
+            id=good.id,
+            name=good.name or good.id,
+            cn_code=good.cn_code,
+            category=category,
+            carries_indirect=cbam.carries_indirect(category, good.cn_code),
+            process=good.process,
+            output_machine=out.machine,
+            t_per_unit=t_per_unit,
+            precursors=uses,
+        )
+    if problems:
+        raise ConfigProblem(problems)
+    return CbamSpec(
+        operator=section.operator,
+        installation=section.installation,
+        declarations=section.declarations,
+        timezone=timezone,
+        electricity=electricity,
+        processes=processes,
+        goods=goods,
+        precursors=precursors,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Inputs: machine totals over a period
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MachineTotals:
+    """Sums of a machine's closed windows over some days (from the durable store).
+
+    ``good_count`` from ``oee`` points, ``kwh`` from ``energy`` points, ``scope1_kg`` from
+    ``carbon`` points; ``windows`` counts the window points behind them (evidence).
+    """
+
+    good_count: float = 0.0
+    kwh: float = 0.0
+    scope1_kg: float = 0.0
+    windows: int = 0
+
+    def add(self, other: MachineTotals) -> None:
+        """Sum ``other`` into these totals."""
+        self.good_count += other.good_count
+        self.kwh += other.kwh
+        self.scope1_kg += other.scope1_kg
+        self.windows += other.windows
+
+
+# --------------------------------------------------------------------------------------------------
+# Figures of a period
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ProcessFigures:
+    """Attributed emissions and electricity of one production process over a period."""
+
+    id: str
+    direct_t: float
+    electricity_mwh: float
+    indirect_t: float
+    activity_t: float
+    windows: int
+
+
+@dataclass
+class PrecursorFigures:
+    """One precursor of a good over a period: mass consumed, SEE used, embedded emissions."""
+
+    kind: str
+    ref: str
+    cn_code: str
+    mass_t: float
+    see_direct: float
+    see_indirect: float
+    counts_indirect: bool
+    default_direct: float  # t CO2e/t of see_direct resting on default values
+    default_indirect: float
+    embedded_direct_t: float
+    embedded_indirect_t: float
+
+    @property
+    def on_defaults(self) -> bool:
+        """True when any part of the precursor's SEE rests on default values."""
+        return self.default_direct > 0 or self.default_indirect > 0
+
+
+@dataclass
+class GoodFigures:
+    """A good over a period: activity, attributed and embedded emissions, SEE, default shares."""
+
+    id: str
+    process: str
+    activity_t: float
+    attributed_direct_t: float
+    attributed_indirect_t: float
+    electricity_mwh: float
+    precursors: list[PrecursorFigures] = field(default_factory=list)
+    see_direct: float | None = None
+    see_indirect: float | None = None
+    default_direct: float = 0.0  # t CO2e/t of see_direct resting on default values
+    default_indirect: float = 0.0
+
+    @property
+    def see_total(self) -> float | None:
+        """Direct plus indirect SEE."""
+        if self.see_direct is None or self.see_indirect is None:
+            return None
+        return self.see_direct + self.see_indirect
+
+    def default_share(self, channel: str = "total") -> float | None:
+        """Share of the channel's SEE (``direct``, ``indirect`` or ``total``) resting on defaults."""
+        if self.see_direct is None or self.see_indirect is None:
+            return None
+        part, whole = {
+            "direct": (self.default_direct, self.see_direct),
+            "indirect": (self.default_indirect, self.see_indirect),
+            "total": (self.default_direct + self.default_indirect, self.see_direct + self.see_indirect),
+        }[channel]
+        return part / whole if whole > 0 else 0.0
+
+
+@dataclass
+class PeriodFigures:
+    """The ledger's figures of one period (a year, a quarter or a month)."""
+
+    label: str
+    start: date
+    end: date  # exclusive
+    processes: dict[str, ProcessFigures]
+    goods: dict[str, GoodFigures]
+
+    @property
+    def direct_t(self) -> float:
+        """Total attributed direct emissions of the installation's CBAM processes."""
+        return sum(p.direct_t for p in self.processes.values())
+
+
+def periods_of_year(year: int) -> list[tuple[str, date, date]]:
+    """The year, its quarters and its months as (label, first day, day after the last)."""
+    out = [(str(year), date(year, 1, 1), date(year + 1, 1, 1))]
+    for q in range(4):
+        first = date(year, 3 * q + 1, 1)
+        after = date(year + 1, 1, 1) if q == 3 else date(year, 3 * q + 4, 1)
+        out.append((f"{year}-Q{q + 1}", first, after))
+    for month in range(1, 13):
+        after = date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
+        out.append((f"{year}-{month:02d}", date(year, month, 1), after))
+    return out
+
+
+def _process_figures(spec: CbamSpec, totals: Mapping[str, MachineTotals]) -> dict[str, ProcessFigures]:
+    factor = spec.electricity.t_per_mwh
+    out = {}
+    for pid, process in spec.processes.items():
+        summed = MachineTotals()
+        for mid in process.machines:
+            machine = totals.get(mid, MachineTotals())
+            share = process.share(mid)
+            summed.add(
+                MachineTotals(
+                    machine.good_count, machine.kwh * share, machine.scope1_kg * share, machine.windows
+                )
+            )
+        activity = sum(
+            totals.get(g.output_machine, MachineTotals()).good_count * g.t_per_unit
+            for g in spec.goods.values()
+            if g.process == pid
+        )
+        mwh = summed.kwh / 1000
+        out[pid] = ProcessFigures(pid, summed.scope1_kg / 1000, mwh, mwh * factor, activity, summed.windows)
+    return out
+
+
+def period_figures(
+    spec: CbamSpec,
+    label: str,
+    start: date,
+    end: date,
+    totals: Mapping[str, MachineTotals],
+    year_activity: Mapping[str, float] | None = None,
+) -> PeriodFigures:
+    """The ledger's figures for one period from the machines' totals over it.
+
+    Args:
+        spec: the resolved ``cbam`` section.
+        label: the period's name (``2026``, ``2026-Q1``, ``2026-03``).
+        start: first day of the period (its year selects mark-ups and ``mass_t_by_year``).
+        end: the day after the period.
+        totals: machine id -> totals over the period.
+        year_activity: good id -> activity of the whole year, to turn a precursor's
+            ``mass_t_by_year`` into a ratio for a shorter period; the period's own activity if
+            not given.
+    """
+    year = start.year
+    processes = _process_figures(spec, totals)
+    goods: dict[str, GoodFigures] = {}
+    for gid in spec.good_order():
+        good = spec.goods[gid]
+        process = processes[good.process]
+        activity = totals.get(good.output_machine, MachineTotals()).good_count * good.t_per_unit
+        # Several goods of one process share its attributed emissions by mass.
+        share = activity / process.activity_t if process.activity_t > 0 else 0.0
+        figures = GoodFigures(
+            id=gid,
+            process=good.process,
+            activity_t=activity,
+            attributed_direct_t=process.direct_t * share,
+            attributed_indirect_t=process.indirect_t * share,
+            electricity_mwh=process.electricity_mwh * share,
+        )
+        annual = (year_activity or {}).get(gid, activity)
+        for use in good.precursors:
+            figures.precursors.append(_precursor(spec, use, activity, annual, year, goods))
+        _see(spec, good, figures)
+        goods[gid] = figures
+    return PeriodFigures(label, start, end, processes, goods)
+
+
+def _precursor(
+    spec: CbamSpec,
+    use: PrecursorUse,
+    activity: float,
+    annual_activity: float,
+    year: int,
+    goods: Mapping[str, GoodFigures],
+) -> PrecursorFigures:
+    if use.mass_t_per_t is not None:
+        mass = use.mass_t_per_t * activity
+    else:
+        year_mass = use.mass_t_by_year.get(year, 0.0)
+        mass = year_mass * activity / annual_activity if annual_activity > 0 else 0.0
+    if use.kind == "purchased":
+        pre = spec.precursors[use.ref]
+        see_d, see_i, on_default = pre.values(year)
+        cn_code, carries = pre.cn_code, pre.carries_indirect
+        default_d, default_i = (see_d, see_i) if on_default else (0.0, 0.0)
+    else:
+        made = goods[use.ref]
+        own = spec.goods[use.ref]
+        see_d, see_i = made.see_direct or 0.0, made.see_indirect or 0.0
+        cn_code, carries = own.cn_code, own.carries_indirect
+        default_d, default_i = made.default_direct, made.default_indirect
+    return PrecursorFigures(
+        kind=use.kind,
+        ref=use.ref,
+        cn_code=cn_code,
+        mass_t=mass,
+        see_direct=see_d,
+        see_indirect=see_i,
+        counts_indirect=carries,
+        default_direct=default_d,
+        default_indirect=default_i,
+        embedded_direct_t=mass * see_d,
+        embedded_indirect_t=mass * see_i if carries else 0.0,
+    )
+
+
+def _see(spec: CbamSpec, good: GoodSpec, figures: GoodFigures) -> None:
+    """SEE per channel (cross-channel rule included) and the parts resting on default values."""
+    if figures.activity_t <= 0:
+        return
+    inputs = [
+        (cbam.PrecursorInput(p.mass_t, p.see_direct, p.see_indirect), p.counts_indirect)
+        for p in figures.precursors
+    ]
+    result = cbam.embedded_emissions(
+        good.category,
+        good.cn_code,
+        attributed_direct_t=figures.attributed_direct_t,
+        attributed_indirect_t=figures.attributed_indirect_t,
+        activity_t=figures.activity_t,
+        precursors=inputs,
+    )
+    figures.see_direct, figures.see_indirect = result.direct, result.indirect
+    # The same rule applied to the default-based parts alone gives the default-based SEE.
+    default_inputs = [
+        (cbam.PrecursorInput(p.mass_t, p.default_direct, p.default_indirect), p.counts_indirect)
+        for p in figures.precursors
+    ]
+    defaults = cbam.embedded_emissions(
+        good.category,
+        good.cn_code,
+        attributed_direct_t=0.0,
+        attributed_indirect_t=figures.attributed_indirect_t if spec.electricity.is_default else 0.0,
+        activity_t=figures.activity_t,
+        precursors=default_inputs,
+    )
+    figures.default_direct, figures.default_indirect = defaults.direct, defaults.indirect
+
+
+# --------------------------------------------------------------------------------------------------
+# Daily `cbam` points (docs/points.md)
+# --------------------------------------------------------------------------------------------------
+
+
+def day_start_utc(day: date, timezone: str) -> datetime:
+    """The UTC instant of local midnight starting ``day`` in ``timezone``."""
+    return datetime.combine(day, time(0), tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+
+
+def daily_points(
+    spec: CbamSpec,
+    days: Iterable[tuple[date, Mapping[str, MachineTotals]]],
+    year_activity: Mapping[str, float],
+) -> list[Point]:
+    """One ``cbam`` point per day and good, for Grafana (tracking only; the report is annual).
+
+    Args:
+        spec: the resolved ``cbam`` section.
+        days: (local day, machine totals of that day) pairs.
+        year_activity: good id -> activity so far in the day's year, for ``mass_t_by_year``.
+    """
+    out = []
+    installation = spec.installation.id
+    for day, totals in days:
+        figures = period_figures(
+            spec, day.isoformat(), day, day + timedelta(days=1), totals, year_activity=year_activity
+        )
+        moment = day_start_utc(day, spec.timezone)
+        for gid, good in figures.goods.items():
+            spec_good = spec.goods[gid]
+            fields: dict[str, float | int | str | bool] = {
+                "activity_t": good.activity_t,
+                "attributed_direct_t": good.attributed_direct_t,
+                "electricity_mwh": good.electricity_mwh,
+                "attributed_indirect_t": good.attributed_indirect_t,
+                "precursor_direct_t": sum(p.embedded_direct_t for p in good.precursors),
+                "precursor_indirect_t": sum(p.embedded_indirect_t for p in good.precursors),
+                "windows": figures.processes[good.process].windows,
+            }
+            if good.see_direct is not None and good.see_indirect is not None:
+                fields["see_direct"] = good.see_direct
+                fields["see_indirect"] = good.see_indirect
+                fields["default_share"] = good.default_share() or 0.0
+            tags = {
+                "installation": installation,
+                "process": good.process,
+                "good": gid,
+                "cn_code": spec_good.cn_code,
+                "window": "1d",
+            }
+            out.append(Point.model_construct(measurement="cbam", tags=tags, fields=fields, time=moment))
+    return out

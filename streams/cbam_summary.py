@@ -1,0 +1,438 @@
+"""What leaves the plant: the CBAM summary report, its allowed schema, and the full operator report.
+
+The summary is built from the item list of IR (EU) 2025/2547 Annex IV §1.2 (shared/domain.md §4.7)
+and the "must disclose" column of domain.md §5, not as a projection of the full report. Its
+schema is :class:`CbamSummary`, closed at every level (unknown keys are refused), and is the one
+place that defines what may appear: annual, per-good figures and the installation's identity.
+Per-machine, per-shift, per-batch or per-day production data, fuel quantities, activity levels,
+precursor masses and OEE never appear in it; they go to the operator report for the verifier.
+
+Rounding: SEE and emission figures to 3 decimals, half-up, as the default-value tables print them
+(streams.cbam.round_template; domain.md §5). Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from streams import cbam
+from streams.cbam_ledger import CbamSpec, GoodFigures, PeriodFigures
+
+__all__ = [
+    "SUMMARY_FORMAT",
+    "CbamSummary",
+    "build_operator_report",
+    "build_summary",
+    "factor_table",
+]
+
+SUMMARY_FORMAT = "plantstream-cbam-summary/1"
+
+
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SummaryOperator(_Closed):
+    """Item 1: the operator."""
+
+    name: str
+    address: str | None
+    contact: str | None
+
+
+class SummaryCoordinates(_Closed):
+    """Item 2: coordinates of the main emission source."""
+
+    latitude: float
+    longitude: float
+
+
+class SummaryInstallation(_Closed):
+    """Item 2: the installation."""
+
+    name: str
+    registry_id: str | None
+    country: str
+    city: str | None
+    address: str | None
+    unlocode: str | None
+    coordinates: SummaryCoordinates | None
+    economic_activity: str | None
+
+
+class SummaryPeriod(_Closed):
+    """The reporting period, first and last day (calendar year by default, 2025/2547 Art. 7)."""
+
+    start: date
+    end: date
+
+
+class SummaryProcess(_Closed):
+    """Items 3, 5 and 6: a production process, its route, its goods and its emissions."""
+
+    id: str
+    name: str
+    route: str
+    goods_categories: list[str]
+    cn_codes: list[str]
+    direct_emissions_t: float
+    indirect_emissions_t: float | None
+
+
+class SummaryGood(_Closed):
+    """Item 4: a good's specific embedded emissions and the share resting on default values."""
+
+    cn_code: str
+    name: str
+    goods_category: str
+    production_process: str
+    route: str
+    direct_emissions_only: bool
+    see_direct: float | None
+    see_indirect: float | None
+    see_total: float | None
+    default_share_direct: float | None
+    default_share_indirect: float | None
+    default_share_total: float | None
+    indirect_share_actual: float | None
+    indirect_share_default: float | None
+    electricity_factor_t_per_mwh: float | None
+    electricity_factor_basis: str | None
+    electricity_factor_source: str | None
+    specific_electricity_mwh_per_t: float | None
+    specific_embedded_free_allocation: float | None
+    benchmark_confirmation: str | None
+
+
+class SummaryDefaultPrecursor(_Closed):
+    """Item 12: a precursor on default values."""
+
+    cn_code: str
+    name: str
+    origin: str
+    default_direct: float
+    default_indirect: float
+    mark_up: float
+    default_source: str
+    used_in: list[str]
+
+
+class SummaryActualPrecursor(_Closed):
+    """Items 13 and 16: a precursor on actual (verified) values, with its producer's ids."""
+
+    cn_code: str
+    name: str
+    origin: str
+    production_period: str | None
+    see_direct: float
+    see_indirect: float
+    supplier_operator_id: str | None
+    supplier_installation_id: str | None
+    verification_report: str | None
+    used_in: list[str]
+
+
+class SummaryDeclarations(_Closed):
+    """Items 7-11, 14 and 15, as the operator declares them."""
+
+    measurable_heat: str
+    zero_rated_fuels: str
+    waste_gases: str
+    co2_capture: str
+    own_electricity_generation: str
+    precursor_period_weighting: str
+    multi_source_precursors: str
+
+
+class CbamSummary(_Closed):
+    """The summary report (IR 2025/2547 Annex IV §1.2): the only artefact meant for importers."""
+
+    format: Literal["plantstream-cbam-summary/1"]
+    legal_basis: str
+    reporting_period: SummaryPeriod
+    operator: SummaryOperator
+    installation: SummaryInstallation
+    processes: list[SummaryProcess]
+    goods: list[SummaryGood]
+    total_direct_emissions_t: float
+    total_indirect_emissions_t: float
+    precursors_default: list[SummaryDefaultPrecursor]
+    precursors_actual: list[SummaryActualPrecursor]
+    declarations: SummaryDeclarations
+
+
+_LEGAL_BASIS = (
+    "Reg. (EU) 2023/956 as amended by Reg. (EU) 2025/2083; summary report of IR (EU) 2025/2547 "
+    "Annex IV section 1.2; default values IR (EU) 2025/2621 as corrected by IR (EU) 2026/1740"
+)
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else cbam.round_template(value)
+
+
+def _share(value: float | None) -> float | None:
+    # Shares to 4 decimals (0.01 %), as ratios elsewhere in the pipeline are checked.
+    return None if value is None else round(value, 4)
+
+
+def _good(spec: CbamSpec, gid: str, figures: GoodFigures) -> SummaryGood:
+    good = spec.goods[gid]
+    process = spec.processes[good.process]
+    el = spec.electricity
+    indirect = good.carries_indirect
+    default_indirect = figures.default_share("indirect")
+    specific_el = figures.electricity_mwh / figures.activity_t if figures.activity_t > 0 else None
+    return SummaryGood(
+        cn_code=good.cn_code,
+        name=good.name,
+        goods_category=good.category.value,
+        production_process=process.id,
+        route=process.route,
+        direct_emissions_only=not indirect,
+        see_direct=_r(figures.see_direct),
+        see_indirect=_r(figures.see_indirect),
+        see_total=_r(figures.see_total),
+        default_share_direct=_share(figures.default_share("direct")),
+        default_share_indirect=_share(default_indirect) if indirect else None,
+        default_share_total=_share(figures.default_share("total")),
+        indirect_share_actual=_share(1 - default_indirect)
+        if indirect and default_indirect is not None
+        else None,
+        indirect_share_default=_share(default_indirect) if indirect else None,
+        electricity_factor_t_per_mwh=el.t_per_mwh if indirect else None,
+        electricity_factor_basis=el.basis if indirect else None,
+        electricity_factor_source=el.source if indirect else None,
+        specific_electricity_mwh_per_t=_r(specific_el) if indirect else None,
+        specific_embedded_free_allocation=None,
+        benchmark_confirmation=None,
+    )
+
+
+def _used_in(spec: CbamSpec, precursor_id: str) -> list[str]:
+    return sorted(
+        {
+            g.cn_code
+            for g in spec.goods.values()
+            if any(u.kind == "purchased" and u.ref == precursor_id for u in g.precursors)
+        }
+    )
+
+
+def build_summary(spec: CbamSpec, year: PeriodFigures) -> CbamSummary:
+    """The summary report of one reporting year from the year's figures.
+
+    Args:
+        spec: the resolved ``cbam`` section.
+        year: the figures of the reporting year (``period_figures`` over the calendar year).
+    """
+    inst = spec.installation
+    processes = []
+    for pid, process in spec.processes.items():
+        goods = [g for g in spec.goods.values() if g.process == pid]
+        figures = year.processes[pid]
+        carries = any(g.carries_indirect for g in goods)
+        processes.append(
+            SummaryProcess(
+                id=pid,
+                name=process.name,
+                route=process.route,
+                goods_categories=sorted({g.category.value for g in goods}),
+                cn_codes=sorted({g.cn_code for g in goods}),
+                direct_emissions_t=cbam.round_template(figures.direct_t),
+                indirect_emissions_t=cbam.round_template(figures.indirect_t) if carries else None,
+            )
+        )
+    defaults, actuals = [], []
+    for pid, pre in spec.precursors.items():
+        if pre.basis == "default" and pre.default is not None:
+            defaults.append(
+                SummaryDefaultPrecursor(
+                    cn_code=pre.cn_code,
+                    name=pre.name,
+                    origin=pre.origin,
+                    default_direct=pre.default.direct,
+                    default_indirect=pre.default.indirect,
+                    mark_up=cbam.default_markup(pre.category, year.start.year),
+                    default_source=pre.default.source,
+                    used_in=_used_in(spec, pid),
+                )
+            )
+        elif pre.see_direct is not None and pre.see_indirect is not None:
+            actuals.append(
+                SummaryActualPrecursor(
+                    cn_code=pre.cn_code,
+                    name=pre.name,
+                    origin=pre.origin,
+                    production_period=pre.production_period,
+                    see_direct=pre.see_direct,
+                    see_indirect=pre.see_indirect,
+                    supplier_operator_id=pre.supplier_operator_id,
+                    supplier_installation_id=pre.supplier_installation_id,
+                    verification_report=pre.verifier_report,
+                    used_in=_used_in(spec, pid),
+                )
+            )
+    indirect_total = sum(
+        p.indirect_t
+        for pid, p in year.processes.items()
+        if any(g.carries_indirect for g in spec.goods.values() if g.process == pid)
+    )
+    coords = inst.coordinates
+    return CbamSummary(
+        format=SUMMARY_FORMAT,
+        legal_basis=_LEGAL_BASIS,
+        reporting_period=SummaryPeriod(start=year.start, end=year.end - timedelta(days=1)),
+        operator=SummaryOperator(
+            name=spec.operator.name, address=spec.operator.address, contact=spec.operator.contact
+        ),
+        installation=SummaryInstallation(
+            name=inst.name,
+            registry_id=inst.registry_id,
+            country=inst.country,
+            city=inst.city,
+            address=inst.address,
+            unlocode=inst.unlocode,
+            coordinates=(
+                SummaryCoordinates(latitude=coords.latitude, longitude=coords.longitude) if coords else None
+            ),
+            economic_activity=inst.economic_activity,
+        ),
+        processes=processes,
+        goods=[_good(spec, gid, figures) for gid, figures in year.goods.items()],
+        total_direct_emissions_t=cbam.round_template(year.direct_t),
+        total_indirect_emissions_t=cbam.round_template(indirect_total),
+        precursors_default=defaults,
+        precursors_actual=actuals,
+        declarations=SummaryDeclarations(**spec.declarations.model_dump()),
+    )
+
+
+def factor_table(spec: CbamSpec, year: int, fuels: dict[str, Any]) -> dict[str, Any]:
+    """Every factor behind the figures, with its source and year (an evidence set of its own).
+
+    Args:
+        spec: the resolved ``cbam`` section.
+        year: the reporting year (mark-ups and CBAM factor).
+        fuels: fuel key -> properties used for Scope 1 (NCV, EF, source) and the GWP set.
+    """
+    el = spec.electricity
+    return {
+        "electricity": {
+            "t_per_mwh": el.t_per_mwh,
+            "basis": el.basis,
+            "country": el.country,
+            "source": el.source,
+            "link": el.link,
+            "year": el.year,
+        },
+        "scope1": fuels,
+        "precursors": {
+            pid: {
+                "cn_code": p.cn_code,
+                "basis": p.basis,
+                "see_direct": p.see_direct,
+                "see_indirect": p.see_indirect,
+                "default": p.default.model_dump() if p.default else None,
+                "mark_up": cbam.default_markup(p.category, year) if p.basis == "default" else None,
+                "values_used": dict(zip(("direct", "indirect", "on_defaults"), p.values(year), strict=True)),
+                "verification_report": p.verifier_report,
+            }
+            for pid, p in spec.precursors.items()
+        },
+        "cbam_factor": {"year": year, "value": cbam.cbam_factor(year), "source": "IR 2025/2620 Annex"},
+        "rounding": "3 decimals, half-up (streams.cbam.round_template)",
+    }
+
+
+def _period_dict(spec: CbamSpec, figures: PeriodFigures) -> dict[str, Any]:
+    return {
+        "period": figures.label,
+        "start": figures.start.isoformat(),
+        "end_exclusive": figures.end.isoformat(),
+        "processes": {
+            pid: {
+                "machine_shares": {m: spec.processes[pid].share(m) for m in spec.processes[pid].machines},
+                "attributed_direct_t": p.direct_t,
+                "electricity_mwh": p.electricity_mwh,
+                "attributed_indirect_t": p.indirect_t,
+                "activity_t": p.activity_t,
+                "window_points": p.windows,
+            }
+            for pid, p in figures.processes.items()
+        },
+        "goods": {
+            gid: {
+                "cn_code": spec.goods[gid].cn_code,
+                "process": g.process,
+                "output_machine": spec.goods[gid].output_machine,
+                "t_per_unit": spec.goods[gid].t_per_unit,
+                "activity_t": g.activity_t,
+                "attributed_direct_t": g.attributed_direct_t,
+                "attributed_indirect_t": g.attributed_indirect_t,
+                "electricity_mwh": g.electricity_mwh,
+                "precursors": [
+                    {
+                        "kind": p.kind,
+                        "ref": p.ref,
+                        "cn_code": p.cn_code,
+                        "mass_t": p.mass_t,
+                        "see_direct": p.see_direct,
+                        "see_indirect": p.see_indirect,
+                        "indirect_counted": p.counts_indirect,
+                        "default_direct": p.default_direct,
+                        "default_indirect": p.default_indirect,
+                        "embedded_direct_t": p.embedded_direct_t,
+                        "embedded_indirect_t": p.embedded_indirect_t,
+                    }
+                    for p in g.precursors
+                ],
+                "see_direct": g.see_direct,
+                "see_indirect": g.see_indirect,
+                "default_direct": g.default_direct,
+                "default_indirect": g.default_indirect,
+                "default_share_total": g.default_share(),
+            }
+            for gid, g in figures.goods.items()
+        },
+    }
+
+
+def build_operator_report(
+    spec: CbamSpec,
+    periods: list[PeriodFigures],
+    machine_totals: dict[str, dict[str, Any]],
+    factors: dict[str, Any],
+    evidence: dict[str, Any],
+) -> dict[str, Any]:
+    """The full internal report for the verifier: every input and intermediate figure.
+
+    Args:
+        spec: the resolved ``cbam`` section.
+        periods: the year first, then its quarters and months.
+        machine_totals: machine id -> the year's totals (good pieces, kWh, Scope 1 kg, windows).
+        factors: the factor table (see :func:`factor_table`).
+        evidence: figure -> the evidence sets (file, SHA-256) behind it.
+    """
+    return {
+        "format": "plantstream-cbam-operator-report/1",
+        "operator": spec.operator.model_dump(),
+        "installation": spec.installation.model_dump(),
+        "timezone": spec.timezone,
+        "method": {
+            "activity": "good pieces of the output machine x mass per piece, or a weigh-scale total (kg)",
+            "direct": "Scope 1 CO2e of the process's machines: fuel x NCV x EF x OF, CH4/N2O by GWP",
+            "indirect": "electricity of the process's machines (MWh) x the CBAM electricity factor",
+            "allocation": "a process's attributed emissions split among its goods by mass",
+            "see": "2025/2547 Annex III B Eq. 59-60 per channel; cross-channel rule Annex I pt 3.1",
+        },
+        "machine_totals": machine_totals,
+        "periods": [_period_dict(spec, p) for p in periods],
+        "factors": factors,
+        "evidence": evidence,
+        "declarations": spec.declarations.model_dump(),
+    }

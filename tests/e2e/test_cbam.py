@@ -1,0 +1,285 @@
+"""CBAM end to end: a generated year of a small steel line, replayed into the ledger, reported, verified.
+
+The readings are generated here, deterministically: hourly samples for 2026 (local time, Asia/Ho_Chi_Minh)
+of a reheating furnace (a natural-gas meter in kg and an electricity register) and a tube mill (good
+pieces and an electricity register), examples/steel-cbam.yaml. The test sums what it generated and
+computes the SEE by hand from those totals; the report must say the same.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from streams.cbam_summary import CbamSummary
+
+ROOT = Path(__file__).resolve().parents[2]
+STEEL = ROOT / "examples" / "steel-cbam.yaml"
+pytestmark = pytest.mark.e2e
+
+# Local midnight of 2026-01-01 in Ho Chi Minh City (UTC+7, no daylight saving time).
+START = datetime(2025, 12, 31, 17, 0, tzinfo=UTC)
+HOURS = 365 * 24
+LATE_HOUR = 1_000
+
+
+def plantstream(*args: str) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("plantstream", path=str(Path(sys.executable).parent))
+    assert exe, "the plantstream console script is not installed in this environment"
+    return subprocess.run([exe, *args], capture_output=True, text=True, check=False, timeout=300)
+
+
+@dataclass
+class Year:
+    """What the generator made: the totals the hand calculation uses."""
+
+    pieces: int
+    gas_kg: float
+    furnace_kwh: float
+    mill_kwh: float
+
+
+def generate(path: Path) -> Year:
+    """Hourly cumulative readings for the year; the first sample of each counter is its zero."""
+    pieces = gas = furnace_kwh = mill_kwh = 0.0
+    lines = []
+
+    def reading(ts: datetime, machine: str, signal: str, value: float | str) -> None:
+        stamp = ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+        lines.append(json.dumps({"ts": stamp, "machine": machine, "signal": signal, "value": value}))
+
+    reading(START, "furnace", "state", "running")
+    reading(START, "mill", "state", "running")
+    late = None
+    for hour in range(HOURS + 1):
+        ts = START + timedelta(hours=hour)
+        if hour > 0:
+            # What was made or used in the hour ending at ts: varied, deterministic.
+            pieces += 5 + (hour * 37) % 11
+            gas += 300 + 10 * (hour % 5)
+            furnace_kwh += 50 + hour % 4
+            mill_kwh += 800 + 50 * (hour % 3)
+        reading(ts, "furnace", "gas", gas)
+        reading(ts, "furnace", "kwh", furnace_kwh)
+        if hour == LATE_HOUR:
+            late = (ts, pieces)  # this counter sample arrives two hours late: a correction
+        else:
+            reading(ts, "mill", "good", pieces)
+        reading(ts, "mill", "kwh", mill_kwh)
+        if hour == LATE_HOUR + 2 and late is not None:
+            reading(late[0], "mill", "good", late[1])
+    path.write_text("\n".join(lines) + "\n")
+    return Year(int(pieces), gas, furnace_kwh, mill_kwh)
+
+
+@pytest.fixture(scope="module")
+def reported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Year, str]:
+    base = tmp_path_factory.mktemp("cbam")
+    readings = base / "readings.jsonl"
+    year = generate(readings)
+    state = base / "state"
+    points = base / "points.jsonl"
+    result = plantstream(
+        "replay",
+        "-c",
+        str(STEEL),
+        "--readings",
+        str(readings),
+        "--out",
+        str(points),
+        "--state-dir",
+        str(state),
+    )
+    assert result.returncode == 0, result.stderr
+    out = base / "report"
+    result = plantstream(
+        "report", "cbam", "-c", str(STEEL), "--year", "2026", "--state-dir", str(state), "--out", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    return state, out, year, points.read_text()
+
+
+def test_see_equals_the_hand_calculation(reported: tuple[Path, Path, Year, str]) -> None:
+    _, out, year, _ = reported
+    summary = json.loads((out / "summary.json").read_text())
+    [good] = summary["goods"]
+    # Activity level: pieces x 500 kg = pieces x 0.5 t.
+    al_t = year.pieces * 0.5
+    # Direct emissions of the process: natural gas, IPCC 2006 defaults, AR5 (domain.md §3.1):
+    # TJ = kg x 1e-6 Gg/kg x 48.0 TJ/Gg; CO2e kg per TJ = 56 100 + 1 x 28 + 0.1 x 265 = 56 154.5.
+    tj = year.gas_kg * 1e-6 * 48.0
+    direct_t = tj * 56_154.5 / 1000
+    # Precursors per tonne of tube: 0.80 t actual at 1.90, 0.26 t on default 2.0 marked up +10 % (2026).
+    precursors = 0.80 * 1.90 + 0.26 * (2.0 * 1.10)
+    see_direct = direct_t / al_t + precursors
+    assert good["see_direct"] == pytest.approx(round(see_direct, 3), abs=0.0005)
+    # Welded tubes are an Annex II good from Annex II precursors: no indirect emissions counted.
+    assert good["see_indirect"] == 0.0
+    assert good["direct_emissions_only"] is True
+    # Share on defaults: 0.26 x 2.2 = 0.572 t/t of the SEE.
+    assert good["default_share_total"] == pytest.approx(round(0.572 / see_direct, 4), abs=0.0001)
+    [process] = summary["processes"]
+    assert process["direct_emissions_t"] == pytest.approx(round(direct_t, 3), abs=0.0005)
+    # The operator report keeps the inputs: electricity of both machines in MWh.
+    report = json.loads((out / "operator-report.json").read_text())
+    annual = report["periods"][0]
+    assert annual["period"] == "2026"
+    mwh = (year.furnace_kwh + year.mill_kwh) / 1000
+    assert annual["processes"]["finishing"]["electricity_mwh"] == pytest.approx(mwh, rel=1e-9)
+    assert annual["goods"]["welded-tube"]["activity_t"] == pytest.approx(al_t, rel=1e-12)
+    # Quarters and months add up to the year.
+    quarters = [p for p in report["periods"] if "-Q" in p["period"]]
+    assert sum(q["goods"]["welded-tube"]["activity_t"] for q in quarters) == pytest.approx(al_t, rel=1e-12)
+    months = [p for p in report["periods"] if p["period"].count("-") == 1 and "-Q" not in p["period"]]
+    assert len(months) == 12
+    assert sum(m["processes"]["finishing"]["attributed_direct_t"] for m in months) == pytest.approx(
+        direct_t, rel=1e-9
+    )
+
+
+def test_summary_holds_only_allowed_fields(reported: tuple[Path, Path, Year, str]) -> None:
+    _, out, _, _ = reported
+    data = json.loads((out / "summary.json").read_text())
+    CbamSummary.model_validate(data)  # closed at every level: an unknown key fails here
+    keys = " ".join(keys_of(data)).lower()
+    for private in ("machine", "shift", "oee", "batch", "day", "fuel_", "kwh", "activity_", "mass", "_count"):
+        assert private not in keys, f"a {private!r} key leaked into summary.json"
+    values = json.dumps(data)
+    for machine in ('"furnace"', '"mill"', "natural_gas"):
+        assert machine not in values
+
+
+def keys_of(data: object) -> list[str]:
+    if isinstance(data, dict):
+        return [k for key, value in data.items() for k in (key, *keys_of(value))]
+    if isinstance(data, list):
+        return [k for item in data for k in keys_of(item)]
+    return []
+
+
+def test_the_late_sample_corrected_windows_without_double_counting(
+    reported: tuple[Path, Path, Year, str],
+) -> None:
+    # The late sample made the engine write the mill's windows again with revision 1; the ledger
+    # replaced them (the activity level above equals the generated pieces exactly).
+    _, _, _, points_text = reported
+    corrected = [
+        json.loads(line)
+        for line in points_text.splitlines()
+        if '"measurement":"oee"' in line and '"machine":"mill"' in line and '"revision":1' in line
+    ]
+    assert corrected, "the late counter sample corrected no window"
+
+
+def test_daily_cbam_points_are_written(reported: tuple[Path, Path, Year, str]) -> None:
+    _, _, year, points_text = reported
+    days = [json.loads(line) for line in points_text.splitlines() if '"measurement":"cbam"' in line]
+    assert len(days) == 365
+    assert days[0]["time"] == "2025-12-31T17:00:00Z"  # local midnight of 2026-01-01
+    assert sum(d["fields"]["activity_t"] for d in days) == pytest.approx(year.pieces * 0.5, rel=1e-12)
+
+
+def test_key_is_private_and_verify_passes(reported: tuple[Path, Path, Year, str]) -> None:
+    state, out, _, _ = reported
+    mode = stat.S_IMODE(os.stat(state / "cbam-operator-key.pem").st_mode)
+    assert mode == 0o600
+    result = plantstream("verify", str(out), "--require-evidence")
+    assert result.returncode == 0, result.stderr
+    assert "signature and digests verified" in result.stdout
+
+
+@pytest.mark.parametrize("name", ["summary.json", "manifest.json"])
+def test_one_changed_byte_fails_verify_naming_the_file(
+    reported: tuple[Path, Path, Year, str], tmp_path: Path, name: str
+) -> None:
+    _, out, _, _ = reported
+    copy = tmp_path / "report"
+    shutil.copytree(out, copy)
+    data = bytearray((copy / name).read_bytes())
+    index = data.index(b"2026")
+    data[index + 3] = ord("7")  # one byte: 2026 -> 2027
+    (copy / name).write_bytes(bytes(data))
+    result = plantstream("verify", str(copy))
+    assert result.returncode == 1
+    assert f"{name}: SHA-256 is" in result.stderr
+    assert "the file was changed after signing" in result.stderr
+
+
+def test_changed_evidence_fails_verify(reported: tuple[Path, Path, Year, str], tmp_path: Path) -> None:
+    _, out, _, _ = reported
+    copy = tmp_path / "report"
+    shutil.copytree(out, copy)
+    evidence = copy / "evidence" / "finishing-2026.jsonl"
+    evidence.write_text(evidence.read_text().replace('"revision":0', '"revision":1', 1))
+    result = plantstream("verify", str(copy))
+    assert result.returncode == 1
+    assert "evidence/finishing-2026.jsonl: SHA-256 is" in result.stderr
+
+
+def test_importer_copy_without_evidence_verifies_with_notes(
+    reported: tuple[Path, Path, Year, str], tmp_path: Path
+) -> None:
+    _, out, _, _ = reported
+    copy = tmp_path / "importer"
+    copy.mkdir()
+    for name in ("summary.json", "summary.xlsx", "manifest.json", "summary.sig", "operator-public-key.pem"):
+        shutil.copy(out / name, copy / name)
+    result = plantstream("verify", str(copy))
+    assert result.returncode == 0, result.stderr
+    assert "evidence/finishing-2026.jsonl: not in this folder" in result.stdout
+    assert plantstream("verify", str(copy), "--require-evidence").returncode == 1
+
+
+def test_check_accepts_the_steel_example() -> None:
+    result = plantstream("check", "-c", str(STEEL))
+    assert result.returncode == 0, result.stderr
+    assert "cbam: installation hcm-tubes, 1 process(es), 1 good(s) (73063077)" in " ".join(
+        result.stdout.split()
+    )
+
+
+def test_bad_cbam_data_is_refused_with_file_line_and_key(tmp_path: Path) -> None:
+    text = STEEL.read_text()
+    bad = (
+        text.replace("      cn_code: 7306 30 77\n", "")
+        .replace(
+            "      see_direct: 1.90          # from the supplier's verified 2025 report (illustrative)\n", ""
+        )
+        .replace("      see_indirect: 0.25\n", "")
+    )
+    assert bad.count("cn_code") == text.count("cn_code") - 1
+    path = tmp_path / "steel.yaml"
+    path.write_text(bad)
+    result = plantstream("check", "-c", str(path))
+    assert result.returncode == 2
+    err = " ".join(result.stderr.split())
+    assert "steel.yaml:64 cbam.goods[0].cn_code: required key is missing" in err
+    assert "steel.yaml:73 cbam.purchased_precursors[0]: precursor 'hrc-kr' has neither an actual SEE" in err
+    # References are checked once the file is well formed.
+    path.write_text(text.replace("machines: [furnace, mill]", "machines: [furnace, mill, press9]"))
+    result = plantstream("check", "-c", str(path))
+    assert result.returncode == 2
+    assert "steel.yaml:62 cbam.processes[0].machines[2]: machine 'press9' does not exist" in result.stderr
+
+
+def test_replay_into_a_ledger_needs_a_cbam_section(tmp_path: Path) -> None:
+    minimal = ROOT / "examples" / "minimal.yaml"
+    shift = ROOT / "examples" / "minimal-shift.jsonl"
+    result = plantstream("replay", "-c", str(minimal), "--readings", str(shift), "--state-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert "there is no cbam section" in result.stderr
+
+
+def test_report_without_a_ledger_says_so(tmp_path: Path) -> None:
+    result = plantstream("report", "cbam", "-c", str(STEEL), "--year", "2026", "--state-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert "no CBAM ledger in" in result.stderr

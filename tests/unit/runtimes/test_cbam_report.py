@@ -1,0 +1,155 @@
+"""The summary report's closed schema, and what it is built from."""
+
+from __future__ import annotations
+
+import io
+import stat
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from openpyxl import load_workbook
+from pydantic import ValidationError
+
+from plantstream.plant import parse_plant
+from plantstream.records import Point
+from runtimes.cbam import (
+    KEY_FILE,
+    PUBLIC_KEY_FILE,
+    CbamLedger,
+    operator_key,
+    summary_workbook,
+    verify_report,
+    write_report,
+)
+from streams.cbam_ledger import MachineTotals, build_cbam_spec, period_figures
+from streams.cbam_summary import CbamSummary, build_summary
+
+PLANT = (Path(__file__).resolve().parents[3] / "examples" / "steel-cbam.yaml").read_text()
+
+
+def summary() -> CbamSummary:
+    spec = build_cbam_spec(parse_plant(PLANT).model)
+    assert spec is not None
+    # 2 000 tubes x 0.5 t = 1 000 t; 150 t CO2e from the furnace's gas.
+    totals = {"mill": MachineTotals(good_count=2_000), "furnace": MachineTotals(scope1_kg=150_000)}
+    return build_summary(spec, period_figures(spec, "2026", date(2026, 1, 1), date(2027, 1, 1), totals))
+
+
+def test_summary_figures() -> None:
+    s = summary()
+    [good] = s.goods
+    # 150 / 1 000 + 0.80 x 1.90 + 0.26 x 2.0 x 1.10 = 0.15 + 1.52 + 0.572 = 2.242 t/t.
+    assert good.see_direct == pytest.approx(2.242, abs=1e-9)
+    assert good.default_share_total == pytest.approx(round(0.572 / 2.242, 4), abs=1e-9)
+    assert s.reporting_period.start == date(2026, 1, 1)
+    assert s.reporting_period.end == date(2026, 12, 31)
+    [default] = s.precursors_default
+    assert (default.cn_code, default.origin, default.mark_up) == ("72083900", "IN", pytest.approx(0.1))
+    [actual] = s.precursors_actual
+    assert actual.supplier_installation_id == "KR-INST-0042"
+
+
+def test_an_unknown_key_anywhere_is_refused() -> None:
+    data = summary().model_dump(mode="json")
+    CbamSummary.model_validate(data)
+    data["goods"][0]["activity_t"] = 1_000.0
+    with pytest.raises(ValidationError, match="activity_t"):
+        CbamSummary.model_validate(data)
+    data = summary().model_dump(mode="json")
+    data["machines"] = ["mill"]
+    with pytest.raises(ValidationError, match="machines"):
+        CbamSummary.model_validate(data)
+
+
+def test_workbook_has_the_summary_communication_sheet() -> None:
+    book = load_workbook(io.BytesIO(summary_workbook(summary())))
+    assert book.sheetnames == ["Summary_Communication", "Summary_Processes"]
+    sheet = book["Summary_Communication"]
+    assert sheet["A1"].value == "Installation name"
+    assert sheet["B3"].value == "VN"
+    assert sheet["B6"].value == "2026-01-01"
+    header = [cell.value for cell in sheet[9]]
+    assert header[:4] == ["Production process", "Aggregated good type", "Product name", "CN code"]
+    row = [cell.value for cell in sheet[10]]
+    assert row[3] == "73063077"
+    assert row[4] == pytest.approx(2.242, abs=1e-9)
+
+
+def ledger_with_a_day(state: Path) -> None:
+    spec = build_cbam_spec(parse_plant(PLANT).model)
+    assert spec is not None
+    ledger = CbamLedger(spec, state)
+    time = datetime(2026, 3, 2, 1, tzinfo=UTC)
+    tags = {"site": "hcm", "line": "tubes", "window": "1h"}
+    ledger.write(
+        [
+            Point(measurement="oee", tags={**tags, "machine": "mill"}, fields={"good_count": 4}, time=time),
+            Point(
+                measurement="carbon",
+                tags={**tags, "machine": "furnace"},
+                fields={"scope1_co2e_kg": 100.0},
+                time=time,
+            ),
+        ]
+    )
+    ledger.commit()
+    ledger.close()
+
+
+def write(state: Path, out: Path) -> None:
+    plant = parse_plant(PLANT).model
+    spec = build_cbam_spec(plant)
+    assert spec is not None
+    write_report(plant, spec, state, 2026, out)
+
+
+def test_the_operator_key_is_made_once_and_kept_private(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    ledger_with_a_day(state)
+    write(state, tmp_path / "r1")
+    key = state / KEY_FILE
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    first = key.read_bytes()
+    write(state, tmp_path / "r2")
+    assert key.read_bytes() == first
+    assert (tmp_path / "r1" / PUBLIC_KEY_FILE).read_bytes() == (
+        tmp_path / "r2" / PUBLIC_KEY_FILE
+    ).read_bytes()
+    assert verify_report(tmp_path / "r2", require_evidence=True).ok
+
+
+def test_a_signature_under_another_key_is_refused(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    ledger_with_a_day(state)
+    write(state, tmp_path / "r")
+    other = tmp_path / "other.pem"
+    other.write_bytes(
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    result = verify_report(tmp_path / "r", public_key=other)
+    assert not result.ok
+    assert result.problems == [
+        "summary.sig: the Ed25519 signature does not match the signed digests under this public key"
+    ]
+
+
+def test_a_damaged_signature_file_is_named(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    ledger_with_a_day(state)
+    write(state, tmp_path / "r")
+    (tmp_path / "r" / "summary.sig").write_text("{")
+    [problem] = verify_report(tmp_path / "r").problems
+    assert problem.startswith("summary.sig: cannot be read as a plantstream signature")
+
+
+def test_a_key_that_is_not_ed25519_is_a_clear_error(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / KEY_FILE).write_text("not a key\n")
+    with pytest.raises(ValueError, match=f"{KEY_FILE}: not an unencrypted PEM private key"):
+        operator_key(state)

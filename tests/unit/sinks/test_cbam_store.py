@@ -1,0 +1,89 @@
+"""The CBAM ledger's SQLite store: corrections replace, nothing else is kept, it survives a reopen."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from plantstream.records import Point
+from sinks.cbam_store import CbamStore
+
+TAGS = {"site": "hcm", "line": "tubes", "machine": "mill", "window": "1h"}
+
+
+def oee(good: int, revision: int, *, hour: int = 1, **tags: str) -> Point:
+    return Point(
+        measurement="oee",
+        tags={**TAGS, **tags},
+        fields={"good_count": good, "revision": revision},
+        time=datetime(2026, 3, 2, hour, tzinfo=UTC),
+    )
+
+
+def totals(store: CbamStore) -> list[tuple[str, str, str, float, int]]:
+    return store.machine_days(date(2026, 1, 1), date(2027, 1, 1))
+
+
+def test_a_corrected_window_replaces_its_first_version(tmp_path: Path) -> None:
+    with CbamStore(tmp_path / "l.sqlite", ["mill"], "Asia/Ho_Chi_Minh") as store:
+        store.write([oee(10, 0), oee(7, 0, hour=2)])
+        store.write([oee(12, 1)])  # late data corrected the 01:00 window: 12, not 10 + 12
+        assert totals(store) == [("2026-03-02", "mill", "oee", 19.0, 2)]
+
+
+def test_an_older_revision_never_overwrites_a_newer_one(tmp_path: Path) -> None:
+    with CbamStore(tmp_path / "l.sqlite", ["mill"], "UTC") as store:
+        store.write([oee(12, 1)])
+        store.write([oee(10, 0)])  # written again after a restart from an older checkpoint
+        assert totals(store) == [("2026-03-02", "mill", "oee", 12.0, 1)]
+
+
+def test_only_the_ledgers_machine_windows_are_kept(tmp_path: Path) -> None:
+    with CbamStore(tmp_path / "l.sqlite", ["mill"], "UTC") as store:
+        days = store.write(
+            [
+                oee(10, 0, window="shift", shift="A"),  # a shift repeats its windows' sum
+                oee(10, 0, machine="press"),  # not a machine of a CBAM process
+                Point(
+                    measurement="oee",
+                    tags={"site": "hcm", "window": "1h"},
+                    fields={"good_count": 3},
+                    time=datetime(2026, 3, 2, 1, tzinfo=UTC),
+                ),  # a roll-up
+                Point(
+                    measurement="reading",
+                    tags=TAGS,
+                    fields={"value": 1.0},
+                    time=datetime(2026, 3, 2, tzinfo=UTC),
+                ),
+            ]
+        )
+        assert days == set()
+        assert totals(store) == []
+
+
+def test_days_are_the_installations_local_days(tmp_path: Path) -> None:
+    with CbamStore(tmp_path / "l.sqlite", ["mill"], "Asia/Ho_Chi_Minh") as store:
+        # 2026-03-02 17:00 UTC is 2026-03-03 00:00 in Ho Chi Minh City (UTC+7).
+        assert store.write([oee(5, 0, hour=17)]) == {date(2026, 3, 3)}
+
+
+def test_committed_rows_survive_a_reopen_and_keep_their_evidence(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite"
+    with CbamStore(path, ["mill"], "UTC") as store:
+        store.write([oee(10, 0)])
+        store.commit()
+    with CbamStore(path, ["mill"], "UTC") as store:
+        assert totals(store) == [("2026-03-02", "mill", "oee", 10.0, 1)]
+        [line] = store.evidence(["mill"], date(2026, 3, 1), date(2026, 3, 3))
+        assert json.loads(line) == {
+            "measurement": "oee",
+            "tags": TAGS,
+            "time": "2026-03-02T01:00:00Z",
+            "day": "2026-03-02",
+            "revision": 0,
+            "good_count": 10.0,
+            "point_sha256": hashlib.sha256(oee(10, 0).to_json().encode()).hexdigest(),
+        }
