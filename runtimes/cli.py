@@ -7,9 +7,11 @@ command line is invalid.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -385,9 +387,7 @@ def simulate_command(
     truth_path: Path | None,
 ) -> None:
     """Run the demonstration line as an OPC UA server (and an MQTT meter publisher)."""
-    import json
     import logging
-    from datetime import datetime
 
     from runtimes.simulator import SimulatorOptions, run
 
@@ -519,7 +519,10 @@ def demo_command(
     async def main_task() -> LiveView:
         stop = asyncio.Event()
         _stop_on_signals(stop)
-        async with SimulatorServer(SimulatorOptions(plant=DEMO_PLANT, port=0, speed=speed, seed=seed)) as sim:
+        start = _demo_start(state_dir)
+        _err.print(f"simulated time starts at {start.isoformat()} (x{speed:g})")
+        options = SimulatorOptions(plant=DEMO_PLANT, port=0, speed=speed, seed=seed, start=start)
+        async with SimulatorServer(options) as sim:
             plant = load_plant(DEMO_PLANT, environ={**os.environ, "OPCUA_ENDPOINT": sim.endpoint})
             spec = build_spec(plant.model)
             view = LiveView(spec)
@@ -549,6 +552,35 @@ def demo_command(
     view = asyncio.run(main_task())
     for line in view.shift_summary():
         _err.print(line)
+
+
+def _demo_start(state_dir: Path) -> datetime:
+    """Where the demo line's simulated clock starts: it must show a running shift, whenever it runs.
+
+    A demo run after an earlier one continues from the newest time in the state directory's
+    checkpoint (earlier times would be refused as too late); the first run starts now. When that
+    moment is outside the demo line's shifts (nights, Sundays, holidays), the clock jumps to the
+    next shift's start, so the demo always has production to show.
+    """
+    from plantstream.plant import load_plant
+    from runtimes.embedded import CHECKPOINT
+    from runtimes.simulator import DEMO_PLANT
+    from streams.calendar import US
+    from streams.config import build_spec
+
+    start = datetime.now(tz=UTC).replace(microsecond=0)
+    checkpoint = state_dir / CHECKPOINT
+    if checkpoint.exists():
+        try:
+            newest = Engine.newest_event(json.loads(checkpoint.read_text(encoding="utf-8")))
+        except (OSError, ValueError, AttributeError):
+            newest = None  # the pipeline says what is wrong with it when it restores
+        if newest is not None:
+            start = max(start, datetime.fromtimestamp(newest // US + 1, tz=UTC))
+    plant = load_plant(DEMO_PLANT, environ={"OPCUA_ENDPOINT": "opc.tcp://127.0.0.1:4840/"})
+    schedule = next(iter(build_spec(plant.model).machines.values())).schedule
+    shift_time = schedule.next_shift_time(int(start.timestamp()) * US)
+    return start if shift_time is None else datetime.fromtimestamp(shift_time // US, tz=UTC)
 
 
 @main.command(name="tail")

@@ -94,6 +94,21 @@ class Schedule:
                     return shift
         return None
 
+    def next_shift_time(self, instant: int, horizon_days: int = 14) -> int | None:
+        """``instant`` (µs) if it lies in a shift, else the start of the next shift within the horizon.
+
+        ``None`` when no shift starts within ``horizon_days`` (or there is no calendar: then every
+        instant is planned and ``instant`` itself is returned).
+        """
+        if self._calendar is None or self.shift_at(instant) is not None:
+            return instant
+        local_day = datetime.fromtimestamp(instant / US, tz=self._zone).date()
+        for offset in range(horizon_days + 1):
+            for shift in self.instances(local_day + timedelta(days=offset)):
+                if shift.start > instant:
+                    return shift.start
+        return None
+
     def instances(self, day: date) -> tuple[ShiftInstance, ...]:
         """The shift instances (overtime included) that start on the local date ``day``."""
         if self._calendar is None:

@@ -223,6 +223,12 @@ class Engine:
             self._emit_rollup(key, rollup)
         self._pending.clear()
 
+    @staticmethod
+    def newest_event(checkpoint: dict[str, Any]) -> int | None:
+        """The newest event time (µs) any machine had seen in a :meth:`checkpoint`, if any."""
+        times = [m["newest"] for m in checkpoint.get("machines", {}).values() if m.get("newest") is not None]
+        return max(times, default=None)
+
     def checkpoint(self) -> dict[str, Any]:
         """A JSON-ready snapshot of everything needed to continue after a restart.
 

@@ -1,0 +1,58 @@
+"""Where the demo's simulated clock starts: always in a shift of the demo line, never before saved state."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from plantstream.plant import load_plant
+from runtimes import cli
+from runtimes.embedded import CHECKPOINT
+from runtimes.simulator import DEMO_PLANT
+from streams.calendar import US, Schedule
+from streams.config import build_spec
+
+
+def _schedule() -> Schedule:
+    plant = load_plant(DEMO_PLANT, environ={"OPCUA_ENDPOINT": "opc.tcp://127.0.0.1:4840/"})
+    return next(iter(build_spec(plant.model).machines.values())).schedule
+
+
+def _us(moment: datetime) -> int:
+    return int(moment.timestamp()) * US
+
+
+# The demo line works shifts A 06:00-14:00 and B 14:00-22:00, Monday to Saturday, in
+# Ho Chi Minh City (UTC+7): shift A starts at 23:00 UTC the day before.
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        # Monday 09:00 local, in shift A: stays.
+        (datetime(2026, 3, 2, 2, 0, tzinfo=UTC), datetime(2026, 3, 2, 2, 0, tzinfo=UTC)),
+        # Monday 23:30 local, after shift B: Tuesday 06:00 local.
+        (datetime(2026, 3, 2, 16, 30, tzinfo=UTC), datetime(2026, 3, 2, 23, 0, tzinfo=UTC)),
+        # Saturday 22:20 local: no shift on Sunday, so Monday 06:00 local.
+        (datetime(2026, 11, 28, 15, 20, tzinfo=UTC), datetime(2026, 11, 29, 23, 0, tzinfo=UTC)),
+    ],
+)
+def test_the_next_shift_time_of_the_demo_calendar(now: datetime, expected: datetime) -> None:
+    assert _schedule().next_shift_time(_us(now)) == _us(expected)
+
+
+def test_the_demo_continues_after_the_newest_saved_event(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A checkpoint whose newest event is 2099-03-02 10:00 local (a Monday, in shift A), in the future.
+    newest = datetime(2099, 3, 2, 3, 0, tzinfo=UTC)
+    (tmp_path / CHECKPOINT).write_text(
+        json.dumps({"machines": {"press1": {"newest": _us(newest)}, "oven1": {"newest": None}}})
+    )
+    assert cli._demo_start(tmp_path) == datetime(2099, 3, 2, 3, 0, 1, tzinfo=UTC)
+
+
+def test_a_first_demo_starts_in_a_shift(tmp_path: Path) -> None:
+    start = cli._demo_start(tmp_path)
+    assert _schedule().shift_at(_us(start)) is not None
