@@ -2,13 +2,15 @@
 
 Delivery and loss window. Subscriptions are QoS 1 by default on a persistent session (clean
 session off, a fixed client id), so the broker keeps messages published while the collector is
-away and delivers them when it returns. aiomqtt 2.x acknowledges a QoS 1 message when paho hands
-it over, before the pipeline has processed it. So aiomqtt's queue is left unbounded (a bound there
-would discard messages already acknowledged; what the broker sends is bounded by the session's
-in-flight and queued limits on the broker), a message is decoded as soon as it is taken from that
-queue, and the collector's own queue has the source's named policy (``block`` by default). A
-crash inside the window loses at most what the two queues hold; cumulative counters and registers
-make even that a loss of resolution, not of totals.
+away and delivers them when it returns. paho acknowledges a QoS 1 message when its message
+callback returns; the collector decodes the message inside that callback (through the incoming
+queue class it gives aiomqtt) and queues the readings, so they are normally in the collector's
+queue before the PUBACK leaves. A message waits in aiomqtt's queue only when taking it at once
+would have to wait (see :meth:`MqttCollector._take_now`). aiomqtt's queue is unbounded on purpose
+(a bound there would discard messages already acknowledged; the broker's per-session limits bound
+it), and the collector's own queue has the source's named policy (``block`` by default). A crash
+loses at most what the two queues hold; cumulative counters and registers make even that a loss
+of resolution, not of totals.
 
 Reconnect. One loop per source, a fresh ``aiomqtt.Client`` for every attempt, capped exponential
 back-off with full jitter; subscriptions are made again after every connect, so data flows after a
