@@ -595,12 +595,6 @@ class OpcUaSource(_Strict):
     )
     max_items_per_call: int = Field(default=1_000, gt=0, description="cap when the server publishes no limit")
     timeout_s: float = Field(default=10.0, gt=0)
-    hold_s: float | None = Field(
-        default=30.0,
-        gt=0,
-        description="repeat a subscribed value unchanged for this long (source time) so idle machines' "
-        "windows close; null: never",
-    )
     queue: QueueSettings = Field(default_factory=lambda: QueueSettings(overflow="drop_oldest"))
     groups: list[OpcUaGroup] = Field(min_length=1)
 
