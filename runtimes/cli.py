@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TextIO
@@ -114,22 +115,54 @@ def check(plant_path: Path) -> None:
 @main.command(name="replay")
 @PLANT_OPTION
 @click.option("--readings", "readings_path", required=True, help="Readings as JSON lines; - for stdin.")
-@click.option("--out", "out_path", default="-", show_default=True, help="Where the points go; - for stdout.")
+@click.option(
+    "--out",
+    "out_path",
+    default=None,
+    help="Where the points go; - for stdout (the default without --to-sinks).",
+)
 @click.option("--strict", is_flag=True, help="Stop at the first bad line (exit 1) instead of skipping it.")
 @click.option(
     "--dead-letter", "dead_letter_path", default=None, help="Write refused lines here, with reasons."
 )
 @click.option("--quiet", "-q", is_flag=True, help="No summary on stderr.")
+@click.option(
+    "--to-sinks",
+    is_flag=True,
+    help="Send the points to the plant file's sinks via the outbox in --state-dir; exit once delivered.",
+)
+@click.option(
+    "--state-dir",
+    default="plantstream-data",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="With --to-sinks: the outboxes (outbox/<sink>.sqlite) and the sinks' dead letters.",
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    default=600.0,
+    show_default=True,
+    help="With --to-sinks: seconds to wait for delivery before giving up (exit 1).",
+)
 def replay_command(
     plant_path: Path,
     readings_path: str,
-    out_path: str,
+    out_path: str | None,
     strict: bool,
     dead_letter_path: str | None,
     quiet: bool,
+    to_sinks: bool,
+    state_dir: Path,
+    timeout_s: float,
 ) -> None:
     """Feed recorded readings through the calculators and write every point as JSON lines."""
-    _, spec = _load(plant_path)
+    plant, spec = _load(plant_path)
+    if to_sinks and not plant.model.sinks:
+        _err.print(f"[red]error[/red] {plant_path}: --to-sinks, but the plant file has no sinks: section")
+        sys.exit(2)
+    if out_path is None and not to_sinks:
+        out_path = "-"
     engine = Engine(spec, reorder=False)
     with ExitStack() as stack:
         try:
@@ -138,8 +171,12 @@ def replay_command(
                 if readings_path == "-"
                 else stack.enter_context(open(readings_path, encoding="utf-8"))
             )
-            out: TextIO = (
-                sys.stdout if out_path == "-" else stack.enter_context(open(out_path, "w", encoding="utf-8"))
+            out: TextIO | None = (
+                None
+                if out_path is None
+                else sys.stdout
+                if out_path == "-"
+                else stack.enter_context(open(out_path, "w", encoding="utf-8"))
             )
             dead = (
                 stack.enter_context(open(dead_letter_path, "w", encoding="utf-8"))
@@ -150,22 +187,99 @@ def replay_command(
             _err.print(f"[red]error[/red] {exc.filename}: {exc.strerror}")
             sys.exit(2)
         name = "stdin" if readings_path == "-" else readings_path
+
+        def report(text: str) -> None:
+            _err.print(f"[yellow]skipped[/yellow] {text}", soft_wrap=True)
+
         try:
-            summary = replay(
-                engine,
-                source,
-                out,
-                source=name,
-                lateness_us=spec.allowed_lateness_us,
-                strict=strict,
-                report=lambda text: _err.print(f"[yellow]skipped[/yellow] {text}", soft_wrap=True),
-                dead_letter=dead,
-            )
+            if to_sinks:
+                summary = _replay_to_sinks(
+                    plant, engine, source, out, name, spec, strict, report, dead, state_dir, timeout_s, quiet
+                )
+            else:
+                summary = replay(
+                    engine,
+                    source,
+                    out,
+                    source=name,
+                    lateness_us=spec.allowed_lateness_us,
+                    strict=strict,
+                    report=report,
+                    dead_letter=dead,
+                )
         except ReplayAborted as exc:
             _err.print(f"[red]error[/red] {exc}", soft_wrap=True)
             sys.exit(1)
+    if not quiet and not to_sinks:
+        _print_summary(summary, name, out_path or "-")
+
+
+def _replay_to_sinks(
+    plant: LoadedPlant,
+    engine: Engine,
+    source: TextIO,
+    out: TextIO | None,
+    name: str,
+    spec: EngineSpec,
+    strict: bool,
+    report: Callable[[str], None],
+    dead: TextIO | None,
+    state_dir: Path,
+    timeout_s: float,
+    quiet: bool,
+) -> ReplaySummary:
+    """``replay --to-sinks``: exit 0 once every point is delivered, 1 if not (or some were rejected)."""
+    from runtimes.sinks import build_sinks, replay_to_sinks
+    from sinks.files import JsonLinesSink
+    from sinks.influx import SinkConfigError
+
+    letters = JsonLinesSink(state_dir)
+    try:
+        sinks = build_sinks(plant, state_dir, letters.dead_letter)
+    except SinkConfigError as exc:
+        _err.print(f"[red]error[/red] {exc}")
+        sys.exit(2)
+    try:
+        result = asyncio.run(
+            replay_to_sinks(
+                engine,
+                source,
+                sinks,
+                timeout_s=timeout_s,
+                source=name,
+                lateness_us=spec.allowed_lateness_us,
+                strict=strict,
+                report=report,
+                dead_letter=dead,
+                out=out,
+            )
+        )
+    finally:
+        letters.close()
     if not quiet:
-        _print_summary(summary, name, out_path)
+        _print_summary(result.summary, name, "the sinks")
+    failed = False
+    for sink in sinks:
+        left = result.undelivered.get(sink.id, 0)
+        if left:
+            failed = True
+            _err.print(
+                f"[red]error[/red] sink {sink.id}: {left} line(s) not delivered within {timeout_s:g} s "
+                f"(last error: {sink.health.last_error or 'none'}); they stay in {sink.outbox.path} "
+                f"and go out with the next `run` or `replay --to-sinks` with --state-dir {state_dir}"
+            )
+        rejected = result.dead_letters.get(sink.id, 0)
+        if rejected:
+            failed = True
+            _err.print(
+                f"[red]error[/red] sink {sink.id}: {rejected} point(s) refused (by the server or as "
+                f"unencodable); they are in {state_dir / 'deadletter'} with the reasons"
+            )
+        if not left and not quiet:
+            _err.print(f"sink {sink.id}: {sink.health.written} line(s) delivered to {sink.settings.url}")
+    if failed:
+        sys.exit(1)
+    return result.summary
 
 
 def _print_summary(summary: ReplaySummary, source: str, out_path: str) -> None:
@@ -421,9 +535,15 @@ def run_command(plant_path: Path, state_dir: Path, to_stdout: bool, http_port: i
             sys.stdout.write(point.to_json() + "\n")
         sys.stdout.flush()
 
-    pipeline = EmbeddedPipeline(
-        plant, spec, state_dir, on_points=echo if to_stdout else None, http_port=http_port
-    )
+    from sinks.influx import SinkConfigError
+
+    try:
+        pipeline = EmbeddedPipeline(
+            plant, spec, state_dir, on_points=echo if to_stdout else None, http_port=http_port
+        )
+    except SinkConfigError as exc:
+        _err.print(f"[red]error[/red] {exc}; nothing was started")
+        sys.exit(2)
 
     async def main_task() -> None:
         stop = asyncio.Event()

@@ -53,20 +53,23 @@ class ReplaySummary:
 def replay(
     engine: Engine,
     lines: Iterable[str],
-    out: TextIO,
+    out: TextIO | None,
     *,
     source: str,
     lateness_us: int,
     strict: bool = False,
     report: Callable[[str], None] = lambda _: None,
     dead_letter: TextIO | None = None,
+    on_points: Callable[[list[Point]], None] | None = None,
 ) -> ReplaySummary:
     """Run ``lines`` through ``engine`` (built with ``reorder=False``), writing points to ``out``.
+
+    ``on_points``, if given, also receives every batch of points (``replay --to-sinks``).
 
     Raises:
         ReplayAborted: ``strict`` and a bad line.
     """
-    run = _Replay(engine, out, source, strict, report, dead_letter)
+    run = _Replay(engine, out, source, strict, report, dead_letter, on_points)
     with _fewer_collections():
         return run.run(lines, lateness_us)
 
@@ -101,14 +104,16 @@ class _Replay:
     def __init__(
         self,
         engine: Engine,
-        out: TextIO,
+        out: TextIO | None,
         source: str,
         strict: bool,
         report: Callable[[str], None],
         dead_letter: TextIO | None,
+        on_points: Callable[[list[Point]], None] | None = None,
     ) -> None:
         self.engine = engine
         self.out = out
+        self.on_points = on_points
         self.source = source
         self.strict = strict
         self.report = report
@@ -192,8 +197,11 @@ class _Replay:
         points = self.engine.take_points()
         out = self.out
         for point in points:
-            out.write(point.to_json())
-            out.write("\n")
+            if out is not None:
+                out.write(point.to_json())
+                out.write("\n")
             if point.measurement == "oee" and point.tags.get("window") == "shift":
                 self.summary.shift_points.append(point)
         self.summary.points += len(points)
+        if self.on_points is not None:
+            self.on_points(points)

@@ -254,13 +254,17 @@ class InfluxSink:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._deliver(), name=f"sink[{self.id}]")
 
+    def begin_close(self) -> None:
+        """From now on :meth:`submit` never waits for room: the pipeline is draining to stop."""
+        self._closing = True
+        self._room.set()
+
     async def close(self, flush_timeout_s: float | None = None) -> None:
         """Flush for at most ``flush_timeout_s`` (default: the constructor's), then stop.
 
         What was not delivered stays in the outbox and goes out on the next start.
         """
-        self._closing = True
-        self._room.set()
+        self.begin_close()
         timeout = self.flush_timeout_s if flush_timeout_s is None else flush_timeout_s
         if self._task is not None and not self._task.done():
             if not await self.drain(timeout):
