@@ -33,7 +33,7 @@ __all__ = [
 OUTBOX_DIR = "outbox"
 """Under the state directory: one ``<sink-id>.sqlite`` per sink."""
 
-ERROR_CLASSES = ("connection", "server", "throttled", "config", "rejected")
+ERROR_CLASSES = ("connection", "server", "throttled", "config", "rejected", "other")
 """The classes of failed write attempts, reported as fields and labels even when zero."""
 
 

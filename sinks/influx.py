@@ -83,7 +83,7 @@ class SinkHealth:
     requests: int = 0
     """Write requests sent (retries and halves of split batches included)."""
     errors: Counter[str] = field(default_factory=Counter)
-    """Failed attempts by class: connection, server, throttled, config, rejected."""
+    """Failed attempts by class: connection, server, throttled, config, rejected, other."""
     dead_letters: int = 0
     """Lines rejected by the server or not encodable, kept in the dead letter."""
     waits_for_room: int = 0
@@ -293,6 +293,18 @@ class InfluxSink:
             self._wake.set()
 
     async def _deliver(self) -> None:
+        failures = 0
+        while True:
+            try:
+                await self._deliver_batches()
+            except Exception as exc:  # the outbox itself failed (disk full, I/O error): say so, go on
+                self.health.errors["other"] += 1
+                self.health.last_error = f"outbox: {type(exc).__name__}: {exc}"
+                _log.exception("sink %s: delivery failed; retrying", self.id)
+                await self._sleep(self._backoff(failures))
+                failures += 1
+
+    async def _deliver_batches(self) -> None:
         outbox = self.outbox
         batch_size = self.settings.batch_size
         interval = self.settings.flush_interval_s
@@ -358,6 +370,9 @@ class InfluxSink:
             raise _classify(exc) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise WriteFailed("connection", f"{type(exc).__name__}: {exc}"[:_MAX_MESSAGE]) from None
+        except Exception as exc:
+            # Whatever else the client raises is retried like an outage, never fatal to delivery.
+            raise WriteFailed("other", f"{type(exc).__name__}: {exc}"[:_MAX_MESSAGE]) from None
         self.health.written += len(rows)
         self.health.connected = True
         self.health.last_write = datetime.now(tz=UTC)

@@ -269,3 +269,14 @@ def test_retry_after_forms() -> None:
     assert retry_after_s("Mon, 02 Mar 2026 07:00:00 GMT", now) == 0.0
     assert retry_after_s("soon") is None
     assert retry_after_s(None) is None
+
+
+async def test_an_unexpected_client_error_is_retried_not_fatal(tmp_path: Path) -> None:
+    answers: list[Exception | None] = [KeyError("surprise"), None]
+    script = Script(lambda _: answers.pop(0))
+    sink, letters, _ = make(tmp_path, script, batch_size=1)
+    async with sink:
+        await sink.submit(points(1))
+        await until(lambda: len(script.accepted) == 1)
+    assert sink.health.errors["other"] == 1
+    assert letters == []
