@@ -51,16 +51,44 @@ def encode(point: Point, precision: Precision) -> str:
     Raises:
         Unencodable: the point has something line protocol cannot carry.
     """
-    parts = [_name(point.measurement, _MEASUREMENT, "measurement")]
-    for key in sorted(point.tags):
-        value = point.tags[key]
+    tags = point.tags
+    # A pipeline writes the same few series over and over: their escaped prefixes are remembered.
+    key = (point.measurement, *tags.items())
+    prefix = _PREFIXES.get(key)
+    if prefix is None:
+        prefix = _prefix(point.measurement, tags)
+        if len(_PREFIXES) >= _CACHE_SIZE:
+            _PREFIXES.clear()
+        _PREFIXES[key] = prefix
+    fields = point.fields
+    if not fields:
+        raise Unencodable("a point needs at least one field")
+    parts = []
+    for name, value in fields.items():
+        escaped = _FIELD_KEYS.get(name)
+        if escaped is None:
+            escaped = _name(name, _KEY, "field key") + "="
+            if len(_FIELD_KEYS) >= _CACHE_SIZE:
+                _FIELD_KEYS.clear()
+            _FIELD_KEYS[name] = escaped
+        parts.append(escaped + _value(name, value))
+    return f"{prefix} {','.join(parts)} {timestamp(point, precision)}"
+
+
+_CACHE_SIZE = 4096
+_PREFIXES: dict[tuple[str, ...] | tuple[object, ...], str] = {}
+_FIELD_KEYS: dict[str, str] = {}
+
+
+def _prefix(measurement: str, tags: dict[str, str]) -> str:
+    """Measurement and tag set, escaped, tags sorted by key, empty values left out."""
+    parts = [_name(measurement, _MEASUREMENT, "measurement")]
+    for key in sorted(tags):
+        value = tags[key]
         if value == "":
             continue
         parts.append(f",{_name(key, _KEY, 'tag key')}={_name(value, _KEY, f'tag {key!r}')}")
-    if not point.fields:
-        raise Unencodable("a point needs at least one field")
-    fields = ",".join(f"{_name(key, _KEY, 'field key')}={_value(key, v)}" for key, v in point.fields.items())
-    return f"{''.join(parts)} {fields} {timestamp(point, precision)}"
+    return "".join(parts)
 
 
 def _name(text: str, table: dict[int, str], what: str) -> str:
@@ -72,6 +100,12 @@ def _name(text: str, table: dict[int, str], what: str) -> str:
 
 
 def _value(key: str, value: bool | int | float | str) -> str:
+    kind = value.__class__
+    if kind is float:
+        if not math.isfinite(value):  # type: ignore[arg-type]
+            raise Unencodable(f"field {key!r}: {value} is not a finite number")
+        # repr is the shortest text that parses back to the same double.
+        return repr(value)
     # bool before int: True is an int to Python, a boolean to InfluxDB.
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -86,4 +120,6 @@ def _value(key: str, value: bool | int | float | str) -> str:
         return repr(value)
     if "\n" in value or "\r" in value:
         raise Unencodable(f"field {key!r}: a string value cannot contain a line break")
-    return f'"{value.translate(_STRING)}"'
+    if "\\" in value or '"' in value:
+        value = value.translate(_STRING)
+    return f'"{value}"'

@@ -20,9 +20,8 @@ import os
 import sqlite3
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 __all__ = ["Outbox", "OutboxFull", "OutboxRow", "WhenFull"]
 
@@ -42,8 +41,7 @@ class OutboxFull(Exception):
     """An append under policy ``block`` that does not fit; nothing was written."""
 
 
-@dataclass(frozen=True, slots=True)
-class OutboxRow:
+class OutboxRow(NamedTuple):
     """One waiting line: its id (for deletion), its key and the line's bytes."""
 
     id: int
@@ -119,19 +117,28 @@ class Outbox:
 
     def peek(self, limit: int) -> list[OutboxRow]:
         """The oldest ``limit`` rows, oldest first; they stay until :meth:`delete`."""
-        return [
-            OutboxRow(row_id, key, line)
-            for row_id, key, line in self._db.execute(
-                "SELECT id, key, line FROM outbox ORDER BY id LIMIT ?", (limit,)
-            )
-        ]
+        cursor = self._db.execute("SELECT id, key, line FROM outbox ORDER BY id LIMIT ?", (limit,))
+        return list(map(OutboxRow._make, cursor))
+
+    def peek_after(self, row_id: int, limit: int) -> list[OutboxRow]:
+        """The ``limit`` rows after ``row_id``, oldest first (the batch after one being sent)."""
+        cursor = self._db.execute(
+            "SELECT id, key, line FROM outbox WHERE id > ? ORDER BY id LIMIT ?", (row_id, limit)
+        )
+        return list(map(OutboxRow._make, cursor))
 
     def delete(self, rows: Sequence[OutboxRow]) -> None:
         """Remove delivered rows (rows already gone, e.g. dropped meanwhile, are ignored)."""
         if not rows:
             return
+        first, last = min(row.id for row in rows), max(row.id for row in rows)
         with self._transaction():
-            cursor = self._db.executemany("DELETE FROM outbox WHERE id = ?", [(row.id,) for row in rows])
+            if last - first + 1 == len(rows):
+                # Consecutive ids (the usual peek): no row inside the range can be another's, as
+                # ids only grow; one range delete is far cheaper than one per row.
+                cursor = self._db.execute("DELETE FROM outbox WHERE id BETWEEN ? AND ?", (first, last))
+            else:
+                cursor = self._db.executemany("DELETE FROM outbox WHERE id = ?", [(row.id,) for row in rows])
         if cursor.rowcount == len(rows):
             self._lines -= len(rows)
             self._bytes -= sum(len(row.line) for row in rows)

@@ -129,3 +129,11 @@ def test_sync_works_with_and_without_a_wal_file(tmp_path: Path) -> None:
     box.append(items("a"))
     box.sync()
     assert Path(f"{tmp_path / 'o.sqlite'}-wal").exists()
+
+
+def test_peek_after_continues_where_a_batch_ends(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite", max_bytes=1000)
+    box.append(items("a", "b", "c", "d", "e"))
+    first = box.peek(2)
+    assert [r.line for r in box.peek_after(first[-1].id, 2)] == [b"c", b"d"]
+    assert box.peek_after(box.peek(5)[-1].id, 2) == []
