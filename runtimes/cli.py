@@ -556,6 +556,12 @@ def run_command(plant_path: Path, state_dir: Path, to_stdout: bool, http_port: i
         f"stopped: {stats.readings} readings, {stats.points} points in {state_dir / 'points'}, "
         f"{stats.dead_letters} dead letters, {stats.checkpoints} checkpoints"
     )
+    for sink in pipeline.sinks:
+        waiting = sink.outbox.lines
+        _err.print(
+            f"sink {sink.id}: {sink.health.written} line(s) delivered"
+            + (f"; {waiting} wait in {sink.outbox.path} for the next start" if waiting else "")
+        )
 
 
 @main.command(name="demo")
