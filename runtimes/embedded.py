@@ -11,6 +11,14 @@ the old one, so a crash (even ``kill -9``) finds either the old or the new check
 restart the first sample of each cumulative counter and register is differenced against the
 checkpointed value, so no piece and no kWh is lost; windows closed after the checkpoint are written
 again with the same identity (an overwrite downstream); time with no data is unknown.
+
+Sinks. Every point the file sink gets also goes to each sink of the plant file (``sinks:``),
+through its durable outbox in ``<state-dir>/outbox/<sink-id>.sqlite``, appended before the file
+sink writes it and forced to disk before a checkpoint, so a checkpoint never claims points the
+outbox does not hold. Points are handed over in groups (when the readings queue is empty, or every
+1 000 points) to keep commits few under load. A full outbox under ``block`` makes the processor
+wait, which back-pressures the sources. On stop, the sinks deliver for at most
+``sink_flush_timeout_s`` and keep the rest for the next start.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from plantstream.plant.schema import MqttSource
 from plantstream.records import DeadLetter, FieldValue, Point, Reading
 from runtimes.cbam import CbamLedger, open_ledger
 from runtimes.http import HttpEndpoint
+from runtimes.sinks import build_sinks, sink_health_json, sink_health_points, sink_metrics
 from sinks.files import JsonLinesSink
 from streams.config import EngineSpec
 from streams.engine import Engine, ReadingRejected
@@ -44,6 +53,8 @@ __all__ = ["EmbeddedPipeline", "PipelineStats"]
 
 _log = logging.getLogger("plantstream.runtime")
 CHECKPOINT = "checkpoint.json"
+_HAND_OVER = 1_000
+"""Points gathered before they go to the sinks and the file while readings keep arriving."""
 
 
 @dataclass
@@ -72,6 +83,7 @@ class EmbeddedPipeline:
         on_points: Callable[[list[Point]], None] | None = None,
         on_reading: Callable[[Reading], None] | None = None,
         http_port: int | None = None,
+        sink_flush_timeout_s: float = 30.0,
     ) -> None:
         """Prepare the pipeline.
 
@@ -84,6 +96,10 @@ class EmbeddedPipeline:
             on_points: also called with every batch of points (a live view, ``--stdout``).
             on_reading: also called with every reading taken (a live view).
             http_port: serve ``/healthz``, ``/metrics`` and ``/stream`` on this loopback port (0: any).
+            sink_flush_timeout_s: how long the sinks keep delivering after a stop.
+
+        Raises:
+            sinks.influx.SinkConfigError: a sink's token variable is not set.
         """
         self.plant = plant
         self.spec = spec
@@ -98,6 +114,9 @@ class EmbeddedPipeline:
         self._on_points = on_points
         self._on_reading = on_reading
         self.http = HttpEndpoint(self.health, self.metrics, port=http_port) if http_port is not None else None
+        self.sinks = build_sinks(plant, state_dir, self._dead_letter, flush_timeout_s=sink_flush_timeout_s)
+        self._pending: list[Point] = []
+        self._hand_over_lock = asyncio.Lock()
         machines = {mid: m.line for mid, m in spec.machines.items()}
         self.collectors: list[MqttCollector | OpcUaCollector] = []
         for source in plant.model.sources:
@@ -123,6 +142,9 @@ class EmbeddedPipeline:
                         "cannot serve /healthz on port %s (%s); running without it", self.http.port, exc
                     )
                     self.http = None
+            for sink in self.sinks:
+                # Leaving the stack (after the last checkpoint) flushes each sink, time-bounded.
+                await stack.enter_async_context(sink)
             await self._run(stop)
         return self.stats
 
@@ -138,11 +160,14 @@ class EmbeddedPipeline:
                 for task in pumps:
                     task.cancel()
                 await asyncio.gather(*pumps, return_exceptions=True)
+                for sink in self.sinks:
+                    sink.begin_close()  # the queue must drain even if an outbox is full
                 while self._queue.qsize():
                     await asyncio.sleep(0.01)
                 processor.cancel()
                 checkpointer.cancel()
         finally:
+            self._hand_over_now()
             self._checkpoint()
             self.sink.close()
             if self.cbam is not None:
@@ -184,7 +209,7 @@ class EmbeddedPipeline:
             if engine.has_points:
                 batch.extend(engine.take_points())
             if batch:
-                self.sink.write(batch)
+                self._pending.extend(batch)
                 if self.cbam is not None:
                     self.cbam.write(batch)
                 self.stats.points += len(batch)
@@ -193,11 +218,34 @@ class EmbeddedPipeline:
                 if self.http is not None:
                     for point in batch:
                         self.http.publish(point.to_json())
+            if self._pending and (len(self._pending) >= _HAND_OVER or not self._queue.qsize()):
+                await self._hand_over()
+
+    async def _hand_over(self) -> None:
+        """Points gathered so far to every sink's outbox (waiting for room), then to the file."""
+        async with self._hand_over_lock:
+            points, self._pending = self._pending, []
+            try:
+                for sink in self.sinks:
+                    await sink.submit(points)
+            except BaseException:
+                # Cancelled while waiting for room: the points go out with the final checkpoint.
+                self._pending = points + self._pending
+                raise
+            self.sink.write(points)
+
+    def _hand_over_now(self) -> None:
+        """The last hand-over at shutdown: no waiting, the outbox bound may be exceeded."""
+        points, self._pending = self._pending, []
+        for sink in self.sinks:
+            sink.submit_nowait(points)
+        self.sink.write(points)
 
     async def _checkpoints(self) -> None:
         while True:
             await asyncio.sleep(self._every)
-            self.sink.write(self.health_points())
+            self._pending.extend(self.health_points())
+            await self._hand_over()
             self._checkpoint()
 
     def health_points(self) -> list[Point]:
@@ -218,14 +266,19 @@ class EmbeddedPipeline:
             points.append(
                 Point(measurement="health", tags={"source": collector.source.id}, fields=fields, time=now)
             )
-        return points
+        return points + sink_health_points(self.sinks, now)
 
     def _checkpoint(self) -> None:
         if self.cbam is not None:
-            # The ledger before the checkpoint too; its daily `cbam` points go to the sink.
-            self.sink.write(self.cbam.commit())
+            # The ledger before the checkpoint too; its daily `cbam` points go to every sink.
+            ledger_points = self.cbam.commit()
+            for sink in self.sinks:
+                sink.submit_nowait(ledger_points)
+            self.sink.write(ledger_points)
         # Points first: a checkpoint must never claim windows whose points are not on disk.
         self.sink.sync()
+        for sink in self.sinks:
+            sink.sync()
         path = self.state_dir / CHECKPOINT
         temporary = path.with_suffix(".tmp")
         with temporary.open("w", encoding="utf-8") as handle:
@@ -268,8 +321,16 @@ class EmbeddedPipeline:
                 "dropped": collector.dropped,
                 **({"items_failed": h.items_failed} if isinstance(h, OpcUaHealth) else {}),
             }
-        ok = all(item["connected"] for item in sources.values())
-        return ok, {"status": "ok" if ok else "degraded", "sources": sources, "readings": self.stats.readings}
+        sinks = sink_health_json(self.sinks)
+        # A sink is fine while it writes, or while nothing waits for it.
+        ok = all(item["connected"] for item in sources.values()) and all(
+            item["connected"] or not item["outbox_lines"] for item in sinks.values()
+        )
+        body: dict[str, Any] = {"status": "ok" if ok else "degraded", "sources": sources}
+        if sinks:
+            body["sinks"] = sinks
+        body["readings"] = self.stats.readings
+        return ok, body
 
     def metrics(self) -> str:
         """Prometheus text exposition of the pipeline's counters."""
@@ -303,6 +364,7 @@ class EmbeddedPipeline:
                     "source_reconnects_total": c.health.reconnects,
                 }[metric]
                 lines.append(f'plantstream_{metric}{{source="{c.source.id}"}} {value}')
+        lines.extend(sink_metrics(self.sinks))
         return "\n".join(lines) + "\n"
 
     def _dead_letter(self, letter: DeadLetter) -> None:
