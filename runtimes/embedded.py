@@ -39,10 +39,11 @@ from collectors.mqtt import MqttCollector, MqttHealth
 from collectors.opcua import OpcUaCollector, OpcUaHealth
 from collectors.queue import BoundedQueue
 from plantstream.plant import LoadedPlant
-from plantstream.plant.schema import MqttSource
+from plantstream.plant.schema import MqttSource, OpcUaSource
 from plantstream.records import DeadLetter, FieldValue, Point, Reading
 from runtimes.cbam import CbamLedger, open_ledger
 from runtimes.http import HttpEndpoint
+from runtimes.idle import IdleTicker
 from runtimes.sinks import build_sinks, sink_health_json, sink_health_points, sink_metrics
 from sinks.files import JsonLinesSink
 from streams.config import EngineSpec
@@ -54,6 +55,7 @@ __all__ = ["EmbeddedPipeline", "PipelineStats"]
 _log = logging.getLogger("plantstream.runtime")
 CHECKPOINT = "checkpoint.json"
 _HAND_OVER = 1_000
+_IDLE_CHECK_EVERY = 1_000  # readings between two looks for quiet machines (and whenever the queue is empty)
 """Points gathered before they go to the sinks and the file while readings keep arriving."""
 
 
@@ -117,6 +119,10 @@ class EmbeddedPipeline:
         self.sinks = build_sinks(plant, state_dir, self._dead_letter, flush_timeout_s=sink_flush_timeout_s)
         self._pending: list[Point] = []
         self._hand_over_lock = asyncio.Lock()
+        opcua_sources = [s.id for s in plant.model.sources if isinstance(s, OpcUaSource)]
+        # Quiet machines move on with their source's clock (the engine is replaced on restore).
+        self._idle = IdleTicker(self._tick, spec.window_us, opcua_sources)
+        self._since_idle_check = 0
         machines = {mid: m.line for mid, m in spec.machines.items()}
         self.collectors: list[MqttCollector | OpcUaCollector] = []
         for source in plant.model.sources:
@@ -206,6 +212,11 @@ class EmbeddedPipeline:
                         raw=reading.to_json(),
                     )
                 )
+            else:
+                self._idle.seen(reading)
+            self._since_idle_check += 1
+            if self._since_idle_check >= _IDLE_CHECK_EVERY or not self._queue.qsize():
+                self._tick_quiet_machines()
             if engine.has_points:
                 batch.extend(engine.take_points())
             if batch:
@@ -220,6 +231,16 @@ class EmbeddedPipeline:
                         self.http.publish(point.to_json())
             if self._pending and (len(self._pending) >= _HAND_OVER or not self._queue.qsize()):
                 await self._hand_over()
+
+    def _tick(self, machine: str, ts: int) -> None:
+        self.engine.tick(machine, ts)
+
+    def _tick_quiet_machines(self) -> None:
+        self._since_idle_check = 0
+        for collector in self.collectors:
+            if not collector.health.connected:
+                self._idle.forget(collector.source.id)
+        self._idle.tick_quiet()
 
     async def _hand_over(self) -> None:
         """Points gathered so far to every sink's outbox (waiting for room), then to the file."""
