@@ -498,12 +498,17 @@ def pipeline() -> dict[str, Any]:
             health
             + fields_filter("connected", "readings", "reconnects", "dropped", "bad", "last_error")
             + "  |> last()\n"
+            # Fields of one point share its time; strings, because a column has one type.
+            "  |> map(fn: (r) => ({r with _value: string(v: r._value)}))\n"
             '  |> group(columns: ["source"])\n'
-            '  |> pivot(rowKey: ["source"], columnKey: ["_field"], valueColumn: "_value")\n'
+            '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")\n'
+            '  |> sort(columns: ["_time"])\n'
+            "  |> tail(n: 1)\n"
             "  |> group()\n",
             w=24,
             h=6,
-            description="Each source's latest health point. last_error is present while a connection fails.",
+            description="The newest health point of each source: last_error shows only while that point "
+            "has one (a connection failing now).",
         ),
         lay.panel(
             "timeseries",
