@@ -82,6 +82,12 @@ def mounts(service: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def image_workdir() -> str:
+    """The working directory the Dockerfile leaves the image in."""
+    workdirs = re.findall(r"(?m)^WORKDIR\s+(\S+)", DOCKERFILE.read_text())
+    return workdirs[-1]
+
+
 def role_of(service: dict[str, Any]) -> str | None:
     command = command_of(service)
     return command[0] if command and command[0] in ROLES | {"run"} else None
@@ -116,10 +122,9 @@ def state_volume_problems(compose: dict[str, Any]) -> list[str]:
                 problems.append(f"{name}: volume {source!r} (at {target}) is not declared under volumes:")
         if role_of(service) is None:
             continue
-        state_dir = option(command_of(service), "--state-dir")
-        if state_dir is None:
-            problems.append(f"{name}: no --state-dir")
-        elif mounts(service).get(state_dir) not in declared:
+        # Without --state-dir a role keeps what it writes in its working directory.
+        state_dir = option(command_of(service), "--state-dir") or service.get("working_dir", image_workdir())
+        if mounts(service).get(state_dir) not in declared:
             problems.append(f"{name}: the state dir {state_dir} is not a declared named volume")
     return problems
 
