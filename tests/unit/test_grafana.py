@@ -150,7 +150,8 @@ def _created_columns(query: str) -> set[str]:
 
 def check_query(query: str, documented: dict[str, Measurement]) -> list[str]:
     """What a Flux query refers to that docs/points.md does not document (empty: all documented)."""
-    query = _strip_comments(query)
+    # r["name"] is r.name.
+    query = re.sub(r"\br\[\s*\"([A-Za-z_]\w*)\"\s*\]", r"r.\1", _strip_comments(query))
     problems: list[str] = []
     measurements: list[str] = []
     for op, value, regex in re.findall(r"\br\._measurement\s*(==|!=|=~|!~)\s*(?:\"([^\"]*)\"|(/))", query):
@@ -234,7 +235,7 @@ def test_the_check_reports_undocumented_names(documented: dict[str, Measurement]
         "from(bucket: v.defaultBucket)\n"
         "  |> range(start: v.timeRangeStart)\n"
         '  |> filter(fn: (r) => r._measurement == "oee" and r._field == "oee_pct")\n'
-        '  |> filter(fn: (r) => r.plant == "hcm" and exists r.machine)\n'
+        '  |> filter(fn: (r) => r.plant == "hcm" and exists r.machine and r["cell"] == "c1")\n'
         '  |> group(columns: ["area"])\n'
     )
     dashboard = {
@@ -244,7 +245,10 @@ def test_the_check_reports_undocumented_names(documented: dict[str, Measurement]
                 "targets": [{"query": 'from(bucket: "b") |> filter(fn: (r) => r._measurement == "energy")'}],
             },
             {"title": "Bad", "targets": [{"query": bad}]},
-            {"title": "Typo", "targets": [{"query": 'x |> filter(fn: (r) => r._measurement == "eneryg")'}]},
+            {
+                "title": "Typo",
+                "targets": [{"query": 'x |> filter(fn: (r) => r["_measurement"] == "eneryg")'}],
+            },
         ],
         "templating": {
             "list": [{"type": "query", "name": "cell", "query": 'schema.tagValues(bucket: "b", tag: "cell")'}]
@@ -254,6 +258,7 @@ def test_the_check_reports_undocumented_names(documented: dict[str, Measurement]
     assert problems == [
         "bad.json: panel 'Bad': unknown field 'oee_pct' (of oee)",
         "bad.json: panel 'Bad': unknown column 'plant'",
+        "bad.json: panel 'Bad': unknown column 'cell'",
         "bad.json: panel 'Bad': unknown columns column 'area'",
         "bad.json: panel 'Typo': unknown measurement 'eneryg'",
         "bad.json: variable $cell: unknown tag 'cell' in tagValues",
