@@ -50,6 +50,27 @@ def _backticked(text: str) -> list[str]:
     return re.findall(r"`([^`]+)`", text)
 
 
+def _tags_named_in(text: str) -> list[str]:
+    """Tag names a sentence lists: "Tags `a`, `b` and `c`;", "Tags: `a` (a note), `b`.", "(tag `a`)"."""
+    names = []
+    for mention in re.finditer(r"\btags?\b:?\s*", text, flags=re.IGNORECASE):
+        # The list runs to the first '.', ';' or ')' outside parentheses; notes in parentheses go.
+        rest, depth, kept = text[mention.end() :], 0, []
+        for char in rest:
+            if char == "(":
+                depth += 1
+            elif char == ")" and depth:
+                depth -= 1
+            elif depth == 0 and char in ".;)":
+                break
+            elif depth == 0:
+                kept.append(char)
+        listed = re.match(r"\s*((?:`[A-Za-z_]\w*`(?:\s*,\s*(?:and\s+)?|\s+and\s+)?)+)", "".join(kept))
+        if listed:
+            names += _backticked(listed.group(1))
+    return names
+
+
 def parse_points_doc(text: str) -> dict[str, Measurement]:
     """Measurements with their tags and fields, as docs/points.md documents them."""
     measurements: dict[str, Measurement] = {}
@@ -59,12 +80,10 @@ def parse_points_doc(text: str) -> dict[str, Measurement]:
     paragraph: list[str] = []
 
     def end_paragraph() -> None:
-        # "Tags `site`, `line`, `machine`, `signal`;" or "Tag `source`.", wrapped over lines.
         text = " ".join(paragraph)
         paragraph.clear()
         if current is not None:
-            for sentence in re.finditer(r"\bTags?\s+((?:`[A-Za-z_]\w*`(?:,\s*|\s+and\s+)?)+)", text):
-                current.tags.update(_backticked(sentence.group(1)))
+            current.tags.update(_tags_named_in(text))
 
     for line in [*text.splitlines(), ""]:
         heading = re.match(r"^(#{1,6})\s+(.*)$", line)
@@ -114,6 +133,27 @@ def test_points_doc_is_parsed(documented: dict[str, Measurement]) -> None:
     assert {"total_count", "good_count", "reject_count", "revision", "machines"} <= documented["oee"].fields
     assert {"kwh", "avg_kw", "kwh_per_good_unit"} <= documented["energy"].fields
     assert "connected" in documented["health"].fields
+    if "cbam" in documented:  # its tags are its own, listed in a sentence with notes in parentheses
+        assert {"installation", "process", "good", "cn_code", "window"} == documented["cbam"].tags
+
+
+def test_tag_sentences_in_their_usual_forms() -> None:
+    doc = (
+        "## Tags\n\n| Tag | Value |\n|---|---|\n| `site` | the site |\n\n"
+        "## `a`\n\nTags `x`, `y` and\n`z`; time is the reading's time.\n\n"
+        "| Field | Meaning |\n|---|---|\n| `f` | f |\n\n"
+        "## `b`\n\nOne point per source (tag `source`) and one per sink (tag `sink`).\n\n"
+        "| Field | Meaning |\n|---|---|\n| `g`, `h` | g and h |\n\n"
+        "## `c`\n\nTags: `u` (the id), `v` (`1d`).\n\n| Field | Meaning |\n|---|---|\n| `k` | k |\n\n"
+        "## `d`\n\nThe tags of the site apply.\n\n| Field | Meaning |\n|---|---|\n| `m` | m |\n"
+    )
+    parsed = parse_points_doc(doc)
+    assert {name: (m.tags, m.fields) for name, m in parsed.items()} == {
+        "a": ({"x", "y", "z"}, {"f"}),
+        "b": ({"source", "sink"}, {"g", "h"}),
+        "c": ({"u", "v"}, {"k"}),
+        "d": ({"site"}, {"m"}),
+    }
 
 
 # --- Flux ------------------------------------------------------------------------------------------
