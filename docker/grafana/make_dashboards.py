@@ -560,6 +560,36 @@ def pipeline() -> dict[str, Any]:
             description="reading points that reached InfluxDB, by source time.",
         ),
         lay.panel(
+            "timeseries",
+            "Sink outbox: waiting lines and the oldest one's age",
+            RANGE
+            + '  |> filter(fn: (r) => r._measurement == "health" and exists r.sink)\n'
+            + fields_filter("outbox_lines", "outbox_age_s")
+            + '  |> group(columns: ["sink", "_field"])\n',
+            description="Points written to the outbox and not yet accepted by InfluxDB. A growing line "
+            "count or age means the database is unreachable or slower than the pipeline; nothing is lost "
+            "while the outbox has room (docs/sinks.md).",
+        ),
+        lay.panel(
+            "timeseries",
+            "Sink errors per interval, by class",
+            RANGE
+            + '  |> filter(fn: (r) => r._measurement == "health" and exists r.sink)\n'
+            + fields_filter(
+                "errors_connection",
+                "errors_server",
+                "errors_throttled",
+                "errors_config",
+                "errors_rejected",
+                "errors_other",
+            )
+            + "  |> difference(nonNegative: true)\n"
+            '  |> group(columns: ["sink", "_field"])\n'
+            "  |> aggregateWindow(every: v.windowPeriod, fn: sum, createEmpty: false)\n",
+            custom={"drawStyle": "bars", "fillOpacity": 70},
+            description="Failed write attempts; rejected lines go to the dead letter, the rest are retried.",
+        ),
+        lay.panel(
             "bargauge",
             "Seconds since the last health point",
             health + fields_filter("readings") + '  |> group(columns: ["source"])\n'
