@@ -7,10 +7,27 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+
+def wait_until_ready(
+    process: subprocess.Popen[bytes], ready: Callable[[], bool], log: Path, name: str, timeout_s: float
+) -> None:
+    """Poll ``ready`` until it answers True; fail with the end of ``log`` if the process dies first."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if ready():
+                return
+        except OSError:
+            if process.poll() is not None:
+                break
+        time.sleep(0.05)
+    raise RuntimeError(f"{name} did not start: {log.read_text()[-2000:]}")
 
 
 def free_port() -> int:
@@ -65,18 +82,11 @@ class Broker:
         config.write_text("\n".join(lines) + "\n")
         with (self.directory / "mosquitto.log").open("ab") as log:
             self.process = subprocess.Popen([_mosquitto_binary(), "-c", str(config)], stdout=log, stderr=log)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                if self.process.poll() is not None:
-                    break
-                time.sleep(0.05)
-        raise RuntimeError(
-            f"mosquitto did not start: {(self.directory / 'mosquitto.log').read_text()[-2000:]}"
-        )
+        wait_until_ready(self.process, self._accepts, self.directory / "mosquitto.log", "mosquitto", 10)
+
+    def _accepts(self) -> bool:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+            return True
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -182,17 +192,12 @@ class VictoriaMetrics:
         ]
         with (self.directory / "victoria-metrics.log").open("ab") as log:
             self.process = subprocess.Popen(args, stdout=log, stderr=log)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if self._get("/health") == b"OK":
-                    return
-            except OSError:
-                if self.process.poll() is not None:
-                    break
-                time.sleep(0.05)
-        raise RuntimeError(
-            f"victoria-metrics did not start: {(self.directory / 'victoria-metrics.log').read_text()[-2000:]}"
+        wait_until_ready(
+            self.process,
+            lambda: self._get("/health") == b"OK",
+            self.directory / "victoria-metrics.log",
+            "victoria-metrics",
+            20,
         )
 
     def stop(self) -> None:
