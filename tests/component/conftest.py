@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from services import Broker, OpcUaTestServer, free_port
+from services import Broker, KafkaBroker, OpcUaTestServer, free_port
 
 
 @pytest.fixture
@@ -25,3 +25,12 @@ def opcua_server() -> Iterator[OpcUaTestServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """One Kafka node (KRaft) for the session; tests use their own topic names and groups."""
+    node = KafkaBroker(directory=tmp_path_factory.mktemp("kafka"))
+    node.start()
+    yield node
+    node.stop()
