@@ -19,7 +19,7 @@ from rich.table import Table
 
 from plantstream import __version__
 from plantstream.plant import LoadedPlant, PlantError
-from plantstream.plant.schema import MqttSource, OpcUaSecurity
+from plantstream.plant.schema import Kafka, MqttSource, OpcUaSecurity
 from plantstream.records import FieldValue, Point
 from runtimes.plant import load_and_resolve
 from runtimes.replay import ReplayAborted, ReplaySummary, replay
@@ -502,6 +502,131 @@ def demo_command(
     view = asyncio.run(main_task())
     for line in view.shift_summary():
         _err.print(line)
+
+
+def _kafka_settings(plant: LoadedPlant, plant_path: Path) -> Kafka:
+    settings = plant.model.kafka
+    if settings is None:
+        _err.print(
+            f"[red]error[/red] {plant_path}: no kafka: section; the kafka roles need one (docs/kafka.md)"
+        )
+        sys.exit(2)
+    return settings
+
+
+def _role_logging() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("asyncua", "aiokafka"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _kafka_unreachable(settings: Kafka, exc: Exception) -> None:
+    _err.print(f"[red]error[/red] Kafka at {settings.bootstrap}: {exc}")
+    sys.exit(1)
+
+
+@main.command(name="collect")
+@PLANT_OPTION
+@click.option(
+    "--state-dir",
+    default="plantstream-data",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Where collectors keep their own state (OPC UA certificates).",
+)
+@click.option(
+    "--from-file",
+    "from_file",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Produce the readings of this JSON-lines file instead of running the collectors, then exit.",
+)
+def collect_command(plant_path: Path, state_dir: Path, from_file: Path | None) -> None:
+    """Kafka role: the plant's collectors produce readings to the readings topic, keyed by machine."""
+    from aiokafka.errors import KafkaError
+
+    from runtimes.kafka.collect import Collector, file_readings
+
+    plant, spec = _load(plant_path)
+    settings = _kafka_settings(plant, plant_path)
+    _role_logging()
+    collector = Collector(plant, spec, settings, state_dir)
+
+    async def main_task() -> None:
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
+        if from_file is None:
+            await collector.run(stop)
+            return
+        with from_file.open(encoding="utf-8") as lines:
+            await collector.run(stop, file_readings(collector, from_file, lines))
+
+    try:
+        asyncio.run(main_task())
+    except (KafkaError, OSError) as exc:
+        _kafka_unreachable(settings, exc)
+    stats = collector.stats
+    _err.print(
+        f"stopped: {stats.readings} readings to {settings.topics.readings}, {stats.dead_letters} dead letters"
+    )
+
+
+@main.command(name="process")
+@PLANT_OPTION
+@click.option("--loglevel", default="WARNING", show_default=True, help="faust's log level.")
+def process_command(plant_path: Path, loglevel: str) -> None:
+    """Kafka role: the calculators as a faust-streaming app, readings topic in, points topic out."""
+    from aiokafka.errors import KafkaError
+
+    from runtimes.kafka.process import build_app, run_worker
+    from runtimes.kafka.topics import ensure_topics
+
+    plant, spec = _load(plant_path)
+    settings = _kafka_settings(plant, plant_path)
+    try:
+        asyncio.run(ensure_topics(settings))
+    except (KafkaError, OSError) as exc:
+        _kafka_unreachable(settings, exc)
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    run_worker(build_app(settings, spec), loglevel=loglevel)
+
+
+@main.command(name="sink")
+@PLANT_OPTION
+@click.option(
+    "--state-dir",
+    default="plantstream-data",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="The file sink writes points/ and deadletter/ here.",
+)
+def sink_command(plant_path: Path, state_dir: Path) -> None:
+    """Kafka role: points to the sinks; offsets are committed only after every sink's write."""
+    from aiokafka.errors import KafkaError
+
+    from runtimes.kafka.sink import FileSink, PointSink, SinkRole
+
+    plant, _ = _load(plant_path)
+    settings = _kafka_settings(plant, plant_path)
+    _role_logging()
+    sinks: list[PointSink] = [FileSink(state_dir)]
+    role = SinkRole(settings, sinks)
+
+    async def main_task() -> None:
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
+        await role.run(stop)
+
+    try:
+        asyncio.run(main_task())
+    except (KafkaError, OSError) as exc:
+        _kafka_unreachable(settings, exc)
+    _err.print(
+        f"stopped: {role.stats.points} points in {state_dir / 'points'}, "
+        f"{role.stats.dead_letters} dead letters"
+    )
 
 
 @main.command(name="tail")

@@ -1,0 +1,5 @@
+"""The kafka runtime: three roles that scale by partition (docs/kafka.md).
+
+``collect`` produces readings, ``process`` runs the calculators in a faust-streaming app, ``sink``
+writes points and commits offsets only after the write. Each role is its own process.
+"""

@@ -1,0 +1,149 @@
+"""``plantstream sink``: points from the points topic to the configured sinks, then the commit.
+
+Each batch the consumer returns is written to every sink in the list, and each sink's write has
+returned (the file sink has forced it to disk) before the batch's offsets are committed. A crash
+before the commit writes the batch again after the restart: the same identities, overwritten
+downstream (design.md §6). Dead letters from the dead-letter topic are kept by the file sink
+under ``<state-dir>/deadletter/``; a record on the points topic that is not a Point becomes one
+too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import orjson
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from plantstream.plant.schema import Kafka
+from plantstream.records import DeadLetter, Point, RecordError
+from runtimes.kafka.topics import dead_letter, ensure_topics, utf8
+from sinks.files import JsonLinesSink
+
+__all__ = ["FileSink", "PointSink", "SinkRole", "SinkStats"]
+
+_log = logging.getLogger("plantstream.sink")
+
+
+class PointSink(Protocol):
+    """A destination of points: ``write`` returns once the points are durable there."""
+
+    name: str
+
+    async def write(self, points: list[Point]) -> None:
+        """Write ``points`` durably, or raise."""
+
+    async def dead_letter(self, letters: list[DeadLetter]) -> None:
+        """Keep refused input, if this sink keeps any (others ignore it)."""
+
+    async def close(self) -> None:
+        """Flush and release."""
+
+
+class FileSink:
+    """The JSON-lines file sink behind the :class:`PointSink` contract: write, then fsync."""
+
+    name = "files"
+
+    def __init__(self, directory: Path) -> None:
+        self.files = JsonLinesSink(directory)
+
+    async def write(self, points: list[Point]) -> None:
+        """Append and force to disk (in a thread: fsync blocks)."""
+        await asyncio.to_thread(self._write, points)
+
+    def _write(self, points: list[Point]) -> None:
+        self.files.write(points)
+        self.files.sync()
+
+    async def dead_letter(self, letters: list[DeadLetter]) -> None:
+        """Append the dead letters and force them to disk."""
+        for letter in letters:
+            self.files.dead_letter(letter)
+        await asyncio.to_thread(self.files.sync)
+
+    async def close(self) -> None:
+        """Sync and close the files."""
+        self.files.close()
+
+
+@dataclass
+class SinkStats:
+    """What ``sink`` wrote and committed."""
+
+    points: int = 0
+    dead_letters: int = 0
+    batches: int = 0
+
+
+class SinkRole:
+    """Consumes points (and dead letters) and hands them to every sink before committing."""
+
+    def __init__(self, settings: Kafka, sinks: list[PointSink], *, group: str | None = None) -> None:
+        """Prepare; ``group`` defaults to ``<kafka.group>.sink``."""
+        self.settings = settings
+        self.sinks = sinks
+        self.group = group or f"{settings.group}.sink"
+        self.stats = SinkStats()
+
+    async def run(self, stop: asyncio.Event) -> SinkStats:
+        """Consume, write, commit until ``stop`` is set; the batch in hand is finished first."""
+        await ensure_topics(self.settings)
+        topics = self.settings.topics
+        consumer = AIOKafkaConsumer(
+            topics.points,
+            topics.deadletter,
+            bootstrap_servers=self.settings.servers(),
+            group_id=self.group,
+            client_id="plantstream-sink",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
+        await consumer.start()
+        try:
+            while not stop.is_set():
+                batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+                if batch:
+                    await self._write(batch)
+                    # Only now, with every sink's write returned, do the offsets move.
+                    await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+        finally:
+            await consumer.stop()
+            for sink in self.sinks:
+                await sink.close()
+        return self.stats
+
+    async def _write(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        points: list[Point] = []
+        letters: list[DeadLetter] = []
+        for tp, records in batch.items():
+            for record in records:
+                where = f"{tp.topic}[{tp.partition}]@{record.offset}"
+                if tp.topic == self.settings.topics.deadletter:
+                    letters.append(self._letter(record.value, where))
+                    continue
+                try:
+                    points.append(Point.from_json(record.value or b""))
+                except RecordError as exc:
+                    _log.warning("%s: not a point: %s", where, exc)
+                    letters.append(dead_letter("sink", where, "malformed_point", str(exc), record.value))
+        for sink in self.sinks:
+            if points:
+                await sink.write(points)
+            if letters:
+                await sink.dead_letter(letters)
+        self.stats.points += len(points)
+        self.stats.dead_letters += len(letters)
+        self.stats.batches += 1
+
+    @staticmethod
+    def _letter(value: bytes | None, where: str) -> DeadLetter:
+        try:
+            return DeadLetter.model_validate(orjson.loads(value or b""))
+        except (orjson.JSONDecodeError, ValueError) as exc:
+            return dead_letter("sink", where, "malformed_dead_letter", str(exc), utf8(value))
