@@ -575,22 +575,31 @@ def collect_command(plant_path: Path, state_dir: Path, from_file: Path | None) -
 
 @main.command(name="process")
 @PLANT_OPTION
-@click.option("--loglevel", default="WARNING", show_default=True, help="faust's log level.")
-def process_command(plant_path: Path, loglevel: str) -> None:
-    """Kafka role: the calculators as a faust-streaming app, readings topic in, points topic out."""
+def process_command(plant_path: Path) -> None:
+    """Kafka role: the calculators in a consumer group, readings topic in, points topic out."""
     from aiokafka.errors import KafkaError
 
-    from runtimes.kafka.process import build_app, run_worker
-    from runtimes.kafka.topics import ensure_topics
+    from runtimes.kafka.process import ProcessRole
 
     plant, spec = _load(plant_path)
     settings = _kafka_settings(plant, plant_path)
+    _role_logging()
+    role = ProcessRole(settings, spec)
+
+    async def main_task() -> None:
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
+        await role.run(stop)
+
     try:
-        asyncio.run(ensure_topics(settings))
+        asyncio.run(main_task())
     except (KafkaError, OSError) as exc:
         _kafka_unreachable(settings, exc)
-    asyncio.set_event_loop(asyncio.new_event_loop())
-    run_worker(build_app(settings, spec), loglevel=loglevel)
+    stats = role.stats
+    _err.print(
+        f"stopped: {stats.records} readings, {stats.points} points, {stats.dead_letters} dead letters, "
+        f"{stats.skipped} redelivered readings skipped"
+    )
 
 
 @main.command(name="sink")

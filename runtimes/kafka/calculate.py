@@ -1,17 +1,17 @@
-"""The per-machine step of ``process``: one reading in, points and the machine's new state out.
+"""The per-machine step of ``process``: one record in, points out; the machine's state on demand.
 
-Kept apart from faust so the rule that makes a restart safe is one small, testable thing: each
-machine's state carries the offset of the last reading it took, and a reading at or below that
-offset is a redelivery (the worker died after saving the state but before committing the offset)
-and is skipped. The engine is the same pure :class:`streams.engine.Engine` the embedded runtime
-and ``replay`` use, one per machine.
+Kept apart from Kafka so the rule that makes a restart safe is one small, testable thing: each
+machine's saved state carries the offset of the last reading it took, and a record at or below
+that offset is a redelivery (the worker died after saving the state but before committing the
+offset) and is skipped. The engine is the same pure :class:`streams.engine.Engine` the embedded
+runtime and ``replay`` use, one per machine, so nothing depends on which machines share a
+partition or a worker.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 
@@ -26,51 +26,44 @@ __all__ = ["MachineStates", "Outcome"]
 
 @dataclass
 class Outcome:
-    """What one record produced: points to send, a dead letter, and the state to save (if any)."""
+    """What one record produced: points to send and a dead letter (or nothing: a redelivery)."""
 
     points: list[Point] = field(default_factory=list)
     dead_letter: DeadLetter | None = None
     machine: str | None = None
-    state: bytes | None = None
+    """Set when the machine's engine took the record: its state has moved on."""
     skipped: bool = False
 
 
 class MachineStates:
-    """Engines by machine, restored from the saved states whenever those are newer than the cache.
+    """The engines of the machines whose partitions this worker holds, with their offsets."""
 
-    ``saved`` is the mapping the states are kept in (a faust table in ``process``, a dict in
-    tests): machine id -> JSON bytes ``{"offset": int, "engine": <Engine.checkpoint()>}``.
-    """
-
-    def __init__(self, spec: EngineSpec, saved: Any) -> None:
+    def __init__(self, spec: EngineSpec) -> None:
         self.spec = spec
-        self.saved = saved
         self._engines: dict[str, tuple[int, Engine]] = {}
 
-    def engine_for(self, machine: str) -> tuple[int, Engine]:
-        """The machine's engine and the offset of the last reading in it (-1: none yet).
+    def load(self, machine: str, saved: bytes) -> None:
+        """Continue ``machine`` from a state written by :meth:`state` (a restart, a rebalance).
 
-        The cache is trusted only when it is at the saved offset: after a rebalance another worker
-        may have moved the machine on, and the saved state is then the truth.
+        Raises:
+            ValueError: the state is not one this plant's engine can continue from.
         """
-        raw = self.saved.get(machine)
-        offset = -1
-        data = None
-        if raw is not None:
-            data = orjson.loads(raw)
-            offset = int(data["offset"])
-        cached = self._engines.get(machine)
-        if cached is not None and cached[0] == offset:
-            return cached
-        engine = Engine(dataclasses.replace(self.spec, machines={machine: self.spec.machines[machine]}))
-        if data is not None:
-            engine.restore(data["engine"])
-        self._engines[machine] = (offset, engine)
-        return offset, engine
+        data = orjson.loads(saved)
+        engine = self._new_engine(machine)
+        engine.restore(data["engine"])
+        self._engines[machine] = (int(data["offset"]), engine)
 
-    def forget(self) -> None:
-        """Drop the cached engines (partitions were revoked: the saved states are the truth)."""
-        self._engines.clear()
+    def forget(self, machines: set[str] | None = None) -> None:
+        """Drop engines (of partitions this worker no longer holds; all when ``None``)."""
+        if machines is None:
+            self._engines.clear()
+        for machine in machines or ():
+            self._engines.pop(machine, None)
+
+    def state(self, machine: str) -> bytes:
+        """The machine's state with the offset of the last record it took, as JSON bytes."""
+        offset, engine = self._engines[machine]
+        return orjson.dumps({"offset": offset, "engine": engine.checkpoint()})
 
     def take(self, key: bytes | None, value: bytes | None, offset: int, where: str) -> Outcome:
         """Apply one record of the readings topic at ``offset``; never raises for bad input."""
@@ -78,6 +71,9 @@ class MachineStates:
             return self._take(key, value, offset, where)
         except Exception as exc:  # every per-record error is dead-lettered, never lost silently
             return Outcome(dead_letter=dead_letter("process", where, "error", repr(exc), value))
+
+    def _new_engine(self, machine: str) -> Engine:
+        return Engine(dataclasses.replace(self.spec, machines={machine: self.spec.machines[machine]}))
 
     def _take(self, key: bytes | None, value: bytes | None, offset: int, where: str) -> Outcome:
         try:
@@ -94,9 +90,10 @@ class MachineStates:
             # would split it in two.
             message = f"record key {key!r} is not the reading's machine {machine!r}"
             return Outcome(dead_letter=dead_letter("process", where, "wrong_key", message, value))
-        last, engine = self.engine_for(machine)
+        last, engine = self._engines.get(machine) or (-1, self._new_engine(machine))
         if offset <= last:
             return Outcome(machine=machine, skipped=True)
+        self._engines[machine] = (offset, engine)
         outcome = Outcome(machine=machine)
         if reading.signal in spec.recorded:
             outcome.points.append(reading_point(reading, spec.site, spec.line))
@@ -105,6 +102,4 @@ class MachineStates:
         except ReadingRejected as exc:
             outcome.dead_letter = dead_letter("process", where, exc.reason, str(exc), value)
         outcome.points.extend(engine.take_points())
-        outcome.state = orjson.dumps({"offset": offset, "engine": engine.checkpoint()})
-        self._engines[machine] = (offset, engine)
         return outcome

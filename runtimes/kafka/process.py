@@ -1,128 +1,220 @@
-"""``plantstream process``: a faust-streaming app running the calculators on the readings topic.
+"""``plantstream process``: the calculators on the readings topic, in a Kafka consumer group.
 
-One agent consumes the readings topic; for each record :class:`MachineStates` runs the machine's
-engine (the same pure engine as the embedded runtime) and the agent then, in this order:
+Built on aiokafka directly, not faust-streaming: faust 0.15.3 loses records after a restart with
+table state to recover (a race in its recovery, faust-streaming/faust#596; see docs/kafka.md).
 
-1. sends the points (keyed by machine) and any dead letter, and waits until the broker has them;
-2. writes the machine's state, with the offset of the record, to the ``engine`` table, whose
-   changelog topic is how a restarted or rebalanced worker gets it back;
-3. lets faust acknowledge the event; faust flushes the producer (the changelog included) before
-   it commits offsets.
+Workers of one group share the readings topic's partitions. Each keeps, per machine of the
+partitions it holds, an engine (the same pure engine as the embedded runtime) and the offset of
+the last record that engine took. For every batch the consumer returns, in this order:
 
-A crash between 1 and 2 re-sends the same points when the record is processed again (same
-identity, same fields: an overwrite at the sink); a crash between 2 and the commit redelivers
-records the state already holds, which the stored offset makes the worker skip. So no window is
-lost and none is counted twice in what reaches the sink (docs/kafka.md).
+1. each record goes through :class:`MachineStates`; points (keyed by machine) and dead letters are
+   sent, and the worker waits until the broker has them all;
+2. the state of every machine the batch touched, with its offset, is written to the compacted
+   state topic (same partition number as the readings it came from), and acknowledged;
+3. the batch's offsets are committed.
+
+A crash before 2 repeats the batch from the old state: the same points again (same identity, same
+fields: an overwrite at the sink). A crash between 2 and 3 redelivers records the saved state
+already holds, which their offsets make the worker skip. So no window is lost and none is counted
+twice in what reaches the sink. On assignment a worker reads the state partitions of what it was
+given before it fetches a record.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from typing import Any
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
 
-import faust
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
 
 from plantstream.plant.schema import Kafka
-from plantstream.records import DeadLetter
 from runtimes.kafka.calculate import MachineStates
+from runtimes.kafka.topics import ensure_topics
 from streams.config import EngineSpec
 
-__all__ = ["STATE_TABLE", "build_app", "run_worker"]
+__all__ = ["ProcessRole", "ProcessStats", "state_topic"]
 
 _log = logging.getLogger("plantstream.process")
-STATE_TABLE = "engine"
-"""The faust table of machine states; its changelog topic is ``<group>-engine-changelog``."""
 
 
-def build_app(settings: Kafka, spec: EngineSpec) -> faust.App:
-    """The faust app of ``process`` for one plant."""
-    app = faust.App(
-        settings.group,
-        broker=[f"kafka://{server}" for server in settings.servers()],
-        store="memory://",
-        autodiscover=False,
-        web_enabled=False,
-        processing_guarantee="at_least_once",
-        consumer_auto_offset_reset="earliest",
-        topic_partitions=settings.partitions,
-        topic_replication_factor=settings.replication,
-        producer_acks=-1,
-        broker_commit_interval=1.0,
-        table_standby_replicas=0,
-        # Records are bytes we encode ourselves (Reading and Point JSON, engine checkpoints).
-        key_serializer="raw",
-        value_serializer="raw",
-    )
-    readings = app.topic(
-        settings.topics.readings,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.partitions,
-    )
-    states = app.Table(
-        STATE_TABLE,
-        default=None,
-        key_type=bytes,
-        value_type=bytes,
-        partitions=settings.partitions,
-    )
-    machines = MachineStates(spec, _TableView(states))
+def state_topic(settings: Kafka) -> str:
+    """The compacted topic of machine states of ``process`` workers in ``settings.group``."""
+    return f"{settings.group}.process-state.v1"
 
-    async def send_dead_letter(letter: DeadLetter, key: bytes | None) -> Any:
-        return await app.producer.send(
-            settings.topics.deadletter, key, letter.to_json().encode(), None, None, None
+
+@dataclass
+class ProcessStats:
+    """What a ``process`` worker did."""
+
+    records: int = 0
+    skipped: int = 0
+    points: int = 0
+    dead_letters: int = 0
+    batches: int = 0
+    assignments: list[list[int]] = field(default_factory=list)
+
+
+class ProcessRole:
+    """One ``process`` worker: consume readings, run the engines, produce points, save, commit."""
+
+    def __init__(self, settings: Kafka, spec: EngineSpec, *, batch: int = 2000) -> None:
+        self.settings = settings
+        self.machines = MachineStates(spec)
+        self.stats = ProcessStats()
+        self._batch = batch
+        self._state_topic = state_topic(settings)
+
+    async def run(self, stop: asyncio.Event) -> ProcessStats:
+        """Process until ``stop`` is set; the batch in hand is finished and committed first."""
+        await ensure_topics(self.settings)
+        await self._ensure_state_topic()
+        servers = self.settings.servers()
+        producer = AIOKafkaProducer(
+            bootstrap_servers=servers,
+            client_id="plantstream-process",
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
         )
+        loader = AIOKafkaConsumer(bootstrap_servers=servers, client_id="plantstream-process-state")
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=servers,
+            group_id=self.settings.group,
+            client_id="plantstream-process",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            # A worker that dies without leaving the group holds its partitions this long.
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=3_000,
+        )
+        await producer.start()
+        await loader.start()
+        try:
+            consumer.subscribe([self.settings.topics.readings], listener=_Listener(self, loader))
+            await consumer.start()
+            try:
+                while not stop.is_set():
+                    batch = await consumer.getmany(timeout_ms=500, max_records=self._batch)
+                    if batch:
+                        await self._process(batch, producer, consumer)
+            finally:
+                await consumer.stop()
+        finally:
+            await loader.stop()
+            await producer.stop()
+        return self.stats
 
-    @app.agent(readings, name="calculate")
-    async def calculate(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            where = f"{message.topic}[{message.partition}]@{message.offset}"
-            outcome = machines.take(message.key, message.value, message.offset, where)
-            if outcome.skipped:
+    async def _process(
+        self,
+        batch: dict[TopicPartition, list],  # type: ignore[type-arg]
+        producer: AIOKafkaProducer,
+        consumer: AIOKafkaConsumer,
+    ) -> None:
+        topics = self.settings.topics
+        sent: list[Awaitable[object]] = []
+        touched: dict[str, int] = {}
+        for tp, records in batch.items():
+            for record in records:
+                where = f"{tp.topic}[{tp.partition}]@{record.offset}"
+                outcome = self.machines.take(record.key, record.value, record.offset, where)
+                self.stats.records += 1
+                if outcome.skipped:
+                    self.stats.skipped += 1
+                    continue
+                if outcome.machine is not None:
+                    touched[outcome.machine] = tp.partition
+                for point in outcome.points:
+                    key = point.tags.get("machine", outcome.machine or "").encode()
+                    sent.append(await producer.send(topics.points, point.to_json().encode(), key=key))
+                self.stats.points += len(outcome.points)
+                if outcome.dead_letter is not None:
+                    _log.warning("dead letter %s: %s", where, outcome.dead_letter.error)
+                    letter = outcome.dead_letter.to_json().encode()
+                    sent.append(await producer.send(topics.deadletter, letter, key=record.key))
+                    self.stats.dead_letters += 1
+        # The points are on the broker before the state that says they were made...
+        await asyncio.gather(*sent)
+        saved = []
+        for machine, partition in touched.items():
+            state = self.machines.state(machine)
+            saved.append(
+                await producer.send(self._state_topic, state, key=machine.encode(), partition=partition)
+            )
+        # ... and the state is before the offsets that say the records were taken.
+        await asyncio.gather(*saved)
+        await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+        self.stats.batches += 1
+
+    async def assigned(self, partitions: list[int], loader: AIOKafkaConsumer) -> None:
+        """Load the saved machine states of ``partitions`` (the state topic is read to its end)."""
+        self.machines.forget()
+        self.stats.assignments.append(partitions)
+        _log.info("assigned readings partitions %s", partitions)
+        print(f"process: assigned readings partitions {partitions}", flush=True)
+        if not partitions:
+            return
+        tps = [TopicPartition(self._state_topic, p) for p in partitions]
+        loader.assign(tps)
+        await loader.seek_to_beginning(*tps)
+        ends = await loader.end_offsets(tps)
+        latest: dict[str, bytes] = {}
+        remaining = {tp for tp in tps if ends[tp] > 0}
+        while remaining:
+            got = await loader.getmany(*remaining, timeout_ms=1000)
+            for tp, records in got.items():
+                for record in records:
+                    if record.key is not None and record.value is not None:
+                        latest[record.key.decode()] = record.value
+                    if record.offset + 1 >= ends[tp]:
+                        remaining.discard(tp)
+        for machine, value in latest.items():
+            if machine not in self.machines.spec.machines:
+                _log.error("state of machine %r, which the plant file no longer has: ignored", machine)
                 continue
-            pending = []
-            for point in outcome.points:
-                key = point.tags.get("machine", outcome.machine or "").encode()
-                pending.append(
-                    await app.producer.send(
-                        settings.topics.points, key, point.to_json().encode(), None, None, None
-                    )
-                )
-            if outcome.dead_letter is not None:
-                _log.warning("dead letter %s: %s", where, outcome.dead_letter.error)
-                pending.append(await send_dead_letter(outcome.dead_letter, message.key))
-            # The points are on the broker before the state that says they were made.
-            await asyncio.gather(*pending)
-            if outcome.state is not None and outcome.machine is not None:
-                states[outcome.machine.encode()] = outcome.state
+            try:
+                self.machines.load(machine, value)
+            except (ValueError, KeyError) as exc:
+                # A state of another plant file or engine version: start the machine afresh, loudly.
+                _log.error("cannot restore machine %s (%s); it starts with empty state", machine, exc)
+        _log.info("restored %d machine state(s) for partitions %s", len(latest), partitions)
 
-    async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
-        mine = sorted(tp.partition for tp in assigned if tp.topic == settings.topics.readings)
-        machines.forget()
-        _log.warning("assigned readings partitions %s", mine)
-        print(f"process: assigned readings partitions {mine}", flush=True)
-
-    app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
-    _ = calculate
-    return app
+    async def _ensure_state_topic(self) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.servers(), client_id="plantstream-admin")
+        await admin.start()
+        try:
+            if self._state_topic in set(await admin.list_topics()):
+                return
+            topic = NewTopic(
+                self._state_topic,
+                self.settings.partitions,
+                self.settings.replication,
+                topic_configs={"cleanup.policy": "compact"},
+            )
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics([topic])
+        finally:
+            await admin.close()
 
 
-class _TableView:
-    """Machine-id keyed access to the faust table, which is keyed by the machine id's bytes."""
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Hands a new assignment to the worker before any of its records are fetched."""
 
-    def __init__(self, table: Any) -> None:
-        self._table = table
+    def __init__(self, role: ProcessRole, loader: AIOKafkaConsumer) -> None:
+        self._role = role
+        self._loader = loader
 
-    def get(self, machine: str) -> bytes | None:
-        value = self._table.get(machine.encode())
-        return value if isinstance(value, bytes) else None
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        """Nothing to finish: every batch is committed before the next fetch."""
 
-
-def run_worker(app: faust.App, *, loglevel: str = "WARNING") -> None:
-    """Run the app in a faust worker until SIGINT / SIGTERM; the worker commits what it finished."""
-    worker = faust.Worker(app, loglevel=loglevel, redirect_stdouts=False, quiet=True)
-    worker.execute_from_commandline()
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        """Load the machine states of the partitions now held."""
+        readings = self._role.settings.topics.readings
+        await self._role.assigned(
+            sorted(tp.partition for tp in assigned if tp.topic == readings), self._loader
+        )
