@@ -1,9 +1,11 @@
 """``plantstream sink``: points from the points topic to the configured sinks, then the commit.
 
 Each batch the consumer returns is written to every sink in the list, and each sink's write has
-returned (the file sink has forced it to disk) before the batch's offsets are committed. A crash
-before the commit writes the batch again after the restart: the same identities, overwritten
-downstream (design.md §6). Dead letters from the dead-letter topic are kept by the file sink
+returned (the file sink has forced it to disk) before the batch's offsets are committed. A sink
+whose write fails is retried with the same batch, backing off up to ``MAX_BACKOFF_S``, while
+Kafka holds everything behind it; a stop request during the retries exits without committing. A
+crash before the commit writes the batch again after the restart: the same identities,
+overwritten downstream (design.md §6). Dead letters from the dead-letter topic are kept by the file sink
 under ``<state-dir>/deadletter/``; a record on the points topic that is not a Point becomes one
 too.
 """
@@ -11,10 +13,12 @@ too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -24,9 +28,16 @@ from plantstream.records import DeadLetter, Point, RecordError
 from runtimes.kafka.topics import dead_letter, ensure_topics, utf8
 from sinks.files import JsonLinesSink
 
-__all__ = ["FileSink", "PointSink", "SinkRole", "SinkStats"]
+__all__ = ["MAX_BACKOFF_S", "FileSink", "PointSink", "SinkRole", "SinkStats"]
 
 _log = logging.getLogger("plantstream.sink")
+_T = TypeVar("_T")
+MAX_BACKOFF_S = 30.0
+"""Longest wait between two tries of a failing sink."""
+
+
+class _Stopped(Exception):
+    """Asked to stop while a sink was failing: the batch stays uncommitted."""
 
 
 class PointSink(Protocol):
@@ -78,17 +89,27 @@ class SinkStats:
     points: int = 0
     dead_letters: int = 0
     batches: int = 0
+    failed_writes: int = 0
 
 
 class SinkRole:
     """Consumes points (and dead letters) and hands them to every sink before committing."""
 
-    def __init__(self, settings: Kafka, sinks: list[PointSink], *, group: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Kafka,
+        sinks: list[PointSink],
+        *,
+        group: str | None = None,
+        first_backoff_s: float = 0.5,
+    ) -> None:
         """Prepare; ``group`` defaults to ``<kafka.group>.sink``."""
         self.settings = settings
         self.sinks = sinks
         self.group = group or f"{settings.group}.sink"
         self.stats = SinkStats()
+        self._first_backoff = first_backoff_s
+        self._stop = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> SinkStats:
         """Consume, write, commit until ``stop`` is set; the batch in hand is finished first."""
@@ -105,11 +126,15 @@ class SinkRole:
             isolation_level="read_committed",
         )
         await consumer.start()
+        self._stop = stop
         try:
             while not stop.is_set():
                 batch = await consumer.getmany(timeout_ms=500, max_records=5000)
                 if batch:
-                    await self._write(batch)
+                    try:
+                        await self._write(batch)
+                    except _Stopped:
+                        break
                     # Only now, with every sink's write returned, do the offsets move.
                     await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
         finally:
@@ -134,12 +159,30 @@ class SinkRole:
                     letters.append(dead_letter("sink", where, "malformed_point", str(exc), record.value))
         for sink in self.sinks:
             if points:
-                await sink.write(points)
+                await self._retrying(sink, sink.write, points)
             if letters:
-                await sink.dead_letter(letters)
+                await self._retrying(sink, sink.dead_letter, letters)
         self.stats.points += len(points)
         self.stats.dead_letters += len(letters)
         self.stats.batches += 1
+
+    async def _retrying(self, sink: PointSink, write: Callable[[_T], Awaitable[None]], items: _T) -> None:
+        """Call ``write(items)`` until it returns; raise :class:`_Stopped` if asked to stop first."""
+        backoff = self._first_backoff
+        while True:
+            try:
+                await write(items)
+                return
+            except Exception as exc:  # any failure of a sink: keep the batch, uncommitted
+                self.stats.failed_writes += 1
+                _log.error(
+                    "sink %s failed (%s); trying the same batch again in %.1f s", sink.name, exc, backoff
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), backoff)
+            if self._stop.is_set():
+                raise _Stopped
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
 
     @staticmethod
     def _letter(value: bytes | None, where: str) -> DeadLetter:

@@ -22,10 +22,12 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from services import KafkaBroker
 
 from plantstream.plant.schema import Kafka
-from plantstream.records import Reading
+from plantstream.records import Point, Reading
+from runtimes.kafka.sink import SinkRole
 from runtimes.kafka.topics import ensure_topics
 from runtimes.plant import load_and_resolve
 from runtimes.replay import replay
@@ -188,7 +190,9 @@ def as_records(lines: list[str]) -> list[tuple[bytes | None, bytes]]:
     return [(json.loads(line)["machine"].encode(), line.encode()) for line in lines]
 
 
-def test_collect_process_sink_give_the_points_of_replay(roles: Callable[[int], Roles], tmp_path: Path) -> None:
+def test_collect_process_sink_give_the_points_of_replay(
+    roles: Callable[[int], Roles], tmp_path: Path
+) -> None:
     r = roles(3)
     state = tmp_path / "sink"
     collect = r.start("collect", "--from-file", str(SHIFT))
@@ -296,3 +300,74 @@ def test_two_workers_share_the_partitions(roles: Callable[[int], Roles], tmp_pat
     assert last_per_identity(sink_writes(state)) == EXPECTED
     assert r.stop(one) == 0, r.log("process-a")
     assert r.stop(two) == 0, r.log("process-b")
+
+
+class FlakySink:
+    """Fails its first writes, like a database that is down; then reports the committed offsets."""
+
+    name = "flaky"
+
+    def __init__(self, settings: Kafka, group: str, failures: int) -> None:
+        self.settings, self.group, self.failures = settings, group, failures
+        self.calls = 0
+        self.written: list[Point] = []
+        self.committed_during_write: dict | None = None
+
+    async def write(self, points: list[Point]) -> None:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise ConnectionError("the database is down")
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.servers())
+        await admin.start()
+        try:
+            self.committed_during_write = await admin.list_consumer_group_offsets(self.group)
+        finally:
+            await admin.close()
+        self.written += points
+
+    async def dead_letter(self, letters: list) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_the_sink_commits_only_after_the_write_and_retries_a_failing_sink(
+    plant_file: Callable[[int], Path],
+) -> None:
+    settings = settings_of(plant_file(1))
+    await ensure_topics(settings)
+    points = [
+        Point(
+            measurement="oee", tags={"machine": "m1"}, fields={"oee": i / 10}, time=f"2026-03-02T08:0{i}:00Z"
+        )
+        for i in range(5)
+    ]
+    producer = AIOKafkaProducer(bootstrap_servers=settings.servers(), acks="all")
+    await producer.start()
+    for p in points:
+        await producer.send_and_wait(settings.topics.points, p.to_json().encode(), key=b"m1")
+    await producer.stop()
+    flaky = FlakySink(settings, f"{settings.group}.sink", failures=2)
+    stop = asyncio.Event()
+    role = SinkRole(settings, [flaky], first_backoff_s=0.05)
+    task = asyncio.create_task(role.run(stop))
+    deadline = time.monotonic() + 60
+    while len(flaky.written) < len(points) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.servers())
+    await admin.start()
+    try:
+        deadline = time.monotonic() + 30
+        committed: dict = {}
+        while not committed and time.monotonic() < deadline:
+            committed = await admin.list_consumer_group_offsets(f"{settings.group}.sink")
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+    stop.set()
+    await task
+    assert flaky.written == points
+    assert (flaky.calls, role.stats.failed_writes) == (3, 2)
+    assert flaky.committed_during_write == {}, "offsets moved before the write returned"
+    assert [o.offset for o in committed.values()] == [len(points)]
