@@ -186,6 +186,22 @@ def produce(plant: Path, records: list[tuple[bytes | None, bytes]], pause_every:
     asyncio.run(send())
 
 
+def committed(plant: Path, group: str) -> int:
+    """Sum of the committed offsets of ``group``."""
+    settings = settings_of(plant)
+
+    async def ask() -> int:
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.servers())
+        await admin.start()
+        try:
+            offsets = await admin.list_consumer_group_offsets(group)
+        finally:
+            await admin.close()
+        return sum(o.offset for o in offsets.values())
+
+    return asyncio.run(ask())
+
+
 def as_records(lines: list[str]) -> list[tuple[bytes | None, bytes]]:
     return [(json.loads(line)["machine"].encode(), line.encode()) for line in lines]
 
@@ -256,7 +272,9 @@ def test_a_worker_killed_mid_run_and_restarted_loses_no_window_and_counts_none_t
 
     producer = threading.Thread(target=produce, args=(r.plant, as_records(READINGS), 300))
     producer.start()
-    wait_for(lambda: len(sink_writes(state)) >= 100, "the first points")
+    group = settings_of(r.plant).group
+    # Killed once it has saved a state and committed, so the restart has something to go on from.
+    wait_for(lambda: len(sink_writes(state)) >= 100 and committed(r.plant, group) > 0, "a first commit")
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
     at_kill = len(last_per_identity(sink_writes(state)))

@@ -68,3 +68,14 @@ def test_each_bad_record_becomes_one_dead_letter_with_its_reason() -> None:
         assert not outcome.points
     # A refused reading of a known machine still moves its state on; the others have none.
     assert machines.take(b"m1", LINES[0].encode(), 4, "t").dead_letter is None
+
+
+def test_process_names_the_roll_ups_it_does_not_compute() -> None:
+    from plantstream.plant.schema import Kafka
+    from runtimes.kafka.process import ProcessRole
+
+    _, single = load_and_resolve(ROOT / "examples" / "minimal.yaml")
+    assert ProcessRole(Kafka(), single).missing_rollups() == []
+    _, demo = load_and_resolve(ROOT / "examples" / "demo-line.yaml")
+    missing = ProcessRole(Kafka(), demo).missing_rollups()
+    assert missing and all(item.startswith(("line ", "site ")) for item in missing)
