@@ -651,6 +651,20 @@ def sink_command(plant_path: Path, state_dir: Path) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="JSON lines, for pipes.")
 @click.option("--count", type=int, default=None, help="Stop after this many lines.")
+@click.option(
+    "--kafka",
+    "kafka_bootstrap",
+    default=None,
+    metavar="HOST:PORT",
+    help="Follow the kafka runtime's topics on this broker instead of --url.",
+)
+@click.option(
+    "--topics",
+    default="plantstream.readings.v1,plantstream.points.v1",
+    show_default=True,
+    help="With --kafka: the topics to follow, comma-separated.",
+)
+@click.option("--from-beginning", is_flag=True, help="With --kafka: from the topics' start, not their end.")
 def tail_command(
     url: str,
     site: str | None,
@@ -660,11 +674,42 @@ def tail_command(
     measurement: str | None,
     as_json: bool,
     count: int | None,
+    kafka_bootstrap: str | None,
+    topics: str,
+    from_beginning: bool,
 ) -> None:
     """Follow the running pipeline's readings and points, filtered."""
     from runtimes.tail import Filters, follow
 
     filters = Filters(site=site, line=line, machine=machine, signal=signal, measurement=measurement)
+    if kafka_bootstrap is not None:
+        import logging
+
+        from runtimes.kafka.tail import follow_topics
+
+        # The one-line error below says it; the client's own connection log would repeat it.
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+        try:
+            asyncio.run(
+                follow_topics(
+                    kafka_bootstrap,
+                    [t.strip() for t in topics.split(",") if t.strip()],
+                    filters,
+                    as_json=as_json,
+                    count=count,
+                    console=Console(highlight=False),
+                    from_beginning=from_beginning,
+                )
+            )
+        except ConnectionError as exc:
+            _err.print(
+                f"[red]error[/red] nothing to follow: {exc}; is `plantstream collect` or `process` running?"
+            )
+            sys.exit(1)
+        except KeyboardInterrupt:
+            return
+        return
     try:
         asyncio.run(follow(url, filters, as_json=as_json, count=count, console=Console(highlight=False)))
     except (OSError, ConnectionError) as exc:

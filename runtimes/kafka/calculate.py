@@ -42,8 +42,8 @@ class MachineStates:
         self.spec = spec
         self._engines: dict[str, tuple[int, Engine]] = {}
 
-    def load(self, machine: str, saved: bytes) -> None:
-        """Continue ``machine`` from a state written by :meth:`state` (a restart, a rebalance).
+    def load(self, machine: str, saved: bytes) -> int:
+        """Continue ``machine`` from a state written by :meth:`state`; return its offset.
 
         Raises:
             ValueError: the state is not one this plant's engine can continue from.
@@ -51,7 +51,9 @@ class MachineStates:
         data = orjson.loads(saved)
         engine = self._new_engine(machine)
         engine.restore(data["engine"])
-        self._engines[machine] = (int(data["offset"]), engine)
+        offset = int(data["offset"])
+        self._engines[machine] = (offset, engine)
+        return offset
 
     def forget(self, machines: set[str] | None = None) -> None:
         """Drop engines (of partitions this worker no longer holds; all when ``None``)."""

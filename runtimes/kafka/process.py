@@ -68,6 +68,8 @@ class ProcessRole:
         self.stats = ProcessStats()
         self._batch = batch
         self._state_topic = state_topic(settings)
+        self.new_assignment: list[int] | None = None
+        """Readings partitions just assigned, whose machine states are still to be loaded."""
 
     def missing_rollups(self) -> list[str]:
         """The lines and sites the embedded runtime rolls up and this runtime does not (yet)."""
@@ -114,11 +116,17 @@ class ProcessRole:
         await producer.start()
         await loader.start()
         try:
-            consumer.subscribe([self.settings.topics.readings], listener=_Listener(self, loader))
+            consumer.subscribe([self.settings.topics.readings], listener=_Listener(self))
             await consumer.start()
             try:
                 while not stop.is_set():
                     batch = await consumer.getmany(timeout_ms=500, max_records=self._batch)
+                    if self.new_assignment is not None:
+                        # The states of a new assignment are loaded before any of its records run.
+                        partitions, self.new_assignment = self.new_assignment, None
+                        await self.assigned(partitions, loader)
+                    held = consumer.assignment()
+                    batch = {tp: records for tp, records in batch.items() if tp in held}
                     if batch:
                         await self._process(batch, producer, consumer)
             finally:
@@ -196,7 +204,8 @@ class ProcessRole:
                 _log.error("state of machine %r, which the plant file no longer has: ignored", machine)
                 continue
             try:
-                self.machines.load(machine, value)
+                offset = self.machines.load(machine, value)
+                _log.info("machine %s goes on after offset %d", machine, offset)
             except (ValueError, KeyError) as exc:
                 # A state of another plant file or engine version: start the machine afresh, loudly.
                 _log.error("cannot restore machine %s (%s); it starts with empty state", machine, exc)
@@ -221,18 +230,19 @@ class ProcessRole:
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Hands a new assignment to the worker before any of its records are fetched."""
+    """Tells the worker of a new assignment; the worker loads its states before the next batch.
 
-    def __init__(self, role: ProcessRole, loader: AIOKafkaConsumer) -> None:
+    Nothing here awaits: aiokafka may hand out records of the new assignment while a listener is
+    still awaiting, so the loading is done by the worker's own loop.
+    """
+
+    def __init__(self, role: ProcessRole) -> None:
         self._role = role
-        self._loader = loader
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         """Nothing to finish: every batch is committed before the next fetch."""
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        """Load the machine states of the partitions now held."""
+        """Note the partitions now held."""
         readings = self._role.settings.topics.readings
-        await self._role.assigned(
-            sorted(tp.partition for tp in assigned if tp.topic == readings), self._loader
-        )
+        self._role.new_assignment = sorted(tp.partition for tp in assigned if tp.topic == readings)

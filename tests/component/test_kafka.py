@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-from services import KafkaBroker
+from services import KafkaBroker, free_port
 
 from plantstream.plant.schema import Kafka
 from plantstream.records import Point, Reading
@@ -229,6 +229,36 @@ def test_collect_process_sink_give_the_points_of_replay(
         "energy_kwh",
     }
     assert not dead_letters(state)
+    # An operator follows the points topic: JSON lines, filtered.
+    topics = settings_of(r.plant).topics
+    tail = subprocess.run(
+        [
+            *(r.exe, "tail", "--kafka", settings_of(r.plant).bootstrap, "--topics", topics.points),
+            *("--from-beginning", "--measurement", "energy", "--json", "--count", "3"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert tail.returncode == 0, tail.stderr
+    shown = [json.loads(line) for line in tail.stdout.splitlines()]
+    assert [p["measurement"] for p in shown] == ["energy"] * 3
+    assert all(identity(p) in EXPECTED for p in shown)
+
+
+def test_tail_names_what_it_cannot_follow(kafka: KafkaBroker) -> None:
+    exe = shutil.which("plantstream", path=str(Path(sys.executable).parent))
+    assert exe
+    result = subprocess.run(
+        [exe, "tail", "--kafka", kafka.bootstrap, "--topics", "no.such.topic"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "topic no.such.topic does not exist" in result.stderr
 
 
 def test_a_poison_record_is_dead_lettered_with_its_reason_and_the_rest_is_processed(
@@ -389,3 +419,22 @@ async def test_the_sink_commits_only_after_the_write_and_retries_a_failing_sink(
     assert (flaky.calls, role.stats.failed_writes) == (3, 2)
     assert flaky.committed_during_write == {}, "offsets moved before the write returned"
     assert [o.offset for o in committed.values()] == [len(points)]
+
+
+@pytest.mark.parametrize("role", ["collect", "process", "sink"])
+def test_a_role_names_the_broker_it_cannot_reach_or_the_missing_section(role: str, tmp_path: Path) -> None:
+    exe = shutil.which("plantstream", path=str(Path(sys.executable).parent))
+    assert exe
+    closed = free_port()  # nothing listens there
+    plant = tmp_path / "plant.yaml"
+    plant.write_text(MINIMAL.read_text() + f"kafka:\n  bootstrap: 127.0.0.1:{closed}\n")
+    result = subprocess.run(
+        [exe, role, "-c", str(plant)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 1
+    assert f"error Kafka at 127.0.0.1:{closed}: " in result.stderr
+    result = subprocess.run(
+        [exe, role, "-c", str(MINIMAL)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 2
+    assert "no kafka: section" in result.stderr
