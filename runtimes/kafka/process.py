@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import CommitFailedError, IllegalStateError, TopicAlreadyExistsError
 
 from plantstream.plant.schema import Kafka
 from runtimes.kafka.calculate import MachineStates
@@ -174,7 +174,13 @@ class ProcessRole:
             )
         # ... and the state is before the offsets that say the records were taken.
         await asyncio.gather(*saved)
-        await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+        try:
+            await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+        except (CommitFailedError, IllegalStateError) as exc:
+            # A rebalance took the partitions during the batch: their new owner takes the same
+            # records from the same states and sends the same points; nothing is lost.
+            _log.warning("batch not committed (%s); the partitions' new owner repeats it", exc)
+            return
         self.stats.batches += 1
 
     async def assigned(self, partitions: list[int], loader: AIOKafkaConsumer) -> None:
