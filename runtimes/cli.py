@@ -22,7 +22,7 @@ from rich.table import Table
 
 from plantstream import __version__
 from plantstream.plant import LoadedPlant, PlantError
-from plantstream.plant.schema import MqttSource, OpcUaSecurity
+from plantstream.plant.schema import Kafka, MqttSource, OpcUaSecurity
 from plantstream.records import FieldValue, Point
 from runtimes.plant import load_and_resolve
 from runtimes.replay import ReplayAborted, ReplaySummary, replay
@@ -718,6 +718,151 @@ def _demo_start(state_dir: Path) -> datetime:
     return start if shift_time is None else datetime.fromtimestamp(shift_time // US, tz=UTC)
 
 
+def _kafka_settings(plant: LoadedPlant, plant_path: Path) -> Kafka:
+    settings = plant.model.kafka
+    if settings is None:
+        _err.print(
+            f"[red]error[/red] {plant_path}: no kafka: section; the kafka roles need one (docs/kafka.md)"
+        )
+        sys.exit(2)
+    return settings
+
+
+def _role_logging() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("asyncua", "aiokafka"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _kafka_unreachable(settings: Kafka, exc: Exception) -> None:
+    _err.print(f"[red]error[/red] Kafka at {settings.bootstrap}: {exc}")
+    sys.exit(1)
+
+
+@main.command(name="collect")
+@PLANT_OPTION
+@click.option(
+    "--state-dir",
+    default="plantstream-data",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Where collectors keep their own state (OPC UA certificates).",
+)
+@click.option(
+    "--from-file",
+    "from_file",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Produce the readings of this JSON-lines file instead of running the collectors, then exit.",
+)
+def collect_command(plant_path: Path, state_dir: Path, from_file: Path | None) -> None:
+    """Kafka role: the plant's collectors produce readings to the readings topic, keyed by machine."""
+    from aiokafka.errors import KafkaError
+
+    from runtimes.kafka.collect import Collector, file_readings
+
+    plant, spec = _load(plant_path)
+    settings = _kafka_settings(plant, plant_path)
+    _role_logging()
+    collector = Collector(plant, spec, settings, state_dir)
+
+    async def main_task() -> None:
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
+        if from_file is None:
+            await collector.run(stop)
+            return
+        with from_file.open(encoding="utf-8") as lines:
+            await collector.run(stop, file_readings(collector, from_file, lines))
+
+    try:
+        asyncio.run(main_task())
+    except (KafkaError, OSError) as exc:
+        _kafka_unreachable(settings, exc)
+    stats = collector.stats
+    _err.print(
+        f"stopped: {stats.readings} readings to {settings.topics.readings}, {stats.dead_letters} dead letters"
+    )
+
+
+@main.command(name="process")
+@PLANT_OPTION
+def process_command(plant_path: Path) -> None:
+    """Kafka role: the calculators in a consumer group, readings topic in, points topic out."""
+    from aiokafka.errors import KafkaError
+
+    from runtimes.kafka.process import ProcessRole
+
+    plant, spec = _load(plant_path)
+    settings = _kafka_settings(plant, plant_path)
+    _role_logging()
+    role = ProcessRole(settings, spec)
+
+    async def main_task() -> None:
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
+        await role.run(stop)
+
+    try:
+        asyncio.run(main_task())
+    except (KafkaError, OSError) as exc:
+        _kafka_unreachable(settings, exc)
+    stats = role.stats
+    _err.print(
+        f"stopped: {stats.records} readings, {stats.points} points, {stats.dead_letters} dead letters, "
+        f"{stats.skipped} redelivered readings skipped"
+    )
+
+
+@main.command(name="sink")
+@PLANT_OPTION
+@click.option(
+    "--state-dir",
+    default="plantstream-data",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="The file sink writes points/ and deadletter/ here.",
+)
+def sink_command(plant_path: Path, state_dir: Path) -> None:
+    """Kafka role: points to the sinks; offsets are committed only after every sink's write."""
+    from aiokafka.errors import KafkaError
+
+    from runtimes.kafka.sink import FileSink, OutboxSink, PointSink, SinkRole
+    from runtimes.sinks import build_sinks
+    from sinks.influx import SinkConfigError
+
+    plant, _ = _load(plant_path)
+    settings = _kafka_settings(plant, plant_path)
+    _role_logging()
+    files = FileSink(state_dir)
+
+    async def main_task() -> None:
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
+        # The plant file's sinks (InfluxDB) through their outboxes, beside the file sink.
+        sinks: list[PointSink] = [files]
+        sinks += [OutboxSink(s) for s in build_sinks(plant, state_dir, files.files.dead_letter)]
+        role = SinkRole(settings, sinks)
+        roles.append(role)
+        await role.run(stop)
+
+    roles: list[SinkRole] = []
+    try:
+        asyncio.run(main_task())
+    except SinkConfigError as exc:
+        _err.print(f"[red]error[/red] {exc}")
+        sys.exit(2)
+    except (KafkaError, OSError) as exc:
+        _kafka_unreachable(settings, exc)
+    for role in roles:
+        _err.print(
+            f"stopped: {role.stats.points} points in {state_dir / 'points'}, "
+            f"{role.stats.dead_letters} dead letters"
+        )
+
+
 @main.command(name="tail")
 @click.option(
     "--url", default="http://127.0.0.1:8765/stream", show_default=True, help="The pipeline's /stream."
@@ -733,6 +878,20 @@ def _demo_start(state_dir: Path) -> datetime:
 )
 @click.option("--json", "as_json", is_flag=True, help="JSON lines, for pipes.")
 @click.option("--count", type=int, default=None, help="Stop after this many lines.")
+@click.option(
+    "--kafka",
+    "kafka_bootstrap",
+    default=None,
+    metavar="HOST:PORT",
+    help="Follow the kafka runtime's topics on this broker instead of --url.",
+)
+@click.option(
+    "--topics",
+    default="plantstream.readings.v1,plantstream.points.v1",
+    show_default=True,
+    help="With --kafka: the topics to follow, comma-separated.",
+)
+@click.option("--from-beginning", is_flag=True, help="With --kafka: from the topics' start, not their end.")
 def tail_command(
     url: str,
     site: str | None,
@@ -742,11 +901,42 @@ def tail_command(
     measurement: str | None,
     as_json: bool,
     count: int | None,
+    kafka_bootstrap: str | None,
+    topics: str,
+    from_beginning: bool,
 ) -> None:
     """Follow the running pipeline's readings and points, filtered."""
     from runtimes.tail import Filters, follow
 
     filters = Filters(site=site, line=line, machine=machine, signal=signal, measurement=measurement)
+    if kafka_bootstrap is not None:
+        import logging
+
+        from runtimes.kafka.tail import follow_topics
+
+        # The one-line error below says it; the client's own connection log would repeat it.
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+        try:
+            asyncio.run(
+                follow_topics(
+                    kafka_bootstrap,
+                    [t.strip() for t in topics.split(",") if t.strip()],
+                    filters,
+                    as_json=as_json,
+                    count=count,
+                    console=Console(highlight=False),
+                    from_beginning=from_beginning,
+                )
+            )
+        except ConnectionError as exc:
+            _err.print(
+                f"[red]error[/red] nothing to follow: {exc}; is `plantstream collect` or `process` running?"
+            )
+            sys.exit(1)
+        except KeyboardInterrupt:
+            return
+        return
     try:
         asyncio.run(follow(url, filters, as_json=as_json, count=count, console=Console(highlight=False)))
     except (OSError, ConnectionError) as exc:

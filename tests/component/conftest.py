@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from services import Broker, OpcUaTestServer, VictoriaMetrics, free_port
+from services import Broker, KafkaBroker, OpcUaTestServer, VictoriaMetrics, free_port
 
 
 @pytest.fixture
@@ -34,3 +34,12 @@ def victoria(tmp_path: Path) -> Iterator[VictoriaMetrics]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """One Kafka node (KRaft) for the session; tests use their own topic names and groups."""
+    node = KafkaBroker(directory=tmp_path_factory.mktemp("kafka"))
+    node.start()
+    yield node
+    node.stop()

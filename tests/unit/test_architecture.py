@@ -64,7 +64,7 @@ def module_name(path: Path) -> str:
 
 
 def pure_files() -> list[Path]:
-    streams = [p for p in python_files("streams") if not p.name.startswith(("faust", "kafka"))]
+    streams = python_files("streams")
     return streams + [ROOT / f for f in EXTRA_PURE_FILES]
 
 

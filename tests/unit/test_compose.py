@@ -298,3 +298,21 @@ def test_dockerfile_runs_unprivileged_with_a_healthz_check() -> None:
     assert any(
         word == "FROM" and args.startswith("python:") and "slim" in args for word, args in instructions
     )
+
+
+def test_the_compose_plant_file_is_a_valid_plant_file() -> None:
+    from plantstream.plant import load_plant
+
+    environ = {
+        "INFLUX_URL": "http://influxdb:8086",
+        "INFLUX_ORG": "plant",
+        "INFLUX_BUCKET": "plantstream",
+        "KAFKA_BOOTSTRAP": "kafka:9092",
+        "MQTT_URL": "mqtt://mosquitto:1883",
+        "OPCUA_ENDPOINT": "opc.tcp://simulator:4840/",
+    }
+    plant = load_plant(PLANT, environ=environ).model
+    assert plant.kafka is not None
+    assert plant.kafka.bootstrap == "kafka:9092"
+    assert [sink.type for sink in plant.sinks] == ["influxdb"]
+    assert {source.type for source in plant.sources} == {"opcua", "mqtt"}

@@ -636,3 +636,99 @@ def test_merge_key_does_not_crash() -> None:
 def test_timezone_that_names_a_directory_is_a_plant_error() -> None:
     issue = only_issue(plant(("timezone: UTC", "timezone: America")))
     assert_issue(issue, 3, "sites[0].timezone", "unknown time zone 'America'")
+
+
+# --- the optional kafka: section (keys agreed in docs/kafka.md) -----------------------------------------
+SECTION = """\
+kafka:
+  bootstrap: ${KAFKA_BOOTSTRAP:-127.0.0.1:9092}
+  topics:
+    readings: plantstream.readings.v1
+    points: plantstream.points.v1
+    deadletter: plantstream.deadletter.v1
+  partitions: 6
+  replication: 1
+  group: plantstream
+"""
+# BASE has 20 lines: kafka is line 21, bootstrap 22, topics 23 (points 25, deadletter 26),
+# partitions 27, replication 28, group 29.
+
+
+def with_section(old: str = "", new: str = "") -> str:
+    section = SECTION.replace(old, new) if old else SECTION
+    return BASE + section
+
+
+def test_the_agreed_section_loads_with_its_defaults() -> None:
+    kafka = parse_plant(with_section(), environ={}).model.kafka
+    assert kafka is not None
+    assert kafka.servers() == ["127.0.0.1:9092"]
+    assert (kafka.topics.readings, kafka.topics.points, kafka.topics.deadletter) == (
+        "plantstream.readings.v1",
+        "plantstream.points.v1",
+        "plantstream.deadletter.v1",
+    )
+    assert (kafka.partitions, kafka.replication, kafka.group) == (6, 1, "plantstream")
+
+
+def test_the_section_is_optional_and_its_keys_default() -> None:
+    assert parse_plant(BASE).model.kafka is None
+    kafka = parse_plant(BASE + "kafka: {}\n").model.kafka
+    assert kafka is not None
+    assert kafka.bootstrap == "127.0.0.1:9092"
+    assert kafka.topics.points == "plantstream.points.v1"
+
+
+def test_bootstrap_from_the_environment_as_a_list() -> None:
+    environ = {"KAFKA_BOOTSTRAP": "k1:9092, k2:9093,[::1]:9094"}
+    kafka = parse_plant(with_section(), environ=environ).model.kafka
+    assert kafka is not None
+    assert kafka.servers() == ["k1:9092", "k2:9093", "[::1]:9094"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "path", "fragment"),
+    [
+        pytest.param(
+            "partitions: 6", "partitions: 0", 27, "kafka.partitions", "must be >= 1", id="partitions"
+        ),
+        pytest.param(
+            "replication: 1", "replication: 0", 28, "kafka.replication", "must be >= 1", id="replication"
+        ),
+        pytest.param(
+            "${KAFKA_BOOTSTRAP:-127.0.0.1:9092}",
+            "127.0.0.1",
+            22,
+            "kafka.bootstrap",
+            "'127.0.0.1' is not host:port",
+            id="bootstrap-without-port",
+        ),
+        pytest.param(
+            "${KAFKA_BOOTSTRAP:-127.0.0.1:9092}",
+            "k1:9092,k2:99999",
+            22,
+            "kafka.bootstrap",
+            "'k2:99999' is not host:port",
+            id="bootstrap-bad-port",
+        ),
+        pytest.param(
+            "points: plantstream.points.v1",
+            "points: plantstream/points",
+            25,
+            "kafka.topics.points",
+            "is not a Kafka topic name",
+            id="topic-name",
+        ),
+        pytest.param(
+            "deadletter: plantstream.deadletter.v1",
+            "deadletter: plantstream.points.v1",
+            23,
+            "kafka.topics",
+            "three different topics",
+            id="topics-distinct",
+        ),
+        pytest.param("group: plantstream", "grup: plantstream", 29, "kafka.grup", "unknown key", id="typo"),
+    ],
+)
+def test_one_clear_error(old: str, new: str, line: int, path: str, fragment: str) -> None:
+    assert_issue(only_issue(with_section(old, new), environ={}), line, path, fragment)

@@ -1,0 +1,157 @@
+"""``plantstream collect``: the plant's collectors produce Readings to the readings topic.
+
+Each Reading goes out in its own JSON form (design.md §3), keyed by machine so that one machine's
+readings stay in one partition, in order. The producer is idempotent with ``acks=all``: a retry
+after a lost acknowledgement does not duplicate, and a reading is acknowledged only once every
+in-sync replica has it. SIGINT / SIGTERM stop the collectors and flush the producer before exit.
+Input a collector cannot turn into a Reading goes to the dead-letter topic with its reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Coroutine, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from collectors.mqtt import MqttCollector
+from collectors.opcua import OpcUaCollector
+from plantstream.plant import LoadedPlant
+from plantstream.plant.schema import Kafka, MqttSource
+from plantstream.records import DeadLetter, Reading, RecordError
+from runtimes.kafka.topics import dead_letter, ensure_topics
+from streams.config import EngineSpec
+
+__all__ = ["CollectStats", "Collector", "file_readings"]
+
+_log = logging.getLogger("plantstream.collect")
+_IN_FLIGHT = 10_000
+"""Sends awaited together: enough to keep the producer's batches full, bounded so memory is too."""
+
+
+@dataclass
+class CollectStats:
+    """What ``collect`` sent."""
+
+    readings: int = 0
+    dead_letters: int = 0
+    sources: list[str] = field(default_factory=list)
+
+
+class Collector:
+    """Produces a plant's readings to Kafka until asked to stop."""
+
+    def __init__(self, plant: LoadedPlant, spec: EngineSpec, settings: Kafka, state_dir: Path) -> None:
+        """Prepare the collectors of ``plant`` and a producer for ``settings``."""
+        self.plant = plant
+        self.settings = settings
+        self.stats = CollectStats()
+        self._pending: list[asyncio.Future[object]] = []
+        self._producer: AIOKafkaProducer | None = None
+        machines = {mid: m.line for mid, m in spec.machines.items()}
+        self.collectors: list[MqttCollector | OpcUaCollector] = []
+        for source in plant.model.sources:
+            if isinstance(source, MqttSource):
+                self.collectors.append(MqttCollector(source, machines, on_dead_letter=self._dead_letter))
+            else:
+                self.collectors.append(
+                    OpcUaCollector(source, on_dead_letter=self._dead_letter, state_dir=state_dir)
+                )
+            self.stats.sources.append(source.id)
+
+    async def run(self, stop: asyncio.Event, readings: AsyncIterator[Reading] | None = None) -> CollectStats:
+        """Produce until ``stop`` is set (or ``readings``, when given instead of the collectors, ends)."""
+        await ensure_topics(self.settings)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.servers(),
+            client_id="plantstream-collect",
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+        )
+        await producer.start()
+        self._producer = producer
+        try:
+            if readings is not None:
+                await self._until(stop, self._pump(readings))
+            else:
+                await self._until(stop, *(self._collect(c) for c in self.collectors))
+        finally:
+            # Whatever was handed to the producer is delivered before we exit.
+            await self._drain()
+            await producer.flush()
+            await producer.stop()
+            self._producer = None
+        return self.stats
+
+    @staticmethod
+    async def _until(stop: asyncio.Event, *jobs: Coroutine[Any, Any, None]) -> None:
+        """Run ``jobs`` until ``stop`` is set or one of them ends; a job's error is raised."""
+        tasks = [asyncio.create_task(job) for job in jobs]
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in [*tasks, stopper]:
+                task.cancel()
+            await asyncio.gather(*tasks, stopper, return_exceptions=True)
+        for task in tasks:
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+
+    async def _collect(self, collector: MqttCollector | OpcUaCollector) -> None:
+        async with collector:
+            await self._pump(collector.readings())
+
+    async def _pump(self, readings: AsyncIterator[Reading]) -> None:
+        async for reading in readings:
+            await self._send(self.settings.topics.readings, reading.machine, reading.to_json())
+            self.stats.readings += 1
+
+    async def _send(self, topic: str, key: str | None, value: str) -> None:
+        assert self._producer is not None
+        future = await self._producer.send(
+            topic, value.encode(), key=key.encode() if key is not None else None
+        )
+        self._pending.append(future)
+        if len(self._pending) >= _IN_FLIGHT:
+            await self._drain()
+
+    async def _drain(self) -> None:
+        pending, self._pending = self._pending, []
+        if pending:
+            await asyncio.gather(*pending)
+
+    def _dead_letter(self, letter: DeadLetter) -> None:
+        """Collectors call this synchronously; the send is scheduled on the running loop."""
+        self.stats.dead_letters += 1
+        _log.warning("dead letter from %s at %s: %s", letter.source, letter.where, letter.error)
+        if self._producer is None:
+            return
+        send = self._producer.send_and_wait(self.settings.topics.deadletter, letter.to_json().encode())
+        self._pending.append(asyncio.ensure_future(send))
+
+    async def send_dead_letter(self, letter: DeadLetter) -> None:
+        """Send one dead letter (for input read by ``collect`` itself, such as ``--from-file``)."""
+        self.stats.dead_letters += 1
+        await self._send(self.settings.topics.deadletter, None, letter.to_json())
+
+
+async def file_readings(collector: Collector, path: Path, lines: Iterable[str]) -> AsyncIterator[Reading]:
+    """The readings of a JSON-lines file; bad lines go to the dead-letter topic with their reason."""
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            reading = Reading.from_json(line)
+        except RecordError as exc:
+            _log.warning("%s:%d: malformed: %s", path, lineno, exc)
+            await collector.send_dead_letter(
+                dead_letter("collect", f"{path}:{lineno}", "malformed", str(exc), line.rstrip("\n"))
+            )
+            continue
+        yield reading

@@ -1,0 +1,218 @@
+"""``plantstream sink``: points from the points topic to the configured sinks, then the commit.
+
+Each batch the consumer returns is written to every sink in the list, and each sink's write has
+returned (the file sink has forced it to disk) before the batch's offsets are committed. A sink
+whose write fails is retried with the same batch, backing off up to ``MAX_BACKOFF_S``, while
+Kafka holds everything behind it; a stop request during the retries exits without committing. A
+crash before the commit writes the batch again after the restart: the same identities,
+overwritten downstream (design.md §6). Dead letters from the dead-letter topic are kept by the file sink
+under ``<state-dir>/deadletter/``; a record on the points topic that is not a Point becomes one
+too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+import orjson
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from plantstream.plant.schema import Kafka
+from plantstream.records import DeadLetter, Point, RecordError
+from runtimes.kafka.topics import dead_letter, ensure_topics, utf8
+from sinks.files import JsonLinesSink
+from sinks.influx import InfluxSink
+
+__all__ = ["MAX_BACKOFF_S", "FileSink", "PointSink", "SinkRole", "SinkStats"]
+
+_log = logging.getLogger("plantstream.sink")
+_T = TypeVar("_T")
+MAX_BACKOFF_S = 30.0
+"""Longest wait between two tries of a failing sink."""
+
+
+class _Stopped(Exception):
+    """Asked to stop while a sink was failing: the batch stays uncommitted."""
+
+
+class PointSink(Protocol):
+    """A destination of points: ``write`` returns once the points are durable there."""
+
+    name: str
+
+    async def write(self, points: list[Point]) -> None:
+        """Write ``points`` durably, or raise."""
+
+    async def dead_letter(self, letters: list[DeadLetter]) -> None:
+        """Keep refused input, if this sink keeps any (others ignore it)."""
+
+    async def close(self) -> None:
+        """Flush and release."""
+
+
+class FileSink:
+    """The JSON-lines file sink behind the :class:`PointSink` contract: write, then fsync."""
+
+    name = "files"
+
+    def __init__(self, directory: Path) -> None:
+        self.files = JsonLinesSink(directory)
+
+    async def write(self, points: list[Point]) -> None:
+        """Append and force to disk (in a thread: fsync blocks)."""
+        await asyncio.to_thread(self._write, points)
+
+    def _write(self, points: list[Point]) -> None:
+        self.files.write(points)
+        self.files.sync()
+
+    async def dead_letter(self, letters: list[DeadLetter]) -> None:
+        """Append the dead letters and force them to disk."""
+        for letter in letters:
+            self.files.dead_letter(letter)
+        await asyncio.to_thread(self.files.sync)
+
+    async def close(self) -> None:
+        """Sync and close the files."""
+        self.files.close()
+
+
+class OutboxSink:
+    """An InfluxDB sink behind the :class:`PointSink` contract, through its durable outbox.
+
+    ``write`` returns once the points are in the outbox and on disk, so the offsets may move; the
+    outbox delivers them through outages and restarts, and is drained (for a bounded time) on close.
+    """
+
+    def __init__(self, sink: InfluxSink) -> None:
+        self.sink = sink
+        self.name = sink.id
+        sink.start()
+
+    async def write(self, points: list[Point]) -> None:
+        """Into the outbox (waiting for room under ``block``), then forced to disk."""
+        await self.sink.submit(points)
+        await asyncio.to_thread(self.sink.sync)
+
+    async def dead_letter(self, letters: list[DeadLetter]) -> None:
+        """The file sink keeps the dead letters; the database does not."""
+
+    async def close(self) -> None:
+        """Deliver what the outbox holds for up to the sink's flush timeout; the rest waits on disk."""
+        await self.sink.close()
+
+
+@dataclass
+class SinkStats:
+    """What ``sink`` wrote and committed."""
+
+    points: int = 0
+    dead_letters: int = 0
+    batches: int = 0
+    failed_writes: int = 0
+
+
+class SinkRole:
+    """Consumes points (and dead letters) and hands them to every sink before committing."""
+
+    def __init__(
+        self,
+        settings: Kafka,
+        sinks: list[PointSink],
+        *,
+        group: str | None = None,
+        first_backoff_s: float = 0.5,
+    ) -> None:
+        """Prepare; ``group`` defaults to ``<kafka.group>.sink``."""
+        self.settings = settings
+        self.sinks = sinks
+        self.group = group or f"{settings.group}.sink"
+        self.stats = SinkStats()
+        self._first_backoff = first_backoff_s
+        self._stop = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> SinkStats:
+        """Consume, write, commit until ``stop`` is set; the batch in hand is finished first."""
+        await ensure_topics(self.settings)
+        topics = self.settings.topics
+        consumer = AIOKafkaConsumer(
+            topics.points,
+            topics.deadletter,
+            bootstrap_servers=self.settings.servers(),
+            group_id=self.group,
+            client_id="plantstream-sink",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
+        await consumer.start()
+        self._stop = stop
+        try:
+            while not stop.is_set():
+                batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+                if batch:
+                    try:
+                        await self._write(batch)
+                    except _Stopped:
+                        break
+                    # Only now, with every sink's write returned, do the offsets move.
+                    await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+        finally:
+            await consumer.stop()
+            for sink in self.sinks:
+                await sink.close()
+        return self.stats
+
+    async def _write(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        points: list[Point] = []
+        letters: list[DeadLetter] = []
+        for tp, records in batch.items():
+            for record in records:
+                where = f"{tp.topic}[{tp.partition}]@{record.offset}"
+                if tp.topic == self.settings.topics.deadletter:
+                    letters.append(self._letter(record.value, where))
+                    continue
+                try:
+                    points.append(Point.from_json(record.value or b""))
+                except RecordError as exc:
+                    _log.warning("%s: not a point: %s", where, exc)
+                    letters.append(dead_letter("sink", where, "malformed_point", str(exc), record.value))
+        for sink in self.sinks:
+            if points:
+                await self._retrying(sink, sink.write, points)
+            if letters:
+                await self._retrying(sink, sink.dead_letter, letters)
+        self.stats.points += len(points)
+        self.stats.dead_letters += len(letters)
+        self.stats.batches += 1
+
+    async def _retrying(self, sink: PointSink, write: Callable[[_T], Awaitable[None]], items: _T) -> None:
+        """Call ``write(items)`` until it returns; raise :class:`_Stopped` if asked to stop first."""
+        backoff = self._first_backoff
+        while True:
+            try:
+                await write(items)
+                return
+            except Exception as exc:  # any failure of a sink: keep the batch, uncommitted
+                self.stats.failed_writes += 1
+                _log.error(
+                    "sink %s failed (%s); trying the same batch again in %.1f s", sink.name, exc, backoff
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), backoff)
+            if self._stop.is_set():
+                raise _Stopped
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+    @staticmethod
+    def _letter(value: bytes | None, where: str) -> DeadLetter:
+        try:
+            return DeadLetter.model_validate(orjson.loads(value or b""))
+        except (orjson.JSONDecodeError, ValueError) as exc:
+            return dead_letter("sink", where, "malformed_dead_letter", str(exc), utf8(value))

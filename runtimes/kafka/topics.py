@@ -1,0 +1,60 @@
+"""What the three kafka roles share: topic creation, record keys and the dead-letter form."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import UTC, datetime
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from plantstream.plant.schema import Kafka
+from plantstream.records import DeadLetter
+
+__all__ = ["dead_letter", "ensure_topics", "utf8"]
+
+_log = logging.getLogger("plantstream.kafka")
+
+
+async def ensure_topics(settings: Kafka) -> list[str]:
+    """Create the readings, points and dead-letter topics that do not exist yet; return those created.
+
+    Topics that exist are left as they are (their partition count is the operator's business:
+    raising it moves machines to other partitions, see docs/kafka.md).
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.servers(), client_id="plantstream-admin")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [settings.topics.readings, settings.topics.points, settings.topics.deadletter]
+        missing = [name for name in wanted if name not in existing]
+        if missing:
+            # Another role may create them at the same moment: that one is as good as ours.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(
+                    [NewTopic(name, settings.partitions, settings.replication) for name in missing]
+                )
+            _log.info(
+                "created topics %s (%d partitions, replication %d)",
+                ", ".join(missing),
+                settings.partitions,
+                settings.replication,
+            )
+        return missing
+    finally:
+        await admin.close()
+
+
+def utf8(raw: bytes | None) -> str:
+    """Bytes of a record as text for a dead letter; bytes that are not UTF-8 are escaped."""
+    if raw is None:
+        return ""
+    return raw.decode("utf-8", errors="backslashreplace")
+
+
+def dead_letter(source: str, where: str, reason: str, error: str, raw: bytes | str | None) -> DeadLetter:
+    """A dead letter stamped now; ``raw`` is kept as text."""
+    text = raw if isinstance(raw, str) else utf8(raw)
+    now = datetime.now(tz=UTC)
+    return DeadLetter(ts=now, source=source, where=where, reason=reason, error=error, raw=text)

@@ -1,0 +1,482 @@
+"""The kafka roles (collect, process, sink) on a real Apache Kafka broker (KRaft, one node).
+
+Each test has its own topics and consumer groups on the session's broker. Expected points come
+from the same pure engine through ``replay``: the kafka roles never flush at the end of input (a
+stream has no end), so the windows still open when the input stops (the shift and its last minute)
+are left out of the comparison, exactly those that an engine without ``flush`` has not closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from services import KafkaBroker, VictoriaMetrics, expected_samples, free_port, same_samples
+
+from plantstream.plant.schema import InfluxDbSink, Kafka
+from plantstream.records import Point, Reading
+from runtimes.kafka.sink import OutboxSink, SinkRole
+from runtimes.kafka.topics import ensure_topics
+from runtimes.plant import load_and_resolve
+from runtimes.replay import replay
+from sinks.influx import InfluxSink
+from streams.engine import Engine
+
+ROOT = Path(__file__).resolve().parents[2]
+MINIMAL = ROOT / "examples" / "minimal.yaml"
+SHIFT = ROOT / "examples" / "minimal-shift.jsonl"
+READINGS = SHIFT.read_text().splitlines()
+Identity = tuple[str, str, str]
+
+
+def identity(point: dict) -> Identity:
+    return (point["measurement"], json.dumps(point["tags"], sort_keys=True), point["time"])
+
+
+def expected_points() -> dict[Identity, dict]:
+    """Last revision per identity from ``replay``, limited to the windows a stream has closed."""
+    _, spec = load_and_resolve(MINIMAL)
+    out = io.StringIO()
+    replay(Engine(spec, reorder=False), READINGS, out, source="shift", lateness_us=spec.allowed_lateness_us)
+    replayed = {identity(p): p["fields"] for p in map(json.loads, out.getvalue().splitlines())}
+    streaming = Engine(spec)
+    for line in READINGS:
+        streaming.push(Reading.from_json(line))
+    closed = {identity(json.loads(p.to_json())) for p in streaming.take_points()}
+    assert len(closed) == len(replayed) - 6, "the shift and its last minute stay open (oee, energy, carbon)"
+    return {key: replayed[key] for key in closed}
+
+
+EXPECTED = expected_points()
+
+
+def sink_writes(state: Path) -> list[dict]:
+    """Every point line the file sink wrote, in order (raw readings left out)."""
+    lines = []
+    for file in sorted((state / "points").glob("*.jsonl")):
+        lines += [json.loads(line) for line in file.read_text().splitlines()]
+    return [p for p in lines if p["measurement"] != "reading"]
+
+
+def last_per_identity(writes: list[dict]) -> dict[Identity, dict]:
+    return {identity(p): p["fields"] for p in writes}
+
+
+def dead_letters(state: Path) -> list[dict]:
+    return [
+        json.loads(line)
+        for file in sorted((state / "deadletter").glob("*.jsonl"))
+        for line in file.read_text().splitlines()
+    ]
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+class Roles:
+    """Starts ``plantstream collect|process|sink`` processes for one plant file; stops them all."""
+
+    def __init__(self, plant: Path, logs: Path) -> None:
+        exe = shutil.which("plantstream", path=str(Path(sys.executable).parent))
+        assert exe, "the plantstream console script is not installed in this environment"
+        self.exe = exe
+        self.plant = plant
+        self.logs = logs
+        self.running: list[subprocess.Popen[bytes]] = []
+
+    def start(self, role: str, *args: str, name: str | None = None) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"{name or role}.log").open("ab")
+        process = subprocess.Popen([self.exe, role, "-c", str(self.plant), *args], stdout=log, stderr=log)
+        log.close()
+        self.running.append(process)
+        return process
+
+    def log(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text(errors="replace")
+
+    def stop(self, process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
+        if process.poll() is None:
+            process.send_signal(sig)
+        try:
+            return process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for process in self.running:
+            self.stop(process)
+
+
+@pytest.fixture
+def plant_file(tmp_path: Path, kafka: KafkaBroker) -> Callable[[int], Path]:
+    """The minimal plant with a kafka section of fresh topics and groups on the test broker."""
+
+    def write(partitions: int) -> Path:
+        run = uuid.uuid4().hex[:8]
+        path = tmp_path / "plant.yaml"
+        path.write_text(
+            MINIMAL.read_text()
+            + f"""
+kafka:
+  bootstrap: {kafka.bootstrap}
+  topics: {{readings: t{run}.readings.v1, points: t{run}.points.v1, deadletter: t{run}.deadletter.v1}}
+  partitions: {partitions}
+  replication: 1
+  group: g{run}
+"""
+        )
+        return path
+
+    return write
+
+
+@pytest.fixture
+def roles(plant_file: Callable[[int], Path], tmp_path: Path) -> Iterator[Callable[[int], Roles]]:
+    made: list[Roles] = []
+
+    def make(partitions: int) -> Roles:
+        made.append(Roles(plant_file(partitions), tmp_path))
+        return made[-1]
+
+    yield make
+    for r in made:
+        r.stop_all()
+
+
+def settings_of(plant: Path) -> Kafka:
+    plant_model, _ = load_and_resolve(plant)
+    assert plant_model.model.kafka is not None
+    return plant_model.model.kafka
+
+
+def produce(plant: Path, records: list[tuple[bytes | None, bytes]], pause_every: int = 0) -> None:
+    """A test producer writing raw records to the readings topic (optionally in slow chunks)."""
+    settings = settings_of(plant)
+
+    async def send() -> None:
+        await ensure_topics(settings)
+        producer = AIOKafkaProducer(bootstrap_servers=settings.servers(), acks="all")
+        await producer.start()
+        try:
+            for i, (key, value) in enumerate(records, 1):
+                await producer.send(settings.topics.readings, value, key=key)
+                if pause_every and i % pause_every == 0:
+                    await producer.flush()
+                    await asyncio.sleep(0.2)
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+
+
+def committed(plant: Path, group: str) -> int:
+    """Sum of the committed offsets of ``group``."""
+    settings = settings_of(plant)
+
+    async def ask() -> int:
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.servers())
+        await admin.start()
+        try:
+            offsets = await admin.list_consumer_group_offsets(group)
+        finally:
+            await admin.close()
+        return sum(o.offset for o in offsets.values())
+
+    return asyncio.run(ask())
+
+
+def as_records(lines: list[str]) -> list[tuple[bytes | None, bytes]]:
+    return [(json.loads(line)["machine"].encode(), line.encode()) for line in lines]
+
+
+def test_collect_process_sink_give_the_points_of_replay(
+    roles: Callable[[int], Roles], tmp_path: Path
+) -> None:
+    r = roles(3)
+    state = tmp_path / "sink"
+    collect = r.start("collect", "--from-file", str(SHIFT))
+    assert collect.wait(timeout=60) == 0, r.log("collect")
+    assert "4497 readings" in r.log("collect")
+    r.start("process")
+    r.start("sink", "--state-dir", str(state))
+    wait_for(lambda: len(last_per_identity(sink_writes(state))) >= len(EXPECTED), "every closed window")
+    time.sleep(1)  # anything more (a window counted twice, an extra identity) would show now
+    assert last_per_identity(sink_writes(state)) == EXPECTED
+    raw = [p for f in (state / "points").glob("*.jsonl") for p in map(json.loads, f.read_text().splitlines())]
+    assert {p["tags"]["signal"] for p in raw if p["measurement"] == "reading"} == {
+        "state",
+        "total_count",
+        "good_count",
+        "reject_count",
+        "power_kw",
+        "energy_kwh",
+    }
+    assert not dead_letters(state)
+    # An operator follows the points topic: JSON lines, filtered.
+    topics = settings_of(r.plant).topics
+    tail = subprocess.run(
+        [
+            *(r.exe, "tail", "--kafka", settings_of(r.plant).bootstrap, "--topics", topics.points),
+            *("--from-beginning", "--measurement", "energy", "--json", "--count", "3"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert tail.returncode == 0, tail.stderr
+    shown = [json.loads(line) for line in tail.stdout.splitlines()]
+    assert [p["measurement"] for p in shown] == ["energy"] * 3
+    assert all(identity(p) in EXPECTED for p in shown)
+
+
+def test_tail_names_what_it_cannot_follow(kafka: KafkaBroker) -> None:
+    exe = shutil.which("plantstream", path=str(Path(sys.executable).parent))
+    assert exe
+    result = subprocess.run(
+        [exe, "tail", "--kafka", kafka.bootstrap, "--topics", "no.such.topic"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "topic no.such.topic does not exist" in result.stderr
+
+
+def test_a_poison_record_is_dead_lettered_with_its_reason_and_the_rest_is_processed(
+    roles: Callable[[int], Roles], tmp_path: Path
+) -> None:
+    r = roles(1)
+    state = tmp_path / "sink"
+    half = len(READINGS) // 2
+    poison = [
+        (b"m1", b'{"ts": "2026-03-02T10:00:00Z", "machine": "m1", "signal": '),  # cut short
+        (b"m9", b'{"ts": "2026-03-02T10:00:00Z", "machine": "m9", "signal": "state", "value": "running"}'),
+        (b"m1", b"\xff\xfe not even text"),
+    ]
+    produce(r.plant, [*as_records(READINGS[:half]), *poison, *as_records(READINGS[half:])])
+    r.start("process")
+    r.start("sink", "--state-dir", str(state))
+    wait_for(lambda: len(last_per_identity(sink_writes(state))) >= len(EXPECTED), "every closed window")
+    wait_for(lambda: len(dead_letters(state)) >= 3, "three dead letters")
+    assert last_per_identity(sink_writes(state)) == EXPECTED
+    topic = settings_of(r.plant).topics.readings
+    letters = {letter["where"]: letter for letter in dead_letters(state)}
+    assert {where: (d["reason"], d["source"]) for where, d in letters.items()} == {
+        f"{topic}[0]@{half}": ("malformed", "process"),
+        f"{topic}[0]@{half + 1}": ("unknown_machine", "process"),
+        f"{topic}[0]@{half + 2}": ("malformed", "process"),
+    }
+    assert letters[f"{topic}[0]@{half}"]["raw"] == poison[0][1].decode()
+    assert "not in the plant model" in letters[f"{topic}[0]@{half + 1}"]["error"]
+    assert letters[f"{topic}[0]@{half + 2}"]["raw"].startswith("\\xff\\xfe not even text")
+
+
+def test_a_worker_killed_mid_run_and_restarted_loses_no_window_and_counts_none_twice(
+    roles: Callable[[int], Roles], tmp_path: Path
+) -> None:
+    r = roles(3)
+    state = tmp_path / "sink"
+    r.start("sink", "--state-dir", str(state))
+    first = r.start("process", name="process-1")
+    # Slow chunks, so the worker is still busy when it is killed.
+    import threading
+
+    producer = threading.Thread(target=produce, args=(r.plant, as_records(READINGS), 300))
+    producer.start()
+    group = settings_of(r.plant).group
+    # Killed once it has saved a state and committed, so the restart has something to go on from.
+    wait_for(lambda: len(sink_writes(state)) >= 100 and committed(r.plant, group) > 0, "a first commit")
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    at_kill = len(last_per_identity(sink_writes(state)))
+    assert at_kill < len(EXPECTED), "the worker finished before it was killed: not a mid-run kill"
+    r.start("process", name="process-2")
+    producer.join(timeout=120)
+    wait_for(lambda: len(last_per_identity(sink_writes(state))) >= len(EXPECTED), "every closed window")
+    time.sleep(2)
+    writes = sink_writes(state)
+    assert last_per_identity(writes) == EXPECTED
+    # A window written again after the restart is the same window: same revision, same numbers.
+    versions: dict[tuple[Identity, object], set[str]] = {}
+    for p in writes:
+        versions.setdefault((identity(p), p["fields"].get("revision")), set()).add(
+            json.dumps(p["fields"], sort_keys=True)
+        )
+    assert all(len(v) == 1 for v in versions.values())
+    assert "process: assigned readings partitions [0, 1, 2]" in r.log("process-2")
+    assert "restored 1 machine state(s)" in r.log("process-2"), "the second worker went on from m1's state"
+
+
+def test_two_workers_share_the_partitions(roles: Callable[[int], Roles], tmp_path: Path) -> None:
+    r = roles(4)
+    state = tmp_path / "sink"
+    one = r.start("process", name="process-a")
+    wait_for(lambda: "assigned readings partitions [0, 1, 2, 3]" in r.log("process-a"), "worker a alone")
+    two = r.start("process", name="process-b")
+
+    def last_assignment(name: str) -> list[int] | None:
+        lines = [x for x in r.log(name).splitlines() if x.startswith("process: assigned readings partitions")]
+        return json.loads(lines[-1].split("partitions ", 1)[1]) if lines else None
+
+    def shared() -> bool:
+        a, b = last_assignment("process-a"), last_assignment("process-b")
+        return bool(a) and bool(b) and sorted(a + b) == [0, 1, 2, 3]  # type: ignore[operator]
+
+    wait_for(shared, "both workers to hold partitions")
+    produce(r.plant, as_records(READINGS))
+    r.start("sink", "--state-dir", str(state))
+    wait_for(lambda: len(last_per_identity(sink_writes(state))) >= len(EXPECTED), "every closed window")
+    assert last_per_identity(sink_writes(state)) == EXPECTED
+    assert r.stop(one) == 0, r.log("process-a")
+    assert r.stop(two) == 0, r.log("process-b")
+
+
+class FlakySink:
+    """Fails its first writes, like a database that is down; then reports the committed offsets."""
+
+    name = "flaky"
+
+    def __init__(self, settings: Kafka, group: str, failures: int) -> None:
+        self.settings, self.group, self.failures = settings, group, failures
+        self.calls = 0
+        self.written: list[Point] = []
+        self.committed_during_write: dict | None = None
+
+    async def write(self, points: list[Point]) -> None:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise ConnectionError("the database is down")
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.servers())
+        await admin.start()
+        try:
+            self.committed_during_write = await admin.list_consumer_group_offsets(self.group)
+        finally:
+            await admin.close()
+        self.written += points
+
+    async def dead_letter(self, letters: list) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_the_sink_commits_only_after_the_write_and_retries_a_failing_sink(
+    plant_file: Callable[[int], Path],
+) -> None:
+    settings = settings_of(plant_file(1))
+    await ensure_topics(settings)
+    points = [
+        Point(
+            measurement="oee", tags={"machine": "m1"}, fields={"oee": i / 10}, time=f"2026-03-02T08:0{i}:00Z"
+        )
+        for i in range(5)
+    ]
+    producer = AIOKafkaProducer(bootstrap_servers=settings.servers(), acks="all")
+    await producer.start()
+    for p in points:
+        await producer.send_and_wait(settings.topics.points, p.to_json().encode(), key=b"m1")
+    await producer.stop()
+    flaky = FlakySink(settings, f"{settings.group}.sink", failures=2)
+    stop = asyncio.Event()
+    role = SinkRole(settings, [flaky], first_backoff_s=0.05)
+    task = asyncio.create_task(role.run(stop))
+    deadline = time.monotonic() + 60
+    while len(flaky.written) < len(points) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.servers())
+    await admin.start()
+    try:
+        deadline = time.monotonic() + 30
+        committed: dict = {}
+        while not committed and time.monotonic() < deadline:
+            committed = await admin.list_consumer_group_offsets(f"{settings.group}.sink")
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+    stop.set()
+    await task
+    assert flaky.written == points
+    assert (flaky.calls, role.stats.failed_writes) == (3, 2)
+    assert flaky.committed_during_write == {}, "offsets moved before the write returned"
+    assert [o.offset for o in committed.values()] == [len(points)]
+
+
+@pytest.mark.parametrize("role", ["collect", "process", "sink"])
+def test_a_role_names_the_broker_it_cannot_reach_or_the_missing_section(role: str, tmp_path: Path) -> None:
+    exe = shutil.which("plantstream", path=str(Path(sys.executable).parent))
+    assert exe
+    closed = free_port()  # nothing listens there
+    plant = tmp_path / "plant.yaml"
+    plant.write_text(MINIMAL.read_text() + f"kafka:\n  bootstrap: 127.0.0.1:{closed}\n")
+    result = subprocess.run(
+        [exe, role, "-c", str(plant)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 1
+    assert f"error Kafka at 127.0.0.1:{closed}: " in result.stderr
+    result = subprocess.run(
+        [exe, role, "-c", str(MINIMAL)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 2
+    assert "no kafka: section" in result.stderr
+
+
+async def test_the_sink_role_delivers_to_influxdb_through_the_outbox(
+    plant_file: Callable[[int], Path],
+    victoria: VictoriaMetrics,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = settings_of(plant_file(1))
+    await ensure_topics(settings)
+    points = [
+        Point(
+            measurement="oee", tags={"machine": "m1"}, fields={"oee": i / 10}, time=f"2026-03-02T08:0{i}:00Z"
+        )
+        for i in range(5)
+    ]
+    producer = AIOKafkaProducer(bootstrap_servers=settings.servers(), acks="all")
+    await producer.start()
+    for p in points:
+        await producer.send_and_wait(settings.topics.points, p.to_json().encode(), key=b"m1")
+    await producer.stop()
+    monkeypatch.setenv("KAFKA_TEST_TOKEN", "t")
+    influx = InfluxDbSink(
+        type="influxdb",
+        url=victoria.url,
+        org="o",
+        bucket="b",
+        token_env="KAFKA_TEST_TOKEN",
+        flush_interval_s=0.1,
+    )
+    outbox = OutboxSink(InfluxSink(influx, tmp_path / "outbox", on_dead_letter=lambda _: None))
+    stop = asyncio.Event()
+    task = asyncio.create_task(SinkRole(settings, [outbox]).run(stop))
+    expected = expected_samples([json.loads(p.to_json()) for p in points])
+    deadline = time.monotonic() + 60
+    while not same_samples(victoria.samples(), expected) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    stop.set()
+    await task
+    assert same_samples(victoria.samples(), expected)
+    assert outbox.sink.outbox.lines == 0

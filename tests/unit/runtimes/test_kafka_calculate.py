@@ -1,0 +1,81 @@
+"""The per-machine step of ``plantstream process``: redeliveries, bad records, save and load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from runtimes.kafka.calculate import MachineStates
+from runtimes.plant import load_and_resolve
+
+ROOT = Path(__file__).resolve().parents[3]
+LINES = (ROOT / "examples" / "minimal-shift.jsonl").read_text().splitlines()
+
+
+def states() -> MachineStates:
+    _, spec = load_and_resolve(ROOT / "examples" / "minimal.yaml")
+    return MachineStates(spec)
+
+
+def run(machines: MachineStates, offsets: range) -> list[str]:
+    out = []
+    for offset in offsets:
+        outcome = machines.take(b"m1", LINES[offset].encode(), offset, f"t[0]@{offset}")
+        assert outcome.dead_letter is None
+        out += [p.to_json() for p in outcome.points]
+    return out
+
+
+def test_a_saved_and_loaded_state_goes_on_exactly_as_if_never_stopped() -> None:
+    whole = run(states(), range(len(LINES)))
+    first = states()
+    before = run(first, range(2000))
+    second = states()
+    second.load("m1", first.state("m1"))
+    after = run(second, range(2000, len(LINES)))
+    assert before + after == whole
+    assert sum('"measurement":"oee"' in p for p in whole) > 400  # a shift of 1-minute windows
+
+
+def test_records_the_saved_state_already_holds_are_skipped() -> None:
+    first = states()
+    run(first, range(100))
+    second = states()
+    second.load("m1", first.state("m1"))
+    redelivered = [second.take(b"m1", LINES[o].encode(), o, "t") for o in range(90, 100)]
+    assert all(o.skipped and not o.points and o.dead_letter is None for o in redelivered)
+    assert not second.take(b"m1", LINES[100].encode(), 100, "t").skipped
+
+
+def test_each_bad_record_becomes_one_dead_letter_with_its_reason() -> None:
+    machines = states()
+    cases = {
+        "malformed": (b"m1", b'{"ts": "2026-03-02T08:00:00Z", "machine": "m1"'),
+        "unknown_machine": (
+            b"m7",
+            b'{"ts": "2026-03-02T08:00:00Z", "machine": "m7", "signal": "x", "value": 1}',
+        ),
+        "wrong_key": (b"m2", LINES[0].encode()),
+        "unknown_signal": (
+            b"m1",
+            b'{"ts": "2026-03-02T08:00:00Z", "machine": "m1", "signal": "x", "value": 1}',
+        ),
+    }
+    for offset, (reason, (key, value)) in enumerate(cases.items()):
+        outcome = machines.take(key, value, offset, f"readings[0]@{offset}")
+        assert outcome.dead_letter is not None, reason
+        assert (outcome.dead_letter.reason, outcome.dead_letter.where) == (reason, f"readings[0]@{offset}")
+        assert outcome.dead_letter.raw == value.decode()
+        assert not outcome.points
+    # A refused reading of a known machine still moves its state on; the others have none.
+    assert machines.take(b"m1", LINES[0].encode(), 4, "t").dead_letter is None
+
+
+def test_process_names_the_roll_ups_it_does_not_compute() -> None:
+    from plantstream.plant.schema import Kafka
+    from runtimes.kafka.process import ProcessRole
+
+    _, single = load_and_resolve(ROOT / "examples" / "minimal.yaml")
+    assert ProcessRole(Kafka(), single).missing_rollups() == []
+    _, demo = load_and_resolve(ROOT / "examples" / "demo-line.yaml")
+    # Four machines on one line of one site: the line is rolled up, the site (one line) is not.
+    assert ProcessRole(Kafka(), demo).missing_rollups() == ["line hcm/line1"]
