@@ -263,8 +263,9 @@ class Engine:
         """A JSON-ready snapshot of everything needed to continue after a restart.
 
         Held readings, machine states and roll-ups still waiting for machines are kept; the
-        correction history is not, so after a restore, data older than the restored state is
-        refused as too late instead of correcting windows emitted before the restart.
+        correction history is not: after a restore, the restored state is the base for
+        corrections, and data older than it is refused as too late instead of correcting windows
+        emitted before the restart.
         """
         return {
             "version": CHECKPOINT_VERSION,
@@ -314,6 +315,12 @@ class Engine:
             heapq.heapify(track.heap)
             track.newest = saved["newest"]
             track.history, track.snapshots, track.emitted = [], [], {}
+            released = track.calc.state.released_until
+            if released is not None:
+                # The restored state is a base for corrections: a reading behind the released time
+                # but after the checkpoint corrects from here; older ones are too late (their windows
+                # were emitted before the restart and their history is gone).
+                track.snapshots.append((released + 1, track.calc.state.copy(), 0))
         self._rollups, self._pending, self._done = {}, {}, {}
         for item in data["rollups"]:
             key = (tuple(item["scope"]), item["kind"], item["start"])

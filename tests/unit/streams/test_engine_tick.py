@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from support import T0, build_engine, plant_text, reading, select
 
 from plantstream.records import Reading
 from runtimes.idle import IdleTicker
+from streams.engine import ReadingRejected
 
 US_PER_MIN = 60_000_000
 T0_US = int(T0.timestamp()) * 1_000_000
@@ -89,3 +91,22 @@ def test_the_idle_ticker_follows_each_opcua_sources_clock() -> None:
     assert ticks == [("oven", at(1.5) - idle_us // 2)]
     ticker.forget("plc")  # disconnected: the gap stays unknown
     assert ticker.tick_quiet() == 0
+
+
+def test_after_a_restore_data_behind_the_released_time_but_after_the_checkpoint_corrects() -> None:
+    text = plant_text(calendar=None)
+    engine = build_engine(text)
+    engine.push(reading(0, "state", "running"))
+    for minutes, count in ((0, 100), (2, 220), (2.5, 250)):
+        engine.push(reading(minutes, "total_count", count))
+    saved = engine.checkpoint()  # released up to 08:02 (08:02:30 waits out the 5 s lateness)
+    restored = build_engine(text)
+    restored.restore(saved)
+    restored.push(reading(4, "total_count", 340))
+    restored.tick("m1", at(6))  # closes 08:00 to 08:04 (the tick stands at 08:05:55)
+    restored.take_points()
+    restored.push(reading(3, "total_count", 280))  # behind the released time, after the checkpoint
+    assert restored.stats["late_readings"] == 1
+    with pytest.raises(ReadingRejected) as refused:
+        restored.push(reading(1, "total_count", 160))  # before the checkpoint: its history is gone
+    assert refused.value.reason == "too_late"
