@@ -62,21 +62,17 @@ import asyncio
 import contextlib
 import cProfile
 import gc
-import io
 import json
 import logging
 import math
 import os
 import platform
-import pstats
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, TextIO
@@ -84,6 +80,7 @@ from typing import Any, Literal, TextIO
 from asyncua import Client, ua
 from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, Subscription
 
+from bench.common import code_revision, print_report_tail, profile_text, today
 from collectors.backoff import Backoff
 from collectors.opcua import OpcUaCollector
 from plantstream.plant.schema import OpcUaSource
@@ -866,12 +863,13 @@ async def profile_round(settings: Settings, kind: Kind, top: int = 15) -> tuple[
     profiler = cProfile.Profile()
     async with ServerProcess(settings.tags, settings.rate, duration, stock=settings.stock_server) as server:
         r = await run_round(kind, server, settings, profiler=profiler)
-    text = io.StringIO()
-    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(top)
-    return r, text.getvalue()
+    return r, profile_text(profiler, top)
 
 
 # -- the command ----------------------------------------------------------------------------------
+
+CODE_PATHS = ("collectors", "runtimes", "plantstream")
+"""A change to these makes the measured code ``+dirty``."""
 
 TABLE_HEADER = (
     "| date | tags | rate Hz | offered/s | served/s | raw notifications/s | collector readings/s | ratio "
@@ -894,27 +892,6 @@ def table_row(result: BenchResult, day: str) -> str:
         f"{raw.rate:,.0f} | {col.rate:,.0f} | {result.ratio:.2f} | "
         f"{raw.cpu_us_per_item:.1f} / {col.cpu_us_per_item:.1f} | {memory} | {slope} |"
     )
-
-
-def code_revision() -> str:
-    """The git commit measured, with ``+dirty`` when the collector or the simulator has local changes."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--", "collectors", "runtimes", "plantstream"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
 
 
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -993,9 +970,6 @@ def _report(result: BenchResult, out: TextIO) -> None:
         )
     for verdict in result.verdicts():
         print(f"note: {verdict}", file=out)
-    print(file=out)
-    print(TABLE_HEADER, file=out)
-    print(table_row(result, datetime.now(UTC).date().isoformat()), file=out)
 
 
 def _quiet_logs() -> None:
@@ -1027,7 +1001,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(text)
         return 0
     print(
-        f"code {code_revision()}, python {platform.python_version()}, {os.cpu_count()} CPUs; "
+        f"code {code_revision(CODE_PATHS)}, python {platform.python_version()}, {os.cpu_count()} CPUs; "
         f"simulator in its own process on {HOST}; {settings.tags:,} tags at {settings.rate:g} Hz; "
         f"publishing {settings.publishing_ms:g} ms, sampling {settings.sampling_ms:g} ms, queue "
         f"{settings.queue_size}; asyncua server {'stock' if settings.stock_server else 'patched'}; "
@@ -1046,8 +1020,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     _report(result, sys.stdout)
     failures = result.failures()
-    print()
-    print("targets met" if not failures else "targets missed: " + "; ".join(failures))
+    print_report_tail(TABLE_HEADER, table_row(result, today()), failures, sys.stdout)
     return 1 if args.check and failures else 0
 
 
