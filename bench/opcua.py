@@ -73,6 +73,7 @@ import tempfile
 import time
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, TextIO
@@ -215,6 +216,8 @@ class ServerStats:
     late_steps: int
     cpu_s: float
     """User plus system CPU time of the server process so far."""
+    clock_offset_s: float = 0.0
+    """The server's wall clock minus its simulated clock, in seconds (see :func:`serve`)."""
 
 
 def _keep_monitored_values_by_reference() -> None:
@@ -236,23 +239,39 @@ def _keep_monitored_values_by_reference() -> None:
     monitored_item_service.MonitoredItemValues.set_current_datavalue = set_current_datavalue
 
 
-async def serve(tags: int, rate: float, port: int, duration: float, *, stock: bool = False) -> None:
+async def serve(
+    tags: int, rate: float, port: int, duration: float, *, stock: bool = False, machines: int = 1
+) -> None:
     """The ``--serve`` process: run the simulator, answer ``stats`` on stdin, stop on EOF.
 
-    Prints one JSON line ``{"endpoint": ...}`` when the server listens, then one JSON line of
-    :class:`ServerStats` for every ``stats`` line read. Stops when stdin closes, on ``stop``, or
-    after ``duration`` seconds, whichever comes first. Unless ``stock``, asyncua's server keeps
-    monitored values by reference (:func:`_keep_monitored_values_by_reference`).
+    Prints one JSON line ``{"endpoint": ..., "clock_offset_s": ...}`` when the server listens,
+    then one JSON line of :class:`ServerStats` for every ``stats`` line read. Stops when stdin
+    closes, on ``stop``, or after ``duration`` seconds, whichever comes first. Unless ``stock``,
+    asyncua's server keeps monitored values by reference
+    (:func:`_keep_monitored_values_by_reference`). ``machines`` generic machines are simulated
+    beside the load tags, at speed 1.
+
+    ``clock_offset_s`` is this process's wall clock minus the simulated clock that stamps every
+    SourceTimestamp (the simulator starts at a whole second, before its address space is built,
+    and then advances by the monotonic clock). Adding it to a source timestamp gives the wall-clock
+    instant the value was written, on the clock every process on this machine shares.
     """
     if not stock:
         _keep_monitored_values_by_reference()
-    options = SimulatorOptions(machines=1, host=HOST, port=port, tags=tags, rate=rate, duration=duration)
+    options = SimulatorOptions(
+        machines=machines, host=HOST, port=port, tags=tags, rate=rate, duration=duration
+    )
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     try:
         async with SimulatorServer(options) as sim:
-            print(json.dumps({"endpoint": sim.endpoint, "namespace_index": sim.namespace_index}), flush=True)
+            ready = {
+                "endpoint": sim.endpoint,
+                "namespace_index": sim.namespace_index,
+                "clock_offset_s": _clock_offset_s(sim),
+            }
+            print(json.dumps(ready), flush=True)
 
             async def answer() -> None:
                 while True:
@@ -265,6 +284,7 @@ async def serve(tags: int, rate: float, port: int, duration: float, *, stock: bo
                         "load_writes": sim.stats.load_writes,
                         "late_steps": sim.stats.late_steps,
                         "cpu_s": usage.ru_utime + usage.ru_stime,
+                        "clock_offset_s": _clock_offset_s(sim),
                     }
                     print(json.dumps(stats), flush=True)
 
@@ -279,6 +299,10 @@ async def serve(tags: int, rate: float, port: int, duration: float, *, stock: bo
         transport.close()
 
 
+def _clock_offset_s(sim: SimulatorServer) -> float:
+    return (datetime.now(tz=UTC) - sim.simulated_now()).total_seconds()
+
+
 class ServerProcess:
     """The simulator in a child process (``bench/opcua.py --serve``), as an async context manager.
 
@@ -288,17 +312,28 @@ class ServerProcess:
         duration: the child stops by itself after this many seconds whatever happens here.
         stock: run asyncua's server unpatched (see :func:`_keep_monitored_values_by_reference`).
         start_timeout_s: how long building the address space and listening may take.
+        machines: generic simulated machines served beside the load tags.
     """
 
     def __init__(
-        self, tags: int, rate: float, duration: float, *, stock: bool = False, start_timeout_s: float = 120.0
+        self,
+        tags: int,
+        rate: float,
+        duration: float,
+        *,
+        stock: bool = False,
+        start_timeout_s: float = 120.0,
+        machines: int = 1,
     ) -> None:
         self.tags = tags
         self.rate = rate
         self.duration = duration
         self.stock = stock
         self.start_timeout_s = start_timeout_s
+        self.machines = machines
         self.endpoint = ""
+        self.clock_offset_s = 0.0
+        """The child's wall clock minus its simulated clock when it became ready (see :func:`serve`)."""
         self._proc: asyncio.subprocess.Process | None = None
 
     async def __aenter__(self) -> ServerProcess:
@@ -312,6 +347,8 @@ class ServerProcess:
             repr(self.rate),
             "--duration",
             repr(self.duration),
+            "--machines",
+            str(self.machines),
             *(["--stock-server"] if self.stock else []),
         ]
         self._proc = await asyncio.create_subprocess_exec(
@@ -320,6 +357,7 @@ class ServerProcess:
         try:
             ready = await self._line(self.start_timeout_s)
             self.endpoint = str(ready["endpoint"])
+            self.clock_offset_s = float(ready["clock_offset_s"])
         except BaseException:
             await self._stop()
             raise
@@ -344,7 +382,11 @@ class ServerProcess:
         await self._proc.stdin.drain()
         answer = await self._line(STATS_TIMEOUT_S)
         return ServerStats(
-            float(answer["t"]), int(answer["load_writes"]), int(answer["late_steps"]), float(answer["cpu_s"])
+            float(answer["t"]),
+            int(answer["load_writes"]),
+            int(answer["late_steps"]),
+            float(answer["cpu_s"]),
+            float(answer["clock_offset_s"]),
         )
 
     async def _line(self, timeout_s: float) -> dict[str, Any]:
@@ -932,6 +974,7 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--duration", type=float, default=600.0, help=argparse.SUPPRESS)
+    parser.add_argument("--machines", type=int, default=1, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -984,7 +1027,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _arguments(argv)
     _quiet_logs()
     if args.serve:
-        asyncio.run(serve(args.tags, args.rate, args.port, args.duration, stock=args.stock_server))
+        served = serve(
+            args.tags, args.rate, args.port, args.duration, stock=args.stock_server, machines=args.machines
+        )
+        asyncio.run(served)
         return 0
     settings = Settings(
         tags=args.tags,
