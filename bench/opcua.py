@@ -71,6 +71,7 @@ import resource
 import sys
 import tempfile
 import time
+from array import array
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -429,6 +430,14 @@ class Counter:
         self.dropped = 0
         """Events asyncua's iterator queue dropped (raw) or events plus readings (collector)."""
         self.detail: dict[str, int] = {}
+        self.latency_s: array[float] | None = None
+        """With ``latency_s`` set, the raw client samples latencies into it while ``timing`` is set."""
+        self.timing = False
+        self.clock_offset_s = 0.0
+
+
+LATENCY_SAMPLE_EVERY = 10
+"""The raw client times every tenth notification (when asked), so timing costs it next to nothing."""
 
 
 def monitored_item_requests(
@@ -498,6 +507,16 @@ async def _count_events(sub: Subscription, counter: Counter) -> None:
     async for event in sub:
         if isinstance(event, DataChangeEvent):
             counter.n += 1
+            if counter.timing and counter.n % LATENCY_SAMPLE_EVERY == 0:
+                _sample_latency(event, counter)
+
+
+def _sample_latency(event: DataChangeEvent, counter: Counter) -> None:
+    """Receipt time minus the value's source time (shifted onto the wall clock, see :func:`serve`)."""
+    source = event.data.monitored_item.Value.SourceTimestamp
+    if source is not None and counter.latency_s is not None:
+        source_s = source.replace(tzinfo=UTC).timestamp() + counter.clock_offset_s
+        counter.latency_s.append(time.time() - source_s)
 
 
 async def consume_collector(
@@ -560,6 +579,8 @@ class Round:
     detail: dict[str, int] = field(default_factory=dict)
     connect_s: float = 0.0
     """From the start of the round until every tag's first value was counted."""
+    latency_s: array[float] | None = None
+    """Sampled latencies from source time to receipt, seconds (raw rounds asked for them)."""
 
     @property
     def rate(self) -> float:
@@ -615,13 +636,17 @@ async def run_round(
     settings: Settings,
     *,
     profiler: cProfile.Profile | None = None,
+    latencies: bool = False,
 ) -> Round:
     """Connect ``kind``, let it catch up, then time it for ``settings.seconds``; disconnect.
 
-    With ``profiler``, the profiler is enabled for the timed window only.
+    With ``profiler``, the profiler is enabled for the timed window only. With ``latencies``, a
+    raw client samples the latency from source time to receipt (:attr:`Round.latency_s`).
     """
     loop = asyncio.get_running_loop()
     counter = Counter()
+    if latencies and kind == "raw":
+        counter.latency_s = array("d")
     stop = asyncio.Event()
     gc.collect()
     with tempfile.TemporaryDirectory(prefix="plantstream-bench-opcua-") as state_dir:
@@ -632,7 +657,9 @@ async def run_round(
             connect_s = loop.time() - started
             await asyncio.sleep(settings.warmup_s)
             before = await server.stats()
+            counter.clock_offset_s = before.clock_offset_s
             c0, cpu0, t0 = counter.n, time.process_time(), loop.time()
+            counter.timing = True
             if profiler is not None:
                 profiler.enable()
             per_second = []
@@ -643,6 +670,7 @@ async def run_round(
                 per_second.append(counter.n - last)
                 last = counter.n
             c1, cpu1, t1 = counter.n, time.process_time(), loop.time()
+            counter.timing = False
             if profiler is not None:
                 profiler.disable()
             after = await server.stats()
@@ -667,6 +695,7 @@ async def run_round(
         counter.dropped,
         counter.detail,
         connect_s,
+        counter.latency_s,
     )
 
 
