@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
+from datetime import date
 from pathlib import Path
 from typing import TextIO
 
@@ -40,6 +41,9 @@ class JsonLinesSink:
         self.directory = directory
         self.on_write = on_write
         self._files: dict[Path, TextIO] = {}
+        # The handle of each (kind, UTC date), so that a point costs one dictionary lookup, not a
+        # formatted date and two path joins.
+        self._by_day: dict[tuple[str, date], TextIO] = {}
         self.points_written = 0
         self.dead_letters_written = 0
 
@@ -73,11 +77,16 @@ class JsonLinesSink:
         for handle in self._files.values():
             handle.close()
         self._files.clear()
+        self._by_day.clear()
 
     def _append(self, points: Iterable[Point]) -> None:
         touched: set[TextIO] = set()
+        by_day = self._by_day
         for point in points:
-            handle = self._file("points", point.time.strftime("%Y-%m-%d"))
+            day = point.time.date()
+            handle = by_day.get(("points", day))
+            if handle is None:
+                handle = by_day["points", day] = self._file("points", day.isoformat())
             handle.write(point.to_json())
             handle.write("\n")
             touched.add(handle)

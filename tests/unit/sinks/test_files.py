@@ -51,3 +51,15 @@ def test_the_hook_can_be_given_to_the_constructor(tmp_path: Path) -> None:
     sink.write([])
     sink.close()
     assert batches == [2, 0]
+
+
+def test_points_go_to_the_file_of_their_utc_day_also_after_a_close(tmp_path: Path) -> None:
+    late = point(5).model_copy(update={"time": datetime(2026, 11, 28, 23, 59, 59, tzinfo=UTC)})
+    early = point(6).model_copy(update={"time": datetime(2026, 11, 29, 0, 0, 0, tzinfo=UTC)})
+    sink = JsonLinesSink(tmp_path)
+    sink.write([late, early, point(1)])
+    sink.close()
+    sink.write([point(2)])  # closed files are opened again, not written through a stale handle
+    sink.close()
+    days = {p.name: p.read_text(encoding="utf-8").count("\n") for p in (tmp_path / "points").iterdir()}
+    assert days == {"2026-11-28.jsonl": 3, "2026-11-29.jsonl": 1}
