@@ -27,6 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from collectors.mqtt import MqttCollector, MqttHealth
 from collectors.opcua import OpcUaCollector, OpcUaHealth
 from collectors.queue import BoundedQueue
@@ -228,8 +230,13 @@ class EmbeddedPipeline:
         self.sink.sync()
         path = self.state_dir / CHECKPOINT
         temporary = path.with_suffix(".tmp")
-        with temporary.open("w", encoding="utf-8") as handle:
-            json.dump(self.engine.checkpoint(), handle, separators=(",", ":"))
+        # orjson: the event loop stands still while the checkpoint is written (a few MB with
+        # thousands of machines' held readings), and it encodes about 4 times as fast as json.
+        # Numbers in the state are finite; a non-finite value held for ordering becomes null, which
+        # is refused when released exactly as NaN would have been.
+        encoded = orjson.dumps(self.engine.checkpoint(), option=orjson.OPT_NON_STR_KEYS)
+        with temporary.open("wb") as handle:
+            handle.write(encoded)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
