@@ -338,6 +338,7 @@ async def run_pipeline_round(
         "readings": stats.readings,
         "points": stats.points,
         "rejected": sum(stats.rejected.values()),
+        **{f"rejected_{reason}": n for reason, n in stats.rejected.items()},
         "dead_letters": stats.dead_letters,
         "checkpoints": stats.checkpoints,
         "dropped_events": health.dropped_events,
