@@ -4,6 +4,9 @@ One ``asyncio.TaskGroup`` of named tasks: a pump per source, one processor, one 
 The readings queue is bounded with the ``block`` policy (a slow disk back-pressures the sources,
 whose own queues then apply their named policies and count what they drop).
 
+While it runs, the garbage collector's young-generation threshold is raised
+(:mod:`runtimes.gc_tuning`).
+
 State. The engine's state (open windows, last counter and register values, watermarks) is
 checkpointed every few seconds to ``<state-dir>/checkpoint.json``: the points written so far are
 forced to disk first, then the checkpoint is written to a temporary file, synced and renamed over
@@ -36,6 +39,7 @@ from plantstream.plant import LoadedPlant
 from plantstream.plant.schema import MqttSource
 from plantstream.records import DeadLetter, FieldValue, Point, Reading
 from runtimes.cbam import CbamLedger, open_ledger
+from runtimes.gc_tuning import fewer_collections
 from runtimes.http import HttpEndpoint
 from sinks.files import JsonLinesSink
 from streams.config import EngineSpec
@@ -127,6 +131,7 @@ class EmbeddedPipeline:
                         "cannot serve /healthz on port %s (%s); running without it", self.http.port, exc
                     )
                     self.http = None
+            stack.enter_context(fewer_collections())
             await self._run(stop)
         return self.stats
 

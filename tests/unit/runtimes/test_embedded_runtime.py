@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from pathlib import Path
 
 from support import reading
 
 from runtimes.embedded import CHECKPOINT, EmbeddedPipeline
+from runtimes.gc_tuning import GC_THRESHOLD
 from runtimes.plant import load_and_resolve
 
 MINIMAL = Path(__file__).resolve().parents[3] / "examples" / "minimal.yaml"
@@ -55,3 +57,20 @@ async def test_readings_queued_together_are_written_in_batches_of_at_most_1000(t
     reading_batches = [b for b in batches if b]
     assert [len(b) for b in reading_batches] == [1_000, 500]
     assert [v for b in reading_batches for v in b] == [float(k) for k in range(1_500)]  # in order
+
+
+async def test_the_gc_runs_less_often_while_the_pipeline_runs_and_as_before_after(tmp_path: Path) -> None:
+    plant, spec = load_and_resolve(MINIMAL)
+    pipeline = EmbeddedPipeline(plant, spec, tmp_path)
+    before = gc.get_threshold()
+    seen: list[tuple[int, int, int]] = []
+    pipeline.sink.on_write = lambda _batch, _wall: seen.append(gc.get_threshold())
+    pipeline._queue.put_nowait(reading(0, "power_kw", 1.0))
+    stop = asyncio.Event()
+    task = asyncio.create_task(pipeline.run(stop))
+    while not seen:
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(task, 30)
+    assert seen[0] == (max(before[0], GC_THRESHOLD), *before[1:])
+    assert gc.get_threshold() == before
