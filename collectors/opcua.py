@@ -34,7 +34,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +90,6 @@ class OpcUaHealth:
     items_failed: dict[str, str] = field(default_factory=dict)
     dropped_events: int = 0
     watchdog_trips: int = 0
-    held: int = 0
     last_data: datetime | None = None
     last_error: str | None = None
     skew_server_minus_source_s: float | None = None
@@ -153,10 +152,6 @@ class OpcUaCollector(Collector):
         self._warned: set[str] = set()
         self._activity = 0.0
         self._pki = state_dir / "pki" / source.id
-        self._hold = timedelta(seconds=source.hold_s) if source.hold_s is not None else None
-        self._last: dict[int, Reading] = {}  # by handle: the newest reading of each subscribed item
-        self._source_now: datetime | None = None  # the newest reading time of this session
-        self._swept: datetime | None = None
 
     # -- the one reconnect loop -----------------------------------------------------------------
 
@@ -207,9 +202,6 @@ class OpcUaCollector(Collector):
 
         # asyncua's own supervisor probes the server every second; we rebuild, it does not.
         client.connection_lost_callback = on_lost
-        # A new session knows nothing yet: nothing is held across a gap (it stays unknown).
-        self._last.clear()
-        self._source_now = self._swept = None
         await self._resolve(client)
         limit = await self._items_per_call(client)
         self._activity = asyncio.get_running_loop().time()
@@ -472,38 +464,6 @@ class OpcUaCollector(Collector):
         self.health.readings += 1
         self.health.last_data = ingest
         await self._queue.put(reading)
-        if self._hold is not None and item.group.mode != "poll":
-            self._last[item.handle] = reading
-            if self._source_now is None or ts > self._source_now:
-                self._source_now = ts
-                await self._sweep_held(ingest)
-
-    async def _sweep_held(self, ingest: datetime) -> None:
-        """Repeat subscribed values that have not changed for ``hold_s`` of source time.
-
-        A subscription reports changes only, so a quiet item still holds its last value while the
-        session lives; without a reading its machine's windows would wait for the next change to
-        close. The source's clock is the newest reading time of the session (so this works at any
-        simulator speed and never uses the local clock); a value is repeated at that time, unchanged.
-        Nothing is held across a reconnect: that gap stays unknown.
-        """
-        now, hold = self._source_now, self._hold
-        if now is None or hold is None:
-            return
-        if self._swept is not None and now - self._swept < hold / 2:
-            return
-        self._swept = now
-        stale = now - hold
-        for handle, last in list(self._last.items()):
-            if last.ts > stale or self._by_handle[handle].label in self.health.items_failed:
-                continue
-            self._seq += 1
-            repeat = last.model_copy(
-                update={"ts": now, "server_ts": None, "ingest_ts": ingest, "seq": self._seq}
-            )
-            self._last[handle] = repeat
-            self.health.held += 1
-            await self._queue.put(repeat)
 
     def _dead_letter(self, item: _Item, reason: str, error: str, value: Any) -> None:
         key = f"{item.label}:{reason}"

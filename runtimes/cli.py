@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
@@ -131,32 +132,56 @@ def check(plant_path: Path) -> None:
 @main.command(name="replay")
 @PLANT_OPTION
 @click.option("--readings", "readings_path", required=True, help="Readings as JSON lines; - for stdin.")
-@click.option("--out", "out_path", default="-", show_default=True, help="Where the points go; - for stdout.")
+@click.option(
+    "--out",
+    "out_path",
+    default=None,
+    help="Where the points go; - for stdout (the default without --to-sinks).",
+)
 @click.option("--strict", is_flag=True, help="Stop at the first bad line (exit 1) instead of skipping it.")
 @click.option(
     "--dead-letter", "dead_letter_path", default=None, help="Write refused lines here, with reasons."
 )
 @click.option("--quiet", "-q", is_flag=True, help="No summary on stderr.")
 @click.option(
+    "--to-sinks",
+    is_flag=True,
+    help="Send the points to the plant file's sinks via the outbox in --state-dir; exit once delivered.",
+)
+@click.option(
     "--state-dir",
-    "cbam_state_dir",
     default=None,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Also feed the CBAM ledger kept in this state directory (plant files with a cbam section).",
+    help="The outboxes of --to-sinks (default plantstream-data); a plant file with a cbam section "
+    "also feeds the CBAM ledger kept here.",
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    default=600.0,
+    show_default=True,
+    help="With --to-sinks: seconds to wait for delivery before giving up (exit 1).",
 )
 def replay_command(
     plant_path: Path,
     readings_path: str,
-    out_path: str,
+    out_path: str | None,
     strict: bool,
     dead_letter_path: str | None,
     quiet: bool,
-    cbam_state_dir: Path | None,
+    to_sinks: bool,
+    state_dir: Path | None,
+    timeout_s: float,
 ) -> None:
     """Feed recorded readings through the calculators and write every point as JSON lines."""
     plant, spec = _load(plant_path)
+    if to_sinks and not plant.model.sinks:
+        _err.print(f"[red]error[/red] {plant_path}: --to-sinks, but the plant file has no sinks: section")
+        sys.exit(2)
+    if out_path is None and not to_sinks:
+        out_path = "-"
     engine = Engine(spec, reorder=False)
-    ledger = _cbam_ledger(plant, plant_path, cbam_state_dir)
+    ledger = _cbam_ledger(plant, plant_path, state_dir, required=not to_sinks)
     with ExitStack() as stack:
         try:
             source: TextIO = (
@@ -164,8 +189,12 @@ def replay_command(
                 if readings_path == "-"
                 else stack.enter_context(open(readings_path, encoding="utf-8"))
             )
-            out: TextIO = (
-                sys.stdout if out_path == "-" else stack.enter_context(open(out_path, "w", encoding="utf-8"))
+            out: TextIO | None = (
+                None
+                if out_path is None
+                else sys.stdout
+                if out_path == "-"
+                else stack.enter_context(open(out_path, "w", encoding="utf-8"))
             )
             dead = (
                 stack.enter_context(open(dead_letter_path, "w", encoding="utf-8"))
@@ -176,45 +205,139 @@ def replay_command(
             _err.print(f"[red]error[/red] {exc.filename}: {exc.strerror}")
             sys.exit(2)
         name = "stdin" if readings_path == "-" else readings_path
+
+        def report(text: str) -> None:
+            _err.print(f"[yellow]skipped[/yellow] {text}", soft_wrap=True)
+
         try:
-            summary = replay(
-                engine,
-                source,
-                out,
-                source=name,
-                lateness_us=spec.allowed_lateness_us,
-                strict=strict,
-                report=lambda text: _err.print(f"[yellow]skipped[/yellow] {text}", soft_wrap=True),
-                dead_letter=dead,
-                on_points=None if ledger is None else ledger.write,
-            )
+            if to_sinks:
+                summary = _replay_to_sinks(
+                    plant,
+                    engine,
+                    source,
+                    out,
+                    name,
+                    spec,
+                    strict,
+                    report,
+                    dead,
+                    state_dir or Path("plantstream-data"),
+                    timeout_s,
+                    quiet,
+                    ledger,
+                )
+            else:
+                summary = replay(
+                    engine,
+                    source,
+                    out,
+                    source=name,
+                    lateness_us=spec.allowed_lateness_us,
+                    strict=strict,
+                    report=report,
+                    dead_letter=dead,
+                    on_points=None if ledger is None else ledger.write,
+                )
+                if ledger is not None and out is not None:
+                    # The daily `cbam` points join the others in the output.
+                    for point in ledger.commit():
+                        out.write(point.to_json() + "\n")
         except ReplayAborted as exc:
             _err.print(f"[red]error[/red] {exc}", soft_wrap=True)
             sys.exit(1)
         finally:
             if ledger is not None:
-                # The daily `cbam` points join the others in the output.
-                for point in ledger.commit():
-                    out.write(point.to_json() + "\n")
                 ledger.close()
-    if not quiet:
-        _print_summary(summary, name, out_path)
-        if ledger is not None:
-            _err.print(f"CBAM ledger updated in {cbam_state_dir}")
+    if not quiet and not to_sinks:
+        _print_summary(summary, name, out_path or "-")
+    if not quiet and ledger is not None:
+        _err.print(f"CBAM ledger updated in {state_dir}")
 
 
-def _cbam_ledger(plant: LoadedPlant, plant_path: Path, state_dir: Path | None) -> CbamLedger | None:
+def _cbam_ledger(
+    plant: LoadedPlant, plant_path: Path, state_dir: Path | None, *, required: bool
+) -> CbamLedger | None:
     if state_dir is None:
         return None
     from runtimes.cbam import open_ledger
 
     ledger = open_ledger(plant.model, state_dir)
-    if ledger is None:
+    if ledger is None and required:
         _err.print(
             f"[red]error[/red] {plant_path}: --state-dir feeds the CBAM ledger, but there is no cbam section"
         )
         sys.exit(2)
     return ledger
+
+
+def _replay_to_sinks(
+    plant: LoadedPlant,
+    engine: Engine,
+    source: TextIO,
+    out: TextIO | None,
+    name: str,
+    spec: EngineSpec,
+    strict: bool,
+    report: Callable[[str], None],
+    dead: TextIO | None,
+    state_dir: Path,
+    timeout_s: float,
+    quiet: bool,
+    ledger: CbamLedger | None,
+) -> ReplaySummary:
+    """``replay --to-sinks``: exit 0 once every point is delivered, 1 if not (or some were rejected)."""
+    from runtimes.sinks import build_sinks, replay_to_sinks
+    from sinks.files import JsonLinesSink
+    from sinks.influx import SinkConfigError
+
+    letters = JsonLinesSink(state_dir)
+    try:
+        sinks = build_sinks(plant, state_dir, letters.dead_letter)
+    except SinkConfigError as exc:
+        _err.print(f"[red]error[/red] {exc}")
+        sys.exit(2)
+    try:
+        result = asyncio.run(
+            replay_to_sinks(
+                engine,
+                source,
+                sinks,
+                timeout_s=timeout_s,
+                source=name,
+                lateness_us=spec.allowed_lateness_us,
+                strict=strict,
+                report=report,
+                dead_letter=dead,
+                out=out,
+                ledger=ledger,
+            )
+        )
+    finally:
+        letters.close()
+    if not quiet:
+        _print_summary(result.summary, name, "the sinks")
+    failed = False
+    for sink in sinks:
+        left = result.undelivered.get(sink.id, 0)
+        if left:
+            failed = True
+            _err.print(
+                f"[red]error[/red] sink {sink.id}: {left} line(s) not delivered within {timeout_s:g} s "
+                f"(last error: {sink.health.last_error or 'none'}); they stay in {sink.outbox.path} "
+                f"and go out with the next `run` or `replay --to-sinks` with --state-dir {state_dir}"
+            )
+        rejected = result.dead_letters.get(sink.id, 0)
+        if rejected:
+            failed = True
+            _err.print(
+                f"[red]error[/red] sink {sink.id}: {rejected} point(s) refused (by the server or as "
+                f"unencodable); they are in {state_dir / 'deadletter'} with the reasons"
+            )
+        if not left and not quiet:
+            _err.print(f"sink {sink.id}: {sink.health.written} line(s) delivered to {sink.settings.url}")
+    if failed:
+        sys.exit(1)
+    return result.summary
 
 
 def _print_summary(summary: ReplaySummary, source: str, out_path: str) -> None:
@@ -468,9 +591,15 @@ def run_command(plant_path: Path, state_dir: Path, to_stdout: bool, http_port: i
             sys.stdout.write(point.to_json() + "\n")
         sys.stdout.flush()
 
-    pipeline = EmbeddedPipeline(
-        plant, spec, state_dir, on_points=echo if to_stdout else None, http_port=http_port
-    )
+    from sinks.influx import SinkConfigError
+
+    try:
+        pipeline = EmbeddedPipeline(
+            plant, spec, state_dir, on_points=echo if to_stdout else None, http_port=http_port
+        )
+    except SinkConfigError as exc:
+        _err.print(f"[red]error[/red] {exc}; nothing was started")
+        sys.exit(2)
 
     async def main_task() -> None:
         stop = asyncio.Event()
@@ -483,6 +612,12 @@ def run_command(plant_path: Path, state_dir: Path, to_stdout: bool, http_port: i
         f"stopped: {stats.readings} readings, {stats.points} points in {state_dir / 'points'}, "
         f"{stats.dead_letters} dead letters, {stats.checkpoints} checkpoints"
     )
+    for sink in pipeline.sinks:
+        waiting = sink.outbox.lines
+        _err.print(
+            f"sink {sink.id}: {sink.health.written} line(s) delivered"
+            + (f"; {waiting} wait in {sink.outbox.path} for the next start" if waiting else "")
+        )
 
 
 @main.command(name="demo")

@@ -14,6 +14,14 @@ the old one, so a crash (even ``kill -9``) finds either the old or the new check
 restart the first sample of each cumulative counter and register is differenced against the
 checkpointed value, so no piece and no kWh is lost; windows closed after the checkpoint are written
 again with the same identity (an overwrite downstream); time with no data is unknown.
+
+Sinks. Every point the file sink gets also goes to each sink of the plant file (``sinks:``),
+through its durable outbox in ``<state-dir>/outbox/<sink-id>.sqlite``, appended before the file
+sink writes it and forced to disk before a checkpoint, so a checkpoint never claims points the
+outbox does not hold. Points are handed over in groups (when the readings queue is empty, or every
+1 000 points) to keep commits few under load. A full outbox under ``block`` makes the processor
+wait, which back-pressures the sources. On stop, the sinks deliver for at most
+``sink_flush_timeout_s`` and keep the rest for the next start.
 """
 
 from __future__ import annotations
@@ -36,11 +44,13 @@ from collectors.mqtt import MqttCollector, MqttHealth
 from collectors.opcua import OpcUaCollector, OpcUaHealth
 from collectors.queue import BoundedQueue
 from plantstream.plant import LoadedPlant
-from plantstream.plant.schema import MqttSource
+from plantstream.plant.schema import MqttSource, OpcUaSource
 from plantstream.records import DeadLetter, FieldValue, Point, Reading
 from runtimes.cbam import CbamLedger, open_ledger
 from runtimes.gc_tuning import fewer_collections
 from runtimes.http import HttpEndpoint
+from runtimes.idle import IdleTicker
+from runtimes.sinks import build_sinks, sink_health_json, sink_health_points, sink_metrics
 from sinks.files import JsonLinesSink
 from streams.config import EngineSpec
 from streams.engine import Engine, ReadingRejected
@@ -50,8 +60,9 @@ __all__ = ["EmbeddedPipeline", "PipelineStats"]
 
 _log = logging.getLogger("plantstream.runtime")
 CHECKPOINT = "checkpoint.json"
-_BATCH = 1_000
-"""At most this many queued readings are processed in one turn and written as one batch."""
+_HAND_OVER = 1_000
+_IDLE_CHECK_EVERY = 1_000  # readings between two looks for quiet machines (and whenever the queue is empty)
+"""Points gathered before they go to the sinks and the file while readings keep arriving."""
 
 
 @dataclass
@@ -80,6 +91,7 @@ class EmbeddedPipeline:
         on_points: Callable[[list[Point]], None] | None = None,
         on_reading: Callable[[Reading], None] | None = None,
         http_port: int | None = None,
+        sink_flush_timeout_s: float = 30.0,
     ) -> None:
         """Prepare the pipeline.
 
@@ -92,6 +104,10 @@ class EmbeddedPipeline:
             on_points: also called with every batch of points (a live view, ``--stdout``).
             on_reading: also called with every reading taken (a live view).
             http_port: serve ``/healthz``, ``/metrics`` and ``/stream`` on this loopback port (0: any).
+            sink_flush_timeout_s: how long the sinks keep delivering after a stop.
+
+        Raises:
+            sinks.influx.SinkConfigError: a sink's token variable is not set.
         """
         self.plant = plant
         self.spec = spec
@@ -106,6 +122,13 @@ class EmbeddedPipeline:
         self._on_points = on_points
         self._on_reading = on_reading
         self.http = HttpEndpoint(self.health, self.metrics, port=http_port) if http_port is not None else None
+        self.sinks = build_sinks(plant, state_dir, self._dead_letter, flush_timeout_s=sink_flush_timeout_s)
+        self._pending: list[Point] = []
+        self._hand_over_lock = asyncio.Lock()
+        opcua_sources = [s.id for s in plant.model.sources if isinstance(s, OpcUaSource)]
+        # Quiet machines move on with their source's clock (the engine is replaced on restore).
+        self._idle = IdleTicker(self._tick, spec.window_us, opcua_sources)
+        self._since_idle_check = 0
         machines = {mid: m.line for mid, m in spec.machines.items()}
         self.collectors: list[MqttCollector | OpcUaCollector] = []
         for source in plant.model.sources:
@@ -132,6 +155,9 @@ class EmbeddedPipeline:
                     )
                     self.http = None
             stack.enter_context(fewer_collections())
+            for sink in self.sinks:
+                # Leaving the stack (after the last checkpoint) flushes each sink, time-bounded.
+                await stack.enter_async_context(sink)
             await self._run(stop)
         return self.stats
 
@@ -147,11 +173,14 @@ class EmbeddedPipeline:
                 for task in pumps:
                     task.cancel()
                 await asyncio.gather(*pumps, return_exceptions=True)
+                for sink in self.sinks:
+                    sink.begin_close()  # the queue must drain even if an outbox is full
                 while self._queue.qsize():
                     await asyncio.sleep(0.01)
                 processor.cancel()
                 checkpointer.cancel()
         finally:
+            self._hand_over_now()
             self._checkpoint()
             self.sink.close()
             if self.cbam is not None:
@@ -163,17 +192,42 @@ class EmbeddedPipeline:
                 await self._queue.put(reading)
 
     async def _process(self) -> None:
-        queue = self._queue
+        engine = self.engine
+        machines = self.spec.machines
         while True:
+            reading = await self._queue.get()
+            self.stats.readings += 1
+            if self._on_reading is not None:
+                self._on_reading(reading)
+            if self.http is not None:
+                self.http.publish(reading.to_json())
             batch: list[Point] = []
-            self._take(await queue.get(), batch)
-            # Whatever else is already queued is taken in the same turn and written as one batch:
-            # one flush (a write system call) per batch instead of per reading. Bounded, so the
-            # first reading of a batch waits for at most this many others.
-            for _ in range(min(queue.qsize(), _BATCH - 1)):
-                self._take(queue.get_nowait(), batch)
+            machine = machines.get(reading.machine)
+            if machine is not None and reading.signal in machine.recorded:
+                batch.append(reading_point(reading, machine.site, machine.line))
+            try:
+                engine.push(reading)
+            except ReadingRejected as exc:
+                self.stats.rejected[exc.reason] += 1
+                self._dead_letter(
+                    DeadLetter(
+                        ts=datetime.now(tz=UTC),
+                        source=reading.source or "engine",
+                        where=f"{reading.machine}.{reading.signal}",
+                        reason=exc.reason,
+                        error=str(exc),
+                        raw=reading.to_json(),
+                    )
+                )
+            else:
+                self._idle.seen(reading)
+            self._since_idle_check += 1
+            if self._since_idle_check >= _IDLE_CHECK_EVERY or not self._queue.qsize():
+                self._tick_quiet_machines()
+            if engine.has_points:
+                batch.extend(engine.take_points())
             if batch:
-                self.sink.write(batch)
+                self._pending.extend(batch)
                 if self.cbam is not None:
                     self.cbam.write(batch)
                 self.stats.points += len(batch)
@@ -182,39 +236,44 @@ class EmbeddedPipeline:
                 if self.http is not None:
                     for point in batch:
                         self.http.publish(point.to_json())
+            if self._pending and (len(self._pending) >= _HAND_OVER or not self._queue.qsize()):
+                await self._hand_over()
 
-    def _take(self, reading: Reading, batch: list[Point]) -> None:
-        """Count ``reading``, add its raw point to ``batch``, push it, add the window points it closed."""
-        self.stats.readings += 1
-        if self._on_reading is not None:
-            self._on_reading(reading)
-        if self.http is not None:
-            self.http.publish(reading.to_json())
-        machine = self.spec.machines.get(reading.machine)
-        if machine is not None and reading.signal in machine.recorded:
-            batch.append(reading_point(reading, machine.site, machine.line))
-        engine = self.engine
-        try:
-            engine.push(reading)
-        except ReadingRejected as exc:
-            self.stats.rejected[exc.reason] += 1
-            self._dead_letter(
-                DeadLetter(
-                    ts=datetime.now(tz=UTC),
-                    source=reading.source or "engine",
-                    where=f"{reading.machine}.{reading.signal}",
-                    reason=exc.reason,
-                    error=str(exc),
-                    raw=reading.to_json(),
-                )
-            )
-        if engine.has_points:
-            batch.extend(engine.take_points())
+    def _tick(self, machine: str, ts: int) -> None:
+        self.engine.tick(machine, ts)
+
+    def _tick_quiet_machines(self) -> None:
+        self._since_idle_check = 0
+        for collector in self.collectors:
+            if not collector.health.connected:
+                self._idle.forget(collector.source.id)
+        self._idle.tick_quiet()
+
+    async def _hand_over(self) -> None:
+        """Points gathered so far to every sink's outbox (waiting for room), then to the file."""
+        async with self._hand_over_lock:
+            points, self._pending = self._pending, []
+            try:
+                for sink in self.sinks:
+                    await sink.submit(points)
+            except BaseException:
+                # Cancelled while waiting for room: the points go out with the final checkpoint.
+                self._pending = points + self._pending
+                raise
+            self.sink.write(points)
+
+    def _hand_over_now(self) -> None:
+        """The last hand-over at shutdown: no waiting, the outbox bound may be exceeded."""
+        points, self._pending = self._pending, []
+        for sink in self.sinks:
+            sink.submit_nowait(points)
+        self.sink.write(points)
 
     async def _checkpoints(self) -> None:
         while True:
             await asyncio.sleep(self._every)
-            self.sink.write(self.health_points())
+            self._pending.extend(self.health_points())
+            await self._hand_over()
             self._checkpoint()
 
     def health_points(self) -> list[Point]:
@@ -235,14 +294,19 @@ class EmbeddedPipeline:
             points.append(
                 Point(measurement="health", tags={"source": collector.source.id}, fields=fields, time=now)
             )
-        return points
+        return points + sink_health_points(self.sinks, now)
 
     def _checkpoint(self) -> None:
         if self.cbam is not None:
-            # The ledger before the checkpoint too; its daily `cbam` points go to the sink.
-            self.sink.write(self.cbam.commit())
+            # The ledger before the checkpoint too; its daily `cbam` points go to every sink.
+            ledger_points = self.cbam.commit()
+            for sink in self.sinks:
+                sink.submit_nowait(ledger_points)
+            self.sink.write(ledger_points)
         # Points first: a checkpoint must never claim windows whose points are not on disk.
         self.sink.sync()
+        for sink in self.sinks:
+            sink.sync()
         path = self.state_dir / CHECKPOINT
         temporary = path.with_suffix(".tmp")
         # orjson: the event loop stands still while the checkpoint is written (a few MB with
@@ -290,8 +354,16 @@ class EmbeddedPipeline:
                 "dropped": collector.dropped,
                 **({"items_failed": h.items_failed} if isinstance(h, OpcUaHealth) else {}),
             }
-        ok = all(item["connected"] for item in sources.values())
-        return ok, {"status": "ok" if ok else "degraded", "sources": sources, "readings": self.stats.readings}
+        sinks = sink_health_json(self.sinks)
+        # A sink is fine while it writes, or while nothing waits for it.
+        ok = all(item["connected"] for item in sources.values()) and all(
+            item["connected"] or not item["outbox_lines"] for item in sinks.values()
+        )
+        body: dict[str, Any] = {"status": "ok" if ok else "degraded", "sources": sources}
+        if sinks:
+            body["sinks"] = sinks
+        body["readings"] = self.stats.readings
+        return ok, body
 
     def metrics(self) -> str:
         """Prometheus text exposition of the pipeline's counters."""
@@ -325,6 +397,7 @@ class EmbeddedPipeline:
                     "source_reconnects_total": c.health.reconnects,
                 }[metric]
                 lines.append(f'plantstream_{metric}{{source="{c.source.id}"}} {value}')
+        lines.extend(sink_metrics(self.sinks))
         return "\n".join(lines) + "\n"
 
     def _dead_letter(self, letter: DeadLetter) -> None:

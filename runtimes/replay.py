@@ -52,7 +52,7 @@ class ReplaySummary:
 def replay(
     engine: Engine,
     lines: Iterable[str],
-    out: TextIO,
+    out: TextIO | None,
     *,
     source: str,
     lateness_us: int,
@@ -63,13 +63,13 @@ def replay(
 ) -> ReplaySummary:
     """Run ``lines`` through ``engine`` (built with ``reorder=False``), writing points to ``out``.
 
-    ``on_points`` is also given every batch of points written (a CBAM ledger, for instance).
+    ``on_points``, if given, also receives every batch of points (a CBAM ledger, the sinks of
+    ``replay --to-sinks``).
 
     Raises:
         ReplayAborted: ``strict`` and a bad line.
     """
-    run = _Replay(engine, out, source, strict, report, dead_letter)
-    run.on_points = on_points
+    run = _Replay(engine, out, source, strict, report, dead_letter, on_points)
     with fewer_collections():
         return run.run(lines, lateness_us)
 
@@ -85,20 +85,21 @@ class _Replay:
     def __init__(
         self,
         engine: Engine,
-        out: TextIO,
+        out: TextIO | None,
         source: str,
         strict: bool,
         report: Callable[[str], None],
         dead_letter: TextIO | None,
+        on_points: Callable[[list[Point]], None] | None = None,
     ) -> None:
         self.engine = engine
         self.out = out
+        self.on_points = on_points
         self.source = source
         self.strict = strict
         self.report = report
         self.dead_letter = dead_letter
         self.summary = ReplaySummary()
-        self.on_points: Callable[[list[Point]], None] | None = None
 
     def run(self, lines: Iterable[str], lateness_us: int) -> ReplaySummary:
         """Decode, order and feed every line; flush the engine at the end.
@@ -179,8 +180,9 @@ class _Replay:
             self.on_points(points)
         out = self.out
         for point in points:
-            out.write(point.to_json())
-            out.write("\n")
+            if out is not None:
+                out.write(point.to_json())
+                out.write("\n")
             if point.measurement == "oee" and point.tags.get("window") == "shift":
                 self.summary.shift_points.append(point)
         self.summary.points += len(points)

@@ -43,14 +43,16 @@ class WindowProfile:
 
     shift: ShiftInstance | None
     in_break: bool
+    always: bool = False
+    """No calendar: every window is planned busy time."""
 
     @property
     def productive(self) -> bool:
-        """True when the window is planned busy time by the calendar (in a shift, not a break)."""
-        return self.shift is not None and not self.in_break
+        """True when the window is planned busy time (in a shift and not a break, or no calendar)."""
+        return self.always or (self.shift is not None and not self.in_break)
 
 
-_ALWAYS = WindowProfile(shift=None, in_break=False)
+_ALWAYS = WindowProfile(shift=None, in_break=False, always=True)
 
 
 def _to_us(moment: datetime) -> int:

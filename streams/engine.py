@@ -40,6 +40,8 @@ _NEVER = 2**62
 CHECKPOINT_VERSION = 1
 """Version of :meth:`Engine.checkpoint`'s form; bump it when the form changes."""
 _Released = tuple[int, int, str, Any, str]
+_TICK = ""
+"""The signal of a tick: event time moves on and nothing else changes (no signal has this name)."""
 _RollupKey = tuple[tuple[str, ...], str, int]
 
 
@@ -208,10 +210,38 @@ class Engine:
         while track.heap and track.heap[0][0] <= watermark:
             self._release(track, heapq.heappop(track.heap))
 
+    def tick(self, machine: str, ts: int) -> None:
+        """The machine's source has reported up to ``ts`` (µs) and has nothing newer for this machine.
+
+        A tick moves the machine's event time on like a reading that changes nothing, so the
+        windows of a quiet machine close (its state holds; no pieces, no energy are invented). It
+        is ordered, held and corrected like a reading: real data older than the watermark that
+        arrives after a tick corrects the windows it closed. A machine with no data yet, and a tick
+        not newer than what the machine has seen, are ignored (time with no data stays unknown).
+
+        Raises:
+            ReadingRejected: unknown machine.
+        """
+        track = self._tracks.get(machine)
+        if track is None:
+            raise ReadingRejected("unknown_machine", f"machine {machine!r} is not in the plant model")
+        released = track.calc.state.released_until
+        # Readings up to ``allowed_lateness`` older than ``ts`` may still come: the tick itself
+        # stands at the watermark, so it is released at once and they land after it, in order.
+        at = ts - self._lateness
+        if track.newest is None or ts <= track.newest or (released is not None and at <= released):
+            return
+        self._seq = seq = self._seq + 1
+        self._events["ticks"] += 1
+        heapq.heappush(track.heap, (at, seq, _TICK, None, "good"))
+        track.newest = ts
+        while track.heap and track.heap[0][0] <= at:
+            self._release(track, heapq.heappop(track.heap))
+
     @property
     def stats(self) -> Counter[str]:
         """Readings taken, late readings corrected, windows re-emitted, readings refused by reason."""
-        return self._events + Counter(readings=self._seq)
+        return self._events + Counter(readings=self._seq - self._events["ticks"])
 
     @property
     def has_points(self) -> bool:
@@ -311,6 +341,9 @@ class Engine:
         calc = track.calc
         state = calc.state
         previous = state.released_until
+        if signal == _TICK:
+            self._release_tick(track, item)
+            return
         try:
             if previous is not None and ts <= state.next_check:
                 # No window can close: the common case.
@@ -328,6 +361,21 @@ class Engine:
         if previous is None or (closed and ts > previous and self._snapshot_due(track)):
             self._snapshot(track, ts)
         calc.feed(ts, signal, value, quality)
+        track.history.append(item)
+        if closed:
+            self._results(calc.spec.id, track, closed)
+
+    def _release_tick(self, track: _Track, item: _Released) -> None:
+        ts = item[0]
+        calc = track.calc
+        previous = calc.state.released_until
+        if previous is None or ts <= previous:
+            return  # overtaken by real data: it already moved time this far
+        closed = calc.advance(ts)
+        if closed and self._snapshot_due(track):
+            self._snapshot(track, ts)
+        # Later data before ``ts`` must correct what the tick closed, not be fed in the past.
+        calc.state.released_until = ts
         track.history.append(item)
         if closed:
             self._results(calc.spec.id, track, closed)

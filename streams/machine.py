@@ -691,11 +691,10 @@ class MachineCalc:
         return self._close_ready(self.state.released_until, final=True)
 
     def _close_window(self, w: _Window) -> WindowResult:
-        spec = self.spec
         size = self._window_us
         profile = w.profile
         e = OeeElements()
-        if profile.shift is not None or spec.schedule.always_on:
+        if profile.shift is not None or profile.always:
             e.scheduled = size
             if profile.in_break:
                 e.planned_stop = size

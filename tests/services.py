@@ -7,10 +7,27 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+
+def wait_until_ready(
+    process: subprocess.Popen[bytes], ready: Callable[[], bool], log: Path, name: str, timeout_s: float
+) -> None:
+    """Poll ``ready`` until it answers True; fail with the end of ``log`` if the process dies first."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if ready():
+                return
+        except OSError:
+            if process.poll() is not None:
+                break
+        time.sleep(0.05)
+    raise RuntimeError(f"{name} did not start: {log.read_text()[-2000:]}")
 
 
 def free_port() -> int:
@@ -65,18 +82,11 @@ class Broker:
         config.write_text("\n".join(lines) + "\n")
         with (self.directory / "mosquitto.log").open("ab") as log:
             self.process = subprocess.Popen([_mosquitto_binary(), "-c", str(config)], stdout=log, stderr=log)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                if self.process.poll() is not None:
-                    break
-                time.sleep(0.05)
-        raise RuntimeError(
-            f"mosquitto did not start: {(self.directory / 'mosquitto.log').read_text()[-2000:]}"
-        )
+        wait_until_ready(self.process, self._accepts, self.directory / "mosquitto.log", "mosquitto", 10)
+
+    def _accepts(self) -> bool:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+            return True
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -141,3 +151,116 @@ class OpcUaTestServer:
 
         assert self.process is not None
         self.process.send_signal(signal.SIGCONT)
+
+
+VICTORIA_METRICS = Path("/usr/bin/victoria-metrics")
+
+
+@dataclass
+class VictoriaMetrics:
+    """VictoriaMetrics as the InfluxDB v2 write API (``/api/v2/write``), read back via ``/api/v1/export``.
+
+    Started with ``-dedup.minScrapeInterval=1ms``: samples of one series with the same timestamp
+    collapse into one, which is how these tests get InfluxDB's overwrite semantics (the same
+    measurement, tags and time written twice is one point). Unlike InfluxDB, VictoriaMetrics keeps
+    one of the duplicates, not necessarily the last, so tests compare points written with the
+    same values. It names a series ``<measurement>_<field>`` with the tags as labels, stores
+    booleans as 1/0, string fields as 0, and times in milliseconds.
+    """
+
+    port: int
+    directory: Path
+    flags: tuple[str, ...] = ()
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        if not VICTORIA_METRICS.exists():
+            pytest.fail(
+                "victoria-metrics is not installed: apt-get install victoria-metrics (scripts/test does it)"
+            )
+        args = [
+            str(VICTORIA_METRICS),
+            f"-httpListenAddr=127.0.0.1:{self.port}",
+            f"-storageDataPath={self.directory / 'vm-data'}",
+            "-retentionPeriod=100y",
+            "-dedup.minScrapeInterval=1ms",
+            *self.flags,
+        ]
+        with (self.directory / "victoria-metrics.log").open("ab") as log:
+            self.process = subprocess.Popen(args, stdout=log, stderr=log)
+        wait_until_ready(
+            self.process,
+            lambda: self._get("/health") == b"OK",
+            self.directory / "victoria-metrics.log",
+            "victoria-metrics",
+            20,
+        )
+
+    def stop(self) -> None:
+        """A graceful stop (what it holds in memory is written out); start() again on the same data."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+        self.process = None
+
+    def export(self, match: str = '{__name__=~".+"}') -> list[dict[str, object]]:
+        """Every series matching ``match``, as VictoriaMetrics' JSON lines (metric, values, timestamps)."""
+        import json
+        from urllib.parse import quote
+
+        body = self._get(f"/api/v1/export?match[]={quote(match)}")
+        return [json.loads(line) for line in body.splitlines() if line.strip()]
+
+    def samples(
+        self, match: str = '{__name__=~".+"}'
+    ) -> dict[tuple[str, tuple[tuple[str, str], ...], int], float]:
+        """(series name, sorted labels, time in ms) -> value; a repeated key would be a duplicate."""
+        out: dict[tuple[str, tuple[tuple[str, str], ...], int], float] = {}
+        for series in self.export(match):
+            labels = dict(series["metric"])  # type: ignore[call-overload]
+            name = labels.pop("__name__")
+            for ts, value in zip(series["timestamps"], series["values"], strict=True):  # type: ignore[call-overload]
+                key = (name, tuple(sorted(labels.items())), int(ts))
+                assert key not in out, f"duplicate sample {key}"
+                out[key] = float(value)
+        return out
+
+    def _get(self, path: str) -> bytes:
+        from urllib.request import urlopen
+
+        with urlopen(f"{self.url}{path}", timeout=10) as response:
+            return bytes(response.read())
+
+
+def expected_samples(
+    points: list[dict], unit_ms: int = 1000
+) -> dict[tuple[str, tuple[tuple[str, str], ...], int], float]:
+    """What VictoriaMetrics should hold for these points (JSON form), one sample per field.
+
+    ``unit_ms`` is the sink's precision in milliseconds (1000 for s): times are floored to it.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    out: dict[tuple[str, tuple[tuple[str, str], ...], int], float] = {}
+    for p in points:
+        moment = datetime.fromisoformat(p["time"].replace("Z", "+00:00"))
+        ms = (moment - epoch) // timedelta(milliseconds=1) // unit_ms * unit_ms
+        labels = tuple(sorted((k, v) for k, v in p["tags"].items() if v != ""))
+        for field, value in p["fields"].items():
+            # VictoriaMetrics keeps numbers only: a string field becomes a sample of value 0.
+            out[(f"{p['measurement']}_{field}", labels, ms)] = 0.0 if isinstance(value, str) else float(value)
+    return out
+
+
+def same_samples(held: dict, expected: dict) -> bool:
+    """Equal keys and values equal to 1e-9 relative: VictoriaMetrics keeps 12 significant digits."""
+    import math
+
+    return held.keys() == expected.keys() and all(
+        math.isclose(held[key], value, rel_tol=1e-9, abs_tol=1e-12) for key, value in expected.items()
+    )

@@ -224,13 +224,14 @@ def _data_path(loc: tuple[str | int, ...], data: Any) -> KeyPath:
     """Map a pydantic error location onto key paths of the data.
 
     Pydantic puts the tag of a discriminated union into the location (``signals.x.fuel`` for a
-    fuel signal named ``x``); such a part equals the node's ``role`` and is dropped.
+    fuel signal named ``x``, ``sinks.0.influxdb.url`` for a sink); such a part equals the node's
+    ``role`` (signals) or ``type`` (sources, sinks) and is dropped.
     """
     path: list[str | int] = []
     node = data
     tag_skipped_at: object = None
     for part in loc:
-        if isinstance(node, dict) and part == node.get("role") and tag_skipped_at is not node:
+        if isinstance(node, dict) and part in _tags_of(node) and tag_skipped_at is not node:
             tag_skipped_at = node
             continue
         if isinstance(node, str) and part == node and tag_skipped_at is not node:
@@ -244,6 +245,10 @@ def _data_path(loc: tuple[str | int, ...], data: Any) -> KeyPath:
         else:
             node = None
     return tuple(path)
+
+
+def _tags_of(node: dict[Any, Any]) -> tuple[object, ...]:
+    return (node.get("role"), node.get("type"))
 
 
 def _model_fields() -> set[str]:
@@ -276,12 +281,21 @@ def _message(err: Any, path: KeyPath) -> str:
         if isinstance(limit, float) and limit.is_integer():
             limit = int(limit)
         return f"must be {bounds[kind]} {limit}"
-    if kind == "union_tag_invalid":
-        roles = ", ".join(role.value for role in schema.Role)
-        return f"unknown role {ctx.get('tag')!r} (roles: {roles})"
-    if kind == "union_tag_not_found":
-        return "needs a role"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        return _tag_message(kind, ctx)
     message = str(err["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
     return message.replace("Input should be", "must be").replace("String should", "must")
+
+
+def _tag_message(kind: str, ctx: dict[str, Any]) -> str:
+    """The message for a missing or unknown discriminator: a signal's role, a source's or sink's type."""
+    is_role = "role" in str(ctx.get("discriminator", ""))
+    if kind == "union_tag_not_found":
+        return "needs a role" if is_role else "needs a type"
+    if is_role:
+        roles = ", ".join(role.value for role in schema.Role)
+        return f"unknown role {ctx.get('tag')!r} (roles: {roles})"
+    expected = str(ctx.get("expected_tags", "")).replace("'", "")
+    return f"unknown type {ctx.get('tag')!r} (types: {expected})"

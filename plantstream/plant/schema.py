@@ -38,6 +38,7 @@ __all__ = [
     "GoodOutput",
     "GoodPrecursor",
     "GridRef",
+    "InfluxDbSink",
     "JsonField",
     "JsonTimestamp",
     "Line",
@@ -50,6 +51,7 @@ __all__ = [
     "OpcUaSecurity",
     "OpcUaSource",
     "OpcUaTag",
+    "OutboxSettings",
     "Overtime",
     "PlantModel",
     "PowerSignal",
@@ -61,6 +63,7 @@ __all__ = [
     "SharedMachine",
     "Shift",
     "Signal",
+    "Sink",
     "Site",
     "Source",
     "StateCategory",
@@ -595,12 +598,6 @@ class OpcUaSource(_Strict):
     )
     max_items_per_call: int = Field(default=1_000, gt=0, description="cap when the server publishes no limit")
     timeout_s: float = Field(default=10.0, gt=0)
-    hold_s: float | None = Field(
-        default=30.0,
-        gt=0,
-        description="repeat a subscribed value unchanged for this long (source time) so idle machines' "
-        "windows close; null: never",
-    )
     queue: QueueSettings = Field(default_factory=lambda: QueueSettings(overflow="drop_oldest"))
     groups: list[OpcUaGroup] = Field(min_length=1)
 
@@ -859,6 +856,57 @@ class Cbam(_Strict):
     declarations: CbamDeclarations = Field(default_factory=CbamDeclarations)
 
 
+Precision = Literal["s", "ms", "us", "ns"]
+
+
+def _default_precision() -> dict[str, Precision]:
+    return {"default": "s"}
+
+
+class OutboxSettings(_Strict):
+    """The durable outbox in front of a sink: its bound and what happens when it is full."""
+
+    max_bytes: int = Field(default=1_073_741_824, gt=0, description="bytes of waiting lines (1 GiB)")
+    when_full: Literal["block", "drop_oldest"] = Field(
+        default="block", description="block back-pressures the pipeline; drop_oldest counts what it drops"
+    )
+
+
+class InfluxDbSink(_Strict):
+    """InfluxDB through its v2 write API (InfluxDB 2.x and 3.x; 1.8+ accepts the same endpoint)."""
+
+    type: Literal["influxdb"]
+    id: Identifier = "influxdb"
+    url: str = Field(description="http(s)://host[:port][/path]; ${VAR} allowed")
+    org: str = Field(min_length=1)
+    bucket: str = Field(min_length=1)
+    token_env: str = Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="name of the environment variable holding the token"
+    )
+    batch_size: int = Field(default=5_000, gt=0, le=1_000_000, description="lines per write")
+    flush_interval_s: float = Field(default=1.0, gt=0, description="longest wait before a partial batch")
+    gzip: bool = Field(default=True, strict=True, description="compress request bodies")
+    precision: dict[str, Precision] = Field(
+        default_factory=_default_precision,
+        description="time precision per measurement; `default` for the others",
+    )
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.fullmatch(r"https?://(\[[0-9A-Fa-f:.]+\]|[^/:\s\[\]]+)(:\d{1,5})?(/\S*)?", value):
+            raise ValueError(f"{value!r} is not http(s)://host[:port][/path]")
+        return value
+
+    def precision_of(self, measurement: str) -> Precision:
+        """The time precision of ``measurement``'s lines."""
+        return self.precision.get(measurement) or self.precision.get("default") or "s"
+
+
+Sink = Annotated[InfluxDbSink, Field(discriminator="type")]
+
+
 class PlantModel(_Strict):
     """A whole plant file."""
 
@@ -867,6 +915,7 @@ class PlantModel(_Strict):
     calendars: dict[Identifier, Calendar] = Field(default_factory=dict)
     production: Production = Field(default_factory=Production)
     cbam: Cbam | None = None
+    sinks: list[Sink] = Field(default_factory=list)
 
     def machines(self) -> list[tuple[Site, Line, Machine]]:
         """Every machine with the site and line it belongs to, in file order."""
@@ -879,6 +928,13 @@ def cross_check(plant: PlantModel) -> list[tuple[tuple[str | int, ...], str]]:
     Returns (key path, message) pairs, so the loader can point at the offending line.
     """
     issues: list[tuple[tuple[str | int, ...], str]] = []
+    sink_ids: set[str] = set()
+    for i, sink in enumerate(plant.sinks):
+        if sink.id in sink_ids:
+            issues.append(
+                (("sinks", i, "id"), f"sink id {sink.id!r} is used twice (it names the outbox file)")
+            )
+        sink_ids.add(sink.id)
     known = (
         "defined: " + ", ".join(sorted(plant.calendars)) if plant.calendars else "no calendars are defined"
     )

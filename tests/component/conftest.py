@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from services import Broker, OpcUaTestServer, free_port
+from services import Broker, OpcUaTestServer, VictoriaMetrics, free_port
 
 
 @pytest.fixture
@@ -22,6 +22,15 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 def opcua_server() -> Iterator[OpcUaTestServer]:
     """The small asyncua test server in its own process, on a free port."""
     server = OpcUaTestServer(port=free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def victoria(tmp_path: Path) -> Iterator[VictoriaMetrics]:
+    """VictoriaMetrics speaking the InfluxDB v2 write API, on a free port with its own storage."""
+    server = VictoriaMetrics(port=free_port(), directory=tmp_path)
     server.start()
     yield server
     server.stop()

@@ -270,6 +270,16 @@ def test_successive_late_readings_each_correct_their_window() -> None:
     assert shift.fields["down_s"] == 30
 
 
+def test_a_machine_without_a_calendar_is_planned_all_the_time() -> None:
+    # Running for 4 minutes with 30 pieces a minute at 1 s ideal cycle: A = 1, P = 30/60, Q = 1.
+    readings = [reading(0, "state", "running")]
+    readings += [reading(m, signal, 30 * m) for m in range(5) for signal in ("total_count", "good_count")]
+    windows = select(run_engine(plant_text(calendar=None), readings), "oee", window="1m")
+    assert [w.fields["run_s"] for w in windows] == [60.0] * 4
+    assert all(w.fields["unknown_s"] == 0 and w.fields["availability"] == 1.0 for w in windows)
+    assert all(w.fields["performance"] == 0.5 and w.fields["oee"] == 0.5 for w in windows)
+
+
 METERS = 40
 METER_PLANT = """
 sites:

@@ -1,0 +1,91 @@
+"""Ticks: a quiet machine's windows close on its source's clock; late data still corrects them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from support import T0, build_engine, plant_text, reading, select
+
+from plantstream.records import Reading
+from runtimes.idle import IdleTicker
+
+US_PER_MIN = 60_000_000
+T0_US = int(T0.timestamp()) * 1_000_000
+
+
+def at(minutes: float) -> int:
+    return T0_US + int(minutes * US_PER_MIN)
+
+
+def test_a_tick_closes_the_windows_of_a_quiet_machine_and_invents_nothing() -> None:
+    engine = build_engine(plant_text(calendar=None))  # planned 24/7, 5 s allowed lateness
+    engine.push(reading(0, "state", "running"))
+    engine.push(reading(0, "total_count", 100))
+    engine.tick("m1", at(0.5))  # newer than the data, but no window can close yet
+    assert not select(engine.take_points(), "oee")
+    engine.tick("m1", at(5))
+    windows = select(engine.take_points(), "oee", window="1m")
+    # The tick stands at 08:04:55 (5 s of lateness behind the clock): the windows ending by then close.
+    assert [p.time.strftime("%H:%M") for p in windows] == ["08:00", "08:01", "08:02", "08:03"]
+    assert all(p.fields["run_s"] == 60 and p.fields["total_count"] == 0 for p in windows)
+    assert engine.stats["readings"] == 2
+    assert engine.stats["ticks"] == 2
+
+
+def test_data_older_than_a_tick_corrects_what_it_closed() -> None:
+    engine = build_engine(plant_text(calendar=None))
+    engine.push(reading(0, "state", "running"))
+    engine.push(reading(0, "total_count", 100))
+    engine.tick("m1", at(5))
+    engine.take_points()
+    engine.push(reading(2.5, "total_count", 160))  # 60 pieces, arriving after the tick closed 08:02
+    engine.tick("m1", at(6))
+    corrected = {p.time.strftime("%H:%M"): p for p in select(engine.take_points(), "oee", window="1m")}
+    assert corrected["08:02"].fields["total_count"] == 60
+    assert corrected["08:02"].fields["revision"] == 1
+    assert engine.stats["late_readings"] == 1
+
+
+def test_a_machine_without_data_is_not_ticked_and_old_ticks_are_ignored() -> None:
+    engine = build_engine(plant_text(calendar=None))
+    engine.tick("m1", at(5))  # nothing seen yet: the time stays unknown
+    assert engine.stats["ticks"] == 0
+    engine.push(reading(3, "state", "running"))
+    engine.tick("m1", at(3))  # not newer than what the machine has seen
+    assert engine.stats["ticks"] == 0
+    assert not engine.take_points()
+
+
+def test_ticks_survive_a_checkpoint() -> None:
+    text = plant_text(calendar=None)
+    engine = build_engine(text)
+    engine.push(reading(0, "state", "running"))
+    engine.tick("m1", at(3))
+    engine.push(reading(3.01, "state", "down"))  # held: within the lateness of the tick's clock
+    saved = engine.checkpoint()
+    restored = build_engine(text)
+    restored.restore(saved)
+    restored.tick("m1", at(6))
+    windows = {p.time.strftime("%H:%M"): p.fields for p in select(restored.take_points(), "oee", window="1m")}
+    assert windows["08:03"]["down_s"] == 60 - 0.6
+    assert restored.stats["ticks"] == 2
+
+
+def test_the_idle_ticker_follows_each_opcua_sources_clock() -> None:
+    ticks: list[tuple[str, int]] = []
+    idle_us = US_PER_MIN
+    ticker = IdleTicker(lambda machine, ts: ticks.append((machine, ts)), idle_us, ["plc"])
+
+    def seen(machine: str, minutes: float, source: str = "plc") -> None:
+        ts = T0 + timedelta(minutes=minutes)
+        ticker.seen(Reading(ts=ts, machine=machine, signal="s", value=1, source=source))
+
+    seen("oven", 0)
+    seen("press", 0.5)
+    seen("meter", 0, source="meters")  # MQTT: its own clocks, never ticked
+    assert ticker.tick_quiet() == 0
+    seen("press", 1.5)  # the source clock reaches 08:01:30; the oven has been quiet for 90 s
+    assert ticker.tick_quiet() == 1
+    assert ticks == [("oven", at(1.5) - idle_us // 2)]
+    ticker.forget("plc")  # disconnected: the gap stays unknown
+    assert ticker.tick_quiet() == 0
