@@ -50,12 +50,10 @@ import contextlib
 import cProfile
 import gc
 import getpass
-import io
 import json
 import logging
 import os
 import platform
-import pstats
 import shutil
 import socket
 import subprocess
@@ -76,6 +74,7 @@ import paho.mqtt.client as paho
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.common import ROOT, code_revision, print_report_tail, profile_text, today
 from collectors.mqtt import MqttCollector
 from collectors.topics import TopicTemplate
 from plantstream.plant import parse_plant
@@ -101,7 +100,6 @@ __all__ = [
     "subscribe_session",
 ]
 
-ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "mqtt-meters.yaml"
 HOST = "127.0.0.1"
 """The broker listens on loopback only, and every client connects there."""
@@ -774,12 +772,13 @@ def profile_round(port: int, settings: Settings, kind: Kind, top: int = 15) -> t
         _, consumed = run_round(kind, "profile", port, settings)
     finally:
         asyncio.run = original
-    text = io.StringIO()
-    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(top)
-    return consumed, text.getvalue()
+    return consumed, profile_text(profiler, top)
 
 
 # -- the command --------------------------------------------------------------------------------
+
+CODE_PATHS = ("collectors", "plantstream")
+"""A change to these makes the measured code ``+dirty``."""
 
 TABLE_HEADER = (
     "| date | messages | backlog | raw queue | publisher msgs/s | raw msgs/s | collector msgs/s | ratio "
@@ -798,26 +797,6 @@ def table_row(result: BenchResult, day: str) -> str:
         f"{result.publisher_rate:,.0f} | {result.raw_rate:,.0f} | {result.collector_rate:,.0f} | "
         f"{result.ratio:.2f} | {result.cpu_ratio:.2f} | {result.raw_lost:,} | {result.collector_lost:,} |"
     )
-
-
-def code_revision() -> str:
-    """The git commit measured, with ``+dirty`` if the collector's code or what it imports has changes."""
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "collectors", "plantstream"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
 
 
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -880,7 +859,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         Broker(Path(tmp), max_queued=backlog + 1_000, inflight=args.broker_inflight) as broker,
     ):
         print(
-            f"code {code_revision()}, python {platform.python_version()}, {os.cpu_count()} CPUs; "
+            f"code {code_revision(CODE_PATHS)}, python {platform.python_version()}, {os.cpu_count()} CPUs; "
             f"mosquitto {HOST}:{broker.port}, max_inflight_messages {args.broker_inflight}; "
             f"{args.messages:,} messages on {args.machines} topics per round, backlog {backlog:,}; "
             "aiomqtt's queue unbounded in both; best of each kind kept",
@@ -903,12 +882,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"ratio collector/raw: {result.ratio:.3f}  (target >= {TARGET_RATIO})")
     print(f"ratio of messages per CPU second, collector/raw: {result.cpu_ratio:.3f}")
     print(f"lost: raw {result.raw_lost:,}, collector {result.collector_lost:,} (target 0 in both)")
-    print()
-    print(TABLE_HEADER)
-    print(table_row(result, datetime.now(UTC).date().isoformat()))
     failures = result.failures()
-    print()
-    print("targets met" if not failures else "targets missed: " + "; ".join(failures))
+    print_report_tail(TABLE_HEADER, table_row(result, today()), failures, sys.stdout)
     return 1 if args.check and failures else 0
 
 

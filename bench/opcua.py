@@ -62,18 +62,16 @@ import asyncio
 import contextlib
 import cProfile
 import gc
-import io
 import json
 import logging
 import math
 import os
 import platform
-import pstats
 import resource
-import subprocess
 import sys
 import tempfile
 import time
+from array import array
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -84,6 +82,7 @@ from typing import Any, Literal, TextIO
 from asyncua import Client, ua
 from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, Subscription
 
+from bench.common import code_revision, print_report_tail, profile_text, today
 from collectors.backoff import Backoff
 from collectors.opcua import OpcUaCollector
 from plantstream.plant.schema import OpcUaSource
@@ -218,6 +217,8 @@ class ServerStats:
     late_steps: int
     cpu_s: float
     """User plus system CPU time of the server process so far."""
+    clock_offset_s: float = 0.0
+    """The server's wall clock minus its simulated clock, in seconds (see :func:`serve`)."""
 
 
 def _keep_monitored_values_by_reference() -> None:
@@ -239,23 +240,39 @@ def _keep_monitored_values_by_reference() -> None:
     monitored_item_service.MonitoredItemValues.set_current_datavalue = set_current_datavalue
 
 
-async def serve(tags: int, rate: float, port: int, duration: float, *, stock: bool = False) -> None:
+async def serve(
+    tags: int, rate: float, port: int, duration: float, *, stock: bool = False, machines: int = 1
+) -> None:
     """The ``--serve`` process: run the simulator, answer ``stats`` on stdin, stop on EOF.
 
-    Prints one JSON line ``{"endpoint": ...}`` when the server listens, then one JSON line of
-    :class:`ServerStats` for every ``stats`` line read. Stops when stdin closes, on ``stop``, or
-    after ``duration`` seconds, whichever comes first. Unless ``stock``, asyncua's server keeps
-    monitored values by reference (:func:`_keep_monitored_values_by_reference`).
+    Prints one JSON line ``{"endpoint": ..., "clock_offset_s": ...}`` when the server listens,
+    then one JSON line of :class:`ServerStats` for every ``stats`` line read. Stops when stdin
+    closes, on ``stop``, or after ``duration`` seconds, whichever comes first. Unless ``stock``,
+    asyncua's server keeps monitored values by reference
+    (:func:`_keep_monitored_values_by_reference`). ``machines`` generic machines are simulated
+    beside the load tags, at speed 1.
+
+    ``clock_offset_s`` is this process's wall clock minus the simulated clock that stamps every
+    SourceTimestamp (the simulator starts at a whole second, before its address space is built,
+    and then advances by the monotonic clock). Adding it to a source timestamp gives the wall-clock
+    instant the value was written, on the clock every process on this machine shares.
     """
     if not stock:
         _keep_monitored_values_by_reference()
-    options = SimulatorOptions(machines=1, host=HOST, port=port, tags=tags, rate=rate, duration=duration)
+    options = SimulatorOptions(
+        machines=machines, host=HOST, port=port, tags=tags, rate=rate, duration=duration
+    )
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     try:
         async with SimulatorServer(options) as sim:
-            print(json.dumps({"endpoint": sim.endpoint, "namespace_index": sim.namespace_index}), flush=True)
+            ready = {
+                "endpoint": sim.endpoint,
+                "namespace_index": sim.namespace_index,
+                "clock_offset_s": _clock_offset_s(sim),
+            }
+            print(json.dumps(ready), flush=True)
 
             async def answer() -> None:
                 while True:
@@ -268,6 +285,7 @@ async def serve(tags: int, rate: float, port: int, duration: float, *, stock: bo
                         "load_writes": sim.stats.load_writes,
                         "late_steps": sim.stats.late_steps,
                         "cpu_s": usage.ru_utime + usage.ru_stime,
+                        "clock_offset_s": _clock_offset_s(sim),
                     }
                     print(json.dumps(stats), flush=True)
 
@@ -282,6 +300,10 @@ async def serve(tags: int, rate: float, port: int, duration: float, *, stock: bo
         transport.close()
 
 
+def _clock_offset_s(sim: SimulatorServer) -> float:
+    return (datetime.now(tz=UTC) - sim.simulated_now()).total_seconds()
+
+
 class ServerProcess:
     """The simulator in a child process (``bench/opcua.py --serve``), as an async context manager.
 
@@ -291,17 +313,28 @@ class ServerProcess:
         duration: the child stops by itself after this many seconds whatever happens here.
         stock: run asyncua's server unpatched (see :func:`_keep_monitored_values_by_reference`).
         start_timeout_s: how long building the address space and listening may take.
+        machines: generic simulated machines served beside the load tags.
     """
 
     def __init__(
-        self, tags: int, rate: float, duration: float, *, stock: bool = False, start_timeout_s: float = 120.0
+        self,
+        tags: int,
+        rate: float,
+        duration: float,
+        *,
+        stock: bool = False,
+        start_timeout_s: float = 120.0,
+        machines: int = 1,
     ) -> None:
         self.tags = tags
         self.rate = rate
         self.duration = duration
         self.stock = stock
         self.start_timeout_s = start_timeout_s
+        self.machines = machines
         self.endpoint = ""
+        self.clock_offset_s = 0.0
+        """The child's wall clock minus its simulated clock when it became ready (see :func:`serve`)."""
         self._proc: asyncio.subprocess.Process | None = None
 
     async def __aenter__(self) -> ServerProcess:
@@ -315,6 +348,8 @@ class ServerProcess:
             repr(self.rate),
             "--duration",
             repr(self.duration),
+            "--machines",
+            str(self.machines),
             *(["--stock-server"] if self.stock else []),
         ]
         self._proc = await asyncio.create_subprocess_exec(
@@ -323,6 +358,7 @@ class ServerProcess:
         try:
             ready = await self._line(self.start_timeout_s)
             self.endpoint = str(ready["endpoint"])
+            self.clock_offset_s = float(ready["clock_offset_s"])
         except BaseException:
             await self._stop()
             raise
@@ -347,7 +383,11 @@ class ServerProcess:
         await self._proc.stdin.drain()
         answer = await self._line(STATS_TIMEOUT_S)
         return ServerStats(
-            float(answer["t"]), int(answer["load_writes"]), int(answer["late_steps"]), float(answer["cpu_s"])
+            float(answer["t"]),
+            int(answer["load_writes"]),
+            int(answer["late_steps"]),
+            float(answer["cpu_s"]),
+            float(answer["clock_offset_s"]),
         )
 
     async def _line(self, timeout_s: float) -> dict[str, Any]:
@@ -390,6 +430,14 @@ class Counter:
         self.dropped = 0
         """Events asyncua's iterator queue dropped (raw) or events plus readings (collector)."""
         self.detail: dict[str, int] = {}
+        self.latency_s: array[float] | None = None
+        """With ``latency_s`` set, the raw client samples latencies into it while ``timing`` is set."""
+        self.timing = False
+        self.clock_offset_s = 0.0
+
+
+LATENCY_SAMPLE_EVERY = 10
+"""The raw client times every tenth notification (when asked), so timing costs it next to nothing."""
 
 
 def monitored_item_requests(
@@ -459,6 +507,16 @@ async def _count_events(sub: Subscription, counter: Counter) -> None:
     async for event in sub:
         if isinstance(event, DataChangeEvent):
             counter.n += 1
+            if counter.timing and counter.n % LATENCY_SAMPLE_EVERY == 0:
+                _sample_latency(event, counter)
+
+
+def _sample_latency(event: DataChangeEvent, counter: Counter) -> None:
+    """Receipt time minus the value's source time (shifted onto the wall clock, see :func:`serve`)."""
+    source = event.data.monitored_item.Value.SourceTimestamp
+    if source is not None and counter.latency_s is not None:
+        source_s = source.replace(tzinfo=UTC).timestamp() + counter.clock_offset_s
+        counter.latency_s.append(time.time() - source_s)
 
 
 async def consume_collector(
@@ -521,6 +579,8 @@ class Round:
     detail: dict[str, int] = field(default_factory=dict)
     connect_s: float = 0.0
     """From the start of the round until every tag's first value was counted."""
+    latency_s: array[float] | None = None
+    """Sampled latencies from source time to receipt, seconds (raw rounds asked for them)."""
 
     @property
     def rate(self) -> float:
@@ -576,13 +636,17 @@ async def run_round(
     settings: Settings,
     *,
     profiler: cProfile.Profile | None = None,
+    latencies: bool = False,
 ) -> Round:
     """Connect ``kind``, let it catch up, then time it for ``settings.seconds``; disconnect.
 
-    With ``profiler``, the profiler is enabled for the timed window only.
+    With ``profiler``, the profiler is enabled for the timed window only. With ``latencies``, a
+    raw client samples the latency from source time to receipt (:attr:`Round.latency_s`).
     """
     loop = asyncio.get_running_loop()
     counter = Counter()
+    if latencies and kind == "raw":
+        counter.latency_s = array("d")
     stop = asyncio.Event()
     gc.collect()
     with tempfile.TemporaryDirectory(prefix="plantstream-bench-opcua-") as state_dir:
@@ -593,7 +657,9 @@ async def run_round(
             connect_s = loop.time() - started
             await asyncio.sleep(settings.warmup_s)
             before = await server.stats()
+            counter.clock_offset_s = before.clock_offset_s
             c0, cpu0, t0 = counter.n, time.process_time(), loop.time()
+            counter.timing = True
             if profiler is not None:
                 profiler.enable()
             per_second = []
@@ -604,6 +670,7 @@ async def run_round(
                 per_second.append(counter.n - last)
                 last = counter.n
             c1, cpu1, t1 = counter.n, time.process_time(), loop.time()
+            counter.timing = False
             if profiler is not None:
                 profiler.disable()
             after = await server.stats()
@@ -628,6 +695,7 @@ async def run_round(
         counter.dropped,
         counter.detail,
         connect_s,
+        counter.latency_s,
     )
 
 
@@ -866,12 +934,13 @@ async def profile_round(settings: Settings, kind: Kind, top: int = 15) -> tuple[
     profiler = cProfile.Profile()
     async with ServerProcess(settings.tags, settings.rate, duration, stock=settings.stock_server) as server:
         r = await run_round(kind, server, settings, profiler=profiler)
-    text = io.StringIO()
-    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(top)
-    return r, text.getvalue()
+    return r, profile_text(profiler, top)
 
 
 # -- the command ----------------------------------------------------------------------------------
+
+CODE_PATHS = ("collectors", "runtimes", "plantstream")
+"""A change to these makes the measured code ``+dirty``."""
 
 TABLE_HEADER = (
     "| date | tags | rate Hz | offered/s | served/s | raw notifications/s | collector readings/s | ratio "
@@ -894,27 +963,6 @@ def table_row(result: BenchResult, day: str) -> str:
         f"{raw.rate:,.0f} | {col.rate:,.0f} | {result.ratio:.2f} | "
         f"{raw.cpu_us_per_item:.1f} / {col.cpu_us_per_item:.1f} | {memory} | {slope} |"
     )
-
-
-def code_revision() -> str:
-    """The git commit measured, with ``+dirty`` when the collector or the simulator has local changes."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--", "collectors", "runtimes", "plantstream"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
 
 
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -955,6 +1003,7 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--duration", type=float, default=600.0, help=argparse.SUPPRESS)
+    parser.add_argument("--machines", type=int, default=1, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -993,9 +1042,6 @@ def _report(result: BenchResult, out: TextIO) -> None:
         )
     for verdict in result.verdicts():
         print(f"note: {verdict}", file=out)
-    print(file=out)
-    print(TABLE_HEADER, file=out)
-    print(table_row(result, datetime.now(UTC).date().isoformat()), file=out)
 
 
 def _quiet_logs() -> None:
@@ -1010,7 +1056,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _arguments(argv)
     _quiet_logs()
     if args.serve:
-        asyncio.run(serve(args.tags, args.rate, args.port, args.duration, stock=args.stock_server))
+        served = serve(
+            args.tags, args.rate, args.port, args.duration, stock=args.stock_server, machines=args.machines
+        )
+        asyncio.run(served)
         return 0
     settings = Settings(
         tags=args.tags,
@@ -1027,7 +1076,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(text)
         return 0
     print(
-        f"code {code_revision()}, python {platform.python_version()}, {os.cpu_count()} CPUs; "
+        f"code {code_revision(CODE_PATHS)}, python {platform.python_version()}, {os.cpu_count()} CPUs; "
         f"simulator in its own process on {HOST}; {settings.tags:,} tags at {settings.rate:g} Hz; "
         f"publishing {settings.publishing_ms:g} ms, sampling {settings.sampling_ms:g} ms, queue "
         f"{settings.queue_size}; asyncua server {'stock' if settings.stock_server else 'patched'}; "
@@ -1046,8 +1095,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     _report(result, sys.stdout)
     failures = result.failures()
-    print()
-    print("targets met" if not failures else "targets missed: " + "; ".join(failures))
+    print_report_tail(TABLE_HEADER, table_row(result, today()), failures, sys.stdout)
     return 1 if args.check and failures else 0
 
 

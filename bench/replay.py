@@ -28,13 +28,10 @@ import argparse
 import cProfile
 import gc
 import heapq
-import io
 import os
 import platform
-import pstats
 import random
 import resource
-import subprocess
 import sys
 import time
 import tracemalloc
@@ -48,6 +45,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
+from bench.common import code_revision, print_report_tail, profile_text, today
 from plantstream.records import Reading
 from runtimes.plant import load_and_resolve
 from runtimes.replay import ReplaySummary, replay
@@ -57,7 +55,6 @@ from streams.engine import Engine
 __all__ = [
     "BenchResult",
     "Dataset",
-    "code_revision",
     "generate",
     "load_lines",
     "main",
@@ -422,27 +419,6 @@ def time_replay(spec: EngineSpec, lines: Sequence[str], source: str) -> tuple[fl
     return elapsed, summary
 
 
-def code_revision() -> str:
-    """The git commit of the code measured, with ``+dirty`` if the pipeline's sources have local changes."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--", "plantstream", "streams", "runtimes"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
-
-
 def _peak_rss_kib() -> int:
     """Peak resident set size of this process so far, in KiB (Linux reports ru_maxrss in KiB)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -549,12 +525,13 @@ def profile_replay(dataset: Dataset, top: int = 25) -> str:
     profiler.enable()
     time_replay(spec, lines, str(dataset.readings))
     profiler.disable()
-    text = io.StringIO()
-    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(top)
-    return text.getvalue()
+    return profile_text(profiler, top)
 
 
 # -- the command --------------------------------------------------------------------------------
+
+CODE_PATHS = ("plantstream", "streams", "runtimes")
+"""A change to these makes the measured code ``+dirty``."""
 
 TABLE_HEADER = (
     "| date | readings | machines | baseline readings/s | replay readings/s | ratio | peak RSS MiB |\n"
@@ -603,7 +580,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(profile_replay(dataset))
         return 0
     print(
-        f"code {code_revision()}, python {platform.python_version()}, {os.cpu_count()} CPUs; "
+        f"code {code_revision(CODE_PATHS)}, python {platform.python_version()}, {os.cpu_count()} CPUs; "
         "file read into memory first "
         "(disk I/O not measured); best of each kind kept",
         flush=True,
@@ -623,12 +600,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if result.tracemalloc_peak_bytes is not None:
         print(f"tracemalloc peak of one replay round: {result.tracemalloc_peak_bytes / 2**20:,.1f} MiB")
-    print()
-    print(TABLE_HEADER)
-    print(table_row(result, datetime.now(UTC).date().isoformat()))
     failures = result.failures()
-    print()
-    print("targets met" if not failures else "targets missed: " + "; ".join(failures))
+    print_report_tail(TABLE_HEADER, table_row(result, today()), failures, sys.stdout)
     return 1 if args.check and failures else 0
 
 

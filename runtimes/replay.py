@@ -10,17 +10,16 @@ counted, written to the dead-letter file if one is given, and skipped.
 
 from __future__ import annotations
 
-import gc
 import json
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, TextIO
 
 from plantstream.records import Point, RecordError, decode_reading
+from runtimes.gc_tuning import fewer_collections
 from streams.engine import Engine, ReadingRejected
 
 __all__ = ["ReplayAborted", "ReplaySummary", "replay"]
@@ -71,27 +70,8 @@ def replay(
         ReplayAborted: ``strict`` and a bad line.
     """
     run = _Replay(engine, out, source, strict, report, dead_letter, on_points)
-    with _fewer_collections():
+    with fewer_collections():
         return run.run(lines, lateness_us)
-
-
-@contextmanager
-def _fewer_collections() -> Iterator[None]:
-    """Run with a larger young-generation threshold for the cyclic garbage collector.
-
-    A replay allocates millions of short-lived tuples and dicts and creates almost no reference
-    cycles; with CPython's default threshold (700) the collector's passes over the engine's
-    long-lived state take a fifth of the run (docs/benchmarks.md). The setting is restored after.
-    """
-    saved = gc.get_threshold()
-    gc.set_threshold(max(saved[0], _GC_THRESHOLD), *saved[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*saved)
-
-
-_GC_THRESHOLD = 25_000
 
 
 _Item = tuple[int, str, str, int, Any, str, str]

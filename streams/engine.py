@@ -22,6 +22,7 @@ from bisect import insort
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
+from itertools import chain
 from typing import Any
 
 from plantstream.records import EPOCH, Point, Reading
@@ -109,6 +110,12 @@ class Engine:
             if len(site_lines) > 1:
                 self._scope_machines[key] = sorted(m.id for m in spec.machines.values() if m.site == key[1])
         self._tracks = {mid: self._track(m) for mid, m in spec.machines.items()}
+        self._scope_tracks = {
+            key: [self._tracks[mid] for mid in ids] for key, ids in self._scope_machines.items()
+        }
+        # Where the last scan of a scope found a machine that had not closed the earliest waiting
+        # roll-up: the next scan starts there (see _ready_rollups).
+        self._scan_from: dict[tuple[str, ...], int] = {}
         self._scope_points = {key: self._scope_builder(key) for key in self._scope_machines}
         self._rollups: dict[_RollupKey, _Rollup] = {}
         self._pending: dict[tuple[str, ...], dict[_RollupKey, _Rollup]] = {}
@@ -463,11 +470,19 @@ class Engine:
             return
         earliest = min(rollup.end for rollup in pending.values())
         closed_until = _NEVER
-        for mid in self._scope_machines[scope]:
-            state = self._tracks[mid].calc.state
+        # The scan starts at the machine that held the roll-ups back last time, which has most
+        # likely not closed yet either: without that, each of a scope's n machines closing a window
+        # rescanned the machines before it, n²/2 state checks per window (4 million for 2 000
+        # meters on a line). Where the scan starts does not change its outcome: it returns early
+        # if any machine has not closed the earliest window, and otherwise takes the minimum of all.
+        tracks = self._scope_tracks[scope]
+        start = self._scan_from.get(scope, 0)
+        for i in chain(range(start, len(tracks)), range(start)):
+            state = tracks[i].calc.state
             if state.released_until is not None and state.closed_until < closed_until:
                 closed_until = state.closed_until
                 if closed_until < earliest:
+                    self._scan_from[scope] = i
                     return  # some machine has not closed even the earliest waiting window
         ready = [key for key, rollup in pending.items() if rollup.end <= closed_until]
         for key in sorted(ready, key=lambda k: (k[2], k[1])):

@@ -337,6 +337,21 @@ class SimulatorServer:
         """The simulated instant the simulation has reached."""
         return self._sim_now
 
+    def simulated_now(self) -> datetime:
+        """The simulated instant of this moment: ``start + speed × wall seconds since the loop began``.
+
+        :attr:`sim_time` is the instant last stepped to (up to a step behind). At speed 1 the
+        difference ``datetime.now(UTC) - simulated_now()`` is the constant by which source
+        timestamps trail this process's wall clock (the start is a whole second, taken before
+        the address space was built), which lets a benchmark put them on the wall clock.
+
+        Raises:
+            RuntimeError: Before :meth:`start`.
+        """
+        if self._loop_task is None:
+            raise RuntimeError("the simulator has not been started")
+        return self._sim_at(asyncio.get_running_loop().time() - self._wall0)
+
     def truth(self) -> dict[str, Any]:
         """The ground truth now (see :meth:`~runtimes.simulator.model.PlantSimulation.truth`)."""
         return self.simulation.truth()

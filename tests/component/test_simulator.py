@@ -440,3 +440,18 @@ async def test_generic_machines_and_load_tags_run_until_stopped_with_the_broker_
     truth = await asyncio.wait_for(task, 10)
     assert set(truth["machines"]) == {"m1", "m2"}
     assert truth["machines"]["m2"]["total"] > 0
+
+
+async def test_simulated_now_is_the_instant_the_served_source_timestamps_are_on() -> None:
+    start = datetime(2026, 11, 30, 8, tzinfo=UTC)
+    sim = SimulatorServer(SimulatorOptions(machines=1, port=0, start=start, tags=2, rate=20))
+    with pytest.raises(RuntimeError, match="not been started"):
+        sim.simulated_now()
+    async with sim, Client(sim.endpoint, timeout=5) as client:
+        ns = await client.get_namespace_index(NAMESPACE_URI)
+        await asyncio.sleep(0.2)
+        served = await client.get_node(ua.NodeId("load.tag1", ns)).read_data_value()
+        now = sim.simulated_now()
+        # The served value was stamped at an earlier simulated instant; the loop steps towards now.
+        assert start <= served.SourceTimestamp.replace(tzinfo=UTC) <= now
+        assert sim.sim_time <= now

@@ -278,3 +278,49 @@ def test_a_machine_without_a_calendar_is_planned_all_the_time() -> None:
     assert [w.fields["run_s"] for w in windows] == [60.0] * 4
     assert all(w.fields["unknown_s"] == 0 and w.fields["availability"] == 1.0 for w in windows)
     assert all(w.fields["performance"] == 0.5 and w.fields["oee"] == 0.5 for w in windows)
+
+
+METERS = 40
+METER_PLANT = """
+sites:
+  - id: s
+    timezone: UTC
+    country: VN
+    lines:
+      - id: meters
+        machines:
+{machines}
+production:
+  window_s: 60
+  allowed_lateness_s: 5
+"""
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_line_of_many_meters_rolls_up_each_window_once_after_its_last_meter(seed: int) -> None:
+    # 40 power meters, sampled every 10 s for 5 minutes, each step in a different shuffled order,
+    # so the machine that holds a roll-up back is anywhere in the scope (the scan starts there).
+    machines = "\n".join(
+        f"          - {{id: p{k}, signals: {{power_kw: {{role: power_kw}}}}}}" for k in range(1, METERS + 1)
+    )
+    from support import build_engine
+
+    engine = build_engine(METER_PLANT.format(machines=machines))
+    rng = random.Random(seed)
+    out = []
+    for step in range(31):
+        order = list(range(1, METERS + 1))
+        rng.shuffle(order)
+        for k in order:
+            engine.push(reading(step / 6, "power_kw", float(k), machine=f"p{k}"))
+            out += engine.take_points()
+    energy = [p for p in out if p.measurement == "energy"]
+    line = [p for p in energy if "machine" not in p.tags]
+    # Windows 08:00 .. 08:03 closed (08:04 needs a reading at 08:04:05 or later).
+    assert [p.time.strftime("%H:%M") for p in line] == ["08:00", "08:01", "08:02", "08:03"]
+    assert all(p.fields["revision"] == 0 and p.fields["machines"] == METERS for p in line)
+    for point in line:
+        position = out.index(point)
+        parts = [p for p in energy[: energy.index(point)] if p.time == point.time and "machine" in p.tags]
+        assert len(parts) == METERS, position  # every meter closed the window before its roll-up
+        assert point.fields["kwh"] == pytest.approx(sum(p.fields["kwh"] for p in parts))

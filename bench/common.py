@@ -1,0 +1,70 @@
+"""Helpers every benchmark script shares: the code revision measured, profiles, the report's tail.
+
+The scripts are run as ``.venv/bin/python bench/<name>.py`` and imported by the smoke tests as
+``bench.<name>``. Both work because the editable install puts the repository root on
+``sys.path`` (the project's root ``.pth``), so ``bench`` is importable as a namespace package from
+anywhere; a script imports these helpers as ``from bench.common import ...`` either way.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import pstats
+import subprocess
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+__all__ = ["ROOT", "code_revision", "print_report_tail", "profile_text", "today"]
+
+ROOT = Path(__file__).resolve().parent.parent
+"""The repository the benchmark runs from."""
+
+
+def code_revision(paths: Sequence[str]) -> str:
+    """The git commit measured, with ``+dirty`` when any of ``paths`` (the code measured) has changes.
+
+    ``unknown`` outside a git checkout or without git.
+    """
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", *paths],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+def profile_text(profiler: cProfile.Profile, top: int) -> str:
+    """The ``top`` entries of a finished profile by own time (tottime), as pstats prints them."""
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(top)
+    return text.getvalue()
+
+
+def today() -> str:
+    """Today's UTC date, ``YYYY-MM-DD``, for a results row."""
+    return datetime.now(UTC).date().isoformat()
+
+
+def print_report_tail(table_header: str, row: str, failures: Sequence[str], out: TextIO) -> None:
+    """The end of every report: the Markdown table (header and this run's row), then the verdict.
+
+    ``row`` is the run's row for docs/benchmarks.md; ``failures`` the targets missed (empty: met).
+    """
+    print(file=out)
+    print(table_header, file=out)
+    print(row, file=out)
+    print(file=out)
+    print("targets met" if not failures else "targets missed: " + "; ".join(failures), file=out)

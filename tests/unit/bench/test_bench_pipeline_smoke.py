@@ -1,0 +1,68 @@
+"""Smoke test of the embedded pipeline benchmark (bench/pipeline.py) against a small simulator.
+
+No timing is asserted anywhere: the machine is shared and noisy. The test only checks that the
+generated plant covers the load tags and the machines, that one round of each kind counts what it
+should, that readings flowed through the pipeline into the file sink and that latencies were
+recorded for them, and the arithmetic of the percentile.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import pytest
+
+from bench.opcua import Settings
+from bench.pipeline import PipelineSettings, measure, percentile, plant_document, table_row
+from plantstream.plant import parse_plant
+from plantstream.plant.schema import OpcUaSource
+
+SMALL = PipelineSettings(
+    Settings(tags=200, rate=5.0, seconds=3.0, warmup_s=0.5, connect_timeout_s=30.0),
+    machines=2,
+    window_s=1,
+    collector=False,
+)
+
+
+def test_the_plant_maps_every_load_tag_and_machine_signal_of_the_simulator() -> None:
+    document = plant_document("opc.tcp://127.0.0.1:4840", SMALL)
+    plant = parse_plant(json.dumps(document)).model  # the pipeline's plant is a valid plant file
+    [source] = plant.sources
+    assert isinstance(source, OpcUaSource)
+    [group] = source.groups
+    assert len(group.tags) == 200 + 2 * 6
+    assert {(t.machine, t.signal) for t in group.tags} >= {("load1", "power_kw"), ("m2", "state")}
+    assert plant.production.window_s == 1
+
+
+async def test_one_round_of_each_kind_moves_readings_and_records_latencies() -> None:
+    log = io.StringIO()
+    result = await measure(SMALL, repeat=1, log=log)
+    [raw] = result.raw
+    [pipeline] = result.pipeline
+    assert raw.count > 0
+    assert pipeline.round.count > 0
+    assert pipeline.detail["readings"] > 0
+    assert pipeline.detail["points"] >= pipeline.detail["readings"]  # every reading is recorded as a point
+    assert pipeline.detail["items_ok"] == 212
+    assert (pipeline.detail["rejected"], pipeline.detail["dead_letters"]) == (0, 0)
+    assert len(pipeline.reading_s) > 0
+    assert all(math.isfinite(x) for x in pipeline.reading_s)
+    assert "round 1/1: raw" in log.getvalue()
+    assert "round 1/1: pipeline" in log.getvalue()
+    assert "| 2026-11-28 | 200 × 5 |" in table_row(result, "2026-11-28")
+    assert isinstance(result.failures(), list)
+
+
+def test_percentile_is_the_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]  # 1 … 100
+    assert percentile(values, 0.5) == 50.0
+    assert percentile(values, 0.99) == 99.0
+    assert percentile(values, 1.0) == 100.0
+    assert percentile([3.0], 0.99) == 3.0
+    assert math.isnan(percentile([], 0.5))
+    with pytest.raises(ValueError, match="machines"):
+        PipelineSettings(machines=0)
