@@ -10,7 +10,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
@@ -555,12 +555,20 @@ def simulate_command(
         _err.print(f"ground truth written to {truth_path}")
 
 
-def _stop_on_signals(stop: asyncio.Event) -> None:
+def _stop_on_signals() -> asyncio.Event:
+    """An event that SIGINT or SIGTERM sets (call inside the running loop)."""
     import signal
 
+    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _until_signalled(run: Callable[[asyncio.Event], Awaitable[object]]) -> None:
+    """Run ``run(stop)`` until it returns; SIGINT or SIGTERM set ``stop``."""
+    await run(_stop_on_signals())
 
 
 @main.command(name="run")
@@ -601,12 +609,7 @@ def run_command(plant_path: Path, state_dir: Path, to_stdout: bool, http_port: i
         _err.print(f"[red]error[/red] {exc}; nothing was started")
         sys.exit(2)
 
-    async def main_task() -> None:
-        stop = asyncio.Event()
-        _stop_on_signals(stop)
-        await pipeline.run(stop)
-
-    asyncio.run(main_task())
+    asyncio.run(_until_signalled(pipeline.run))
     stats = pipeline.stats
     _err.print(
         f"stopped: {stats.readings} readings, {stats.points} points in {state_dir / 'points'}, "
@@ -652,8 +655,7 @@ def demo_command(
     logging.getLogger("asyncua").setLevel(logging.ERROR)
 
     async def main_task() -> LiveView:
-        stop = asyncio.Event()
-        _stop_on_signals(stop)
+        stop = _stop_on_signals()
         start = _demo_start(state_dir)
         _err.print(f"simulated time starts at {start.isoformat()} (x{speed:g})")
         options = SimulatorOptions(plant=DEMO_PLANT, port=0, speed=speed, seed=seed, start=start)
@@ -769,8 +771,7 @@ def collect_command(plant_path: Path, state_dir: Path, from_file: Path | None) -
     collector = Collector(plant, spec, settings, state_dir)
 
     async def main_task() -> None:
-        stop = asyncio.Event()
-        _stop_on_signals(stop)
+        stop = _stop_on_signals()
         if from_file is None:
             await collector.run(stop)
             return
@@ -800,13 +801,8 @@ def process_command(plant_path: Path) -> None:
     _role_logging()
     role = ProcessRole(settings, spec)
 
-    async def main_task() -> None:
-        stop = asyncio.Event()
-        _stop_on_signals(stop)
-        await role.run(stop)
-
     try:
-        asyncio.run(main_task())
+        asyncio.run(_until_signalled(role.run))
     except (KafkaError, OSError) as exc:
         _kafka_unreachable(settings, exc)
     stats = role.stats
@@ -839,8 +835,7 @@ def sink_command(plant_path: Path, state_dir: Path) -> None:
     files = FileSink(state_dir)
 
     async def main_task() -> None:
-        stop = asyncio.Event()
-        _stop_on_signals(stop)
+        stop = _stop_on_signals()
         # The plant file's sinks (InfluxDB) through their outboxes, beside the file sink.
         sinks: list[PointSink] = [files]
         sinks += [OutboxSink(s) for s in build_sinks(plant, state_dir, files.files.dead_letter)]

@@ -40,11 +40,12 @@ from typing import Any
 
 import orjson
 
-from collectors.mqtt import MqttCollector, MqttHealth
-from collectors.opcua import OpcUaCollector, OpcUaHealth
+from collectors.build import AnyCollector, build_collectors
+from collectors.mqtt import MqttHealth
+from collectors.opcua import OpcUaHealth
 from collectors.queue import BoundedQueue
 from plantstream.plant import LoadedPlant
-from plantstream.plant.schema import MqttSource, OpcUaSource
+from plantstream.plant.schema import OpcUaSource
 from plantstream.records import DeadLetter, FieldValue, Point, Reading
 from runtimes.cbam import CbamLedger, open_ledger
 from runtimes.gc_tuning import fewer_collections
@@ -130,14 +131,7 @@ class EmbeddedPipeline:
         self._idle = IdleTicker(self._tick, spec.window_us, opcua_sources)
         self._since_idle_check = 0
         machines = {mid: m.line for mid, m in spec.machines.items()}
-        self.collectors: list[MqttCollector | OpcUaCollector] = []
-        for source in plant.model.sources:
-            if isinstance(source, MqttSource):
-                self.collectors.append(MqttCollector(source, machines, on_dead_letter=self._dead_letter))
-            else:
-                self.collectors.append(
-                    OpcUaCollector(source, on_dead_letter=self._dead_letter, state_dir=state_dir)
-                )
+        self.collectors = build_collectors(plant.model.sources, machines, self._dead_letter, state_dir)
 
     async def run(self, stop: asyncio.Event) -> PipelineStats:
         """Collect and compute until ``stop`` is set; then drain, flush, checkpoint and return."""
@@ -186,7 +180,7 @@ class EmbeddedPipeline:
             if self.cbam is not None:
                 self.cbam.close()
 
-    async def _pump(self, collector: MqttCollector | OpcUaCollector) -> None:
+    async def _pump(self, collector: AnyCollector) -> None:
         async with collector:
             async for reading in collector.readings():
                 await self._queue.put(reading)

@@ -18,10 +18,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from collectors.mqtt import MqttCollector
-from collectors.opcua import OpcUaCollector
+from collectors.build import AnyCollector, build_collectors
 from plantstream.plant import LoadedPlant
-from plantstream.plant.schema import Kafka, MqttSource
+from plantstream.plant.schema import Kafka
 from plantstream.records import DeadLetter, Reading, RecordError
 from runtimes.kafka.topics import dead_letter, ensure_topics
 from streams.config import EngineSpec
@@ -53,15 +52,8 @@ class Collector:
         self._pending: list[asyncio.Future[object]] = []
         self._producer: AIOKafkaProducer | None = None
         machines = {mid: m.line for mid, m in spec.machines.items()}
-        self.collectors: list[MqttCollector | OpcUaCollector] = []
-        for source in plant.model.sources:
-            if isinstance(source, MqttSource):
-                self.collectors.append(MqttCollector(source, machines, on_dead_letter=self._dead_letter))
-            else:
-                self.collectors.append(
-                    OpcUaCollector(source, on_dead_letter=self._dead_letter, state_dir=state_dir)
-                )
-            self.stats.sources.append(source.id)
+        self.collectors = build_collectors(plant.model.sources, machines, self._dead_letter, state_dir)
+        self.stats.sources.extend(source.id for source in plant.model.sources)
 
     async def run(self, stop: asyncio.Event, readings: AsyncIterator[Reading] | None = None) -> CollectStats:
         """Produce until ``stop`` is set (or ``readings``, when given instead of the collectors, ends)."""
@@ -103,7 +95,7 @@ class Collector:
             if not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
 
-    async def _collect(self, collector: MqttCollector | OpcUaCollector) -> None:
+    async def _collect(self, collector: AnyCollector) -> None:
         async with collector:
             await self._pump(collector.readings())
 

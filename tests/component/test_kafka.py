@@ -203,6 +203,25 @@ def committed(plant: Path, group: str) -> int:
     return asyncio.run(ask())
 
 
+async def produce_points(settings: Kafka, minute: int) -> list[Point]:
+    """Five oee points of m1, one a minute from 08:``minute``, on the points topic."""
+    points = [
+        Point(
+            measurement="oee",
+            tags={"machine": "m1"},
+            fields={"oee": i / 10},
+            time=f"2026-03-02T08:{minute + i:02d}:00Z",
+        )
+        for i in range(5)
+    ]
+    producer = AIOKafkaProducer(bootstrap_servers=settings.servers(), acks="all")
+    await producer.start()
+    for p in points:
+        await producer.send_and_wait(settings.topics.points, p.to_json().encode(), key=b"m1")
+    await producer.stop()
+    return points
+
+
 def as_records(lines: list[str]) -> list[tuple[bytes | None, bytes]]:
     return [(json.loads(line)["machine"].encode(), line.encode()) for line in lines]
 
@@ -386,17 +405,7 @@ async def test_the_sink_commits_only_after_the_write_and_retries_a_failing_sink(
 ) -> None:
     settings = settings_of(plant_file(1))
     await ensure_topics(settings)
-    points = [
-        Point(
-            measurement="oee", tags={"machine": "m1"}, fields={"oee": i / 10}, time=f"2026-03-02T08:0{i}:00Z"
-        )
-        for i in range(5)
-    ]
-    producer = AIOKafkaProducer(bootstrap_servers=settings.servers(), acks="all")
-    await producer.start()
-    for p in points:
-        await producer.send_and_wait(settings.topics.points, p.to_json().encode(), key=b"m1")
-    await producer.stop()
+    points = await produce_points(settings, minute=0)
     flaky = FlakySink(settings, f"{settings.group}.sink", failures=2)
     stop = asyncio.Event()
     role = SinkRole(settings, [flaky], first_backoff_s=0.05)
@@ -442,34 +451,17 @@ def test_a_role_names_the_broker_it_cannot_reach_or_the_missing_section(role: st
 
 
 async def test_the_sink_role_delivers_to_influxdb_through_the_outbox(
-    plant_file: Callable[[int], Path],
-    victoria: VictoriaMetrics,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    plant_file: Callable[[int], Path], victoria: VictoriaMetrics, tmp_path: Path
 ) -> None:
     settings = settings_of(plant_file(1))
     await ensure_topics(settings)
-    points = [
-        Point(
-            measurement="oee", tags={"machine": "m1"}, fields={"oee": i / 10}, time=f"2026-03-02T08:0{i}:00Z"
-        )
-        for i in range(5)
-    ]
-    producer = AIOKafkaProducer(bootstrap_servers=settings.servers(), acks="all")
-    await producer.start()
-    for p in points:
-        await producer.send_and_wait(settings.topics.points, p.to_json().encode(), key=b"m1")
-    await producer.stop()
-    monkeypatch.setenv("KAFKA_TEST_TOKEN", "t")
+    points = await produce_points(settings, minute=10)
     influx = InfluxDbSink(
-        type="influxdb",
-        url=victoria.url,
-        org="o",
-        bucket="b",
-        token_env="KAFKA_TEST_TOKEN",
-        flush_interval_s=0.1,
+        type="influxdb", url=victoria.url, org="o", bucket="b", token_env="INFLUX_TOKEN", flush_interval_s=0.1
     )
-    outbox = OutboxSink(InfluxSink(influx, tmp_path / "outbox", on_dead_letter=lambda _: None))
+    token = {"INFLUX_TOKEN": "t"}
+    sink = InfluxSink(influx, tmp_path / "outbox", on_dead_letter=lambda _: None, environ=token)
+    outbox = OutboxSink(sink)
     stop = asyncio.Event()
     task = asyncio.create_task(SinkRole(settings, [outbox]).run(stop))
     expected = expected_samples([json.loads(p.to_json()) for p in points])
@@ -479,4 +471,4 @@ async def test_the_sink_role_delivers_to_influxdb_through_the_outbox(
     stop.set()
     await task
     assert same_samples(victoria.samples(), expected)
-    assert outbox.sink.outbox.lines == 0
+    assert sink.outbox.lines == 0
