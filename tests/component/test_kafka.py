@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -472,3 +473,26 @@ async def test_the_sink_role_delivers_to_influxdb_through_the_outbox(
     await task
     assert same_samples(victoria.samples(), expected)
     assert sink.outbox.lines == 0
+
+
+def test_the_sink_role_names_a_missing_influxdb_token(tmp_path: Path) -> None:
+    exe = shutil.which("plantstream", path=str(Path(sys.executable).parent))
+    assert exe
+    plant = tmp_path / "plant.yaml"
+    plant.write_text(
+        MINIMAL.read_text()
+        + f"kafka:\n  bootstrap: 127.0.0.1:{free_port()}\n"
+        + "sinks:\n  - {type: influxdb, url: 'http://127.0.0.1:8086', org: o, bucket: b,\n"
+        + "     token_env: NO_SUCH_TOKEN}\n"
+    )
+    environ = {k: v for k, v in os.environ.items() if k != "NO_SUCH_TOKEN"}
+    result = subprocess.run(
+        [exe, "sink", "-c", str(plant), "--state-dir", str(tmp_path / "state")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=environ,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "NO_SUCH_TOKEN" in result.stderr

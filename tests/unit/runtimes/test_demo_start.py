@@ -56,3 +56,9 @@ def test_the_demo_continues_after_the_newest_saved_event(
 def test_a_first_demo_starts_in_a_shift(tmp_path: Path) -> None:
     start = cli._demo_start(tmp_path)
     assert _schedule().shift_at(_us(start)) is not None
+
+
+def test_a_damaged_checkpoint_does_not_stop_the_demo_from_choosing_a_start(tmp_path: Path) -> None:
+    (tmp_path / CHECKPOINT).write_text("{not json")
+    start = cli._demo_start(tmp_path)  # the pipeline reports the damage when it restores
+    assert _schedule().shift_at(_us(start)) is not None
