@@ -8,16 +8,27 @@ anywhere; a script imports these helpers as ``from bench.common import ...`` eit
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import cProfile
 import io
+import math
 import pstats
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-__all__ = ["ROOT", "code_revision", "print_report_tail", "profile_text", "today"]
+__all__ = [
+    "ROOT",
+    "code_revision",
+    "count_each_second",
+    "print_report_tail",
+    "profile_text",
+    "stop_task",
+    "today",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 """The repository the benchmark runs from."""
@@ -68,3 +79,25 @@ def print_report_tail(table_header: str, row: str, failures: Sequence[str], out:
     print(row, file=out)
     print(file=out)
     print("targets met" if not failures else "targets missed: " + "; ".join(failures), file=out)
+
+
+async def count_each_second(seconds: float, count: Callable[[], int]) -> list[int]:
+    """Sample ``count()`` at every whole second of a ``seconds``-long window; the increments."""
+    loop = asyncio.get_running_loop()
+    t0, last, out = loop.time(), count(), []
+    for tick in range(1, max(1, math.ceil(seconds)) + 1):
+        await asyncio.sleep(max(0.0, t0 + min(tick, seconds) - loop.time()))
+        now = count()
+        out.append(now - last)
+        last = now
+    return out
+
+
+async def stop_task(task: asyncio.Task[object], stop: asyncio.Event, timeout_s: float) -> None:
+    """Set ``stop`` and give ``task`` ``timeout_s`` to end by itself before cancelling it."""
+    stop.set()
+    done, _ = await asyncio.wait([task], timeout=timeout_s)
+    if not done:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -82,7 +82,14 @@ from typing import Any, Literal, TextIO
 from asyncua import Client, ua
 from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, Subscription
 
-from bench.common import code_revision, print_report_tail, profile_text, today
+from bench.common import (
+    code_revision,
+    count_each_second,
+    print_report_tail,
+    profile_text,
+    stop_task,
+    today,
+)
 from collectors.backoff import Backoff
 from collectors.opcua import OpcUaCollector
 from plantstream.plant.schema import OpcUaSource
@@ -662,25 +669,14 @@ async def run_round(
             counter.timing = True
             if profiler is not None:
                 profiler.enable()
-            per_second = []
-            last = c0
-            ticks = max(1, math.ceil(settings.seconds))
-            for tick in range(1, ticks + 1):
-                await asyncio.sleep(max(0.0, t0 + min(tick, settings.seconds) - loop.time()))
-                per_second.append(counter.n - last)
-                last = counter.n
+            per_second = await count_each_second(settings.seconds, lambda: counter.n)
             c1, cpu1, t1 = counter.n, time.process_time(), loop.time()
             counter.timing = False
             if profiler is not None:
                 profiler.disable()
             after = await server.stats()
         finally:
-            stop.set()
-            done, _ = await asyncio.wait([task], timeout=30)
-            if not done:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await stop_task(task, stop, 30)
         task.result()
     return Round(
         kind,
@@ -815,12 +811,7 @@ async def run_soak(
             result.seconds = loop.time() - t0
             result.readings = counter.n - c0
         finally:
-            stop.set()
-            done, _ = await asyncio.wait([task], timeout=30)
-            if not done:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await stop_task(task, stop, 30)
         task.result()
     result.dropped = counter.dropped
     result.detail = counter.detail

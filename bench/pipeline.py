@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import cProfile
 import gc
 import json
@@ -64,7 +63,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from bench.common import code_revision, print_report_tail, profile_text, today
+from bench.common import (
+    code_revision,
+    count_each_second,
+    print_report_tail,
+    profile_text,
+    stop_task,
+    today,
+)
 from bench.opcua import (
     HOST,
     LATENCY_SAMPLE_EVERY,
@@ -315,24 +321,14 @@ async def run_pipeline_round(
             recorder.timing = True
             if profiler is not None:
                 profiler.enable()
-            per_second = []
-            last = c0
-            for tick in range(1, max(1, math.ceil(s.seconds)) + 1):
-                await asyncio.sleep(max(0.0, t0 + min(tick, s.seconds) - loop.time()))
-                per_second.append(recorder.timed - last)
-                last = recorder.timed
+            per_second = await count_each_second(s.seconds, lambda: recorder.timed)
             c1, cpu1, t1 = recorder.timed, time.process_time(), loop.time()
             recorder.timing = False
             if profiler is not None:
                 profiler.disable()
             after = await server.stats()
         finally:
-            stop.set()
-            done, _ = await asyncio.wait([task], timeout=60)
-            if not done:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await stop_task(task, stop, 60)
         stats = task.result()
     [collector] = pipeline.collectors
     health = collector.health
