@@ -373,6 +373,8 @@ class EmbeddedPipeline:
             *(f'plantstream_rejected_total{{reason="{r}"}} {n}' for r, n in sorted(s.rejected.items())),
             "# TYPE plantstream_late_readings_total counter",
             f"plantstream_late_readings_total {self.engine.stats.get('late_readings', 0)}",
+            "# TYPE plantstream_idle_ticks_total counter",
+            f"plantstream_idle_ticks_total {self._idle.ticks}",
             "# TYPE plantstream_queue_depth gauge",
             f"plantstream_queue_depth {self._queue.qsize()}",
         ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -84,6 +85,7 @@ def test_demo_writes_points_and_serves_health_metrics_and_a_stream_to_tail(tmp_p
         status, metrics = get(f"http://127.0.0.1:{port}/metrics")
         assert status == 200
         assert 'plantstream_source_connected{source="line1-plc"} 1' in metrics
+        assert re.search(r"^plantstream_idle_ticks_total \d+$", metrics, re.M)
         _, stderr = demo.communicate(timeout=120)
     finally:
         if demo.poll() is None:
