@@ -32,7 +32,7 @@ import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -119,7 +119,9 @@ class EmbeddedPipeline:
         # The CBAM ledger (cbam section only) sees every point written and is committed with checkpoints.
         self.cbam: CbamLedger | None = open_ledger(plant.model, state_dir)
         self._every = checkpoint_every_s
-        self._queue: BoundedQueue[Reading] = BoundedQueue(queue_size, "block")
+        # Batches of at most _HAND_OVER readings, so the bound in readings stays queue_size.
+        self._queue: BoundedQueue[list[Reading]] = BoundedQueue(max(2, queue_size // _HAND_OVER), "block")
+        self._queued = 0  # readings in the queue
         self._on_points = on_points
         self._on_reading = on_reading
         self.http = HttpEndpoint(self.health, self.metrics, port=http_port) if http_port is not None else None
@@ -182,23 +184,65 @@ class EmbeddedPipeline:
 
     async def _pump(self, collector: AnyCollector) -> None:
         async with collector:
-            async for reading in collector.readings():
-                await self._queue.put(reading)
+            # Readings move in batches: a queue hop per reading cost as much as the engine.
+            async for batch in collector.batches(_HAND_OVER):
+                await self.feed(batch)
+
+    async def feed(self, readings: Sequence[Reading]) -> None:
+        """Queue ``readings`` for the engine as a source does (also for tools with readings in hand).
+
+        Waits while the queue is full (policy ``block``).
+        """
+        for first in range(0, len(readings), _HAND_OVER):
+            batch = list(readings[first : first + _HAND_OVER])
+            await self._queue.put(batch)
+            self._queued += len(batch)
 
     async def _process(self) -> None:
+        queue = self._queue
+        while True:
+            taken = await queue.get()
+            # What is already waiting goes in the same turn (about a hand-over's worth, so points
+            # keep flowing under load): one pass of the bookkeeping below per batch, not per reading.
+            while len(taken) < _HAND_OVER and queue.qsize():
+                taken = taken + queue.get_nowait()
+            self._queued -= len(taken)
+            batch = self._take(taken)
+            self._since_idle_check += len(taken)
+            if self._since_idle_check >= _IDLE_CHECK_EVERY or not queue.qsize():
+                self._tick_quiet_machines()
+            engine = self.engine
+            if engine.has_points:
+                batch.extend(engine.take_points())
+            if batch:
+                self._pending.extend(batch)
+                if self.cbam is not None:
+                    self.cbam.write(batch)
+                self.stats.points += len(batch)
+                if self._on_points is not None:
+                    self._on_points(batch)
+                if self.http is not None and self.http.listening:
+                    for point in batch:
+                        self.http.publish(point.to_json())
+            if self._pending and (len(self._pending) >= _HAND_OVER or not queue.qsize()):
+                await self._hand_over()
+
+    def _take(self, readings: list[Reading]) -> list[Point]:
+        """Push ``readings`` into the engine; return their ``reading`` points."""
         engine = self.engine
         machines = self.spec.machines
-        while True:
-            reading = await self._queue.get()
-            self.stats.readings += 1
-            if self._on_reading is not None:
-                self._on_reading(reading)
-            if self.http is not None:
-                self.http.publish(reading.to_json())
-            batch: list[Point] = []
+        on_reading = self._on_reading
+        stream = self.http if self.http is not None and self.http.listening else None
+        seen = self._idle.seen
+        points: list[Point] = []
+        for reading in readings:
+            if on_reading is not None:
+                on_reading(reading)
+            if stream is not None:
+                stream.publish(reading.to_json())
             machine = machines.get(reading.machine)
             if machine is not None and reading.signal in machine.recorded:
-                batch.append(reading_point(reading, machine.site, machine.line))
+                points.append(reading_point(reading, machine.site, machine.line))
             try:
                 engine.push(reading)
             except ReadingRejected as exc:
@@ -214,24 +258,9 @@ class EmbeddedPipeline:
                     )
                 )
             else:
-                self._idle.seen(reading)
-            self._since_idle_check += 1
-            if self._since_idle_check >= _IDLE_CHECK_EVERY or not self._queue.qsize():
-                self._tick_quiet_machines()
-            if engine.has_points:
-                batch.extend(engine.take_points())
-            if batch:
-                self._pending.extend(batch)
-                if self.cbam is not None:
-                    self.cbam.write(batch)
-                self.stats.points += len(batch)
-                if self._on_points is not None:
-                    self._on_points(batch)
-                if self.http is not None:
-                    for point in batch:
-                        self.http.publish(point.to_json())
-            if self._pending and (len(self._pending) >= _HAND_OVER or not self._queue.qsize()):
-                await self._hand_over()
+                seen(reading)
+        self.stats.readings += len(readings)
+        return points
 
     def _tick(self, machine: str, ts: int) -> None:
         self.engine.tick(machine, ts)
@@ -376,7 +405,7 @@ class EmbeddedPipeline:
             "# TYPE plantstream_idle_ticks_total counter",
             f"plantstream_idle_ticks_total {self._idle.ticks}",
             "# TYPE plantstream_queue_depth gauge",
-            f"plantstream_queue_depth {self._queue.qsize()}",
+            f"plantstream_queue_depth {self._queued}",
         ]
         for kind, metric in (
             ("gauge", "source_connected"),

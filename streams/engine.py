@@ -20,7 +20,7 @@ from __future__ import annotations
 import heapq
 from bisect import insort
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import timedelta
 from itertools import chain
 from typing import Any
@@ -164,7 +164,8 @@ class Engine:
                 signal, or data older than the correction horizon. Nothing else is affected.
         """
         ts = (reading.ts - EPOCH) // _ONE_US
-        self.push_raw(ts, reading.machine, reading.signal, reading.value, reading.quality.value)
+        # The quality member is itself its text (a StrEnum): no need to look up .value.
+        self.push_raw(ts, reading.machine, reading.signal, reading.value, reading.quality)
 
     def push_raw(self, ts: int, machine: str, signal: str, value: Any, quality: str = "good") -> None:
         """Take one reading given as its parts, ``ts`` in microseconds since the epoch.
@@ -281,7 +282,7 @@ class Engine:
             "machines": {
                 mid: {
                     "state": t.calc.state.to_dict(),
-                    "held": [list(item) for item in sorted(t.heap)],
+                    "held": sorted(t.heap),  # tuples: JSON arrays, as restore reads them
                     "newest": t.newest,
                 }
                 for mid, t in self._tracks.items()
@@ -293,7 +294,7 @@ class Engine:
                     "start": r.start,
                     "end": r.end,
                     "shift": r.shift,
-                    "parts": {mid: asdict(part) for mid, part in r.parts.items()},
+                    "parts": {mid: part.to_dict() for mid, part in r.parts.items()},
                 }
                 for key, r in self._rollups.items()
                 if r.revision is None
