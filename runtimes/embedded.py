@@ -34,7 +34,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ from collectors.opcua import OpcUaHealth
 from collectors.queue import BoundedQueue
 from plantstream.plant import LoadedPlant
 from plantstream.plant.schema import OpcUaSource
-from plantstream.records import DeadLetter, FieldValue, Point, Reading
+from plantstream.records import EPOCH, DeadLetter, FieldValue, Point, Reading
 from runtimes.cbam import CbamLedger, open_ledger
 from runtimes.gc_tuning import fewer_collections
 from runtimes.http import HttpEndpoint
@@ -62,8 +62,10 @@ __all__ = ["EmbeddedPipeline", "PipelineStats"]
 _log = logging.getLogger("plantstream.runtime")
 CHECKPOINT = "checkpoint.json"
 _HAND_OVER = 1_000
+"""Points gathered before they go to the sinks and the file while readings keep arriving (and the
+readings of one batch in the queue)."""
 _IDLE_CHECK_EVERY = 1_000  # readings between two looks for quiet machines (and whenever the queue is empty)
-"""Points gathered before they go to the sinks and the file while readings keep arriving."""
+_ONE_US = timedelta(microseconds=1)
 
 
 @dataclass
@@ -229,7 +231,7 @@ class EmbeddedPipeline:
 
     def _take(self, readings: list[Reading]) -> list[Point]:
         """Push ``readings`` into the engine; return their ``reading`` points."""
-        engine = self.engine
+        push = self.engine.push_raw
         machines = self.spec.machines
         on_reading = self._on_reading
         stream = self.http if self.http is not None and self.http.listening else None
@@ -243,8 +245,10 @@ class EmbeddedPipeline:
             machine = machines.get(reading.machine)
             if machine is not None and reading.signal in machine.recorded:
                 points.append(reading_point(reading, machine.site, machine.line))
+            ts = (reading.ts - EPOCH) // _ONE_US
             try:
-                engine.push(reading)
+                # The quality member is itself its text (a StrEnum).
+                push(ts, reading.machine, reading.signal, reading.value, reading.quality)
             except ReadingRejected as exc:
                 self.stats.rejected[exc.reason] += 1
                 self._dead_letter(
@@ -258,7 +262,7 @@ class EmbeddedPipeline:
                     )
                 )
             else:
-                seen(reading)
+                seen(reading.source, reading.machine, ts)
         self.stats.readings += len(readings)
         return points
 
