@@ -92,6 +92,10 @@ class Engine:
         self.spec = spec
         self._lateness = spec.allowed_lateness_us if reorder else 0
         self._horizon = spec.correction_horizon_us
+        # The history is what bounds memory at high rates (2 000 meters at 10 Hz send 72 million
+        # readings an hour): each machine keeps at most its share, and data older than what it
+        # kept is refused as too late (dead-lettered, so a replay can still use it).
+        self._history_share = max(1, spec.correction_history_max // max(1, len(spec.machines)))
         self._label = window_label(spec.window_us)
         self._seq = 0
         self._out: list[Point] = []
@@ -397,13 +401,22 @@ class Engine:
     def _snapshot(self, track: _Track, boundary: int) -> None:
         """Remember the state holding every reading before ``boundary``; forget what the horizon passed."""
         snapshots = track.snapshots
-        snapshots.append((boundary, track.calc.state.copy(), len(track.history)))
+        history = len(track.history)
+        snapshots.append((boundary, track.calc.state.copy(), history))
         horizon = boundary - self._horizon
-        # Keep the newest snapshot at or before the horizon as the base for corrections; prune in
-        # batches so that the history list is not shifted at every window close.
-        if len(snapshots) < _PRUNE_BATCH or snapshots[_PRUNE_BATCH - 1][0] > horizon:
+        over = history > self._history_share
+        # Prune in batches so that the history list is not shifted at every window close.
+        if not over and (len(snapshots) < _PRUNE_BATCH or snapshots[_PRUNE_BATCH - 1][0] > horizon):
             return
-        keep_from = max(i for i, (b, _, _) in enumerate(snapshots) if b <= horizon)
+        # The newest snapshot at or before the horizon is the base for corrections ...
+        keep_from = max((i for i, (b, _, _) in enumerate(snapshots) if b <= horizon), default=0)
+        if over:
+            # ... or, over its share, the oldest one that leaves at most the share (the newest
+            # always qualifies: it was taken at the end of the history).
+            by_size = next(i for i, (_, _, at) in enumerate(snapshots) if history - at <= self._history_share)
+            if by_size > keep_from:
+                self._events["history_trimmed"] += snapshots[by_size][2] - snapshots[keep_from][2]
+                keep_from = by_size
         cut = snapshots[keep_from][2]
         track.snapshots = [(b, s, idx - cut) for b, s, idx in snapshots[keep_from:]]
         del track.history[:cut]

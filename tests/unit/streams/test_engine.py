@@ -8,9 +8,9 @@ import random
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support import plant_text, reading, run_engine, select
+from support import build_spec, parse_plant, plant_text, reading, run_engine, select
 
-from streams.engine import ReadingRejected
+from streams.engine import Engine, ReadingRejected
 from streams.machine import WindowResult
 from streams.oee import OeeElements
 
@@ -339,3 +339,30 @@ def test_the_checkpoint_forms_of_results_are_what_asdict_gives() -> None:
     assert elements.to_dict() == dataclasses.asdict(elements)
     assert result.to_dict() == dataclasses.asdict(result)
     assert WindowResult.from_dict(result.to_dict()) == result
+
+
+def test_the_correction_history_is_bounded_and_older_late_data_is_refused_not_lost() -> None:
+    # A share of 40 readings: with 3 counter samples a minute, about 13 minutes of history.
+    spec = dataclasses.replace(build_spec(parse_plant(plant_text()).model), correction_history_max=40)
+    engine = Engine(spec)
+    for r in production(30):
+        engine.push(r)
+    engine.take_points()
+    # Snapshots come every 4 window closes, so the history holds at most the share plus the
+    # readings of one snapshot interval (4 minutes x 3 samples) beyond it.
+    assert len(engine._tracks["m1"].history) <= 40 + 4 * 3
+    assert engine.stats["history_trimmed"] > 0
+    # Minute 2 is within the hour's horizon but no longer in the history: refused, with its reason.
+    with pytest.raises(ReadingRejected) as caught:
+        engine.push(reading(2.5, "state", "down"))
+    assert caught.value.reason == "too_late"
+    # Minute 25 is still held: corrected as usual.
+    engine.push(reading(25.5, "state", "down"))
+    engine.push(reading(50, "state", "running"))  # moves the watermark past the correction
+    corrected = [
+        p
+        for p in select(engine.take_points(), "oee", machine="m1", window="1m")
+        if p.time.strftime("%H:%M") == "08:25"
+    ]
+    assert corrected[-1].fields["revision"] == 1
+    assert corrected[-1].fields["down_s"] == 30.0
