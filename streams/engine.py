@@ -417,10 +417,12 @@ class Engine:
             if by_size > keep_from:
                 self._events["history_trimmed"] += snapshots[by_size][2] - snapshots[keep_from][2]
                 keep_from = by_size
-        cut = snapshots[keep_from][2]
+        base, _, cut = snapshots[keep_from]
         track.snapshots = [(b, s, idx - cut) for b, s, idx in snapshots[keep_from:]]
         del track.history[:cut]
-        for key in [key for key, (_, r) in track.emitted.items() if r.end < horizon]:
+        # A window that ended before the base snapshot can no longer change: forget its result.
+        forget_before = max(horizon, base)
+        for key in [key for key, (_, r) in track.emitted.items() if r.end < forget_before]:
             del track.emitted[key]
 
     def _correct(self, track: _Track, item: _Released) -> None:

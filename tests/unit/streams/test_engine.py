@@ -351,6 +351,9 @@ def test_the_correction_history_is_bounded_and_older_late_data_is_refused_not_lo
     # Snapshots come every 4 window closes, so the history holds at most the share plus the
     # readings of one snapshot interval (4 minutes x 3 samples) beyond it.
     assert len(engine._tracks["m1"].history) <= 40 + 4 * 3
+    # Results of windows before the oldest kept snapshot cannot change any more: forgotten too
+    # (the hour's horizon alone would keep all 30 minutes' windows).
+    assert len([key for key in engine._tracks["m1"].emitted if "window" in str(key)]) <= 40 // 3 + 4 + 1
     assert engine.stats["history_trimmed"] > 0
     # Minute 2 is within the hour's horizon but no longer in the history: refused, with its reason.
     with pytest.raises(ReadingRejected) as caught:
