@@ -46,7 +46,7 @@ from influxdb_client.service.write_service import WriteService
 
 from plantstream.plant.schema import InfluxDbSink
 from plantstream.records import DeadLetter, Point
-from sinks.lineprotocol import Precision, Unencodable, encode
+from sinks.lineprotocol import Precision, encode_many
 from sinks.outbox import Outbox, OutboxChunk, OutboxFull
 
 __all__ = ["InfluxSink", "SinkConfigError", "SinkHealth", "WriteFailed", "retry_after_s"]
@@ -204,24 +204,19 @@ class InfluxSink:
 
         Unencodable points are dead-lettered instead.
         """
-        groups: dict[str, list[str]] = {}
-        precisions = self._precisions
-        for point in points:
-            measurement = point.measurement
-            precision = precisions.get(measurement)
-            if precision is None:
-                precision = self.settings.precision_of(measurement)
-                if len(precisions) >= _PRECISION_CACHE:
-                    precisions.clear()
-                precisions[measurement] = precision
-            lines = groups.get(precision)
-            if lines is None:
-                lines = groups[precision] = []
-            try:
-                lines.append(encode(point, precision))
-            except Unencodable as exc:
-                self._dead_letter(measurement, "unencodable", str(exc), point.to_json())
+        groups, failed = encode_many(points, self._precision_of)
+        for point, exc in failed:
+            self._dead_letter(point.measurement, "unencodable", str(exc), point.to_json())
         return list(groups.items())
+
+    def _precision_of(self, measurement: str) -> Precision:
+        precision = self._precisions.get(measurement)
+        if precision is None:
+            precision = self.settings.precision_of(measurement)
+            if len(self._precisions) >= _PRECISION_CACHE:
+                self._precisions.clear()
+            self._precisions[measurement] = precision
+        return precision
 
     async def submit(self, points: Sequence[Point]) -> None:
         """Append ``points`` to the outbox; returns once they are committed there.
