@@ -335,15 +335,14 @@ def main(argv: list[str] | None = None) -> None:
             rounds: dict[str, list[Timing]] = {"raw": [], "raw_l1": [], "sink": []}
             for round_no in range(args.repeat):  # --repeat 0: the outage alone, in a fresh process
                 # Each side writes its own measurement: new series for every round of every side.
-                raw_points, raw_l1_points, sink_points = (
-                    make_points(args.points, args.machines, f"b{3 * round_no + side:03d}")
-                    for side in range(3)
-                )
-                rounds["raw"].append(raw_round(vm.url, raw_points, args.batch))
-                rounds["raw_l1"].append(raw_level1_round(vm.url, raw_l1_points, args.batch))
-                rounds["sink"].append(
-                    asyncio.run(sink_round(vm.url, sink_points, args.batch, work / f"outbox{round_no}"))
-                )
+                # The points are made per side (one side's points in memory at a time).
+                def points(side: int, n: int = round_no) -> list[Point]:
+                    return make_points(args.points, args.machines, f"b{3 * n + side:03d}")
+
+                rounds["raw"].append(raw_round(vm.url, points(0), args.batch))
+                rounds["raw_l1"].append(raw_level1_round(vm.url, points(1), args.batch))
+                outbox = work / f"outbox{round_no}"
+                rounds["sink"].append(asyncio.run(sink_round(vm.url, points(2), args.batch, outbox)))
                 rates = (f"{side} {args.points / r[-1].wall:,.0f} points/s" for side, r in rounds.items())
                 print(f"round {round_no + 1}: " + ", ".join(rates))
             if args.repeat:
