@@ -10,7 +10,7 @@ windows topic); both give the same roll-up for the same machine results.
   for the window (ratios are never averaged) and says how many machines it holds.
 - **When.** A roll-up is emitted once every member that has reported has closed its window (its
   "closed until" is at or after the window's end). A member that has not reported yet is not
-  waited for, unless ``wait_unreported_us`` says how long to wait for it (see :class:`Rollups`).
+  waited for, except when the results come over a stream (``from_stream``, see :class:`Rollups`).
 - **Corrections.** A member result that changes after the roll-up was emitted emits it again with
   the same identity and ``revision`` + 1. Emitted roll-ups are kept for that until the scope's
   watermark has passed them by the correction horizon.
@@ -73,27 +73,28 @@ class Rollups:
         self,
         spec: EngineSpec,
         *,
-        wait_unreported_us: int | None = None,
-        ignore_repeats: bool = False,
+        from_stream: bool = False,
     ) -> None:
         """Roll-ups for the scopes of ``spec``.
 
         Args:
             spec: the resolved plant (or the part of it whose scopes are wanted).
-            wait_unreported_us: ``None`` (the embedded engine): a member that has not reported is
-                not waited for; in one process that means it has no data yet. A number (the
-                kafka stage, where a member may merely be behind on another partition): a member
-                not heard from is waited for until the others have closed this much past the
-                window's end; the window is then rolled up without it.
-            ignore_repeats: a member result equal to the one already in an emitted roll-up does
-                not emit it again (results arrive again when a kafka worker repeats a batch).
+            from_stream: off for the embedded engine, which sees every machine in one process.
+                On for the kafka stage, whose members' results come over a topic, where a member
+                may be behind on another partition and a batch may be sent twice: (1) a member
+                not heard from is waited for (its source says how long it has been silent, as a
+                "closed until" of a member without data); (2) a result equal to the one already
+                in an emitted roll-up emits nothing; (3) a result for a window already forgotten
+                (past the horizon) is dropped and counted in :attr:`stale`, rather than starting
+                a roll-up of that member alone.
         """
         self.spec = spec
         self.members = rollup_scopes(spec)
         """Every rolled-up scope with its machines."""
         self._horizon = spec.correction_horizon_us
-        self._wait = wait_unreported_us
-        self._ignore_repeats = ignore_repeats
+        self._from_stream = from_stream
+        self.stale = 0
+        """Results dropped because their window's roll-up was already forgotten (``from_stream``)."""
         label = window_label(spec.window_us)
         self._points = {key: self._builder(key, label) for key in self.members}
         self._scopes_of: dict[str, list[Scope]] = {}
@@ -103,6 +104,8 @@ class Rollups:
         self._rollups: dict[RollupKey, Rollup] = {}
         self._pending: dict[Scope, dict[RollupKey, Rollup]] = {}
         self._done: dict[Scope, list[RollupKey]] = {}
+        self._forgotten: dict[Scope, int] = {}
+        """Per scope, the latest end of a roll-up forgotten past the horizon."""
         # Where the last scan of a scope found a member that had not closed the earliest waiting
         # roll-up: the next scan starts there (see ready).
         self._scan_from: dict[Scope, int] = {}
@@ -132,9 +135,12 @@ class Rollups:
         key = (scope, result.kind, result.start)
         rollup = self._rollups.get(key)
         if rollup is None:
+            if self._from_stream and result.end <= self._forgotten.get(scope, -_NEVER):
+                self.stale += 1
+                return []
             rollup = self._rollups[key] = Rollup(result.end, result.kind, result.start, result.shift)
             self._pending.setdefault(scope, {})[key] = rollup
-        elif self._ignore_repeats and rollup.revision is not None and rollup.parts.get(machine) == result:
+        elif self._from_stream and rollup.revision is not None and rollup.parts.get(machine) == result:
             return []
         rollup.parts[machine] = result
         if rollup.revision is not None:
@@ -148,7 +154,6 @@ class Rollups:
             return []
         earliest = min(rollup.end for rollup in pending.values())
         lowest = _NEVER
-        unreported = False
         # The scan starts at the member that held the roll-ups back last time, which has most
         # likely not closed yet either: without that, each of a scope's n members closing a window
         # rescanned the members before it, n²/2 checks per window (4 million for 2 000 meters on
@@ -159,27 +164,25 @@ class Rollups:
         for i in chain(range(start, len(members)), range(start)):
             mark = closed_until(members[i])
             if mark is None:
-                unreported = True
+                if self._from_stream:
+                    self._scan_from[scope] = i
+                    return []
             elif mark < lowest:
                 lowest = mark
                 if lowest < earliest:
                     self._scan_from[scope] = i
                     return []  # some member has not closed even the earliest waiting window
-        until = lowest
-        if unreported and self._wait is not None:
-            if lowest == _NEVER:
-                return []
-            until = lowest - self._wait
-        ready = [key for key, rollup in pending.items() if rollup.end <= until]
+        ready = [key for key, rollup in pending.items() if rollup.end <= lowest]
         out: list[Point] = []
         for key in sorted(ready, key=lambda k: (k[2], k[1])):
             out += self._emit(key, pending.pop(key))
         # Emitted roll-ups are kept for corrections until the horizon has passed them.
-        horizon = until - self._horizon
+        horizon = lowest - self._horizon
         done = self._done.setdefault(scope, [])
         done.extend(ready)
         while done and self._rollups[done[0]].end < horizon:
-            del self._rollups[done.pop(0)]
+            end = self._rollups.pop(done.pop(0)).end
+            self._forgotten[scope] = max(end, self._forgotten.get(scope, end))
         return out
 
     def flush(self) -> list[Point]:
@@ -198,24 +201,33 @@ class Rollups:
         rollup.revision = 0 if rollup.revision is None else rollup.revision + 1
         return self._points[key[0]].points(total, rollup.revision, {"machines": len(rollup.parts)})
 
-    def checkpoint(self, *, emitted: bool = False) -> list[dict[str, Any]]:
-        """The roll-ups waiting for members, JSON-ready; with ``emitted``, also those kept for corrections.
+    def checkpoint(self) -> list[dict[str, Any]]:
+        """The roll-ups waiting for members, JSON-ready: the ``rollups`` of the embedded checkpoint (v1)."""
+        return [_item(key, r) for key, r in self._rollups.items() if r.revision is None]
 
-        Without ``emitted`` this is the ``rollups`` list of the embedded engine's checkpoint
-        (version 1). Emitted roll-ups carry their ``revision``, in the order they are forgotten.
+    def stream_checkpoint(self) -> dict[str, Any]:
+        """Everything a roll-up stage needs after a restart, JSON-ready.
+
+        The roll-ups waiting, those emitted and kept for corrections (with their ``revision``, in
+        the order they are forgotten), and where each scope has forgotten up to.
         """
-        items = [_item(key, r) for key, r in self._rollups.items() if r.revision is None]
-        if emitted:
-            for keys in self._done.values():
-                for key in keys:
-                    rollup = self._rollups[key]
-                    items.append({**_item(key, rollup), "revision": rollup.revision})
-        return items
+        items = self.checkpoint()
+        for keys in self._done.values():
+            for key in keys:
+                rollup = self._rollups[key]
+                items.append({**_item(key, rollup), "revision": rollup.revision})
+        forgotten = [[list(scope), end] for scope, end in self._forgotten.items()]
+        return {"rollups": items, "forgotten": forgotten}
 
     def restore(self, items: list[dict[str, Any]]) -> None:
-        """Continue from a :meth:`checkpoint` (either form); what was held before is dropped."""
+        """Continue from a :meth:`checkpoint`; what was held before is dropped."""
+        self.restore_stream({"rollups": items, "forgotten": []})
+
+    def restore_stream(self, data: dict[str, Any]) -> None:
+        """Continue from a :meth:`stream_checkpoint`; what was held before is dropped."""
         self._rollups, self._pending, self._done, self._scan_from = {}, {}, {}, {}
-        for item in items:
+        self._forgotten = {tuple(scope): end for scope, end in data["forgotten"]}
+        for item in data["rollups"]:
             key = (tuple(item["scope"]), item["kind"], item["start"])
             parts = {mid: WindowResult.from_dict(part) for mid, part in item["parts"].items()}
             revision = item.get("revision")
