@@ -80,6 +80,8 @@ class ProcessStats:
     """Records of the windows topic taken by the roll-up stage (redeliveries included)."""
     windows_skipped: int = 0
     rollup_points: int = 0
+    stale_windows: int = 0
+    """Machine results for roll-ups already forgotten past the horizon (repeats after a crash)."""
     assignments: list[list[int]] = field(default_factory=list)
 
 
@@ -254,6 +256,7 @@ class ProcessRole:
                 value = point.to_json().encode()
                 sent.append(await producer.send(topics.points, value, key=_point_key(point)))
             self.stats.rollup_points += len(rolled.points)
+            self.stats.stale_windows += rolled.stale
             if rolled.dead_letter is not None:
                 _log.warning("dead letter %s: %s", where, rolled.dead_letter.error)
                 letter = rolled.dead_letter.to_json().encode()

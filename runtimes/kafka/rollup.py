@@ -18,7 +18,7 @@ Two differences from the embedded engine, both because the members come over a t
   at once and skips one without data) would have it.
 - a result that repeats one already rolled up (a machine worker that repeats a batch after a
   crash sends it again) emits nothing, nor does one for a window whose roll-up was forgotten past
-  the correction horizon (counted: :attr:`RollupStates.stale`).
+  the correction horizon (counted: :attr:`RollupOutcome.stale`).
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ class RollupOutcome:
     site: str | None = None
     """Set when the site's state moved on (it is to be saved)."""
     skipped: bool = False
+    stale: int = 0
+    """Machine results dropped because their window's roll-up was forgotten past the horizon."""
 
 
 @dataclass
@@ -112,11 +114,6 @@ class RollupStates:
         }
         return orjson.dumps(data)
 
-    @property
-    def stale(self) -> int:
-        """Machine results dropped because their roll-up was forgotten past the horizon (sites held now)."""
-        return sum(s.rollups.stale for s in self._sites.values())
-
     def forget(self) -> None:
         """Drop every site (the worker's windows partitions were reassigned)."""
         self._sites.clear()
@@ -163,11 +160,13 @@ class RollupStates:
             # A repeated batch may send an older watermark again after a newer one.
             site.marks[machine] = max(closed_until, site.marks.get(machine, closed_until))
         scopes = site.rollups.scopes_of(machine)
+        stale_before = site.rollups.stale
         for result in results:
             for scope in scopes:
                 outcome.points += site.rollups.add(scope, machine, result)
         for scope in scopes:
             outcome.points += site.rollups.ready(scope, site.marks.get)
+        outcome.stale = site.rollups.stale - stale_before
         return outcome
 
 
