@@ -13,11 +13,13 @@ from pathlib import Path
 
 import orjson
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 from support import M3_FROM, ROLLUP_PLANT, rollup_shift
 
 from plantstream.plant import parse_plant
 from plantstream.records import Point, Reading
 from runtimes.kafka.calculate import MachineStates
+from runtimes.kafka.process import partition_of
 from runtimes.kafka.rollup import RollupStates
 from streams.config import EngineSpec, build_spec
 from streams.engine import Engine
@@ -172,3 +174,12 @@ def test_a_saved_roll_up_state_of_another_plant_is_refused_by_name() -> None:
     saved = orjson.dumps({"version": 1, "offset": 4, "marks": {"m7": 0}, "silent": [], "rollups": rollups})
     with pytest.raises(ValueError, match="m7"):
         stage.load("demo", saved)
+
+
+def test_the_worker_finds_a_machines_partition_where_the_producers_put_it() -> None:
+    # The silences rest on it: a worker speaks only for the machines of the partitions it holds.
+    producers = DefaultPartitioner()
+    for count in (1, 3, 6, 12):
+        partitions = list(range(count))
+        for machine in ("m1", "m2", "m3", "press-01", "meter.2000", "Line_7-oven"):
+            assert partition_of(machine, count) == producers(machine.encode(), partitions, partitions)
