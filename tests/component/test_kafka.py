@@ -447,6 +447,30 @@ def test_two_workers_share_the_partitions(roles: Callable[..., Roles], tmp_path:
     assert r.stop(two) == 0, r.log("process-b")
 
 
+def test_two_workers_share_the_machines_and_the_roll_ups(roles: Callable[..., Roles], tmp_path: Path) -> None:
+    r = roles(4, ROLLUP_PLANT)  # m1 and m3 in readings partition 0, m2 in 3 (process.partition_of)
+    state = tmp_path / "sink"
+    one = r.start("process", name="process-a")
+    wait_for(lambda: "assigned windows partitions [0, 1, 2, 3]" in r.log("process-a"), "worker a alone")
+    two = r.start("process", name="process-b")
+
+    def both_hold_windows() -> bool:
+        held = [
+            [x for x in r.log(name).splitlines() if x.startswith("process: assigned windows partitions")]
+            for name in ("process-a", "process-b")
+        ]
+        return all(held) and held[0][-1] != "process: assigned windows partitions [0, 1, 2, 3]"
+
+    wait_for(both_hold_windows, "both workers to hold partitions")
+    produce(r.plant, as_records(ROLLUP_READINGS))
+    r.start("sink", "--state-dir", str(state))
+    wait_for(lambda: len(last_per_identity(sink_writes(state))) >= len(EXPECTED_ROLLUP), "every window")
+    time.sleep(1)
+    assert last_per_identity(sink_writes(state)) == EXPECTED_ROLLUP
+    assert r.stop(one) == 0, r.log("process-a")
+    assert r.stop(two) == 0, r.log("process-b")
+
+
 class FlakySink:
     """Fails its first writes, like a database that is down; then reports the committed offsets."""
 
