@@ -808,7 +808,9 @@ def process_command(plant_path: Path) -> None:
     stats = role.stats
     _err.print(
         f"stopped: {stats.records} readings, {stats.points} points, {stats.dead_letters} dead letters, "
-        f"{stats.skipped} redelivered readings skipped"
+        f"{stats.skipped} redelivered readings skipped; roll-ups: {stats.windows} machine window "
+        f"records, {stats.rollup_points} points, {stats.windows_skipped} redelivered records skipped, "
+        f"{stats.stale_windows} results for forgotten windows dropped"
     )
 
 

@@ -929,9 +929,15 @@ class KafkaTopics(_Strict):
     """The versioned topics of the kafka runtime (docs/kafka.md)."""
 
     readings: TopicName = Field(default="plantstream.readings.v1", description="Readings, keyed by machine")
-    points: TopicName = Field(default="plantstream.points.v1", description="Points, keyed by machine")
+    points: TopicName = Field(
+        default="plantstream.points.v1", description="Points, keyed by machine (roll-ups: line or site)"
+    )
     deadletter: TopicName = Field(
         default="plantstream.deadletter.v1", description="refused input with its reason"
+    )
+    windows: TopicName = Field(
+        default="plantstream.windows.v1",
+        description="closed machine windows and watermarks for the roll-ups, keyed by site",
     )
 
     @model_validator(mode="after")
@@ -939,6 +945,8 @@ class KafkaTopics(_Strict):
         names = [self.readings, self.points, self.deadletter]
         if len(set(names)) != len(names):
             raise ValueError("readings, points and deadletter must be three different topics")
+        if self.windows in names:
+            raise ValueError("windows must be a topic of its own, not readings, points or deadletter")
         return self
 
 
