@@ -243,7 +243,12 @@ async def shown_live(view: LiveView, console: Console, *, every_s: float = 0.5) 
             table = view.render()
             # A pipe has no width to respect: the whole table, never columns cut to 80 characters.
             natural = console.measure(table, options=console.options.update_width(10_000)).maximum
-            console.print(table, width=max(console.width, natural))
+            width = console.width
+            console.width = max(width, natural)  # print(width=) cannot exceed the console's width
+            try:
+                console.print(table)
+            finally:
+                console.width = width
         return
     with Live(view.render(), console=console, auto_refresh=False) as live:
 
