@@ -266,6 +266,33 @@ def test_collect_process_sink_give_the_points_of_replay(
     shown = [json.loads(line) for line in tail.stdout.splitlines()]
     assert [p["measurement"] for p in shown] == ["energy"] * 3
     assert all(identity(p) in EXPECTED for p in shown)
+    # The live table from the same topic: the shift's A, P and Q from the elements of its closed
+    # minutes summed (ratios of sums, never a mean of ratios).
+    minutes = [fields for (measurement, _, _), fields in EXPECTED.items() if measurement == "oee"]
+    run = sum(f["run_s"] for f in minutes)
+    availability = run / sum(f["planned_busy_s"] for f in minutes)
+    performance = sum(f["ideal_run_s"] for f in minutes) / run
+    quality = sum(f["good_count"] for f in minutes) / sum(f["total_count"] for f in minutes)
+    table = subprocess.run(
+        [
+            *(r.exe, "tail", "--kafka", settings_of(r.plant).bootstrap, "--topics", topics.points),
+            *("--from-beginning", "--measurement", "oee", "--table", "--count", str(len(minutes))),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert table.returncode == 0, table.stderr
+    [row] = [line for line in table.stdout.splitlines() if "demo/l1/m1" in line]
+    cells = [cell.strip() for cell in row.split("│")]
+    assert cells[4:9] == [
+        f"{availability * performance * quality:.1%}",
+        f"{availability:.1%}",
+        f"{performance:.1%}",
+        f"{quality:.1%}",
+        "-",  # no power reading followed and no energy point: no kW
+    ], row
 
 
 def test_tail_names_what_it_cannot_follow(kafka: KafkaBroker) -> None:
