@@ -1,15 +1,14 @@
 """The kafka roles (collect, process, sink) on a real Apache Kafka broker (KRaft, one node).
 
 Each test has its own topics and consumer groups on the session's broker. Expected points come
-from the same pure engine through ``replay``: the kafka roles never flush at the end of input (a
-stream has no end), so the windows still open when the input stops (the shift and its last minute)
-are left out of the comparison, exactly those that an engine without ``flush`` has not closed.
+from the same pure engine through ``replay``, compared as :mod:`parity` says: the kafka roles
+never flush at the end of input (a stream has no end), so the windows still open when the input
+stops (the shift and its last minute) are left out of the comparison.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import os
 import shutil
@@ -24,55 +23,26 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from parity import Identity, expected_points, identity, last_per_identity, sink_writes
 from services import KafkaBroker, VictoriaMetrics, expected_samples, free_port, same_samples
 
 from plantstream.plant.schema import InfluxDbSink, Kafka
-from plantstream.records import Point, Reading
+from plantstream.records import Point
 from runtimes.kafka.sink import OutboxSink, SinkRole
 from runtimes.kafka.topics import ensure_topics
 from runtimes.plant import load_and_resolve
-from runtimes.replay import replay
 from sinks.influx import InfluxSink
-from streams.engine import Engine
 
 ROOT = Path(__file__).resolve().parents[2]
 MINIMAL = ROOT / "examples" / "minimal.yaml"
 SHIFT = ROOT / "examples" / "minimal-shift.jsonl"
 READINGS = SHIFT.read_text().splitlines()
-Identity = tuple[str, str, str]
+PARITY = expected_points(MINIMAL, READINGS)
+EXPECTED = PARITY.closed
 
 
-def identity(point: dict) -> Identity:
-    return (point["measurement"], json.dumps(point["tags"], sort_keys=True), point["time"])
-
-
-def expected_points() -> dict[Identity, dict]:
-    """Last revision per identity from ``replay``, limited to the windows a stream has closed."""
-    _, spec = load_and_resolve(MINIMAL)
-    out = io.StringIO()
-    replay(Engine(spec, reorder=False), READINGS, out, source="shift", lateness_us=spec.allowed_lateness_us)
-    replayed = {identity(p): p["fields"] for p in map(json.loads, out.getvalue().splitlines())}
-    streaming = Engine(spec)
-    for line in READINGS:
-        streaming.push(Reading.from_json(line))
-    closed = {identity(json.loads(p.to_json())) for p in streaming.take_points()}
-    assert len(closed) == len(replayed) - 6, "the shift and its last minute stay open (oee, energy, carbon)"
-    return {key: replayed[key] for key in closed}
-
-
-EXPECTED = expected_points()
-
-
-def sink_writes(state: Path) -> list[dict]:
-    """Every point line the file sink wrote, in order (raw readings left out)."""
-    lines = []
-    for file in sorted((state / "points").glob("*.jsonl")):
-        lines += [json.loads(line) for line in file.read_text().splitlines()]
-    return [p for p in lines if p["measurement"] != "reading"]
-
-
-def last_per_identity(writes: list[dict]) -> dict[Identity, dict]:
-    return {identity(p): p["fields"] for p in writes}
+def test_the_stream_leaves_the_shift_and_its_last_minute_open() -> None:
+    assert PARITY.still_open == 6, "oee, energy and carbon of the shift and of its last minute"
 
 
 def dead_letters(state: Path) -> list[dict]:
