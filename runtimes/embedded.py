@@ -122,7 +122,13 @@ class EmbeddedPipeline:
         self._queue: BoundedQueue[Reading] = BoundedQueue(queue_size, "block")
         self._on_points = on_points
         self._on_reading = on_reading
-        self.http = HttpEndpoint(self.health, self.metrics, port=http_port) if http_port is not None else None
+        self.http = (
+            HttpEndpoint(self.health, self.metrics, port=http_port, current=self._current_states)
+            if http_port is not None
+            else None
+        )
+        self._states: dict[str, Reading] = {}
+        """Each machine's newest state reading, for a new ``/stream`` listener (``tail --table``)."""
         self.sinks = build_sinks(plant, state_dir, self._dead_letter, flush_timeout_s=sink_flush_timeout_s)
         self._pending: list[Point] = []
         self._hand_over_lock = asyncio.Lock()
@@ -193,10 +199,14 @@ class EmbeddedPipeline:
             self.stats.readings += 1
             if self._on_reading is not None:
                 self._on_reading(reading)
+            machine = machines.get(reading.machine)
             if self.http is not None:
                 self.http.publish(reading.to_json())
+                if machine is not None and reading.signal == machine.state_signal:
+                    held = self._states.get(reading.machine)
+                    if held is None or reading.ts >= held.ts:
+                        self._states[reading.machine] = reading
             batch: list[Point] = []
-            machine = machines.get(reading.machine)
             if machine is not None and reading.signal in machine.recorded:
                 batch.append(reading_point(reading, machine.site, machine.line))
             try:
@@ -269,6 +279,9 @@ class EmbeddedPipeline:
             self._pending.extend(self.health_points())
             await self._hand_over()
             self._checkpoint()
+
+    def _current_states(self) -> list[str]:
+        return [reading.to_json() for reading in self._states.values()]
 
     def health_points(self) -> list[Point]:
         """The pipeline's own health as ``health`` points, one per source, for Grafana."""

@@ -6,7 +6,8 @@ published to a real Mosquitto at QoS 1: one topic per machine and signal, each p
 its own ``ts``, which the plant file's MQTT source maps back to the machine's signals. The real
 CLI (``plantstream run``) computes; once every reading is in, SIGTERM stops it; for every window
 the stream closed its points must equal ``replay``'s (the rule of :mod:`parity`, which the kafka
-roles' parity test follows too).
+roles' parity test follows too). Before the stop, ``tail`` joins the quiet pipeline and still
+learns each machine's state: ``/stream`` begins with the newest state reading of each.
 """
 
 from __future__ import annotations
@@ -144,6 +145,35 @@ def test_run_over_mqtt_gives_the_points_of_replay(broker: Broker, tmp_path: Path
 
         body = wait_for("every reading to reach the engine", all_in)
         assert body["readings"] == len(recording)
+        # Nothing moves any more, yet a new follower learns each machine's state: the newest
+        # state reading of the recording (14:15 running) comes first on /stream.
+        url = f"http://127.0.0.1:{port}/stream"
+        states = subprocess.run(
+            [exe, "tail", "--url", url, "--json", "--count", "2"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert states.returncode == 0, states.stderr
+        assert sorted(
+            (r["machine"], r["signal"], r["value"], r["ts"])
+            for r in map(json.loads, states.stdout.splitlines())
+        ) == [
+            ("m1", "state", "running", "2026-03-02T14:15:00Z"),
+            ("m2", "state", "running", "2026-03-02T14:15:00Z"),
+        ]
+        table = subprocess.run(
+            [exe, "tail", "--url", url, "--table", "-c", str(plant), "--count", "2"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert table.returncode == 0, table.stderr
+        for machine in ("m1", "m2"):
+            [row] = [line for line in table.stdout.splitlines() if f"demo/l1/{machine}" in line]
+            assert [cell.strip() for cell in row.split("│")][2] == "running", row
         run.send_signal(signal.SIGTERM)
         assert run.wait(timeout=60) == 0, (tmp_path / "run.log").read_text()
     finally:
