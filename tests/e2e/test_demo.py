@@ -40,7 +40,7 @@ def test_demo_writes_points_and_serves_health_metrics_and_a_stream_to_tail(tmp_p
             plantstream(),
             "demo",
             "--duration",
-            "12",
+            "20",  # room for the three tails below on a busy machine
             "--no-ui",
             "--state-dir",
             str(state),
