@@ -7,7 +7,6 @@ command line is invalid.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import os
 import sys
@@ -912,7 +911,7 @@ def tail_command(
     """Follow the running pipeline's readings and points, filtered."""
     from contextlib import nullcontext
 
-    from runtimes.live import LiveView, shown_live
+    from runtimes.live import LiveView, only_machines, shown_live
     from runtimes.tail import Filters, follow, printer
 
     if as_table and as_json:
@@ -927,16 +926,7 @@ def tail_command(
     view: LiveView | None = None
     if as_table:
         if spec is not None:
-            wanted = {"site": site, "line": line, "machine": machine}
-            rows = {
-                mid: m
-                for mid, m in spec.machines.items()
-                if all(
-                    v is None or v == {"site": m.site, "line": m.line, "machine": mid}[k]
-                    for k, v in wanted.items()
-                )
-            }
-            spec = dataclasses.replace(spec, machines=rows)
+            spec = only_machines(spec, site=site, line=line, machine=machine)
         view = table = LiveView(spec, title=f"plantstream tail: {kafka_bootstrap or url}")
 
         def fold(record: dict[str, Any], text: str) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from plantstream.records import FieldValue, Point, Reading
 from streams.config import CATEGORY_INDEX, EngineSpec
 from streams.oee import OeeElements, oee_kpis
 
-__all__ = ["LiveView", "shown_live"]
+__all__ = ["LiveView", "only_machines", "shown_live"]
 
 _US = 1_000_000
 _WINDOW_MEASUREMENTS = frozenset({"oee", "energy", "carbon"})
@@ -226,6 +227,18 @@ class LiveView:
             energy = f"{sum(m.kwh.values()):.2f} kWh, {sum(m.co2e.values()):.2f} kg CO2e"
             lines.append(f"{mid}: shift {m.shift or '-'} so far: OEE {oee}, {made}, {energy}")
         return lines
+
+
+def only_machines(
+    spec: EngineSpec, *, site: str | None = None, line: str | None = None, machine: str | None = None
+) -> EngineSpec:
+    """``spec`` with only the machines on ``site``, on ``line`` and named ``machine`` (None: any)."""
+    kept = {
+        mid: m
+        for mid, m in spec.machines.items()
+        if site in (None, m.site) and line in (None, m.line) and machine in (None, mid)
+    }
+    return dataclasses.replace(spec, machines=kept)
 
 
 @contextlib.asynccontextmanager

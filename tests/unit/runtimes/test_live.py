@@ -14,7 +14,7 @@ from rich.console import Console
 
 from plantstream.plant import load_plant
 from plantstream.records import Point, Reading
-from runtimes.live import LiveView, shown_live
+from runtimes.live import LiveView, only_machines, shown_live
 from runtimes.tail import Filters
 from streams.config import build_spec
 
@@ -157,6 +157,18 @@ def test_with_the_plant_file_every_machine_is_a_row_with_its_state_and_scaled_po
     text = text_of(view)
     for row in ("hcm/line1/press1", "hcm/line1/cnc1", "hcm/line1/packer1", "hcm/line1/oven1"):
         assert row in text
+
+
+def test_the_filters_choose_the_rows_of_the_plant_file() -> None:
+    spec = demo_spec()
+    assert list(LiveView(only_machines(spec, line="line1")).machines) == [
+        "press1",
+        "cnc1",
+        "packer1",
+        "oven1",
+    ]
+    assert list(LiveView(only_machines(spec, site="hcm", machine="cnc1")).machines) == ["cnc1"]
+    assert not LiveView(only_machines(spec, line="line2")).machines
 
 
 def test_the_plant_file_lets_site_and_line_filters_select_readings() -> None:
