@@ -56,7 +56,8 @@ def sink_writes(state: Path) -> list[dict]:
     """Every computed point the file sink in ``state`` wrote, in order (raw readings and health left out)."""
     lines = []
     for file in sorted((state / "points").glob("*.jsonl")):
-        lines += [json.loads(line) for line in file.read_text().splitlines()]
+        # While the sink writes, the text after the last newline is a line not yet complete.
+        lines += [json.loads(line) for line in file.read_text().split("\n")[:-1]]
     return [p for p in lines if p["measurement"] not in ("reading", "health")]
 
 
