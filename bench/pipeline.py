@@ -83,7 +83,7 @@ from bench.opcua import (
     describe,
     run_round,
 )
-from plantstream.records import Point, Reading
+from plantstream.records import Point
 from runtimes.embedded import EmbeddedPipeline
 from runtimes.plant import load_and_resolve
 from runtimes.simulator import NAMESPACE_URI
@@ -235,11 +235,14 @@ class Recorder(Counter):
         self.close_source: float | None = None
         """The source time of the reading that closed it (epoch seconds, source clock)."""
 
-    def pushed(self, reading: Reading, started: float) -> None:
-        """The engine took ``reading`` (its push began at ``started``) and now has window points."""
+    def pushed(self, ts_us: int, started: float) -> None:
+        """The engine took a reading of source time ``ts_us`` (µs) and now has window points.
+
+        Its push began at ``started`` (wall clock).
+        """
         if self.close_wall is None:
             self.close_wall = started
-            self.close_source = reading.ts.timestamp()
+            self.close_source = ts_us / 1e6
 
     def on_write(self, batch: Sequence[Point], wall: float) -> None:
         """The sink flushed ``batch`` at ``wall``."""
@@ -261,17 +264,17 @@ class Recorder(Counter):
 
 
 def _watch_closes(pipeline: EmbeddedPipeline, recorder: Recorder) -> None:
-    """Wrap the engine's ``push`` so the wall-clock time of each window close is known."""
+    """Wrap the engine's ``push_raw`` so the wall-clock time of each window close is known."""
     engine = pipeline.engine
-    push = engine.push
+    push = engine.push_raw
 
-    def timed_push(reading: Reading) -> None:
+    def timed_push(ts: int, machine: str, signal: str, value: Any, quality: str = "good") -> None:
         started = time.time()
-        push(reading)
+        push(ts, machine, signal, value, quality)
         if engine.has_points:
-            recorder.pushed(reading, started)
+            recorder.pushed(ts, started)
 
-    engine.push = timed_push  # type: ignore[method-assign]
+    engine.push_raw = timed_push  # type: ignore[method-assign]
 
 
 # -- one pipeline round ---------------------------------------------------------------------------

@@ -59,6 +59,11 @@ class HttpEndpoint:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), 2)
 
+    @property
+    def listening(self) -> bool:
+        """Whether anyone follows ``/stream`` (no need to encode lines for it otherwise)."""
+        return bool(self._listeners)
+
     def publish(self, line: str) -> None:
         """Offer one JSON line to every ``/stream`` listener (never blocks)."""
         for queue in self._listeners:

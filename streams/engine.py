@@ -20,7 +20,7 @@ from __future__ import annotations
 import heapq
 from bisect import insort
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import timedelta
 from itertools import chain
 from typing import Any
@@ -92,6 +92,10 @@ class Engine:
         self.spec = spec
         self._lateness = spec.allowed_lateness_us if reorder else 0
         self._horizon = spec.correction_horizon_us
+        # The history is what bounds memory at high rates (2 000 meters at 10 Hz send 72 million
+        # readings an hour): each machine keeps at most its share, and data older than what it
+        # kept is refused as too late (dead-lettered, so a replay can still use it).
+        self._history_share = max(1, spec.correction_history_max // max(1, len(spec.machines)))
         self._label = window_label(spec.window_us)
         self._seq = 0
         self._out: list[Point] = []
@@ -164,7 +168,8 @@ class Engine:
                 signal, or data older than the correction horizon. Nothing else is affected.
         """
         ts = (reading.ts - EPOCH) // _ONE_US
-        self.push_raw(ts, reading.machine, reading.signal, reading.value, reading.quality.value)
+        # The quality member is itself its text (a StrEnum): no need to look up .value.
+        self.push_raw(ts, reading.machine, reading.signal, reading.value, reading.quality)
 
     def push_raw(self, ts: int, machine: str, signal: str, value: Any, quality: str = "good") -> None:
         """Take one reading given as its parts, ``ts`` in microseconds since the epoch.
@@ -281,7 +286,7 @@ class Engine:
             "machines": {
                 mid: {
                     "state": t.calc.state.to_dict(),
-                    "held": [list(item) for item in sorted(t.heap)],
+                    "held": sorted(t.heap),  # tuples: JSON arrays, as restore reads them
                     "newest": t.newest,
                 }
                 for mid, t in self._tracks.items()
@@ -293,7 +298,7 @@ class Engine:
                     "start": r.start,
                     "end": r.end,
                     "shift": r.shift,
-                    "parts": {mid: asdict(part) for mid, part in r.parts.items()},
+                    "parts": {mid: part.to_dict() for mid, part in r.parts.items()},
                 }
                 for key, r in self._rollups.items()
                 if r.revision is None
@@ -396,13 +401,22 @@ class Engine:
     def _snapshot(self, track: _Track, boundary: int) -> None:
         """Remember the state holding every reading before ``boundary``; forget what the horizon passed."""
         snapshots = track.snapshots
-        snapshots.append((boundary, track.calc.state.copy(), len(track.history)))
+        history = len(track.history)
+        snapshots.append((boundary, track.calc.state.copy(), history))
         horizon = boundary - self._horizon
-        # Keep the newest snapshot at or before the horizon as the base for corrections; prune in
-        # batches so that the history list is not shifted at every window close.
-        if len(snapshots) < _PRUNE_BATCH or snapshots[_PRUNE_BATCH - 1][0] > horizon:
+        over = history > self._history_share
+        # Prune in batches so that the history list is not shifted at every window close.
+        if not over and (len(snapshots) < _PRUNE_BATCH or snapshots[_PRUNE_BATCH - 1][0] > horizon):
             return
-        keep_from = max(i for i, (b, _, _) in enumerate(snapshots) if b <= horizon)
+        # The newest snapshot at or before the horizon is the base for corrections ...
+        keep_from = max((i for i, (b, _, _) in enumerate(snapshots) if b <= horizon), default=0)
+        if over:
+            # ... or, over its share, the oldest one that leaves at most the share (the newest
+            # always qualifies: it was taken at the end of the history).
+            by_size = next(i for i, (_, _, at) in enumerate(snapshots) if history - at <= self._history_share)
+            if by_size > keep_from:
+                self._events["history_trimmed"] += snapshots[by_size][2] - snapshots[keep_from][2]
+                keep_from = by_size
         cut = snapshots[keep_from][2]
         track.snapshots = [(b, s, idx - cut) for b, s, idx in snapshots[keep_from:]]
         del track.history[:cut]

@@ -394,6 +394,11 @@ class Production(_Strict):
     window_s: int = Field(default=60, gt=0, le=86_400)
     allowed_lateness_s: float = Field(default=5.0, ge=0)
     correction_horizon_s: float = Field(default=3_600.0, ge=0, description="how far back late data corrects")
+    correction_history_max: int = Field(
+        default=2_000_000,
+        ge=0,
+        description="readings kept for corrections, all machines together (a memory bound)",
+    )
 
     @model_validator(mode="after")
     def _horizon_covers_lateness(self) -> Production:

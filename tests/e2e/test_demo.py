@@ -118,6 +118,7 @@ def test_demo_writes_points_and_serves_health_metrics_and_a_stream_to_tail(tmp_p
         assert status == 200
         assert 'plantstream_source_connected{source="line1-plc"} 1' in metrics
         assert re.search(r"^plantstream_idle_ticks_total \d+$", metrics, re.M)
+        assert re.search(r'^plantstream_source_lag_seconds\{source="line1-plc"\} [0-9.]+$', metrics, re.M)
         _, stderr = demo.communicate(timeout=120)
     finally:
         if demo.poll() is None:
