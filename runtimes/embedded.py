@@ -131,7 +131,13 @@ class EmbeddedPipeline:
         self._queued = 0  # readings in the queue
         self._on_points = on_points
         self._on_reading = on_reading
-        self.http = HttpEndpoint(self.health, self.metrics, port=http_port) if http_port is not None else None
+        self.http = (
+            HttpEndpoint(self.health, self.metrics, port=http_port, current=self._current_states)
+            if http_port is not None
+            else None
+        )
+        self._states: dict[str, Reading] = {}
+        """Each machine's newest state reading, for a new ``/stream`` listener (``tail --table``)."""
         self.sinks = build_sinks(plant, state_dir, self._dead_letter, flush_timeout_s=sink_flush_timeout_s)
         self._pending: list[Point] = []
         self._hand_over_lock = asyncio.Lock()
@@ -240,6 +246,8 @@ class EmbeddedPipeline:
         machines = self.spec.machines
         on_reading = self._on_reading
         stream = self.http if self.http is not None and self.http.listening else None
+        # Kept while nobody listens too: whoever connects next learns each machine's state.
+        states = self._states if self.http is not None else None
         seen = self._idle.seen
         points: list[Point] = []
         for reading in readings:
@@ -248,6 +256,10 @@ class EmbeddedPipeline:
             if stream is not None:
                 stream.publish(reading.to_json())
             machine = machines.get(reading.machine)
+            if states is not None and machine is not None and reading.signal == machine.state_signal:
+                held = states.get(reading.machine)
+                if held is None or reading.ts >= held.ts:
+                    states[reading.machine] = reading
             if machine is not None and reading.signal in machine.recorded:
                 points.append(reading_point(reading, machine.site, machine.line))
             ts = (reading.ts - EPOCH) // _ONE_US
@@ -311,6 +323,9 @@ class EmbeddedPipeline:
             self._pending.extend(self.health_points())
             await self._hand_over()
             self._checkpoint()
+
+    def _current_states(self) -> list[str]:
+        return [reading.to_json() for reading in self._states.values()]
 
     def health_points(self) -> list[Point]:
         """The pipeline's own health as ``health`` points, one per source, for Grafana."""

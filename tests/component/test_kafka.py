@@ -1,15 +1,14 @@
 """The kafka roles (collect, process, sink) on a real Apache Kafka broker (KRaft, one node).
 
 Each test has its own topics and consumer groups on the session's broker. Expected points come
-from the same pure engine through ``replay``: the kafka roles never flush at the end of input (a
-stream has no end), so the windows still open when the input stops (the shift and its last minute)
-are left out of the comparison, exactly those that an engine without ``flush`` has not closed.
+from the same pure engine through ``replay``, compared as :mod:`parity` says: the kafka roles
+never flush at the end of input (a stream has no end), so the windows still open when the input
+stops (the shift and its last minute) are left out of the comparison.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import os
 import shutil
@@ -24,61 +23,37 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from parity import Identity, expected_points, identity, last_per_identity, sink_writes
 from services import KafkaBroker, VictoriaMetrics, expected_samples, free_port, same_samples
 from support import ROLLUP_PLANT, rollup_shift
 
 from plantstream.plant import parse_plant
 from plantstream.plant.schema import InfluxDbSink, Kafka
-from plantstream.records import Point, Reading
+from plantstream.records import Point
 from runtimes.kafka.sink import OutboxSink, SinkRole
 from runtimes.kafka.topics import ensure_topics
 from runtimes.plant import load_and_resolve
-from runtimes.replay import replay
 from sinks.influx import InfluxSink
-from streams.config import EngineSpec, build_spec
-from streams.engine import Engine
+from streams.config import build_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 MINIMAL = ROOT / "examples" / "minimal.yaml"
 SHIFT = ROOT / "examples" / "minimal-shift.jsonl"
 READINGS = SHIFT.read_text().splitlines()
-Identity = tuple[str, str, str]
+PARITY = expected_points(MINIMAL, READINGS)
+EXPECTED = PARITY.closed
 
 
-def identity(point: dict) -> Identity:
-    return (point["measurement"], json.dumps(point["tags"], sort_keys=True), point["time"])
-
-
-def expected_points(spec: EngineSpec, readings: list[str], scopes: int) -> dict[Identity, dict]:
-    """Last revision per identity from ``replay``, limited to the windows a stream has closed."""
-    out = io.StringIO()
-    replay(Engine(spec, reorder=False), readings, out, source="shift", lateness_us=spec.allowed_lateness_us)
-    replayed = {identity(p): p["fields"] for p in map(json.loads, out.getvalue().splitlines())}
-    streaming = Engine(spec)
-    for line in readings:
-        streaming.push(Reading.from_json(line))
-    closed = {identity(json.loads(p.to_json())) for p in streaming.take_points()}
-    # Per machine, line or site: the shift and its last minute stay open (oee, energy, carbon).
-    assert len(closed) == len(replayed) - 6 * scopes
-    return {key: replayed[key] for key in closed}
-
-
-EXPECTED = expected_points(load_and_resolve(MINIMAL)[1], READINGS, scopes=1)
 # Line l1 (m1, m2) and site demo (m1, m2, m3) are rolled up: five scopes (support.ROLLUP_PLANT).
 ROLLUP_READINGS = rollup_shift(READINGS)
-EXPECTED_ROLLUP = expected_points(build_spec(parse_plant(ROLLUP_PLANT).model), ROLLUP_READINGS, scopes=5)
+ROLLUP_PARITY = expected_points(build_spec(parse_plant(ROLLUP_PLANT).model), ROLLUP_READINGS)
+EXPECTED_ROLLUP = ROLLUP_PARITY.closed
 
 
-def sink_writes(state: Path) -> list[dict]:
-    """Every point line the file sink wrote, in order (raw readings left out)."""
-    lines = []
-    for file in sorted((state / "points").glob("*.jsonl")):
-        lines += [json.loads(line) for line in file.read_text().splitlines()]
-    return [p for p in lines if p["measurement"] != "reading"]
-
-
-def last_per_identity(writes: list[dict]) -> dict[Identity, dict]:
-    return {identity(p): p["fields"] for p in writes}
+def test_the_stream_leaves_the_shift_and_its_last_minute_open() -> None:
+    # oee, energy and carbon of the shift and of its last minute, per machine, line or site
+    assert PARITY.still_open == 6
+    assert ROLLUP_PARITY.still_open == 6 * 5
 
 
 def dead_letters(state: Path) -> list[dict]:
@@ -271,6 +246,33 @@ def test_collect_process_sink_give_the_points_of_replay(roles: Callable[..., Rol
     shown = [json.loads(line) for line in tail.stdout.splitlines()]
     assert [p["measurement"] for p in shown] == ["energy"] * 3
     assert all(identity(p) in EXPECTED for p in shown)
+    # The live table from the same topic: the shift's A, P and Q from the elements of its closed
+    # minutes summed (ratios of sums, never a mean of ratios).
+    minutes = [fields for (measurement, _, _), fields in EXPECTED.items() if measurement == "oee"]
+    run = sum(f["run_s"] for f in minutes)
+    availability = run / sum(f["planned_busy_s"] for f in minutes)
+    performance = sum(f["ideal_run_s"] for f in minutes) / run
+    quality = sum(f["good_count"] for f in minutes) / sum(f["total_count"] for f in minutes)
+    table = subprocess.run(
+        [
+            *(r.exe, "tail", "--kafka", settings_of(r.plant).bootstrap, "--topics", topics.points),
+            *("--from-beginning", "--measurement", "oee", "--table", "--count", str(len(minutes))),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert table.returncode == 0, table.stderr
+    [row] = [line for line in table.stdout.splitlines() if "demo/l1/m1" in line]
+    cells = [cell.strip() for cell in row.split("│")]
+    assert cells[4:9] == [
+        f"{availability * performance * quality:.1%}",
+        f"{availability:.1%}",
+        f"{performance:.1%}",
+        f"{quality:.1%}",
+        "-",  # no power reading followed and no energy point: no kW
+    ], row
 
 
 def test_tail_names_what_it_cannot_follow(kafka: KafkaBroker) -> None:
