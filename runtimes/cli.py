@@ -7,6 +7,7 @@ command line is invalid.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -654,9 +655,11 @@ def demo_command(
 
     async def main_task() -> LiveView:
         stop = _stop_on_signals()
-        start = _demo_start(state_dir)
+        start, resume = _demo_start(state_dir)
         _err.print(f"simulated time starts at {start.isoformat()} (x{speed:g})")
-        options = SimulatorOptions(plant=DEMO_PLANT, port=0, speed=speed, seed=seed, start=start)
+        options = SimulatorOptions(
+            plant=DEMO_PLANT, port=0, speed=speed, seed=seed, start=start, resume=resume
+        )
         async with SimulatorServer(options) as sim:
             plant = load_plant(DEMO_PLANT, environ={**os.environ, "OPCUA_ENDPOINT": sim.endpoint})
             spec = build_spec(plant.model)
@@ -683,12 +686,15 @@ def demo_command(
         _err.print(line)
 
 
-def _demo_start(state_dir: Path) -> datetime:
-    """Where the demo line's simulated clock starts: it must show a running shift, whenever it runs.
+def _demo_start(state_dir: Path) -> tuple[datetime, dict[str, dict[str, float]]]:
+    """Where the demo line's simulated clock starts, and the counter values its PLCs continue from.
 
-    A demo run after an earlier one continues from the newest time in the state directory's
-    checkpoint (earlier times would be refused as too late); the first run starts now. When that
-    moment is outside the demo line's shifts (nights, Sundays, holidays), the clock jumps to the
+    The clock must show a running shift, whenever the demo runs. A demo run after an earlier one
+    continues from the newest time in the state directory's checkpoint (earlier times would be
+    refused as too late), and its simulated PLCs continue their counters and meters from the
+    values the checkpoint holds, as real PLCs keep theirs while the pipeline is stopped (a fresh
+    seeded value would read as a reset and be counted whole). The first run starts now. When the
+    start is outside the demo line's shifts (nights, Sundays, holidays), the clock jumps to the
     next shift's start, so the demo always has production to show.
     """
     from plantstream.plant import load_plant
@@ -697,19 +703,46 @@ def _demo_start(state_dir: Path) -> datetime:
     from streams.calendar import US
     from streams.config import build_spec
 
+    plant = load_plant(DEMO_PLANT, environ={"OPCUA_ENDPOINT": "opc.tcp://127.0.0.1:4840/"})
+    spec = build_spec(plant.model)
     start = datetime.now(tz=UTC).replace(microsecond=0)
+    resume: dict[str, dict[str, float]] = {}
     checkpoint = state_dir / CHECKPOINT
     if checkpoint.exists():
+        # A damaged checkpoint: the pipeline says what is wrong with it when it restores.
         try:
-            newest = Engine.newest_event(json.loads(checkpoint.read_text(encoding="utf-8")))
+            saved = json.loads(checkpoint.read_text(encoding="utf-8"))
+            newest = Engine.newest_event(saved)
         except (OSError, ValueError, AttributeError):
-            newest = None  # the pipeline says what is wrong with it when it restores
+            saved, newest = None, None
+        with contextlib.suppress(KeyError, TypeError, ValueError, IndexError, AttributeError):
+            resume = _cumulative_values(saved, spec) if saved is not None else {}
         if newest is not None:
             start = max(start, datetime.fromtimestamp(newest // US + 1, tz=UTC))
-    plant = load_plant(DEMO_PLANT, environ={"OPCUA_ENDPOINT": "opc.tcp://127.0.0.1:4840/"})
-    schedule = next(iter(build_spec(plant.model).machines.values())).schedule
+    schedule = next(iter(spec.machines.values())).schedule
     shift_time = schedule.next_shift_time(int(start.timestamp()) * US)
-    return start if shift_time is None else datetime.fromtimestamp(shift_time // US, tz=UTC)
+    return (start if shift_time is None else datetime.fromtimestamp(shift_time // US, tz=UTC)), resume
+
+
+def _cumulative_values(checkpoint: dict[str, Any], spec: EngineSpec) -> dict[str, dict[str, float]]:
+    """Per machine of a checkpoint, the newest raw value of each counter and register it saw."""
+    out: dict[str, dict[str, float]] = {}
+    for machine, saved in checkpoint["machines"].items():
+        machine_spec = spec.machines.get(machine)
+        if machine_spec is None:
+            continue
+        state = saved["state"]
+        values: dict[str, float] = dict(state["counter_last"])
+        if state["register_last"] is not None and machine_spec.energy_signal is not None:
+            values[machine_spec.energy_signal] = state["register_last"][1]
+        values.update({signal: last[1] for signal, last in state["fuel_last"].items()})
+        cumulative = set(machine_spec.counters) | set(machine_spec.fuels) | {machine_spec.energy_signal}
+        # Readings still held for ordering are newer than the state (oldest first: the last wins).
+        for _ts, _seq, signal, value, _quality in sorted(saved["held"]):
+            if signal in cumulative and isinstance(value, int | float) and not isinstance(value, bool):
+                values[signal] = value
+        out[machine] = values
+    return out
 
 
 def _kafka_settings(plant: LoadedPlant, plant_path: Path) -> Kafka:

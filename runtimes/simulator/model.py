@@ -42,7 +42,8 @@ from __future__ import annotations
 import math
 import random
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from enum import Enum
 from fractions import Fraction
@@ -502,6 +503,7 @@ class _MachineSim:
         meter_period: int,
         near_rollover: bool,
         record_meters: bool,
+        resume: Mapping[str, float] | None = None,
     ) -> None:
         self.id = machine.id
         self.line = line.id
@@ -550,11 +552,28 @@ class _MachineSim:
         self._counters = _counters(found.counters, setup_rng, pieces_per_hour, near_rollover)
         self._energy = _energy_register(found.energy, setup_rng, self._run_w / 1000, near_rollover)
         self._fuels = [_fuel_meter(name, signal, rated, setup_rng) for name, signal in found.fuels]
+        if resume:
+            self._resume_from(resume)
         self.tags = [
             TagSpec(self.id, name, signal.role, self._value_type(signal))
             for name, signal in machine.signals.items()
         ]
         self._begin(start)
+
+    def _resume_from(self, raw: Mapping[str, float]) -> None:
+        """Continue cumulative tags from these raw values (a PLC keeps its counters and meters)."""
+        for counter in self._counters:
+            if counter.signal in raw:
+                counter.start = int(raw[counter.signal])
+
+        def resumed(register: _Register) -> _Register:
+            if register.signal is None or register.signal not in raw:
+                return register
+            return replace(register, start=Fraction(str(raw[register.signal])) * register.scale)
+
+        self._energy = resumed(self._energy)
+        for fuel in self._fuels:
+            fuel.register = resumed(fuel.register)
 
     def _begin(self, start: int) -> None:
         """The initial state and the initial value of every tag, all stamped at ``start``."""
@@ -861,6 +880,9 @@ class PlantSimulation:
             over within the first hour.
         record_meters: Keep meter samples for :meth:`take_meter_samples` (for an MQTT publisher);
             off by default, so nothing accumulates when nobody takes them.
+        resume: Per machine, raw values of its counters and registers (by signal name) to
+            continue from instead of the seeded start values, as a PLC keeps them across a
+            restart of the pipeline (the demo continues an earlier run's state this way).
 
     Raises:
         ValueError: When ``start`` is naive or ``meter_period_s`` is not positive.
@@ -875,6 +897,7 @@ class PlantSimulation:
         meter_period_s: float = 1.0,
         near_rollover: bool = True,
         record_meters: bool = False,
+        resume: Mapping[str, Mapping[str, float]] | None = None,
     ) -> None:
         if not meter_period_s > 0:
             raise ValueError(f"meter_period_s must be > 0, got {meter_period_s}")
@@ -883,6 +906,7 @@ class PlantSimulation:
         self._meter_period = max(1, round(meter_period_s * US))
         self._near_rollover = near_rollover
         self._record_meters = record_meters
+        self._resume = resume or {}
         self._machines: list[_MachineSim] = []
         self._now = 0
         self._started = False
@@ -913,6 +937,7 @@ class PlantSimulation:
                 self._meter_period,
                 self._near_rollover,
                 self._record_meters,
+                self._resume.get(machine.id),
             )
             self._machines.append(sim)
         self._now = start

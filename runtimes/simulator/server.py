@@ -38,6 +38,7 @@ import random
 import re
 import socket
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -102,6 +103,8 @@ class SimulatorOptions:
             ``start + speed × duration``); run until stopped when absent.
         meter_period_s: Simulated seconds between two meter samples.
         truth_period_s: Wall-clock seconds between two refreshes of the ground-truth node.
+        resume: Raw counter and register values to continue from, per machine and signal
+            (:class:`~runtimes.simulator.model.PlantSimulation`).
 
     Raises:
         ValueError: When an option is out of range or two options contradict each other.
@@ -120,6 +123,7 @@ class SimulatorOptions:
     duration: float | None = None
     meter_period_s: float = 1.0
     truth_period_s: float = 1.0
+    resume: Mapping[str, Mapping[str, float]] | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -222,6 +226,7 @@ class SimulatorServer:
             start=self._start,
             meter_period_s=options.meter_period_s,
             record_meters=options.mqtt is not None,
+            resume=options.resume,
         )
         self._port = options.port
         self._server: Server | None = None

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from plantstream.plant import load_plant
+from plantstream.records import Reading
 from runtimes import cli
 from runtimes.embedded import CHECKPOINT
 from runtimes.simulator import DEMO_PLANT
+from runtimes.simulator.model import PlantSimulation
 from streams.calendar import US, Schedule
 from streams.config import build_spec
+from streams.engine import Engine
 
 
 def _schedule() -> Schedule:
@@ -50,15 +53,48 @@ def test_the_demo_continues_after_the_newest_saved_event(
     (tmp_path / CHECKPOINT).write_text(
         json.dumps({"machines": {"press1": {"newest": _us(newest)}, "oven1": {"newest": None}}})
     )
-    assert cli._demo_start(tmp_path) == datetime(2099, 3, 2, 3, 0, 1, tzinfo=UTC)
+    assert cli._demo_start(tmp_path)[0] == datetime(2099, 3, 2, 3, 0, 1, tzinfo=UTC)
 
 
 def test_a_first_demo_starts_in_a_shift(tmp_path: Path) -> None:
-    start = cli._demo_start(tmp_path)
+    start, resume = cli._demo_start(tmp_path)
+    assert resume == {}
     assert _schedule().shift_at(_us(start)) is not None
 
 
 def test_a_damaged_checkpoint_does_not_stop_the_demo_from_choosing_a_start(tmp_path: Path) -> None:
     (tmp_path / CHECKPOINT).write_text("{not json")
-    start = cli._demo_start(tmp_path)  # the pipeline reports the damage when it restores
+    start, resume = cli._demo_start(tmp_path)  # the pipeline reports the damage when it restores
     assert _schedule().shift_at(_us(start)) is not None
+    assert resume == {}
+
+
+def test_a_second_demo_continues_every_counter_and_register_where_the_checkpoint_left_it(
+    tmp_path: Path,
+) -> None:
+    plant = load_plant(DEMO_PLANT, environ={"OPCUA_ENDPOINT": "opc.tcp://127.0.0.1:4840/"})
+    spec = build_spec(plant.model)
+    start = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # Monday 09:00 local, shift A
+    first = PlantSimulation(plant.model, 1, start=start)
+    engine = Engine(spec)
+    last: dict[tuple[str, str], float] = {}
+    for update in first.step(start + timedelta(minutes=20)):
+        engine.push(
+            Reading(ts=update.source_ts, machine=update.machine, signal=update.signal, value=update.value)
+        )
+        last[update.machine, update.signal] = update.value
+    (tmp_path / CHECKPOINT).write_text(json.dumps(engine.checkpoint()))
+
+    _, resume = cli._demo_start(tmp_path)
+    second = PlantSimulation(plant.model, 1, start=start + timedelta(minutes=30), resume=resume)
+    initial = {(u.machine, u.signal): u.value for u in second.step(start + timedelta(minutes=30))}
+    cumulative = [
+        (machine, signal)
+        for machine, m in spec.machines.items()
+        for signal in [*m.counters, *m.fuels, m.energy_signal]
+        if signal is not None
+    ]
+    assert len(cumulative) >= 8  # three counters on each of press1, cnc1, packer1; meters; the gas
+    for key in cumulative:
+        # The held readings are part of the checkpoint: the very last value counts.
+        assert initial[key] == pytest.approx(last[key]), key
