@@ -672,6 +672,7 @@ def demo_command(
                 on_reading=view.on_reading,
                 http_port=http_port,
             )
+            view.health = pipeline.health_line
             if duration is not None:
                 asyncio.get_running_loop().call_later(duration, stop.set)
             async with nullcontext() if no_ui else shown_live(view, Console()):

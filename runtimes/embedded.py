@@ -417,6 +417,15 @@ class EmbeddedPipeline:
         body["readings"] = self.stats.readings
         return ok, body
 
+    def health_line(self) -> str:
+        """The pipeline's health in a few words, for a live view: lag, drops, queue, refusals."""
+        lag = max(self.stats.lag_s.values(), default=0.0)
+        dropped = sum(c.dropped for c in self.collectors)
+        return (
+            f"lag {lag:.2f} s, {dropped:,} dropped, {self._queued:,} queued, "
+            f"{sum(self.stats.rejected.values()):,} refused"
+        )
+
     def metrics(self) -> str:
         """Prometheus text exposition of the pipeline's counters."""
         s = self.stats

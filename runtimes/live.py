@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -92,6 +92,8 @@ class LiveView:
         self.readings = 0
         self.points = 0
         self.unreadable = 0
+        self.health: Callable[[], str] | None = None
+        """Called at every render for the pipeline's own health (the demo: lag and drops)."""
         self._started = time.monotonic()
         self._state_names: dict[str, dict[str, str]] = {}
         if spec is not None:
@@ -188,6 +190,8 @@ class LiveView:
         """The table as it stands."""
         elapsed = max(time.monotonic() - self._started, 1e-9)
         caption = f"{self.readings / elapsed:,.0f} readings/s, {self.points:,} points"
+        if self.health is not None:
+            caption += f", {self.health()}"
         if self.unreadable:
             caption += f", {self.unreadable:,} unreadable records skipped"
         table = Table(title=self.title, caption=caption)

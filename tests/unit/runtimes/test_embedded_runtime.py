@@ -54,3 +54,12 @@ async def test_the_gc_runs_less_often_while_the_pipeline_runs_and_as_before_afte
     await asyncio.wait_for(task, 30)
     assert seen[0] == (max(before[0], GC_THRESHOLD), *before[1:])
     assert gc.get_threshold() == before
+
+
+async def test_the_health_line_names_lag_drops_queue_and_refusals(tmp_path: Path) -> None:
+    plant, spec = load_and_resolve(MINIMAL)
+    pipeline = EmbeddedPipeline(plant, spec, tmp_path)
+    pipeline.stats.lag_s = {"plc": 0.25, "meters": 1.5}  # the worst source counts
+    pipeline.stats.rejected["too_late"] += 2
+    assert pipeline.health_line() == "lag 1.50 s, 0 dropped, 0 queued, 2 refused"
+    pipeline.sink.close()

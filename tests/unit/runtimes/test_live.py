@@ -195,3 +195,10 @@ async def test_without_a_terminal_the_table_is_printed_once_when_the_body_ends()
     text = out.getvalue()
     assert text.count("seen") == 1
     assert "a-machine-with-a-long-name" in text  # wider than the 40 columns: not cut
+
+
+def test_the_caption_carries_the_pipelines_own_health_line() -> None:
+    view = LiveView(title="t")
+    assert "lag" not in text_of(view)
+    view.health = lambda: "lag 0.25 s, 3 dropped, 0 queued, 0 refused"
+    assert "lag 0.25 s, 3 dropped" in text_of(view)
