@@ -65,11 +65,19 @@ class JsonLinesSink:
         handle.flush()
         self.dead_letters_written += 1
 
-    def sync(self) -> None:
-        """Force everything written so far to disk."""
+    def flush(self) -> list[int]:
+        """Hand everything written so far to the OS; return the descriptors to ``os.fsync``.
+
+        For a caller that forces them to disk elsewhere (a worker thread) while writing goes on.
+        """
         for handle in self._files.values():
             handle.flush()
-            os.fsync(handle.fileno())
+        return [handle.fileno() for handle in self._files.values()]
+
+    def sync(self) -> None:
+        """Force everything written so far to disk."""
+        for descriptor in self.flush():
+            os.fsync(descriptor)
 
     def close(self) -> None:
         """Sync and close every file."""

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import os
 from pathlib import Path
 
+import pytest
 from support import reading
 
+from plantstream.records import Point
 from runtimes.embedded import CHECKPOINT, EmbeddedPipeline
 from runtimes.gc_tuning import GC_THRESHOLD
 from runtimes.plant import load_and_resolve
@@ -62,4 +65,24 @@ async def test_the_health_line_names_lag_drops_queue_and_refusals(tmp_path: Path
     pipeline.stats.lag_s = {"plc": 0.25, "meters": 1.5}  # the worst source counts
     pipeline.stats.rejected["too_late"] += 2
     assert pipeline.health_line() == "lag 1.50 s, 0 dropped, 0 queued, 2 refused"
+    pipeline.sink.close()
+
+
+async def test_a_background_checkpoint_forces_the_points_to_disk_before_it_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plant, spec = load_and_resolve(MINIMAL)
+    pipeline = EmbeddedPipeline(plant, spec, tmp_path)
+    pipeline.state_dir.mkdir(parents=True, exist_ok=True)
+    pipeline.engine.push(reading(0, "power_kw", 1.0))
+    pipeline.sink.write([Point(measurement="m", tags={}, fields={"x": 1}, time=reading(0, "x", 1).ts)])
+    order: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (order.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "replace", lambda a, b: (order.append("rename"), real_replace(a, b))[1])
+    await pipeline._checkpoint_in_background()
+    # The points file, then the checkpoint's temporary file, then the rename, then the folder.
+    assert order == ["fsync", "fsync", "rename", "fsync"]
+    assert (tmp_path / CHECKPOINT).exists()
+    assert pipeline.stats.checkpoints == 1
     pipeline.sink.close()
