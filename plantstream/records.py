@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 __all__ = [
     "EPOCH",
+    "QUALITY_TEXT",
     "DeadLetter",
     "FieldValue",
     "Point",
@@ -54,6 +55,11 @@ class Quality(StrEnum):
     GOOD = "good"
     UNCERTAIN = "uncertain"
     BAD = "bad"
+
+
+QUALITY_TEXT: dict[Quality, str] = {quality: quality.value for quality in Quality}
+"""Each quality as a plain str: cheaper than ``.value`` (a descriptor), and unlike the member
+itself not tracked by the garbage collector, so tuples holding it can be untracked."""
 
 
 class RecordError(ValueError):

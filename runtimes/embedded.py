@@ -47,7 +47,7 @@ from collectors.opcua import OpcUaHealth
 from collectors.queue import BoundedQueue
 from plantstream.plant import LoadedPlant
 from plantstream.plant.schema import OpcUaSource
-from plantstream.records import EPOCH, DeadLetter, FieldValue, Point, Reading
+from plantstream.records import EPOCH, QUALITY_TEXT, DeadLetter, FieldValue, Point, Reading
 from runtimes.cbam import CbamLedger, open_ledger
 from runtimes.gc_tuning import fewer_collections
 from runtimes.http import HttpEndpoint
@@ -268,8 +268,8 @@ class EmbeddedPipeline:
                 points.append(reading_point(reading, machine.site, machine.line))
             ts = (reading.ts - EPOCH) // _ONE_US
             try:
-                # The quality member is itself its text (a StrEnum).
-                push(ts, reading.machine, reading.signal, reading.value, reading.quality)
+                # Plain text, not the member: history tuples of plain values are not tracked by the GC.
+                push(ts, reading.machine, reading.signal, reading.value, QUALITY_TEXT[reading.quality])
             except ReadingRejected as exc:
                 self.stats.rejected[exc.reason] += 1
                 self._dead_letter(

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from plantstream.records import EPOCH, Point, Reading
+from plantstream.records import EPOCH, QUALITY_TEXT, Point, Reading
 from streams.config import EngineSpec, MachineSpec
 from streams.machine import BadValue, MachineCalc, MachineState, WindowResult
 from streams.points import WindowPoints, window_label
@@ -120,8 +120,8 @@ class Engine:
                 signal, or data older than the correction horizon. Nothing else is affected.
         """
         ts = (reading.ts - EPOCH) // _ONE_US
-        # The quality member is itself its text (a StrEnum): no need to look up .value.
-        self.push_raw(ts, reading.machine, reading.signal, reading.value, reading.quality)
+        # Plain text, not the member: history tuples of plain values are not tracked by the GC.
+        self.push_raw(ts, reading.machine, reading.signal, reading.value, QUALITY_TEXT[reading.quality])
 
     def push_raw(self, ts: int, machine: str, signal: str, value: Any, quality: str = "good") -> None:
         """Take one reading given as its parts, ``ts`` in microseconds since the epoch.

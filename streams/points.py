@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from plantstream.plant.schema import OeeMethod
-from plantstream.records import EPOCH, FieldValue, Point, Quality, Reading
+from plantstream.records import EPOCH, QUALITY_TEXT, FieldValue, Point, Reading
 from streams.calendar import US
 from streams.config import CarbonSpec
 from streams.energy import US_PER_HOUR, specific_energy
@@ -18,9 +18,6 @@ from streams.machine import WindowResult
 from streams.oee import element_fields, oee_kpis
 
 __all__ = ["WindowPoints", "reading_point", "window_label"]
-
-# A plain str per quality (a StrEnum member's .value is a slow descriptor; points hold plain text).
-_QUALITY_TEXT = {quality: quality.value for quality in Quality}
 
 
 def window_label(window_us: int) -> str:
@@ -112,7 +109,7 @@ def reading_point(reading: Reading, site: str, line: str) -> Point:
     and the raw OPC UA ``status_code`` where there is one. A bad reading without a value has no
     ``value`` field.
     """
-    fields: dict[str, FieldValue] = {"quality": _QUALITY_TEXT[reading.quality]}
+    fields: dict[str, FieldValue] = {"quality": QUALITY_TEXT[reading.quality]}
     value = reading.value
     if isinstance(value, str):
         fields["value_str"] = value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import random
 
 import pytest
@@ -369,3 +370,15 @@ def test_the_correction_history_is_bounded_and_older_late_data_is_refused_not_lo
     ]
     assert corrected[-1].fields["revision"] == 1
     assert corrected[-1].fields["down_s"] == 30.0
+
+
+def test_the_correction_history_holds_only_values_the_garbage_collector_need_not_track() -> None:
+    # Millions of history tuples are walked by every full collection unless CPython can untrack
+    # them, which it does for tuples of untracked values (a Quality member is tracked).
+    engine = Engine(build_spec(parse_plant(plant_text()).model))
+    for r in production(3):
+        engine.push(r)
+    gc.collect()
+    history = engine._tracks["m1"].history
+    assert history
+    assert not any(gc.is_tracked(item) for item in history)
