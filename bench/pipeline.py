@@ -274,8 +274,9 @@ class BenchResult:
         return self.best("embedded")
 
     def ratio_of(self, runtime: Runtime = "embedded") -> float:
-        """Best readings/s of ``runtime`` over best raw notifications/s."""
-        return self.best(runtime).round.rate / self.best_raw.rate
+        """Best readings/s of ``runtime`` over best raw notifications/s (NaN if the raw client got none)."""
+        raw = self.best_raw.rate
+        return self.best(runtime).round.rate / raw if raw > 0 else math.nan
 
     @property
     def ratio(self) -> float:
@@ -304,7 +305,7 @@ class BenchResult:
             target = TARGETS[runtime]
             prefix = "" if runtime == "embedded" else f"{runtime}: "
             ratio = self.ratio_of(runtime)
-            if ratio < target.ratio:
+            if not ratio >= target.ratio:  # NaN (no raw rate) is a miss too
                 out.append(f"{prefix}ratio {ratio:.2f} < {target.ratio}")
             for name, label in (
                 ("reading_s", "reading source -> write"),
@@ -321,8 +322,13 @@ class BenchResult:
         return out
 
 
-async def measure(settings: PipelineSettings, repeat: int = 3, *, log: TextIO | None = None) -> BenchResult:
-    """Start the server process (and the Kafka node) and alternate the kinds of round ``repeat`` times."""
+async def measure(
+    settings: PipelineSettings, repeat: int = 3, *, log: TextIO | None = None, keep: Path | None = None
+) -> BenchResult:
+    """Start the server process (and the Kafka node) and alternate the kinds of round ``repeat`` times.
+
+    ``keep``: where kafka rounds leave their roles' logs (see :func:`run_kafka_round`).
+    """
     if repeat < 1:
         raise ValueError("repeat must be at least 1")
     s = settings.opcua
@@ -350,7 +356,7 @@ async def measure(settings: PipelineSettings, repeat: int = 3, *, log: TextIO | 
                     line = describe_pipeline(p)
                 elif kind == "kafka":
                     assert broker is not None
-                    p = await run_kafka_round(server, broker, settings)
+                    p = await run_kafka_round(server, broker, settings, keep=keep)
                     result.kafka.append(p)
                     line = f"{describe_pipeline(p)}; CPU {describe_cpu(p)}"
                 else:
@@ -403,8 +409,8 @@ async def profile_kafka(settings: PipelineSettings, top: int = 20) -> tuple[Pipe
             p = await run_kafka_round(server, broker, settings, profiler=profiler, keep=keep)
         parts = []
         for role in ("collect", "process"):
-            path = keep / f"{role}.prof"
-            if path.exists():
+            path = next(keep.glob(f"*/{role}.prof"), None)
+            if path is not None:
                 parts.append(f"== {role} (its whole run)\n" + profile_text(path, top))
         parts.append("== sink (the timed window)\n" + profile_text(profiler, top))
     return p, "\n".join(parts)
@@ -531,6 +537,9 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--kafka", action="store_true", help="the same as --runtimes kafka")
     parser.add_argument(
+        "--keep", type=Path, default=None, help="copy each kafka round's role logs into this folder"
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="instead of measuring, profile one timed round of the (first) runtime",
@@ -581,7 +590,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
     try:
-        result = asyncio.run(measure(settings, args.repeat, log=sys.stdout))
+        result = asyncio.run(measure(settings, args.repeat, log=sys.stdout, keep=args.keep))
     except (RuntimeError, TimeoutError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

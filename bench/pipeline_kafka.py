@@ -37,6 +37,7 @@ import math
 import os
 import re
 import secrets
+import shutil
 import signal
 import sys
 import tempfile
@@ -228,6 +229,13 @@ class RoleProcesses:
                 proc.kill()
                 await proc.wait()
 
+    def copy_files(self, destination: Path) -> None:
+        """Copy the round's files (logs, stats, profiles, closes; not the points, tens of MB) there."""
+        destination.mkdir(parents=True, exist_ok=True)
+        for path in self.work.iterdir():
+            if path.is_file():
+                shutil.copy2(path, destination / path.name)
+
     def tail(self, role: str, chars: int = 1500) -> str:
         """The end of a role's stderr."""
         path = self.work / f"{role}.err"
@@ -262,7 +270,8 @@ async def run_kafka_round(
     """Start the three roles on fresh topics, let them catch up, time them, stop them.
 
     With ``profiler``, the sink's timed window is profiled here and the two role processes run
-    under cProfile for their whole life; their profiles are copied into ``keep``.
+    under cProfile for their whole life. With ``keep``, the round's files (the roles' output and
+    profiles, the closes, the plant; not the points) are copied into ``keep/<round name>/``.
     """
     loop = asyncio.get_running_loop()
     s = settings.opcua
@@ -272,7 +281,8 @@ async def run_kafka_round(
         work = Path(tmp)
         plant_file = work / "plant.yaml"
         document = plant_document(server.endpoint, settings)
-        document["kafka"] = kafka_section(broker.bootstrap, f"bench-{secrets.token_hex(4)}")
+        name = f"bench-{secrets.token_hex(4)}"
+        document["kafka"] = kafka_section(broker.bootstrap, name)
         plant_file.write_text(json.dumps(document), encoding="utf-8")
         plant, _ = load_and_resolve(plant_file)
         assert plant.model.kafka is not None
@@ -305,9 +315,7 @@ async def run_kafka_round(
         task.result()
         recorder.join(read_closes(work / "closes.jsonl"))
         if keep is not None:
-            for role in ("collect", "process"):
-                with contextlib.suppress(OSError):
-                    (work / f"{role}.prof").replace(keep / f"{role}.prof")
+            roles.copy_files(keep / name)
         detail = {
             **roles.stats(),
             "sink_points": sink.stats.points,
