@@ -34,7 +34,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, TopicAlreadyEx
 
 from plantstream.plant.schema import Kafka
 from runtimes.kafka.calculate import MachineStates
-from runtimes.kafka.topics import ensure_topics
+from runtimes.kafka.topics import PRODUCER_BATCH_BYTES, ensure_topics
 from streams.config import EngineSpec
 
 __all__ = ["ProcessRole", "ProcessStats", "state_topic"]
@@ -100,6 +100,8 @@ class ProcessRole:
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
+            # A batch's machine states are megabytes (docs/benchmarks.md, the kafka roles).
+            max_batch_size=PRODUCER_BATCH_BYTES,
         )
         loader = AIOKafkaConsumer(bootstrap_servers=servers, client_id="plantstream-process-state")
         consumer = AIOKafkaConsumer(
