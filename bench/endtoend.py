@@ -225,6 +225,8 @@ class PipelineRound:
     kind: Kind = "pipeline"
     cpu_s: dict[str, float] = field(default_factory=dict)
     """CPU seconds of each process in the timed window, by name (the kafka roles and the broker)."""
+    wait_s: dict[str, float] = field(default_factory=dict)
+    """Seconds each of them was ready to run but waited for a core (the machine's other jobs)."""
 
 
 def describe_pipeline(p: PipelineRound) -> str:

@@ -63,6 +63,7 @@ __all__ = [
     "main",
     "oee_key",
     "process_cpu_s",
+    "process_waited_s",
     "run_kafka_round",
 ]
 
@@ -99,6 +100,22 @@ def process_cpu_s(pid: int) -> float:
     # Fields after the command name (which may hold spaces): state is the first, utime the 12th.
     fields = stat.rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def process_waited_s(pid: int) -> float:
+    """Seconds the threads of process ``pid`` were ready to run but waited for a core; NaN if unknown.
+
+    The second field of each thread's ``/proc/PID/task/TID/schedstat`` (run-queue delay, in ns):
+    on a machine shared with other jobs it says how much a role was held back by them.
+    """
+    total = 0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                total += int((task / "schedstat").read_text(encoding="ascii").split()[1])
+    except OSError:
+        return math.nan
+    return total / 1e9
 
 
 # -- the sink side --------------------------------------------------------------------------------
@@ -183,10 +200,6 @@ class RoleProcesses:
                 self.procs[role] = await asyncio.create_subprocess_exec(
                     *self.command(role), stdout=out, stderr=err
                 )
-
-    def cpu_s(self) -> dict[str, float]:
-        """CPU seconds of each role process so far."""
-        return {role: process_cpu_s(proc.pid) for role, proc in self.procs.items()}
 
     async def supervise(self, sink: Coroutine[Any, Any, object], stop: asyncio.Event) -> None:
         """Run the sink until ``stop``; then stop the roles (collect first). A role that ends early raises.
@@ -298,7 +311,7 @@ async def run_kafka_round(
             await asyncio.sleep(s.warmup_s)
             before = await server.stats()
             recorder.clock_offset_s = before.clock_offset_s
-            cpu0 = _cpu(roles, broker)
+            cpu0, waited0 = _times(roles, broker)
             c0, t0 = recorder.timed, loop.time()
             recorder.timing = True
             if profiler is not None:
@@ -308,7 +321,7 @@ async def run_kafka_round(
             recorder.timing = False
             if profiler is not None:
                 profiler.disable()
-            cpu1 = _cpu(roles, broker)
+            cpu1, waited1 = _times(roles, broker)
             after = await server.stats()
         finally:
             await stop_task(task, stop, 2 * ROLE_STOP_TIMEOUT_S + 10)
@@ -325,6 +338,7 @@ async def run_kafka_round(
             "oee_without_close": recorder.unmatched,
         }
     cpu = {name: cpu1[name] - cpu0[name] for name in cpu0}
+    waited = {name: waited1[name] - waited0[name] for name in waited0}
     roles_cpu = cpu["collect"] + cpu["process"] + cpu["sink"]
     r = Round(
         "collector",
@@ -341,18 +355,30 @@ async def run_kafka_round(
         connect_s,
     )
     return PipelineRound(
-        r, recorder.reading_s, recorder.oee_close_s, recorder.oee_source_s, detail, "kafka", cpu
+        r, recorder.reading_s, recorder.oee_close_s, recorder.oee_source_s, detail, "kafka", cpu, waited
     )
 
 
-def _cpu(roles: RoleProcesses, broker: KafkaBroker) -> dict[str, float]:
-    return {**roles.cpu_s(), "sink": time.process_time(), "broker": process_cpu_s(broker.pid)}
+def _times(roles: RoleProcesses, broker: KafkaBroker) -> tuple[dict[str, float], dict[str, float]]:
+    """CPU and run-queue seconds so far of each role (the sink is this process) and of the broker."""
+    pids = {
+        **{role: proc.pid for role, proc in roles.procs.items()},
+        "sink": os.getpid(),
+        "broker": broker.pid,
+    }
+    return (
+        {name: process_cpu_s(pid) for name, pid in pids.items()},
+        {name: process_waited_s(pid) for name, pid in pids.items()},
+    )
 
 
 def describe_cpu(p: PipelineRound) -> str:
-    """Each process's share of a core in a kafka round's timed window."""
+    """Each process's share of a core in a kafka round's timed window, and its wait for one."""
     seconds = p.round.seconds
-    return ", ".join(f"{name} {cpu / seconds:.0%}" for name, cpu in p.cpu_s.items())
+    return ", ".join(
+        f"{name} {cpu / seconds:.0%} (waited {p.wait_s.get(name, math.nan) / seconds:.0%})"
+        for name, cpu in p.cpu_s.items()
+    )
 
 
 # -- the process role with its closes noted (a child process of a round) -------------------------

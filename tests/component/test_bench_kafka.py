@@ -16,7 +16,13 @@ from services import KafkaBroker
 
 from bench.endtoend import PipelineSettings
 from bench.opcua import ServerProcess, Settings
-from bench.pipeline_kafka import KafkaRecorder, oee_key, process_cpu_s, run_kafka_round
+from bench.pipeline_kafka import (
+    KafkaRecorder,
+    oee_key,
+    process_cpu_s,
+    process_waited_s,
+    run_kafka_round,
+)
 from plantstream.records import Point
 
 TINY = PipelineSettings(
@@ -44,7 +50,7 @@ async def test_one_kafka_round_moves_readings_through_the_three_roles(kafka: Kaf
     assert detail["process_dead_letters"] == detail["sink_dead_letters"]
     assert detail["oee_without_close"] == 0
     assert len(p.oee_close_s) == detail["oee_written_in_window"] > 0
-    assert set(p.cpu_s) == {"collect", "process", "sink", "broker"}
+    assert set(p.cpu_s) == set(p.wait_s) == {"collect", "process", "sink", "broker"}
 
 
 def test_an_oee_window_has_the_same_name_in_process_and_in_the_sink() -> None:
@@ -74,6 +80,9 @@ def test_the_close_and_write_instants_give_the_latencies() -> None:
     assert recorder.unmatched == 1
 
 
-def test_cpu_time_of_a_process_is_read_and_a_gone_one_is_nan() -> None:
+def test_cpu_and_run_queue_time_of_a_process_are_read_and_a_gone_one_is_nan() -> None:
     assert process_cpu_s(os.getpid()) > 0
-    assert math.isnan(process_cpu_s(2**22 + 1))  # above the kernel's largest pid
+    assert process_waited_s(os.getpid()) >= 0
+    gone = 2**22 + 1  # above the kernel's largest pid
+    assert math.isnan(process_cpu_s(gone))
+    assert math.isnan(process_waited_s(gone))
