@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bench.opcua import Counter, Round, Settings, describe
-from plantstream.records import Point, Reading
+from plantstream.records import Point
 from runtimes.simulator import NAMESPACE_URI
 
 __all__ = [
@@ -182,11 +182,14 @@ class Recorder(Counter):
         self.close_source: float | None = None
         """The source time of the reading that closed it (epoch seconds, source clock)."""
 
-    def pushed(self, reading: Reading, started: float) -> None:
-        """The engine took ``reading`` (its push began at ``started``) and now has window points."""
+    def pushed(self, ts_us: int, started: float) -> None:
+        """The engine took a reading of source time ``ts_us`` (µs) and now has window points.
+
+        Its push began at ``started`` (wall clock).
+        """
         if self.close_wall is None:
             self.close_wall = started
-            self.close_source = reading.ts.timestamp()
+            self.close_source = ts_us / 1e6
 
     def on_write(self, batch: Sequence[Point], wall: float) -> None:
         """The sink flushed ``batch`` at ``wall``."""

@@ -2,8 +2,11 @@
 
 What is measured (docs/benchmarks.md has the results and the command):
 
-- **raw**: influxdb-client's synchronous write API (gzip on) writing precomputed line-protocol
-  batches of ``--batch`` lines one after the other: HTTP, gzip and the server, nothing else.
+- **raw**: influxdb-client's synchronous write API (gzip on: the client compresses at level 9)
+  writing precomputed line-protocol batches of ``--batch`` lines one after the other: HTTP, gzip
+  and the server, nothing else. This is the reference of issue 6's target.
+- **raw_l1**: the same lines sent as the sink sends them (joined, gzip level 1, through the
+  client's write service): the stricter reference, the sink minus encoding and outbox.
 - **sink**: :class:`sinks.influx.InfluxSink` with its outbox, fed the same points as
   :class:`~plantstream.records.Point` objects in groups of 1 000 (as the embedded runtime hands
   them over), timed from the first submit until the outbox is empty. It does more than raw: it
@@ -11,9 +14,12 @@ What is measured (docs/benchmarks.md has the results and the command):
 
 Both write to one VictoriaMetrics (Debian package) started by the script on a free loopback port.
 Each round writes its own measurement (``b000``, ``b001``, ...: same length, new series for both
-sides) so neither side profits from series the other created. Raw and sink rounds alternate
-``--repeat`` times and the fastest of each is kept; the result is the ratio sink/raw from the same
-run, because the machine is shared.
+sides) so neither side profits from series the other created. The three sides alternate
+``--repeat`` times and the fastest round of each is kept; the results are ratios from the same
+run, because the machine is shared. Each side's CPU time in this process (all threads) per point
+is reported too: it is steadier than wall time on a loaded machine, where the sink's two threads
+get more of the cores than raw's one. ``--profile N`` profiles one more sink round (the
+pipeline's thread) and shows the N most expensive functions.
 
 The points are ``reading`` points of ``--machines`` machines, four signals each, one sample per
 signal per second (tags site, line, machine, signal; fields value and quality), which is what the
@@ -24,16 +30,19 @@ coming at ``--rate`` per second for T seconds (they go into the outbox), peak RS
 server is started again, and the backlog's drain rate is measured while the input goes on; the
 ratio drain/input is reported.
 
-Run: ``.venv/bin/python bench/influx.py --points 200000 --repeat 3 --outage-s 60``.
+Run: ``.venv/bin/python bench/influx.py --points 200000 --repeat 5 --profile 15``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import gzip
 import logging
 import os
 import platform
+import pstats
 import resource
 import shutil
 import socket
@@ -46,7 +55,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -54,6 +63,7 @@ if str(ROOT) not in sys.path:
 
 from influxdb_client.client.influxdb_client import InfluxDBClient  # noqa: E402
 from influxdb_client.client.write_api import SYNCHRONOUS  # noqa: E402
+from influxdb_client.service.write_service import WriteService  # noqa: E402
 
 from plantstream.plant.schema import InfluxDbSink  # noqa: E402
 from plantstream.records import Point  # noqa: E402
@@ -156,34 +166,79 @@ def sink_settings(url: str, batch: int) -> InfluxDbSink:
     )
 
 
-def raw_round(url: str, points: list[Point], batch: int) -> float:
-    """Seconds to write the points' lines with influxdb-client alone, batch after batch."""
+class Timing(NamedTuple):
+    """One round: wall-clock seconds and this process's CPU seconds (all its threads)."""
+
+    wall: float
+    cpu: float
+
+
+@contextmanager
+def timed(out: list[Timing]) -> Iterator[None]:
+    """Append the wall and CPU time of the block to ``out``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    yield
+    out.append(Timing(time.perf_counter() - wall, time.process_time() - cpu))
+
+
+def raw_round(url: str, points: list[Point], batch: int) -> Timing:
+    """Write the points' lines with influxdb-client alone (its gzip, level 9), batch after batch."""
     lines = [encode(p, "s").encode() for p in points]
+    out: list[Timing] = []
     with InfluxDBClient(url=url, token="bench", org="bench", enable_gzip=True, timeout=60_000) as client:
         write_api = client.write_api(write_options=SYNCHRONOUS)
-        started = time.perf_counter()
-        for at in range(0, len(lines), batch):
-            write_api.write(
-                bucket="bench", org="bench", record=lines[at : at + batch], write_precision=cast(Any, "s")
-            )
-        return time.perf_counter() - started
+        with timed(out):
+            for at in range(0, len(lines), batch):
+                write_api.write(
+                    bucket="bench", org="bench", record=lines[at : at + batch], write_precision=cast(Any, "s")
+                )
+    return out[0]
 
 
-async def sink_round(url: str, points: list[Point], batch: int, directory: Path) -> float:
-    """Seconds from the first submit until the sink's outbox is empty."""
+def raw_level1_round(url: str, points: list[Point], batch: int) -> Timing:
+    """The same lines as the sink sends them: joined, gzip level 1, through the client's write service."""
+    lines = [encode(p, "s").encode() for p in points]
+    out: list[Timing] = []
+    with InfluxDBClient(url=url, token="bench", org="bench", enable_gzip=False, timeout=60_000) as client:
+        service = WriteService(client.api_client)  # type: ignore[no-untyped-call]
+        with timed(out):
+            for at in range(0, len(lines), batch):
+                service.post_write(  # type: ignore[no-untyped-call]
+                    org="bench",
+                    bucket="bench",
+                    body=gzip.compress(b"\n".join(lines[at : at + batch]), compresslevel=1),
+                    precision="s",
+                    content_type="text/plain; charset=utf-8",
+                    content_encoding="gzip",
+                )
+    return out[0]
+
+
+async def sink_round(url: str, points: list[Point], batch: int, directory: Path) -> Timing:
+    """From the first submit until the sink's outbox is empty."""
     sink = InfluxSink(sink_settings(url, batch), directory, on_dead_letter=print, environ=TOKEN, timeout_s=60)
+    out: list[Timing] = []
     async with sink:
-        started = time.perf_counter()
-        for at in range(0, len(points), HAND_OVER):
-            await sink.submit(points[at : at + HAND_OVER])
-        if not await sink.drain(600):
-            raise RuntimeError("the sink did not drain")
-        elapsed = time.perf_counter() - started
+        with timed(out):
+            for at in range(0, len(points), HAND_OVER):
+                await sink.submit(points[at : at + HAND_OVER])
+            if not await sink.drain(600):
+                raise RuntimeError("the sink did not drain")
     if sink.health.written != len(points) or sink.health.dead_letters:
         raise RuntimeError(
             f"written {sink.health.written} of {len(points)}, dead letters {sink.health.dead_letters}"
         )
-    return elapsed
+    return out[0]
+
+
+def profile_sink_round(url: str, points: list[Point], batch: int, directory: Path, top: int) -> None:
+    """One more sink round under cProfile (the pipeline's thread: the writer thread is not seen)."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    timing = asyncio.run(sink_round(url, points, batch, directory))
+    profiler.disable()
+    print(f"profiled sink round: {len(points) / timing.wall:,.0f} points/s under the profiler")
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(top)
 
 
 def rss_mib() -> float:
@@ -268,6 +323,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--outage-s", type=float, default=0.0, help="seconds of outage to measure (0: skip)")
     parser.add_argument("--rate", type=int, default=10_000, help="points/s during the outage measurement")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--profile", type=int, default=0, help="profile one more sink round; show N rows")
     args = parser.parse_args(argv)
     # The outage's retries would log a warning each; the counts are in the result instead.
     logging.getLogger("plantstream.sinks").setLevel(logging.ERROR)
@@ -276,24 +332,41 @@ def main(argv: list[str] | None = None) -> None:
         vm = Victoria(work)
         vm.start()
         try:
-            raw_best = sink_best = float("inf")
+            rounds: dict[str, list[Timing]] = {"raw": [], "raw_l1": [], "sink": []}
             for round_no in range(args.repeat):  # --repeat 0: the outage alone, in a fresh process
-                raw_points = make_points(args.points, args.machines, f"b{2 * round_no:03d}")
-                sink_points = make_points(args.points, args.machines, f"b{2 * round_no + 1:03d}")
-                raw_s = raw_round(vm.url, raw_points, args.batch)
-                sink_s = asyncio.run(sink_round(vm.url, sink_points, args.batch, work / f"outbox{round_no}"))
-                raw_best, sink_best = min(raw_best, raw_s), min(sink_best, sink_s)
-                print(
-                    f"round {round_no + 1}: raw {args.points / raw_s:,.0f} points/s, "
-                    f"sink {args.points / sink_s:,.0f} points/s"
-                )
+                # Each side writes its own measurement: new series for every round of every side.
+                # The points are made per side (one side's points in memory at a time).
+                def points(side: int, n: int = round_no) -> list[Point]:
+                    return make_points(args.points, args.machines, f"b{3 * n + side:03d}")
+
+                rounds["raw"].append(raw_round(vm.url, points(0), args.batch))
+                rounds["raw_l1"].append(raw_level1_round(vm.url, points(1), args.batch))
+                outbox = work / f"outbox{round_no}"
+                rounds["sink"].append(asyncio.run(sink_round(vm.url, points(2), args.batch, outbox)))
+                rates = (f"{side} {args.points / r[-1].wall:,.0f} points/s" for side, r in rounds.items())
+                print(f"round {round_no + 1}: " + ", ".join(rates))
             if args.repeat:
-                raw_rate, sink_rate = args.points / raw_best, args.points / sink_best
+                wall = {side: min(t.wall for t in r) for side, r in rounds.items()}
+                cpu = {side: min(t.cpu for t in r) / args.points * 1e6 for side, r in rounds.items()}
                 print(
-                    f"best of {args.repeat}: raw {raw_rate:,.0f} points/s, sink {sink_rate:,.0f} points/s, "
-                    f"ratio sink/raw {raw_best / sink_best:.2f} "
+                    f"best of {args.repeat}: "
+                    + ", ".join(f"{side} {args.points / w:,.0f} points/s" for side, w in wall.items())
+                    + f"; ratio sink/raw {wall['raw'] / wall['sink']:.2f}, "
+                    f"sink/raw_l1 {wall['raw_l1'] / wall['sink']:.2f} "
                     f"({args.points} points, batches of {args.batch}, {platform.python_version()}, "
                     f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores)"
+                )
+                print(
+                    "CPU of this process per point (least of the rounds): "
+                    + ", ".join(f"{side} {us:.2f} us" for side, us in cpu.items())
+                )
+            if args.profile:
+                profile_sink_round(
+                    vm.url,
+                    make_points(args.points, args.machines, "bprof"),
+                    args.batch,
+                    work / "outbox-profile",
+                    args.profile,
                 )
             if args.outage_s > 0:
                 result = asyncio.run(

@@ -29,8 +29,8 @@ flushed; in the kafka sink role after each batch's write and fsync returned):
   is when it was written; a machine's state read again after a reconnect keeps an old one);
 - **OEE latency** for every ``oee`` point of a window: from the window's close by the watermark
   (the wall-clock instant the engine took the reading that moved the watermark past the window's
-  end, recorded by wrapping ``engine.push``, or in the kafka ``process`` role its per-record
-  step) to the write (**close -> write**); and from that
+  end, recorded by wrapping ``engine.push_raw``, or in the kafka ``process`` role its per-record
+  steps) to the write (**close -> write**); and from that
   closing reading's source timestamp to the write (**source -> write**, what a dashboard sees).
 
 One clock: the simulator stamps SourceTimestamp with its simulated clock, which at speed 1 runs at
@@ -70,7 +70,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from bench.common import (
     code_revision,
@@ -108,7 +108,6 @@ from bench.opcua import (
     run_round,
 )
 from bench.pipeline_kafka import describe_cpu, run_kafka_round
-from plantstream.records import Reading
 from runtimes.embedded import EmbeddedPipeline
 from runtimes.plant import load_and_resolve
 
@@ -137,17 +136,17 @@ KAFKA_TARGET_P99_S = 2.0
 
 
 def _watch_closes(pipeline: EmbeddedPipeline, recorder: Recorder) -> None:
-    """Wrap the engine's ``push`` so the wall-clock time of each window close is known."""
+    """Wrap the engine's ``push_raw`` so the wall-clock time of each window close is known."""
     engine = pipeline.engine
-    push = engine.push
+    push = engine.push_raw
 
-    def timed_push(reading: Reading) -> None:
+    def timed_push(ts: int, machine: str, signal: str, value: Any, quality: str = "good") -> None:
         started = time.time()
-        push(reading)
+        push(ts, machine, signal, value, quality)
         if engine.has_points:
-            recorder.pushed(reading, started)
+            recorder.pushed(ts, started)
 
-    engine.push = timed_push  # type: ignore[method-assign]
+    engine.push_raw = timed_push  # type: ignore[method-assign]
 
 
 # -- one pipeline round ---------------------------------------------------------------------------

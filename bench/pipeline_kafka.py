@@ -53,6 +53,7 @@ from bench.opcua import Round, ServerProcess, _first_values
 from plantstream.records import Point, Reading
 from runtimes.kafka.calculate import Outcome
 from runtimes.kafka.process import ProcessRole
+from runtimes.kafka.rollup import RollupOutcome
 from runtimes.kafka.sink import FileSink, SinkRole
 from runtimes.plant import load_and_resolve
 
@@ -135,7 +136,7 @@ class KafkaRecorder(Recorder):
         self.oee_writes.append((oee_key(point), wall))
 
     def join(self, closes: dict[str, tuple[float, float]]) -> None:
-        """The OEE latencies, from ``closes`` (window -> (close instant, closing reading's source time))."""
+        """The OEE latencies from ``closes``: window -> (close instant, closing reading's source time)."""
         for key, wall in self.oee_writes:
             found = closes.get(key)
             if found is None:
@@ -143,7 +144,8 @@ class KafkaRecorder(Recorder):
                 continue
             close, source = found
             self.oee_close_s.append(wall - close)
-            self.oee_source_s.append(wall - source - self.clock_offset_s)
+            if not math.isnan(source):  # a roll-up's close has no reading of its own
+                self.oee_source_s.append(wall - source - self.clock_offset_s)
 
 
 class TimedFileSink(FileSink):
@@ -160,14 +162,15 @@ class TimedFileSink(FileSink):
 
 
 def read_closes(path: Path) -> dict[str, tuple[float, float]]:
-    """``process``'s notes: window -> (close instant, source time); the first close of a window wins."""
+    """``process``'s notes: window -> (close instant, source time or NaN); a window's first close wins."""
     closes: dict[str, tuple[float, float]] = {}
     if not path.exists():
         return closes
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
             note = json.loads(line)
-            closes.setdefault(note["key"], (float(note["close"]), float(note["source"])))
+            source = math.nan if note["source"] is None else float(note["source"])
+            closes.setdefault(note["key"], (float(note["close"]), source))
     return closes
 
 
@@ -385,24 +388,35 @@ def describe_cpu(p: PipelineRound) -> str:
 
 
 def note_closes(role: ProcessRole, out: TextIO, clock: Callable[[], float] = time.time) -> None:
-    """Wrap the role's per-record step: for each OEE point it makes, note the window and the instant.
+    """Wrap the role's per-record steps: for each OEE point made, note the window and the instant.
 
-    The instant is when the record that closed the window began its step; the source time is that
-    record's reading's. One JSON line per OEE point: ``{"key", "close", "source"}``.
+    The instant is when the record that closed the window began its step. A machine's window is
+    closed by one of its readings, whose source time is noted too; a line's or a site's (the
+    roll-up stage) by the windows record of the last machine to report, which has no source time
+    of its own (``null``). One JSON line per OEE point: ``{"key", "close", "source"}``.
     """
-    take = role.machines.take
+    take, roll = role.machines.take, role.rollups.take
+
+    def note(points: list[Point], started: float, value: bytes | None, reading: bool) -> None:
+        for point in points:
+            if point.measurement == "oee":
+                source = Reading.from_json(value or b"").ts.timestamp() if reading else None
+                out.write(json.dumps({"key": oee_key(point), "close": started, "source": source}) + "\n")
 
     def timed_take(key: bytes | None, value: bytes | None, offset: int, where: str) -> Outcome:
         started = clock()
         outcome = take(key, value, offset, where)
-        for point in outcome.points:
-            if point.measurement == "oee":
-                source = Reading.from_json(value or b"").ts.timestamp()
-                note = {"key": oee_key(point), "close": started, "source": source}
-                out.write(json.dumps(note) + "\n")
+        note(outcome.points, started, value, reading=True)
+        return outcome
+
+    def timed_roll(key: bytes | None, value: bytes | None, offset: int, where: str) -> RollupOutcome:
+        started = clock()
+        outcome = roll(key, value, offset, where)
+        note(outcome.points, started, value, reading=False)
         return outcome
 
     role.machines.take = timed_take  # type: ignore[method-assign]
+    role.rollups.take = timed_roll  # type: ignore[method-assign]
 
 
 async def _run_until_signalled(role: ProcessRole) -> None:
@@ -428,7 +442,7 @@ def process_main(plant_path: Path, closes_path: Path) -> int:
         note_closes(role, closes)
         asyncio.run(_run_until_signalled(role))
     stats = role.stats
-    fields = ("records", "skipped", "points", "dead_letters", "batches")
+    fields = ("records", "skipped", "points", "dead_letters", "batches", "windows", "rollup_points")
     print(json.dumps({name: getattr(stats, name) for name in fields}), flush=True)
     return 0
 

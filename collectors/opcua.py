@@ -449,11 +449,14 @@ class OpcUaCollector(Collector):
         else:
             ts = ingest
         self._seq += 1
-        reading = Reading(
+        # Everything validation would check is known here (a plain value or None with quality
+        # bad, UTC times, a 32-bit status code): building the reading without validating it again
+        # saves about a seventh of the collector's cost per value.
+        reading = Reading.trusted(
             ts=ts,
             machine=item.tag.machine,
             signal=item.tag.signal,
-            value=value,
+            value=value if value is None or value.__class__ in _PLAIN_TYPES else _plain(value),
             quality=quality,
             status_code=code,
             server_ts=server_ts,
@@ -496,7 +499,22 @@ def _quality(code: int) -> Quality:
 def _aware(moment: datetime | None) -> datetime | None:
     if moment is None or moment.year < 1601 + 1:
         return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+
+
+_PLAIN_TYPES = frozenset((bool, int, float, str))
+
+
+def _plain(value: bool | int | float | str) -> bool | int | float | str:
+    """The plain type of a subclass value (an IntEnum of an enumeration variable becomes its int)."""
+    if isinstance(value, str):
+        return str.__str__(value)  # str() of a str enum member would give its name
+    for kind in (bool, int, float):
+        if isinstance(value, kind):
+            return kind(value)
+    raise TypeError(f"not a plain value: {value!r}")
 
 
 def _describe(exc: BaseException) -> str:

@@ -50,6 +50,10 @@ class BoundedQueue(Generic[T]):
         """Wait for and return the oldest item."""
         return await self._queue.get()
 
+    def get_nowait(self) -> T:
+        """Return the oldest item now; raise ``asyncio.QueueEmpty`` when there is none."""
+        return self._queue.get_nowait()
+
     def qsize(self) -> int:
         """Items waiting."""
         return self._queue.qsize()

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 from rich.console import Console
@@ -641,11 +641,9 @@ def demo_command(
     import logging
     from contextlib import nullcontext
 
-    from rich.live import Live
-
     from plantstream.plant import load_plant
     from runtimes.embedded import EmbeddedPipeline
-    from runtimes.live import LiveView
+    from runtimes.live import LiveView, shown_live
     from runtimes.simulator import DEMO_PLANT, SimulatorOptions, SimulatorServer
     from streams.config import build_spec
 
@@ -662,7 +660,7 @@ def demo_command(
         async with SimulatorServer(options) as sim:
             plant = load_plant(DEMO_PLANT, environ={**os.environ, "OPCUA_ENDPOINT": sim.endpoint})
             spec = build_spec(plant.model)
-            view = LiveView(spec)
+            view = LiveView(spec, title="plantstream demo: the demonstration line")
             pipeline = EmbeddedPipeline(
                 plant,
                 spec,
@@ -673,14 +671,8 @@ def demo_command(
             )
             if duration is not None:
                 asyncio.get_running_loop().call_later(duration, stop.set)
-            live = nullcontext() if no_ui else Live(view.render(), console=Console(), refresh_per_second=4)
-            with live as screen:
-                run = asyncio.create_task(pipeline.run(stop))
-                while not run.done():
-                    await asyncio.wait({run}, timeout=0.5)
-                    if screen is not None:
-                        screen.update(view.render())
-                await run
+            async with nullcontext() if no_ui else shown_live(view, Console()):
+                await pipeline.run(stop)
             _err.print(
                 f"points written to {state_dir / 'points'}; {pipeline.stats.readings} readings processed"
             )
@@ -808,7 +800,9 @@ def process_command(plant_path: Path) -> None:
     stats = role.stats
     _err.print(
         f"stopped: {stats.records} readings, {stats.points} points, {stats.dead_letters} dead letters, "
-        f"{stats.skipped} redelivered readings skipped"
+        f"{stats.skipped} redelivered readings skipped; roll-ups: {stats.windows} machine window "
+        f"records, {stats.rollup_points} points, {stats.windows_skipped} redelivered records skipped, "
+        f"{stats.stale_windows} results for forgotten windows dropped"
     )
 
 
@@ -872,7 +866,21 @@ def sink_command(plant_path: Path, state_dir: Path) -> None:
     help="Points of this measurement only (oee, energy, carbon, cbam, reading, health).",
 )
 @click.option("--json", "as_json", is_flag=True, help="JSON lines, for pipes.")
-@click.option("--count", type=int, default=None, help="Stop after this many lines.")
+@click.option(
+    "--table", "as_table", is_flag=True, help="A live table, one row per machine, updated in place."
+)
+@click.option(
+    "-c",
+    "--config",
+    "plant_path",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The plant file the pipeline runs: --table then shows every machine, its state and kW, "
+    "and --site / --line select readings too.",
+)
+@click.option(
+    "--count", type=int, default=None, help="Stop after this many records (lines, or events in --table)."
+)
 @click.option(
     "--kafka",
     "kafka_bootstrap",
@@ -895,15 +903,43 @@ def tail_command(
     signal: str | None,
     measurement: str | None,
     as_json: bool,
+    as_table: bool,
+    plant_path: Path | None,
     count: int | None,
     kafka_bootstrap: str | None,
     topics: str,
     from_beginning: bool,
 ) -> None:
     """Follow the running pipeline's readings and points, filtered."""
-    from runtimes.tail import Filters, follow
+    from contextlib import nullcontext
 
-    filters = Filters(site=site, line=line, machine=machine, signal=signal, measurement=measurement)
+    from runtimes.live import LiveView, only_machines, shown_live
+    from runtimes.tail import Filters, follow, printer
+
+    if as_table and as_json:
+        raise click.UsageError("--table and --json exclude each other: a table for people, JSON for pipes")
+    spec = _load(plant_path)[1] if plant_path is not None else None
+    places = {mid: (m.site, m.line) for mid, m in spec.machines.items()} if spec is not None else {}
+    filters = Filters(
+        site=site, line=line, machine=machine, signal=signal, measurement=measurement, places=places
+    )
+    console = Console(highlight=False)
+    show = printer(as_json=as_json, console=console)
+    view: LiveView | None = None
+    if as_table:
+        if spec is not None:
+            spec = only_machines(spec, site=site, line=line, machine=machine)
+        view = table = LiveView(spec, title=f"plantstream tail: {kafka_bootstrap or url}")
+
+        def fold(record: dict[str, Any], text: str) -> None:
+            table.on_record(record)
+
+        show = fold
+
+    async def shown(source: Awaitable[None]) -> None:
+        async with shown_live(view, console) if view is not None else nullcontext():
+            await source
+
     if kafka_bootstrap is not None:
         import logging
 
@@ -914,14 +950,15 @@ def tail_command(
 
         try:
             asyncio.run(
-                follow_topics(
-                    kafka_bootstrap,
-                    [t.strip() for t in topics.split(",") if t.strip()],
-                    filters,
-                    as_json=as_json,
-                    count=count,
-                    console=Console(highlight=False),
-                    from_beginning=from_beginning,
+                shown(
+                    follow_topics(
+                        kafka_bootstrap,
+                        [t.strip() for t in topics.split(",") if t.strip()],
+                        filters,
+                        count=count,
+                        show=show,
+                        from_beginning=from_beginning,
+                    )
                 )
             )
         except ConnectionError as exc:
@@ -933,7 +970,7 @@ def tail_command(
             return
         return
     try:
-        asyncio.run(follow(url, filters, as_json=as_json, count=count, console=Console(highlight=False)))
+        asyncio.run(shown(follow(url, filters, count=count, show=show)))
     except (OSError, ConnectionError) as exc:
         _err.print(
             f"[red]error[/red] nothing to follow at {url}: {exc}; is `plantstream run` or `demo` running?"

@@ -31,10 +31,11 @@ import contextlib
 import json
 import logging
 import os
+import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ from collectors.opcua import OpcUaHealth
 from collectors.queue import BoundedQueue
 from plantstream.plant import LoadedPlant
 from plantstream.plant.schema import OpcUaSource
-from plantstream.records import DeadLetter, FieldValue, Point, Reading
+from plantstream.records import EPOCH, DeadLetter, FieldValue, Point, Reading
 from runtimes.cbam import CbamLedger, open_ledger
 from runtimes.gc_tuning import fewer_collections
 from runtimes.http import HttpEndpoint
@@ -62,8 +63,10 @@ __all__ = ["EmbeddedPipeline", "PipelineStats"]
 _log = logging.getLogger("plantstream.runtime")
 CHECKPOINT = "checkpoint.json"
 _HAND_OVER = 1_000
+"""Points gathered before they go to the sinks and the file while readings keep arriving (and the
+readings of one batch in the queue)."""
 _IDLE_CHECK_EVERY = 1_000  # readings between two looks for quiet machines (and whenever the queue is empty)
-"""Points gathered before they go to the sinks and the file while readings keep arriving."""
+_ONE_US = timedelta(microseconds=1)
 
 
 @dataclass
@@ -76,6 +79,10 @@ class PipelineStats:
     dead_letters: int = 0
     checkpoints: int = 0
     restored_from: str | None = None
+    lag_s: dict[str, float] = field(default_factory=dict)
+    """Per source: how long its newest reading the engine took had waited since the collector
+    received it (the queues in between; the wall clock only, so simulated or skewed source
+    clocks do not count; the clock skews are in each source's health)."""
 
 
 class EmbeddedPipeline:
@@ -119,10 +126,18 @@ class EmbeddedPipeline:
         # The CBAM ledger (cbam section only) sees every point written and is committed with checkpoints.
         self.cbam: CbamLedger | None = open_ledger(plant.model, state_dir)
         self._every = checkpoint_every_s
-        self._queue: BoundedQueue[Reading] = BoundedQueue(queue_size, "block")
+        # Batches of at most _HAND_OVER readings, so the bound in readings stays queue_size.
+        self._queue: BoundedQueue[list[Reading]] = BoundedQueue(max(2, queue_size // _HAND_OVER), "block")
+        self._queued = 0  # readings in the queue
         self._on_points = on_points
         self._on_reading = on_reading
-        self.http = HttpEndpoint(self.health, self.metrics, port=http_port) if http_port is not None else None
+        self.http = (
+            HttpEndpoint(self.health, self.metrics, port=http_port, current=self._current_states)
+            if http_port is not None
+            else None
+        )
+        self._states: dict[str, Reading] = {}
+        """Each machine's newest state reading, for a new ``/stream`` listener (``tail --table``)."""
         self.sinks = build_sinks(plant, state_dir, self._dead_letter, flush_timeout_s=sink_flush_timeout_s)
         self._pending: list[Point] = []
         self._hand_over_lock = asyncio.Lock()
@@ -182,25 +197,75 @@ class EmbeddedPipeline:
 
     async def _pump(self, collector: AnyCollector) -> None:
         async with collector:
-            async for reading in collector.readings():
-                await self._queue.put(reading)
+            # Readings move in batches: a queue hop per reading cost as much as the engine.
+            async for batch in collector.batches(_HAND_OVER):
+                await self.feed(batch)
+
+    async def feed(self, readings: Sequence[Reading]) -> None:
+        """Queue ``readings`` for the engine as a source does (also for tools with readings in hand).
+
+        Waits while the queue is full (policy ``block``).
+        """
+        for first in range(0, len(readings), _HAND_OVER):
+            batch = list(readings[first : first + _HAND_OVER])
+            await self._queue.put(batch)
+            self._queued += len(batch)
 
     async def _process(self) -> None:
-        engine = self.engine
-        machines = self.spec.machines
+        queue = self._queue
         while True:
-            reading = await self._queue.get()
-            self.stats.readings += 1
-            if self._on_reading is not None:
-                self._on_reading(reading)
-            if self.http is not None:
-                self.http.publish(reading.to_json())
-            batch: list[Point] = []
+            taken = await queue.get()
+            # What is already waiting goes in the same turn (about a hand-over's worth, so points
+            # keep flowing under load): one pass of the bookkeeping below per batch, not per reading.
+            while len(taken) < _HAND_OVER and queue.qsize():
+                taken = taken + queue.get_nowait()
+            self._queued -= len(taken)
+            batch = self._take(taken)
+            self._since_idle_check += len(taken)
+            if self._since_idle_check >= _IDLE_CHECK_EVERY or not queue.qsize():
+                self._tick_quiet_machines()
+            engine = self.engine
+            if engine.has_points:
+                batch.extend(engine.take_points())
+            if batch:
+                self._pending.extend(batch)
+                if self.cbam is not None:
+                    self.cbam.write(batch)
+                self.stats.points += len(batch)
+                if self._on_points is not None:
+                    self._on_points(batch)
+                if self.http is not None and self.http.listening:
+                    for point in batch:
+                        self.http.publish(point.to_json())
+            if self._pending and (len(self._pending) >= _HAND_OVER or not queue.qsize()):
+                await self._hand_over()
+
+    def _take(self, readings: list[Reading]) -> list[Point]:
+        """Push ``readings`` into the engine; return their ``reading`` points."""
+        push = self.engine.push_raw
+        machines = self.spec.machines
+        on_reading = self._on_reading
+        stream = self.http if self.http is not None and self.http.listening else None
+        # Kept while nobody listens too: whoever connects next learns each machine's state.
+        states = self._states if self.http is not None else None
+        seen = self._idle.seen
+        points: list[Point] = []
+        for reading in readings:
+            if on_reading is not None:
+                on_reading(reading)
+            if stream is not None:
+                stream.publish(reading.to_json())
             machine = machines.get(reading.machine)
+            if states is not None and machine is not None and reading.signal == machine.state_signal:
+                held = states.get(reading.machine)
+                if held is None or reading.ts >= held.ts:
+                    states[reading.machine] = reading
             if machine is not None and reading.signal in machine.recorded:
-                batch.append(reading_point(reading, machine.site, machine.line))
+                points.append(reading_point(reading, machine.site, machine.line))
+            ts = (reading.ts - EPOCH) // _ONE_US
             try:
-                engine.push(reading)
+                # The quality member is itself its text (a StrEnum).
+                push(ts, reading.machine, reading.signal, reading.value, reading.quality)
             except ReadingRejected as exc:
                 self.stats.rejected[exc.reason] += 1
                 self._dead_letter(
@@ -214,24 +279,13 @@ class EmbeddedPipeline:
                     )
                 )
             else:
-                self._idle.seen(reading)
-            self._since_idle_check += 1
-            if self._since_idle_check >= _IDLE_CHECK_EVERY or not self._queue.qsize():
-                self._tick_quiet_machines()
-            if engine.has_points:
-                batch.extend(engine.take_points())
-            if batch:
-                self._pending.extend(batch)
-                if self.cbam is not None:
-                    self.cbam.write(batch)
-                self.stats.points += len(batch)
-                if self._on_points is not None:
-                    self._on_points(batch)
-                if self.http is not None:
-                    for point in batch:
-                        self.http.publish(point.to_json())
-            if self._pending and (len(self._pending) >= _HAND_OVER or not self._queue.qsize()):
-                await self._hand_over()
+                seen(reading.source, reading.machine, ts)
+        self.stats.readings += len(readings)
+        # Lag per batch, from its last reading (one pump's batch is one source's, in order).
+        last = readings[-1]
+        if last.ingest_ts is not None:
+            self.stats.lag_s[last.source or "-"] = time.time() - last.ingest_ts.timestamp()
+        return points
 
     def _tick(self, machine: str, ts: int) -> None:
         self.engine.tick(machine, ts)
@@ -269,6 +323,9 @@ class EmbeddedPipeline:
             self._pending.extend(self.health_points())
             await self._hand_over()
             self._checkpoint()
+
+    def _current_states(self) -> list[str]:
+        return [reading.to_json() for reading in self._states.values()]
 
     def health_points(self) -> list[Point]:
         """The pipeline's own health as ``health`` points, one per source, for Grafana."""
@@ -346,6 +403,7 @@ class EmbeddedPipeline:
                 "reconnects": h.reconnects,
                 "last_error": h.last_error,
                 "dropped": collector.dropped,
+                "lag_s": self.stats.lag_s.get(collector.source.id),
                 **({"items_failed": h.items_failed} if isinstance(h, OpcUaHealth) else {}),
             }
         sinks = sink_health_json(self.sinks)
@@ -375,8 +433,10 @@ class EmbeddedPipeline:
             f"plantstream_late_readings_total {self.engine.stats.get('late_readings', 0)}",
             "# TYPE plantstream_idle_ticks_total counter",
             f"plantstream_idle_ticks_total {self._idle.ticks}",
+            "# TYPE plantstream_source_lag_seconds gauge",
+            *(f'plantstream_source_lag_seconds{{source="{k}"}} {v:.3f}' for k, v in sorted(s.lag_s.items())),
             "# TYPE plantstream_queue_depth gauge",
-            f"plantstream_queue_depth {self._queue.qsize()}",
+            f"plantstream_queue_depth {self._queued}",
         ]
         for kind, metric in (
             ("gauge", "source_connected"),

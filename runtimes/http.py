@@ -4,8 +4,9 @@
 - ``/metrics``: Prometheus text: readings in, points out, dead letters, refused readings by reason,
   and per source: connected, readings, drops, reconnects.
 - ``/stream``: newline-delimited JSON of readings and points as they happen, for ``plantstream
-  tail``. Each listener has a bounded queue (``drop_oldest``, counted): a slow terminal never
-  slows the pipeline.
+  tail``; a new listener first gets the ``current`` lines (the pipeline gives each machine's
+  latest state reading, which may be hours old on a steady line). Each listener has a bounded
+  queue (``drop_oldest``, counted): a slow terminal never slows the pipeline.
 """
 
 from __future__ import annotations
@@ -33,9 +34,11 @@ class HttpEndpoint:
         host: str = "127.0.0.1",
         port: int = 8765,
         listener_queue: int = 1_000,
+        current: Callable[[], list[str]] | None = None,
     ) -> None:
         self._health = health
         self._metrics = metrics
+        self._current = current
         self.host = host
         self.port = port
         self._listener_queue = listener_queue
@@ -55,6 +58,11 @@ class HttpEndpoint:
                 await queue.put("")  # wakes the stream handlers, which then end
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), 2)
+
+    @property
+    def listening(self) -> bool:
+        """Whether anyone follows ``/stream`` (no need to encode lines for it otherwise)."""
+        return bool(self._listeners)
 
     def publish(self, line: str) -> None:
         """Offer one JSON line to every ``/stream`` listener (never blocks)."""
@@ -102,8 +110,13 @@ class HttpEndpoint:
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nConnection: close\r\n\r\n")
         await writer.drain()
         queue: BoundedQueue[str] = BoundedQueue(self._listener_queue, "drop_oldest")
+        # Both in one step of the loop: nothing published in between is missed or sent twice.
         self._listeners.add(queue)
+        current = self._current() if self._current is not None else []
         try:
+            if current:
+                writer.write("".join(line + "\n" for line in current).encode())
+                await writer.drain()
             while True:
                 line = await queue.get()
                 if not line:

@@ -16,13 +16,8 @@ MQTT, where meters and gateways each stamp with their own clocks.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import timedelta
-
-from plantstream.records import EPOCH, Reading
 
 __all__ = ["IdleTicker"]
-
-_ONE_US = timedelta(microseconds=1)
 
 
 class IdleTicker:
@@ -38,17 +33,15 @@ class IdleTicker:
         self.ticks = 0
         """Ticks given so far."""
 
-    def seen(self, reading: Reading) -> None:
-        """Note a reading that went to the engine."""
-        source = reading.source
+    def seen(self, source: str | None, machine: str, ts: int) -> None:
+        """Note a reading of ``machine`` at ``ts`` (µs since the epoch) that went to the engine."""
         if source not in self._sources:
             return
-        ts = (reading.ts - EPOCH) // _ONE_US
         if ts > self._clock.get(source, -1):
             self._clock[source] = ts
         machines = self._newest.setdefault(source, {})
-        if ts > machines.get(reading.machine, -1):
-            machines[reading.machine] = ts
+        if ts > machines.get(machine, -1):
+            machines[machine] = ts
 
     def forget(self, source: str) -> None:
         """The source lost its connection: no ticks until it reports again (the gap stays unknown)."""

@@ -1,15 +1,34 @@
-"""The live terminal view of ``plantstream demo``: per machine state, shift OEE, kW, kWh, CO2e.
+"""The live per-machine table of ``plantstream demo`` and ``plantstream tail --table``.
 
-The shift's OEE is computed from the elements of the shift's one-minute windows summed so far,
-never by averaging their ratios; a corrected window replaces its first version.
+One model (:class:`LiveView`) folds what the pipeline produces, whether handed over in process
+(the demo) or read back as JSON from ``/stream`` or the kafka topics (``tail``), and one renderer
+draws it: per machine the state, the shift's OEE with A / P / Q, kW, kWh, kg CO2e and the time of
+its latest event. :func:`shown_live` keeps that table on screen, redrawn in place.
+
+The shift's OEE is computed from the elements of the shift's window points summed so far, never
+by averaging their ratios; a corrected window replaces its first version. A machine whose windows
+lie in no shift (a plant without a calendar) shows everything since the view started.
+
+With the plant's :class:`EngineSpec` the view knows every machine from the start, names PLC state
+codes by their categories and scales power readings; without one (``tail`` given no plant file)
+rows appear as machines are heard of, the state column stays empty (nothing says which signal is
+the state) and kW is the average of the machine's latest energy window.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
+from pydantic import ValidationError
+from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 
 from plantstream.plant.schema import OeeMethod
@@ -17,101 +36,183 @@ from plantstream.records import FieldValue, Point, Reading
 from streams.config import CATEGORY_INDEX, EngineSpec
 from streams.oee import OeeElements, oee_kpis
 
-__all__ = ["LiveView"]
+__all__ = ["LiveView", "only_machines", "shown_live"]
 
 _US = 1_000_000
+_WINDOW_MEASUREMENTS = frozenset({"oee", "energy", "carbon"})
+_PIECE_KPIS = frozenset({"oee", "performance", "quality"})
+"""Fields only a machine with a piece counter gets (docs/points.md)."""
 
 
 @dataclass
 class _Machine:
+    site: str | None = None
+    line: str | None = None
     state: str = "-"
     kw: float | None = None
+    window_kw: tuple[datetime, float] | None = None
+    """The latest energy window's start and average kW: the kW shown without a power reading."""
+    pieces: bool = False
     shift: str | None = None
     windows: dict[str, OeeElements] = field(default_factory=dict)
     kwh: dict[str, float] = field(default_factory=dict)
     co2e: dict[str, float] = field(default_factory=dict)
+    last: datetime | None = None
+
+    def seen(self, ts: datetime) -> None:
+        if self.last is None or ts > self.last:
+            self.last = ts
+
+    def shown_kw(self) -> float | None:
+        if self.kw is not None:
+            return self.kw
+        return self.window_kw[1] if self.window_kw is not None else None
+
+    def total(self) -> OeeElements:
+        total = OeeElements()
+        for elements in self.windows.values():
+            total.add(elements)
+        return total
 
 
 class LiveView:
-    """Collects what the pipeline produces and renders it as a table."""
+    """Folds readings and points into one row per machine and renders them as a table."""
 
-    def __init__(self, spec: EngineSpec) -> None:
+    def __init__(self, spec: EngineSpec | None = None, *, title: str = "plantstream") -> None:
+        """Start an empty view.
+
+        Args:
+            spec: the resolved plant, when known: its machines are the rows (and only they), its
+                state codes and power scales are applied. Without it rows come as machines appear.
+            title: the table's title.
+        """
         self.spec = spec
-        self.machines = {mid: _Machine() for mid in spec.machines}
+        self.title = title
+        self.machines: dict[str, _Machine] = {}
         self.readings = 0
         self.points = 0
+        self.unreadable = 0
         self._started = time.monotonic()
-        names = {index: name for name, index in CATEGORY_INDEX.items()}
-        self._state_names = {
-            mid: {code: names[index] for code, index in m.state_codes.items()}
-            for mid, m in spec.machines.items()
-        }
+        self._state_names: dict[str, dict[str, str]] = {}
+        if spec is not None:
+            names = {index: name for name, index in CATEGORY_INDEX.items()}
+            for mid, m in spec.machines.items():
+                self.machines[mid] = _Machine(site=m.site, line=m.line, pieces=bool(m.counters))
+                self._state_names[mid] = {code: names[index] for code, index in m.state_codes.items()}
+
+    def _row(self, machine: str) -> _Machine | None:
+        row = self.machines.get(machine)
+        if row is None and self.spec is None:
+            row = self.machines[machine] = _Machine()
+        return row
 
     def on_reading(self, reading: Reading) -> None:
-        """Note the latest state and power of a machine."""
+        """Note a machine's latest state and power (the state and power need the plant's spec)."""
         self.readings += 1
-        machine = self.machines.get(reading.machine)
-        spec = self.spec.machines.get(reading.machine)
-        if machine is None or spec is None:
+        row = self._row(reading.machine)
+        if row is None:
+            return
+        row.seen(reading.ts)
+        spec = self.spec.machines.get(reading.machine) if self.spec is not None else None
+        if spec is None:
             return
         if reading.signal == spec.state_signal:
-            machine.state = self._state_names[reading.machine].get(str(reading.value), str(reading.value))
+            row.state = self._state_names[reading.machine].get(str(reading.value), str(reading.value))
         elif reading.signal == spec.power_signal and isinstance(reading.value, int | float):
-            machine.kw = float(reading.value) * (spec.power.scale if spec.power else 1.0)
+            row.kw = float(reading.value) * (spec.power.scale if spec.power else 1.0)
 
     def on_points(self, points: list[Point]) -> None:
-        """Fold one-minute window points into the current shift's sums."""
+        """Fold machine window points into the current shift's sums; roll-ups are not rows."""
         for point in points:
             self.points += 1
-            machine = self.machines.get(point.tags.get("machine", ""))
-            if machine is None or point.tags.get("window") == "shift":
+            tags = point.tags
+            machine = tags.get("machine")
+            if machine is None or tags.get("window") == "shift":
                 continue
-            shift = point.tags.get("shift")
-            if shift is not None and shift != machine.shift:
-                machine.shift = shift
-                machine.windows.clear()
-                machine.kwh.clear()
-                machine.co2e.clear()
-            key = point.time.isoformat()
-            f = point.fields
-            if point.measurement == "oee" and shift is not None:
-                machine.windows[key] = _elements(f)
-            elif point.measurement == "energy":
-                machine.kwh[key] = _number(f, "kwh")
-            elif point.measurement == "carbon":
-                machine.co2e[key] = _number(f, "co2e_kg")
+            row = self._row(machine)
+            if row is None:
+                continue
+            row.site = row.site or tags.get("site")
+            row.line = row.line or tags.get("line")
+            row.seen(point.time)
+            if point.measurement in _WINDOW_MEASUREMENTS:
+                self._fold(row, point)
+
+    def on_record(self, record: Mapping[str, Any]) -> None:
+        """A reading or a point as decoded from JSON (``/stream``, the kafka topics).
+
+        A record that is neither is counted in ``unreadable`` (shown under the table) and skipped.
+        """
+        try:
+            if "measurement" in record:
+                self.on_points([Point.model_validate(record)])
+            else:
+                self.on_reading(Reading.model_validate(record))
+        except ValidationError:
+            self.unreadable += 1
+
+    def _fold(self, row: _Machine, point: Point) -> None:
+        shift = point.tags.get("shift")
+        if shift is not None and shift != row.shift:
+            row.shift = shift
+            row.windows.clear()
+            row.kwh.clear()
+            row.co2e.clear()
+        key = point.time.isoformat()
+        f = point.fields
+        if point.measurement == "oee":
+            # Counts outside a shift do not belong to the shift shown; a machine without any
+            # shift shows all its windows.
+            if shift is not None or row.shift is None:
+                row.windows[key] = _elements(f)
+            row.pieces = row.pieces or bool(_PIECE_KPIS & f.keys())
+        elif point.measurement == "energy":
+            row.kwh[key] = _number(f, "kwh")
+            if "avg_kw" in f and (row.window_kw is None or point.time >= row.window_kw[0]):
+                row.window_kw = (point.time, _number(f, "avg_kw"))
+        else:
+            row.co2e[key] = _number(f, "co2e_kg")
+
+    def kpis(self, machine: str) -> dict[str, float]:
+        """The ratios of ``machine``'s current shift (or its windows so far); undefined ones absent."""
+        row = self.machines[machine]
+        if not row.windows:
+            return {}
+        spec = self.spec.machines.get(machine) if self.spec is not None else None
+        kpis = oee_kpis(row.total(), spec.method if spec is not None else OeeMethod.ISO22400)
+        if not row.pieces:
+            kpis = {k: v for k, v in kpis.items() if k == "availability"}  # no pieces: no P, Q, OEE
+        return kpis
 
     def render(self) -> Table:
         """The table as it stands."""
         elapsed = max(time.monotonic() - self._started, 1e-9)
-        table = Table(
-            title="plantstream demo: the demonstration line",
-            caption=f"{self.readings / elapsed:,.0f} readings/s, {self.points:,} points written",
-        )
-        for column in ("machine", "state", "shift", "OEE", "A", "P", "Q", "kW", "kWh", "kg CO2e"):
+        caption = f"{self.readings / elapsed:,.0f} readings/s, {self.points:,} points"
+        if self.unreadable:
+            caption += f", {self.unreadable:,} unreadable records skipped"
+        table = Table(title=self.title, caption=caption)
+        columns = ("machine", "state", "shift", "OEE", "A", "P", "Q", "kW", "kWh", "kg CO2e", "last (UTC)")
+        for column in columns:
             table.add_column(column, justify="left" if column in ("machine", "state", "shift") else "right")
         for mid, m in self.machines.items():
-            total = OeeElements()
-            for elements in m.windows.values():
-                total.add(elements)
-            kpis = oee_kpis(total, OeeMethod.ISO22400) if m.windows else {}
-            if not self.spec.machines[mid].counters:
-                kpis = {k: v for k, v in kpis.items() if k == "availability"}  # no pieces: no P, Q, OEE
+            kpis = self.kpis(mid)
 
             def pct(key: str, kpis: dict[str, float] = kpis) -> str:
                 return f"{kpis[key]:.1%}" if key in kpis else "-"
 
+            kw = m.shown_kw()
             table.add_row(
-                mid,
+                "/".join(part for part in (m.site, m.line, mid) if part),
                 m.state,
                 m.shift or "-",
                 pct("oee"),
                 pct("availability"),
                 pct("performance"),
                 pct("quality"),
-                f"{m.kw:.1f}" if m.kw is not None else "-",
+                f"{kw:.1f}" if kw is not None else "-",
                 f"{sum(m.kwh.values()):.2f}",
                 f"{sum(m.co2e.values()):.2f}",
+                m.last.strftime("%H:%M:%S") if m.last is not None else "-",
             )
         return table
 
@@ -119,17 +220,62 @@ class LiveView:
         """One line per machine for the end of the demo."""
         lines = []
         for mid, m in self.machines.items():
-            total = OeeElements()
-            for elements in m.windows.values():
-                total.add(elements)
-            kpis = oee_kpis(total, OeeMethod.ISO22400)
-            if not self.spec.machines[mid].counters:
-                kpis = {k: v for k, v in kpis.items() if k == "availability"}
+            total = m.total()
+            kpis = self.kpis(mid)
             oee = f"{kpis['oee']:.1%}" if "oee" in kpis else "-"
             made = f"{total.good:.0f} good of {total.total:.0f}"
             energy = f"{sum(m.kwh.values()):.2f} kWh, {sum(m.co2e.values()):.2f} kg CO2e"
             lines.append(f"{mid}: shift {m.shift or '-'} so far: OEE {oee}, {made}, {energy}")
         return lines
+
+
+def only_machines(
+    spec: EngineSpec, *, site: str | None = None, line: str | None = None, machine: str | None = None
+) -> EngineSpec:
+    """``spec`` with only the machines on ``site``, on ``line`` and named ``machine`` (None: any)."""
+    kept = {
+        mid: m
+        for mid, m in spec.machines.items()
+        if site in (None, m.site) and line in (None, m.line) and machine in (None, mid)
+    }
+    return dataclasses.replace(spec, machines=kept)
+
+
+@contextlib.asynccontextmanager
+async def shown_live(view: LiveView, console: Console, *, every_s: float = 0.5) -> AsyncIterator[None]:
+    """Keep ``view``'s table on a terminal, redrawn in place, while the body runs.
+
+    The table is drawn from the event loop (the model is never read by another thread while it
+    changes). Without a terminal (a pipe, a file, a test) nothing is redrawn: the table is printed
+    once when the body ends, however it ends.
+    """
+    if not console.is_terminal:
+        try:
+            yield
+        finally:
+            table = view.render()
+            # A pipe has no width to respect: the whole table, never columns cut to 80 characters.
+            natural = console.measure(table, options=console.options.update_width(10_000)).maximum
+            width = console.width
+            console.width = max(width, natural)  # print(width=) cannot exceed the console's width
+            try:
+                console.print(table)
+            finally:
+                console.width = width
+        return
+    with Live(view.render(), console=console, auto_refresh=False) as live:
+
+        async def redraw() -> None:
+            while True:
+                await asyncio.sleep(every_s)
+                live.update(view.render(), refresh=True)
+
+        task = asyncio.create_task(redraw(), name="live-table")
+        try:
+            yield
+        finally:
+            task.cancel()
+            live.update(view.render(), refresh=True)
 
 
 def _elements(f: Mapping[str, FieldValue]) -> OeeElements:

@@ -1,36 +1,65 @@
-"""``plantstream tail``: follow a running pipeline's ``/stream``, filtered, for people or pipes."""
+"""``plantstream tail``: follow a running pipeline's ``/stream``, filtered, for people or pipes.
+
+What is shown is up to a :data:`Show` callback: a coloured line per record, the JSON line itself
+(:func:`printer`), or a live per-machine table (:meth:`runtimes.live.LiveView.on_record`); the
+kafka runtime's topics are followed the same way (:mod:`runtimes.kafka.tail`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import click
 from rich.console import Console
 
-__all__ = ["Filters", "follow"]
+__all__ = ["Filters", "Show", "follow", "printer"]
+
+Show = Callable[[dict[str, Any], str], None]
+"""Shows one matching record: the decoded reading or point, and its JSON text."""
 
 
 @dataclass(frozen=True)
 class Filters:
-    """What to show; ``None`` matches anything."""
+    """What to show; ``None`` matches anything.
+
+    A reading names only its machine: ``places`` (machine -> (site, line), from the plant file)
+    lets ``site`` and ``line`` select readings too; without it they select points only.
+    """
 
     site: str | None = None
     line: str | None = None
     machine: str | None = None
     signal: str | None = None
     measurement: str | None = None
+    places: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
     def match(self, record: dict[str, Any]) -> bool:
         """True when a reading or point passes every filter."""
-        tags = record["tags"] if "measurement" in record else record
         if self.measurement is not None and record.get("measurement") != self.measurement:
             return False
+        tags = record["tags"] if "measurement" in record else record
+        place = None if "measurement" in record else self.places.get(str(record.get("machine")))
+        if place is not None:
+            tags = {**tags, "site": place[0], "line": place[1]}
         checks = {"site": self.site, "line": self.line, "machine": self.machine, "signal": self.signal}
         return all(value is None or tags.get(key) == value for key, value in checks.items())
+
+
+def printer(*, as_json: bool, console: Console) -> Show:
+    """Show records as JSON lines (for pipes) or as one coloured line each (for people)."""
+
+    def show(record: dict[str, Any], text: str) -> None:
+        if as_json:
+            click.echo(text)
+        else:
+            console.print(render(record), soft_wrap=True)
+
+    return show
 
 
 def render(record: dict[str, Any]) -> str:
@@ -49,8 +78,8 @@ def render(record: dict[str, Any]) -> str:
     )
 
 
-async def follow(url: str, filters: Filters, *, as_json: bool, count: int | None, console: Console) -> None:
-    """Print matching records from ``url`` until it ends or ``count`` have been shown.
+async def follow(url: str, filters: Filters, *, count: int | None, show: Show) -> None:
+    """Show matching records from ``url`` until it ends or ``count`` have been shown.
 
     Raises:
         OSError, ConnectionError: nothing answers at ``url`` (or not with a stream).
@@ -74,10 +103,7 @@ async def follow(url: str, filters: Filters, *, as_json: bool, count: int | None
             text = raw.decode().strip()
             record = json.loads(text)
             if filters.match(record):
-                if as_json:
-                    click.echo(text)
-                else:
-                    console.print(render(record), soft_wrap=True)
+                show(record, text)
                 shown += 1
     finally:
         writer.close()

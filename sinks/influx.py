@@ -46,19 +46,21 @@ from influxdb_client.service.write_service import WriteService
 
 from plantstream.plant.schema import InfluxDbSink
 from plantstream.records import DeadLetter, Point
-from sinks.lineprotocol import Unencodable, encode
-from sinks.outbox import Outbox, OutboxFull, OutboxRow
+from sinks.lineprotocol import Precision, encode_many
+from sinks.outbox import Outbox, OutboxChunk, OutboxFull
 
 __all__ = ["InfluxSink", "SinkConfigError", "SinkHealth", "WriteFailed", "retry_after_s"]
 
 _log = logging.getLogger("plantstream.sinks.influx")
 
-Writer = Callable[[list[bytes], str], None]
-"""Sends lines of one precision; returns when accepted, raises otherwise (runs in a thread)."""
+Writer = Callable[[bytes, str], None]
+"""Sends a body of lines of one precision, joined by newlines; returns when accepted, raises
+otherwise (runs in a thread)."""
 
 _CONFIG_STATUSES = frozenset({401, 403, 404})
 _RETRY_STATUSES = frozenset({408, 429})
 _MAX_MESSAGE = 1_000
+_PRECISION_CACHE = 4096
 
 
 class SinkConfigError(Exception):
@@ -148,6 +150,7 @@ class InfluxSink:
             outbox_dir / f"{settings.id}.sqlite",
             max_bytes=settings.outbox.max_bytes,
             when_full=settings.outbox.when_full,
+            chunk_lines=settings.batch_size,
         )
         self._on_dead_letter = on_dead_letter
         self._sleep = sleep
@@ -171,8 +174,7 @@ class InfluxSink:
             service = WriteService(self._client.api_client)  # type: ignore[no-untyped-call]
             compress = settings.gzip
 
-            def post(lines: list[bytes], precision: str) -> None:
-                body = b"\n".join(lines)
+            def post(body: bytes, precision: str) -> None:
                 extra = {"content_encoding": "gzip"} if compress else {}
                 service.post_write(  # type: ignore[no-untyped-call]
                     org=settings.org,
@@ -185,6 +187,7 @@ class InfluxSink:
 
             writer = post
         self._writer = writer
+        self._precisions: dict[str, Precision] = {}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sink-{settings.id}")
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
@@ -196,17 +199,24 @@ class InfluxSink:
 
     # -- the pipeline's side -------------------------------------------------------------------
 
-    def encode(self, points: Sequence[Point]) -> list[tuple[str, bytes]]:
-        """Line protocol for ``points`` as (precision, line) items; unencodable ones are dead-lettered."""
-        items: list[tuple[str, bytes]] = []
-        precision_of = self.settings.precision_of
-        for point in points:
-            precision = precision_of(point.measurement)
-            try:
-                items.append((precision, encode(point, precision).encode()))
-            except Unencodable as exc:
-                self._dead_letter(point.measurement, "unencodable", str(exc), point.to_json())
-        return items
+    def encode(self, points: Sequence[Point]) -> list[tuple[str, list[str]]]:
+        """Line protocol for ``points`` as (precision, lines) groups, each in the points' order.
+
+        Unencodable points are dead-lettered instead.
+        """
+        groups, failed = encode_many(points, self._precision_of)
+        for point, exc in failed:
+            self._dead_letter(point.measurement, "unencodable", str(exc), point.to_json())
+        return list(groups.items())
+
+    def _precision_of(self, measurement: str) -> Precision:
+        precision = self._precisions.get(measurement)
+        if precision is None:
+            precision = self.settings.precision_of(measurement)
+            if len(self._precisions) >= _PRECISION_CACHE:
+                self._precisions.clear()
+            self._precisions[measurement] = precision
+        return precision
 
     async def submit(self, points: Sequence[Point]) -> None:
         """Append ``points`` to the outbox; returns once they are committed there.
@@ -335,62 +345,70 @@ class InfluxSink:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), remaining)
                     continue
-            rows = outbox.peek(batch_size)
-            while rows:
-                sending = asyncio.ensure_future(self._send(rows))
+            chunks = outbox.peek(batch_size)
+            while chunks:
+                sending = asyncio.ensure_future(self._send(chunks))
                 # While this batch is on the wire, read the next one if it is due already.
-                due = outbox.lines - len(rows) >= batch_size or self._flushing
-                following = outbox.peek_after(rows[-1].id, batch_size) if due else []
+                due = outbox.lines - sum(chunk.lines for chunk in chunks) >= batch_size or self._flushing
+                following = outbox.peek_after(chunks[-1].id, batch_size) if due else []
                 try:
                     await sending
                 except BaseException:
                     sending.cancel()
                     raise
-                outbox.delete(rows)
+                outbox.delete(chunks)
                 self._room.set()
-                rows = following
+                chunks = following
 
-    async def _send(self, rows: list[OutboxRow]) -> None:
+    async def _send(self, chunks: list[OutboxChunk]) -> None:
         """Deliver one batch, each precision in its own request (a request has one precision)."""
-        keys = {row.key for row in rows}
-        if len(keys) == 1:
-            await self._write(rows, rows[0].key)
-            return
+        keys = {chunk.key for chunk in chunks}
         for key in sorted(keys):
-            await self._write([row for row in rows if row.key == key], key)
+            part = chunks if len(keys) == 1 else [chunk for chunk in chunks if chunk.key == key]
+            body = part[0].body if len(part) == 1 else b"\n".join(chunk.body for chunk in part)
+            rejection = await self._write(body, sum(chunk.lines for chunk in part), key)
+            if rejection is not None:
+                await self._isolate(body.split(b"\n"), key, rejection)
 
-    async def _write(self, rows: list[OutboxRow], precision: str) -> None:
-        """Deliver ``rows`` (one precision), retrying outages and isolating rejected lines."""
+    async def _isolate(self, lines: list[bytes], precision: str, rejection: str) -> None:
+        """Bisect rejected ``lines`` down to single lines: those go to the dead letter, the rest in."""
+        if len(lines) == 1:
+            where = f"{self.settings.url} bucket {self.settings.bucket}"
+            self._dead_letter(where, "rejected", rejection, lines[0].decode("utf-8", "replace"))
+            return
+        middle = len(lines) // 2
+        for half in (lines[:middle], lines[middle:]):
+            rejected = await self._write(b"\n".join(half), len(half), precision)
+            if rejected is not None:
+                await self._isolate(half, precision, rejected)
+
+    async def _write(self, body: bytes, lines: int, precision: str) -> str | None:
+        """Deliver ``body`` (``lines`` lines of one precision), retrying outages.
+
+        Returns:
+            ``None`` once accepted, or the server's message when it rejected the lines (4xx).
+        """
         failures = 0
         while True:
             try:
-                await self._attempt(rows, precision)
-                return
+                await self._attempt(body, lines, precision)
+                return None
             except WriteFailed as failure:
                 self.health.errors[failure.kind] += 1
                 self.health.last_error = str(failure)
                 if failure.kind == "rejected":
-                    rejection = str(failure)
-                    break
+                    return str(failure)
                 self.health.connected = False
                 delay = failure.retry_after if failure.retry_after is not None else self._backoff(failures)
                 failures += 1
                 _log.warning("sink %s: %s; retrying in %.1f s", self.id, failure, delay)
                 await self._sleep(delay)
-        if len(rows) == 1:
-            where = f"{self.settings.url} bucket {self.settings.bucket}"
-            self._dead_letter(where, "rejected", rejection, rows[0].line.decode("utf-8", "replace"))
-            return
-        middle = len(rows) // 2
-        await self._write(rows[:middle], precision)
-        await self._write(rows[middle:], precision)
 
-    async def _attempt(self, rows: list[OutboxRow], precision: str) -> None:
-        lines = [row.line for row in rows]
+    async def _attempt(self, body: bytes, lines: int, precision: str) -> None:
         self.health.requests += 1
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self._executor, self._writer, lines, precision)
+            await loop.run_in_executor(self._executor, self._writer, body, precision)
         except ApiException as exc:
             raise _classify(exc) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
@@ -398,7 +416,7 @@ class InfluxSink:
         except Exception as exc:
             # Whatever else the client raises is retried like an outage, never fatal to delivery.
             raise WriteFailed("other", f"{type(exc).__name__}: {exc}"[:_MAX_MESSAGE]) from None
-        self.health.written += len(rows)
+        self.health.written += lines
         self.health.connected = True
         self.health.last_write = datetime.now(tz=UTC)
         self.health.last_error = None

@@ -13,12 +13,13 @@ integer outside 64 bits, a point without fields) raises :class:`Unencodable` nam
 from __future__ import annotations
 
 import math
-from datetime import timedelta
-from typing import Literal
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Literal, TypeVar
 
 from plantstream.records import EPOCH, Point
 
-__all__ = ["PRECISIONS", "Precision", "Unencodable", "encode", "timestamp"]
+__all__ = ["PRECISIONS", "Precision", "Unencodable", "encode", "encode_many", "timestamp"]
 
 Precision = Literal["s", "ms", "us", "ns"]
 PRECISIONS: tuple[Precision, ...] = ("s", "ms", "us", "ns")
@@ -51,33 +52,87 @@ def encode(point: Point, precision: Precision) -> str:
     Raises:
         Unencodable: the point has something line protocol cannot carry.
     """
-    tags = point.tags
-    # A pipeline writes the same few series over and over: their escaped prefixes are remembered.
-    key = (point.measurement, *tags.items())
-    prefix = _PREFIXES.get(key)
-    if prefix is None:
-        prefix = _prefix(point.measurement, tags)
-        if len(_PREFIXES) >= _CACHE_SIZE:
-            _PREFIXES.clear()
-        _PREFIXES[key] = prefix
-    fields = point.fields
-    if not fields:
-        raise Unencodable("a point needs at least one field")
-    parts = []
-    for name, value in fields.items():
-        escaped = _FIELD_KEYS.get(name)
-        if escaped is None:
-            escaped = _name(name, _KEY, "field key") + "="
-            if len(_FIELD_KEYS) >= _CACHE_SIZE:
-                _FIELD_KEYS.clear()
-            _FIELD_KEYS[name] = escaped
-        parts.append(escaped + _value(name, value))
-    return f"{prefix} {','.join(parts)} {timestamp(point, precision)}"
+    groups, failed = encode_many((point,), lambda _: precision)
+    if failed:
+        raise failed[0][1]
+    return groups[precision][0]
+
+
+def encode_many(
+    points: Iterable[Point], precision_of: Callable[[str], Precision]
+) -> tuple[dict[Precision, list[str]], list[tuple[Point, Unencodable]]]:
+    """Lines for ``points``, grouped by the precision of their measurement, each group in order.
+
+    Returns:
+        The lines per precision, and the points that line protocol cannot carry with the reason.
+    """
+    groups: dict[Precision, list[str]] = {}
+    failed: list[tuple[Point, Unencodable]] = []
+    # A pipeline writes the same few series, field names and string values over and over, and
+    # many points of a batch share their time: all of those are remembered instead of redone.
+    prefixes, field_keys, strings = _PREFIXES, _FIELD_KEYS, _STRINGS
+    measurement_then: str | None = None
+    precision: Precision = "s"
+    lines: list[str] = []
+    time_then: datetime | None = None
+    precision_then: Precision | None = None
+    stamp = ""
+    for point in points:
+        measurement = point.measurement
+        if measurement != measurement_then:
+            precision = precision_of(measurement)
+            lines = groups.setdefault(precision, [])
+            measurement_then = measurement
+        tags = point.tags
+        key = (measurement, *tags.items())
+        try:
+            prefix = prefixes.get(key)
+            if prefix is None:
+                prefix = _remember(prefixes, key, _prefix(measurement, tags))
+            fields = None
+            for name, value in point.fields.items():
+                escaped = field_keys.get(name)
+                if escaped is None:
+                    escaped = _remember(field_keys, name, _name(name, _KEY, "field key") + "=")
+                kind = value.__class__
+                if kind is float:
+                    # Infinity minus itself and NaN minus anything are NaN; any finite number gives 0.
+                    if value - value != 0.0:  # type: ignore[operator]
+                        raise Unencodable(f"field {name!r}: {value} is not a finite number")
+                    text = escaped + repr(value)
+                elif kind is str:
+                    quoted = strings.get(value)  # type: ignore[arg-type]
+                    if quoted is None:
+                        quoted = _remember(strings, str(value), _value(name, value))
+                    text = escaped + quoted
+                else:
+                    text = escaped + _value(name, value)
+                fields = text if fields is None else f"{fields},{text}"
+            if fields is None:
+                raise Unencodable("a point needs at least one field")
+            time = point.time
+            if time != time_then or precision != precision_then:
+                stamp = str(timestamp(point, precision))
+                time_then, precision_then = time, precision
+            lines.append(f"{prefix} {fields} {stamp}")
+        except Unencodable as exc:
+            failed.append((point, exc))
+    return {precision: group for precision, group in groups.items() if group}, failed
 
 
 _CACHE_SIZE = 4096
-_PREFIXES: dict[tuple[str, ...] | tuple[object, ...], str] = {}
+_PREFIXES: dict[tuple[object, ...], str] = {}
 _FIELD_KEYS: dict[str, str] = {}
+_STRINGS: dict[str, str] = {}
+_K = TypeVar("_K")
+
+
+def _remember(cache: dict[_K, str], key: _K, text: str) -> str:
+    """Keep ``text`` under ``key``; a full cache starts over (the working set is small)."""
+    if len(cache) >= _CACHE_SIZE:
+        cache.clear()
+    cache[key] = text
+    return text
 
 
 def _prefix(measurement: str, tags: dict[str, str]) -> str:

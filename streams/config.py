@@ -106,6 +106,8 @@ class EngineSpec:
     allowed_lateness_us: int
     correction_horizon_us: int
     site_carbon: dict[str, CarbonSpec] = field(default_factory=dict)
+    correction_history_max: int = 2_000_000
+    """Readings kept for corrections across all machines; each machine keeps an equal share."""
 
 
 # Indices into the per-window state durations; MICRO is a part of RUNNING (see streams.oee).
@@ -246,4 +248,5 @@ def build_spec(plant: PlantModel) -> EngineSpec:
         allowed_lateness_us=int(production.allowed_lateness_s * US),
         correction_horizon_us=int(production.correction_horizon_s * US),
         site_carbon=site_carbon,
+        correction_history_max=production.correction_history_max,
     )

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import partial
 from typing import Any
 
@@ -97,9 +97,18 @@ class WindowResult:
             self.scope2_market_kg,
         )
 
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form: what ``dataclasses.asdict`` gives, several times faster.
+
+        Checkpoints of thousands of machines are built while the event loop waits.
+        """
+        data = {name: getattr(self, name) for name in _RESULT_FIELDS}
+        data["elements"] = self.elements.to_dict()
+        return data
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WindowResult:
-        """Rebuild a result from ``dataclasses.asdict`` output."""
+        """Rebuild a result from :meth:`to_dict` (or ``dataclasses.asdict``) output."""
         return cls(**{**data, "elements": OeeElements(**data["elements"])})
 
     def add(self, other: WindowResult) -> None:
@@ -112,6 +121,10 @@ class WindowResult:
         self.scope2_location_kg += other.scope2_location_kg
         if other.scope2_market_kg is not None:
             self.scope2_market_kg = (self.scope2_market_kg or 0.0) + other.scope2_market_kg
+
+
+_RESULT_FIELDS = tuple(f.name for f in fields(WindowResult) if f.name != "elements")
+_STATS_FIELDS = tuple(f.name for f in fields(Stats))
 
 
 class _Window:
@@ -241,8 +254,13 @@ class MachineState:
             ],
             "shifts": [
                 {
-                    "shift": asdict(t.shift),
-                    "result": asdict(t.result),
+                    "shift": {
+                        "name": t.shift.name,
+                        "start": t.shift.start,
+                        "end": t.shift.end,
+                        "breaks": t.shift.breaks,
+                    },
+                    "result": t.result.to_dict(),
                     "covered_scheduled": t.covered_scheduled,
                     "covered_break": t.covered_break,
                 }
@@ -251,7 +269,7 @@ class MachineState:
             "closed_until": self.closed_until,
             "next_check": self.next_check,
             "blocked": self.blocked,
-            "stats": asdict(self.stats),
+            "stats": {name: getattr(self.stats, name) for name in _STATS_FIELDS},
         }
 
     @classmethod

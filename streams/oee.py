@@ -47,6 +47,24 @@ class OeeElements:
     reject: float = 0
     ideal: float = 0.0
 
+    def to_dict(self) -> dict[str, int | float]:
+        """A JSON-ready form (what ``dataclasses.asdict`` gives, without its deep copy)."""
+        return {
+            "scheduled": self.scheduled,
+            "planned_stop": self.planned_stop,
+            "run": self.run,
+            "micro": self.micro,
+            "down": self.down,
+            "idle": self.idle,
+            "setup": self.setup,
+            "off": self.off,
+            "unknown": self.unknown,
+            "total": self.total,
+            "good": self.good,
+            "reject": self.reject,
+            "ideal": self.ideal,
+        }
+
     @property
     def planned_busy(self) -> int:
         """PBT = POT − PDOT."""

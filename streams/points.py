@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from plantstream.plant.schema import OeeMethod
-from plantstream.records import EPOCH, FieldValue, Point, Reading
+from plantstream.records import EPOCH, FieldValue, Point, Quality, Reading
 from streams.calendar import US
 from streams.config import CarbonSpec
 from streams.energy import US_PER_HOUR, specific_energy
@@ -18,6 +18,9 @@ from streams.machine import WindowResult
 from streams.oee import element_fields, oee_kpis
 
 __all__ = ["WindowPoints", "reading_point", "window_label"]
+
+# A plain str per quality (a StrEnum member's .value is a slow descriptor; points hold plain text).
+_QUALITY_TEXT = {quality: quality.value for quality in Quality}
 
 
 def window_label(window_us: int) -> str:
@@ -77,7 +80,7 @@ class WindowPoints:
             fields: dict[str, FieldValue] = {**kpis, **element_fields(e)}
             if self.micro_stop_max_s is not None:
                 fields["micro_stop_max_s"] = self.micro_stop_max_s
-            out.append(Point.model_construct(measurement="oee", tags=tags, fields=fields | common, time=time))
+            out.append(Point.trusted(measurement="oee", tags=tags, fields=fields | common, time=time))
         span_h = (result.end - result.start) / US_PER_HOUR
         if self.has_energy:
             fields = {"kwh": result.kwh, "avg_kw": result.kwh / span_h}
@@ -85,9 +88,7 @@ class WindowPoints:
             sec = specific_energy(result.kwh, e.good) if self.per_good_unit else None
             if sec is not None:
                 fields["kwh_per_good_unit"] = sec
-            out.append(
-                Point.model_construct(measurement="energy", tags=tags, fields=fields | common, time=time)
-            )
+            out.append(Point.trusted(measurement="energy", tags=tags, fields=fields | common, time=time))
         if self.carbon is not None and (self.has_energy or result.fuel_tj):
             total = result.scope1_kg + result.scope2_location_kg
             fields = {
@@ -100,9 +101,7 @@ class WindowPoints:
                 fields["scope2_market_kg"] = result.scope2_market_kg
             if self.per_good_unit and e.good > 0:
                 fields["co2e_kg_per_good_unit"] = total / e.good
-            out.append(
-                Point.model_construct(measurement="carbon", tags=tags, fields=fields | common, time=time)
-            )
+            out.append(Point.trusted(measurement="carbon", tags=tags, fields=fields | common, time=time))
         return out
 
 
@@ -113,7 +112,7 @@ def reading_point(reading: Reading, site: str, line: str) -> Point:
     and the raw OPC UA ``status_code`` where there is one. A bad reading without a value has no
     ``value`` field.
     """
-    fields: dict[str, FieldValue] = {"quality": reading.quality.value}
+    fields: dict[str, FieldValue] = {"quality": _QUALITY_TEXT[reading.quality]}
     value = reading.value
     if isinstance(value, str):
         fields["value_str"] = value
@@ -122,4 +121,4 @@ def reading_point(reading: Reading, site: str, line: str) -> Point:
     if reading.status_code is not None:
         fields["status_code"] = reading.status_code
     tags = {"site": site, "line": line, "machine": reading.machine, "signal": reading.signal}
-    return Point.model_construct(measurement="reading", tags=tags, fields=fields, time=reading.ts)
+    return Point.trusted(measurement="reading", tags=tags, fields=fields, time=reading.ts)

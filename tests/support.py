@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -97,3 +98,79 @@ def select(points: list[Point], measurement: str, **tags: str) -> list[Point]:
 def build_engine(text: str, *, reorder: bool = True) -> Engine:
     """An engine for plant ``text``."""
     return Engine(build_spec(parse_plant(text).model), reorder=reorder)
+
+
+ROLLUP_PLANT = """
+# One site of two lines: l1 (m1, m2) and l2 (m3 alone). Rolled up: line l1 and site demo.
+sites:
+  - id: demo
+    timezone: UTC
+    country: VN
+    calendar: day
+    carbon:
+      grid: {country: VN, basis: annual, year: 2023}
+    lines:
+      - id: l1
+        machines:
+          - id: m1
+            ideal_cycle_s: 1.0
+            signals:
+              state: state
+              total_count: total_count
+              good_count: good_count
+              reject_count: reject_count
+              power_kw: {role: power_kw, integration: trapezoid}
+              energy_kwh: energy_kwh
+          - id: m2
+            ideal_cycle_s: 0.5
+            signals:
+              state: state
+              total_count: total_count
+              good_count: good_count
+              reject_count: reject_count
+              power_kw: {role: power_kw, integration: trapezoid}
+              energy_kwh: energy_kwh
+      - id: l2
+        machines:
+          - id: m3
+            ideal_cycle_s: 1.0
+            signals:
+              state: state
+              total_count: total_count
+              good_count: good_count
+              reject_count: reject_count
+              power_kw: {role: power_kw, integration: trapezoid}
+              energy_kwh: energy_kwh
+calendars:
+  day:
+    shifts:
+      - {name: day, start: "08:00", end: "16:00"}
+production:
+  oee_method: iso22400
+  micro_stop_max_s: 0
+"""
+"""A plant whose line and site are rolled up, for :func:`rollup_shift`."""
+
+M3_FROM = "2026-03-02T09:30:30Z"
+
+
+def rollup_shift(shift_lines: list[str]) -> list[str]:
+    """Readings of :data:`ROLLUP_PLANT` made from the one-machine shift (examples/minimal-shift.jsonl).
+
+    m1 is the shift as it is; m2 makes twice the pieces (every counter, power and energy value
+    times 2) at half the ideal cycle time; m3 is the shift again, but connected only at
+    09:30:30 (nothing of it before), so the site's windows before then roll up m1 and m2 alone.
+    Sorted by time, then machine.
+    """
+    out = []
+    for line in shift_lines:
+        reading = json.loads(line)
+        out.append(reading)
+        double = dict(reading, machine="m2")
+        if reading["signal"] != "state":
+            double["value"] = reading["value"] * 2
+        out.append(double)
+        if reading["ts"] >= M3_FROM:
+            out.append(dict(reading, machine="m3"))
+    out.sort(key=lambda r: (r["ts"], r["machine"]))
+    return [json.dumps(r) for r in out]

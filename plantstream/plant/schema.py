@@ -394,6 +394,11 @@ class Production(_Strict):
     window_s: int = Field(default=60, gt=0, le=86_400)
     allowed_lateness_s: float = Field(default=5.0, ge=0)
     correction_horizon_s: float = Field(default=3_600.0, ge=0, description="how far back late data corrects")
+    correction_history_max: int = Field(
+        default=2_000_000,
+        ge=0,
+        description="readings kept for corrections, all machines together (a memory bound)",
+    )
 
     @model_validator(mode="after")
     def _horizon_covers_lateness(self) -> Production:
@@ -924,9 +929,15 @@ class KafkaTopics(_Strict):
     """The versioned topics of the kafka runtime (docs/kafka.md)."""
 
     readings: TopicName = Field(default="plantstream.readings.v1", description="Readings, keyed by machine")
-    points: TopicName = Field(default="plantstream.points.v1", description="Points, keyed by machine")
+    points: TopicName = Field(
+        default="plantstream.points.v1", description="Points, keyed by machine (roll-ups: line or site)"
+    )
     deadletter: TopicName = Field(
         default="plantstream.deadletter.v1", description="refused input with its reason"
+    )
+    windows: TopicName = Field(
+        default="plantstream.windows.v1",
+        description="closed machine windows and watermarks for the roll-ups, keyed by site",
     )
 
     @model_validator(mode="after")
@@ -934,6 +945,8 @@ class KafkaTopics(_Strict):
         names = [self.readings, self.points, self.deadletter]
         if len(set(names)) != len(names):
             raise ValueError("readings, points and deadletter must be three different topics")
+        if self.windows in names:
+            raise ValueError("windows must be a topic of its own, not readings, points or deadletter")
         return self
 
 

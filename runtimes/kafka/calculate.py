@@ -1,5 +1,8 @@
 """The per-machine step of ``process``: one record in, points out; the machine's state on demand.
 
+A machine of a rolled-up line or site also hands its closed windows and its "closed until"
+watermark to the roll-up stage (:mod:`runtimes.kafka.rollup`) through :meth:`MachineStates.windows`.
+
 Kept apart from Kafka so the rule that makes a restart safe is one small, testable thing: each
 machine's saved state carries the offset of the last reading it took, and a record at or below
 that offset is a redelivery (the worker died after saving the state but before committing the
@@ -11,17 +14,22 @@ partition or a worker.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 
 import orjson
 
-from plantstream.records import DeadLetter, Point, Reading, RecordError
+from plantstream.records import EPOCH, DeadLetter, Point, Reading, RecordError
 from runtimes.kafka.topics import dead_letter
 from streams.config import EngineSpec
 from streams.engine import Engine, ReadingRejected
+from streams.machine import WindowResult
 from streams.points import reading_point
+from streams.rollup import rollup_scopes
 
 __all__ = ["MachineStates", "Outcome"]
+
+_ONE_US = timedelta(microseconds=1)
 
 
 @dataclass
@@ -33,6 +41,8 @@ class Outcome:
     machine: str | None = None
     """Set when the machine's engine took the record: its state has moved on."""
     skipped: bool = False
+    ts: int | None = None
+    """The event time (µs since the epoch) of a reading the record held, good or refused."""
 
 
 class MachineStates:
@@ -41,6 +51,10 @@ class MachineStates:
     def __init__(self, spec: EngineSpec) -> None:
         self.spec = spec
         self._engines: dict[str, tuple[int, Engine]] = {}
+        self._rolled_up = {mid for members in rollup_scopes(spec).values() for mid in members}
+        self._unsent: dict[str, list[WindowResult]] = {}
+        self._sent_until: dict[str, int] = {}
+        self._silent_until: dict[str, int] = {}
 
     def load(self, machine: str, saved: bytes) -> int:
         """Continue ``machine`` from a state written by :meth:`state`; return its offset.
@@ -59,13 +73,56 @@ class MachineStates:
         """Drop engines (of partitions this worker no longer holds; all when ``None``)."""
         if machines is None:
             self._engines.clear()
+            self._unsent.clear()
+            self._sent_until.clear()
+            self._silent_until.clear()
         for machine in machines or ():
             self._engines.pop(machine, None)
+            self._unsent.pop(machine, None)
+            self._sent_until.pop(machine, None)
+            self._silent_until.pop(machine, None)
 
     def state(self, machine: str) -> bytes:
         """The machine's state with the offset of the last record it took, as JSON bytes."""
         offset, engine = self._engines[machine]
         return orjson.dumps({"offset": offset, "engine": engine.checkpoint()})
+
+    def windows(self, machine: str) -> tuple[str, bytes] | None:
+        """The roll-up stage's message of ``machine`` (key: its site), if there is news since the last.
+
+        The windows the machine closed or corrected since the last message and its "closed
+        until" watermark; nothing for a machine of no rolled-up scope, before its first reading is
+        released, or when neither has changed.
+        """
+        entry = self._engines.get(machine)
+        if entry is None or machine not in self._rolled_up:
+            return None
+        closed_until = entry[1].closed_until(machine)
+        results = self._unsent.pop(machine, [])
+        if closed_until is None or (not results and self._sent_until.get(machine) == closed_until):
+            return None
+        self._sent_until[machine] = closed_until
+        message = {"machine": machine, "closed_until": closed_until, "results": [asdict(r) for r in results]}
+        return self.spec.machines[machine].site, orjson.dumps(message)
+
+    def silences(self, machines: list[str], until: int) -> list[tuple[str, bytes]]:
+        """Roll-up stage messages for the ``machines`` that have sent nothing, silent up to ``until`` (µs).
+
+        The caller knows that every reading of these machines before ``until`` would have been
+        taken by now (their partition has delivered readings that far): a machine with no
+        engine yet has nothing for windows ending by then, so its roll-ups need not wait for it.
+        Nothing for machines of no rolled-up scope, with an engine, or already told this far.
+        """
+        out = []
+        for machine in machines:
+            if machine not in self._rolled_up or machine in self._engines:
+                continue
+            if self._silent_until.get(machine, until - 1) >= until:
+                continue
+            self._silent_until[machine] = until
+            message = {"machine": machine, "silent_until": until}
+            out.append((self.spec.machines[machine].site, orjson.dumps(message)))
+        return out
 
     def take(self, key: bytes | None, value: bytes | None, offset: int, where: str) -> Outcome:
         """Apply one record of the readings topic at ``offset``; never raises for bad input."""
@@ -75,7 +132,8 @@ class MachineStates:
             return Outcome(dead_letter=dead_letter("process", where, "error", repr(exc), value))
 
     def _new_engine(self, machine: str) -> Engine:
-        return Engine(dataclasses.replace(self.spec, machines={machine: self.spec.machines[machine]}))
+        alone = dataclasses.replace(self.spec, machines={machine: self.spec.machines[machine]})
+        return Engine(alone, keep_results=machine in self._rolled_up)
 
     def _take(self, key: bytes | None, value: bytes | None, offset: int, where: str) -> Outcome:
         try:
@@ -93,10 +151,11 @@ class MachineStates:
             message = f"record key {key!r} is not the reading's machine {machine!r}"
             return Outcome(dead_letter=dead_letter("process", where, "wrong_key", message, value))
         last, engine = self._engines.get(machine) or (-1, self._new_engine(machine))
+        ts = (reading.ts - EPOCH) // _ONE_US
         if offset <= last:
-            return Outcome(machine=machine, skipped=True)
+            return Outcome(machine=machine, skipped=True, ts=ts)
         self._engines[machine] = (offset, engine)
-        outcome = Outcome(machine=machine)
+        outcome = Outcome(machine=machine, ts=ts)
         if reading.signal in spec.recorded:
             outcome.points.append(reading_point(reading, spec.site, spec.line))
         try:
@@ -104,4 +163,6 @@ class MachineStates:
         except ReadingRejected as exc:
             outcome.dead_letter = dead_letter("process", where, exc.reason, str(exc), value)
         outcome.points.extend(engine.take_points())
+        if machine in self._rolled_up:
+            self._unsent.setdefault(machine, []).extend(result for _, result in engine.take_results())
         return outcome

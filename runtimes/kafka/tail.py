@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import click
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
-from rich.console import Console
 
-from runtimes.tail import Filters, render
+from runtimes.tail import Filters, Show
 
 __all__ = ["follow_topics"]
 
@@ -19,12 +17,11 @@ async def follow_topics(
     topics: list[str],
     filters: Filters,
     *,
-    as_json: bool,
     count: int | None,
-    console: Console,
+    show: Show,
     from_beginning: bool = False,
 ) -> None:
-    """Print matching records of ``topics`` (from their end, or their beginning) until ``count``.
+    """Show matching records of ``topics`` (from their end, or their beginning) until ``count``.
 
     No consumer group: tailing moves no one's offsets.
 
@@ -53,10 +50,7 @@ async def follow_topics(
                         continue
                     if not filters.match(data):
                         continue
-                    if as_json:
-                        click.echo((record.value or b"").decode())
-                    else:
-                        console.print(render(data), soft_wrap=True)
+                    show(data, (record.value or b"").decode())
                     shown += 1
                     if count is not None and shown >= count:
                         return

@@ -12,7 +12,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from plantstream.plant.schema import Kafka
 from plantstream.records import DeadLetter
 
-__all__ = ["PRODUCER_BATCH_BYTES", "dead_letter", "ensure_topics", "utf8"]
+__all__ = ["PRODUCER_BATCH_BYTES", "dead_letter", "ensure_compacted", "ensure_topics", "utf8"]
 
 _log = logging.getLogger("plantstream.kafka")
 
@@ -28,7 +28,7 @@ CPU is idle (docs/benchmarks.md, the kafka roles). Below the broker's 1 MiB ``me
 
 
 async def ensure_topics(settings: Kafka) -> list[str]:
-    """Create the readings, points and dead-letter topics that do not exist yet; return those created.
+    """Create the readings, points, dead-letter and windows topics that are missing; return those created.
 
     Topics that exist are left as they are (their partition count is the operator's business:
     raising it moves machines to other partitions, see docs/kafka.md).
@@ -37,7 +37,8 @@ async def ensure_topics(settings: Kafka) -> list[str]:
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [settings.topics.readings, settings.topics.points, settings.topics.deadletter]
+        topics = settings.topics
+        wanted = [topics.readings, topics.points, topics.deadletter, topics.windows]
         missing = [name for name in wanted if name not in existing]
         if missing:
             # Another role may create them at the same moment: that one is as good as ours.
@@ -52,6 +53,22 @@ async def ensure_topics(settings: Kafka) -> list[str]:
                 settings.replication,
             )
         return missing
+    finally:
+        await admin.close()
+
+
+async def ensure_compacted(settings: Kafka, name: str) -> None:
+    """Create the compacted topic ``name`` (a state topic) unless it exists."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.servers(), client_id="plantstream-admin")
+    await admin.start()
+    try:
+        if name in set(await admin.list_topics()):
+            return
+        topic = NewTopic(
+            name, settings.partitions, settings.replication, topic_configs={"cleanup.policy": "compact"}
+        )
+        with contextlib.suppress(TopicAlreadyExistsError):
+            await admin.create_topics([topic])
     finally:
         await admin.close()
 

@@ -78,6 +78,10 @@ def test_the_close_and_write_instants_give_the_latencies() -> None:
     assert list(recorder.oee_source_s) == [2.0]
     recorder.join({})
     assert recorder.unmatched == 1
+    # A line's or site's window is closed in the roll-up stage, by no reading: no source time.
+    recorder.join({oee_key(point): (104.5, math.nan)})
+    assert list(recorder.oee_close_s) == [0.75, 0.5]
+    assert list(recorder.oee_source_s) == [2.0]
 
 
 def test_cpu_and_run_queue_time_of_a_process_are_read_and_a_gone_one_is_nan() -> None:

@@ -36,8 +36,7 @@ async def test_the_ledger_is_fed_and_committed_with_the_checkpoint(tmp_path: Pat
     stop = asyncio.Event()
     run = asyncio.create_task(pipeline.run(stop))
     await asyncio.sleep(0.05)
-    for reading in readings:
-        await pipeline._queue.put(reading)
+    await pipeline.feed(readings)
     while pipeline._queue.qsize():
         await asyncio.sleep(0.01)
     stop.set()

@@ -185,12 +185,15 @@ def test_a_missing_token_is_a_startup_error_naming_sink_and_variable(tmp_path: P
 # -- outage, rejection, throttling -----------------------------------------------------------------
 
 
-async def test_an_outage_mid_stream_is_retried_and_every_point_arrives_once(
+OUTAGE_S = 30.0
+"""How long the server is down in the outage test (issue 6)."""
+
+
+@pytest.mark.slow
+async def test_a_30_s_outage_mid_stream_is_retried_and_every_point_arrives_once(
     victoria: VictoriaMetrics, tmp_path: Path
 ) -> None:
-    """The server is stopped for several seconds while points keep coming (the issue asks for 30 s;
-    the test instead waits until the sink has failed at least three times in a row while the
-    server is down, which proves the retry loop ran through the outage, and keeps the suite short)."""
+    """The server is stopped for 30 s while a steady stream of points goes on, then started again."""
     letters: list[DeadLetter] = []
     sink = InfluxSink(
         settings(victoria.url, batch_size=20, flush_interval_s=0.1),
@@ -200,28 +203,36 @@ async def test_an_outage_mid_stream_is_retried_and_every_point_arrives_once(
         first_retry_s=0.2,
         max_retry_s=1.0,
     )
-    total = 600
     submitted = 0
+    stop_stream = asyncio.Event()
 
     async def stream() -> None:
+        # A point every 20 ms (50 a second) until told to stop, the outage notwithstanding.
         nonlocal submitted
-        for i in range(total):
-            await sink.submit([steady(i)])
+        while not stop_stream.is_set():
+            await sink.submit([steady(submitted)])
             submitted += 1
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.02)
 
     async with sink:
         producer = asyncio.create_task(stream())
         await eventually(lambda: sink.health.written >= 100)
         await asyncio.to_thread(victoria.stop)
-        during = sink.health.errors["connection"]
-        at_stop = submitted
-        await eventually(lambda: sink.health.errors["connection"] >= during + 3)
+        failed_before, at_stop = sink.health.errors["connection"], submitted
+        await asyncio.sleep(OUTAGE_S)
+        failed_during = sink.health.errors["connection"] - failed_before
+        assert failed_during >= 3  # the retry loop ran through the outage
         assert not sink.health.connected
         assert submitted > at_stop  # the stream went on into the outbox meanwhile
+        assert sink.outbox.lines > 0
         await asyncio.to_thread(victoria.start)
+        at_restart = sink.health.written
+        # The stream goes on after the restart until the backlog is delivered and more after it.
+        await eventually(lambda: sink.health.written > at_restart and sink.outbox.lines < 20)
+        stop_stream.set()
         await producer
         assert await sink.drain(60)
+    total = submitted
     expected = expected_samples([json.loads(steady(i).to_json()) for i in range(total)])
     await eventually(lambda: len(victoria.samples('{__name__=~"steady_.*"}')) >= len(expected))
     assert same_samples(victoria.samples('{__name__=~"steady_.*"}'), expected)

@@ -1,15 +1,14 @@
 """The kafka roles (collect, process, sink) on a real Apache Kafka broker (KRaft, one node).
 
 Each test has its own topics and consumer groups on the session's broker. Expected points come
-from the same pure engine through ``replay``: the kafka roles never flush at the end of input (a
-stream has no end), so the windows still open when the input stops (the shift and its last minute)
-are left out of the comparison, exactly those that an engine without ``flush`` has not closed.
+from the same pure engine through ``replay``, compared as :mod:`parity` says: the kafka roles
+never flush at the end of input (a stream has no end), so the windows still open when the input
+stops (the shift and its last minute) are left out of the comparison.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import os
 import shutil
@@ -24,55 +23,37 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from parity import Identity, expected_points, identity, last_per_identity, sink_writes
 from services import KafkaBroker, VictoriaMetrics, expected_samples, free_port, same_samples
+from support import ROLLUP_PLANT, rollup_shift
 
+from plantstream.plant import parse_plant
 from plantstream.plant.schema import InfluxDbSink, Kafka
-from plantstream.records import Point, Reading
+from plantstream.records import Point
 from runtimes.kafka.sink import OutboxSink, SinkRole
 from runtimes.kafka.topics import ensure_topics
 from runtimes.plant import load_and_resolve
-from runtimes.replay import replay
 from sinks.influx import InfluxSink
-from streams.engine import Engine
+from streams.config import build_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 MINIMAL = ROOT / "examples" / "minimal.yaml"
 SHIFT = ROOT / "examples" / "minimal-shift.jsonl"
 READINGS = SHIFT.read_text().splitlines()
-Identity = tuple[str, str, str]
+PARITY = expected_points(MINIMAL, READINGS)
+EXPECTED = PARITY.closed
 
 
-def identity(point: dict) -> Identity:
-    return (point["measurement"], json.dumps(point["tags"], sort_keys=True), point["time"])
+# Line l1 (m1, m2) and site demo (m1, m2, m3) are rolled up: five scopes (support.ROLLUP_PLANT).
+ROLLUP_READINGS = rollup_shift(READINGS)
+ROLLUP_PARITY = expected_points(build_spec(parse_plant(ROLLUP_PLANT).model), ROLLUP_READINGS)
+EXPECTED_ROLLUP = ROLLUP_PARITY.closed
 
 
-def expected_points() -> dict[Identity, dict]:
-    """Last revision per identity from ``replay``, limited to the windows a stream has closed."""
-    _, spec = load_and_resolve(MINIMAL)
-    out = io.StringIO()
-    replay(Engine(spec, reorder=False), READINGS, out, source="shift", lateness_us=spec.allowed_lateness_us)
-    replayed = {identity(p): p["fields"] for p in map(json.loads, out.getvalue().splitlines())}
-    streaming = Engine(spec)
-    for line in READINGS:
-        streaming.push(Reading.from_json(line))
-    closed = {identity(json.loads(p.to_json())) for p in streaming.take_points()}
-    assert len(closed) == len(replayed) - 6, "the shift and its last minute stay open (oee, energy, carbon)"
-    return {key: replayed[key] for key in closed}
-
-
-EXPECTED = expected_points()
-
-
-def sink_writes(state: Path) -> list[dict]:
-    """Every point line the file sink wrote, in order (raw readings left out)."""
-    lines = []
-    for file in sorted((state / "points").glob("*.jsonl")):
-        lines += [json.loads(line) for line in file.read_text().splitlines()]
-    return [p for p in lines if p["measurement"] != "reading"]
-
-
-def last_per_identity(writes: list[dict]) -> dict[Identity, dict]:
-    return {identity(p): p["fields"] for p in writes}
+def test_the_stream_leaves_the_shift_and_its_last_minute_open() -> None:
+    # oee, energy and carbon of the shift and of its last minute, per machine, line or site
+    assert PARITY.still_open == 6
+    assert ROLLUP_PARITY.still_open == 6 * 5
 
 
 def dead_letters(state: Path) -> list[dict]:
@@ -127,18 +108,19 @@ class Roles:
 
 
 @pytest.fixture
-def plant_file(tmp_path: Path, kafka: KafkaBroker) -> Callable[[int], Path]:
+def plant_file(tmp_path: Path, kafka: KafkaBroker) -> Callable[[int, str | None], Path]:
     """The minimal plant with a kafka section of fresh topics and groups on the test broker."""
 
-    def write(partitions: int) -> Path:
+    def write(partitions: int, plant: str | None = None) -> Path:
         run = uuid.uuid4().hex[:8]
         path = tmp_path / "plant.yaml"
         path.write_text(
-            MINIMAL.read_text()
+            (plant or MINIMAL.read_text())
             + f"""
 kafka:
   bootstrap: {kafka.bootstrap}
-  topics: {{readings: t{run}.readings.v1, points: t{run}.points.v1, deadletter: t{run}.deadletter.v1}}
+  topics: {{readings: t{run}.readings.v1, points: t{run}.points.v1, deadletter: t{run}.deadletter.v1,
+            windows: t{run}.windows.v1}}
   partitions: {partitions}
   replication: 1
   group: g{run}
@@ -150,11 +132,11 @@ kafka:
 
 
 @pytest.fixture
-def roles(plant_file: Callable[[int], Path], tmp_path: Path) -> Iterator[Callable[[int], Roles]]:
+def roles(plant_file: Callable[[int, str | None], Path], tmp_path: Path) -> Iterator[Callable[..., Roles]]:
     made: list[Roles] = []
 
-    def make(partitions: int) -> Roles:
-        made.append(Roles(plant_file(partitions), tmp_path))
+    def make(partitions: int, plant: str | None = None) -> Roles:
+        made.append(Roles(plant_file(partitions, plant), tmp_path))
         return made[-1]
 
     yield make
@@ -188,8 +170,8 @@ def produce(plant: Path, records: list[tuple[bytes | None, bytes]], pause_every:
     asyncio.run(send())
 
 
-def committed(plant: Path, group: str) -> int:
-    """Sum of the committed offsets of ``group``."""
+def committed(plant: Path, group: str, topic: str | None = None) -> int:
+    """Sum of the committed offsets of ``group`` (on ``topic`` only, if given)."""
     settings = settings_of(plant)
 
     async def ask() -> int:
@@ -199,7 +181,7 @@ def committed(plant: Path, group: str) -> int:
             offsets = await admin.list_consumer_group_offsets(group)
         finally:
             await admin.close()
-        return sum(o.offset for o in offsets.values())
+        return sum(o.offset for tp, o in offsets.items() if topic in (None, tp.topic))
 
     return asyncio.run(ask())
 
@@ -227,9 +209,7 @@ def as_records(lines: list[str]) -> list[tuple[bytes | None, bytes]]:
     return [(json.loads(line)["machine"].encode(), line.encode()) for line in lines]
 
 
-def test_collect_process_sink_give_the_points_of_replay(
-    roles: Callable[[int], Roles], tmp_path: Path
-) -> None:
+def test_collect_process_sink_give_the_points_of_replay(roles: Callable[..., Roles], tmp_path: Path) -> None:
     r = roles(3)
     state = tmp_path / "sink"
     collect = r.start("collect", "--from-file", str(SHIFT))
@@ -266,6 +246,33 @@ def test_collect_process_sink_give_the_points_of_replay(
     shown = [json.loads(line) for line in tail.stdout.splitlines()]
     assert [p["measurement"] for p in shown] == ["energy"] * 3
     assert all(identity(p) in EXPECTED for p in shown)
+    # The live table from the same topic: the shift's A, P and Q from the elements of its closed
+    # minutes summed (ratios of sums, never a mean of ratios).
+    minutes = [fields for (measurement, _, _), fields in EXPECTED.items() if measurement == "oee"]
+    run = sum(f["run_s"] for f in minutes)
+    availability = run / sum(f["planned_busy_s"] for f in minutes)
+    performance = sum(f["ideal_run_s"] for f in minutes) / run
+    quality = sum(f["good_count"] for f in minutes) / sum(f["total_count"] for f in minutes)
+    table = subprocess.run(
+        [
+            *(r.exe, "tail", "--kafka", settings_of(r.plant).bootstrap, "--topics", topics.points),
+            *("--from-beginning", "--measurement", "oee", "--table", "--count", str(len(minutes))),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert table.returncode == 0, table.stderr
+    [row] = [line for line in table.stdout.splitlines() if "demo/l1/m1" in line]
+    cells = [cell.strip() for cell in row.split("│")]
+    assert cells[4:9] == [
+        f"{availability * performance * quality:.1%}",
+        f"{availability:.1%}",
+        f"{performance:.1%}",
+        f"{quality:.1%}",
+        "-",  # no power reading followed and no energy point: no kW
+    ], row
 
 
 def test_tail_names_what_it_cannot_follow(kafka: KafkaBroker) -> None:
@@ -283,7 +290,7 @@ def test_tail_names_what_it_cannot_follow(kafka: KafkaBroker) -> None:
 
 
 def test_a_poison_record_is_dead_lettered_with_its_reason_and_the_rest_is_processed(
-    roles: Callable[[int], Roles], tmp_path: Path
+    roles: Callable[..., Roles], tmp_path: Path
 ) -> None:
     r = roles(1)
     state = tmp_path / "sink"
@@ -312,7 +319,7 @@ def test_a_poison_record_is_dead_lettered_with_its_reason_and_the_rest_is_proces
 
 
 def test_a_worker_killed_mid_run_and_restarted_loses_no_window_and_counts_none_twice(
-    roles: Callable[[int], Roles], tmp_path: Path
+    roles: Callable[..., Roles], tmp_path: Path
 ) -> None:
     r = roles(3)
     state = tmp_path / "sink"
@@ -347,7 +354,78 @@ def test_a_worker_killed_mid_run_and_restarted_loses_no_window_and_counts_none_t
     assert "restored 1 machine state(s)" in r.log("process-2"), "the second worker went on from m1's state"
 
 
-def test_two_workers_share_the_partitions(roles: Callable[[int], Roles], tmp_path: Path) -> None:
+def rollup_identities(expected: dict[Identity, dict]) -> dict[Identity, dict]:
+    """The line and site points among ``expected`` (no machine tag)."""
+    return {key: fields for key, fields in expected.items() if '"machine"' not in key[1]}
+
+
+def test_collect_process_sink_give_the_line_and_site_roll_ups_of_replay(
+    roles: Callable[..., Roles], tmp_path: Path
+) -> None:
+    r = roles(3, ROLLUP_PLANT)
+    state = tmp_path / "sink"
+    readings = tmp_path / "rollup-shift.jsonl"
+    readings.write_text("\n".join(ROLLUP_READINGS) + "\n")
+    collect = r.start("collect", "--from-file", str(readings))
+    assert collect.wait(timeout=120) == 0, r.log("collect")
+    r.start("process")
+    r.start("sink", "--state-dir", str(state))
+    wait_for(
+        lambda: len(last_per_identity(sink_writes(state))) >= len(EXPECTED_ROLLUP), "every closed window"
+    )
+    time.sleep(1)  # anything more (a roll-up counted twice, an extra identity) would show now
+    got = last_per_identity(sink_writes(state))
+    assert got == EXPECTED_ROLLUP
+    rolled = rollup_identities(got)
+    # Line l1 and site demo: oee, energy and carbon of every minute closed, 08:00 to 15:58.
+    assert len(rolled) == 2 * 3 * 479
+    site = {key[2][11:16]: f for key, f in rolled.items() if key[0] == "oee" and '"line"' not in key[1]}
+    assert (site["09:29"]["machines"], site["09:31"]["machines"]) == (2, 3), "m3 comes at 09:30:30"
+    assert not dead_letters(state)
+
+
+def test_a_worker_killed_mid_run_and_restarted_loses_no_roll_up_and_counts_none_twice(
+    roles: Callable[..., Roles], tmp_path: Path
+) -> None:
+    r = roles(3, ROLLUP_PLANT)
+    state = tmp_path / "sink"
+    r.start("sink", "--state-dir", str(state))
+    first = r.start("process", name="process-1")
+    import threading
+
+    producer = threading.Thread(target=produce, args=(r.plant, as_records(ROLLUP_READINGS), 600))
+    producer.start()
+    settings = settings_of(r.plant)
+
+    def rolled_up_and_saved() -> bool:
+        written = rollup_identities(last_per_identity(sink_writes(state)))
+        return len(written) >= 60 and committed(r.plant, settings.group, settings.topics.windows) > 0
+
+    # Killed once the roll-up stage has written points and committed, so it has a state to go on from.
+    wait_for(rolled_up_and_saved, "a first roll-up commit")
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    at_kill = rollup_identities(last_per_identity(sink_writes(state)))
+    assert len(at_kill) < len(rollup_identities(EXPECTED_ROLLUP)), "not a mid-run kill"
+    r.start("process", name="process-2")
+    producer.join(timeout=180)
+    wait_for(
+        lambda: len(last_per_identity(sink_writes(state))) >= len(EXPECTED_ROLLUP), "every closed window"
+    )
+    time.sleep(2)
+    writes = sink_writes(state)
+    assert last_per_identity(writes) == EXPECTED_ROLLUP
+    # A roll-up written again after the restart is the same roll-up: same revision, same numbers.
+    versions: dict[tuple[Identity, object], set[str]] = {}
+    for p in writes:
+        versions.setdefault((identity(p), p["fields"].get("revision")), set()).add(
+            json.dumps(p["fields"], sort_keys=True)
+        )
+    assert all(len(v) == 1 for v in versions.values())
+    assert "restored 1 site roll-up state(s)" in r.log("process-2"), "the stage went on from its state"
+
+
+def test_two_workers_share_the_partitions(roles: Callable[..., Roles], tmp_path: Path) -> None:
     r = roles(4)
     state = tmp_path / "sink"
     one = r.start("process", name="process-a")
@@ -367,6 +445,30 @@ def test_two_workers_share_the_partitions(roles: Callable[[int], Roles], tmp_pat
     r.start("sink", "--state-dir", str(state))
     wait_for(lambda: len(last_per_identity(sink_writes(state))) >= len(EXPECTED), "every closed window")
     assert last_per_identity(sink_writes(state)) == EXPECTED
+    assert r.stop(one) == 0, r.log("process-a")
+    assert r.stop(two) == 0, r.log("process-b")
+
+
+def test_two_workers_share_the_machines_and_the_roll_ups(roles: Callable[..., Roles], tmp_path: Path) -> None:
+    r = roles(4, ROLLUP_PLANT)  # m1 and m3 in readings partition 0, m2 in 3 (process.partition_of)
+    state = tmp_path / "sink"
+    one = r.start("process", name="process-a")
+    wait_for(lambda: "assigned windows partitions [0, 1, 2, 3]" in r.log("process-a"), "worker a alone")
+    two = r.start("process", name="process-b")
+
+    def both_hold_windows() -> bool:
+        held = [
+            [x for x in r.log(name).splitlines() if x.startswith("process: assigned windows partitions")]
+            for name in ("process-a", "process-b")
+        ]
+        return all(held) and held[0][-1] != "process: assigned windows partitions [0, 1, 2, 3]"
+
+    wait_for(both_hold_windows, "both workers to hold partitions")
+    produce(r.plant, as_records(ROLLUP_READINGS))
+    r.start("sink", "--state-dir", str(state))
+    wait_for(lambda: len(last_per_identity(sink_writes(state))) >= len(EXPECTED_ROLLUP), "every window")
+    time.sleep(1)
+    assert last_per_identity(sink_writes(state)) == EXPECTED_ROLLUP
     assert r.stop(one) == 0, r.log("process-a")
     assert r.stop(two) == 0, r.log("process-b")
 
@@ -402,7 +504,7 @@ class FlakySink:
 
 
 async def test_the_sink_commits_only_after_the_write_and_retries_a_failing_sink(
-    plant_file: Callable[[int], Path],
+    plant_file: Callable[..., Path],
 ) -> None:
     settings = settings_of(plant_file(1))
     await ensure_topics(settings)
@@ -452,7 +554,7 @@ def test_a_role_names_the_broker_it_cannot_reach_or_the_missing_section(role: st
 
 
 async def test_the_sink_role_delivers_to_influxdb_through_the_outbox(
-    plant_file: Callable[[int], Path], victoria: VictoriaMetrics, tmp_path: Path
+    plant_file: Callable[..., Path], victoria: VictoriaMetrics, tmp_path: Path
 ) -> None:
     settings = settings_of(plant_file(1))
     await ensure_topics(settings)

@@ -15,6 +15,7 @@ import pytest
 from services import free_port
 
 pytestmark = pytest.mark.e2e
+DEMO_LINE = Path(__file__).resolve().parents[2] / "examples" / "demo-line.yaml"
 
 
 def plantstream() -> str:
@@ -39,7 +40,7 @@ def test_demo_writes_points_and_serves_health_metrics_and_a_stream_to_tail(tmp_p
             plantstream(),
             "demo",
             "--duration",
-            "12",
+            "20",  # room for the three tails below on a busy machine
             "--no-ui",
             "--state-dir",
             str(state),
@@ -82,10 +83,42 @@ def test_demo_writes_points_and_serves_health_metrics_and_a_stream_to_tail(tmp_p
         records = [json.loads(line) for line in tail.stdout.splitlines()]
         assert len(records) == 30
         assert all((r.get("tags") or r)["machine"] == "press1" for r in records)
+        # The live table, printed once at the end without a terminal: every machine of the plant
+        # file is a row, whatever the events shown so far.
+        table = subprocess.run(
+            [
+                *(plantstream(), "tail", "--url", f"http://127.0.0.1:{port}/stream", "--table"),
+                *("-c", str(DEMO_LINE), "--count", "200"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert table.returncode == 0, table.stderr
+        for machine in ("press1", "cnc1", "packer1", "oven1"):
+            assert f"hcm/line1/{machine}" in table.stdout, table.stdout
+        assert "readings/s" in table.stdout
+        # Without the plant file the rows are the machines the events name, here the press only.
+        table = subprocess.run(
+            [
+                *(plantstream(), "tail", "--url", f"http://127.0.0.1:{port}/stream", "--table"),
+                *("--machine", "press1", "--measurement", "energy", "--count", "2"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert table.returncode == 0, table.stderr
+        assert "hcm/line1/press1" in table.stdout, table.stdout
+        assert "cnc1" not in table.stdout
+        assert "2 points" in table.stdout
         status, metrics = get(f"http://127.0.0.1:{port}/metrics")
         assert status == 200
         assert 'plantstream_source_connected{source="line1-plc"} 1' in metrics
         assert re.search(r"^plantstream_idle_ticks_total \d+$", metrics, re.M)
+        assert re.search(r'^plantstream_source_lag_seconds\{source="line1-plc"\} [0-9.]+$', metrics, re.M)
         _, stderr = demo.communicate(timeout=120)
     finally:
         if demo.poll() is None:
@@ -113,6 +146,14 @@ def test_tail_with_nothing_to_follow_is_one_clear_line() -> None:
     assert result.returncode == 1
     assert f"nothing to follow at {url}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_tail_table_and_json_together_is_a_usage_error() -> None:
+    result = subprocess.run(
+        [plantstream(), "tail", "--table", "--json"], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == 2
+    assert "--table and --json exclude each other" in result.stderr
 
 
 def test_a_busy_health_port_does_not_stop_the_pipeline(tmp_path: Path) -> None:

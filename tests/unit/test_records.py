@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -204,3 +205,73 @@ def test_a_trusted_reading_equals_the_validated_one(
     assert trusted.to_json() == validated.to_json()
     assert hash(trusted) == hash(validated)
     assert type(trusted.value) is type(validated.value)
+
+
+@given(
+    ts=_utc_times,
+    server_ts=st.one_of(st.none(), _utc_times),
+    value=st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(max_size=8),
+    ),
+    quality=st.sampled_from(list(Quality)),
+    status_code=st.one_of(st.none(), st.integers(min_value=0, max_value=0xFFFFFFFF)),
+)
+def test_a_trusted_reading_with_quality_and_status_equals_the_validated_one(
+    ts: datetime,
+    server_ts: datetime | None,
+    value: bool | int | float | str | None,
+    quality: Quality,
+    status_code: int | None,
+) -> None:
+    # The OPC UA collector's shape: quality, raw status code and server time as well.
+    if value is None:
+        quality = Quality.BAD
+    arguments = {
+        "ts": ts, "machine": "m1", "signal": "state", "value": value, "source": "plc", "seq": 7,
+        "ingest_ts": ts, "quality": quality, "status_code": status_code, "server_ts": server_ts,
+    }  # fmt: skip
+    trusted = Reading.trusted(**arguments)  # type: ignore[arg-type]
+    validated = Reading(**arguments)  # type: ignore[arg-type]
+    assert trusted == validated
+    assert trusted.to_json() == validated.to_json()
+    assert hash(trusted) == hash(validated)
+
+
+_field_values = st.one_of(
+    st.booleans(),
+    st.integers(),  # beyond 64 bits too: the fast encoder hands those to pydantic
+    st.floats(),  # NaN and infinities included: both encoders write null
+    st.text(max_size=12),
+)
+
+
+@example(
+    measurement="energy",
+    tags={"machine": "m1"},
+    fields={"kwh": float("nan"), "kw": float("inf"), "pieces": 2**70, "ok": True},
+    time=datetime(2026, 3, 2, 8, 0, 0, 250_000, tzinfo=UTC),
+)
+@given(
+    measurement=st.text(min_size=1, max_size=8),
+    tags=st.dictionaries(st.text(max_size=6), st.text(max_size=8), max_size=4),
+    fields=st.dictionaries(st.text(max_size=6), _field_values, max_size=5),
+    time=_utc_times,
+)
+def test_a_trusted_point_equals_the_validated_one_and_encodes_as_pydantic_does(
+    measurement: str,
+    tags: dict[str, str],
+    fields: dict[str, bool | int | float | str],
+    time: datetime,
+) -> None:
+    trusted = Point.trusted(measurement=measurement, tags=tags, fields=fields, time=time)
+    validated = Point(measurement=measurement, tags=tags, fields=fields, time=time)
+    assert trusted.model_fields_set == validated.model_fields_set
+    assert trusted.to_json() == validated.model_dump_json()
+    if all(not isinstance(v, float) or math.isfinite(v) for v in fields.values()):
+        # NaN and the infinities are written as null (by both); NaN is not equal to itself
+        assert trusted == validated
+        assert Point.from_json(trusted.to_json()) == trusted

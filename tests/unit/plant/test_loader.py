@@ -668,6 +668,7 @@ def test_the_agreed_section_loads_with_its_defaults() -> None:
         "plantstream.points.v1",
         "plantstream.deadletter.v1",
     )
+    assert kafka.topics.windows == "plantstream.windows.v1"
     assert (kafka.partitions, kafka.replication, kafka.group) == (6, 1, "plantstream")
 
 
@@ -726,6 +727,14 @@ def test_bootstrap_from_the_environment_as_a_list() -> None:
             "kafka.topics",
             "three different topics",
             id="topics-distinct",
+        ),
+        pytest.param(
+            "deadletter: plantstream.deadletter.v1",
+            "deadletter: plantstream.deadletter.v1\n    windows: plantstream.points.v1",
+            23,
+            "kafka.topics",
+            "windows must be a topic of its own",
+            id="windows-topic-distinct",
         ),
         pytest.param("group: plantstream", "grup: plantstream", 29, "kafka.grup", "unknown key", id="typo"),
     ],

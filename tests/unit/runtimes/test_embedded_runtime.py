@@ -45,7 +45,7 @@ async def test_the_gc_runs_less_often_while_the_pipeline_runs_and_as_before_afte
     before = gc.get_threshold()
     seen: list[tuple[int, int, int]] = []
     pipeline.sink.on_write = lambda _batch, _wall: seen.append(gc.get_threshold())
-    pipeline._queue.put_nowait(reading(0, "power_kw", 1.0))
+    await pipeline.feed([reading(0, "power_kw", 1.0)])
     stop = asyncio.Event()
     task = asyncio.create_task(pipeline.run(stop))
     while not seen:

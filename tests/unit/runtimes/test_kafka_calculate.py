@@ -70,12 +70,13 @@ def test_each_bad_record_becomes_one_dead_letter_with_its_reason() -> None:
     assert machines.take(b"m1", LINES[0].encode(), 4, "t").dead_letter is None
 
 
-def test_process_names_the_roll_ups_it_does_not_compute() -> None:
-    from plantstream.plant.schema import Kafka
-    from runtimes.kafka.process import ProcessRole
+def test_only_machines_of_a_rolled_up_line_or_site_send_windows_to_the_roll_up_stage() -> None:
+    from streams.rollup import rollup_scopes
 
-    _, single = load_and_resolve(ROOT / "examples" / "minimal.yaml")
-    assert ProcessRole(Kafka(), single).missing_rollups() == []
+    machines = states()
+    run(machines, range(200))
+    assert machines.windows("m1") is None, "one machine: nothing to roll up"
+    assert machines.silences(["m1"], 10**18) == []
     _, demo = load_and_resolve(ROOT / "examples" / "demo-line.yaml")
     # Four machines on one line of one site: the line is rolled up, the site (one line) is not.
-    assert ProcessRole(Kafka(), demo).missing_rollups() == ["line hcm/line1"]
+    assert list(rollup_scopes(demo)) == [("line", "hcm", "line1")]

@@ -17,7 +17,7 @@ T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
 
 def sink(tmp_path: Path, answers: list[Exception | None]) -> InfluxSink:
-    def writer(lines: list[bytes], precision: str) -> None:
+    def writer(body: bytes, precision: str) -> None:
         error = answers.pop(0)
         if error is not None:
             raise error

@@ -61,8 +61,9 @@ class Script:
         self.requests: list[tuple[str, list[bytes]]] = []
         self.accepted: list[bytes] = []
 
-    def __call__(self, lines: list[bytes], precision: str) -> None:
-        self.requests.append((precision, list(lines)))
+    def __call__(self, body: bytes, precision: str) -> None:
+        lines = body.split(b"\n")
+        self.requests.append((precision, lines))
         error = self.answer(lines)
         if error is not None:
             raise error
@@ -189,6 +190,37 @@ async def test_rejected_lines_are_isolated_and_dead_lettered_the_rest_delivered(
     assert len(script.requests) == 1 + 2 + 4 + 4
 
 
+async def test_a_rejected_line_is_isolated_across_chunks_of_a_batch(tmp_path: Path) -> None:
+    def answer(lines: list[bytes]) -> Exception | None:
+        return http_error(400, "bad") if any(b" v=5i " in line for line in lines) else None
+
+    script = Script(answer)
+    sink, letters, _ = make(tmp_path, script, batch_size=8)
+    # Three submits of 3 lines: three chunks, of which the first two (6 lines) make one batch.
+    await sink.submit(points(3))
+    await sink.submit(points(3, start=3))
+    await sink.submit(points(3, start=6))
+    assert [c.lines for c in sink.outbox.peek(8)] == [3, 3]
+    async with sink:
+        await until(lambda: sink.outbox.lines == 0)
+    expected = sink_lines(points(9))
+    assert [letter.raw for letter in letters] == [expected[5].decode()]
+    assert sorted(script.accepted) == sorted(expected[:5] + expected[6:])
+    # The batch of 6 lines, its halves of 3 (0-2 good, 3-5 bad), 1 + 2 lines, 1 + 1 lines; then 6-8.
+    assert [len(lines) for _, lines in script.requests] == [6, 3, 3, 1, 2, 1, 1, 3]
+
+
+async def test_a_submit_larger_than_a_batch_is_stored_in_chunks_of_a_batch(tmp_path: Path) -> None:
+    script = Script()
+    sink, _, _ = make(tmp_path, script, batch_size=3)
+    await sink.submit(points(7))
+    assert [c.lines for c in sink.outbox.peek(100)] == [3, 3, 1]
+    async with sink:
+        await until(lambda: len(script.accepted) == 7)
+    assert script.accepted == sink_lines(points(7))
+    assert [len(lines) for _, lines in script.requests] == [3, 3, 1]
+
+
 def sink_lines(pts: list[Point]) -> list[bytes]:
     return [f"oee,machine=m1 v={p.fields['v']}i {int(p.time.timestamp())}".encode() for p in pts]
 
@@ -232,9 +264,14 @@ async def test_drop_oldest_counts_what_it_drops(tmp_path: Path) -> None:
     sink, _, _ = make(
         tmp_path, Script(), batch_size=100, outbox={"max_bytes": 2 * one, "when_full": "drop_oldest"}
     )
-    await sink.submit(points(2))  # not started: nothing is delivered
+    # Not started: nothing is delivered. Each submit is one chunk; whole chunks are dropped.
+    await sink.submit(points(1))
+    await sink.submit(points(1, start=1))
     await sink.submit(points(1, start=2))
     assert (sink.outbox.lines, sink.outbox.dropped) == (2, 1)
+    await sink.submit(points(2, start=3))  # needs the room of both waiting chunks
+    assert (sink.outbox.lines, sink.outbox.dropped) == (2, 3)
+    assert [c.body for c in sink.outbox.peek(10)] == [b"\n".join(sink_lines(points(2, start=3)))]
     await sink.close(flush_timeout_s=0)
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from plantstream.records import Point
-from sinks.lineprotocol import Unencodable, encode, timestamp
+from sinks.lineprotocol import Unencodable, encode, encode_many, timestamp
 
 T0 = datetime(2026, 3, 2, 8, 0, 0, tzinfo=UTC)
 T0_S = 1772438400  # 2026-03-02T08:00:00Z: 20 514 days × 86 400 s + 8 × 3 600 s
@@ -149,3 +149,34 @@ def test_times_before_the_epoch_floor_towards_the_past() -> None:
     p = point(time=datetime(1969, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC))
     assert timestamp(p, "s") == -1
     assert timestamp(p, "ms") == -500
+
+
+def test_many_points_are_grouped_by_precision_in_order_and_failures_reported() -> None:
+    later = T0.replace(microsecond=250_000)
+    a1 = point("a", fields={"v": 1.0})
+    b1 = point("b", fields={"v": 2})  # the same time as a1, at another precision
+    bad = point("a", fields={"v": float("nan")})
+    a2 = point("a", fields={"s": 'say "hi"'}, time=later)
+    b2 = point("b", fields={"v": 3, "ok": True}, time=later)
+    only_bad = point("c", fields={"v": float("inf")})
+    precisions = {"a": "s", "b": "ms", "c": "us"}
+    groups, failed = encode_many([a1, b1, bad, a2, b2, only_bad], precisions.__getitem__)  # type: ignore[arg-type]
+    assert groups == {
+        "s": [f"a v=1.0 {T0_S}", f'a s="say \\"hi\\"" {T0_S}'],
+        "ms": [f"b v=2i {T0_S * 1000}", f"b v=3i,ok=true {T0_S * 1000 + 250}"],
+    }
+    assert [(p, str(exc)) for p, exc in failed] == [
+        (bad, "field 'v': nan is not a finite number"),
+        (only_bad, "field 'v': inf is not a finite number"),
+    ]
+
+
+def test_remembered_series_names_and_strings_encode_as_the_first_time() -> None:
+    p = point("m x", tags={"site": "a b", "empty": ""}, fields={"k=1": 'C:\\"plc"', "n": -1})
+    first = encode(p, "s")
+    groups, failed = encode_many([p, p], lambda _: "s")
+    assert (groups, failed) == ({"s": [first, first]}, [])
+    assert first == f'm\\ x,site=a\\ b k\\=1="C:\\\\\\"plc\\"",n=-1i {T0_S}'
+    # A remembered good string does not hide a bad one under another field.
+    with pytest.raises(Unencodable, match="field 'k': a string value cannot contain a line break"):
+        encode(point(fields={"k": "a\nb"}), "s")

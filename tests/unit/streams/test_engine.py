@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support import plant_text, reading, run_engine, select
+from support import build_spec, parse_plant, plant_text, reading, run_engine, select
 
-from streams.engine import ReadingRejected
+from streams.engine import Engine, ReadingRejected
+from streams.machine import WindowResult
+from streams.oee import OeeElements
 
 
 def production(minutes: int = 10) -> list:
@@ -324,3 +327,45 @@ def test_a_line_of_many_meters_rolls_up_each_window_once_after_its_last_meter(se
         parts = [p for p in energy[: energy.index(point)] if p.time == point.time and "machine" in p.tags]
         assert len(parts) == METERS, position  # every meter closed the window before its roll-up
         assert point.fields["kwh"] == pytest.approx(sum(p.fields["kwh"] for p in parts))
+
+
+def test_the_checkpoint_forms_of_results_are_what_asdict_gives() -> None:
+    # The hand-written forms are faster; they must stay equal to the generic one as fields change.
+    elements = OeeElements(
+        scheduled=3_600, planned_stop=600, run=2_400, micro=60, down=300, idle=200, setup=100,
+        off=0, unknown=0, total=2_400, good=2_380, reject=20, ideal=2_350.0,
+    )  # fmt: skip
+    result = WindowResult("shift", 0, 3_600, "day", elements, 12.5, 3_600, 0.001, 56.1, 8.2, None)
+    assert elements.to_dict() == dataclasses.asdict(elements)
+    assert result.to_dict() == dataclasses.asdict(result)
+    assert WindowResult.from_dict(result.to_dict()) == result
+
+
+def test_the_correction_history_is_bounded_and_older_late_data_is_refused_not_lost() -> None:
+    # A share of 40 readings: with 3 counter samples a minute, about 13 minutes of history.
+    spec = dataclasses.replace(build_spec(parse_plant(plant_text()).model), correction_history_max=40)
+    engine = Engine(spec)
+    for r in production(30):
+        engine.push(r)
+    engine.take_points()
+    # Snapshots come every 4 window closes, so the history holds at most the share plus the
+    # readings of one snapshot interval (4 minutes x 3 samples) beyond it.
+    assert len(engine._tracks["m1"].history) <= 40 + 4 * 3
+    # Results of windows before the oldest kept snapshot cannot change any more: forgotten too
+    # (the hour's horizon alone would keep all 30 minutes' windows).
+    assert len([key for key in engine._tracks["m1"].emitted if "window" in str(key)]) <= 40 // 3 + 4 + 1
+    assert engine.stats["history_trimmed"] > 0
+    # Minute 2 is within the hour's horizon but no longer in the history: refused, with its reason.
+    with pytest.raises(ReadingRejected) as caught:
+        engine.push(reading(2.5, "state", "down"))
+    assert caught.value.reason == "too_late"
+    # Minute 25 is still held: corrected as usual.
+    engine.push(reading(25.5, "state", "down"))
+    engine.push(reading(50, "state", "running"))  # moves the watermark past the correction
+    corrected = [
+        p
+        for p in select(engine.take_points(), "oee", machine="m1", window="1m")
+        if p.time.strftime("%H:%M") == "08:25"
+    ]
+    assert corrected[-1].fields["revision"] == 1
+    assert corrected[-1].fields["down_s"] == 30.0

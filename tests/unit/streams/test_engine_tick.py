@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from support import T0, build_engine, plant_text, reading, select
 
-from plantstream.records import Reading
 from runtimes.idle import IdleTicker
 from streams.engine import ReadingRejected
 
@@ -79,8 +76,7 @@ def test_the_idle_ticker_follows_each_opcua_sources_clock() -> None:
     ticker = IdleTicker(lambda machine, ts: ticks.append((machine, ts)), idle_us, ["plc"])
 
     def seen(machine: str, minutes: float, source: str = "plc") -> None:
-        ts = T0 + timedelta(minutes=minutes)
-        ticker.seen(Reading(ts=ts, machine=machine, signal="s", value=1, source=source))
+        ticker.seen(source, machine, at(minutes))
 
     seen("oven", 0)
     seen("press", 0.5)
