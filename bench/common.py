@@ -57,10 +57,11 @@ def code_revision(paths: Sequence[str]) -> str:
     return head + ("+dirty" if dirty else "")
 
 
-def profile_text(profiler: cProfile.Profile, top: int) -> str:
-    """The ``top`` entries of a finished profile by own time (tottime), as pstats prints them."""
+def profile_text(profiler: cProfile.Profile | Path, top: int) -> str:
+    """The ``top`` entries of a finished profile (or a profile file) by own time, as pstats prints them."""
     text = io.StringIO()
-    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(top)
+    source = str(profiler) if isinstance(profiler, Path) else profiler
+    pstats.Stats(source, stream=text).sort_stats("tottime").print_stats(top)
     return text.getvalue()
 
 

@@ -1,4 +1,4 @@
-"""The embedded pipeline end to end (OPC UA server -> ``EmbeddedPipeline`` -> file sink) beside raw asyncua.
+"""The pipeline end to end (OPC UA server -> embedded or kafka runtime -> file sink) beside raw asyncua.
 
 What is measured (docs/benchmarks.md has the results and the command):
 
@@ -7,17 +7,21 @@ What is measured (docs/benchmarks.md has the results and the command):
   ``--machines`` generic simulated machines (state, three counters, power, energy register);
 - **raw** and **collector**: exactly :func:`bench.opcua.run_round`'s rounds (a bare asyncua
   subscription counting data changes; :class:`collectors.opcua.OpcUaCollector` alone);
-- **pipeline**: :class:`runtimes.embedded.EmbeddedPipeline` with a plant file made for the run
-  (:func:`plant_document`): one OPC UA source with the same group settings as the other two
-  consumers over the load tags and the machines' signals; each load tag is the ``power_kw`` of a
-  machine ``load<k>`` of line ``load`` (so the engine integrates it into energy and carbon
-  windows), the simulated machines ``m<k>`` on line ``sim`` give OEE windows. The windows are
-  ``--window`` seconds long (10 by default, shorter than a plant's minute so that a timed round
-  sees several closes; that makes closes more frequent, not fewer); every other setting is the
-  plant-file default (allowed lateness 5 s, raw readings recorded, checkpoints every 5 s with an
-  fsync, the file sink on).
+- **pipeline** (``--runtimes embedded``, the default): :class:`runtimes.embedded.EmbeddedPipeline`
+  with a plant file made for the run (:func:`bench.endtoend.plant_document`): one OPC UA source
+  with the same group settings as the other two consumers over the load tags and the machines'
+  signals; each load tag is the ``power_kw`` of a machine ``load<k>`` of line ``load`` (so the
+  engine integrates it into energy and carbon windows), the simulated machines ``m<k>`` on line
+  ``sim`` give OEE windows. The windows are ``--window`` seconds long (10 by default, shorter
+  than a plant's minute so that a timed round sees several closes; that makes closes more
+  frequent, not fewer); every other setting is the plant-file default (allowed lateness 5 s,
+  raw readings recorded, checkpoints every 5 s with an fsync, the file sink on);
+- **kafka** (``--runtimes kafka``, or ``embedded,kafka`` for both in one run): the same plant
+  through ``collect``, ``process`` and ``sink`` on a Kafka node started for the run
+  (:mod:`bench.pipeline_kafka` says how each role runs and why in processes of their own).
 
-Per pipeline round, from the file sink's ``on_write`` hook (called after each batch is flushed):
+Per pipeline or kafka round, from the file sink's ``on_write`` hook (called after each batch is
+flushed; in the kafka sink role after each batch's write and fsync returned):
 
 - **readings/s end to end**: ``reading`` points of the load tags written per second of the window;
 - **reading latency**: write time minus the reading's source timestamp, for every load-tag
@@ -25,7 +29,8 @@ Per pipeline round, from the file sink's ``on_write`` hook (called after each ba
   is when it was written; a machine's state read again after a reconnect keeps an old one);
 - **OEE latency** for every ``oee`` point of a window: from the window's close by the watermark
   (the wall-clock instant the engine took the reading that moved the watermark past the window's
-  end, recorded by wrapping ``engine.push``) to the write (**close -> write**); and from that
+  end, recorded by wrapping ``engine.push_raw``, or in the kafka ``process`` role its per-record
+  steps) to the write (**close -> write**); and from that
   closing reading's source timestamp to the write (**source -> write**, what a dashboard sees).
 
 One clock: the simulator stamps SourceTimestamp with its simulated clock, which at speed 1 runs at
@@ -34,34 +39,38 @@ process reports the difference to its wall clock (``clock_offset_s``, :func:`ben
 and every source timestamp is shifted by it, so both ends of a latency are on the machine's wall
 clock (``time.time()``, shared by the two processes).
 
-Method: raw, collector and pipeline rounds alternate ``--repeat`` times (default 3) against one
-server process; each connects, waits for every tag's first value, gets ``--warmup`` seconds, is
-timed for ``--seconds`` (default 20) and disconnects. The best round of each kind gives the rates
-and the ratio pipeline/raw; latencies are pooled over every pipeline round's window (p50, p99,
-max). Nothing here asserts a time; ``--check`` exits 1 on a missed target.
+Method: raw, collector, pipeline and kafka rounds alternate ``--repeat`` times (default 3)
+against one server process; each connects, waits for every tag's first value, gets ``--warmup``
+seconds, is timed for ``--seconds`` (default 20) and disconnects. The best round of each kind
+gives the rates and the ratio to the raw client; latencies are pooled over every round's window
+of a runtime (p50, p99, max). Targets (issue 5): embedded >= 80 % of the raw rate with p99 <= 1 s,
+kafka roles >= 50 % with p99 <= 2 s. Nothing here asserts a time; ``--check`` exits 1 on a missed
+target.
 
-Run: ``.venv/bin/python bench/pipeline.py`` (about 5 minutes); ``--seconds 5 --repeat 1`` for a
-quick run; ``--profile`` for a cProfile of one timed pipeline window.
+Run: ``.venv/bin/python bench/pipeline.py`` (about 5 minutes); ``--runtimes embedded,kafka`` for
+both runtimes; ``--seconds 5 --repeat 1`` for a quick run; ``--profile`` for a cProfile of one
+timed round of the first runtime named.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import gc
 import json
+import logging
 import math
 import os
 import platform
 import sys
 import tempfile
 import time
-from array import array
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any, TextIO
 
 from bench.common import (
     code_revision,
@@ -71,10 +80,25 @@ from bench.common import (
     stop_task,
     today,
 )
+from bench.endtoend import (
+    DEFAULT_MACHINES,
+    DEFAULT_WINDOW_S,
+    RUNTIMES,
+    Kind,
+    LatencyName,
+    PipelineRound,
+    PipelineSettings,
+    Recorder,
+    Runtime,
+    describe_pipeline,
+    percentile,
+    plant_document,
+    summary,
+)
+from bench.kafka_node import KAFKA_VERSION, KafkaBroker
 from bench.opcua import (
     HOST,
     LATENCY_SAMPLE_EVERY,
-    Counter,
     Round,
     ServerProcess,
     Settings,
@@ -83,12 +107,14 @@ from bench.opcua import (
     describe,
     run_round,
 )
-from plantstream.records import Point
+from bench.pipeline_kafka import describe_cpu, run_kafka_round
 from runtimes.embedded import EmbeddedPipeline
 from runtimes.plant import load_and_resolve
-from runtimes.simulator import NAMESPACE_URI
 
 __all__ = [
+    "KAFKA_TABLE_HEADER",
+    "TABLE_HEADER",
+    "TARGETS",
     "BenchResult",
     "PipelineRound",
     "PipelineSettings",
@@ -97,170 +123,16 @@ __all__ = [
     "measure",
     "percentile",
     "plant_document",
+    "profile_kafka",
+    "profile_pipeline",
     "run_pipeline_round",
     "table_row",
 ]
 
-DEFAULT_MACHINES = 10
-DEFAULT_WINDOW_S = 10
 TARGET_RATIO = 0.8
 TARGET_P99_S = 1.0
-GENERIC_SIGNALS: dict[str, Any] = {
-    "state": "state",
-    "total_count": "total_count",
-    "good_count": "good_count",
-    "reject_count": "reject_count",
-    "power_kw": {"role": "power_kw", "integration": "trapezoid"},
-    "energy_kwh": "energy_kwh",
-}
-"""The simulator's generic machine (:func:`runtimes.simulator.model.generic_plant`), signal by role."""
-
-Kind = Literal["raw", "collector", "pipeline"]
-LatencyName = Literal["reading_s", "oee_close_s", "oee_source_s"]
-
-
-@dataclass(frozen=True)
-class PipelineSettings:
-    """The OPC UA settings every consumer shares, and what only the pipeline has."""
-
-    opcua: Settings = field(default_factory=Settings)
-    machines: int = DEFAULT_MACHINES
-    window_s: int = DEFAULT_WINDOW_S
-    collector: bool = True
-    """Also time the collector alone (the middle step between raw and pipeline)."""
-
-    def __post_init__(self) -> None:
-        if self.machines < 1:
-            raise ValueError(f"machines must be at least 1, got {self.machines}")
-        if self.window_s < 1:
-            raise ValueError(f"window must be at least 1 s, got {self.window_s}")
-
-    @property
-    def kinds(self) -> tuple[Kind, ...]:
-        """The kinds of round, in the order they alternate."""
-        return ("raw", "collector", "pipeline") if self.collector else ("raw", "pipeline")
-
-
-def plant_document(endpoint: str, settings: PipelineSettings) -> dict[str, Any]:
-    """The plant file the pipeline runs (see the module's docstring), as a JSON-ready mapping."""
-    s = settings.opcua
-    machines = [f"m{k}" for k in range(1, settings.machines + 1)]
-    tags = [
-        {"node": f"nsu={NAMESPACE_URI};s={m}.{signal}", "machine": m, "signal": signal}
-        for m in machines
-        for signal in GENERIC_SIGNALS
-    ]
-    tags += [
-        {"node": f"nsu={NAMESPACE_URI};s=load.tag{k}", "machine": f"load{k}", "signal": "power_kw"}
-        for k in range(1, s.tags + 1)
-    ]
-    return {
-        "sites": [
-            {
-                "id": "bench",
-                "timezone": "UTC",
-                "country": "VN",
-                "carbon": {"grid": {"country": "VN", "basis": "annual", "year": 2023}},
-                "lines": [
-                    {
-                        "id": "sim",
-                        "machines": [
-                            {"id": m, "ideal_cycle_s": 1.0, "signals": GENERIC_SIGNALS} for m in machines
-                        ],
-                    },
-                    {
-                        "id": "load",
-                        "machines": [
-                            {"id": f"load{k}", "signals": {"power_kw": {"role": "power_kw"}}}
-                            for k in range(1, s.tags + 1)
-                        ],
-                    },
-                ],
-            }
-        ],
-        "production": {"window_s": settings.window_s},
-        "sources": [
-            {
-                "type": "opcua",
-                "id": "bench",
-                "endpoint": endpoint,
-                "security": {"mode": "None", "allow_insecure": True},
-                "groups": [
-                    {
-                        "publishing_interval_ms": s.publishing_ms,
-                        "sampling_interval_ms": s.sampling_ms,
-                        "queue_size": s.queue_size,
-                        "tags": tags,
-                    }
-                ],
-            }
-        ],
-    }
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-quantile (0..1) of ``values`` by nearest rank; NaN when there are none."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q * len(ordered)))
-    return ordered[rank - 1]
-
-
-def _summary(values: Sequence[float]) -> tuple[float, float, float]:
-    return percentile(values, 0.5), percentile(values, 0.99), max(values, default=math.nan)
-
-
-# -- what the sink writes ---------------------------------------------------------------------------
-
-
-class Recorder(Counter):
-    """Counts and times what the pipeline's file sink writes (its ``on_write`` hook).
-
-    ``n`` counts every ``reading`` point written (for :func:`bench.opcua._first_values`); while
-    ``timing`` is set, the load tags' reading points are counted in ``timed`` and every reading
-    and OEE point's latency is kept (seconds, on the wall clock; see the module's docstring).
-    """
-
-    def __init__(self, clock_offset_s: float) -> None:
-        super().__init__()
-        self.clock_offset_s = clock_offset_s
-        self.timing = False
-        self.timed = 0
-        self.reading_s = array("d")
-        self.oee_close_s = array("d")
-        self.oee_source_s = array("d")
-        self.close_wall: float | None = None
-        """When the engine closed the first window of the batch being built (``time.time()``)."""
-        self.close_source: float | None = None
-        """The source time of the reading that closed it (epoch seconds, source clock)."""
-
-    def pushed(self, ts_us: int, started: float) -> None:
-        """The engine took a reading of source time ``ts_us`` (µs) and now has window points.
-
-        Its push began at ``started`` (wall clock).
-        """
-        if self.close_wall is None:
-            self.close_wall = started
-            self.close_source = ts_us / 1e6
-
-    def on_write(self, batch: Sequence[Point], wall: float) -> None:
-        """The sink flushed ``batch`` at ``wall``."""
-        offset = self.clock_offset_s
-        for point in batch:
-            measurement = point.measurement
-            if measurement == "reading":
-                self.n += 1
-                # Only the load tags: a machine's value read again after a reconnect keeps the
-                # source time of its last change, minutes ago, which is no delay of the pipeline.
-                if self.timing and point.tags["line"] == "load":
-                    self.timed += 1
-                    self.reading_s.append(wall - point.time.timestamp() - offset)
-            elif measurement == "oee" and self.timing and self.close_wall is not None:
-                self.oee_close_s.append(wall - self.close_wall)
-                assert self.close_source is not None
-                self.oee_source_s.append(wall - self.close_source - offset)
-        self.close_wall = self.close_source = None
+KAFKA_TARGET_RATIO = 0.5
+KAFKA_TARGET_P99_S = 2.0
 
 
 def _watch_closes(pipeline: EmbeddedPipeline, recorder: Recorder) -> None:
@@ -278,18 +150,6 @@ def _watch_closes(pipeline: EmbeddedPipeline, recorder: Recorder) -> None:
 
 
 # -- one pipeline round ---------------------------------------------------------------------------
-
-
-@dataclass
-class PipelineRound:
-    """One timed window of the embedded pipeline."""
-
-    round: Round
-    """Rate, served values and CPU, as for the other kinds (``count``: load-tag reading points)."""
-    reading_s: array[float]
-    oee_close_s: array[float]
-    oee_source_s: array[float]
-    detail: dict[str, int] = field(default_factory=dict)
 
 
 async def run_pipeline_round(
@@ -365,16 +225,23 @@ async def run_pipeline_round(
     return PipelineRound(r, recorder.reading_s, recorder.oee_close_s, recorder.oee_source_s, detail)
 
 
-def describe_pipeline(p: PipelineRound) -> str:
-    """One line about a pipeline round, for the log."""
-    text = describe(p.round).replace("collector", "pipeline ", 1)
-    return (
-        f"{text}; reading latency p50 {percentile(p.reading_s, 0.5) * 1e3:.0f} ms, "
-        f"p99 {percentile(p.reading_s, 0.99) * 1e3:.0f} ms; {len(p.oee_close_s)} OEE points"
-    )
-
-
 # -- the whole run --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """What one runtime must reach: a share of the raw client's rate and a bound on p99 latencies."""
+
+    ratio: float
+    p99_s: float
+
+
+TARGETS: dict[Runtime, Target] = {
+    "embedded": Target(TARGET_RATIO, TARGET_P99_S),
+    "kafka": Target(KAFKA_TARGET_RATIO, KAFKA_TARGET_P99_S),
+}
+KIND_OF: dict[Runtime, Kind] = {"embedded": "pipeline", "kafka": "kafka"}
+"""The kind of round that times each runtime."""
 
 
 @dataclass
@@ -385,71 +252,98 @@ class BenchResult:
     raw: list[Round] = field(default_factory=list)
     collector: list[Round] = field(default_factory=list)
     pipeline: list[PipelineRound] = field(default_factory=list)
+    kafka: list[PipelineRound] = field(default_factory=list)
+
+    def rounds(self, runtime: Runtime = "embedded") -> list[PipelineRound]:
+        """The rounds of ``runtime``."""
+        return self.pipeline if runtime == "embedded" else self.kafka
 
     @property
     def best_raw(self) -> Round:
         """The raw round with the highest rate."""
         return max(self.raw, key=lambda r: r.rate)
 
+    def best(self, runtime: Runtime = "embedded") -> PipelineRound:
+        """The round of ``runtime`` with the highest rate."""
+        return max(self.rounds(runtime), key=lambda p: p.round.rate)
+
     @property
     def best_pipeline(self) -> PipelineRound:
-        """The pipeline round with the highest rate."""
-        return max(self.pipeline, key=lambda p: p.round.rate)
+        """The embedded pipeline round with the highest rate."""
+        return self.best("embedded")
+
+    def ratio_of(self, runtime: Runtime = "embedded") -> float:
+        """Best readings/s of ``runtime`` over best raw notifications/s (NaN if the raw client got none)."""
+        raw = self.best_raw.rate
+        return self.best(runtime).round.rate / raw if raw > 0 else math.nan
 
     @property
     def ratio(self) -> float:
-        """Best pipeline readings/s over best raw notifications/s."""
-        return self.best_pipeline.round.rate / self.best_raw.rate
+        """Best embedded pipeline readings/s over best raw notifications/s."""
+        return self.ratio_of("embedded")
 
-    def pooled(self, name: LatencyName) -> list[float]:
-        """One latency of every pipeline round's window, pooled."""
+    def pooled(self, name: LatencyName, runtime: Runtime = "embedded") -> list[float]:
+        """One latency of every round's window of ``runtime``, pooled."""
         out: list[float] = []
-        for p in self.pipeline:
+        for p in self.rounds(runtime):
             out.extend(getattr(p, name))
         return out
 
-    def latency(self, name: LatencyName) -> tuple[float, float, float]:
+    def latency(self, name: LatencyName, runtime: Runtime = "embedded") -> tuple[float, float, float]:
         """(p50, p99, max) of a pooled latency, in seconds (NaN without samples)."""
-        return _summary(self.pooled(name))
+        return summary(self.pooled(name, runtime))
 
     def raw_latency(self) -> tuple[float, float, float]:
         """(p50, p99, max) of the raw client's sampled source -> receipt latency, pooled."""
-        return _summary([x for r in self.raw for x in (r.latency_s or ())])
+        return summary([x for r in self.raw for x in (r.latency_s or ())])
 
     def failures(self) -> list[str]:
-        """The targets missed (empty when met)."""
+        """The targets missed by every runtime measured (empty when all are met)."""
         out = []
-        if self.ratio < TARGET_RATIO:
-            out.append(f"ratio {self.ratio:.2f} < {TARGET_RATIO}")
-        for name, label in (
-            ("reading_s", "reading source -> write"),
-            ("oee_close_s", "OEE close -> write"),
-        ):
-            _, p99, _ = self.latency(name)
-            if math.isnan(p99):
-                out.append(f"no {label} latency was recorded")
-            elif p99 > TARGET_P99_S:
-                out.append(f"{label} p99 {p99:.2f} s > {TARGET_P99_S:g} s")
-        if any(r.count == 0 for r in self.raw + [p.round for p in self.pipeline]):
+        for runtime in self.settings.runtimes:
+            target = TARGETS[runtime]
+            prefix = "" if runtime == "embedded" else f"{runtime}: "
+            ratio = self.ratio_of(runtime)
+            if not ratio >= target.ratio:  # NaN (no raw rate) is a miss too
+                out.append(f"{prefix}ratio {ratio:.2f} < {target.ratio}")
+            for name, label in (
+                ("reading_s", "reading source -> write"),
+                ("oee_close_s", "OEE close -> write"),
+            ):
+                _, p99, _ = self.latency(name, runtime)
+                if math.isnan(p99):
+                    out.append(f"{prefix}no {label} latency was recorded")
+                elif p99 > target.p99_s:
+                    out.append(f"{prefix}{label} p99 {p99:.2f} s > {target.p99_s:g} s")
+        timed = self.raw + [p.round for p in self.pipeline + self.kafka]
+        if any(r.count == 0 for r in timed):
             out.append("a round counted nothing")
         return out
 
 
-async def measure(settings: PipelineSettings, repeat: int = 3, *, log: TextIO | None = None) -> BenchResult:
-    """Start the server process and alternate the kinds of round ``repeat`` times."""
+async def measure(
+    settings: PipelineSettings, repeat: int = 3, *, log: TextIO | None = None, keep: Path | None = None
+) -> BenchResult:
+    """Start the server process (and the Kafka node) and alternate the kinds of round ``repeat`` times.
+
+    ``keep``: where kafka rounds leave their roles' logs (see :func:`run_kafka_round`).
+    """
     if repeat < 1:
         raise ValueError("repeat must be at least 1")
     s = settings.opcua
     per_round = s.seconds + s.warmup_s + s.connect_timeout_s + 60
     duration = len(settings.kinds) * repeat * per_round + s.connect_timeout_s + 120
     result = BenchResult(settings)
-    async with ServerProcess(
-        s.tags, s.rate, duration, stock=s.stock_server, machines=settings.machines
-    ) as server:
+    async with contextlib.AsyncExitStack() as stack:
+        broker = await stack.enter_async_context(kafka_node()) if "kafka" in settings.runtimes else None
+        server = await stack.enter_async_context(
+            ServerProcess(s.tags, s.rate, duration, stock=s.stock_server, machines=settings.machines)
+        )
         if log is not None:
             print(
                 f"simulator process {server.pid} on {server.endpoint}; its wall clock is "
-                f"{server.clock_offset_s:.3f} s ahead of its source timestamps",
+                f"{server.clock_offset_s:.3f} s ahead of its source timestamps"
+                + (f"; Kafka {KAFKA_VERSION} (process {broker.pid}) on {broker.bootstrap}" if broker else ""),
                 file=log,
                 flush=True,
             )
@@ -459,6 +353,11 @@ async def measure(settings: PipelineSettings, repeat: int = 3, *, log: TextIO | 
                     p = await run_pipeline_round(server, settings)
                     result.pipeline.append(p)
                     line = describe_pipeline(p)
+                elif kind == "kafka":
+                    assert broker is not None
+                    p = await run_kafka_round(server, broker, settings, keep=keep)
+                    result.kafka.append(p)
+                    line = f"{describe_pipeline(p)}; CPU {describe_cpu(p)}"
                 else:
                     r = await run_round(kind, server, s, latencies=True)
                     (result.raw if kind == "raw" else result.collector).append(r)
@@ -466,6 +365,18 @@ async def measure(settings: PipelineSettings, repeat: int = 3, *, log: TextIO | 
                 if log is not None:
                     print(f"round {round_no}/{repeat}: {line}", file=log, flush=True)
     return result
+
+
+@contextlib.asynccontextmanager
+async def kafka_node() -> AsyncIterator[KafkaBroker]:
+    """A Kafka node for the run, flushing as Kafka does by default (as deployed), in a temporary directory."""
+    with tempfile.TemporaryDirectory(prefix="plantstream-bench-kafka-node-") as tmp:
+        broker = KafkaBroker(Path(tmp), flush_every_append=False)
+        await asyncio.to_thread(broker.start)
+        try:
+            yield broker
+        finally:
+            await asyncio.to_thread(broker.stop)
 
 
 async def profile_pipeline(settings: PipelineSettings, top: int = 25) -> tuple[PipelineRound, str]:
@@ -480,6 +391,30 @@ async def profile_pipeline(settings: PipelineSettings, top: int = 25) -> tuple[P
     return p, profile_text(profiler, top)
 
 
+async def profile_kafka(settings: PipelineSettings, top: int = 20) -> tuple[PipelineRound, str]:
+    """One kafka round: ``collect`` and ``process`` under cProfile for their whole life, the sink's window.
+
+    The text is the top ``top`` by tottime of each, role by role.
+    """
+    s = settings.opcua
+    duration = s.seconds + s.warmup_s + 2 * s.connect_timeout_s + 120
+    profiler = cProfile.Profile()
+    with tempfile.TemporaryDirectory(prefix="plantstream-bench-kafka-profile-") as tmp:
+        keep = Path(tmp)
+        server_process = ServerProcess(
+            s.tags, s.rate, duration, stock=s.stock_server, machines=settings.machines
+        )
+        async with kafka_node() as broker, server_process as server:
+            p = await run_kafka_round(server, broker, settings, profiler=profiler, keep=keep)
+        parts = []
+        for role in ("collect", "process"):
+            path = next(keep.glob(f"*/{role}.prof"), None)
+            if path is not None:
+                parts.append(f"== {role} (its whole run)\n" + profile_text(path, top))
+        parts.append("== sink (the timed window)\n" + profile_text(profiler, top))
+    return p, "\n".join(parts)
+
+
 # -- the command ----------------------------------------------------------------------------------
 
 CODE_PATHS = ("collectors", "runtimes", "plantstream", "streams", "sinks")
@@ -492,6 +427,8 @@ TABLE_HEADER = (
     "| OEE source → write p50 / p99 ms | µs CPU per item raw / collector / pipeline |\n"
     "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 )
+KAFKA_TABLE_HEADER = TABLE_HEADER.replace("pipeline", "kafka roles")
+"""The kafka roles' table: the same columns (the roles' CPU is collect + process + sink)."""
 
 
 def _ms(pair: tuple[float, float, float]) -> str:
@@ -499,56 +436,77 @@ def _ms(pair: tuple[float, float, float]) -> str:
     return f"{p50 * 1e3:,.0f} / {p99 * 1e3:,.0f}"
 
 
-def table_row(result: BenchResult, day: str) -> str:
-    """One Markdown row under :data:`TABLE_HEADER`."""
+def table_row(result: BenchResult, day: str, runtime: Runtime = "embedded") -> str:
+    """One Markdown row under :data:`TABLE_HEADER` (or :data:`KAFKA_TABLE_HEADER`) for ``runtime``."""
     s = result.settings.opcua
-    raw, pipe = result.best_raw, result.best_pipeline.round
+    raw, pipe = result.best_raw, result.best(runtime).round
     col = max(result.collector, key=lambda r: r.rate) if result.collector else None
-    served = max(r.served_rate for r in [*result.raw, *result.collector, *(p.round for p in result.pipeline)])
+    timed = [*result.raw, *result.collector, *(p.round for p in result.rounds(runtime))]
+    served = max(r.served_rate for r in timed)
     col_rate = f"{col.rate:,.0f}" if col else "-"
     col_cpu = f"{col.cpu_us_per_item:.1f}" if col else "-"
     return (
         f"| {day} | {s.tags:,} × {s.rate:g} | {served:,.0f} | {raw.rate:,.0f} | {col_rate} | "
         f"{pipe.rate:,.0f} | "
-        f"{result.ratio:.2f} | {_ms(result.raw_latency())} | {_ms(result.latency('reading_s'))} | "
-        f"{_ms(result.latency('oee_close_s'))} | "
-        f"{_ms(result.latency('oee_source_s'))} | "
+        f"{result.ratio_of(runtime):.2f} | {_ms(result.raw_latency())} | "
+        f"{_ms(result.latency('reading_s', runtime))} | "
+        f"{_ms(result.latency('oee_close_s', runtime))} | "
+        f"{_ms(result.latency('oee_source_s', runtime))} | "
         f"{raw.cpu_us_per_item:.1f} / {col_cpu} / {pipe.cpu_us_per_item:.1f} |"
     )
 
 
+_LABELS: dict[Runtime, str] = {"embedded": "embedded pipeline", "kafka": "kafka roles"}
+
+
 def _report(result: BenchResult, out: TextIO) -> None:
-    raw, best = result.best_raw, result.best_pipeline
+    raw = result.best_raw
     print(file=out)
     print(f"raw asyncua client: {raw.rate:10,.0f} notifications/s (best of {len(result.raw)})", file=out)
     if result.collector:
         col = max(result.collector, key=lambda r: r.rate)
         print(f"collector alone:    {col.rate:10,.0f} readings/s (best of {len(result.collector)})", file=out)
-    print(
-        f"embedded pipeline:  {best.round.rate:10,.0f} load-tag readings/s written "
-        f"(best of {len(result.pipeline)})",
-        file=out,
-    )
-    print(f"ratio pipeline/raw: {result.ratio:.3f}  (target >= {TARGET_RATIO})", file=out)
     p50, p99, worst = result.raw_latency()
     print(
         f"raw client source -> receipt (every {LATENCY_SAMPLE_EVERY}th): p50 {p50 * 1e3:,.1f} ms, "
         f"p99 {p99 * 1e3:,.1f} ms, max {worst * 1e3:,.1f} ms",
         file=out,
     )
-    for name, label in (
-        ("reading_s", "reading source -> write"),
-        ("oee_close_s", "OEE close -> write"),
-        ("oee_source_s", "OEE closing reading's source -> write"),
-    ):
-        values = result.pooled(name)
-        p50, p99, worst = result.latency(name)
+    for runtime in result.settings.runtimes:
+        best, target = result.best(runtime), TARGETS[runtime]
+        label = _LABELS[runtime]
+        print(file=out)
         print(
-            f"{label}: p50 {p50 * 1e3:,.1f} ms, p99 {p99 * 1e3:,.1f} ms, max {worst * 1e3:,.1f} ms "
-            f"({len(values):,} samples)",
+            f"{label}: {best.round.rate:,.0f} load-tag readings/s written "
+            f"(best of {len(result.rounds(runtime))})",
             file=out,
         )
-    print(f"pipeline health in its best round: {best.detail}", file=out)
+        print(f"ratio {label}/raw: {result.ratio_of(runtime):.3f}  (target >= {target.ratio})", file=out)
+        for name, text in (
+            ("reading_s", "reading source -> write"),
+            ("oee_close_s", "OEE close -> write"),
+            ("oee_source_s", "OEE closing reading's source -> write"),
+        ):
+            values = result.pooled(name, runtime)
+            p50, p99, worst = result.latency(name, runtime)
+            print(
+                f"{text}: p50 {p50 * 1e3:,.1f} ms, p99 {p99 * 1e3:,.1f} ms, max {worst * 1e3:,.1f} ms "
+                f"({len(values):,} samples)",
+                file=out,
+            )
+        print(f"{label} in its best round: {best.detail}", file=out)
+        if best.cpu_s:
+            print(f"CPU in its best round: {describe_cpu(best)}", file=out)
+
+
+def _runtimes(text: str) -> tuple[Runtime, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    bad = [name for name in names if name not in RUNTIMES]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(
+            f"{', '.join(bad) or 'nothing'}: choose from {', '.join(RUNTIMES)}, comma-separated"
+        )
+    return tuple(name for name in RUNTIMES if name in names)
 
 
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -571,20 +529,39 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-collector", action="store_true", help="skip the collector-alone rounds")
     parser.add_argument(
-        "--profile", action="store_true", help="instead of measuring, profile one timed pipeline window"
+        "--runtimes",
+        type=_runtimes,
+        default=("embedded",),
+        help="embedded, kafka or embedded,kafka: the runtimes timed (default embedded)",
+    )
+    parser.add_argument("--kafka", action="store_true", help="the same as --runtimes kafka")
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="copy each kafka round's role logs into this folder"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead of measuring, profile one timed round of the (first) runtime",
     )
     parser.add_argument(
         "--check",
         action="store_true",
-        help=f"exit 1 unless ratio >= {TARGET_RATIO} and both p99 latencies <= {TARGET_P99_S:g} s",
+        help=f"exit 1 on a missed target: embedded ratio >= {TARGET_RATIO} and p99 <= {TARGET_P99_S:g} s, "
+        f"kafka ratio >= {KAFKA_TARGET_RATIO} and p99 <= {KAFKA_TARGET_P99_S:g} s",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.kafka:
+        args.runtimes = ("kafka",)
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Measure (or profile), print the results; the exit status for ``--check``."""
     args = _arguments(argv)
     _quiet_logs()
+    # The sink role's consumer logs errors while a fresh group's coordinator is being set up; a
+    # role that really fails ends its round with its error.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     opcua = Settings(
         tags=args.tags,
         rate=args.rate,
@@ -592,10 +569,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         warmup_s=args.warmup,
         connect_timeout_s=args.connect_timeout,
     )
-    settings = PipelineSettings(opcua, args.machines, args.window, collector=not args.no_collector)
+    settings = PipelineSettings(
+        opcua, args.machines, args.window, collector=not args.no_collector, runtimes=args.runtimes
+    )
     if args.profile:
-        p, text = asyncio.run(profile_pipeline(settings))
-        print(f"pipeline round under cProfile: {describe_pipeline(p)}")
+        if settings.runtimes[0] == "kafka":
+            p, text = asyncio.run(profile_kafka(settings))
+            print(f"kafka round under cProfile: {describe_pipeline(p)}; CPU {describe_cpu(p)}")
+        else:
+            p, text = asyncio.run(profile_pipeline(settings))
+            print(f"pipeline round under cProfile: {describe_pipeline(p)}")
         print(text)
         return 0
     print(
@@ -606,13 +589,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
     try:
-        result = asyncio.run(measure(settings, args.repeat, log=sys.stdout))
+        result = asyncio.run(measure(settings, args.repeat, log=sys.stdout, keep=args.keep))
     except (RuntimeError, TimeoutError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     _report(result, sys.stdout)
     failures = result.failures()
-    print_report_tail(TABLE_HEADER, table_row(result, today()), failures, sys.stdout)
+    tables = [
+        (TABLE_HEADER if runtime == "embedded" else KAFKA_TABLE_HEADER, table_row(result, today(), runtime))
+        for runtime in settings.runtimes
+    ]
+    for header, row in tables[:-1]:
+        print(f"\n{header}\n{row}", file=sys.stdout)
+    print_report_tail(*tables[-1], failures, sys.stdout)
     return 1 if args.check and failures else 0
 
 

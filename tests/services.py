@@ -13,6 +13,20 @@ from pathlib import Path
 
 import pytest
 
+from bench.kafka_node import KafkaBroker, KafkaUnavailable, free_port
+
+__all__ = [
+    "Broker",
+    "KafkaBroker",
+    "KafkaUnavailable",
+    "OpcUaTestServer",
+    "VictoriaMetrics",
+    "expected_samples",
+    "free_port",
+    "same_samples",
+    "wait_until_ready",
+]
+
 
 def wait_until_ready(
     process: subprocess.Popen[bytes], ready: Callable[[], bool], log: Path, name: str, timeout_s: float
@@ -28,12 +42,6 @@ def wait_until_ready(
                 break
         time.sleep(0.05)
     raise RuntimeError(f"{name} did not start: {log.read_text()[-2000:]}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _mosquitto_binary() -> str:
@@ -264,143 +272,3 @@ def same_samples(held: dict, expected: dict) -> bool:
     return held.keys() == expected.keys() and all(
         math.isclose(held[key], value, rel_tol=1e-9, abs_tol=1e-12) for key, value in expected.items()
     )
-
-
-def _kafka_version() -> str:
-    pom = (Path(__file__).parent / "kafka" / "pom.xml").read_text()
-    return pom.split("<kafka.version>", 1)[1].split("</kafka.version>", 1)[0]
-
-
-KAFKA_VERSION = _kafka_version()
-"""The broker the tests run: the version tests/kafka/pom.xml names (scripts/test fetches its jars)."""
-
-
-def kafka_jars() -> Path:
-    """The folder of the broker's jars, fetched by scripts/test; fail with how to get them."""
-    folder = Path.home() / ".cache" / "plantstream" / f"kafka-{KAFKA_VERSION}"
-    if not (folder / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
-        pytest.fail(
-            f"the Kafka broker jars are not in {folder}: run scripts/test, or "
-            f"mvn -q -f tests/kafka/pom.xml dependency:copy-dependencies -DoutputDirectory={folder}"
-        )
-    if shutil.which("java") is None:
-        pytest.fail("java is not installed: apt-get install openjdk-17-jre-headless")
-    return folder
-
-
-@dataclass
-class KafkaBroker:
-    """A single Apache Kafka node in KRaft mode (broker and controller in one JVM) on loopback.
-
-    The storage is formatted with the broker's own StorageTool; readiness is a metadata request
-    answered by the broker, not an open port.
-    """
-
-    directory: Path
-    port: int = 0
-    controller_port: int = 0
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def _java(self, main_class: str, *args: str) -> list[str]:
-        classpath = str(kafka_jars() / "*")
-        return [
-            "java",
-            "-Xms128m",
-            "-Xmx512m",
-            "-XX:+UseSerialGC",
-            "-XX:TieredStopAtLevel=1",
-            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-            "-cp",
-            classpath,
-            main_class,
-            *args,
-        ]
-
-    def start(self) -> None:
-        first_start = not self.port
-        if first_start:
-            self.port, self.controller_port = free_port(), free_port()
-        config = self.directory / "server.properties"
-        data = self.directory / "data"
-        config.write_text(
-            "\n".join(
-                [
-                    "process.roles=broker,controller",
-                    "node.id=1",
-                    f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
-                    "controller.listener.names=CONTROLLER",
-                    "inter.broker.listener.name=PLAINTEXT",
-                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-                    f"log.dirs={data}",
-                    "num.partitions=1",
-                    "offsets.topic.replication.factor=1",
-                    "offsets.topic.num.partitions=3",
-                    "transaction.state.log.replication.factor=1",
-                    "transaction.state.log.min.isr=1",
-                    "share.coordinator.state.topic.replication.factor=1",
-                    "share.coordinator.state.topic.min.isr=1",
-                    "group.initial.rebalance.delay.ms=0",
-                    "auto.create.topics.enable=false",
-                    "log.flush.interval.messages=1",
-                ]
-            )
-            + "\n"
-        )
-        log = self.directory / "kafka.log"
-        if first_start:
-            formatted = subprocess.run(
-                self._java(
-                    "kafka.tools.StorageTool", "format", "-t", "cGxhbnRzdHJlYW10ZXN0MQ", "-c", str(config)
-                ),
-                capture_output=True,
-                timeout=60,
-                check=False,
-            )
-            if formatted.returncode != 0:
-                raise RuntimeError(f"kafka storage format failed: {formatted.stderr.decode()[-2000:]}")
-        with log.open("ab") as out:
-            self.process = subprocess.Popen(self._java("kafka.Kafka", str(config)), stdout=out, stderr=out)
-        self._wait_ready(log)
-
-    def _wait_ready(self, log: Path) -> None:
-        from aiokafka.admin import AIOKafkaAdminClient
-
-        async def metadata() -> None:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=2000)
-            try:
-                await admin.start()
-                await admin.describe_cluster()
-            finally:
-                await admin.close()
-
-        import asyncio
-
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                break
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    pass
-                asyncio.run(metadata())
-                return
-            except Exception:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"the Kafka broker did not become ready: {log.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self.process = None

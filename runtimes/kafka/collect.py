@@ -22,14 +22,15 @@ from collectors.build import AnyCollector, build_collectors
 from plantstream.plant import LoadedPlant
 from plantstream.plant.schema import Kafka
 from plantstream.records import DeadLetter, Reading, RecordError
-from runtimes.kafka.topics import dead_letter, ensure_topics
+from runtimes.kafka.topics import PRODUCER_BATCH_BYTES, dead_letter, ensure_topics
 from streams.config import EngineSpec
 
 __all__ = ["CollectStats", "Collector", "file_readings"]
 
 _log = logging.getLogger("plantstream.collect")
 _IN_FLIGHT = 10_000
-"""Sends awaited together: enough to keep the producer's batches full, bounded so memory is too."""
+"""Sends not yet known to be delivered, at most: enough to keep the producer's batches full,
+bounded so memory is too."""
 
 
 @dataclass
@@ -64,6 +65,7 @@ class Collector:
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
+            max_batch_size=PRODUCER_BATCH_BYTES,
         )
         await producer.start()
         self._producer = producer
@@ -111,7 +113,24 @@ class Collector:
         )
         self._pending.append(future)
         if len(self._pending) >= _IN_FLIGHT:
-            await self._drain()
+            await self._settle()
+
+    async def _settle(self) -> None:
+        """Forget the sends already delivered; if half the bound is still pending, wait for the oldest.
+
+        Waiting for all of them would stop reading the collectors for a whole round trip every
+        ``_IN_FLIGHT`` readings. A send that failed raises its error here, as in :meth:`_drain`.
+        """
+        pending = []
+        for future in self._pending:
+            if future.done():
+                future.result()
+            else:
+                pending.append(future)
+        half = _IN_FLIGHT // 2
+        self._pending = pending[-half:]
+        if len(pending) > half:
+            await asyncio.gather(*pending[:-half])
 
     async def _drain(self) -> None:
         pending, self._pending = self._pending, []

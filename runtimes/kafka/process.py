@@ -38,7 +38,7 @@ from plantstream.plant.schema import Kafka
 from plantstream.records import Point
 from runtimes.kafka.calculate import MachineStates
 from runtimes.kafka.rollup import RollupStates
-from runtimes.kafka.topics import ensure_compacted, ensure_topics
+from runtimes.kafka.topics import PRODUCER_BATCH_BYTES, ensure_compacted, ensure_topics
 from streams.config import EngineSpec
 
 __all__ = ["ProcessRole", "ProcessStats", "partition_of", "rollup_state_topic", "state_topic"]
@@ -113,6 +113,8 @@ class ProcessRole:
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
+            # A batch's machine states are megabytes (docs/benchmarks.md, the kafka roles).
+            max_batch_size=PRODUCER_BATCH_BYTES,
         )
         loader = AIOKafkaConsumer(bootstrap_servers=servers, client_id="plantstream-process-state")
         consumer = AIOKafkaConsumer(

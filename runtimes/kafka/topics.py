@@ -12,9 +12,19 @@ from aiokafka.errors import TopicAlreadyExistsError
 from plantstream.plant.schema import Kafka
 from plantstream.records import DeadLetter
 
-__all__ = ["dead_letter", "ensure_compacted", "ensure_topics", "utf8"]
+__all__ = ["PRODUCER_BATCH_BYTES", "dead_letter", "ensure_compacted", "ensure_topics", "utf8"]
 
 _log = logging.getLogger("plantstream.kafka")
+
+PRODUCER_BATCH_BYTES = 512 * 1024
+"""The producers' batch size per partition (aiokafka's default is 16 KiB).
+
+aiokafka keeps one open batch per partition and one request in flight per broker, and a send to a
+partition whose batch is full waits until that batch has gone: a partition moves at most one
+batch per round trip. At 16 KiB that is about 80 readings, or 8 machine states of ``process``;
+when the broker is slow to answer (a busy machine), the roles then wait on round trips while the
+CPU is idle (docs/benchmarks.md, the kafka roles). Below the broker's 1 MiB ``message.max.bytes``.
+"""
 
 
 async def ensure_topics(settings: Kafka) -> list[str]:

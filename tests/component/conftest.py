@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from services import Broker, KafkaBroker, OpcUaTestServer, VictoriaMetrics, free_port
+from services import Broker, KafkaBroker, KafkaUnavailable, OpcUaTestServer, VictoriaMetrics, free_port
 
 
 @pytest.fixture
@@ -40,6 +40,9 @@ def victoria(tmp_path: Path) -> Iterator[VictoriaMetrics]:
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
     """One Kafka node (KRaft) for the session; tests use their own topic names and groups."""
     node = KafkaBroker(directory=tmp_path_factory.mktemp("kafka"))
-    node.start()
+    try:
+        node.start()
+    except KafkaUnavailable as exc:
+        pytest.fail(str(exc))
     yield node
     node.stop()

@@ -1,0 +1,241 @@
+"""What both halves of ``bench/pipeline.py`` share: the settings, the plant, the sink-side recorder.
+
+The embedded pipeline and the kafka roles run the same plant (:func:`plant_document`) against the
+same simulator process, and their rounds are measured the same way: what the file sink writes,
+with its write time (:class:`Recorder`), gives the rate and the latencies of a
+:class:`PipelineRound`. See ``bench/pipeline.py`` for what is measured and how.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from bench.opcua import Counter, Round, Settings, describe
+from plantstream.records import Point
+from runtimes.simulator import NAMESPACE_URI
+
+__all__ = [
+    "DEFAULT_MACHINES",
+    "DEFAULT_WINDOW_S",
+    "GENERIC_SIGNALS",
+    "RUNTIMES",
+    "Kind",
+    "LatencyName",
+    "PipelineRound",
+    "PipelineSettings",
+    "Recorder",
+    "Runtime",
+    "describe_pipeline",
+    "percentile",
+    "plant_document",
+    "summary",
+]
+
+DEFAULT_MACHINES = 10
+DEFAULT_WINDOW_S = 10
+GENERIC_SIGNALS: dict[str, Any] = {
+    "state": "state",
+    "total_count": "total_count",
+    "good_count": "good_count",
+    "reject_count": "reject_count",
+    "power_kw": {"role": "power_kw", "integration": "trapezoid"},
+    "energy_kwh": "energy_kwh",
+}
+"""The simulator's generic machine (:func:`runtimes.simulator.model.generic_plant`), signal by role."""
+
+Runtime = Literal["embedded", "kafka"]
+RUNTIMES: tuple[Runtime, ...] = ("embedded", "kafka")
+Kind = Literal["raw", "collector", "pipeline", "kafka"]
+"""The kinds of round: the raw client, the collector alone, the embedded pipeline, the kafka roles."""
+LatencyName = Literal["reading_s", "oee_close_s", "oee_source_s"]
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """The OPC UA settings every consumer shares, and what only the pipeline has."""
+
+    opcua: Settings = field(default_factory=Settings)
+    machines: int = DEFAULT_MACHINES
+    window_s: int = DEFAULT_WINDOW_S
+    collector: bool = True
+    """Also time the collector alone (the middle step between raw and pipeline)."""
+    runtimes: tuple[Runtime, ...] = ("embedded",)
+    """The runtimes timed: the embedded pipeline, the kafka roles, or both."""
+
+    def __post_init__(self) -> None:
+        if not self.runtimes or any(r not in RUNTIMES for r in self.runtimes):
+            raise ValueError(f"runtimes must be some of {', '.join(RUNTIMES)}, got {self.runtimes}")
+        if self.machines < 1:
+            raise ValueError(f"machines must be at least 1, got {self.machines}")
+        if self.window_s < 1:
+            raise ValueError(f"window must be at least 1 s, got {self.window_s}")
+
+    @property
+    def kinds(self) -> tuple[Kind, ...]:
+        """The kinds of round, in the order they alternate."""
+        kinds: list[Kind] = ["raw", "collector"] if self.collector else ["raw"]
+        if "embedded" in self.runtimes:
+            kinds.append("pipeline")
+        if "kafka" in self.runtimes:
+            kinds.append("kafka")
+        return tuple(kinds)
+
+
+def plant_document(endpoint: str, settings: PipelineSettings) -> dict[str, Any]:
+    """The plant file the pipeline runs (see the module's docstring), as a JSON-ready mapping."""
+    s = settings.opcua
+    machines = [f"m{k}" for k in range(1, settings.machines + 1)]
+    tags = [
+        {"node": f"nsu={NAMESPACE_URI};s={m}.{signal}", "machine": m, "signal": signal}
+        for m in machines
+        for signal in GENERIC_SIGNALS
+    ]
+    tags += [
+        {"node": f"nsu={NAMESPACE_URI};s=load.tag{k}", "machine": f"load{k}", "signal": "power_kw"}
+        for k in range(1, s.tags + 1)
+    ]
+    return {
+        "sites": [
+            {
+                "id": "bench",
+                "timezone": "UTC",
+                "country": "VN",
+                "carbon": {"grid": {"country": "VN", "basis": "annual", "year": 2023}},
+                "lines": [
+                    {
+                        "id": "sim",
+                        "machines": [
+                            {"id": m, "ideal_cycle_s": 1.0, "signals": GENERIC_SIGNALS} for m in machines
+                        ],
+                    },
+                    {
+                        "id": "load",
+                        "machines": [
+                            {"id": f"load{k}", "signals": {"power_kw": {"role": "power_kw"}}}
+                            for k in range(1, s.tags + 1)
+                        ],
+                    },
+                ],
+            }
+        ],
+        "production": {"window_s": settings.window_s},
+        "sources": [
+            {
+                "type": "opcua",
+                "id": "bench",
+                "endpoint": endpoint,
+                "security": {"mode": "None", "allow_insecure": True},
+                "groups": [
+                    {
+                        "publishing_interval_ms": s.publishing_ms,
+                        "sampling_interval_ms": s.sampling_ms,
+                        "queue_size": s.queue_size,
+                        "tags": tags,
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-quantile (0..1) of ``values`` by nearest rank; NaN when there are none."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q * len(ordered)))
+    return ordered[rank - 1]
+
+
+def summary(values: Sequence[float]) -> tuple[float, float, float]:
+    """(p50, p99, max) of ``values``; NaN for each when there are none."""
+    return percentile(values, 0.5), percentile(values, 0.99), max(values, default=math.nan)
+
+
+# -- what the sink writes ---------------------------------------------------------------------------
+
+
+class Recorder(Counter):
+    """Counts and times what the pipeline's file sink writes (its ``on_write`` hook).
+
+    ``n`` counts every ``reading`` point written (for :func:`bench.opcua._first_values`); while
+    ``timing`` is set, the load tags' reading points are counted in ``timed`` and every reading
+    and OEE point's latency is kept (seconds, on the wall clock; see bench/pipeline.py). The
+    instant a window closed is known to the embedded engine's wrapper (:meth:`pushed`); a runtime
+    that closes windows in another process overrides :meth:`oee_written`.
+    """
+
+    def __init__(self, clock_offset_s: float) -> None:
+        super().__init__()
+        self.clock_offset_s = clock_offset_s
+        self.timing = False
+        self.timed = 0
+        self.reading_s = array("d")
+        self.oee_close_s = array("d")
+        self.oee_source_s = array("d")
+        self.close_wall: float | None = None
+        """When the engine closed the first window of the batch being built (``time.time()``)."""
+        self.close_source: float | None = None
+        """The source time of the reading that closed it (epoch seconds, source clock)."""
+
+    def pushed(self, ts_us: int, started: float) -> None:
+        """The engine took a reading of source time ``ts_us`` (µs) and now has window points.
+
+        Its push began at ``started`` (wall clock).
+        """
+        if self.close_wall is None:
+            self.close_wall = started
+            self.close_source = ts_us / 1e6
+
+    def on_write(self, batch: Sequence[Point], wall: float) -> None:
+        """The sink flushed ``batch`` at ``wall``."""
+        offset = self.clock_offset_s
+        for point in batch:
+            measurement = point.measurement
+            if measurement == "reading":
+                self.n += 1
+                # Only the load tags: a machine's value read again after a reconnect keeps the
+                # source time of its last change, minutes ago, which is no delay of the pipeline.
+                if self.timing and point.tags["line"] == "load":
+                    self.timed += 1
+                    self.reading_s.append(wall - point.time.timestamp() - offset)
+            elif measurement == "oee" and self.timing:
+                self.oee_written(point, wall)
+        self.close_wall = self.close_source = None
+
+    def oee_written(self, point: Point, wall: float) -> None:
+        """An OEE point was written at ``wall`` in the timed window: its latencies from the close."""
+        if self.close_wall is None or self.close_source is None:
+            return
+        self.oee_close_s.append(wall - self.close_wall)
+        self.oee_source_s.append(wall - self.close_source - self.clock_offset_s)
+
+
+@dataclass
+class PipelineRound:
+    """One timed window of the embedded pipeline or of the kafka roles."""
+
+    round: Round
+    """Rate, served values and CPU, as for the other kinds (``count``: load-tag reading points)."""
+    reading_s: array[float]
+    oee_close_s: array[float]
+    oee_source_s: array[float]
+    detail: dict[str, int] = field(default_factory=dict)
+    kind: Kind = "pipeline"
+    cpu_s: dict[str, float] = field(default_factory=dict)
+    """CPU seconds of each process in the timed window, by name (the kafka roles and the broker)."""
+    wait_s: dict[str, float] = field(default_factory=dict)
+    """Seconds each of them was ready to run but waited for a core (the machine's other jobs)."""
+
+
+def describe_pipeline(p: PipelineRound) -> str:
+    """One line about a pipeline or kafka round, for the log."""
+    text = describe(p.round).replace("collector", p.kind.ljust(9), 1)
+    return (
+        f"{text}; reading latency p50 {percentile(p.reading_s, 0.5) * 1e3:.0f} ms, "
+        f"p99 {percentile(p.reading_s, 0.99) * 1e3:.0f} ms; {len(p.oee_close_s)} OEE points"
+    )
