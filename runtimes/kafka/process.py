@@ -38,7 +38,7 @@ from plantstream.plant.schema import Kafka
 from plantstream.records import Point
 from runtimes.kafka.calculate import MachineStates
 from runtimes.kafka.rollup import RollupStates
-from runtimes.kafka.topics import PRODUCER_BATCH_BYTES, ensure_compacted, ensure_topics
+from runtimes.kafka.topics import PRODUCER_BATCH_BYTES, STATE_RECORD_BYTES, ensure_compacted, ensure_topics
 from streams.config import EngineSpec
 
 __all__ = ["ProcessRole", "ProcessStats", "partition_of", "rollup_state_topic", "state_topic"]
@@ -115,8 +115,14 @@ class ProcessRole:
             linger_ms=5,
             # A batch's machine states are megabytes (docs/benchmarks.md, the kafka roles).
             max_batch_size=PRODUCER_BATCH_BYTES,
+            # A roll-up state of a large site is one record of megabytes (topics.STATE_RECORD_BYTES).
+            max_request_size=STATE_RECORD_BYTES,
         )
-        loader = AIOKafkaConsumer(bootstrap_servers=servers, client_id="plantstream-process-state")
+        loader = AIOKafkaConsumer(
+            bootstrap_servers=servers,
+            client_id="plantstream-process-state",
+            max_partition_fetch_bytes=STATE_RECORD_BYTES,
+        )
         consumer = AIOKafkaConsumer(
             bootstrap_servers=servers,
             group_id=self.settings.group,

@@ -12,7 +12,14 @@ from aiokafka.errors import TopicAlreadyExistsError
 from plantstream.plant.schema import Kafka
 from plantstream.records import DeadLetter
 
-__all__ = ["PRODUCER_BATCH_BYTES", "dead_letter", "ensure_compacted", "ensure_topics", "utf8"]
+__all__ = [
+    "PRODUCER_BATCH_BYTES",
+    "STATE_RECORD_BYTES",
+    "dead_letter",
+    "ensure_compacted",
+    "ensure_topics",
+    "utf8",
+]
 
 _log = logging.getLogger("plantstream.kafka")
 
@@ -24,6 +31,15 @@ partition whose batch is full waits until that batch has gone: a partition moves
 batch per round trip. At 16 KiB that is about 80 readings, or 8 machine states of ``process``;
 when the broker is slow to answer (a busy machine), the roles then wait on round trips while the
 CPU is idle (docs/benchmarks.md, the kafka roles). Below the broker's 1 MiB ``message.max.bytes``.
+"""
+
+
+STATE_RECORD_BYTES = 64 * 1024 * 1024
+"""The largest state record (``process``'s machine and roll-up states) the roles write and read.
+
+The roll-up state of one site holds every member machine's window parts: 1.4 MB for a site of
+2 010 machines, over Kafka's default 1 MiB record limit. The state topics are created with this
+``max.message.bytes`` and ``process`` produces and loads with this bound.
 """
 
 
@@ -65,7 +81,10 @@ async def ensure_compacted(settings: Kafka, name: str) -> None:
         if name in set(await admin.list_topics()):
             return
         topic = NewTopic(
-            name, settings.partitions, settings.replication, topic_configs={"cleanup.policy": "compact"}
+            name,
+            settings.partitions,
+            settings.replication,
+            topic_configs={"cleanup.policy": "compact", "max.message.bytes": str(STATE_RECORD_BYTES)},
         )
         with contextlib.suppress(TopicAlreadyExistsError):
             await admin.create_topics([topic])
