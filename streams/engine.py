@@ -383,6 +383,14 @@ class Engine:
                 chosen = i
         released = track.calc.state.released_until or ts
         if chosen is None or ts < released - self._horizon:
+            if _beyond_last(track.calc, signal, value, quality):
+                # A cumulative value higher than any this machine has shown (after a restart, or
+                # a counter's last change delivered late): refusing it would lose its increase
+                # for good if no later sample comes. It is taken as of the released time, so the
+                # increase counts, in the open window rather than the one it belonged to.
+                self._events["late_cumulative_retimed"] += 1
+                self._release(track, (released, item[1], signal, value, quality))
+                return
             raise ReadingRejected(
                 "too_late", f"{track.calc.spec.id}.{signal}: older than the correction horizon"
             )
@@ -417,3 +425,20 @@ class Engine:
                 touched.append(scope)
         for scope in dict.fromkeys(touched):
             self._out.extend(self._rollup.ready(scope, self.closed_until))
+
+
+def _beyond_last(calc: MachineCalc, signal: str, value: Any, quality: str) -> bool:
+    """Whether ``value`` of a counter, energy register or fuel meter exceeds the last one taken."""
+    if quality == "bad" or value.__class__ not in (int, float):
+        return False
+    state, spec = calc.state, calc.spec
+    if signal in spec.counters:
+        last: float | None = state.counter_last.get(signal)
+    elif signal == spec.energy_signal:
+        last = state.register_last[1] if state.register_last is not None else None
+    elif signal in spec.fuels:
+        fuel = state.fuel_last.get(signal)
+        last = fuel[1] if fuel is not None else None
+    else:
+        return False
+    return last is not None and value > last

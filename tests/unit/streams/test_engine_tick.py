@@ -106,3 +106,28 @@ def test_after_a_restore_data_behind_the_released_time_but_after_the_checkpoint_
     with pytest.raises(ReadingRejected) as refused:
         restored.push(reading(1, "total_count", 160))  # before the checkpoint: its history is gone
     assert refused.value.reason == "too_late"
+
+
+def test_a_late_counter_value_beyond_the_last_one_is_counted_not_refused() -> None:
+    # After a restart, a counter's latest change can arrive stamped before the restored base (it
+    # happened before the checkpoint's released time but reached the pipeline after it). Refused,
+    # its increase would be lost if the counter never changed again.
+    text = plant_text(calendar=None)
+    engine = build_engine(text)
+    engine.push(reading(0, "state", "running"))
+    for minutes, count in ((0, 100), (2, 220), (2.5, 250)):
+        engine.push(reading(minutes, "total_count", count))
+    restored = build_engine(text)
+    restored.restore(engine.checkpoint())
+    restored.push(reading(4, "total_count", 340))
+    restored.tick("m1", at(6))
+    restored.push(reading(1, "total_count", 360))  # before the base, higher than anything seen
+    assert restored.stats["late_cumulative_retimed"] == 1
+    with pytest.raises(ReadingRejected) as refused:
+        restored.push(reading(1.5, "total_count", 200))  # a stale value: nothing new, refused
+    assert refused.value.reason == "too_late"
+    restored.flush()
+    windows = select(restored.take_points(), "oee", window="1m")
+    # The first engine closed no window before its checkpoint, so the restored one holds them all:
+    # every piece from the first sample (100) to the late 360, the 20 beyond 340 included.
+    assert sum(p.fields["total_count"] for p in {p.time: p for p in windows}.values()) == 360 - 100
