@@ -15,10 +15,12 @@ import io
 import math
 import pstats
 import subprocess
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 
 __all__ = [
     "ROOT",
@@ -27,6 +29,7 @@ __all__ = [
     "print_report_tail",
     "profile_text",
     "stop_task",
+    "timed_window",
     "today",
 ]
 
@@ -92,6 +95,43 @@ async def count_each_second(seconds: float, count: Callable[[], int]) -> list[in
         out.append(now - last)
         last = now
     return out
+
+
+class Timeable(Protocol):
+    """What a benchmark counts into: it records latencies only while ``timing`` is set."""
+
+    timing: bool
+
+
+@dataclass(frozen=True)
+class TimedWindow:
+    """One timed window: what was counted, over how long, and this process's CPU meanwhile."""
+
+    count: int
+    wall_s: float
+    cpu_s: float
+    per_second: list[int]
+
+
+async def timed_window(
+    seconds: float,
+    count: Callable[[], int],
+    subject: Timeable,
+    profiler: cProfile.Profile | None = None,
+) -> TimedWindow:
+    """Time ``seconds`` of ``count()``, with ``subject.timing`` set and ``profiler`` on meanwhile."""
+    loop = asyncio.get_running_loop()
+    c0, cpu0, t0 = count(), time.process_time(), loop.time()
+    subject.timing = True
+    if profiler is not None:
+        profiler.enable()
+    try:
+        per_second = await count_each_second(seconds, count)
+    finally:
+        if profiler is not None:
+            profiler.disable()
+        subject.timing = False
+    return TimedWindow(count() - c0, loop.time() - t0, time.process_time() - cpu0, per_second)
 
 
 async def stop_task(task: asyncio.Task[object], stop: asyncio.Event, timeout_s: float) -> None:

@@ -84,10 +84,10 @@ from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, Subscri
 
 from bench.common import (
     code_revision,
-    count_each_second,
     print_report_tail,
     profile_text,
     stop_task,
+    timed_window,
     today,
 )
 from collectors.backoff import Backoff
@@ -665,29 +665,21 @@ async def run_round(
             await asyncio.sleep(settings.warmup_s)
             before = await server.stats()
             counter.clock_offset_s = before.clock_offset_s
-            c0, cpu0, t0 = counter.n, time.process_time(), loop.time()
-            counter.timing = True
-            if profiler is not None:
-                profiler.enable()
-            per_second = await count_each_second(settings.seconds, lambda: counter.n)
-            c1, cpu1, t1 = counter.n, time.process_time(), loop.time()
-            counter.timing = False
-            if profiler is not None:
-                profiler.disable()
+            window = await timed_window(settings.seconds, lambda: counter.n, counter, profiler)
             after = await server.stats()
         finally:
             await stop_task(task, stop, 30)
         task.result()
     return Round(
         kind,
-        t1 - t0,
-        c1 - c0,
+        window.wall_s,
+        window.count,
         after.load_writes - before.load_writes,
         after.t - before.t,
-        cpu1 - cpu0,
+        window.cpu_s,
         after.cpu_s - before.cpu_s,
         after.late_steps - before.late_steps,
-        per_second,
+        window.per_second,
         counter.dropped,
         counter.detail,
         connect_s,

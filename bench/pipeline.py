@@ -74,10 +74,10 @@ from typing import Any, TextIO
 
 from bench.common import (
     code_revision,
-    count_each_second,
     print_report_tail,
     profile_text,
     stop_task,
+    timed_window,
     today,
 )
 from bench.endtoend import (
@@ -180,15 +180,7 @@ async def run_pipeline_round(
             await asyncio.sleep(s.warmup_s)
             before = await server.stats()
             recorder.clock_offset_s = before.clock_offset_s
-            c0, cpu0, t0 = recorder.timed, time.process_time(), loop.time()
-            recorder.timing = True
-            if profiler is not None:
-                profiler.enable()
-            per_second = await count_each_second(s.seconds, lambda: recorder.timed)
-            c1, cpu1, t1 = recorder.timed, time.process_time(), loop.time()
-            recorder.timing = False
-            if profiler is not None:
-                profiler.disable()
+            window = await timed_window(s.seconds, lambda: recorder.timed, recorder, profiler)
             after = await server.stats()
         finally:
             await stop_task(task, stop, 60)
@@ -210,14 +202,14 @@ async def run_pipeline_round(
     }
     r = Round(
         "collector",
-        t1 - t0,
-        c1 - c0,
+        window.wall_s,
+        window.count,
         after.load_writes - before.load_writes,
         after.t - before.t,
-        cpu1 - cpu0,
+        window.cpu_s,
         after.cpu_s - before.cpu_s,
         after.late_steps - before.late_steps,
-        per_second,
+        window.per_second,
         health.dropped_events + collector.dropped,
         detail,
         connect_s,

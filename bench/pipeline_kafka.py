@@ -46,7 +46,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from bench.common import count_each_second, stop_task
+from bench.common import stop_task, timed_window
 from bench.endtoend import PipelineRound, PipelineSettings, Recorder, plant_document
 from bench.kafka_node import KafkaBroker
 from bench.opcua import Round, ServerProcess, _first_values
@@ -315,15 +315,7 @@ async def run_kafka_round(
             before = await server.stats()
             recorder.clock_offset_s = before.clock_offset_s
             cpu0, waited0 = _times(roles, broker)
-            c0, t0 = recorder.timed, loop.time()
-            recorder.timing = True
-            if profiler is not None:
-                profiler.enable()
-            per_second = await count_each_second(s.seconds, lambda: recorder.timed)
-            c1, t1 = recorder.timed, loop.time()
-            recorder.timing = False
-            if profiler is not None:
-                profiler.disable()
+            window = await timed_window(s.seconds, lambda: recorder.timed, recorder, profiler)
             cpu1, waited1 = _times(roles, broker)
             after = await server.stats()
         finally:
@@ -345,14 +337,14 @@ async def run_kafka_round(
     roles_cpu = cpu["collect"] + cpu["process"] + cpu["sink"]
     r = Round(
         "collector",
-        t1 - t0,
-        c1 - c0,
+        window.wall_s,
+        window.count,
         after.load_writes - before.load_writes,
         after.t - before.t,
         roles_cpu,
         after.cpu_s - before.cpu_s,
         after.late_steps - before.late_steps,
-        per_second,
+        window.per_second,
         0,
         detail,
         connect_s,
