@@ -461,6 +461,7 @@ class EmbeddedPipeline:
     def metrics(self) -> str:
         """Prometheus text exposition of the pipeline's counters."""
         s = self.stats
+        engine_events = self.engine.stats
         lines = [
             "# TYPE plantstream_readings_total counter",
             f"plantstream_readings_total {s.readings}",
@@ -471,7 +472,15 @@ class EmbeddedPipeline:
             "# TYPE plantstream_rejected_total counter",
             *(f'plantstream_rejected_total{{reason="{r}"}} {n}' for r, n in sorted(s.rejected.items())),
             "# TYPE plantstream_late_readings_total counter",
-            f"plantstream_late_readings_total {self.engine.stats.get('late_readings', 0)}",
+            f"plantstream_late_readings_total {engine_events.get('late_readings', 0)}",
+            # Everything else the engine counts: corrections, trimmed history, retimed late
+            # counter values, re-emitted windows, refusals by reason.
+            "# TYPE plantstream_engine_events_total counter",
+            *(
+                f'plantstream_engine_events_total{{event="{event}"}} {n}'
+                for event, n in sorted(engine_events.items())
+                if event != "readings"
+            ),
             "# TYPE plantstream_idle_ticks_total counter",
             f"plantstream_idle_ticks_total {self._idle.ticks}",
             "# TYPE plantstream_source_lag_seconds gauge",

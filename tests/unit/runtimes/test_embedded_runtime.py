@@ -86,3 +86,17 @@ async def test_a_background_checkpoint_forces_the_points_to_disk_before_it_is_wr
     assert (tmp_path / CHECKPOINT).exists()
     assert pipeline.stats.checkpoints == 1
     pipeline.sink.close()
+
+
+def test_metrics_carry_every_event_the_engine_counts(tmp_path: Path) -> None:
+    plant, spec = load_and_resolve(MINIMAL)
+    pipeline = EmbeddedPipeline(plant, spec, tmp_path)
+    pipeline.engine.push(reading(0, "state", "running"))
+    for minutes, count in ((0, 100), (2, 220), (3, 280)):  # 08:02 is released (5 s lateness)
+        pipeline.engine.push(reading(minutes, "total_count", count))
+    pipeline.engine.push(reading(1, "state", "down"))  # behind the released time: a correction
+    metrics = pipeline.metrics()
+    assert "plantstream_late_readings_total 1" in metrics
+    assert 'plantstream_engine_events_total{event="late_readings"} 1' in metrics
+    assert 'event="readings"' not in metrics  # plantstream_readings_total has them
+    pipeline.sink.close()
