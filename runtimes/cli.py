@@ -7,12 +7,11 @@ command line is invalid.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -716,34 +715,13 @@ def _demo_start(state_dir: Path) -> tuple[datetime, dict[str, dict[str, float]]]
             newest = Engine.newest_event(saved)
         except (OSError, ValueError, AttributeError):
             saved, newest = None, None
-        with contextlib.suppress(KeyError, TypeError, ValueError, IndexError, AttributeError):
-            resume = _cumulative_values(saved, spec) if saved is not None else {}
+        with suppress(KeyError, TypeError, ValueError, IndexError, AttributeError):
+            resume = Engine(spec).cumulative_values(saved) if saved is not None else {}
         if newest is not None:
             start = max(start, datetime.fromtimestamp(newest // US + 1, tz=UTC))
     schedule = next(iter(spec.machines.values())).schedule
     shift_time = schedule.next_shift_time(int(start.timestamp()) * US)
     return (start if shift_time is None else datetime.fromtimestamp(shift_time // US, tz=UTC)), resume
-
-
-def _cumulative_values(checkpoint: dict[str, Any], spec: EngineSpec) -> dict[str, dict[str, float]]:
-    """Per machine of a checkpoint, the newest raw value of each counter and register it saw."""
-    out: dict[str, dict[str, float]] = {}
-    for machine, saved in checkpoint["machines"].items():
-        machine_spec = spec.machines.get(machine)
-        if machine_spec is None:
-            continue
-        state = saved["state"]
-        values: dict[str, float] = dict(state["counter_last"])
-        if state["register_last"] is not None and machine_spec.energy_signal is not None:
-            values[machine_spec.energy_signal] = state["register_last"][1]
-        values.update({signal: last[1] for signal, last in state["fuel_last"].items()})
-        cumulative = set(machine_spec.counters) | set(machine_spec.fuels) | {machine_spec.energy_signal}
-        # Readings still held for ordering are newer than the state (oldest first: the last wins).
-        for _ts, _seq, signal, value, _quality in sorted(saved["held"]):
-            if signal in cumulative and isinstance(value, int | float) and not isinstance(value, bool):
-                values[signal] = value
-        out[machine] = values
-    return out
 
 
 def _kafka_settings(plant: LoadedPlant, plant_path: Path) -> Kafka:

@@ -220,6 +220,34 @@ class Engine:
         times = [m["newest"] for m in checkpoint.get("machines", {}).values() if m.get("newest") is not None]
         return max(times, default=None)
 
+    def cumulative_values(self, checkpoint: dict[str, Any]) -> dict[str, dict[str, float]]:
+        """Per machine of a :meth:`checkpoint`, the newest raw value of each cumulative signal.
+
+        Counters, energy registers and fuel meters, taken or still held for ordering: what the
+        machine's PLC showed when the checkpoint was written.
+
+        Raises:
+            KeyError, TypeError, ValueError: the checkpoint is not one of this engine's version.
+        """
+        out: dict[str, dict[str, float]] = {}
+        for machine, saved in checkpoint["machines"].items():
+            track = self._tracks.get(machine)
+            if track is None:
+                continue
+            spec = track.calc.spec
+            state = saved["state"]
+            values: dict[str, float] = dict(state["counter_last"])
+            if state["register_last"] is not None and spec.energy_signal is not None:
+                values[spec.energy_signal] = state["register_last"][1]
+            values.update({signal: last[1] for signal, last in state["fuel_last"].items()})
+            cumulative = {*spec.counters, *spec.fuels, spec.energy_signal}
+            # Readings held for ordering are newer than the state (oldest first: the last wins).
+            for _ts, _seq, signal, value, _quality in sorted(saved["held"]):
+                if signal in cumulative and value.__class__ in (int, float):
+                    values[signal] = value
+            out[machine] = values
+        return out
+
     def checkpoint(self) -> dict[str, Any]:
         """A JSON-ready snapshot of everything needed to continue after a restart.
 
