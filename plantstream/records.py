@@ -164,7 +164,14 @@ class Reading(BaseModel):
     def to_json(self) -> str:
         """Encode as one JSON line (no newline), leaving out fields that are not set."""
         # Optional fields that are not set are left out; the missing value of a bad reading is null.
-        return self.model_dump_json(exclude={name for name, v in self if v is None and name != "value"})
+        data = {name: v for name, v in self.__dict__.items() if v is not None or name == "value"}
+        try:
+            # orjson writes what pydantic's serializer writes for these types (a property test
+            # holds them together) in a quarter of the time: every reading is encoded once.
+            return orjson.dumps(data, option=orjson.OPT_UTC_Z).decode()
+        except orjson.JSONEncodeError:  # an integer value beyond 64 bits
+            unset = {name for name, v in self.__dict__.items() if v is None and name != "value"}
+            return self.model_dump_json(exclude=unset)
 
     @classmethod
     def from_json(cls, line: str | bytes) -> Reading:

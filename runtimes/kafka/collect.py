@@ -5,6 +5,10 @@ readings stay in one partition, in order. The producer is idempotent with ``acks
 after a lost acknowledgement does not duplicate, and a reading is acknowledged only once every
 in-sync replica has it. SIGINT / SIGTERM stop the collectors and flush the producer before exit.
 Input a collector cannot turn into a Reading goes to the dead-letter topic with its reason.
+
+Readings are taken from a collector in lists of what is waiting and appended straight into
+producer batches (:mod:`runtimes.kafka.batches`), which are handed to the producer at the end of
+each list: a busy source fills batches, a quiet one sends each reading at once.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from collectors.build import AnyCollector, build_collectors
 from plantstream.plant import LoadedPlant
 from plantstream.plant.schema import Kafka
 from plantstream.records import DeadLetter, Reading, RecordError
+from runtimes.kafka.batches import RecordBatches
 from runtimes.kafka.topics import PRODUCER_BATCH_BYTES, dead_letter, ensure_topics
 from streams.config import EngineSpec
 
@@ -29,8 +34,10 @@ __all__ = ["CollectStats", "Collector", "file_readings"]
 
 _log = logging.getLogger("plantstream.collect")
 _IN_FLIGHT = 10_000
-"""Sends not yet known to be delivered, at most: enough to keep the producer's batches full,
-bounded so memory is too."""
+"""Sends (a batch or a dead letter each) not yet known to be delivered, at most: enough to keep
+the producer busy, bounded so memory is too."""
+_LIST_LIMIT = 1000
+"""Readings taken from a collector (or a file) at a time."""
 
 
 @dataclass
@@ -52,12 +59,15 @@ class Collector:
         self.stats = CollectStats()
         self._pending: list[asyncio.Future[object]] = []
         self._producer: AIOKafkaProducer | None = None
+        self._batches: RecordBatches | None = None
         machines = {mid: m.line for mid, m in spec.machines.items()}
         self.collectors = build_collectors(plant.model.sources, machines, self._dead_letter, state_dir)
         self.stats.sources.extend(source.id for source in plant.model.sources)
 
-    async def run(self, stop: asyncio.Event, readings: AsyncIterator[Reading] | None = None) -> CollectStats:
-        """Produce until ``stop`` is set (or ``readings``, when given instead of the collectors, ends)."""
+    async def run(
+        self, stop: asyncio.Event, readings: AsyncIterator[list[Reading]] | None = None
+    ) -> CollectStats:
+        """Produce until ``stop`` is set (or ``readings``, lists given instead of the collectors, end)."""
         await ensure_topics(self.settings)
         producer = AIOKafkaProducer(
             bootstrap_servers=self.settings.servers(),
@@ -69,6 +79,7 @@ class Collector:
         )
         await producer.start()
         self._producer = producer
+        self._batches = RecordBatches(producer, PRODUCER_BATCH_BYTES)
         try:
             if readings is not None:
                 await self._until(stop, self._pump(readings))
@@ -80,6 +91,7 @@ class Collector:
             await producer.flush()
             await producer.stop()
             self._producer = None
+            self._batches = None
         return self.stats
 
     @staticmethod
@@ -99,19 +111,22 @@ class Collector:
 
     async def _collect(self, collector: AnyCollector) -> None:
         async with collector:
-            await self._pump(collector.readings())
+            await self._pump(collector.batches(_LIST_LIMIT))
 
-    async def _pump(self, readings: AsyncIterator[Reading]) -> None:
-        async for reading in readings:
-            await self._send(self.settings.topics.readings, reading.machine, reading.to_json())
-            self.stats.readings += 1
+    async def _pump(self, lists: AsyncIterator[list[Reading]]) -> None:
+        assert self._batches is not None
+        topic = self.settings.topics.readings
+        add = self._batches.add
+        async for readings in lists:
+            for reading in readings:
+                await add(topic, reading.machine.encode(), reading.to_json().encode())
+            self.stats.readings += len(readings)
+            await self._hand_over()
 
-    async def _send(self, topic: str, key: str | None, value: str) -> None:
-        assert self._producer is not None
-        future = await self._producer.send(
-            topic, value.encode(), key=key.encode() if key is not None else None
-        )
-        self._pending.append(future)
+    async def _hand_over(self) -> None:
+        """Hand the open batches to the producer; past the bound, wait for the oldest to be delivered."""
+        assert self._batches is not None
+        self._pending += await self._batches.flush()
         if len(self._pending) >= _IN_FLIGHT:
             await self._settle()
 
@@ -133,6 +148,8 @@ class Collector:
             await asyncio.gather(*pending[:-half])
 
     async def _drain(self) -> None:
+        if self._batches is not None:
+            self._pending += await self._batches.flush()
         pending, self._pending = self._pending, []
         if pending:
             await asyncio.gather(*pending)
@@ -148,21 +165,28 @@ class Collector:
 
     async def send_dead_letter(self, letter: DeadLetter) -> None:
         """Send one dead letter (for input read by ``collect`` itself, such as ``--from-file``)."""
+        assert self._batches is not None
         self.stats.dead_letters += 1
-        await self._send(self.settings.topics.deadletter, None, letter.to_json())
+        await self._batches.add(self.settings.topics.deadletter, None, letter.to_json().encode())
 
 
-async def file_readings(collector: Collector, path: Path, lines: Iterable[str]) -> AsyncIterator[Reading]:
-    """The readings of a JSON-lines file; bad lines go to the dead-letter topic with their reason."""
+async def file_readings(
+    collector: Collector, path: Path, lines: Iterable[str]
+) -> AsyncIterator[list[Reading]]:
+    """A JSON-lines file's readings, in lists; bad lines go to the dead-letter topic with their reason."""
+    readings: list[Reading] = []
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            reading = Reading.from_json(line)
+            readings.append(Reading.from_json(line))
         except RecordError as exc:
             _log.warning("%s:%d: malformed: %s", path, lineno, exc)
             await collector.send_dead_letter(
                 dead_letter("collect", f"{path}:{lineno}", "malformed", str(exc), line.rstrip("\n"))
             )
-            continue
-        yield reading
+        if len(readings) >= _LIST_LIMIT:
+            yield readings
+            readings = []
+    if readings:
+        yield readings

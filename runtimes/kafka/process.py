@@ -5,45 +5,51 @@ table state to recover (a race in its recovery, faust-streaming/faust#596; see d
 
 Workers of one group share the readings topic's partitions. Each keeps, per machine of the
 partitions it holds, an engine (the same pure engine as the embedded runtime) and the offset of
-the last record that engine took. For every batch the consumer returns, in this order:
+the last record that engine took. Every batch the consumer returns goes through at once: each
+reading through :class:`MachineStates`, whose points (keyed by machine), dead letters and new
+windows and watermarks for the roll-ups (windows topic, keyed by site) are appended to producer
+batches; each windows record through :class:`RollupStates`, whose line and site points are
+appended too. Then, once ``save_interval_s`` has passed since the last save (and on a new
+assignment and at stop), a save point:
 
-1. each reading goes through :class:`MachineStates`; points (keyed by machine), dead letters and
-   the machines' new windows and watermarks for the roll-ups (windows topic, keyed by site) are
-   sent; each windows record goes through :class:`RollupStates`, whose line and site points are
-   sent too; the worker waits until the broker has them all;
-2. the state of every machine and site the batch touched, with its offset, is written to its
+1. the worker waits until the broker has every record sent since the last save;
+2. the state of every machine and site that moved since then, with its offset, is written to its
    compacted state topic (same partition number as the records it came from), and acknowledged;
-3. the batch's offsets are committed.
+3. the offsets are committed.
 
-A crash before 2 repeats the batch from the old state: the same points again (same identity, same
-fields: an overwrite at the sink). A crash between 2 and 3 redelivers records the saved state
-already holds, which their offsets make the worker skip. So no window is lost and none is counted
-twice in what reaches the sink. On assignment a worker reads the state partitions of what it was
-given before it fetches a record. The roll-up stage is the same consumer subscribed to a second
-topic, so it shares the group, the batches and the commit rule (docs/kafka.md).
+A crash before 2 repeats the records since the last save from the saved states: the same points
+again (same identity, same fields: an overwrite at the sink). A crash between 2 and 3 redelivers
+records the saved state already holds, which their offsets make the worker skip. So no window is
+lost and none is counted twice in what reaches the sink. Saving once a second instead of every
+batch keeps that rule and costs a state per machine per second instead of one per reading
+(docs/benchmarks.md). On assignment a worker reads the state partitions of what it was given
+before it fetches a record. The roll-up stage is the same consumer subscribed to a second topic,
+so it shares the group, the batches and the save points (docs/kafka.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+import time
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
-from aiokafka.partitioner import murmur2
 
 from plantstream.plant.schema import Kafka
 from plantstream.records import Point
+from runtimes.kafka.batches import RecordBatches, partition_of
 from runtimes.kafka.calculate import MachineStates
 from runtimes.kafka.rollup import RollupStates
 from runtimes.kafka.topics import PRODUCER_BATCH_BYTES, STATE_RECORD_BYTES, ensure_compacted, ensure_topics
 from streams.config import EngineSpec
 
-__all__ = ["ProcessRole", "ProcessStats", "partition_of", "rollup_state_topic", "state_topic"]
+__all__ = ["SAVE_INTERVAL_S", "ProcessRole", "ProcessStats", "rollup_state_topic", "state_topic"]
 
 _log = logging.getLogger("plantstream.process")
+SAVE_INTERVAL_S = 1.0
+"""Longest time between two save points: what a crash makes a worker repeat, at most."""
 
 
 def state_topic(settings: Kafka) -> str:
@@ -54,11 +60,6 @@ def state_topic(settings: Kafka) -> str:
 def rollup_state_topic(settings: Kafka) -> str:
     """The compacted topic of the sites' roll-up states of ``process`` workers in ``settings.group``."""
     return f"{settings.group}.rollup-state.v1"
-
-
-def partition_of(key: str, partitions: int) -> int:
-    """The partition the producers' default partitioner puts ``key`` in (Kafka's murmur2 rule)."""
-    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 def _point_key(point: Point) -> bytes:
@@ -76,6 +77,8 @@ class ProcessStats:
     points: int = 0
     dead_letters: int = 0
     batches: int = 0
+    saves: int = 0
+    """Save points: states written and offsets committed."""
     windows: int = 0
     """Records of the windows topic taken by the roll-up stage (redeliveries included)."""
     windows_skipped: int = 0
@@ -88,16 +91,29 @@ class ProcessStats:
 class ProcessRole:
     """One ``process`` worker: consume readings, run the engines, produce points, save, commit."""
 
-    def __init__(self, settings: Kafka, spec: EngineSpec, *, batch: int = 2000) -> None:
+    def __init__(
+        self,
+        settings: Kafka,
+        spec: EngineSpec,
+        *,
+        batch: int = 2000,
+        save_interval_s: float = SAVE_INTERVAL_S,
+    ) -> None:
         self.settings = settings
         self.machines = MachineStates(spec)
         self.rollups = RollupStates(spec)
         self.stats = ProcessStats()
         self._batch = batch
+        self._save_interval_s = save_interval_s
         self._state_topic = state_topic(settings)
         self._rollup_state_topic = rollup_state_topic(settings)
         self._newest: dict[int, int] = {}
         self._by_partition: dict[int, list[str]] = {}
+        self._unsaved_machines: dict[str, int] = {}
+        self._unsaved_sites: dict[str, int] = {}
+        self._uncommitted: dict[TopicPartition, int] = {}
+        self._sent: list[asyncio.Future[object]] = []
+        self._last_save = time.monotonic()
         self.new_assignment: dict[str, list[int]] | None = None
         """Partitions just assigned, per topic, whose saved states are still to be loaded."""
 
@@ -140,11 +156,14 @@ class ProcessRole:
             topics = self.settings.topics
             consumer.subscribe([topics.readings, topics.windows], listener=_Listener(self))
             await consumer.start()
+            outgoing = RecordBatches(producer, PRODUCER_BATCH_BYTES)
             try:
                 while not stop.is_set():
                     batch = await consumer.getmany(timeout_ms=500, max_records=self._batch)
                     if self.new_assignment is not None:
-                        # The states of a new assignment are loaded before any of its records run.
+                        # What moved on in partitions still held is saved, then every state of the
+                        # new assignment is loaded before any of its records run.
+                        await self._save(outgoing, consumer, only=consumer.assignment())
                         assignment, self.new_assignment = self.new_assignment, None
                         await self.assigned(assignment.get(topics.readings, []), loader)
                         count = len(consumer.partitions_for_topic(topics.readings) or ())
@@ -153,7 +172,10 @@ class ProcessRole:
                     held = consumer.assignment()
                     batch = {tp: records for tp, records in batch.items() if tp in held}
                     if batch:
-                        await self._process(batch, producer, consumer)
+                        await self._process(batch, outgoing)
+                    if time.monotonic() - self._last_save >= self._save_interval_s:
+                        await self._save(outgoing, consumer)
+                await self._save(outgoing, consumer)
             finally:
                 await consumer.stop()
         finally:
@@ -164,16 +186,13 @@ class ProcessRole:
     async def _process(
         self,
         batch: dict[TopicPartition, list],  # type: ignore[type-arg]
-        producer: AIOKafkaProducer,
-        consumer: AIOKafkaConsumer,
+        outgoing: RecordBatches,
     ) -> None:
         windows_topic = self.settings.topics.windows
-        sent: list[Awaitable[object]] = []
         touched: dict[str, int] = {}
-        sites: dict[str, int] = {}
-        for tp, records in batch.items():
+        for tp, got in batch.items():
             if tp.topic != windows_topic:
-                await self._readings(tp, records, producer, sent, touched)
+                await self._readings(tp, got, outgoing, touched)
         messages = [self.machines.windows(machine) for machine in touched]
         for tp in batch:
             newest = self._newest.get(tp.partition)
@@ -183,39 +202,58 @@ class ProcessRole:
         for message in messages:
             if message is not None:
                 site, value = message
-                sent.append(await producer.send(windows_topic, value, key=site.encode()))
-        for tp, records in batch.items():
+                await outgoing.add(windows_topic, site.encode(), value)
+        for tp, got in batch.items():
             if tp.topic == windows_topic:
-                await self._windows(tp, records, producer, sent, sites)
-        # The points and windows are on the broker before the state that says they were made...
-        await asyncio.gather(*sent)
-        saved = []
-        for machine, partition in touched.items():
-            state = self.machines.state(machine)
-            saved.append(
-                await producer.send(self._state_topic, state, key=machine.encode(), partition=partition)
-            )
-        for site, partition in sites.items():
-            state = self.rollups.state(site)
-            topic = self._rollup_state_topic
-            saved.append(await producer.send(topic, state, key=site.encode(), partition=partition))
-        # ... and the state is before the offsets that say the records were taken.
-        await asyncio.gather(*saved)
-        try:
-            await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
-        except (CommitFailedError, IllegalStateError) as exc:
-            # A rebalance took the partitions during the batch: their new owner takes the same
-            # records from the same states and sends the same points; nothing is lost.
-            _log.warning("batch not committed (%s); the partitions' new owner repeats it", exc)
-            return
+                await self._windows(tp, got, outgoing)
+            self._uncommitted[tp] = got[-1].offset + 1
+        self._unsaved_machines.update(touched)
+        # The roll-up stage's messages go out now, not at the next save: its points wait for them.
+        self._sent += await outgoing.flush()
         self.stats.batches += 1
+
+    async def _save(
+        self,
+        outgoing: RecordBatches,
+        consumer: AIOKafkaConsumer,
+        only: set[TopicPartition] | None = None,
+    ) -> None:
+        """A save point (module docstring); with ``only``, of those partitions alone."""
+        topics = self.settings.topics
+        # The points and windows are on the broker before the state that says they were made...
+        await asyncio.gather(*self._sent, *await outgoing.flush())
+        self._sent = []
+        for machine, partition in self._unsaved_machines.items():
+            if only is None or TopicPartition(topics.readings, partition) in only:
+                state = self.machines.state(machine)
+                await outgoing.add(self._state_topic, machine.encode(), state, partition=partition)
+        for site, partition in self._unsaved_sites.items():
+            if only is None or TopicPartition(topics.windows, partition) in only:
+                state = self.rollups.state(site)
+                await outgoing.add(self._rollup_state_topic, site.encode(), state, partition=partition)
+        # ... and the states are before the offsets that say the records were taken.
+        await asyncio.gather(*await outgoing.flush())
+        offsets = {tp: offset for tp, offset in self._uncommitted.items() if only is None or tp in only}
+        self._unsaved_machines.clear()
+        self._unsaved_sites.clear()
+        self._uncommitted.clear()
+        self._last_save = time.monotonic()
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # A rebalance took partitions since the last save: their new owner takes the records
+            # since then from the saved states and sends the same points; nothing is lost.
+            _log.warning("offsets not committed (%s); the partitions' new owner repeats them", exc)
+            return
+        self.stats.saves += 1
 
     async def _readings(
         self,
         tp: TopicPartition,
         records: list,  # type: ignore[type-arg]
-        producer: AIOKafkaProducer,
-        sent: list[Awaitable[object]],
+        batches: RecordBatches,
         touched: dict[str, int],
     ) -> None:
         """Readings through the machine engines; note each machine whose state moved on."""
@@ -233,21 +271,19 @@ class ProcessRole:
                 touched[outcome.machine] = tp.partition
             for point in outcome.points:
                 key = point.tags.get("machine", outcome.machine or "").encode()
-                sent.append(await producer.send(topics.points, point.to_json().encode(), key=key))
+                await batches.add(topics.points, key, point.to_json().encode())
             self.stats.points += len(outcome.points)
             if outcome.dead_letter is not None:
                 _log.warning("dead letter %s: %s", where, outcome.dead_letter.error)
                 letter = outcome.dead_letter.to_json().encode()
-                sent.append(await producer.send(topics.deadletter, letter, key=record.key))
+                await batches.add(topics.deadletter, record.key, letter)
                 self.stats.dead_letters += 1
 
     async def _windows(
         self,
         tp: TopicPartition,
         records: list,  # type: ignore[type-arg]
-        producer: AIOKafkaProducer,
-        sent: list[Awaitable[object]],
-        sites: dict[str, int],
+        batches: RecordBatches,
     ) -> None:
         """Machine windows through the roll-up stage; note each site whose state moved on."""
         topics = self.settings.topics
@@ -259,16 +295,16 @@ class ProcessRole:
                 self.stats.windows_skipped += 1
                 continue
             if rolled.site is not None:
-                sites[rolled.site] = tp.partition
+                self._unsaved_sites[rolled.site] = tp.partition
             for point in rolled.points:
                 value = point.to_json().encode()
-                sent.append(await producer.send(topics.points, value, key=_point_key(point)))
+                await batches.add(topics.points, _point_key(point), value)
             self.stats.rollup_points += len(rolled.points)
             self.stats.stale_windows += rolled.stale
             if rolled.dead_letter is not None:
                 _log.warning("dead letter %s: %s", where, rolled.dead_letter.error)
                 letter = rolled.dead_letter.to_json().encode()
-                sent.append(await producer.send(topics.deadletter, letter, key=record.key))
+                await batches.add(topics.deadletter, record.key, letter)
                 self.stats.dead_letters += 1
 
     async def assigned(self, partitions: list[int], loader: AIOKafkaConsumer) -> None:
@@ -299,7 +335,7 @@ class ProcessRole:
         if partitions < 1:
             return out  # no metadata: no silences, the roll-ups wait for the machines' own data
         for machine in sorted(self.machines.spec.machines):
-            out.setdefault(partition_of(machine, partitions), []).append(machine)
+            out.setdefault(partition_of(machine.encode(), partitions), []).append(machine)
         return out
 
     async def assigned_windows(self, partitions: list[int], loader: AIOKafkaConsumer) -> None:
@@ -349,7 +385,11 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self._role = role
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        """Nothing to finish: every batch is committed before the next fetch."""
+        """Nothing to finish here: aiokafka may still be fetching.
+
+        At the new assignment the worker saves what moved on in the partitions it keeps; the new
+        owner of the others repeats their records since the last save from the saved states.
+        """
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         """Note the partitions now held, per topic."""

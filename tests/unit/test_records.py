@@ -275,3 +275,37 @@ def test_a_trusted_point_equals_the_validated_one_and_encodes_as_pydantic_does(
         # NaN and the infinities are written as null (by both); NaN is not equal to itself
         assert trusted == validated
         assert Point.from_json(trusted.to_json()) == trusted
+
+
+@example(
+    value=2**70, quality=Quality.GOOD, status_code=None, server_ts=None, ingest_ts=None, source=None, seq=None
+)
+@given(
+    value=st.one_of(
+        st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8)
+    ),  # beyond 64 bits and non-finite too
+    quality=st.sampled_from(list(Quality)),
+    status_code=st.one_of(st.none(), st.integers(min_value=0, max_value=0xFFFFFFFF)),
+    server_ts=st.one_of(st.none(), _utc_times),
+    ingest_ts=st.one_of(st.none(), _utc_times),
+    source=st.one_of(st.none(), st.text(max_size=6)),
+    seq=st.one_of(st.none(), st.integers(min_value=0, max_value=2**64)),
+)
+def test_the_reading_encoder_writes_what_pydantic_writes(
+    value: bool | int | float | str | None,
+    quality: Quality,
+    status_code: int | None,
+    server_ts: datetime | None,
+    ingest_ts: datetime | None,
+    source: str | None,
+    seq: int | None,
+) -> None:
+    if value is None:
+        quality = Quality.BAD
+    reading = Reading(
+        ts=datetime(2026, 3, 2, 8, 0, 0, 250_000, tzinfo=UTC), machine="m1", signal="s", value=value,
+        quality=quality, status_code=status_code, server_ts=server_ts, ingest_ts=ingest_ts,
+        source=source, seq=seq,
+    )  # fmt: skip
+    unset = {name for name, v in reading if v is None and name != "value"}
+    assert reading.to_json() == reading.model_dump_json(exclude=unset)

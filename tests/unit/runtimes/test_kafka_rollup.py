@@ -19,7 +19,7 @@ from support import M3_FROM, ROLLUP_PLANT, rollup_shift
 from plantstream.plant import parse_plant
 from plantstream.records import Point, Reading
 from runtimes.kafka.calculate import MachineStates
-from runtimes.kafka.process import partition_of
+from runtimes.kafka.batches import partition_of
 from runtimes.kafka.rollup import RollupStates
 from streams.config import EngineSpec, build_spec
 from streams.engine import Engine
@@ -182,4 +182,4 @@ def test_the_worker_finds_a_machines_partition_where_the_producers_put_it() -> N
     for count in (1, 3, 6, 12):
         partitions = list(range(count))
         for machine in ("m1", "m2", "m3", "press-01", "meter.2000", "Line_7-oven"):
-            assert partition_of(machine, count) == producers(machine.encode(), partitions, partitions)
+            assert partition_of(machine.encode(), count) == producers(machine.encode(), partitions, partitions)
