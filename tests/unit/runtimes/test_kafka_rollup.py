@@ -18,8 +18,8 @@ from support import M3_FROM, ROLLUP_PLANT, rollup_shift
 
 from plantstream.plant import parse_plant
 from plantstream.records import Point, Reading
-from runtimes.kafka.calculate import MachineStates
 from runtimes.kafka.batches import partition_of
+from runtimes.kafka.calculate import MachineStates
 from runtimes.kafka.rollup import RollupStates
 from streams.config import EngineSpec, build_spec
 from streams.engine import Engine
@@ -181,5 +181,5 @@ def test_the_worker_finds_a_machines_partition_where_the_producers_put_it() -> N
     producers = DefaultPartitioner()
     for count in (1, 3, 6, 12):
         partitions = list(range(count))
-        for machine in ("m1", "m2", "m3", "press-01", "meter.2000", "Line_7-oven"):
-            assert partition_of(machine.encode(), count) == producers(machine.encode(), partitions, partitions)
+        for machine in (b"m1", b"m2", b"m3", b"press-01", b"meter.2000", b"Line_7-oven"):
+            assert partition_of(machine, count) == producers(machine, partitions, partitions)
