@@ -26,6 +26,7 @@ from collectors.build import AnyCollector, build_collectors
 from plantstream.plant import LoadedPlant
 from plantstream.plant.schema import Kafka
 from plantstream.records import DeadLetter, Reading, RecordError
+from runtimes.gc_tuning import fewer_collections
 from runtimes.kafka.batches import RecordBatches
 from runtimes.kafka.topics import PRODUCER_BATCH_BYTES, dead_letter, ensure_topics
 from streams.config import EngineSpec
@@ -68,6 +69,10 @@ class Collector:
         self, stop: asyncio.Event, readings: AsyncIterator[list[Reading]] | None = None
     ) -> CollectStats:
         """Produce until ``stop`` is set (or ``readings``, lists given instead of the collectors, end)."""
+        with fewer_collections():  # millions of short-lived records, few cycles (runtimes.gc_tuning)
+            return await self._run(stop, readings)
+
+    async def _run(self, stop: asyncio.Event, readings: AsyncIterator[list[Reading]] | None) -> CollectStats:
         await ensure_topics(self.settings)
         producer = AIOKafkaProducer(
             bootstrap_servers=self.settings.servers(),

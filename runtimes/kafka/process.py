@@ -39,6 +39,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from plantstream.plant.schema import Kafka
 from plantstream.records import Point
+from runtimes.gc_tuning import fewer_collections
 from runtimes.kafka.batches import RecordBatches, partition_of
 from runtimes.kafka.calculate import MachineStates
 from runtimes.kafka.rollup import RollupStates
@@ -119,6 +120,10 @@ class ProcessRole:
 
     async def run(self, stop: asyncio.Event) -> ProcessStats:
         """Process until ``stop`` is set; the batch in hand is finished and committed first."""
+        with fewer_collections():  # millions of short-lived records, few cycles (runtimes.gc_tuning)
+            return await self._run(stop)
+
+    async def _run(self, stop: asyncio.Event) -> ProcessStats:
         await ensure_topics(self.settings)
         await ensure_compacted(self.settings, self._state_topic)
         await ensure_compacted(self.settings, self._rollup_state_topic)
