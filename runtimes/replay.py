@@ -116,7 +116,7 @@ class _Replay:
         lineno = skipped = 0
         for lineno, line in enumerate(lines, 1):
             try:
-                ts, machine, signal, value, quality = decode_reading(line)
+                ts, machine, signal, value, quality, _ = decode_reading(line)
             except RecordError as exc:
                 skipped += 1
                 if line.strip():

@@ -7,17 +7,17 @@ corrections.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from plantstream.plant.schema import OeeMethod
-from plantstream.records import EPOCH, QUALITY_TEXT, FieldValue, Point, Reading
+from plantstream.records import EPOCH, QUALITY_TEXT, FieldValue, Point, Reading, Value
 from streams.calendar import US
 from streams.config import CarbonSpec
 from streams.energy import US_PER_HOUR, specific_energy
 from streams.machine import WindowResult
 from streams.oee import element_fields, oee_kpis
 
-__all__ = ["WindowPoints", "reading_point", "window_label"]
+__all__ = ["WindowPoints", "decoded_reading_point", "reading_point", "window_label"]
 
 
 def window_label(window_us: int) -> str:
@@ -109,13 +109,52 @@ def reading_point(reading: Reading, site: str, line: str) -> Point:
     and the raw OPC UA ``status_code`` where there is one. A bad reading without a value has no
     ``value`` field.
     """
-    fields: dict[str, FieldValue] = {"quality": QUALITY_TEXT[reading.quality]}
-    value = reading.value
+    return _reading_point(
+        reading.ts,
+        reading.machine,
+        reading.signal,
+        reading.value,
+        QUALITY_TEXT[reading.quality],
+        reading.status_code,
+        site,
+        line,
+    )
+
+
+def decoded_reading_point(
+    parts: tuple[int, str, str, Value | None, str, int | None], site: str, line: str
+) -> Point:
+    """:func:`reading_point` of a reading decoded by :func:`plantstream.records.decode_reading`."""
+    ts, machine, signal, value, quality, status_code = parts
+    time = _TIMES.get(ts)
+    if time is None:
+        if len(_TIMES) >= _TIMES_REMEMBERED:
+            _TIMES.clear()
+        time = _TIMES[ts] = EPOCH + timedelta(microseconds=ts)
+    return _reading_point(time, machine, signal, value, quality, status_code, site, line)
+
+
+# Readings come many to a timestamp (every tag of a sampling tick): their times are made once.
+_TIMES: dict[int, datetime] = {}
+_TIMES_REMEMBERED = 4096
+
+
+def _reading_point(
+    time: datetime,
+    machine: str,
+    signal: str,
+    value: Value | None,
+    quality: str,
+    status_code: int | None,
+    site: str,
+    line: str,
+) -> Point:
+    fields: dict[str, FieldValue] = {"quality": quality}
     if isinstance(value, str):
         fields["value_str"] = value
     elif value is not None:
         fields["value"] = float(value)
-    if reading.status_code is not None:
-        fields["status_code"] = reading.status_code
-    tags = {"site": site, "line": line, "machine": reading.machine, "signal": reading.signal}
-    return Point.trusted(measurement="reading", tags=tags, fields=fields, time=reading.ts)
+    if status_code is not None:
+        fields["status_code"] = status_code
+    tags = {"site": site, "line": line, "machine": machine, "signal": signal}
+    return Point.trusted(measurement="reading", tags=tags, fields=fields, time=time)

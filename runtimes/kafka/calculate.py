@@ -15,21 +15,18 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
 
 import orjson
 
-from plantstream.records import EPOCH, DeadLetter, Point, Reading, RecordError
+from plantstream.records import DeadLetter, Point, RecordError, decode_reading
 from runtimes.kafka.topics import dead_letter
 from streams.config import EngineSpec
 from streams.engine import Engine, ReadingRejected
 from streams.machine import WindowResult
-from streams.points import reading_point
+from streams.points import decoded_reading_point
 from streams.rollup import rollup_scopes
 
 __all__ = ["MachineStates", "Outcome"]
-
-_ONE_US = timedelta(microseconds=1)
 
 
 @dataclass
@@ -137,10 +134,10 @@ class MachineStates:
 
     def _take(self, key: bytes | None, value: bytes | None, offset: int, where: str) -> Outcome:
         try:
-            reading = Reading.from_json(value or b"")
+            parts = decode_reading(value or b"")
         except RecordError as exc:
             return Outcome(dead_letter=dead_letter("process", where, "malformed", str(exc), value))
-        machine = reading.machine
+        ts, machine, signal, reading_value, quality, _ = parts
         spec = self.spec.machines.get(machine)
         if spec is None:
             message = f"machine {machine!r} is not in the plant model"
@@ -151,18 +148,19 @@ class MachineStates:
             message = f"record key {key!r} is not the reading's machine {machine!r}"
             return Outcome(dead_letter=dead_letter("process", where, "wrong_key", message, value))
         last, engine = self._engines.get(machine) or (-1, self._new_engine(machine))
-        ts = (reading.ts - EPOCH) // _ONE_US
         if offset <= last:
             return Outcome(machine=machine, skipped=True, ts=ts)
         self._engines[machine] = (offset, engine)
         outcome = Outcome(machine=machine, ts=ts)
-        if reading.signal in spec.recorded:
-            outcome.points.append(reading_point(reading, spec.site, spec.line))
+        if signal in spec.recorded:
+            outcome.points.append(decoded_reading_point(parts, spec.site, spec.line))
         try:
-            engine.push(reading)
+            engine.push_raw(ts, machine, signal, reading_value, quality)
         except ReadingRejected as exc:
             outcome.dead_letter = dead_letter("process", where, exc.reason, str(exc), value)
         outcome.points.extend(engine.take_points())
         if machine in self._rolled_up:
-            self._unsent.setdefault(machine, []).extend(result for _, result in engine.take_results())
+            results = engine.take_results()
+            if results:
+                self._unsent.setdefault(machine, []).extend(result for _, result in results)
         return outcome

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from plantstream.records import EPOCH, Point, Quality, Reading, RecordError, decode_reading
+from streams.points import decoded_reading_point, reading_point
 
 ONE_US = timedelta(microseconds=1)
 
@@ -137,6 +139,7 @@ def test_the_bulk_decoder_agrees_with_the_model(
         reading.signal,
         reading.value,
         reading.quality.value,
+        None,
     )
 
 
@@ -309,3 +312,80 @@ def test_the_reading_encoder_writes_what_pydantic_writes(
     )  # fmt: skip
     unset = {name for name, v in reading if v is None and name != "value"}
     assert reading.to_json() == reading.model_dump_json(exclude=unset)
+
+
+# Decoded JSON as a producer might send it: mostly the collectors' shape, with every kind of slip.
+_json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**64 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=4),
+)
+_stamps = st.one_of(
+    _utc_times.map(lambda t: t.isoformat().replace("+00:00", "Z")),  # canonical: none or 6 digits
+    _utc_times.map(lambda t: t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"),
+    _utc_times.map(lambda t: t.isoformat()),  # +00:00: valid, but for the model to judge
+    st.sampled_from(["2026-03-02T08:00:00", "2026-02-30T08:00:00Z", "2026-03-02T08:00:00.12Z", "x" * 20]),
+    _json_scalars,
+)
+_reading_fields = {
+    "ts": _stamps,
+    "machine": st.one_of(st.text(max_size=3), _json_scalars),
+    "signal": st.one_of(st.text(max_size=3), _json_scalars),
+    "value": _json_scalars,
+    "quality": st.one_of(st.sampled_from(["good", "uncertain", "bad", "GOOD"]), _json_scalars),
+    "status_code": st.one_of(st.integers(min_value=-1, max_value=2**32), _json_scalars),
+    "server_ts": _stamps,
+    "ingest_ts": _stamps,
+    "source": _json_scalars,
+    "seq": st.one_of(st.integers(min_value=-1, max_value=2**63), _json_scalars),
+    "extra": _json_scalars,
+}
+
+
+@st.composite
+def _reading_documents(draw: st.DrawFn) -> dict[str, object]:
+    names = draw(st.sets(st.sampled_from(sorted(_reading_fields))))
+    names |= draw(st.sets(st.sampled_from(["ts", "machine", "signal", "value"]), min_size=3))
+    return {name: draw(_reading_fields[name]) for name in sorted(names)}
+
+
+@example({"ts": "2026-03-02T08:00:00.250Z", "machine": "m", "signal": "s", "value": None, "quality": "bad"})
+@example({"ts": "2026-03-02T08:00:00Z", "machine": "m", "signal": "s", "value": 1, "status_code": True})
+@example({"ts": "2026-03-02T08:00:00Z", "machine": "m", "signal": "s", "value": 1, "status_code": 2**32})
+@example({"ts": "2026-03-02T08:00:00Z", "machine": "m", "signal": "s", "value": 1, "status_code": -1})
+@example({"ts": "2026-03-02T08:00:00Z", "machine": "m", "signal": "s", "value": 1, "seq": False})
+@example({"ts": "2026-03-02T08:00:00Z", "machine": "m", "signal": "s", "value": 1, "seq": -1})
+@example({"ts": "2026-03-02T08:00:00Z", "machine": "m", "signal": "s", "value": 1, "ingest_ts": "2026-03-02"})
+@example({"ts": "2026-03-02T08:00:00Z", "machine": "m", "signal": "s", "value": 1, "source": 5})
+@example({"ts": "2026-03-02T08:00:00Z", "machine": "m", "signal": "s", "value": None})
+@example({"ts": "2026-03-02T08:00:00Z", "machine": "m", "signal": "s", "quality": "bad"})
+@given(document=_reading_documents())
+def test_the_bulk_decoder_takes_what_the_model_takes_and_refuses_what_it_refuses(
+    document: dict[str, object],
+) -> None:
+    line = json.dumps(document)
+    try:
+        reading: Reading | None = Reading.from_json(line)
+    except RecordError as exc:
+        reading, refusal = None, str(exc)
+    if reading is None:
+        with pytest.raises(RecordError, match=f"^{re.escape(refusal)}$"):
+            decode_reading(line)
+        return
+    expected = (
+        (reading.ts - EPOCH) // ONE_US,
+        reading.machine,
+        reading.signal,
+        reading.value,
+        reading.quality.value,
+        reading.status_code,
+    )
+    decoded = decode_reading(line)
+    assert decoded == expected
+    # == alone would take True for 1: the model turns a JSON true in an int field into 1
+    assert [type(part) for part in decoded] == [type(part) for part in expected]
+    # ``process`` makes the reading's raw point from the decoded parts, the embedded runtime from the model
+    from_parts = decoded_reading_point(decoded, "site", "line")
+    assert from_parts.to_json() == reading_point(reading, "site", "line").to_json()
