@@ -87,9 +87,13 @@ def kafka_section(bootstrap: str, name: str) -> dict[str, Any]:
 
 
 def oee_key(point: Point) -> str:
-    """Names an OEE point's window (its tags and time) the same way in ``process`` and in the sink."""
+    """Names an OEE point's emission (window tags, time, revision) alike in ``process`` and the sink.
+
+    With the revision, a corrected window's point (revision + 1, made when the correction came) is
+    timed from its own making, as in the embedded rounds, not from the window's first close.
+    """
     tags = ",".join(f"{k}={v}" for k, v in sorted(point.tags.items()))
-    return f"{point.time.isoformat()} {tags}"
+    return f"{point.time.isoformat()} {tags} r{point.fields.get('revision', 0)}"
 
 
 def process_cpu_s(pid: int) -> float:

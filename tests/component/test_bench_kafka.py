@@ -65,6 +65,10 @@ def test_an_oee_window_has_the_same_name_in_process_and_in_the_sink() -> None:
     assert oee_key(read_back) == oee_key(made)
     other = made.model_copy(update={"tags": {**made.tags, "machine": "m2"}})
     assert oee_key(other) != oee_key(made)
+    # A correction of the window is another emission, timed from its own making.
+    corrected = made.model_copy(update={"fields": {"oee": 0.6, "revision": 1}})
+    assert oee_key(corrected) != oee_key(made)
+    assert oee_key(made) == oee_key(made.model_copy(update={"fields": {"oee": 0.5, "revision": 0}}))
 
 
 def test_the_close_and_write_instants_give_the_latencies() -> None:
