@@ -794,7 +794,16 @@ def collect_command(plant_path: Path, state_dir: Path, from_file: Path | None) -
 
 @main.command(name="process")
 @PLANT_OPTION
-def process_command(plant_path: Path) -> None:
+@click.option(
+    "--save-every",
+    "save_every_s",
+    type=click.FloatRange(min=0.1),
+    default=5.0,
+    show_default=True,
+    help="seconds between save points (machine states written, offsets committed): "
+    "at most what a restarted worker repeats",
+)
+def process_command(plant_path: Path, save_every_s: float) -> None:
     """Kafka role: the calculators in a consumer group, readings topic in, points topic out."""
     from aiokafka.errors import KafkaError
 
@@ -803,7 +812,7 @@ def process_command(plant_path: Path) -> None:
     plant, spec = _load(plant_path)
     settings = _kafka_settings(plant, plant_path)
     _role_logging()
-    role = ProcessRole(settings, spec)
+    role = ProcessRole(settings, spec, save_interval_s=save_every_s)
 
     try:
         asyncio.run(_until_signalled(role.run))

@@ -325,7 +325,8 @@ def test_a_worker_killed_mid_run_and_restarted_loses_no_window_and_counts_none_t
     r = roles(3)
     state = tmp_path / "sink"
     r.start("sink", "--state-dir", str(state))
-    first = r.start("process", name="process-1")
+    # Save points every second (5 s by default), so there is one to go on from well before the end.
+    first = r.start("process", "--save-every", "1", name="process-1")
     # Slow chunks, so the worker is still busy when it is killed.
     import threading
 
@@ -391,7 +392,7 @@ def test_a_worker_killed_mid_run_and_restarted_loses_no_roll_up_and_counts_none_
     r = roles(3, ROLLUP_PLANT)
     state = tmp_path / "sink"
     r.start("sink", "--state-dir", str(state))
-    first = r.start("process", name="process-1")
+    first = r.start("process", "--save-every", "1", name="process-1")  # save points every second
     import threading
 
     producer = threading.Thread(target=produce, args=(r.plant, as_records(ROLLUP_READINGS), 600))
