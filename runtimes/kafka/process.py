@@ -10,16 +10,18 @@ reading through :class:`MachineStates`, whose points (keyed by machine), dead le
 windows and watermarks for the roll-ups (windows topic, keyed by site) are appended to producer
 batches; each windows record through :class:`RollupStates`, whose line and site points are
 appended too. Then, once ``save_interval_s`` has passed since the last save (and on a new
-assignment and at stop), a save point:
+assignment and at stop), a save point: the states of the machines and sites that moved, and the
+offsets after the records taken, as of that moment between two batches. It is completed in a task
+of its own while the next batches run (save points one after another, in order):
 
-1. the worker waits until the broker has every record sent since the last save;
-2. the state of every machine and site that moved since then, with its offset, is written to its
-   compacted state topic (same partition number as the records it came from), and acknowledged;
-3. the offsets are committed.
+1. it waits until the broker has every record sent before it;
+2. its states, each with the offset of the last record it took, are written to their compacted
+   state topic (same partition number as the records they came from), and acknowledged;
+3. its offsets are committed.
 
-A crash before 2 repeats the records since the last save from the saved states: the same points
-again (same identity, same fields: an overwrite at the sink). A crash between 2 and 3 redelivers
-records the saved state already holds, which their offsets make the worker skip. So no window is
+A crash before 2 repeats the records since the last completed save point from the saved states:
+the same points again (same identity, same fields: an overwrite at the sink). A crash between 2 and
+3 redelivers records the saved state already holds, which their offsets make the worker skip. So no window is
 lost and none is counted twice in what reaches the sink. Saving every few seconds instead of every
 batch keeps that rule and costs a state per machine per save point instead of nearly one per
 reading (docs/benchmarks.md). On assignment a worker reads the state partitions of what it was given
@@ -164,13 +166,15 @@ class ProcessRole:
             consumer.subscribe([topics.readings, topics.windows], listener=_Listener(self))
             await consumer.start()
             outgoing = RecordBatches(producer, PRODUCER_BATCH_BYTES)
+            saving = _Saver(consumer, RecordBatches(producer, PRODUCER_BATCH_BYTES), self.stats)
             try:
                 while not stop.is_set():
                     batch = await consumer.getmany(timeout_ms=500, max_records=self._batch)
+                    saving.raise_failure()
                     if self.new_assignment is not None:
                         # What moved on in partitions still held is saved, then every state of the
                         # new assignment is loaded before any of its records run.
-                        await self._save(outgoing, consumer, only=consumer.assignment())
+                        await saving.until_done(await self._save_point(outgoing, only=consumer.assignment()))
                         assignment, self.new_assignment = self.new_assignment, None
                         await self.assigned(assignment.get(topics.readings, []), loader)
                         count = len(consumer.partitions_for_topic(topics.readings) or ())
@@ -181,9 +185,11 @@ class ProcessRole:
                     if batch:
                         await self._process(batch, outgoing)
                     if time.monotonic() - self._last_save >= self._save_interval_s:
-                        await self._save(outgoing, consumer)
-                await self._save(outgoing, consumer)
+                        # Completed in the background while the next batches run.
+                        saving.start(await self._save_point(outgoing))
+                await saving.until_done(await self._save_point(outgoing))
             finally:
+                saving.cancel()
                 await consumer.stop()
         finally:
             await loader.stop()
@@ -219,42 +225,32 @@ class ProcessRole:
         self._sent += await outgoing.flush()
         self.stats.batches += 1
 
-    async def _save(
-        self,
-        outgoing: RecordBatches,
-        consumer: AIOKafkaConsumer,
-        only: set[TopicPartition] | None = None,
-    ) -> None:
-        """A save point (module docstring); with ``only``, of those partitions alone."""
+    async def _save_point(
+        self, outgoing: RecordBatches, only: set[TopicPartition] | None = None
+    ) -> _SavePoint:
+        """What a save point writes, as of now (module docstring); with ``only``, of those partitions.
+
+        Built at once, between two batches, so the states and offsets are those of the records
+        taken so far and the sends those that made their points.
+        """
         topics = self.settings.topics
-        # The points and windows are on the broker before the state that says they were made...
-        await asyncio.gather(*self._sent, *await outgoing.flush())
-        self._sent = []
-        for machine, partition in self._unsaved_machines.items():
-            if only is None or TopicPartition(topics.readings, partition) in only:
-                state = self.machines.state(machine)
-                await outgoing.add(self._state_topic, machine.encode(), state, partition=partition)
-        for site, partition in self._unsaved_sites.items():
-            if only is None or TopicPartition(topics.windows, partition) in only:
-                state = self.rollups.state(site)
-                await outgoing.add(self._rollup_state_topic, site.encode(), state, partition=partition)
-        # ... and the states are before the offsets that say the records were taken.
-        await asyncio.gather(*await outgoing.flush())
+        sent, self._sent = [*self._sent, *await outgoing.flush()], []
+        states = [
+            (self._state_topic, machine.encode(), self.machines.state(machine), partition)
+            for machine, partition in self._unsaved_machines.items()
+            if only is None or TopicPartition(topics.readings, partition) in only
+        ]
+        states += [
+            (self._rollup_state_topic, site.encode(), self.rollups.state(site), partition)
+            for site, partition in self._unsaved_sites.items()
+            if only is None or TopicPartition(topics.windows, partition) in only
+        ]
         offsets = {tp: offset for tp, offset in self._uncommitted.items() if only is None or tp in only}
         self._unsaved_machines.clear()
         self._unsaved_sites.clear()
         self._uncommitted.clear()
         self._last_save = time.monotonic()
-        if not offsets:
-            return
-        try:
-            await consumer.commit(offsets)
-        except (CommitFailedError, IllegalStateError) as exc:
-            # A rebalance took partitions since the last save: their new owner takes the records
-            # since then from the saved states and sends the same points; nothing is lost.
-            _log.warning("offsets not committed (%s); the partitions' new owner repeats them", exc)
-            return
-        self.stats.saves += 1
+        return _SavePoint(sent, states, offsets)
 
     async def _readings(
         self,
@@ -360,6 +356,70 @@ class ProcessRole:
                 # Another plant file or version: the site's waiting roll-ups are lost, loudly.
                 _log.error("cannot restore the roll-ups of site %s (%s); they start afresh", site, exc)
         _log.info("restored %d site roll-up state(s) for windows partitions %s", len(latest), partitions)
+
+
+@dataclass
+class _SavePoint:
+    """A save point's content, taken between two batches (:meth:`ProcessRole._save_point`)."""
+
+    sent: list[asyncio.Future[object]]
+    """Every send before it: points, dead letters, windows records."""
+    states: list[tuple[str, bytes, bytes, int]]
+    """(state topic, key, state, partition) of each machine and site that moved since the last."""
+    offsets: dict[TopicPartition, int]
+    """The offsets to commit: after the last record each partition's states include."""
+
+
+class _Saver:
+    """Completes save points in order, each in a task of its own, while the worker goes on."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, states: RecordBatches, stats: ProcessStats) -> None:
+        self._consumer = consumer
+        self._states = states
+        self._stats = stats
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, point: _SavePoint) -> None:
+        """Complete ``point`` after the save points started before it."""
+        self._task = asyncio.create_task(self._complete(self._task, point))
+
+    async def until_done(self, point: _SavePoint) -> None:
+        """Complete ``point`` (and those before it) before returning."""
+        self.start(point)
+        assert self._task is not None
+        task, self._task = self._task, None
+        await task
+
+    def raise_failure(self) -> None:
+        """Raise the error of a save point that failed (a send the broker refused)."""
+        if self._task is not None and self._task.done():
+            task, self._task = self._task, None
+            task.result()
+
+    def cancel(self) -> None:
+        """Give up a save point still in the air (the worker is failing; a restart repeats its records)."""
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _complete(self, previous: asyncio.Task[None] | None, point: _SavePoint) -> None:
+        if previous is not None:
+            await previous
+        # The points and windows are on the broker before the states that say they were made...
+        await asyncio.gather(*point.sent)
+        for topic, key, state, partition in point.states:
+            await self._states.add(topic, key, state, partition=partition)
+        # ... and the states before the offsets that say the records were taken.
+        await asyncio.gather(*await self._states.flush())
+        if not point.offsets:
+            return
+        try:
+            await self._consumer.commit(point.offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # A rebalance took partitions since the last save: their new owner takes the records
+            # since then from the saved states and sends the same points; nothing is lost.
+            _log.warning("offsets not committed (%s); the partitions' new owner repeats them", exc)
+            return
+        self._stats.saves += 1
 
 
 async def _read_to_end(loader: AIOKafkaConsumer, topic: str, partitions: list[int]) -> dict[str, bytes]:
