@@ -249,6 +249,23 @@ class RoleProcesses:
                 proc.kill()
                 await proc.wait()
 
+    async def process_assigned(self, timeout_s: float) -> None:
+        """Return once ``process`` has been given its readings partitions.
+
+        The sink shows raw readings as soon as ``collect`` sends them; a round is timed only once
+        the calculators run too.
+
+        Raises:
+            TimeoutError: not within ``timeout_s``.
+        """
+        path = self.work / "process.out"
+        async with asyncio.timeout(timeout_s):
+            while True:
+                text = path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+                if re.search(r"assigned readings partitions \[\d", text):
+                    return
+                await asyncio.sleep(0.1)
+
     def copy_files(self, destination: Path) -> None:
         """Copy the round's files (logs, stats, profiles, closes; not the points, tens of MB) there."""
         destination.mkdir(parents=True, exist_ok=True)
@@ -304,16 +321,17 @@ async def run_kafka_round(
         name = f"bench-{secrets.token_hex(4)}"
         document["kafka"] = kafka_section(broker.bootstrap, name)
         plant_file.write_text(json.dumps(document), encoding="utf-8")
-        plant, _ = load_and_resolve(plant_file)
+        plant, spec = load_and_resolve(plant_file)
         assert plant.model.kafka is not None
         recorder = KafkaRecorder(server.clock_offset_s)
-        sink = SinkRole(plant.model.kafka, [TimedFileSink(work / "sink", recorder)])
+        sink = SinkRole(plant.model.kafka, [TimedFileSink(work / "sink", recorder)], spec=spec)
         roles = RoleProcesses(work, plant_file, profile=profiler is not None)
         started = loop.time()
         await roles.start()
         task = asyncio.create_task(roles.supervise(sink.run(stop), stop))
         try:
             await _first_values(recorder, task, s.tags, s.connect_timeout_s)
+            await roles.process_assigned(max(1.0, s.connect_timeout_s - (loop.time() - started)))
             connect_s = loop.time() - started
             await asyncio.sleep(s.warmup_s)
             before = await server.stats()
@@ -331,6 +349,7 @@ async def run_kafka_round(
         detail = {
             **roles.stats(),
             "sink_points": sink.stats.points,
+            "sink_raw_points": sink.stats.raw_points,
             "sink_batches": sink.stats.batches,
             "sink_dead_letters": sink.stats.dead_letters,
             "oee_written_in_window": len(recorder.oee_writes),

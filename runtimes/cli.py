@@ -844,7 +844,7 @@ def sink_command(plant_path: Path, state_dir: Path) -> None:
     from runtimes.sinks import build_sinks
     from sinks.influx import SinkConfigError
 
-    plant, _ = _load(plant_path)
+    plant, spec = _load(plant_path)
     settings = _kafka_settings(plant, plant_path)
     _role_logging()
     files = FileSink(state_dir)
@@ -854,7 +854,7 @@ def sink_command(plant_path: Path, state_dir: Path) -> None:
         # The plant file's sinks (InfluxDB) through their outboxes, beside the file sink.
         sinks: list[PointSink] = [files]
         sinks += [OutboxSink(s) for s in build_sinks(plant, state_dir, files.files.dead_letter)]
-        role = SinkRole(settings, sinks)
+        role = SinkRole(settings, sinks, spec=spec)
         roles.append(role)
         await role.run(stop)
 
@@ -868,8 +868,8 @@ def sink_command(plant_path: Path, state_dir: Path) -> None:
         _kafka_unreachable(settings, exc)
     for role in roles:
         _err.print(
-            f"stopped: {role.stats.points} points in {state_dir / 'points'}, "
-            f"{role.stats.dead_letters} dead letters"
+            f"stopped: {role.stats.points} points in {state_dir / 'points'} "
+            f"({role.stats.raw_points} of them raw readings), {role.stats.dead_letters} dead letters"
         )
 
 

@@ -23,7 +23,6 @@ from runtimes.kafka.topics import dead_letter
 from streams.config import EngineSpec
 from streams.engine import Engine, ReadingRejected
 from streams.machine import WindowResult
-from streams.points import decoded_reading_point
 from streams.rollup import rollup_scopes
 
 __all__ = ["MachineStates", "Outcome"]
@@ -31,7 +30,11 @@ __all__ = ["MachineStates", "Outcome"]
 
 @dataclass
 class Outcome:
-    """What one record produced: points to send and a dead letter (or nothing: a redelivery)."""
+    """What one record produced: window points to send and a dead letter (or nothing: a redelivery).
+
+    The reading's own raw ``reading`` point is not among them: ``sink`` makes it from the readings
+    topic (docs/kafka.md).
+    """
 
     points: list[Point] = field(default_factory=list)
     dead_letter: DeadLetter | None = None
@@ -134,12 +137,10 @@ class MachineStates:
 
     def _take(self, key: bytes | None, value: bytes | None, offset: int, where: str) -> Outcome:
         try:
-            parts = decode_reading(value or b"")
+            ts, machine, signal, reading_value, quality, _ = decode_reading(value or b"")
         except RecordError as exc:
             return Outcome(dead_letter=dead_letter("process", where, "malformed", str(exc), value))
-        ts, machine, signal, reading_value, quality, _ = parts
-        spec = self.spec.machines.get(machine)
-        if spec is None:
+        if machine not in self.spec.machines:
             message = f"machine {machine!r} is not in the plant model"
             return Outcome(dead_letter=dead_letter("process", where, "unknown_machine", message, value))
         if key != machine.encode():
@@ -152,8 +153,6 @@ class MachineStates:
             return Outcome(machine=machine, skipped=True, ts=ts)
         self._engines[machine] = (offset, engine)
         outcome = Outcome(machine=machine, ts=ts)
-        if signal in spec.recorded:
-            outcome.points.append(decoded_reading_point(parts, spec.site, spec.line))
         try:
             engine.push_raw(ts, machine, signal, reading_value, quality)
         except ReadingRejected as exc:

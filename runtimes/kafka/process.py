@@ -6,11 +6,12 @@ table state to recover (a race in its recovery, faust-streaming/faust#596; see d
 Workers of one group share the readings topic's partitions. Each keeps, per machine of the
 partitions it holds, an engine (the same pure engine as the embedded runtime) and the offset of
 the last record that engine took. Every batch the consumer returns goes through at once: each
-reading through :class:`MachineStates`, whose points (keyed by machine), dead letters and new
-windows and watermarks for the roll-ups (windows topic, keyed by site) are appended to producer
-batches; each windows record through :class:`RollupStates`, whose line and site points are
-appended too. Then, once ``save_interval_s`` has passed since the last save (and on a new
-assignment and at stop), a save point: the states of the machines and sites that moved, and the
+reading through :class:`MachineStates`, whose window points (keyed by machine; the raw ``reading``
+points are ``sink``'s, from the readings topic), dead letters and new windows and watermarks for
+the roll-ups (windows topic, keyed by site) are appended to producer batches; each windows record
+through :class:`RollupStates`, whose line and site points are appended too. Then, once
+``save_interval_s`` has passed since the last save (and on a new assignment and at stop), a save
+point: the states of the machines and sites that moved, and the
 offsets after the records taken, as of that moment between two batches. It is completed in a task
 of its own while the next batches run (save points one after another, in order):
 

@@ -1,4 +1,11 @@
-"""``plantstream sink``: points from the points topic to the configured sinks, then the commit.
+"""``plantstream sink``: points from the points topic, and raw readings, to the sinks; then the commit.
+
+The points topic carries what ``process`` computed (window points, roll-ups). The raw readings
+reach the sinks as ``reading`` points too (docs/points.md), but they are not sent through Kafka a
+second time: the sink takes them from the readings topic, with the plant file's rule for which
+signals are recorded, and makes each reading's point as the embedded runtime does. A reading the
+sink cannot use is skipped and counted (``process``, which reads the same records, dead-letters
+it with its reason).
 
 Each batch the consumer returns is written to every sink in the list, and each sink's write has
 returned (the file sink has forced it to disk) before the batch's offsets are committed. A sink
@@ -24,11 +31,13 @@ import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from plantstream.plant.schema import Kafka
-from plantstream.records import DeadLetter, Point, RecordError
+from plantstream.records import DeadLetter, Point, RecordError, decode_reading
 from runtimes.gc_tuning import fewer_collections
 from runtimes.kafka.topics import dead_letter, ensure_topics, utf8
 from sinks.files import JsonLinesSink
 from sinks.influx import InfluxSink
+from streams.config import EngineSpec
+from streams.points import decoded_reading_point
 
 __all__ = ["MAX_BACKOFF_S", "FileSink", "PointSink", "SinkRole", "SinkStats"]
 
@@ -114,6 +123,12 @@ class SinkStats:
     """What ``sink`` wrote and committed."""
 
     points: int = 0
+    """Points written, raw reading points included."""
+    raw_points: int = 0
+    """Raw ``reading`` points made from the readings topic."""
+    readings_skipped: int = 0
+    """Records of the readings topic that make no point: malformed, of an unknown machine or under
+    another machine's key (``process`` dead-letters them), or of a signal not recorded."""
     dead_letters: int = 0
     batches: int = 0
     failed_writes: int = 0
@@ -127,12 +142,18 @@ class SinkRole:
         settings: Kafka,
         sinks: list[PointSink],
         *,
+        spec: EngineSpec | None = None,
         group: str | None = None,
         first_backoff_s: float = 0.5,
     ) -> None:
-        """Prepare; ``group`` defaults to ``<kafka.group>.sink``."""
+        """Prepare; ``group`` defaults to ``<kafka.group>.sink``.
+
+        With the plant's ``spec`` the raw readings are written too (``plantstream sink`` always
+        passes it); without, only the points topic's points.
+        """
         self.settings = settings
         self.sinks = sinks
+        self.spec = spec
         self.group = group or f"{settings.group}.sink"
         self.stats = SinkStats()
         self._first_backoff = first_backoff_s
@@ -146,9 +167,11 @@ class SinkRole:
     async def _run(self, stop: asyncio.Event) -> SinkStats:
         await ensure_topics(self.settings)
         topics = self.settings.topics
+        raw = [topics.readings] if self.spec is not None else []
         consumer = AIOKafkaConsumer(
             topics.points,
             topics.deadletter,
+            *raw,
             bootstrap_servers=self.settings.servers(),
             group_id=self.group,
             client_id="plantstream-sink",
@@ -177,10 +200,14 @@ class SinkRole:
     async def _write(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
         points: list[Point] = []
         letters: list[DeadLetter] = []
+        topics = self.settings.topics
         for tp, records in batch.items():
+            if tp.topic == topics.readings:
+                self._raw_points(records, points)
+                continue
             for record in records:
                 where = f"{tp.topic}[{tp.partition}]@{record.offset}"
-                if tp.topic == self.settings.topics.deadletter:
+                if tp.topic == topics.deadletter:
                     letters.append(self._letter(record.value, where))
                     continue
                 try:
@@ -196,6 +223,25 @@ class SinkRole:
         self.stats.points += len(points)
         self.stats.dead_letters += len(letters)
         self.stats.batches += 1
+
+    def _raw_points(self, records: list[ConsumerRecord[bytes, bytes]], points: list[Point]) -> None:
+        """The ``reading`` points of readings-topic ``records`` whose signal is recorded."""
+        assert self.spec is not None
+        machines = self.spec.machines
+        made = 0
+        for record in records:
+            try:
+                parts = decode_reading(record.value or b"")
+            except RecordError:
+                continue
+            machine = machines.get(parts[1])
+            # A reading under another machine's key is refused by ``process`` too (wrong_key).
+            if machine is None or parts[2] not in machine.recorded or record.key != parts[1].encode():
+                continue
+            points.append(decoded_reading_point(parts, machine.site, machine.line))
+            made += 1
+        self.stats.raw_points += made
+        self.stats.readings_skipped += len(records) - made
 
     async def _retrying(self, sink: PointSink, write: Callable[[_T], Awaitable[None]], items: _T) -> None:
         """Call ``write(items)`` until it returns; raise :class:`_Stopped` if asked to stop first."""
