@@ -185,8 +185,10 @@ class ProcessRole:
                     batch = {tp: records for tp, records in batch.items() if tp in held}
                     if batch:
                         await self._process(batch, outgoing)
-                    if time.monotonic() - self._last_save >= self._save_interval_s:
-                        # Completed in the background while the next batches run.
+                    due = time.monotonic() - self._last_save >= self._save_interval_s
+                    if due and saving.idle():
+                        # Completed in the background while the next batches run; one at a time,
+                        # so a slow broker delays the next save point instead of stacking them.
                         saving.start(await self._save_point(outgoing))
                 await saving.until_done(await self._save_point(outgoing))
             finally:
@@ -390,6 +392,10 @@ class _Saver:
         assert self._task is not None
         task, self._task = self._task, None
         await task
+
+    def idle(self) -> bool:
+        """True when no save point is in the air."""
+        return self._task is None or self._task.done()
 
     def raise_failure(self) -> None:
         """Raise the error of a save point that failed (a send the broker refused)."""
