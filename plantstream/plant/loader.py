@@ -1,6 +1,7 @@
 """Load a plant file: YAML to validated :class:`PlantModel`, every error pointing at its line.
 
-The YAML is read with a core-schema resolver (only ``true``/``false`` are booleans and ``16:00``
+The YAML is screened first (size, NUL bytes, anchors, depth: see :mod:`plantstream.plant.reader`)
+and read with a core-schema resolver (only ``true``/``false`` are booleans and ``16:00``
 stays a time, not the base-60 integer 960 that YAML 1.1 makes of it), duplicate keys are errors,
 and ``${VAR}`` / ``${VAR:-default}`` in any string are replaced from the environment, so secrets
 never sit in the file. Errors read ``plant.yaml:14 sites[0].lines[0].machines[2].ideal_cycle_s:
@@ -20,7 +21,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from plantstream.plant import schema
+from plantstream.plant import reader, schema
 from plantstream.plant.schema import PlantModel, cross_check
 
 __all__ = ["KeyPath", "LoadedPlant", "PlantError", "PlantIssue", "format_path", "load_plant", "parse_plant"]
@@ -78,13 +79,18 @@ def load_plant(path: str | Path, environ: Mapping[str, str] | None = None) -> Lo
     """Read and validate a plant file; raise :class:`PlantError` listing every problem."""
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        with file.open("rb") as stream:
+            # One byte more than allowed tells a file at the limit from one beyond it, without
+            # reading a huge (or endless) file whole.
+            data = stream.read(reader.MAX_BYTES + 1)
     except OSError as exc:
         raise PlantError(
             [PlantIssue(file.name, 0, (), f"cannot read the plant file {file}: {exc.strerror}")]
         ) from None
-    except UnicodeDecodeError as exc:
-        raise PlantError([PlantIssue(file.name, 0, (), f"not UTF-8 text (byte {exc.start})")]) from None
+    try:
+        text = reader.decode(data)
+    except reader.YamlRefused as exc:
+        raise PlantError([PlantIssue(file.name, p.line, (), p.message) for p in exc.problems]) from None
     return parse_plant(text, file.name, environ)
 
 
@@ -92,7 +98,9 @@ def parse_plant(text: str, name: str = "plant.yaml", environ: Mapping[str, str] 
     """Validate plant-file text; ``name`` is used in error messages."""
     env = os.environ if environ is None else environ
     try:
-        root = yaml.compose(text, Loader=_CoreLoader)
+        root = reader.compose(text)
+    except reader.YamlRefused as exc:
+        raise PlantError([PlantIssue(name, p.line, (), p.message) for p in exc.problems]) from None
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else 0
         raise PlantError([PlantIssue(name, line, (), f"not valid YAML: {exc.problem}")]) from None
@@ -116,35 +124,6 @@ def parse_plant(text: str, name: str = "plant.yaml", environ: Mapping[str, str] 
     return plant
 
 
-class _CoreLoader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 core-schema scalars."""
-
-
-_CoreLoader.yaml_implicit_resolvers = {
-    first: [
-        (tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")
-    ]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_CoreLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-_CoreLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:int",
-    re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
-    list("-+0123456789"),
-)
-
-
-def _construct_core_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
-    text = loader.construct_scalar(node)
-    if text.startswith("0o"):
-        return int(text[2:], 8)
-    return int(text, 0) if text.startswith("0x") else int(text, 10)
-
-
-_CoreLoader.add_constructor("tag:yaml.org,2002:int", _construct_core_int)
-
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -156,7 +135,7 @@ class _Builder:
         self.env = env
         self.lines: dict[KeyPath, int] = {}
         self.issues: list[PlantIssue] = []
-        self._loader = _CoreLoader("")
+        self._loader = reader.CoreLoader("")
 
     def build(self, node: yaml.Node, path: KeyPath) -> Any:
         self.lines.setdefault(path, node.start_mark.line + 1)
