@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from plantstream.plant import reader, schema
+from plantstream.plant.mapping import mapping_problems
 from plantstream.plant.schema import PlantModel, cross_check
 
 __all__ = ["KeyPath", "LoadedPlant", "PlantError", "PlantIssue", "format_path", "load_plant", "parse_plant"]
@@ -46,8 +47,10 @@ class PlantIssue:
 class PlantError(Exception):
     """A plant file is invalid; ``issues`` lists every problem found, in file order."""
 
-    def __init__(self, issues: list[PlantIssue]) -> None:
+    def __init__(self, issues: list[PlantIssue], plant: LoadedPlant | None = None) -> None:
         self.issues = sorted(issues, key=lambda i: (i.line, format_path(i.path)))
+        self.plant = plant
+        """The validated plant when only its source mapping is wrong, so it can still be resolved."""
         super().__init__("\n".join(str(i) for i in self.issues))
 
 
@@ -69,6 +72,8 @@ class LoadedPlant:
     model: PlantModel
     file: str
     lines: Mapping[KeyPath, int] = field(repr=False)
+    from_environment: frozenset[KeyPath] = field(default=frozenset(), repr=False)
+    """Key paths whose text came (at least partly) from a ``${VAR}`` reference."""
 
     def issue(self, path: KeyPath, message: str) -> PlantIssue:
         """Build an issue for ``path``, located at the nearest line the file has for it."""
@@ -111,17 +116,52 @@ def parse_plant(text: str, name: str = "plant.yaml", environ: Mapping[str, str] 
         raise PlantError([PlantIssue(name, 1, (), "the file is empty")])
     builder = _Builder(name, env)
     data = builder.build(root, ())
-    if builder.issues:
-        raise PlantError(builder.issues)
+    issues = list(builder.issues)
     try:
         model = PlantModel.model_validate(data)
     except ValidationError as exc:
-        raise PlantError([_issue_from(err, data, builder.lines, name) for err in exc.errors()]) from None
-    plant = LoadedPlant(model, name, builder.lines)
-    problems = cross_check(model)
-    if problems:
-        raise PlantError([plant.issue(p, msg) for p, msg in problems])
+        # A value the builder already refused comes out of validation as a second, vaguer error.
+        refused = [issue.path for issue in builder.issues]
+        for err in exc.errors():
+            issue = _issue_from(err, data, builder.lines, name)
+            if not any(issue.path[: len(path)] == path for path in refused):
+                issues.append(issue)
+        issues.extend(_section_issues(data, builder.lines, name))
+        raise PlantError(issues) from None
+    plant = LoadedPlant(model, name, builder.lines, frozenset(builder.from_environment))
+    references = [plant.issue(p, msg) for p, msg in cross_check(model)]
+    mapped = [plant.issue(p, msg) for p, msg in mapping_problems(model)]
+    if issues or references or mapped:
+        # With only mapping problems the model is whole, so the caller may still resolve it and
+        # report what resolving finds in the same run.
+        raise PlantError([*issues, *references, *mapped], plant=None if issues or references else plant)
     return plant
+
+
+_SECTION_CHECKS = (
+    (("sites", "calendars", "sinks", "cbam"), cross_check),
+    (("sites", "sources"), mapping_problems),
+)
+"""The checks across sections, with the sections each reads."""
+
+
+def _section_issues(data: Any, lines: Mapping[KeyPath, int], file: str) -> list[PlantIssue]:
+    """The checks across sections whose sections are valid, when the whole file is not.
+
+    A check runs only when every section it reads validates on its own, so a broken section never
+    makes a reference to it look wrong.
+    """
+    if not isinstance(data, dict):
+        return []
+    out: list[PlantIssue] = []
+    for sections, check in _SECTION_CHECKS:
+        part = {key: data[key] for key in sections if key in data}
+        try:
+            model = PlantModel.model_validate(part)
+        except ValidationError:
+            continue
+        out.extend(PlantIssue(file, _nearest_line(lines, p), p, msg) for p, msg in check(model))
+    return out
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -135,6 +175,7 @@ class _Builder:
         self.env = env
         self.lines: dict[KeyPath, int] = {}
         self.issues: list[PlantIssue] = []
+        self.from_environment: set[KeyPath] = set()
         self._loader = reader.CoreLoader("")
 
     def build(self, node: yaml.Node, path: KeyPath) -> Any:
@@ -157,6 +198,8 @@ class _Builder:
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
         value = self._scalar(node, path)
         if isinstance(value, str) and "${" in value:
+            if _ENV_REF.search(value):
+                self.from_environment.add(path)
             return self._substitute(value, node, path)
         return value
 
