@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -16,17 +17,37 @@ SHIFT = ROOT / "examples" / "minimal-shift.jsonl"
 pytestmark = pytest.mark.e2e
 
 
-def plantstream(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def plantstream(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("plantstream", path=str(Path(sys.executable).parent))
     assert exe, "the plantstream console script is not installed in this environment"
-    return subprocess.run([exe, *args], input=stdin, capture_output=True, text=True, check=False, timeout=120)
+    return subprocess.run(
+        [exe, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
 
 
-def test_check_accepts_the_examples() -> None:
-    for name in ("minimal.yaml", "demo-line.yaml"):
-        result = plantstream("check", "-c", str(ROOT / "examples" / name))
-        assert result.returncode == 0, result.stderr
-        assert "valid" in result.stdout
+# The variables the examples' comments say to set; all on this machine, so no security warning.
+EXAMPLE_ENV = {
+    "MQTT_URL": "mqtt://127.0.0.1:1883",
+    "INFLUX_URL": "http://127.0.0.1:8086",
+    "INFLUX_ORG": "plant",
+    "INFLUX_BUCKET": "plantstream",
+}
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.name)
+def test_check_accepts_every_shipped_example_without_warnings(path: Path) -> None:
+    result = plantstream("check", "-c", str(path), env=EXAMPLE_ENV)
+    assert result.returncode == 0, result.stderr
+    assert "valid" in result.stdout
+    assert "warning" not in result.stderr
 
 
 def test_check_rejects_a_typo_with_file_line_and_key(tmp_path: Path) -> None:
@@ -117,3 +138,90 @@ def test_replay_of_an_invalid_plant_exits_2_before_reading(tmp_path: Path) -> No
     result = plantstream("replay", "-c", str(tmp_path / "missing.yaml"), "--readings", str(SHIFT))
     assert result.returncode == 2
     assert "missing.yaml" in result.stderr
+
+
+# --- hostile and mistaken plant files (issue rows 6, 7, 8, 11) ---------------------------------------
+
+DEMO = ROOT / "examples" / "demo-line.yaml"
+
+
+def test_check_refuses_deep_nesting_and_billion_laughs_quickly(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("sites:\n" + "".join(" " * (2 * level) + "- k:\n" for level in range(1, 1_000)))
+    laughs = tmp_path / "laughs.yaml"
+    # Each level holds 9 aliases of the one before: 9**9 = 387,420,489 strings once expanded.
+    laughs.write_text(
+        "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+        + "".join(
+            f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]\n"
+            for prev, name in zip("abcdefgh", "bcdefghi", strict=True)
+        )
+    )
+    result = plantstream("check", "-c", str(deep))
+    assert result.returncode == 2
+    # Line 1 opens the document's mapping (level 1); line n > 1 opens a list and a mapping
+    # (levels 2n - 2 and 2n - 1), so level 65 opens on line 33.
+    assert "deep.yaml:33 (file): nested deeper than 64 levels" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = plantstream("check", "-c", str(laughs))
+    assert result.returncode == 2
+    assert "laughs.yaml:1 (file): YAML anchor &a: anchors and aliases are not accepted" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_refuses_binary_and_non_utf8_with_a_located_message(tmp_path: Path) -> None:
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"sites:\n  - id: \x00\x01\x02\n")
+    result = plantstream("check", "-c", str(binary))
+    assert result.returncode == 2
+    assert "binary.yaml:2 (file): a NUL byte" in result.stderr
+
+
+def test_check_refuses_numbers_that_are_not_finite_booleans_and_huge_integers(tmp_path: Path) -> None:
+    bad = tmp_path / "plant.yaml"
+    bad.write_text(
+        DEMO.read_text()
+        .replace("ideal_cycle_s: 2.4", "ideal_cycle_s: .inf", 1)
+        .replace("  micro_stop_max_s: 30", "  micro_stop_max_s: true")
+        .replace("    watchdog_s: 30\n", "    watchdog_s: 30\n    queue: {size: 99999999999999999999999}\n")
+    )
+    result = plantstream("check", "-c", str(bad))
+    assert result.returncode == 2, result.stdout
+    # All three in one run.
+    assert "ideal_cycle_s: must be a finite number (.inf and .nan are not accepted)" in result.stderr
+    assert "production.micro_stop_max_s: must be a number, not true or false" in result.stderr
+    assert "sources[0].queue.size: must be <= 10000000" in result.stderr
+    assert "3 problem(s)" in result.stderr
+
+
+def test_check_refuses_a_tag_for_a_machine_the_plant_lacks(tmp_path: Path) -> None:
+    bad = tmp_path / "plant.yaml"
+    text = DEMO.read_text().replace(
+        "machine: packer1, signal: cases_total", "machine: packer, signal: cases_total"
+    )
+    bad.write_text(text)
+    result = plantstream("check", "-c", str(bad))
+    assert result.returncode == 2
+    line = text[: text.index("machine: packer,")].count("\n") + 1
+    assert (
+        f"plant.yaml:{line} sources[0].groups[0].tags[10].machine: tag "
+        "nsu=urn:plantstream:simulator;s=packer1.cases_total: machine 'packer' is not in the plant "
+        "(did you mean 'packer1'?)"
+    ) in result.stderr
+
+
+def test_check_warns_of_insecure_transport_and_literal_passwords_but_accepts(tmp_path: Path) -> None:
+    risky = tmp_path / "plant.yaml"
+    risky.write_text(
+        DEMO.read_text().replace(
+            "security: {mode: None, allow_insecure: true}",
+            "security: {mode: None, allow_insecure: true, username: operator, password: hunter2}",
+        )
+    )
+    result = plantstream("check", "-c", str(risky), env={"OPCUA_ENDPOINT": "opc.tcp://10.20.30.40:4840/"})
+    assert result.returncode == 0, result.stderr
+    assert "valid" in result.stdout
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning")]
+    assert len(warnings) == 2, result.stderr
+    assert "sources[0].security.mode: source line1-plc: OPC UA security None to 10.20.30.40" in warnings[0]
+    assert "sources[0].security.password: password is written literally" in warnings[1]
