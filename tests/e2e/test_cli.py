@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 MINIMAL = ROOT / "examples" / "minimal.yaml"
@@ -225,3 +228,48 @@ def test_check_warns_of_insecure_transport_and_literal_passwords_but_accepts(tmp
     assert len(warnings) == 2, result.stderr
     assert "sources[0].security.mode: source line1-plc: OPC UA security None to 10.20.30.40" in warnings[0]
     assert "sources[0].security.password: password is written literally" in warnings[1]
+
+
+def test_run_logs_the_security_warnings_at_start(tmp_path: Path) -> None:
+    plant = tmp_path / "plant.yaml"
+    plant.write_text(
+        DEMO.read_text().replace(
+            "security: {mode: None, allow_insecure: true}",
+            "security: {mode: None, allow_insecure: true, username: operator, password: hunter2}",
+        )
+    )
+    exe = shutil.which("plantstream", path=str(Path(sys.executable).parent))
+    assert exe
+    log = tmp_path / "stderr.log"
+    # Nothing listens on the endpoint: the pipeline starts, logs, and keeps reconnecting until stopped.
+    env = {**os.environ, "OPCUA_ENDPOINT": f"opc.tcp://127.0.0.1:{free_port()}/"}
+    command = [
+        exe,
+        "run",
+        "-c",
+        str(plant),
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--http-port",
+        str(free_port()),
+    ]
+    with log.open("w") as stderr:
+        run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=env)
+        try:
+            seen = _wait_for_text(log, "password is written literally", run)
+        finally:
+            run.send_signal(signal.SIGTERM)
+            run.wait(timeout=60)
+    assert seen, log.read_text()
+    assert "WARNING plantstream.plant: plant.yaml:" in log.read_text()
+    assert "sources[0].security.password: password is written literally" in log.read_text()
+
+
+def _wait_for_text(path: Path, text: str, process: subprocess.Popen[bytes]) -> bool:
+    """Whether ``text`` appears in ``path`` while ``process`` runs (60 s at most, a safety net)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        if text in path.read_text():
+            return True
+        time.sleep(0.1)
+    return text in path.read_text()
