@@ -63,6 +63,7 @@ class _Mapping:
 
     def __post_init__(self) -> None:
         self.signals = {m.id: list(m.signals) for _, _, m in self.model.machines()}
+        self.every_signal = sorted({name for names in self.signals.values() for name in names})
         for i, source in enumerate(self.model.sources):
             if isinstance(source, OpcUaSource):
                 self._opcua(source, ("sources", i))
@@ -138,11 +139,11 @@ class _Mapping:
         )
 
     def _signal_of_some(self, signal: str, where: KeyPath, what: str) -> None:
-        every = sorted({name for names in self.signals.values() for name in names})
-        if signal in every:
+        if signal in self.every_signal:
             self.signal_of_any.add(signal)
             return
-        self.problems.append((where, f"{what}no machine has a signal {signal!r}{_closest(signal, every)}"))
+        hint = _closest(signal, self.every_signal)
+        self.problems.append((where, f"{what}no machine has a signal {signal!r}{hint}"))
 
 
 def _closest(word: str, candidates: Iterable[str]) -> str:

@@ -135,6 +135,13 @@ def test_non_finite_numbers_are_refused(value: str) -> None:
     assert issue.message == "must be a finite number (.inf and .nan are not accepted)"
 
 
+def test_an_integer_beyond_the_float_range_is_refused_as_not_finite() -> None:
+    # 10**400 is an exact integer, but no float (at most about 1.8e308) can hold it.
+    text = edited("ideal_cycle_s: 1.0", f"ideal_cycle_s: {10**400}")
+    [issue] = issues_of(text)
+    assert issue.message == "must be a finite number (this integer is beyond 1.8e308)"
+
+
 def test_a_non_finite_number_from_the_environment_is_refused() -> None:
     text = edited("ideal_cycle_s: 1.0", "ideal_cycle_s: ${CYCLE}")
     with pytest.raises(PlantError) as info:
