@@ -121,10 +121,9 @@ def parse_plant(text: str, name: str = "plant.yaml", environ: Mapping[str, str] 
         model = PlantModel.model_validate(data)
     except ValidationError as exc:
         # A value the builder already refused comes out of validation as a second, vaguer error.
-        refused = [issue.path for issue in builder.issues]
         for err in exc.errors():
             issue = _issue_from(err, data, builder.lines, name)
-            if not any(issue.path[: len(path)] == path for path in refused):
+            if not any(issue.path[: len(path)] == path for path in builder.replaced):
                 issues.append(issue)
         issues.extend(_section_issues(data, builder.lines, name))
         raise PlantError(issues) from None
@@ -176,6 +175,8 @@ class _Builder:
         self.lines: dict[KeyPath, int] = {}
         self.issues: list[PlantIssue] = []
         self.from_environment: set[KeyPath] = set()
+        self.replaced: set[KeyPath] = set()
+        """Paths of values that could not be read (an issue says why); validation errors there repeat it."""
         self._loader = reader.CoreLoader("")
 
     def build(self, node: yaml.Node, path: KeyPath) -> Any:
@@ -183,9 +184,11 @@ class _Builder:
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
+                reported = len(self.issues)
                 key = self._scalar(key_node, path)
                 if not isinstance(key, str | int | float):
-                    self._add(key_node, path, "mapping keys must be plain scalars")
+                    if len(self.issues) == reported:  # one problem, one message
+                        self._add(key_node, path, "mapping keys must be plain scalars")
                     continue
                 key_path = (*path, key if isinstance(key, str) else str(key))
                 if key in out:
@@ -196,16 +199,19 @@ class _Builder:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        reported = len(self.issues)
         value = self._scalar(node, path)
         if isinstance(value, str) and "${" in value:
             if _ENV_REF.search(value):
                 self.from_environment.add(path)
-            return self._substitute(value, node, path)
+            value = self._substitute(value, node, path)
+        if len(self.issues) > reported:
+            self.replaced.add(path)
         return value
 
     def _scalar(self, node: yaml.Node, path: KeyPath) -> Any:
         if not isinstance(node, yaml.ScalarNode):
-            self._add(node, path, "expected a plain value here")
+            self._add(node, path, "mapping keys must be plain scalars")
             return None
         try:
             return self._loader.construct_object(node)

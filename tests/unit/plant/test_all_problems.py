@@ -65,3 +65,14 @@ def test_reference_data_problems_come_with_mapping_problems(tmp_path: Path) -> N
     assert line_of(text, "machine: oven2") in lines
     assert any(i.path[-1] in ("year", "grid") for i in info.value.issues), info.value
     assert len(info.value.issues) == 2, info.value
+
+
+def test_a_refused_key_does_not_hide_the_other_problems_of_its_mapping() -> None:
+    # The complex key is refused where the mapping is; `sites` is still reported as missing.
+    with pytest.raises(PlantError) as info:
+        parse_plant("? [a, b]\n: c\nproduction: {window_s: 0}\n")
+    assert sorted(i.message for i in info.value.issues) == [
+        "mapping keys must be plain scalars",
+        "must be > 0",
+        "required key is missing",
+    ]
