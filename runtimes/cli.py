@@ -445,6 +445,8 @@ def browse_command(
     from collectors.opcua_security import UntrustedServer
     from runtimes.browse import browse, draft_tags, source_block
 
+    if plant_path is not None and not as_config:
+        raise click.UsageError("--plant goes with --config (it decides which drafted tags are kept)")
     plant = _plant_to_map_onto(plant_path) if plant_path is not None else None
 
     try:

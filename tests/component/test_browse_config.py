@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import yaml
 
 from plantstream.plant import parse_plant
@@ -61,3 +66,25 @@ def test_a_partly_mapped_block_parses_and_keeps_the_mapped_tags() -> None:
     assert source["groups"] == [
         {"tags": [{"node": "nsu=urn:x;s=press1.good", "machine": "press1", "signal": "good"}]}
     ]
+
+
+def _browse(*args: str) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("plantstream", path=str(Path(sys.executable).parent))
+    assert exe
+    return subprocess.run([exe, "browse", *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_plant_without_config_is_a_usage_error() -> None:
+    # Nothing listens on port 1: the command must stop before trying to connect.
+    result = _browse("opc.tcp://127.0.0.1:1/", "--plant", "examples/demo-line.yaml")
+    assert result.returncode == 2
+    assert "--plant goes with --config" in result.stderr
+
+
+def test_an_invalid_plant_stops_browse_before_connecting(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("sites: [\n")
+    result = _browse("opc.tcp://127.0.0.1:1/", "--config", "--plant", str(broken))
+    assert result.returncode == 2
+    assert "broken.yaml:2 (file): not valid YAML" in result.stderr
+    assert "nothing was browsed" in result.stderr
