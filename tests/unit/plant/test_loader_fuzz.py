@@ -108,7 +108,7 @@ def test_random_mutations_of_the_demo_plant(text: str) -> None:
 
 
 @FUZZ
-@given(st.text(max_size=2_000))
+@given(st.text(st.characters(codec=None, exclude_categories=()), max_size=2_000))
 def test_random_text(text: str) -> None:
     assert_located(text)
 

@@ -65,6 +65,12 @@ def test_a_nul_character_in_text_is_refused_with_its_line() -> None:
     assert (issue.line, issue.message) == (3, "a NUL character (column 10): this is not a YAML text")
 
 
+def test_a_lone_surrogate_in_text_is_refused_with_its_line() -> None:
+    # Only text handed to parse_plant can hold one: a file is decoded as strict UTF-8.
+    [issue] = issues_of("sites:\n  - id: \ud800\n")
+    assert (issue.line, issue.message) == (2, "a character that is not Unicode text (a lone surrogate)")
+
+
 def test_a_non_utf8_byte_is_refused_with_its_line_and_column(tmp_path: Path) -> None:
     path = tmp_path / "latin1.yaml"
     path.write_bytes("sites:\n  - id: café\n".encode("latin-1"))
