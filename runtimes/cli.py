@@ -58,7 +58,8 @@ def _load(plant_path: Path) -> tuple[LoadedPlant, EngineSpec]:
     except PlantError as exc:
         for issue in exc.issues:
             _err.print(f"[red]error[/red] {issue}", soft_wrap=True)
-        _err.print(f"{plant_path}: {len(exc.issues)} problem(s); nothing was started")
+        listed = f" ({len(exc.issues)} listed)" if exc.omitted else ""
+        _err.print(f"{plant_path}: {len(exc.issues) + exc.omitted} problem(s){listed}; nothing was started")
         sys.exit(2)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import heapq
 import os
 import re
 from collections.abc import Mapping
@@ -26,7 +27,16 @@ from plantstream.plant import reader, schema
 from plantstream.plant.mapping import mapping_problems, mapping_problems_in
 from plantstream.plant.schema import PlantModel, cross_check
 
-__all__ = ["KeyPath", "LoadedPlant", "PlantError", "PlantIssue", "format_path", "load_plant", "parse_plant"]
+__all__ = [
+    "MAX_ISSUES",
+    "KeyPath",
+    "LoadedPlant",
+    "PlantError",
+    "PlantIssue",
+    "format_path",
+    "load_plant",
+    "parse_plant",
+]
 
 KeyPath = tuple[str | int, ...]
 
@@ -45,14 +55,28 @@ class PlantIssue:
         return f"{self.file}:{self.line} {where}: {self.message}"
 
 
-class PlantError(Exception):
-    """A plant file is invalid; ``issues`` lists every problem found, in file order."""
+MAX_ISSUES = 200
+"""Problems listed one by one; a file with more (a generated file gone wrong) gets a count."""
 
-    def __init__(self, issues: list[PlantIssue], plant: LoadedPlant | None = None) -> None:
-        self.issues = sorted(issues, key=lambda i: (i.line, format_path(i.path)))
+
+class PlantError(Exception):
+    """A plant file is invalid; ``issues`` lists the problems found, in file order.
+
+    At most :data:`MAX_ISSUES` are kept (the first in the file); ``omitted`` counts the others, so
+    a file of a million wrong values costs a bounded report.
+    """
+
+    def __init__(self, issues: list[PlantIssue], plant: LoadedPlant | None = None, omitted: int = 0) -> None:
+        kept = (
+            heapq.nsmallest(MAX_ISSUES, issues, key=lambda i: i.line) if len(issues) > MAX_ISSUES else issues
+        )
+        self.issues = sorted(kept, key=lambda i: (i.line, format_path(i.path)))
+        self.omitted = omitted + len(issues) - len(kept)
+        """Problems found but not listed."""
         self.plant = plant
         """The validated plant when only its source mapping is wrong, so it can still be resolved."""
-        super().__init__("\n".join(str(i) for i in self.issues))
+        more = [f"({self.omitted} more problem(s) not listed)"] if self.omitted else []
+        super().__init__("\n".join([*(str(i) for i in self.issues), *more]))
 
 
 def format_path(path: KeyPath) -> str:
@@ -121,13 +145,18 @@ def parse_plant(text: str, name: str = "plant.yaml", environ: Mapping[str, str] 
     try:
         model = PlantModel.model_validate(data)
     except ValidationError as exc:
-        # A value the builder already refused comes out of validation as a second, vaguer error.
-        for err in exc.errors():
+        omitted = 0
+        for err in exc.errors(include_url=False, include_input=False):
+            if len(issues) >= MAX_ISSUES:  # the rest are only counted: converting costs time
+                omitted += 1
+                continue
             issue = _issue_from(err, data, builder.lines, name)
-            if not any(issue.path[: len(path)] == path for path in builder.replaced):
+            # A value the builder already refused comes out of validation as a second, vaguer error.
+            if not any(issue.path[:cut] in builder.replaced for cut in range(len(issue.path) + 1)):
                 issues.append(issue)
-        issues.extend(_section_issues(data, builder.lines, name))
-        raise PlantError(issues) from None
+        if not omitted:  # beyond a screenful, checks across sections would only add noise and time
+            issues.extend(_section_issues(data, builder.lines, name))
+        raise PlantError(issues, omitted=omitted) from None
     plant = LoadedPlant(model, name, builder.lines, frozenset(builder.from_environment))
     references = [plant.issue(p, msg) for p, msg in cross_check(model)]
     mapped = [plant.issue(p, msg) for p, msg in mapping_problems(model)]

@@ -8,7 +8,8 @@ linear in its size and no memory beyond the current nesting:
 - no anchors (``&a``) or aliases (``*a``): a 1.4 KB "billion laughs" file expands aliases into
   billions of nodes; refusing them costs nothing, and a plant file never needs them;
 - at most :data:`MAX_DEPTH` (64) levels of nesting, so the recursive steps after the screen
-  (composing, building, validating) stay far from Python's recursion limit.
+  (composing, building, validating) stay far from Python's recursion limit;
+- at most :data:`MAX_NODES` values, so building and validating take seconds, not minutes.
 
 Scalars are read with YAML 1.2 core-schema rules: only ``true``/``false`` are booleans and ``16:00``
 stays a time, not the base-60 integer 960 that YAML 1.1 makes of it.
@@ -21,13 +22,27 @@ from dataclasses import dataclass
 
 import yaml
 
-__all__ = ["MAX_BYTES", "MAX_DEPTH", "CoreLoader", "YamlProblem", "YamlRefused", "compose", "decode"]
+__all__ = [
+    "MAX_BYTES",
+    "MAX_DEPTH",
+    "MAX_NODES",
+    "CoreLoader",
+    "YamlProblem",
+    "YamlRefused",
+    "compose",
+    "decode",
+]
 
 MAX_BYTES = 4 * 1024 * 1024
 """The largest plant file read; a real plant of thousands of tags is a few hundred KB."""
 
 MAX_DEPTH = 64
 """The deepest nesting accepted; a plant file needs about ten levels."""
+
+MAX_NODES = 200_000
+"""The most values (scalars, lists, mappings; keys included) accepted. A tag is about 7 of them,
+so a plant of 10,000 tags needs about 100,000; the limit bounds the time of building and
+validating what 4 MiB could otherwise pack (two million one-character values)."""
 
 _MAX_REPORTED = 10
 """Anchors and aliases reported one by one; more are summed up in one line."""
@@ -116,8 +131,14 @@ def _screen(text: str) -> list[YamlProblem]:
     problems: list[YamlProblem] = []
     uses: dict[tuple[str, str], list[int]] = {}  # (sign, name) -> lines where it appears
     depth = 0
+    nodes = 0
     for event in yaml.parse(text, Loader=_FAST_LOADER):
         line = event.start_mark.line + 1 if event.start_mark else 0
+        if isinstance(event, yaml.NodeEvent):
+            nodes += 1
+            if nodes > MAX_NODES:
+                problems.append(YamlProblem(line, f"more than {MAX_NODES} values: too many for a plant file"))
+                break
         anchor = getattr(event, "anchor", None)
         if anchor is not None:  # aliases carry the anchor they refer to
             sign = "*" if isinstance(event, yaml.AliasEvent) else "&"

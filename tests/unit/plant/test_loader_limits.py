@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from plantstream.plant import PlantError, PlantIssue, load_plant, parse_plant
+from plantstream.plant.loader import MAX_ISSUES
 from plantstream.plant.numbers import INTEGER_MAX
-from plantstream.plant.reader import MAX_BYTES, MAX_DEPTH
+from plantstream.plant.reader import MAX_BYTES, MAX_DEPTH, MAX_NODES
 
 REPO = Path(__file__).resolve().parents[3]
 MINIMAL = (REPO / "examples" / "minimal.yaml").read_text(encoding="utf-8")
@@ -201,3 +202,27 @@ def test_mqtt_qos_is_not_a_boolean() -> None:
         parse_plant(text, environ={"MQTT_URL": "mqtt://127.0.0.1:1883"})
     [issue] = info.value.issues
     assert str(issue).endswith("sources[0].subscriptions[0].qos: must be a number, not true or false")
+
+
+# --- bounded cost of a huge file ----------------------------------------------------------------------
+
+
+def test_more_values_than_a_plant_file_needs_are_refused_at_the_first_one_too_many() -> None:
+    # One value per line: the document's mapping, the key `sites`, the list, then one scalar per
+    # line from line 2, so value number MAX_NODES + 1 is scalar MAX_NODES - 2, on line MAX_NODES - 1.
+    text = "sites:\n" + "- 1\n" * MAX_NODES
+    [issue] = issues_of(text)
+    assert (
+        str(issue)
+        == f"plant.yaml:{MAX_NODES - 1} (file): more than {MAX_NODES} values: too many for a plant file"
+    )
+
+
+def test_a_flood_of_errors_lists_the_first_ones_and_counts_the_rest() -> None:
+    # 1,000 sites that are numbers: 1,000 errors, of which the first MAX_ISSUES are listed.
+    with pytest.raises(PlantError) as info:
+        parse_plant("sites:\n" + "- 1\n" * 1_000)
+    assert len(info.value.issues) == MAX_ISSUES
+    assert info.value.omitted == 1_000 - MAX_ISSUES
+    assert [i.line for i in info.value.issues] == list(range(2, 2 + MAX_ISSUES))
+    assert str(info.value).endswith(f"({1_000 - MAX_ISSUES} more problem(s) not listed)")
