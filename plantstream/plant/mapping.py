@@ -23,6 +23,9 @@ __all__ = ["machine_signals", "mapping_problems", "mapping_problems_in", "unmapp
 
 KeyPath = tuple[str | int, ...]
 
+_SUGGESTED = 200
+"""Problems that get a suggestion (as many as a plant error lists)."""
+
 
 def mapping_problems(model: PlantModel) -> list[tuple[KeyPath, str]]:
     """Every source tag that names a machine or signal the plant does not have, with a suggestion."""
@@ -81,7 +84,8 @@ class _Mapping:
     everything: bool = False  # a topic with {machine} and {signal}
 
     def __post_init__(self) -> None:
-        self.every_signal = sorted({name for names in self.signals.values() for name in names})
+        self.signal_names = {name for names in self.signals.values() for name in names}
+        self.every_signal = sorted(self.signal_names)
         for i, source in enumerate(self.sources):
             if isinstance(source, OpcUaSource):
                 self._opcua(source, ("sources", i))
@@ -137,9 +141,9 @@ class _Mapping:
     def _machine_exists(self, machine: str, where: KeyPath, what: str) -> bool:
         if machine in self.signals:
             return True
-        self.problems.append(
-            (where, f"{what}machine {machine!r} is not in the plant{_closest(machine, self.signals)}")
-        )
+        close = self._closest(machine, self.signals)
+        hint = f" (did you mean {close!r}?)" if close else ""
+        self.problems.append((where, f"{what}machine {machine!r} is not in the plant{hint}"))
         return False
 
     def _signal_of(self, machine: str, signal: str, where: KeyPath, what: str) -> None:
@@ -147,8 +151,8 @@ class _Mapping:
         if signal in known:
             self.pairs.add((machine, signal))
             return
-        close = difflib.get_close_matches(signal, known, n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        close = self._closest(signal, known)
+        hint = f"did you mean {close!r}? " if close else ""
         self.problems.append(
             (
                 where,
@@ -157,13 +161,17 @@ class _Mapping:
         )
 
     def _signal_of_some(self, signal: str, where: KeyPath, what: str) -> None:
-        if signal in self.every_signal:
+        if signal in self.signal_names:
             self.signal_of_any.add(signal)
             return
-        hint = _closest(signal, self.every_signal)
+        close = self._closest(signal, self.every_signal)
+        hint = f" (did you mean {close!r}?)" if close else ""
         self.problems.append((where, f"{what}no machine has a signal {signal!r}{hint}"))
 
-
-def _closest(word: str, candidates: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    def _closest(self, word: str, candidates: Iterable[str]) -> str | None:
+        # A suggestion compares the word with every candidate; beyond the problems a report lists,
+        # a generated file of thousands of wrong tags would pay that for nothing.
+        if len(self.problems) >= _SUGGESTED:
+            return None
+        close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+        return close[0] if close else None

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import TypeAdapter
 
 from plantstream.plant import PlantError, PlantIssue, parse_plant
+from plantstream.plant.mapping import machine_signals, mapping_problems_in
+from plantstream.plant.schema import Source
 from plantstream.plant.warnings import plant_warnings
 
 PLANT = """\
@@ -205,3 +208,16 @@ def test_a_machine_hidden_by_a_broken_structure_skips_the_mapping_check() -> Non
     )
     issues = issues_of(text)
     assert all(i.path[0] == "sites" for i in issues), issues
+
+
+def test_only_the_listed_problems_get_a_suggestion() -> None:
+    # 250 wrong tags: a suggestion costs a comparison with every machine, so only the first 200
+    # (as many as a plant error lists) get one; the others are still reported.
+    tags = [{"node": f"ns=2;s=t{k}", "machine": "press9", "signal": "good"} for k in range(250)]
+    source = TypeAdapter(Source).validate_python(
+        {"type": "opcua", "id": "plc", "endpoint": "opc.tcp://127.0.0.1:4840/", "groups": [{"tags": tags}]}
+    )
+    problems = mapping_problems_in(machine_signals(parse_plant(PLANT).model), [source])
+    assert len(problems) == 250
+    suggested = ["did you mean 'press1'?" in message for _, message in problems]
+    assert suggested == [True] * 200 + [False] * 50
