@@ -367,6 +367,8 @@ def _message(err: Any, path: KeyPath) -> str:
         if isinstance(limit, float) and limit.is_integer():
             limit = int(limit)
         return f"must be {bounds[kind]} {limit}"
+    if kind == "too_long":
+        return f"must have at most {ctx.get('max_length')} items (it has {ctx.get('actual_length')})"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         return _tag_message(kind, ctx)
     message = str(err["msg"])

@@ -873,7 +873,11 @@ class Cbam(_Strict):
     installation: CbamInstallation
     electricity: CbamElectricity = Field(default_factory=CbamElectricity)
     processes: list[CbamProcess] = Field(min_length=1)
-    goods: list[CbamGood] = Field(min_length=1)
+    goods: list[CbamGood] = Field(
+        min_length=1,
+        max_length=500,
+        description="an installation makes a handful; the bound keeps chains of own-made precursors short",
+    )
     purchased_precursors: list[PurchasedPrecursor] = Field(default_factory=list)
     declarations: CbamDeclarations = Field(default_factory=CbamDeclarations)
 
@@ -1121,8 +1125,9 @@ def _cross_check_cbam(plant: PlantModel, cbam: Cbam) -> list[tuple[tuple[str | i
                             "(2025/2547 Annex III)",
                         )
                     )
+    cyclic = _goods_in_cycles(goods)
     for g, good in enumerate(cbam.goods):
-        if _reaches(good.id, goods, good.id, set()):
+        if good.id in cyclic:
             issues.append(
                 (("cbam", "goods", g, "precursors"), f"good {good.id!r} is its own precursor (a cycle)")
             )
@@ -1174,17 +1179,55 @@ def _process_machines(
     return owner
 
 
-def _reaches(start: str, goods: dict[str, CbamGood], target: str, seen: set[str]) -> bool:
-    """Whether ``target`` is among the own-good precursors of ``start``, directly or further down."""
-    good = goods.get(start)
-    if good is None:
-        return False
-    for pre in good.precursors:
-        if pre.good is None or pre.good in seen:
+def _goods_in_cycles(goods: dict[str, CbamGood]) -> set[str]:
+    """The goods that are, through own-good precursors, their own precursor.
+
+    Tarjan's strongly connected components, with an explicit stack: a good is on a cycle when its
+    component has more than one good or it names itself. Linear in goods and precursors, and no
+    recursion, so a chain of thousands of goods costs neither quadratic time nor a RecursionError.
+    """
+    edges = {
+        gid: [pre.good for pre in good.precursors if pre.good is not None and pre.good in goods]
+        for gid, good in goods.items()
+    }
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cyclic: set[str] = set()
+
+    def visit(gid: str) -> None:
+        index[gid] = low[gid] = len(index)
+        stack.append(gid)
+        on_stack.add(gid)
+
+    for root, precursors in edges.items():
+        if root in index:
             continue
-        if pre.good == target:
-            return True
-        seen.add(pre.good)
-        if _reaches(pre.good, goods, target, seen):
-            return True
-    return False
+        visit(root)
+        work = [(root, iter(precursors))]
+        while work:
+            gid, children = work[-1]
+            for child in children:
+                if child not in index:
+                    visit(child)
+                    work.append((child, iter(edges[child])))
+                    break
+                if child in on_stack:
+                    low[gid] = min(low[gid], index[child])
+            else:
+                work.pop()
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[gid])
+                if low[gid] == index[gid]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == gid:
+                            break
+                    if len(component) > 1 or gid in edges[gid]:
+                        cyclic.update(component)
+    return cyclic

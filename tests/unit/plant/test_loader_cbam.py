@@ -6,6 +6,7 @@ import pytest
 
 from plantstream.plant import PlantError, PlantIssue, parse_plant
 from plantstream.plant.cn_codes import cn_category
+from plantstream.plant.schema import CbamGood, GoodPrecursor, _goods_in_cycles
 
 BASE = """\
 sites:
@@ -272,3 +273,58 @@ def test_a_machine_owned_by_a_process_cannot_also_be_shared() -> None:
     assert any(
         "machine 'furnace' belongs wholly to process 'other'; it cannot be shared" in i for i in issues
     )
+
+
+def _with_goods(*specs: tuple[str, list[str]]) -> str:
+    """BASE plus goods, each made by a process of its own on a machine of its own.
+
+    A good is (id, own-made precursors); every good and process is otherwise valid, so the only
+    problems left are those of the precursor graph.
+    """
+    machines = processes = goods = ""
+    for gid, precursors in specs:
+        machines += f"          - {{id: m-{gid}, ideal_cycle_s: 1, signals: {{good: good_count}}}}\n"
+        processes += f"    - {{id: p-{gid}, route: r, machines: [m-{gid}]}}\n"
+        uses = ", ".join(f"{{good: {p}, mass_t_per_t: 1}}" for p in precursors)
+        goods += (
+            f"    - {{id: {gid}, cn_code: '73063077', process: p-{gid}, "
+            f"output: {{machine: m-{gid}, mass_kg_per_piece: 1}}, precursors: [{uses}]}}\n"
+        )
+    text = BASE.replace("        machines:\n", "        machines:\n" + machines, 1)
+    text = text.replace("  goods:\n", processes + "  goods:\n", 1)
+    return text.replace("  purchased_precursors:\n", goods + "  purchased_precursors:\n")
+
+
+def test_only_goods_on_a_cycle_are_their_own_precursor() -> None:
+    # a -> b -> c -> a is a cycle; d uses a but is on no cycle; e names itself.
+    text = _with_goods(("a", ["b"]), ("b", ["c"]), ("c", ["a"]), ("d", ["a"]), ("e", ["e"]))
+    cyclic = [i.message.split("'")[1] for i in issues_of(text) if "is its own precursor" in i.message]
+    assert sorted(cyclic) == ["a", "b", "c", "e"]
+
+
+def test_a_long_chain_of_own_made_precursors_is_checked_without_recursion() -> None:
+    # 499 goods (with `tube`, the 500 allowed), each the precursor of the next: no cycle, no error.
+    chain = _with_goods(("g1", []), *((f"g{k}", [f"g{k - 1}"]) for k in range(2, 500)))
+    cbam = parse_plant(chain).model.cbam
+    assert cbam is not None
+    assert len(cbam.goods) == 500
+
+
+def test_the_cycle_search_needs_no_recursion_whatever_the_chain() -> None:
+    # 20,000 goods in a chain that closes on itself: a recursive search would go 20,000 calls
+    # deep (Python stops at 1,000); the iterative one finds all of them on the cycle.
+    n = 20_000
+    goods = {
+        f"g{k}": CbamGood.model_construct(
+            id=f"g{k}", precursors=[GoodPrecursor.model_construct(good=f"g{(k + 1) % n}")]
+        )
+        for k in range(n)
+    }
+    assert _goods_in_cycles(goods) == set(goods)
+    del goods["g0"]  # the chain is open now: no good is its own precursor
+    assert _goods_in_cycles(goods) == set()
+
+
+def test_more_goods_than_an_installation_makes_are_refused() -> None:
+    [issue] = issues_of(_with_goods(*((f"g{k}", []) for k in range(1, 501))))
+    assert str(issue).endswith("cbam.goods: must have at most 500 items (it has 501)")
