@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from plantstream.plant import LoadedPlant
 from plantstream.records import DeadLetter, FieldValue, Point
-from runtimes.replay import ReplaySummary, replay
+from runtimes.replay import OverlongLine, ReplaySummary, replay
 from sinks.influx import InfluxSink
 from streams.engine import Engine
 
@@ -151,7 +151,7 @@ class SinkDelivery:
 
 async def replay_to_sinks(
     engine: Engine,
-    lines: Iterable[str],
+    lines: Iterable[str | bytes | OverlongLine],
     sinks: Sequence[InfluxSink],
     *,
     timeout_s: float,
