@@ -580,7 +580,8 @@ def browse_command(
     "truth_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Write the ground truth (what was produced) here as JSON at the end.",
+    help="Write the ground truth (what was produced) here as JSON at the end: after --duration, "
+    "Ctrl-C or SIGTERM.",
 )
 def simulate_command(
     plant_path: Path | None,
@@ -623,11 +624,19 @@ def simulate_command(
     except ValueError as exc:
         _err.print(f"[red]error[/red] {exc}")
         sys.exit(2)
+    if truth_path is not None and not truth_path.parent.is_dir():
+        _err.print(f"[red]error[/red] --truth {truth_path}: the folder {truth_path.parent} does not exist")
+        sys.exit(2)
     _err.print(
         f"simulating on opc.tcp://{host}:{port}/ (namespace urn:plantstream:simulator), speed {speed:g}x"
     )
+
+    async def until_stopped() -> dict[str, Any]:
+        # Ctrl-C and SIGTERM end the run as its duration does, so the truth is written either way.
+        return await run(options, stop=_stop_on_signals())
+
     try:
-        truth = asyncio.run(run(options))
+        truth = asyncio.run(until_stopped())
     except PlantError as exc:
         for issue in exc.issues:
             _err.print(f"[red]error[/red] {issue}", soft_wrap=True)
@@ -635,10 +644,15 @@ def simulate_command(
     except OSError as exc:
         _err.print(f"[red]error[/red] cannot serve on {host}:{port}: {exc.strerror or exc}")
         sys.exit(1)
-    except KeyboardInterrupt:
-        return
     if truth_path is not None:
-        truth_path.write_text(json.dumps(truth, indent=2, default=str) + "\n")
+        from runtimes.atomic_file import written_at_end
+
+        try:
+            with written_at_end(truth_path) as handle:
+                handle.write(json.dumps(truth, indent=2, default=str) + "\n")
+        except OSError as exc:
+            _err.print(f"[red]error[/red] {exc.filename}: {exc.strerror}")
+            sys.exit(1)
         _err.print(f"ground truth written to {truth_path}")
 
 

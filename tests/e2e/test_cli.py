@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -205,3 +208,40 @@ def test_off_a_terminal_the_shift_table_is_not_cut_to_80_columns() -> None:
     assert row.startswith("2026-03-02 08:00 ")
     assert "74.79%" in row
     assert "373 min" in row
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_simulate_writes_the_truth_when_stopped_by_a_signal(tmp_path: Path, signum: int) -> None:
+    from services import free_port
+
+    exe = shutil.which("plantstream", path=str(Path(sys.executable).parent))
+    assert exe
+    port, truth = free_port(), tmp_path / "truth.json"
+    args = ["simulate", "--port", str(port), "--start", "2026-03-02T08:00:00+00:00", "--truth", str(truth)]
+    with subprocess.Popen([exe, *args], stderr=subprocess.PIPE, text=True) as simulator:
+        try:
+            # It listens once it runs; from then on the signal handlers are in place.
+            for _ in range(600):
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.1):
+                    break
+                assert simulator.poll() is None, simulator.communicate()[1]
+                time.sleep(0.1)
+            simulator.send_signal(signum)
+            _, stderr = simulator.communicate(timeout=60)
+        finally:
+            simulator.kill()
+    assert simulator.returncode == 0, stderr
+    assert f"ground truth written to {truth}" in stderr
+    written = json.loads(truth.read_text())
+    assert written["at"].startswith("2026-03-02T08:")
+    assert written["seed"] == 1
+    assert {"press1", "cnc1", "packer1"} <= written["machines"].keys()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["truth.json"]
+
+
+def test_simulate_refuses_a_truth_file_in_a_missing_folder_before_it_starts(tmp_path: Path) -> None:
+    truth = tmp_path / "missing" / "truth.json"
+    result = plantstream("simulate", "--duration", "0", "--truth", str(truth))
+    assert result.returncode == 2
+    assert f"--truth {truth}: the folder {truth.parent} does not exist" in result.stderr
+    assert "simulating" not in result.stderr
