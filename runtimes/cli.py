@@ -397,9 +397,10 @@ def _replay_to_sinks(
         if left:
             failed = True
             _err.print(
-                f"[red]error[/red] sink {sink.id}: {left} line(s) not delivered within {timeout_s:g} s "
-                f"(last error: {sink.health.last_error or 'none'}); they stay in {sink.outbox.path} "
-                f"and go out with the next `run` or `replay --to-sinks` with --state-dir {state_dir}"
+                f"[red]error[/red] sink {sink.id}: {sink.health.written} line(s) delivered to "
+                f"{sink.settings.url}, {left} not delivered within {timeout_s:g} s (last error: "
+                f"{sink.health.last_error or 'none'}); they stay in {sink.outbox.path} and go out "
+                f"with the next `run` or `replay --to-sinks` with --state-dir {state_dir}"
             )
         rejected = result.dead_letters.get(sink.id, 0)
         if rejected:
@@ -445,12 +446,12 @@ def _print_summary(summary: ReplaySummary, source: str, destination: str) -> Non
         )
     if summary.shift_points:
         _table_console(stderr=True).print(table)
-    rejected = ", ".join(f"{k} {v}" for k, v in sorted(summary.rejected.items())) or "none"
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(summary.rejected.items()))
+    rejected = f"rejected {summary.rejected_total}: {reasons}" if reasons else "rejected none"
     blank = f", {summary.blank} blank" if summary.blank else ""
     engine = summary.engine
     _err.print(
-        f"{source}: {summary.readings} readings from {summary.lines} lines{blank}; "
-        f"rejected {summary.rejected_total}: {rejected}; "
+        f"{source}: {summary.readings} readings from {summary.lines} lines{blank}; {rejected}; "
         f"late readings corrected {engine.get('late_readings', 0)}, windows re-emitted "
         f"{engine.get('windows_corrected', 0)}; {summary.points} points {destination}"
     )

@@ -245,3 +245,29 @@ def test_simulate_refuses_a_truth_file_in_a_missing_folder_before_it_starts(tmp_
     assert result.returncode == 2
     assert f"--truth {truth}: the folder {truth.parent} does not exist" in result.stderr
     assert "simulating" not in result.stderr
+
+
+def test_replay_to_sinks_with_the_server_down_says_once_what_is_pending(tmp_path: Path) -> None:
+    from services import free_port
+
+    exe = shutil.which("plantstream", path=str(Path(sys.executable).parent))
+    assert exe
+    points = plantstream("replay", "-c", str(MINIMAL), "--readings", str(SHIFT), "-q").stdout.count("\n")
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    env = {**os.environ, "INFLUX_URL": url, "INFLUX_ORG": "o", "INFLUX_BUCKET": "b", "INFLUX_TOKEN": "t"}
+    state = tmp_path / "state"
+    args = ["--readings", str(SHIFT), "--to-sinks", "--state-dir", str(state), "--timeout", "1"]
+    result = subprocess.run(
+        [exe, "replay", "-c", str(ROOT / "examples" / "influx.yaml"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert f"{points} points put in the outbox of sink(s) influx" in result.stderr
+    [pending] = [line for line in result.stderr.splitlines() if "not delivered" in line]
+    assert f"sink influx: 0 line(s) delivered to {url}, {points} not delivered within 1 s" in pending
+    assert f"they stay in {state / 'outbox' / 'influx.sqlite'}" in pending
+    assert "written to the sinks" not in result.stderr
