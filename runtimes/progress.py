@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Iterator
 from types import TracebackType
+from typing import Self
 
 from rich.console import Console
 from rich.progress import (
@@ -65,7 +66,7 @@ class TerminalProgress:
                 refresh_per_second=_REFRESH_PER_SECOND,
             )
 
-    def __enter__(self) -> TerminalProgress:
+    def __enter__(self) -> Self:
         """Show the bar (on a terminal)."""
         if self._progress is not None:
             self._progress.start()

@@ -271,3 +271,58 @@ def test_replay_to_sinks_with_the_server_down_says_once_what_is_pending(tmp_path
     assert f"sink influx: 0 line(s) delivered to {url}, {points} not delivered within 1 s" in pending
     assert f"they stay in {state / 'outbox' / 'influx.sqlite'}" in pending
     assert "written to the sinks" not in result.stderr
+
+
+def stderr_on_a_terminal(*args: str) -> tuple[int, str]:
+    """Run plantstream with stderr on a pseudo-terminal (stdout to /dev/null); its code and stderr."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    exe = shutil.which("plantstream", path=str(Path(sys.executable).parent))
+    assert exe
+    controller, terminal = pty.openpty()
+    # 40 rows of 200 columns: room for the bar's every column beside a long path.
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))
+    # The terminal's own size, not one inherited from the test runner's environment.
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    with subprocess.Popen(
+        [exe, *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=terminal, env=env
+    ) as process:
+        os.close(terminal)
+        chunks = []
+        try:
+            while select.select([controller], [], [], 120)[0]:
+                try:
+                    chunk = os.read(controller, 65536)
+                except OSError:  # EIO: the command has ended and closed the terminal
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        finally:
+            os.close(controller)
+            code = process.wait(timeout=60)
+    return code, b"".join(chunks).decode(errors="replace")
+
+
+def test_on_a_terminal_replay_shows_a_progress_bar_on_stderr() -> None:
+    code, stderr = stderr_on_a_terminal(
+        "replay", "-c", str(MINIMAL), "--readings", str(SHIFT), "--out", os.devnull
+    )
+    assert code == 0, stderr
+    assert f"replay {SHIFT}" in stderr
+    # The share done, of the file's size: 472,991 bytes, shown in kB with one decimal.
+    assert SHIFT.stat().st_size == 472_991
+    assert "/473.0 kB" in stderr
+    assert "74.79%" in stderr  # the summary follows the bar
+
+
+def test_off_a_terminal_replay_shows_no_progress_bar() -> None:
+    result = plantstream("replay", "-c", str(MINIMAL), "--readings", str(SHIFT), "--out", os.devnull)
+    assert result.returncode == 0, result.stderr
+    assert f"replay {SHIFT}" not in result.stderr
+    assert "\r" not in result.stderr
+    assert "\x1b[" not in result.stderr
