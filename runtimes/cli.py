@@ -1128,6 +1128,7 @@ def report_group() -> None:
 def report_cbam_command(plant_path: Path, year: int, state_dir: Path, out_dir: Path | None) -> None:
     """The CBAM summary (json, xlsx), operator report, manifest and signature of one year."""
     from runtimes.cbam import write_report
+    from runtimes.progress import TerminalProgress
     from sinks.cbam_store import LEDGER_FILE
     from streams.cbam import DEFINITIVE_PERIOD_START_YEAR
     from streams.cbam_ledger import build_cbam_spec
@@ -1147,12 +1148,17 @@ def report_cbam_command(plant_path: Path, year: int, state_dir: Path, out_dir: P
         sys.exit(2)
     folder = out_dir or state_dir / "reports" / f"cbam-{cbam_spec.installation.id}-{year}"
     try:
-        result = write_report(plant.model, cbam_spec, state_dir, year, folder)
+        with TerminalProgress(_err, f"report cbam {year}") as progress:
+
+            def step(doing: str) -> None:
+                progress.update(description=f"report cbam {year}: {doing}")
+
+            result = write_report(plant.model, cbam_spec, state_dir, year, folder, on_step=step)
     except (OSError, ValueError) as exc:
         # An unreadable key or ledger, a folder that cannot be written: one line, nothing half-signed.
         _err.print(f"[red]error[/red] report cbam: {exc}")
         sys.exit(1)
-    console = Console(highlight=False)
+    console = _table_console(stderr=False)
     table = Table(title=f"CBAM {year}: {cbam_spec.installation.name}", show_edge=False, pad_edge=False)
     for column in ("good", "CN", "SEE direct", "SEE indirect", "defaults"):
         table.add_column(column)

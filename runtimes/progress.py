@@ -81,9 +81,15 @@ class TerminalProgress:
             self._progress.stop()
 
     def update(self, completed: int | None = None, description: str | None = None) -> None:
-        """Move the bar to ``completed`` (bytes) and, if given, say what is being done now."""
+        """Move the bar to ``completed`` (bytes) and, if given, say what is being done now.
+
+        A new description is drawn at once: steps are few, and a short one would otherwise pass
+        between two redraws unseen.
+        """
         if self._progress is not None and self._task is not None:
-            self._progress.update(self._task, completed=completed, description=description)
+            self._progress.update(
+                self._task, completed=completed, description=description, refresh=description is not None
+            )
 
     def bytes_read(self, lines: Iterable[bytes | OverlongLine]) -> Iterator[bytes | OverlongLine]:
         """Yield ``lines`` unchanged, moving the bar by their length every few lines."""

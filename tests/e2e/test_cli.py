@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -326,3 +327,50 @@ def test_off_a_terminal_replay_shows_no_progress_bar() -> None:
     assert f"replay {SHIFT}" not in result.stderr
     assert "\r" not in result.stderr
     assert "\x1b[" not in result.stderr
+
+
+def test_on_a_terminal_report_cbam_shows_its_steps_and_off_one_its_table_is_whole(tmp_path: Path) -> None:
+    steel = ROOT / "examples" / "steel-cbam.yaml"
+    # Two days of hourly cumulative readings of the steel example's furnace and mill, from local
+    # midnight of 2026-01-01 (17:00 UTC the day before, Asia/Ho_Chi_Minh).
+    start = datetime(2025, 12, 31, 17, tzinfo=UTC)
+    lines = [
+        json.dumps({"ts": f"{start:%Y-%m-%dT%H:%M:%SZ}", "machine": m, "signal": "state", "value": "running"})
+        for m in ("furnace", "mill")
+    ]
+    for hour in range(49):
+        ts = f"{start + timedelta(hours=hour):%Y-%m-%dT%H:%M:%SZ}"
+        for machine, signal_name, per_hour in (
+            ("furnace", "gas", 300.0),
+            ("furnace", "kwh", 50.0),
+            ("mill", "good", 10),
+            ("mill", "kwh", 800.0),
+        ):
+            value = per_hour * hour
+            lines.append(json.dumps({"ts": ts, "machine": machine, "signal": signal_name, "value": value}))
+    readings = tmp_path / "two-days.jsonl"
+    readings.write_text("\n".join(lines) + "\n")
+    state = tmp_path / "state"
+    fed = plantstream(
+        "replay",
+        "-c",
+        str(steel),
+        "--readings",
+        str(readings),
+        "--out",
+        os.devnull,
+        "--state-dir",
+        str(state),
+    )
+    assert fed.returncode == 0, fed.stderr
+    args = ("report", "cbam", "-c", str(steel), "--year", "2026", "--state-dir", str(state))
+    code, stderr = stderr_on_a_terminal(*args, "--out", str(tmp_path / "on-a-terminal"))
+    assert code == 0, stderr
+    assert "report cbam 2026: reading the ledger" in stderr
+    assert "report cbam 2026: signing" in stderr
+    result = plantstream(*args, "--out", str(tmp_path / "in-a-pipe"))
+    assert result.returncode == 0, result.stderr
+    assert "report cbam 2026" not in result.stderr
+    # Off a terminal the table is as wide as its rows: the good's name is not wrapped at 80 columns.
+    [table_row] = [line for line in result.stdout.splitlines() if "73063077" in line]
+    assert "Welded tube, circular, stainless excluded" in table_row
