@@ -187,7 +187,7 @@ def replay_command(
     name = "stdin" if readings_path == "-" else readings_path
     _sigterm_interrupts()
     try:
-        summary = _replay_files(
+        summary, code = _replay_files(
             plant,
             engine,
             spec,
@@ -213,6 +213,8 @@ def replay_command(
         _print_summary(summary, name, f"written to {'stdout' if out_path == '-' else out_path}")
     if not quiet and ledger is not None:
         _err.print(f"CBAM ledger updated in {state_dir}")
+    if code:
+        sys.exit(code)
 
 
 def _replay_files(
@@ -230,8 +232,12 @@ def _replay_files(
     to_sinks: bool,
     state_dir: Path | None,
     timeout_s: float,
-) -> ReplaySummary:
-    """``replay`` with its files open; the outputs appear only if it ends without an exception."""
+) -> tuple[ReplaySummary, int]:
+    """``replay`` with its files open, and its exit code.
+
+    The output files appear only if it ends without an exception: a sink that could not take
+    every point in time (exit 1) does not make the points file partial, so that one stays.
+    """
     from runtimes.atomic_file import written_at_end
     from runtimes.progress import TerminalProgress
 
@@ -280,6 +286,7 @@ def _replay_files(
                     timeout_s,
                     quiet,
                     ledger,
+                    out_path,
                 )
             summary = replay(
                 engine,
@@ -296,7 +303,7 @@ def _replay_files(
                 # The daily `cbam` points join the others in the output.
                 for point in ledger.commit():
                     out.write(point.to_json() + "\n")
-            return summary
+            return summary, 0
         except ReplayAborted as exc:
             _err.print(f"[red]error[/red] {exc}", soft_wrap=True)
             sys.exit(1)
@@ -358,8 +365,9 @@ def _replay_to_sinks(
     timeout_s: float,
     quiet: bool,
     ledger: CbamLedger | None,
-) -> ReplaySummary:
-    """``replay --to-sinks``: exit 0 once every point is delivered, 1 if not (or some were rejected)."""
+    out_path: str | None,
+) -> tuple[ReplaySummary, int]:
+    """``replay --to-sinks``, and its exit code: 0 once every point is delivered, 1 if not or if refused."""
     from runtimes.sinks import build_sinks, replay_to_sinks
     from sinks.files import JsonLinesSink
     from sinks.influx import SinkConfigError
@@ -390,7 +398,9 @@ def _replay_to_sinks(
         letters.close()
     if not quiet:
         where = "put in the outbox of sink(s) " + ", ".join(sink.id for sink in sinks)
-        _print_summary(result.summary, name, where if out is None else f"written to {out.name} and {where}")
+        if out_path is not None:
+            where = f"written to {'stdout' if out_path == '-' else out_path} and {where}"
+        _print_summary(result.summary, name, where)
     failed = False
     for sink in sinks:
         left = result.undelivered.get(sink.id, 0)
@@ -411,9 +421,7 @@ def _replay_to_sinks(
             )
         if not left and not quiet:
             _err.print(f"sink {sink.id}: {sink.health.written} line(s) delivered to {sink.settings.url}")
-    if failed:
-        sys.exit(1)
-    return result.summary
+    return result.summary, 1 if failed else 0
 
 
 def _print_summary(summary: ReplaySummary, source: str, destination: str) -> None:
