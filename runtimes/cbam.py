@@ -296,7 +296,7 @@ def write_report(plant: PlantModel, spec: CbamSpec, state_dir: Path, year: int, 
 def summary_workbook(summary: CbamSummary) -> bytes:
     """The summary as an .xlsx laid out like the communication template's summary sheet.
 
-    Sheet ``Summary_Communication`` (the tab name importers' tools look for; domain.md §4.7):
+    Sheet ``Summary_Communication`` (the tab name importers' tools look for; [CBAM-TPL]):
     installation name, city, country and the reporting period on top, then one row per product:
     production process, aggregated good type, product name, CN code, SEE direct, SEE indirect,
     share of defaults, route. ``Summary_Processes`` lists the processes and their emissions.

@@ -1,6 +1,6 @@
 """``plantstream replay``: recorded readings through the calculators, points out as JSON lines.
 
-The input (one Reading per line, design.md §3) may be in any order within the plant's allowed
+The input (one Reading per line, plantstream/records.py) may be in any order within the plant's allowed
 lateness: pending readings are released once the newest event time is a lateness past them, in
 event-time order (ties broken by machine, signal and line number), so the same set of readings
 gives byte-identical output. Readings later than that are

@@ -6,7 +6,7 @@ closed, as :class:`WindowResult`) and :meth:`MachineCalc.feed` (apply the value)
 state lives in :class:`MachineState`, which is plain data, so it can be copied for late-data
 corrections and serialised for checkpoints.
 
-Attribution rules (shared/domain.md §1-§2, shared/design.md §3):
+Attribution rules (docs/references.md [ISO22400-2], [OPC-40001], [FLUX-INC]):
 - A state reading at ``t`` holds from ``t`` until the next one (latest-state value); a reading
   of bad quality makes the state unknown from ``t``. Time before the first state is unknown.
 - A cumulative counter sample at ``t`` reports what was made in ``(t_prev, t]``: the increase is
@@ -532,7 +532,7 @@ class MachineCalc:
         scale = spec.energy.scale
         max_delta = None
         if spec.rated_kw is not None:
-            # Plausibility bound of domain.md §2.2: P_rated · Δt · 1.2, in register units.
+            # Plausibility bound of a metered register: P_rated · Δt · 1.2, in register units.
             max_delta = spec.rated_kw * (ts - t0) / US_PER_HOUR * 1.2 / scale
         delta, event = increase(previous, raw, spec.energy.modulus, max_delta)
         if event is CounterEvent.RESET:

@@ -617,7 +617,7 @@ class OpcUaSource(_Strict):
 Source = Annotated[MqttSource | OpcUaSource, Field(discriminator="type")]
 
 # --------------------------------------------------------------------------------------------------
-# CBAM (shared/domain.md §4 and §5): the installation, its processes, goods and precursors
+# CBAM (docs/cbam.md; sources in docs/references.md): the installation, its processes, goods and precursors
 # --------------------------------------------------------------------------------------------------
 
 _COUNTRY = r"^[A-Z]{2}$"
@@ -673,7 +673,7 @@ class CbamInstallation(_Strict):
 
 
 class CbamElectricity(_Strict):
-    """The CBAM electricity emission factor for indirect emissions (domain.md §4.5).
+    """The CBAM electricity emission factor for indirect emissions [IR-2025-2621; CBAM-REG].
 
     ``commission_default``: the Commission's default for the country (IR 2025/2621 Annex II);
     the shipped table has few countries, so others give ``factor_t_per_mwh`` with its ``source``.
@@ -795,7 +795,7 @@ class DefaultValue(_Strict):
 
 
 class PurchasedPrecursor(_Strict):
-    """A relevant precursor bought in from another installation (domain.md §4.3, §4.6)."""
+    """A relevant precursor bought in from another installation [IR-2025-2547 Annex III B; Art. 15]."""
 
     id: Identifier
     name: str | None = None

@@ -114,7 +114,7 @@ def test_see_equals_the_hand_calculation(reported: tuple[Path, Path, Year, str])
     [good] = summary["goods"]
     # Activity level: pieces x 500 kg = pieces x 0.5 t.
     al_t = year.pieces * 0.5
-    # Direct emissions of the process: natural gas, IPCC 2006 defaults, AR5 (domain.md §3.1):
+    # Direct emissions of the process: natural gas, IPCC 2006 defaults, AR5 [IPCC06; IPCC-GWP]:
     # TJ = kg x 1e-6 Gg/kg x 48.0 TJ/Gg; CO2e kg per TJ = 56 100 + 1 x 28 + 0.1 x 265 = 56 154.5.
     tj = year.gas_kg * 1e-6 * 48.0
     direct_t = tj * 56_154.5 / 1000
