@@ -17,7 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TextIO
 
 # Local midnight of 2026-01-01 in Ho Chi Minh City.
 START = datetime(2025, 12, 31, 17, 0, tzinfo=UTC)
@@ -51,15 +53,18 @@ def hour_of_production(hour: int, maintenance: bool) -> tuple[int, float, float,
     return tubes, gas_kg, furnace_kwh, mill_kwh
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Print the readings on stdout, in time order; the totals on stderr."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--days", type=int, default=DAYS_IN_2026, help="days from 2026-01-01 (default: 365)")
-    args = parser.parse_args(argv)
-    if not 1 <= args.days <= DAYS_IN_2026:
-        parser.error(f"--days must be between 1 and {DAYS_IN_2026}, not {args.days}")
+@dataclass
+class Totals:
+    """What the readings add up to: the figures a report can be checked against by hand."""
 
-    out = sys.stdout
+    days: int
+    tubes: int
+    gas_kg: float
+    kwh: float
+
+
+def write_readings(out: TextIO, days: int) -> Totals:
+    """Write ``days`` days of readings from 2026-01-01 to ``out``, in time order; return the totals."""
     pieces = 0
     gas = furnace_kwh = mill_kwh = 0.0
     previous_state = ""
@@ -67,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     def reading(at: datetime, machine: str, signal: str, value: float | int | str) -> None:
         out.write(json.dumps({"ts": stamp(at), "machine": machine, "signal": signal, "value": value}) + "\n")
 
-    for hour in range(args.days * 24 + 1):
+    for hour in range(days * 24 + 1):
         at = START + timedelta(hours=hour)
         if hour > 0:
             stopped = is_maintenance(at - timedelta(hours=1))  # the hour that ends at `at`
@@ -77,18 +82,29 @@ def main(argv: list[str] | None = None) -> int:
             furnace_kwh += used_furnace
             mill_kwh += used_mill
         state = "planned_stop" if is_maintenance(at) else "running"
-        if state != previous_state and hour < args.days * 24:
+        if state != previous_state and hour < days * 24:
             reading(at, "furnace", "state", state)
             reading(at, "mill", "state", state)
             previous_state = state
-        # Rounded as a meter's display would show them; the sums below use the same values.
+        # Rounded as a meter's display would show them (the sums are whole or tenths anyway).
         reading(at, "furnace", "gas", round(gas, 3))
         reading(at, "furnace", "kwh", round(furnace_kwh, 3))
         reading(at, "mill", "good", pieces)
         reading(at, "mill", "kwh", round(mill_kwh, 3))
+    return Totals(days, pieces, gas, furnace_kwh + mill_kwh)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the readings on stdout; the totals on stderr."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--days", type=int, default=DAYS_IN_2026, help="days from 2026-01-01 (default: 365)")
+    args = parser.parse_args(argv)
+    if not 1 <= args.days <= DAYS_IN_2026:
+        parser.error(f"--days must be between 1 and {DAYS_IN_2026}, not {args.days}")
+    totals = write_readings(sys.stdout, args.days)
     print(
-        f"{args.days} day(s): {pieces} tubes ({pieces * 0.5:g} t at 500 kg), {gas:.0f} kg natural gas, "
-        f"{furnace_kwh + mill_kwh:.0f} kWh",
+        f"{totals.days} day(s): {totals.tubes} tubes ({totals.tubes * 0.5:g} t at 500 kg), "
+        f"{totals.gas_kg:.0f} kg natural gas, {totals.kwh:.0f} kWh",
         file=sys.stderr,
     )
     return 0
