@@ -1,7 +1,7 @@
 """What leaves the plant: the CBAM summary report, its allowed schema, and the full operator report.
 
 The summary is built from the item list of IR (EU) 2025/2547 Annex IV §1.2 [ANNEX-IV]
-and the recital 17 of 2025/2547 (docs/references.md), not as a projection of the full report. Its
+and recital 17 of 2025/2547 [IR-2025-2547], not as a projection of the full report. Its
 schema is :class:`CbamSummary`, closed at every level (unknown keys are refused), and is the one
 place that defines what may appear: annual, per-good figures and the installation's identity.
 Per-machine, per-shift, per-batch or per-day production data, fuel quantities, activity levels,
