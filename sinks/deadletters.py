@@ -31,6 +31,7 @@ __all__ = [
     "POLICY",
     "RAW_KEPT_BYTES",
     "DeadLetterFolder",
+    "bounded_payload",
 ]
 
 RAW_KEPT_BYTES = 4096
@@ -51,6 +52,22 @@ POLICY = "drop_oldest"
 _SEGMENTS_PER_BOUND = 8
 _SEGMENT_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:\.(\d+))?\.jsonl$")
 _CHUNK = 1 << 20
+
+
+def bounded_payload(raw: str) -> dict[str, str | int]:
+    """``{"raw": raw}``, or for a payload over :data:`RAW_KEPT_BYTES` its prefix with the length and digest.
+
+    The prefix is cut at a character boundary (a character cut in half is left out), so it is
+    never longer than the bound; ``raw_bytes`` and ``raw_sha256`` are of the whole payload in UTF-8.
+    """
+    data = raw.encode("utf-8", "surrogatepass")
+    if len(data) <= RAW_KEPT_BYTES:
+        return {"raw": raw}
+    return {
+        "raw": data[:RAW_KEPT_BYTES].decode("utf-8", "ignore"),
+        "raw_bytes": len(data),
+        "raw_sha256": hashlib.sha256(data).hexdigest(),
+    }
 
 
 class DeadLetterFolder:
@@ -119,16 +136,14 @@ class DeadLetterFolder:
     def _encoded(self, letter: DeadLetter) -> str:
         if len(letter.error) > ERROR_KEPT_CHARS:
             # An error message can quote the input it refused: bounded like the payload.
-            kept = letter.error[:ERROR_KEPT_CHARS]
-            letter = letter.model_copy(update={"error": f"{kept}... ({len(letter.error)} characters)"})
-        raw = letter.raw.encode("utf-8", "surrogatepass")
-        if len(raw) <= RAW_KEPT_BYTES:
+            shown = letter.error[:ERROR_KEPT_CHARS]
+            letter = letter.model_copy(update={"error": f"{shown}... ({len(letter.error)} characters)"})
+        kept = bounded_payload(letter.raw)
+        if len(kept) == 1:
             return letter.to_json()
         self.truncated += 1
-        # "ignore" drops a character cut in half at the end; the prefix is never longer than kept.
-        prefix = raw[:RAW_KEPT_BYTES].decode("utf-8", "ignore")
-        text = letter.model_copy(update={"raw": prefix}).to_json()
-        return f'{text[:-1]},"raw_bytes":{len(raw)},"raw_sha256":"{hashlib.sha256(raw).hexdigest()}"}}'
+        text = letter.model_copy(update={"raw": kept["raw"]}).to_json()
+        return f'{text[:-1]},"raw_bytes":{kept["raw_bytes"]},"raw_sha256":"{kept["raw_sha256"]}"}}'
 
     def _known_segments(self) -> dict[Path, int]:
         if self._segments is None:

@@ -4,6 +4,7 @@ folder bounded in bytes with ``drop_oldest``, across a restart too."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -123,3 +124,27 @@ def test_letters_of_another_day_go_to_that_days_file(tmp_path: Path) -> None:
 def test_a_bound_too_small_for_a_letter_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least 65536 bytes"):
         DeadLetterFolder(tmp_path, max_bytes=MIN_MAX_BYTES - 1)
+
+
+def test_replays_dead_letter_file_keeps_a_bounded_prefix_of_a_long_line_too() -> None:
+    from runtimes.plant import load_and_resolve
+    from runtimes.replay import replay
+    from streams.engine import Engine
+
+    _, spec = load_and_resolve(Path(__file__).resolve().parents[3] / "examples" / "minimal.yaml")
+    line = '{"ts": "' + "9" * 800_000 + '"}\n'  # an 800 KB line that is no reading
+    letters = io.StringIO()
+    replay(
+        Engine(spec, reorder=False),
+        [line],
+        io.StringIO(),
+        source="test",
+        lateness_us=spec.allowed_lateness_us,
+        report=lambda _text: None,
+        dead_letter=letters,
+    )
+    (kept,) = [json.loads(text) for text in letters.getvalue().splitlines()]
+    assert kept["line"] == 1
+    assert kept["raw"] == line[:RAW_KEPT_BYTES]
+    assert kept["raw_bytes"] == len(line) - 1  # without its newline
+    assert kept["raw_sha256"] == hashlib.sha256(line[:-1].encode()).hexdigest()
