@@ -625,7 +625,16 @@ async def _until_signalled(run: Callable[[asyncio.Event], Awaitable[object]]) ->
     default=None,
     help="Loopback port of /healthz, /metrics, /stream [default: the plant file's http.port, else 8765].",
 )
-def run_command(plant_path: Path, state_dir: Path, to_stdout: bool, http_port: int | None) -> None:
+@click.option(
+    "--dead-letter-max-mb",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="Bound of <state-dir>/deadletter/ in MiB; the oldest letters make room (drop_oldest).",
+)
+def run_command(
+    plant_path: Path, state_dir: Path, to_stdout: bool, http_port: int | None, dead_letter_max_mb: int
+) -> None:
     """Run the embedded pipeline (collectors, calculators, file sink) until SIGINT or SIGTERM."""
     import logging
 
@@ -651,6 +660,7 @@ def run_command(plant_path: Path, state_dir: Path, to_stdout: bool, http_port: i
             state_dir,
             on_points=echo if to_stdout else None,
             http_port=plant.model.http.port if http_port is None else http_port,
+            dead_letter_max_bytes=dead_letter_max_mb * 1024 * 1024,
         )
     except SinkConfigError as exc:
         _err.print(f"[red]error[/red] {exc}; nothing was started")

@@ -11,11 +11,14 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from services import free_port
 
+from plantstream import __version__
 from runtimes.statedir import LOCK_FILE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -186,3 +189,34 @@ def test_tail_refuses_a_server_that_does_not_speak_http() -> None:
     assert result.returncode == 2, result.stderr
     assert "does not speak HTTP" in result.stderr
     assert result.stdout == ""
+
+
+BOUND = ("--dead-letter-max-mb", "1")
+
+
+def test_run_names_itself_and_reports_the_dead_letter_bound_it_was_given(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    port = free_port()
+    process = subprocess.Popen(
+        [exe(), "run", "-c", str(MINIMAL), "--state-dir", str(state), "--http-port", str(port), *BOUND],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_lock_holder(state, process)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+                    server, metrics = answer.headers["Server"], answer.read().decode()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the pipeline never served /metrics"
+                time.sleep(0.1)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)
+    assert server == f"plantstream/{__version__}"
+    assert "plantstream_dead_letter_folder_max_bytes 1048576" in metrics  # 1 MiB = 1024 * 1024 bytes
+    assert 'plantstream_dead_letters_dropped_total{policy="drop_oldest"} 0' in metrics
