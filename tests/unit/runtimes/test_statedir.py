@@ -42,3 +42,37 @@ def test_a_holder_whose_pid_is_not_written_yet_is_still_refused(tmp_path: Path) 
         (tmp_path / LOCK_FILE).write_text("")  # as between the holder's flock and its write
         with pytest.raises(StateDirBusy, match="a process whose PID is not written yet"):
             StateDirLock(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["sink", "-c", "{kafka_plant}", "--state-dir", "{state}"],
+        ["demo", "--duration", "1", "--no-ui", "--state-dir", "{state}", "--http-port", "0"],
+        ["replay", "-c", "{plant}", "--readings", "-", "--to-sinks", "--state-dir", "{state}"],
+    ],
+    ids=["sink", "demo", "replay --to-sinks"],
+)
+def test_every_command_that_writes_a_state_directory_takes_its_lock_first(
+    tmp_path: Path, command: list[str]
+) -> None:
+    from click.testing import CliRunner
+
+    from runtimes.cli import main
+
+    minimal = Path(__file__).resolve().parents[3] / "examples" / "minimal.yaml"
+    kafka_plant = tmp_path / "kafka.yaml"
+    kafka_plant.write_text(minimal.read_text() + "\nkafka: {bootstrap: 127.0.0.1:9}\n")
+    plant = tmp_path / "influx.yaml"
+    plant.write_text(
+        minimal.read_text()
+        + "\nsinks:\n  - {type: influxdb, id: tsdb, url: http://127.0.0.1:9, org: o, bucket: b,"
+        + " token_env: NO_TOKEN}\n"
+    )
+    state = tmp_path / "state"
+    names = {"kafka_plant": str(kafka_plant), "plant": str(plant), "state": str(state)}
+    with StateDirLock(state):
+        result = CliRunner().invoke(main, [part.format(**names) for part in command], input="")
+    assert result.exit_code == 2, result.output
+    assert f"{state} is in use by another plantstream (PID {os.getpid()})" in result.output
+    assert sorted(p.name for p in state.iterdir()) == [LOCK_FILE]  # nothing else was written
