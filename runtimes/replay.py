@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 from plantstream.records import Point, RecordError, decode_reading
 from runtimes.gc_tuning import fewer_collections
+from sinks.deadletters import bounded_payload
 from streams.engine import Engine, ReadingRejected
 
 __all__ = ["ReplayAborted", "ReplaySummary", "replay"]
@@ -168,7 +169,8 @@ class _Replay:
         elif summary.rejected_total == MAX_REPORTED + 1:
             self.report(f"{self.source}: more bad lines; counting them without reporting each")
         if self.dead_letter is not None:
-            record = {"line": lineno, "reason": reason, "error": message, "raw": raw.rstrip("\n")}
+            # A bounded prefix of the line, with its length and SHA-256 when it is longer.
+            record = {"line": lineno, "reason": reason, "error": message, **bounded_payload(raw.rstrip("\n"))}
             self.dead_letter.write(json.dumps(record) + "\n")
 
     def write(self) -> None:

@@ -38,6 +38,7 @@ __all__ = [
     "GoodOutput",
     "GoodPrecursor",
     "GridRef",
+    "Http",
     "InfluxDbSink",
     "JsonField",
     "JsonTimestamp",
@@ -976,6 +977,14 @@ class Kafka(_Strict):
         return self.bootstrap.split(",")
 
 
+class Http(_Strict):
+    """The embedded runtime's loopback endpoint: ``/healthz``, ``/metrics``, ``/stream``."""
+
+    port: int = Field(
+        default=8765, ge=0, le=65535, description="loopback port (0: any free one); --http-port overrides it"
+    )
+
+
 class PlantModel(_Strict):
     """A whole plant file."""
 
@@ -986,6 +995,7 @@ class PlantModel(_Strict):
     cbam: Cbam | None = None
     sinks: list[Sink] = Field(default_factory=list)
     kafka: Kafka | None = Field(default=None, description="the kafka runtime (collect, process, sink)")
+    http: Http = Field(default_factory=Http)
 
     def machines(self) -> list[tuple[Site, Line, Machine]]:
         """Every machine with the site and line it belongs to, in file order."""
