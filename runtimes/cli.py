@@ -101,8 +101,16 @@ def _load(plant_path: Path) -> tuple[LoadedPlant, EngineSpec]:
 @main.command()
 @PLANT_OPTION
 def check(plant_path: Path) -> None:
-    """Validate a plant file and print a one-screen summary (exit 0 valid, 2 invalid)."""
+    """Validate a plant file and print a one-screen summary (exit 0 valid, 2 invalid).
+
+    Every problem found is listed, not only the first; warnings (no transport security off this
+    machine, secrets written literally, signals no source delivers) do not change the exit code.
+    """
+    from plantstream.plant.warnings import plant_warnings
+
     plant, spec = _load(plant_path)
+    for warning in plant_warnings(plant):
+        _err.print(f"[yellow]warning[/yellow] {warning}", soft_wrap=True)
     model = plant.model
     console = Console(highlight=False)
     machines = model.machines()
@@ -645,6 +653,10 @@ def run_command(
     _hold_state_dir(state_dir)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("asyncua").setLevel(logging.WARNING)
+    from plantstream.plant.warnings import plant_warnings
+
+    for warning in plant_warnings(plant):
+        logging.getLogger("plantstream.plant").warning("%s", warning)
 
     def echo(points: list[Point]) -> None:
         for point in points:
