@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
+import stat
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import ExitStack, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TextIO
 
 import click
 from rich.console import Console
@@ -25,7 +27,7 @@ from plantstream.plant import LoadedPlant, PlantError
 from plantstream.plant.schema import Kafka, MqttSource, OpcUaSecurity
 from plantstream.records import FieldValue, Point
 from runtimes.plant import load_and_resolve
-from runtimes.replay import ReplayAborted, ReplaySummary, replay
+from runtimes.replay import OverlongLine, ReplayAborted, ReplaySummary, read_lines, replay
 from streams.config import EngineSpec
 from streams.engine import Engine
 
@@ -228,39 +230,92 @@ def replay_command(
         _hold_state_dir(state_dir or Path("plantstream-data"))
     engine = Engine(spec, reorder=False)
     ledger = _cbam_ledger(plant, plant_path, state_dir, required=not to_sinks)
+    name = "stdin" if readings_path == "-" else readings_path
+    _sigterm_interrupts()
+    try:
+        summary = _replay_files(
+            plant,
+            engine,
+            spec,
+            ledger,
+            name,
+            readings_path,
+            out_path,
+            dead_letter_path,
+            strict=strict,
+            quiet=quiet,
+            to_sinks=to_sinks,
+            state_dir=state_dir,
+            timeout_s=timeout_s,
+        )
+    except KeyboardInterrupt as exc:
+        written = [p for p in (out_path, dead_letter_path) if p not in (None, "-")]
+        _err.print(
+            "[red]interrupted[/red]"
+            + (f"; nothing written to {' or '.join(map(str, written))}" if written else "")
+        )
+        sys.exit(128 + (exc.signum if isinstance(exc, _Terminated) else signal.SIGINT))
+    if not quiet and not to_sinks:
+        _print_summary(summary, name, f"written to {'stdout' if out_path == '-' else out_path}")
+    if not quiet and ledger is not None:
+        _err.print(f"CBAM ledger updated in {state_dir}")
+
+
+def _replay_files(
+    plant: LoadedPlant,
+    engine: Engine,
+    spec: EngineSpec,
+    ledger: CbamLedger | None,
+    name: str,
+    readings_path: str,
+    out_path: str | None,
+    dead_letter_path: str | None,
+    *,
+    strict: bool,
+    quiet: bool,
+    to_sinks: bool,
+    state_dir: Path | None,
+    timeout_s: float,
+) -> ReplaySummary:
+    """``replay`` with its files open; the outputs appear only if it ends without an exception."""
+    from runtimes.atomic_file import written_at_end
+    from runtimes.progress import TerminalProgress
+
     with ExitStack() as stack:
+        if ledger is not None:
+            stack.callback(ledger.close)
         try:
-            source: TextIO = (
-                sys.stdin
-                if readings_path == "-"
-                else stack.enter_context(open(readings_path, encoding="utf-8"))
-            )
+            # Bytes, not text: the replay decodes each line itself, so a line that is not UTF-8 is
+            # one bad line, reported with its number, from a file or from stdin alike.
+            source: BinaryIO = sys.stdin.buffer
+            if readings_path != "-":
+                source = stack.enter_context(Path(readings_path).open("rb"))
             out: TextIO | None = (
                 None
                 if out_path is None
                 else sys.stdout
                 if out_path == "-"
-                else stack.enter_context(open(out_path, "w", encoding="utf-8"))
+                else stack.enter_context(written_at_end(Path(out_path)))
             )
-            dead = (
-                stack.enter_context(open(dead_letter_path, "w", encoding="utf-8"))
-                if dead_letter_path
-                else None
-            )
+            dead = stack.enter_context(written_at_end(Path(dead_letter_path))) if dead_letter_path else None
         except OSError as exc:
             _err.print(f"[red]error[/red] {exc.filename}: {exc.strerror}")
             sys.exit(2)
-        name = "stdin" if readings_path == "-" else readings_path
+        size = _file_size(source)
+        progress = stack.enter_context(
+            TerminalProgress(_err, f"replay {name}", size, enabled=None if not quiet else False)
+        )
+        lines = progress.bytes_read(read_lines(source))
 
         def report(text: str) -> None:
             _err.print(f"[yellow]skipped[/yellow] {text}", soft_wrap=True)
 
         try:
             if to_sinks:
-                summary = _replay_to_sinks(
+                return _replay_to_sinks(
                     plant,
                     engine,
-                    source,
+                    lines,
                     out,
                     name,
                     spec,
@@ -272,32 +327,51 @@ def replay_command(
                     quiet,
                     ledger,
                 )
-            else:
-                summary = replay(
-                    engine,
-                    source,
-                    out,
-                    source=name,
-                    lateness_us=spec.allowed_lateness_us,
-                    strict=strict,
-                    report=report,
-                    dead_letter=dead,
-                    on_points=None if ledger is None else ledger.write,
-                )
-                if ledger is not None and out is not None:
-                    # The daily `cbam` points join the others in the output.
-                    for point in ledger.commit():
-                        out.write(point.to_json() + "\n")
+            summary = replay(
+                engine,
+                lines,
+                out,
+                source=name,
+                lateness_us=spec.allowed_lateness_us,
+                strict=strict,
+                report=report,
+                dead_letter=dead,
+                on_points=None if ledger is None else ledger.write,
+            )
+            if ledger is not None and out is not None:
+                # The daily `cbam` points join the others in the output.
+                for point in ledger.commit():
+                    out.write(point.to_json() + "\n")
+            return summary
         except ReplayAborted as exc:
             _err.print(f"[red]error[/red] {exc}", soft_wrap=True)
             sys.exit(1)
-        finally:
-            if ledger is not None:
-                ledger.close()
-    if not quiet and not to_sinks:
-        _print_summary(summary, name, out_path or "-")
-    if not quiet and ledger is not None:
-        _err.print(f"CBAM ledger updated in {state_dir}")
+
+
+def _file_size(stream: BinaryIO) -> int | None:
+    """The size of a regular file, for a bar with a share done; ``None`` for a pipe or a terminal."""
+    try:
+        info = os.fstat(stream.fileno())
+    except (OSError, ValueError):
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: the command stops and leaves no partial output."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _sigterm_interrupts() -> None:
+    """Make SIGTERM stop the command as Ctrl-C does (in the main thread, as an exception)."""
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise _Terminated(signum)
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _cbam_ledger(
@@ -319,7 +393,7 @@ def _cbam_ledger(
 def _replay_to_sinks(
     plant: LoadedPlant,
     engine: Engine,
-    source: TextIO,
+    source: Iterable[bytes | OverlongLine],
     out: TextIO | None,
     name: str,
     spec: EngineSpec,
@@ -361,16 +435,18 @@ def _replay_to_sinks(
     finally:
         letters.close()
     if not quiet:
-        _print_summary(result.summary, name, "the sinks")
+        where = "put in the outbox of sink(s) " + ", ".join(sink.id for sink in sinks)
+        _print_summary(result.summary, name, where if out is None else f"written to {out.name} and {where}")
     failed = False
     for sink in sinks:
         left = result.undelivered.get(sink.id, 0)
         if left:
             failed = True
             _err.print(
-                f"[red]error[/red] sink {sink.id}: {left} line(s) not delivered within {timeout_s:g} s "
-                f"(last error: {sink.health.last_error or 'none'}); they stay in {sink.outbox.path} "
-                f"and go out with the next `run` or `replay --to-sinks` with --state-dir {state_dir}"
+                f"[red]error[/red] sink {sink.id}: {sink.health.written} line(s) delivered to "
+                f"{sink.settings.url}, {left} not delivered within {timeout_s:g} s (last error: "
+                f"{sink.health.last_error or 'none'}); they stay in {sink.outbox.path} and go out "
+                f"with the next `run` or `replay --to-sinks` with --state-dir {state_dir}"
             )
         rejected = result.dead_letters.get(sink.id, 0)
         if rejected:
@@ -386,7 +462,8 @@ def _replay_to_sinks(
     return result.summary
 
 
-def _print_summary(summary: ReplaySummary, source: str, out_path: str) -> None:
+def _print_summary(summary: ReplaySummary, source: str, destination: str) -> None:
+    """The shifts' OEE as a table, then one line: what was read, used, refused and written where."""
     table = Table(title="OEE by shift", show_edge=False, pad_edge=False)
     for column in ("time", "machine", "shift", "A", "P", "Q", "OEE", "run", "unknown"):
         table.add_column(column, justify="right" if column in "APQOEErununknown" else "left")
@@ -414,15 +491,26 @@ def _print_summary(summary: ReplaySummary, source: str, out_path: str) -> None:
             minutes("unknown_s"),
         )
     if summary.shift_points:
-        _err.print(table)
-    rejected = ", ".join(f"{k} {v}" for k, v in sorted(summary.rejected.items())) or "none"
+        _table_console(stderr=True).print(table)
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(summary.rejected.items()))
+    rejected = f"rejected {summary.rejected_total}: {reasons}" if reasons else "rejected none"
+    blank = f", {summary.blank} blank" if summary.blank else ""
     engine = summary.engine
     _err.print(
-        f"{source}: {summary.readings} readings from {summary.lines} lines; rejected: {rejected}; "
+        f"{source}: {summary.readings} readings from {summary.lines} lines{blank}; {rejected}; "
         f"late readings corrected {engine.get('late_readings', 0)}, windows re-emitted "
-        f"{engine.get('windows_corrected', 0)}; {summary.points} points written to "
-        f"{'stdout' if out_path == '-' else out_path}"
+        f"{engine.get('windows_corrected', 0)}; {summary.points} points {destination}"
     )
+
+
+_UNWRAPPED_WIDTH = 10_000
+"""Off a terminal, a table is as wide as its rows: a log or a file keeps whole dates, no wrapping."""
+
+
+def _table_console(*, stderr: bool) -> Console:
+    """A console for tables: the terminal's width on a terminal, the rows' own width elsewhere."""
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else _UNWRAPPED_WIDTH)
 
 
 @main.command(name="browse")
@@ -539,7 +627,8 @@ def browse_command(
     "truth_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Write the ground truth (what was produced) here as JSON at the end.",
+    help="Write the ground truth (what was produced) here as JSON at the end: after --duration, "
+    "Ctrl-C or SIGTERM.",
 )
 def simulate_command(
     plant_path: Path | None,
@@ -582,11 +671,19 @@ def simulate_command(
     except ValueError as exc:
         _err.print(f"[red]error[/red] {exc}")
         sys.exit(2)
+    if truth_path is not None and not truth_path.parent.is_dir():
+        _err.print(f"[red]error[/red] --truth {truth_path}: the folder {truth_path.parent} does not exist")
+        sys.exit(2)
     _err.print(
         f"simulating on opc.tcp://{host}:{port}/ (namespace urn:plantstream:simulator), speed {speed:g}x"
     )
+
+    async def until_stopped() -> dict[str, Any]:
+        # Ctrl-C and SIGTERM end the run as its duration does, so the truth is written either way.
+        return await run(options, stop=_stop_on_signals())
+
     try:
-        truth = asyncio.run(run(options))
+        truth = asyncio.run(until_stopped())
     except PlantError as exc:
         for issue in exc.issues:
             _err.print(f"[red]error[/red] {issue}", soft_wrap=True)
@@ -594,10 +691,15 @@ def simulate_command(
     except OSError as exc:
         _err.print(f"[red]error[/red] cannot serve on {host}:{port}: {exc.strerror or exc}")
         sys.exit(1)
-    except KeyboardInterrupt:
-        return
     if truth_path is not None:
-        truth_path.write_text(json.dumps(truth, indent=2, default=str) + "\n")
+        from runtimes.atomic_file import written_at_end
+
+        try:
+            with written_at_end(truth_path) as handle:
+                handle.write(json.dumps(truth, indent=2, default=str) + "\n")
+        except OSError as exc:
+            _err.print(f"[red]error[/red] {exc.filename}: {exc.strerror}")
+            sys.exit(1)
         _err.print(f"ground truth written to {truth_path}")
 
 

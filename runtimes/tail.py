@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit
 import click
 from rich.console import Console
 
-__all__ = ["Filters", "NotAPipeline", "Show", "follow", "printer"]
+__all__ = ["Filters", "NotAPipeline", "Show", "follow", "number", "printer", "render"]
 
 _ANSWER_TIMEOUT_S = 10.0
 """How long the status line and headers may take: a server that accepts and says nothing is not
@@ -74,19 +75,50 @@ def printer(*, as_json: bool, console: Console) -> Show:
 
 
 def render(record: dict[str, Any]) -> str:
-    """One compact, coloured line (rich markup) for a reading or a point."""
+    """One compact, coloured line (rich markup) for a reading or a point.
+
+    A corrected window (``revision`` above 0) says so, ``rev N``: the same window was shown before
+    with other figures.
+    """
     if "measurement" in record:
         tags, fields = record["tags"], record["fields"]
-        shown = ", ".join(
-            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in list(fields.items())[:6]
-        )
+        shown = ", ".join(f"{k}={number(v)}" for k, v in list(fields.items())[:6])
         where = "/".join(str(tags[k]) for k in ("site", "line", "machine") if k in tags)
-        return f"[cyan]{record['time']}[/cyan] [bold]{record['measurement']}[/bold] {where} {shown}"
+        revision = fields.get("revision")
+        corrected = (
+            f" [magenta]rev {revision}[/magenta]" if isinstance(revision, int) and revision > 0 else ""
+        )
+        return (
+            f"[cyan]{record['time']}[/cyan] [bold]{record['measurement']}[/bold] {where}{corrected} {shown}"
+        )
     colour = {"good": "green", "uncertain": "yellow"}.get(str(record.get("quality", "good")), "red")
-    value = record.get("value")
+    value = number(record.get("value"))
     return (
         f"[cyan]{record['ts']}[/cyan] {record['machine']}.{record['signal']} = [{colour}]{value}[/{colour}]"
     )
+
+
+def number(value: object) -> str:
+    """A field's value for people: whole numbers in full, with thousands separators.
+
+    So a counter's every increment shows (``427,013``, never ``4.27e+05``); numbers of 1 or more
+    keep up to three decimals, smaller ones four significant digits (a ratio: ``0.8333``).
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if not math.isfinite(value) or abs(value) >= _EXACT_FLOAT:
+        return f"{value:.4g}"  # not a count any more: 1e+38 says more than 39 digits
+    if value.is_integer():
+        return f"{int(value):,}"
+    if abs(value) >= 1:
+        return f"{value:,.3f}".rstrip("0").rstrip(".")
+    return f"{value:.4g}"
+
+
+_EXACT_FLOAT = 2.0**53
+"""Below this a float holds every whole number exactly, so a whole one is shown as an integer."""
 
 
 async def follow(

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -117,3 +122,152 @@ def test_replay_of_an_invalid_plant_exits_2_before_reading(tmp_path: Path) -> No
     result = plantstream("replay", "-c", str(tmp_path / "missing.yaml"), "--readings", str(SHIFT))
     assert result.returncode == 2
     assert "missing.yaml" in result.stderr
+
+
+NOT_UTF8 = b'{"ts": "2026-03-02T08:00:00Z", "machine": "m\xff1", "signal": "state", "value": 1}\n'
+
+
+def plantstream_bytes(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    exe = shutil.which("plantstream", path=str(Path(sys.executable).parent))
+    assert exe
+    return subprocess.run([exe, *args], input=stdin, capture_output=True, check=False, timeout=120)
+
+
+def test_a_line_that_is_not_utf8_is_skipped_with_its_number_from_a_file_or_stdin(tmp_path: Path) -> None:
+    lines = SHIFT.read_bytes().splitlines(keepends=True)
+    readings = tmp_path / "readings.jsonl"
+    readings.write_bytes(b"".join([*lines[:3], NOT_UTF8, *lines[3:]]))
+    clean = plantstream("replay", "-c", str(MINIMAL), "--readings", str(SHIFT), "-q")
+    from_file = plantstream_bytes("replay", "-c", str(MINIMAL), "--readings", str(readings))
+    from_stdin = plantstream_bytes(
+        "replay", "-c", str(MINIMAL), "--readings", "-", stdin=readings.read_bytes()
+    )
+    for result, name in ((from_file, str(readings)), (from_stdin, "stdin")):
+        stderr = result.stderr.decode()
+        assert result.returncode == 0, stderr
+        assert f"{name}:4: malformed: not UTF-8 (byte 0xff at column 45)" in stderr
+        assert "Traceback" not in stderr
+        assert result.stdout.decode() == clean.stdout
+
+
+def test_a_failed_replay_leaves_no_output_file_and_no_temporary(tmp_path: Path) -> None:
+    readings = tmp_path / "readings.jsonl"
+    readings.write_bytes(SHIFT.read_bytes() + NOT_UTF8)
+    out, dead = tmp_path / "points.jsonl", tmp_path / "refused.jsonl"
+    args = ("--readings", str(readings), "--out", str(out), "--dead-letter", str(dead), "--strict")
+    result = plantstream("replay", "-c", str(MINIMAL), *args)
+    assert result.returncode == 1
+    # The last line is the bad one: every point had been computed, and none is left behind.
+    assert f"readings.jsonl:{SHIFT.read_text().count(chr(10)) + 1}: malformed" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["readings.jsonl"]
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupted_replay_leaves_no_output_file(tmp_path: Path, signum: int, code: int) -> None:
+    exe = shutil.which("plantstream", path=str(Path(sys.executable).parent))
+    assert exe
+    out = tmp_path / "points.jsonl"
+    with subprocess.Popen(
+        [exe, "replay", "-c", str(MINIMAL), "--readings", "-", "--out", str(out)],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as replay:
+        assert replay.stdin is not None
+        assert replay.stderr is not None
+        try:
+            # A bad line, then a good one, and the input stays open: the replay is mid-way when
+            # it has reported the bad line.
+            replay.stdin.write("{not json\n" + SHIFT.read_text().splitlines()[0] + "\n")
+            replay.stdin.flush()
+            assert "stdin:1: malformed" in replay.stderr.readline()
+            replay.send_signal(signum)
+            assert replay.wait(timeout=60) == code
+            assert "interrupted; nothing written to" in replay.stderr.read()
+        finally:
+            replay.kill()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_summary_counts_refused_lines_apart_from_readings(tmp_path: Path) -> None:
+    readings = tmp_path / "readings.jsonl"
+    lines = SHIFT.read_text().splitlines()
+    unknown = json.dumps({"ts": "2026-03-02T08:00:01Z", "machine": "m7", "signal": "state", "value": 1})
+    readings.write_text("\n".join([*lines, "", "{not json", unknown]) + "\n")
+    result = plantstream("replay", "-c", str(MINIMAL), "--readings", str(readings), "--out", os.devnull)
+    assert result.returncode == 0, result.stderr
+    # len(lines) + 3 lines: one blank, two refused; the recorded shift's lines are the readings.
+    expected = f"{len(lines)} readings from {len(lines) + 3} lines, 1 blank; rejected 2: malformed 1, "
+    assert expected + "unknown_machine 1;" in result.stderr
+
+
+def test_off_a_terminal_the_shift_table_is_not_cut_to_80_columns() -> None:
+    result = plantstream("replay", "-c", str(MINIMAL), "--readings", str(SHIFT), "--out", os.devnull)
+    assert result.returncode == 0, result.stderr
+    [row] = [line for line in result.stderr.splitlines() if " m1 " in line]
+    assert row.startswith("2026-03-02 08:00 ")
+    assert "74.79%" in row
+    assert "373 min" in row
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_simulate_writes_the_truth_when_stopped_by_a_signal(tmp_path: Path, signum: int) -> None:
+    from services import free_port
+
+    exe = shutil.which("plantstream", path=str(Path(sys.executable).parent))
+    assert exe
+    port, truth = free_port(), tmp_path / "truth.json"
+    args = ["simulate", "--port", str(port), "--start", "2026-03-02T08:00:00+00:00", "--truth", str(truth)]
+    with subprocess.Popen([exe, *args], stderr=subprocess.PIPE, text=True) as simulator:
+        try:
+            # It listens once it runs; from then on the signal handlers are in place.
+            for _ in range(600):
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.1):
+                    break
+                assert simulator.poll() is None, simulator.communicate()[1]
+                time.sleep(0.1)
+            simulator.send_signal(signum)
+            _, stderr = simulator.communicate(timeout=60)
+        finally:
+            simulator.kill()
+    assert simulator.returncode == 0, stderr
+    assert f"ground truth written to {truth}" in stderr
+    written = json.loads(truth.read_text())
+    assert written["at"].startswith("2026-03-02T08:")
+    assert written["seed"] == 1
+    assert {"press1", "cnc1", "packer1"} <= written["machines"].keys()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["truth.json"]
+
+
+def test_simulate_refuses_a_truth_file_in_a_missing_folder_before_it_starts(tmp_path: Path) -> None:
+    truth = tmp_path / "missing" / "truth.json"
+    result = plantstream("simulate", "--duration", "0", "--truth", str(truth))
+    assert result.returncode == 2
+    assert f"--truth {truth}: the folder {truth.parent} does not exist" in result.stderr
+    assert "simulating" not in result.stderr
+
+
+def test_replay_to_sinks_with_the_server_down_says_once_what_is_pending(tmp_path: Path) -> None:
+    from services import free_port
+
+    exe = shutil.which("plantstream", path=str(Path(sys.executable).parent))
+    assert exe
+    points = plantstream("replay", "-c", str(MINIMAL), "--readings", str(SHIFT), "-q").stdout.count("\n")
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    env = {**os.environ, "INFLUX_URL": url, "INFLUX_ORG": "o", "INFLUX_BUCKET": "b", "INFLUX_TOKEN": "t"}
+    state = tmp_path / "state"
+    args = ["--readings", str(SHIFT), "--to-sinks", "--state-dir", str(state), "--timeout", "1"]
+    result = subprocess.run(
+        [exe, "replay", "-c", str(ROOT / "examples" / "influx.yaml"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert f"{points} points put in the outbox of sink(s) influx" in result.stderr
+    [pending] = [line for line in result.stderr.splitlines() if "not delivered" in line]
+    assert f"sink influx: 0 line(s) delivered to {url}, {points} not delivered within 1 s" in pending
+    assert f"they stay in {state / 'outbox' / 'influx.sqlite'}" in pending
+    assert "written to the sinks" not in result.stderr
