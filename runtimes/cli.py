@@ -719,6 +719,16 @@ async def _until_signalled(run: Callable[[asyncio.Event], Awaitable[object]]) ->
     await run(_stop_on_signals())
 
 
+STATUS_OPTION = click.option(
+    "--status-every",
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Without a live table: log a one-line status this often (readings, windows closed, "
+    "late readings, dead letters, each line's OEE this shift); 0: never.",
+)
+
+
 @main.command(name="run")
 @PLANT_OPTION
 @click.option(
@@ -742,8 +752,14 @@ async def _until_signalled(run: Callable[[asyncio.Event], Awaitable[object]]) ->
     show_default=True,
     help="Bound of <state-dir>/deadletter/ in MiB; the oldest letters make room (drop_oldest).",
 )
+@STATUS_OPTION
 def run_command(
-    plant_path: Path, state_dir: Path, to_stdout: bool, http_port: int | None, dead_letter_max_mb: int
+    plant_path: Path,
+    state_dir: Path,
+    to_stdout: bool,
+    http_port: int | None,
+    dead_letter_max_mb: int,
+    status_every: float,
 ) -> None:
     """Run the embedded pipeline (collectors, calculators, file sink) until SIGINT or SIGTERM."""
     import logging
@@ -775,6 +791,7 @@ def run_command(
             on_points=echo if to_stdout else None,
             http_port=plant.model.http.port if http_port is None else http_port,
             dead_letter_max_bytes=dead_letter_max_mb * 1024 * 1024,
+            status_every_s=status_every or None,
         )
     except SinkConfigError as exc:
         _err.print(f"[red]error[/red] {exc}; nothing was started")
@@ -812,8 +829,15 @@ def run_command(
     show_default=True,
     help="Loopback port of /healthz, /metrics, /stream.",
 )
+@STATUS_OPTION
 def demo_command(
-    duration: float | None, no_ui: bool, speed: float, state_dir: Path, seed: int, http_port: int
+    duration: float | None,
+    no_ui: bool,
+    speed: float,
+    state_dir: Path,
+    seed: int,
+    http_port: int,
+    status_every: float,
 ) -> None:
     """The simulator, the embedded pipeline on examples/demo-line.yaml, and a live view."""
     import logging
@@ -849,6 +873,9 @@ def demo_command(
                 on_points=view.on_points,
                 on_reading=view.on_reading,
                 http_port=http_port,
+                on_shift=view.on_shift,
+                # The table shows the same; without it, a line now and then says the run is alive.
+                status_every_s=(status_every or None) if no_ui else None,
             )
             view.health = pipeline.health_line
             if duration is not None:
