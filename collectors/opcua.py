@@ -1,6 +1,6 @@
 """The OPC UA collector: an async iterator of Readings from one server (asyncua).
 
-It is built against the ways peer tools go silent (shared/peers.md §3b-3e):
+It is built against the ways peer tools go silent (the [FIELD-*] entries of docs/references.md):
 
 - **Node ids by namespace URI** (``nsu=urn:...;s=...``) are resolved to the server's current
   index at every session, so an index that moves on a server restart moves with it.

@@ -37,6 +37,7 @@ from openpyxl.styles import Font
 from plantstream.plant.schema import PlantModel
 from plantstream.records import Point
 from sinks.cbam_store import LEDGER_FILE, CbamStore
+from sinks.private import private_dir
 from streams import carbon
 from streams.cbam_ledger import (
     CbamSpec,
@@ -186,7 +187,7 @@ def operator_key(state_dir: Path) -> Ed25519PrivateKey:
         if not isinstance(loaded, Ed25519PrivateKey):
             raise ValueError(f"{path}: not an Ed25519 private key")
         return loaded
-    state_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(state_dir)  # created 0700 if missing, like every state directory
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -310,7 +311,7 @@ def write_report(
 def summary_workbook(summary: CbamSummary) -> bytes:
     """The summary as an .xlsx laid out like the communication template's summary sheet.
 
-    Sheet ``Summary_Communication`` (the tab name importers' tools look for; domain.md §4.7):
+    Sheet ``Summary_Communication`` (the tab name importers' tools look for; [CBAM-TPL]):
     installation name, city, country and the reporting period on top, then one row per product:
     production process, aggregated good type, product name, CN code, SEE direct, SEE indirect,
     share of defaults, route. ``Summary_Processes`` lists the processes and their emissions.

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from contextlib import ExitStack, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TextIO
 
 import click
 from rich.console import Console
@@ -33,6 +33,8 @@ from streams.engine import Engine
 
 if TYPE_CHECKING:
     from runtimes.cbam import CbamLedger
+    from runtimes.http import PortUnavailable
+    from runtimes.statedir import StateDirLock
 
 __all__ = ["main"]
 
@@ -54,6 +56,40 @@ def main() -> None:
     """plantstream: OPC UA / MQTT to OEE, energy, CO2e and CBAM, for smart factories."""
 
 
+_held_state_dirs: list[StateDirLock] = []
+"""The state directories this process writes, locked until it exits."""
+
+
+def _hold_state_dir(state_dir: Path) -> None:
+    """Lock ``state_dir`` for the rest of the process: one pipeline per state directory (else exit 2)."""
+    from runtimes.statedir import StateDirBusy, StateDirLock
+
+    try:
+        _held_state_dirs.append(StateDirLock(state_dir))
+    except StateDirBusy as exc:
+        _err.print(
+            f"[red]error[/red] {exc}; one pipeline per state directory: stop that one or choose "
+            "another --state-dir; nothing was started",
+            soft_wrap=True,
+        )
+        sys.exit(2)
+    except OSError as exc:
+        _err.print(f"[red]error[/red] --state-dir {state_dir}: {exc.strerror or exc}; nothing was started")
+        sys.exit(2)
+
+
+def _port_unavailable(exc: PortUnavailable, *, plant_setting: bool) -> NoReturn:
+    """One line naming the port and how to choose another; exit 2."""
+    choose = "--http-port N" + (" or `http: {port: N}` in the plant file" if plant_setting else "")
+    _err.print(
+        f"[red]error[/red] port {exc.port} for /healthz, /metrics and /stream: {exc.reason}; "
+        f"choose another with {choose}; nothing was started",
+        soft_wrap=True,
+        markup=True,
+    )
+    sys.exit(2)
+
+
 def _load(plant_path: Path) -> tuple[LoadedPlant, EngineSpec]:
     try:
         return load_and_resolve(plant_path)
@@ -67,8 +103,16 @@ def _load(plant_path: Path) -> tuple[LoadedPlant, EngineSpec]:
 @main.command()
 @PLANT_OPTION
 def check(plant_path: Path) -> None:
-    """Validate a plant file and print a one-screen summary (exit 0 valid, 2 invalid)."""
+    """Validate a plant file and print a one-screen summary (exit 0 valid, 2 invalid).
+
+    Every problem found is listed, not only the first; warnings (no transport security off this
+    machine, secrets written literally, signals no source delivers) do not change the exit code.
+    """
+    from plantstream.plant.warnings import plant_warnings
+
     plant, spec = _load(plant_path)
+    for warning in plant_warnings(plant):
+        _err.print(f"[yellow]warning[/yellow] {warning}", soft_wrap=True)
     model = plant.model
     console = Console(highlight=False)
     machines = model.machines()
@@ -182,6 +226,8 @@ def replay_command(
         sys.exit(2)
     if out_path is None and not to_sinks:
         out_path = "-"
+    if to_sinks or state_dir is not None:
+        _hold_state_dir(state_dir or Path("plantstream-data"))
     engine = Engine(spec, reorder=False)
     ledger = _cbam_ledger(plant, plant_path, state_dir, required=not to_sinks)
     name = "stdin" if readings_path == "-" else readings_path
@@ -681,6 +727,16 @@ async def _until_signalled(run: Callable[[asyncio.Event], Awaitable[object]]) ->
     await run(_stop_on_signals())
 
 
+STATUS_OPTION = click.option(
+    "--status-every",
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Without a live table: log a one-line status this often (readings, windows closed, "
+    "late readings, dead letters, each line's OEE this shift); 0: never.",
+)
+
+
 @main.command(name="run")
 @PLANT_OPTION
 @click.option(
@@ -692,17 +748,41 @@ async def _until_signalled(run: Callable[[asyncio.Event], Awaitable[object]]) ->
 )
 @click.option("--stdout", "to_stdout", is_flag=True, help="Also print every point as a JSON line.")
 @click.option(
-    "--http-port", default=8765, show_default=True, help="Loopback port of /healthz, /metrics, /stream."
+    "--http-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Loopback port of /healthz, /metrics, /stream [default: the plant file's http.port, else 8765].",
 )
-def run_command(plant_path: Path, state_dir: Path, to_stdout: bool, http_port: int) -> None:
+@click.option(
+    "--dead-letter-max-mb",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="Bound of <state-dir>/deadletter/ in MiB; the oldest letters make room (drop_oldest).",
+)
+@STATUS_OPTION
+def run_command(
+    plant_path: Path,
+    state_dir: Path,
+    to_stdout: bool,
+    http_port: int | None,
+    dead_letter_max_mb: int,
+    status_every: float,
+) -> None:
     """Run the embedded pipeline (collectors, calculators, file sink) until SIGINT or SIGTERM."""
     import logging
 
     from runtimes.embedded import EmbeddedPipeline
+    from runtimes.http import PortUnavailable
 
     plant, spec = _load(plant_path)
+    _hold_state_dir(state_dir)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("asyncua").setLevel(logging.WARNING)
+    from plantstream.plant.warnings import plant_warnings
+
+    for warning in plant_warnings(plant):
+        logging.getLogger("plantstream.plant").warning("%s", warning)
 
     def echo(points: list[Point]) -> None:
         for point in points:
@@ -713,13 +793,22 @@ def run_command(plant_path: Path, state_dir: Path, to_stdout: bool, http_port: i
 
     try:
         pipeline = EmbeddedPipeline(
-            plant, spec, state_dir, on_points=echo if to_stdout else None, http_port=http_port
+            plant,
+            spec,
+            state_dir,
+            on_points=echo if to_stdout else None,
+            http_port=plant.model.http.port if http_port is None else http_port,
+            dead_letter_max_bytes=dead_letter_max_mb * 1024 * 1024,
+            status_every_s=status_every or None,
         )
     except SinkConfigError as exc:
         _err.print(f"[red]error[/red] {exc}; nothing was started")
         sys.exit(2)
 
-    asyncio.run(_until_signalled(pipeline.run))
+    try:
+        asyncio.run(_until_signalled(pipeline.run))
+    except PortUnavailable as exc:
+        _port_unavailable(exc, plant_setting=True)
     stats = pipeline.stats
     _err.print(
         f"stopped: {stats.readings} readings, {stats.points} points in {state_dir / 'points'}, "
@@ -742,10 +831,21 @@ def run_command(plant_path: Path, state_dir: Path, to_stdout: bool, http_port: i
 )
 @click.option("--seed", default=1, show_default=True)
 @click.option(
-    "--http-port", default=8765, show_default=True, help="Loopback port of /healthz, /metrics, /stream."
+    "--http-port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="Loopback port of /healthz, /metrics, /stream.",
 )
+@STATUS_OPTION
 def demo_command(
-    duration: float | None, no_ui: bool, speed: float, state_dir: Path, seed: int, http_port: int
+    duration: float | None,
+    no_ui: bool,
+    speed: float,
+    state_dir: Path,
+    seed: int,
+    http_port: int,
+    status_every: float,
 ) -> None:
     """The simulator, the embedded pipeline on examples/demo-line.yaml, and a live view."""
     import logging
@@ -753,6 +853,7 @@ def demo_command(
 
     from plantstream.plant import load_plant
     from runtimes.embedded import EmbeddedPipeline
+    from runtimes.http import PortUnavailable
     from runtimes.live import LiveView, shown_live
     from runtimes.simulator import DEMO_PLANT, SimulatorOptions, SimulatorServer
     from streams.config import build_spec
@@ -780,6 +881,9 @@ def demo_command(
                 on_points=view.on_points,
                 on_reading=view.on_reading,
                 http_port=http_port,
+                on_shift=view.on_shift,
+                # The table shows the same; without it, a line now and then says the run is alive.
+                status_every_s=(status_every or None) if no_ui else None,
             )
             view.health = pipeline.health_line
             if duration is not None:
@@ -791,7 +895,11 @@ def demo_command(
             )
             return view
 
-    view = asyncio.run(main_task())
+    _hold_state_dir(state_dir)
+    try:
+        view = asyncio.run(main_task())
+    except PortUnavailable as exc:
+        _port_unavailable(exc, plant_setting=False)
     for line in view.shift_summary():
         _err.print(line)
 
@@ -956,6 +1064,7 @@ def sink_command(plant_path: Path, state_dir: Path) -> None:
 
     plant, spec = _load(plant_path)
     settings = _kafka_settings(plant, plant_path)
+    _hold_state_dir(state_dir)
     _role_logging()
     files = FileSink(state_dir)
 
@@ -1045,7 +1154,7 @@ def tail_command(
     from contextlib import nullcontext
 
     from runtimes.live import LiveView, only_machines, shown_live
-    from runtimes.tail import Filters, follow, printer
+    from runtimes.tail import Filters, NotAPipeline, follow, printer
 
     if as_table and as_json:
         raise click.UsageError("--table and --json exclude each other: a table for people, JSON for pipes")
@@ -1101,7 +1210,16 @@ def tail_command(
             return
         return
     try:
-        asyncio.run(shown(follow(url, filters, count=count, show=show)))
+        # The table appears only once the answer is known to be a pipeline's.
+        display = (lambda: shown_live(table, console)) if as_table else None
+        asyncio.run(follow(url, filters, count=count, show=show, around=display))
+    except NotAPipeline as exc:
+        _err.print(
+            f"[red]error[/red] {url} is not a plantstream pipeline: {exc}; is --url right? "
+            "(`run` serves on port 8765 unless --http-port or the plant file's http.port says otherwise)",
+            soft_wrap=True,
+        )
+        sys.exit(2)
     except (OSError, ConnectionError) as exc:
         _err.print(
             f"[red]error[/red] nothing to follow at {url}: {exc}; is `plantstream run` or `demo` running?"

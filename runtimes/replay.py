@@ -1,6 +1,6 @@
 """``plantstream replay``: recorded readings through the calculators, points out as JSON lines.
 
-The input (one Reading per line, design.md §3) may be in any order within the plant's allowed
+The input (one Reading per line, plantstream/records.py) may be in any order within the plant's allowed
 lateness: pending readings are released once the newest event time is a lateness past them, in
 event-time order (ties broken by machine, signal and line number), so the same set of readings
 gives byte-identical output. Readings later than that are
@@ -26,6 +26,7 @@ from typing import Any, BinaryIO, TextIO
 
 from plantstream.records import Point, RecordError, decode_reading
 from runtimes.gc_tuning import fewer_collections
+from sinks.deadletters import bounded_payload
 from streams.engine import Engine, ReadingRejected
 
 __all__ = ["MAX_LINE_BYTES", "OverlongLine", "ReplayAborted", "ReplaySummary", "read_lines", "replay"]
@@ -268,7 +269,13 @@ class _Replay:
         elif self.reported == MAX_REPORTED + 1:
             self.report(f"{self.source}: more bad lines; counting them without reporting each")
         if self.dead_letter is not None:
-            record = {"line": lineno, "reason": reason, "error": message, "raw": raw.rstrip("\r\n")}
+            # A bounded prefix of the line, with its length and SHA-256 when it is longer.
+            record = {
+                "line": lineno,
+                "reason": reason,
+                "error": message,
+                **bounded_payload(raw.rstrip("\r\n")),
+            }
             self.dead_letter.write(json.dumps(record) + "\n")
 
     def write(self) -> None:

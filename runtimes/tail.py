@@ -11,6 +11,7 @@ import asyncio
 import json
 import math
 from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,10 +19,20 @@ from urllib.parse import urlsplit
 import click
 from rich.console import Console
 
-__all__ = ["Filters", "Show", "follow", "number", "printer", "render"]
+__all__ = ["Filters", "NotAPipeline", "Show", "follow", "number", "printer", "render"]
+
+_ANSWER_TIMEOUT_S = 10.0
+"""How long the status line and headers may take: a server that accepts and says nothing is not
+a pipeline (the pipeline answers at once, before any record)."""
+_HEADER_LINES = 100
+"""Most header lines read before deciding; a pipeline sends four."""
 
 Show = Callable[[dict[str, Any], str], None]
 """Shows one matching record: the decoded reading or point, and its JSON text."""
+
+
+class NotAPipeline(Exception):
+    """What answers at the URL is not a plantstream pipeline (no ``Server: plantstream/...``)."""
 
 
 @dataclass(frozen=True)
@@ -110,11 +121,22 @@ _EXACT_FLOAT = 2.0**53
 """Below this a float holds every whole number exactly, so a whole one is shown as an integer."""
 
 
-async def follow(url: str, filters: Filters, *, count: int | None, show: Show) -> None:
+async def follow(
+    url: str,
+    filters: Filters,
+    *,
+    count: int | None,
+    show: Show,
+    around: Callable[[], AbstractAsyncContextManager[object]] | None = None,
+) -> None:
     """Show matching records from ``url`` until it ends or ``count`` have been shown.
 
+    Nothing is shown before the answer's headers say it comes from a plantstream pipeline;
+    ``around`` (a live table's display) is entered only then, around the records.
+
     Raises:
-        OSError, ConnectionError: nothing answers at ``url`` (or not with a stream).
+        OSError, ConnectionError: nothing answers at ``url`` (or the pipeline does not stream).
+        NotAPipeline: something answers, but not a plantstream pipeline.
     """
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
@@ -122,20 +144,43 @@ async def follow(url: str, filters: Filters, *, count: int | None, show: Show) -
     try:
         writer.write(f"GET {parts.path or '/stream'} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
         await writer.drain()
-        status = await reader.readline()
-        if b" 200 " not in status:
-            raise ConnectionError(f"the pipeline answered {status.decode().strip()!r}")
-        while (await reader.readline()) not in (b"\r\n", b""):
-            pass
-        shown = 0
-        while count is None or shown < count:
-            raw = await reader.readline()
-            if not raw:
-                return
-            text = raw.decode().strip()
-            record = json.loads(text)
-            if filters.match(record):
-                show(record, text)
-                shown += 1
+        try:
+            status, server = await asyncio.wait_for(_answer(reader), _ANSWER_TIMEOUT_S)
+        except TimeoutError:
+            raise NotAPipeline(f"no HTTP answer within {_ANSWER_TIMEOUT_S:g} s") from None
+        except ValueError:  # a line longer than the reader's limit: not an HTTP header
+            raise NotAPipeline("it does not speak HTTP (a header line of over 64 KiB)") from None
+        if not server.startswith("plantstream/"):
+            said = f"Server: {server}" if server else "no Server header"
+            raise NotAPipeline(f"it answered {status!r} with {said}, not Server: plantstream/...")
+        if " 200 " not in f"{status} ":
+            raise ConnectionError(f"the pipeline answered {status!r}")
+        async with around() if around is not None else nullcontext():
+            shown = 0
+            while count is None or shown < count:
+                raw = await reader.readline()
+                if not raw:
+                    return
+                text = raw.decode().strip()
+                record = json.loads(text)
+                if filters.match(record):
+                    show(record, text)
+                    shown += 1
     finally:
         writer.close()
+
+
+async def _answer(reader: asyncio.StreamReader) -> tuple[str, str]:
+    """The status line and the ``Server`` header's value ("" without one) of an HTTP answer."""
+    status = (await reader.readline()).decode("latin-1").strip()
+    if not status.startswith("HTTP/"):
+        raise NotAPipeline(f"it does not speak HTTP (it said {status[:60]!r})")
+    server = ""
+    for _ in range(_HEADER_LINES):
+        line = await reader.readline()
+        if line in (b"\r\n", b"\n", b""):
+            return status, server
+        name, _, value = line.decode("latin-1").partition(":")
+        if name.strip().lower() == "server":
+            server = value.strip()
+    raise NotAPipeline(f"more than {_HEADER_LINES} header lines")

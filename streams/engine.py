@@ -314,6 +314,17 @@ class Engine:
         out, self._results_out = self._results_out, []
         return out
 
+    def shift_so_far(self, machine: str) -> tuple[WindowResult, int] | None:
+        """``machine``'s current shift so far, from the readings released so far.
+
+        See :meth:`streams.machine.MachineCalc.shift_so_far`; readings held for ordering are not
+        in it yet.
+
+        Raises:
+            KeyError: ``machine`` is not in the plant.
+        """
+        return self._tracks[machine].calc.shift_so_far()
+
     def closed_until(self, machine: str) -> int | None:
         """Until when (µs) ``machine`` has closed every window; ``None`` before it released a reading."""
         state = self._tracks[machine].calc.state

@@ -6,7 +6,7 @@ closed, as :class:`WindowResult`) and :meth:`MachineCalc.feed` (apply the value)
 state lives in :class:`MachineState`, which is plain data, so it can be copied for late-data
 corrections and serialised for checkpoints.
 
-Attribution rules (shared/domain.md §1-§2, shared/design.md §3):
+Attribution rules (docs/references.md [ISO22400-2], [OPC-40001], [FLUX-INC]):
 - A state reading at ``t`` holds from ``t`` until the next one (latest-state value); a reading
   of bad quality makes the state unknown from ``t``. Time before the first state is unknown.
 - A cumulative counter sample at ``t`` reports what was made in ``(t_prev, t]``: the increase is
@@ -532,7 +532,7 @@ class MachineCalc:
         scale = spec.energy.scale
         max_delta = None
         if spec.rated_kw is not None:
-            # Plausibility bound of domain.md §2.2: P_rated · Δt · 1.2, in register units.
+            # Plausibility bound of a metered register: P_rated · Δt · 1.2, in register units.
             max_delta = spec.rated_kw * (ts - t0) / US_PER_HOUR * 1.2 / scale
         delta, event = increase(previous, raw, spec.energy.modulus, max_delta)
         if event is CounterEvent.RESET:
@@ -728,6 +728,21 @@ class MachineCalc:
                 )
                 e.planned_stop = d[PLANNED_STOP]
                 e.unknown = size - (d[RUNNING] + d[DOWN] + d[IDLE] + d[SETUP] + d[OFF] + d[PLANNED_STOP])
+        result = self._result(w, e)
+        if profile.shift is not None:
+            key = profile.shift.start
+            total_acc = self.state.shifts.get(key)
+            if total_acc is None:
+                empty = WindowResult("shift", key, profile.shift.end, profile.shift.name, OeeElements())
+                total_acc = self.state.shifts[key] = _ShiftTotal(profile.shift, empty)
+            total_acc.result.add(result)
+            total_acc.covered_scheduled += size
+            if profile.in_break:
+                total_acc.covered_break += size
+        return result
+
+    def _result(self, w: _Window, e: OeeElements) -> WindowResult:
+        """The result of window ``w`` with its time elements ``e``: counts, energy and carbon added."""
         total, good, reject = w.counts
         if not self._has_total:
             total = good + reject
@@ -741,27 +756,87 @@ class MachineCalc:
             kwh, covered = w.kwh_register, w.cover_register
         else:
             kwh, covered = w.kwh_power, w.cover_power
+        profile = w.profile
         result = WindowResult(
             kind="window",
             start=w.start,
-            end=w.start + size,
+            end=w.start + self._window_us,
             shift=profile.shift.name if profile.shift else None,
             elements=e,
             kwh=kwh,
             energy_covered_us=covered,
         )
         self._carbon(result, w.fuel)
-        if profile.shift is not None:
-            key = profile.shift.start
-            total_acc = self.state.shifts.get(key)
-            if total_acc is None:
-                empty = WindowResult("shift", key, profile.shift.end, profile.shift.name, OeeElements())
-                total_acc = self.state.shifts[key] = _ShiftTotal(profile.shift, empty)
-            total_acc.result.add(result)
-            total_acc.covered_scheduled += size
-            if profile.in_break:
-                total_acc.covered_break += size
         return result
+
+    # -- read-only views ------------------------------------------------------------------------
+
+    def shift_so_far(self) -> tuple[WindowResult, int] | None:
+        """The current shift as far as event time has been released; the state is not changed.
+
+        The sum of the shift's closed windows (the running total the shift window is made of, part
+        of the checkpoint) plus its open windows up to the released time: the machine's current
+        state counts until then, except a stop that may still turn out to be a micro-stop, which
+        counts once its length is known. The current shift is the latest one the machine has
+        windows in or has reached; ``None`` before any reading, and when it has none (no
+        calendar, or every shift it saw is closed).
+
+        Returns:
+            The figures (a ``shift`` result with the shift's bounds) and the event time (µs) they
+            go up to.
+        """
+        st = self.state
+        released = st.released_until
+        if released is None:
+            return None
+        shifts = [w.profile.shift for w in st.windows.values() if w.profile.shift is not None]
+        shifts += [t.shift for t in st.shifts.values()]
+        reached = self.spec.schedule.shift_at(released)
+        if reached is not None:
+            shifts.append(reached)
+        if not shifts:
+            return None
+        shift = max(shifts, key=lambda s: s.start)
+        upto = released if st.pending_stop is None or st.accounted_until is None else st.accounted_until
+        closed = st.shifts.get(shift.start)
+        if closed is not None:
+            result = closed.result.copy()
+        else:
+            result = WindowResult("shift", shift.start, shift.end, shift.name, OeeElements())
+        for start in sorted(st.windows):
+            window = st.windows[start]
+            if window.profile.shift is not None and window.profile.shift.start == shift.start:
+                result.add(self._open_so_far(window, upto))
+        return result, min(max(upto, shift.start), shift.end)
+
+    def _open_so_far(self, w: _Window, upto: int) -> WindowResult:
+        """Open window ``w`` as if it closed at ``upto``: the current state booked until then."""
+        st = self.state
+        size = self._window_us
+        end = w.start + size
+        elapsed = min(max(upto - w.start, 0), size)
+        profile = w.profile
+        durations = w.durations[:]
+        if st.category is not None and st.accounted_until is not None and profile.productive:
+            booked_until = max(st.accounted_until, w.start)
+            if min(upto, end) > booked_until:
+                durations[st.category] += min(upto, end) - booked_until
+        e = OeeElements(scheduled=elapsed)
+        if profile.in_break:
+            e.planned_stop = elapsed
+        else:
+            e.run, e.micro, e.down, e.idle, e.setup, e.off = (
+                durations[RUNNING],
+                durations[MICRO],
+                durations[DOWN],
+                durations[IDLE],
+                durations[SETUP],
+                durations[OFF],
+            )
+            e.planned_stop = durations[PLANNED_STOP]
+            observed = sum(durations[c] for c in (RUNNING, DOWN, IDLE, SETUP, OFF, PLANNED_STOP))
+            e.unknown = max(elapsed - observed, 0)
+        return self._result(w, e)
 
     def _close_shift(self, total: _ShiftTotal) -> WindowResult:
         shift = total.shift

@@ -156,7 +156,7 @@ def test_tail_table_and_json_together_is_a_usage_error() -> None:
     assert "--table and --json exclude each other" in result.stderr
 
 
-def test_a_busy_health_port_does_not_stop_the_pipeline(tmp_path: Path) -> None:
+def test_a_busy_health_port_stops_the_demo_at_start_naming_the_port_and_the_option(tmp_path: Path) -> None:
     import socket
 
     with socket.socket() as busy:
@@ -180,9 +180,11 @@ def test_a_busy_health_port_does_not_stop_the_pipeline(tmp_path: Path) -> None:
             timeout=120,
             check=False,
         )
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert f"cannot serve /healthz on port {port}" in result.stderr
-    assert "points written to" in result.stderr
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert f"port {port} for /healthz, /metrics and /stream" in result.stderr
+    assert "choose another with --http-port N" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "points").exists()
 
 
 def test_a_second_demo_run_continues_the_plcs_counters_instead_of_counting_them_again(tmp_path: Path) -> None:
