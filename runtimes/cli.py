@@ -253,6 +253,7 @@ def replay_command(
         _err.print(
             "[red]interrupted[/red]"
             + (f"; nothing written to {' or '.join(map(str, written))}" if written else "")
+            + ("; the points already handed to the sinks stay in their outbox" if to_sinks else "")
         )
         sys.exit(128 + (exc.signum if isinstance(exc, _Terminated) else signal.SIGINT))
     if not quiet and not to_sinks:

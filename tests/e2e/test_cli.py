@@ -387,3 +387,35 @@ def test_on_a_terminal_report_cbam_shows_its_steps_and_off_one_its_table_is_whol
     # Off a terminal the table is as wide as its rows: the good's name is not wrapped at 80 columns.
     [table_row] = [line for line in result.stdout.splitlines() if "73063077" in line]
     assert "Welded tube, circular, stainless excluded" in table_row
+
+
+def test_replay_to_sinks_stopped_by_sigterm_keeps_the_outbox_and_leaves_no_output_file(
+    tmp_path: Path,
+) -> None:
+    from services import free_port
+
+    exe = shutil.which("plantstream", path=str(Path(sys.executable).parent))
+    assert exe
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there: the sink retries
+    env = {**os.environ, "INFLUX_URL": url, "INFLUX_ORG": "o", "INFLUX_BUCKET": "b", "INFLUX_TOKEN": "t"}
+    state, out = tmp_path / "state", tmp_path / "points.jsonl"
+    args = ["--readings", str(SHIFT), "--to-sinks", "--state-dir", str(state), "--out", str(out)]
+    with subprocess.Popen(
+        [exe, "replay", "-c", str(ROOT / "examples" / "influx.yaml"), *args, "--timeout", "600"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as replay:
+        assert replay.stderr is not None
+        try:
+            # The sink's first failed attempt: the replay is running, its handlers in place.
+            assert "retrying" in replay.stderr.readline()
+            replay.send_signal(signal.SIGTERM)
+            assert replay.wait(timeout=60) == 143
+            stderr = replay.stderr.read()
+        finally:
+            replay.kill()
+    assert f"interrupted; nothing written to {out}; the points already handed to the sinks" in stderr
+    assert not out.exists()
+    assert (state / "outbox" / "influx.sqlite").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["state"]
