@@ -188,7 +188,7 @@ def check(plant_path: Path) -> None:
 @click.option(
     "--dead-letter", "dead_letter_path", default=None, help="Write refused lines here, with reasons."
 )
-@click.option("--quiet", "-q", is_flag=True, help="No summary on stderr.")
+@click.option("--quiet", "-q", is_flag=True, help="No summary and no progress bar on stderr.")
 @click.option(
     "--to-sinks",
     is_flag=True,

@@ -332,6 +332,11 @@ def test_on_a_terminal_replay_shows_a_progress_bar_on_stderr() -> None:
     assert SHIFT.stat().st_size == 472_991
     assert "/473.0 kB" in stderr
     assert "74.79%" in stderr  # the summary follows the bar
+    quiet_code, quiet = stderr_on_a_terminal(
+        "replay", "-c", str(MINIMAL), "--readings", str(SHIFT), "--out", os.devnull, "-q"
+    )
+    assert quiet_code == 0, quiet
+    assert quiet == ""  # -q: neither a summary nor a bar
 
 
 def test_off_a_terminal_replay_shows_no_progress_bar() -> None:
