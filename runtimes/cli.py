@@ -34,6 +34,7 @@ from streams.engine import Engine
 if TYPE_CHECKING:
     from runtimes.cbam import CbamLedger
     from runtimes.http import PortUnavailable
+    from runtimes.progress import TerminalProgress
     from runtimes.statedir import StateDirLock
 
 __all__ = ["main"]
@@ -334,6 +335,7 @@ def _replay_files(
                     quiet,
                     ledger,
                     out_path,
+                    progress,
                 )
             summary = replay(
                 engine,
@@ -413,6 +415,7 @@ def _replay_to_sinks(
     quiet: bool,
     ledger: CbamLedger | None,
     out_path: str | None,
+    progress: TerminalProgress,
 ) -> tuple[ReplaySummary, int]:
     """``replay --to-sinks``, and its exit code: 0 once every point is delivered, 1 if not or if refused."""
     from runtimes.sinks import build_sinks, replay_to_sinks
@@ -439,6 +442,9 @@ def _replay_to_sinks(
                 dead_letter=dead,
                 out=out,
                 ledger=ledger,
+                on_waiting=lambda left: progress.update(
+                    description=f"replay {name}: delivering, {left:,} line(s) waiting in the outbox"
+                ),
             )
         )
     finally:

@@ -38,6 +38,9 @@ __all__ = [
 OUTBOX_DIR = "outbox"
 """Under the state directory: one ``<sink-id>.sqlite`` per sink."""
 
+_WAITING_EVERY_S = 0.25
+"""Seconds between two reports of the lines still waiting, while ``replay --to-sinks`` delivers."""
+
 SINK_LOGGER = "plantstream.sinks.influx"
 """The logger of :class:`InfluxSink`."""
 
@@ -167,6 +170,7 @@ async def replay_to_sinks(
     dead_letter: TextIO | None = None,
     out: TextIO | None = None,
     ledger: CbamLedger | None = None,
+    on_waiting: Callable[[int], None] | None = None,
 ) -> SinkDelivery:
     """Replay ``lines`` and send the points to ``sinks`` through their outboxes.
 
@@ -174,6 +178,8 @@ async def replay_to_sinks(
     while an outbox under ``block`` is full. Returns once every sink's outbox is empty, or when
     ``timeout_s`` has passed; what is left stays in the outboxes for the next run. A CBAM
     ``ledger`` sees every batch, and its daily ``cbam`` points go to the sinks at the end.
+    ``on_waiting``, if given, hears the lines still in the outboxes a few times a second while
+    the replay is done and delivery goes on (for a progress display).
 
     Raises:
         runtimes.replay.ReplayAborted: ``strict`` and a bad line.
@@ -217,7 +223,11 @@ async def replay_to_sinks(
             if out is not None:
                 out.writelines(point.to_json() + "\n" for point in final)
         remaining = max(0.0, deadline - loop.time())
-        await asyncio.gather(*(sink.drain(remaining) for sink in sinks))
+        drained = asyncio.gather(*(sink.drain(remaining) for sink in sinks))
+        while on_waiting is not None and not drained.done():
+            on_waiting(sum(sink.outbox.lines for sink in sinks))
+            await asyncio.wait({drained}, timeout=_WAITING_EVERY_S)
+        await drained
         return SinkDelivery(
             summary,
             {sink.id: sink.outbox.lines for sink in sinks},

@@ -287,7 +287,7 @@ def test_replay_to_sinks_with_the_server_down_says_once_what_is_pending(tmp_path
     assert out.read_text().count("\n") == points
 
 
-def stderr_on_a_terminal(*args: str) -> tuple[int, str]:
+def stderr_on_a_terminal(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     """Run plantstream with stderr on a pseudo-terminal (stdout to /dev/null); its code and stderr."""
     import fcntl
     import pty
@@ -301,7 +301,7 @@ def stderr_on_a_terminal(*args: str) -> tuple[int, str]:
     # 40 rows of 200 columns: room for the bar's every column beside a long path.
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))
     # The terminal's own size, not one inherited from the test runner's environment.
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env = {k: v for k, v in (env or os.environ).items() if k not in ("COLUMNS", "LINES")}
     with subprocess.Popen(
         [exe, *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=terminal, env=env
     ) as process:
@@ -424,3 +424,17 @@ def test_replay_to_sinks_stopped_by_sigterm_keeps_the_outbox_and_leaves_no_outpu
     assert not out.exists()
     assert (state / "outbox" / "influx.sqlite").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["state"]
+
+
+def test_on_a_terminal_replay_to_sinks_says_how_many_lines_wait_while_it_delivers(tmp_path: Path) -> None:
+    from services import free_port
+
+    points = plantstream("replay", "-c", str(MINIMAL), "--readings", str(SHIFT), "-q").stdout.count("\n")
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there: every line waits
+    env = {**os.environ, "INFLUX_URL": url, "INFLUX_ORG": "o", "INFLUX_BUCKET": "b", "INFLUX_TOKEN": "t"}
+    args = ["--readings", str(SHIFT), "--to-sinks", "--state-dir", str(tmp_path), "--timeout", "1"]
+    code, stderr = stderr_on_a_terminal(
+        "replay", "-c", str(ROOT / "examples" / "influx.yaml"), *args, env=env
+    )
+    assert code == 1
+    assert f"replay {SHIFT}: delivering, {points:,} line(s) waiting in the outbox" in stderr
