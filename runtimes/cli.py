@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from plantstream import __version__
@@ -66,8 +67,8 @@ def _hold_state_dir(state_dir: Path) -> None:
         _held_state_dirs.append(StateDirLock(state_dir))
     except StateDirBusy as exc:
         _err.print(
-            f"[red]error[/red] {exc}; one pipeline per state directory: stop that one or choose "
-            "another --state-dir; nothing was started",
+            f"[red]error[/red] {escape(str(exc))}; one pipeline per state directory: "
+            "stop that one or choose another --state-dir; nothing was started",
             soft_wrap=True,
         )
         sys.exit(2)
@@ -78,12 +79,11 @@ def _hold_state_dir(state_dir: Path) -> None:
 
 def _port_unavailable(exc: PortUnavailable, *, plant_setting: bool) -> NoReturn:
     """One line naming the port and how to choose another; exit 2."""
-    choose = "--http-port N" + (" or `http: {port: N}` in the plant file" if plant_setting else "")
+    choose = "--http-port N" + (" or http: {port: N} in the plant file" if plant_setting else "")
     _err.print(
         f"[red]error[/red] port {exc.port} for /healthz, /metrics and /stream: {exc.reason}; "
         f"choose another with {choose}; nothing was started",
         soft_wrap=True,
-        markup=True,
     )
     sys.exit(2)
 
@@ -1066,8 +1066,9 @@ def tail_command(
         asyncio.run(follow(url, filters, count=count, show=show, around=display))
     except NotAPipeline as exc:
         _err.print(
-            f"[red]error[/red] {url} is not a plantstream pipeline: {exc}; is --url right? "
-            "(`run` serves on port 8765 unless --http-port or the plant file's http.port says otherwise)",
+            f"[red]error[/red] {escape(url)} is not a plantstream pipeline: {escape(str(exc))}; "
+            "is --url right? (`run` serves on port 8765 unless --http-port or the plant file's "
+            "http.port says otherwise)",
             soft_wrap=True,
         )
         sys.exit(2)
