@@ -639,10 +639,15 @@ def run_command(
     import logging
 
     from runtimes.embedded import EmbeddedPipeline
-    from runtimes.http import PortUnavailable
+    from runtimes.http import PortUnavailable, check_port
 
     plant, spec = _load(plant_path)
     _hold_state_dir(state_dir)
+    port = plant.model.http.port if http_port is None else http_port
+    try:
+        check_port(port)
+    except PortUnavailable as exc:
+        _port_unavailable(exc, plant_setting=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("asyncua").setLevel(logging.WARNING)
 
@@ -659,7 +664,7 @@ def run_command(
             spec,
             state_dir,
             on_points=echo if to_stdout else None,
-            http_port=plant.model.http.port if http_port is None else http_port,
+            http_port=port,
             dead_letter_max_bytes=dead_letter_max_mb * 1024 * 1024,
         )
     except SinkConfigError as exc:
@@ -707,7 +712,7 @@ def demo_command(
 
     from plantstream.plant import load_plant
     from runtimes.embedded import EmbeddedPipeline
-    from runtimes.http import PortUnavailable
+    from runtimes.http import PortUnavailable, check_port
     from runtimes.live import LiveView, shown_live
     from runtimes.simulator import DEMO_PLANT, SimulatorOptions, SimulatorServer
     from streams.config import build_spec
@@ -748,6 +753,7 @@ def demo_command(
 
     _hold_state_dir(state_dir)
     try:
+        check_port(http_port)  # before the simulator starts; the endpoint's own bind still decides
         view = asyncio.run(main_task())
     except PortUnavailable as exc:
         _port_unavailable(exc, plant_setting=False)
