@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TextIO
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from plantstream import __version__
@@ -68,8 +69,8 @@ def _hold_state_dir(state_dir: Path) -> None:
         _held_state_dirs.append(StateDirLock(state_dir))
     except StateDirBusy as exc:
         _err.print(
-            f"[red]error[/red] {exc}; one pipeline per state directory: stop that one or choose "
-            "another --state-dir; nothing was started",
+            f"[red]error[/red] {escape(str(exc))}; one pipeline per state directory: "
+            "stop that one or choose another --state-dir; nothing was started",
             soft_wrap=True,
         )
         sys.exit(2)
@@ -80,12 +81,11 @@ def _hold_state_dir(state_dir: Path) -> None:
 
 def _port_unavailable(exc: PortUnavailable, *, plant_setting: bool) -> NoReturn:
     """One line naming the port and how to choose another; exit 2."""
-    choose = "--http-port N" + (" or `http: {port: N}` in the plant file" if plant_setting else "")
+    choose = "--http-port N" + (" or http: {port: N} in the plant file" if plant_setting else "")
     _err.print(
         f"[red]error[/red] port {exc.port} for /healthz, /metrics and /stream: {exc.reason}; "
         f"choose another with {choose}; nothing was started",
         soft_wrap=True,
-        markup=True,
     )
     sys.exit(2)
 
@@ -765,10 +765,15 @@ def run_command(
     import logging
 
     from runtimes.embedded import EmbeddedPipeline
-    from runtimes.http import PortUnavailable
+    from runtimes.http import PortUnavailable, check_port
 
     plant, spec = _load(plant_path)
     _hold_state_dir(state_dir)
+    port = plant.model.http.port if http_port is None else http_port
+    try:
+        check_port(port)
+    except PortUnavailable as exc:
+        _port_unavailable(exc, plant_setting=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("asyncua").setLevel(logging.WARNING)
     from plantstream.plant.warnings import plant_warnings
@@ -789,7 +794,7 @@ def run_command(
             spec,
             state_dir,
             on_points=echo if to_stdout else None,
-            http_port=plant.model.http.port if http_port is None else http_port,
+            http_port=port,
             dead_letter_max_bytes=dead_letter_max_mb * 1024 * 1024,
             status_every_s=status_every or None,
         )
@@ -845,7 +850,7 @@ def demo_command(
 
     from plantstream.plant import load_plant
     from runtimes.embedded import EmbeddedPipeline
-    from runtimes.http import PortUnavailable
+    from runtimes.http import PortUnavailable, check_port
     from runtimes.live import LiveView, shown_live
     from runtimes.simulator import DEMO_PLANT, SimulatorOptions, SimulatorServer
     from streams.config import build_spec
@@ -889,6 +894,7 @@ def demo_command(
 
     _hold_state_dir(state_dir)
     try:
+        check_port(http_port)  # before the simulator starts; the endpoint's own bind still decides
         view = asyncio.run(main_task())
     except PortUnavailable as exc:
         _port_unavailable(exc, plant_setting=False)
@@ -1207,8 +1213,9 @@ def tail_command(
         asyncio.run(follow(url, filters, count=count, show=show, around=display))
     except NotAPipeline as exc:
         _err.print(
-            f"[red]error[/red] {url} is not a plantstream pipeline: {exc}; is --url right? "
-            "(`run` serves on port 8765 unless --http-port or the plant file's http.port says otherwise)",
+            f"[red]error[/red] {escape(url)} is not a plantstream pipeline: {escape(str(exc))}; "
+            "is --url right? (`run` serves on port 8765 unless --http-port or the plant file's "
+            "http.port says otherwise)",
             soft_wrap=True,
         )
         sys.exit(2)
