@@ -25,7 +25,7 @@ from rich.table import Table
 
 from plantstream import __version__
 from plantstream.plant import LoadedPlant, PlantError
-from plantstream.plant.schema import Kafka, MqttSource, OpcUaSecurity
+from plantstream.plant.schema import Kafka, MqttSource, OpcUaSecurity, PlantModel
 from plantstream.records import FieldValue, Point
 from runtimes.plant import load_and_resolve
 from runtimes.replay import OverlongLine, ReplayAborted, ReplaySummary, read_lines, replay
@@ -537,6 +537,14 @@ def _table_console(*, stderr: bool) -> Console:
 )
 @click.option("--id", "source_id", default="plc", show_default=True, help="The source id in --config output.")
 @click.option(
+    "--plant",
+    "plant_path",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --config: keep the tags that map to this plant file's machines and signals; "
+    "comment out the others with the reason.",
+)
+@click.option(
     "--state-dir",
     default="plantstream-data",
     show_default=True,
@@ -553,6 +561,7 @@ def browse_command(
     trusted_dir: str | None,
     as_config: bool,
     source_id: str,
+    plant_path: Path | None,
     state_dir: Path,
     include_server: bool,
 ) -> None:
@@ -560,7 +569,11 @@ def browse_command(
     from pydantic import ValidationError
 
     from collectors.opcua_security import UntrustedServer
-    from runtimes.browse import browse, source_block
+    from runtimes.browse import browse, draft_tags, source_block
+
+    if plant_path is not None and not as_config:
+        raise click.UsageError("--plant goes with --config (it decides which drafted tags are kept)")
+    plant = _plant_to_map_onto(plant_path) if plant_path is not None else None
 
     try:
         security = OpcUaSecurity.model_validate(
@@ -592,7 +605,12 @@ def browse_command(
         _err.print(f"[red]error[/red] {endpoint}: {type(exc).__name__}: {exc}")
         sys.exit(1)
     if as_config:
-        click.echo(source_block(nodes, endpoint, source_id, security), nl=False)
+        click.echo(source_block(nodes, endpoint, source_id, security, plant), nl=False)
+        if plant is None:
+            _err.print("machine and signal are the browse names; --plant FILE keeps only tags that map")
+        else:
+            unmapped = sum(tag.reason is not None for tag in draft_tags(nodes, plant))
+            _err.print(f"{unmapped} tag(s) commented out: they map to no machine and signal of {plant_path}")
         return
     console = Console(highlight=False)
     for node in nodes:
@@ -601,6 +619,21 @@ def browse_command(
             f"{'  ' * (node.depth - 1)}{node.path[-1]}  [cyan]{node.node_id}[/cyan]{detail}", soft_wrap=True
         )
     _err.print(f"{len(nodes)} node(s) below Objects, {depth} level(s) deep")
+
+
+def _plant_to_map_onto(plant_path: Path) -> PlantModel:
+    """The plant model of ``browse --plant``; its own source mapping may still be wrong."""
+    from plantstream.plant import load_plant
+
+    try:
+        return load_plant(plant_path).model
+    except PlantError as exc:
+        if exc.plant is not None:
+            return exc.plant.model
+        for issue in exc.issues:
+            _err.print(f"[red]error[/red] {issue}", soft_wrap=True)
+        _err.print(f"{plant_path}: {len(exc.issues)} problem(s); nothing was browsed")
+        sys.exit(2)
 
 
 @main.command(name="simulate")
