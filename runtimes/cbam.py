@@ -22,7 +22,7 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -235,16 +235,28 @@ class ReportFiles:
     files: dict[str, str] = field(default_factory=dict)  # name -> SHA-256
 
 
-def write_report(plant: PlantModel, spec: CbamSpec, state_dir: Path, year: int, out: Path) -> ReportFiles:
-    """Compute the year's figures from the ledger in ``state_dir`` and write the report to ``out``."""
+def write_report(
+    plant: PlantModel,
+    spec: CbamSpec,
+    state_dir: Path,
+    year: int,
+    out: Path,
+    on_step: Callable[[str], None] = lambda _: None,
+) -> ReportFiles:
+    """Compute the year's figures from the ledger in ``state_dir`` and write the report to ``out``.
+
+    ``on_step`` hears what is being done as each long step starts (for a progress display).
+    """
     ledger = CbamLedger(spec, state_dir)
     try:
+        on_step("reading the ledger")
         periods = ledger.periods(year)
         first, after = date(year, 1, 1), date(year + 1, 1, 1)
         totals = ledger.machine_totals(first, after)
         files: dict[str, str] = {}
         evidence: dict[str, Any] = {}
         for pid, process in spec.processes.items():
+            on_step(f"evidence of process {pid}")
             lines = list(ledger.store.evidence(process.machines, first, after))
             name = f"evidence/{pid}-{year}.jsonl"
             files[name] = _write(out / name, "".join(line + "\n" for line in lines).encode())
@@ -258,6 +270,7 @@ def write_report(plant: PlantModel, spec: CbamSpec, state_dir: Path, year: int, 
     factors = factor_table(spec, year, _fuel_factors(plant, spec))
     files["evidence/factors.json"] = _write(out / "evidence/factors.json", _json_bytes(factors))
     evidence["factors"] = {"file": "evidence/factors.json", "sha256": files["evidence/factors.json"]}
+    on_step("summary and operator report")
     year_figures = periods[0]
     summary = build_summary(spec, year_figures)
     files[SUMMARY_FILE] = _write(out / SUMMARY_FILE, _json_bytes(summary.model_dump(mode="json")))
@@ -280,6 +293,7 @@ def write_report(plant: PlantModel, spec: CbamSpec, state_dir: Path, year: int, 
         "documents": {name: files[name] for name in ("operator-report.json", "summary.xlsx")},
     }
     files[MANIFEST_FILE] = _write(out / MANIFEST_FILE, _json_bytes(manifest))
+    on_step("signing")
     key = operator_key(state_dir)
     public = key.public_key()
     signed = {SUMMARY_FILE: files[SUMMARY_FILE], MANIFEST_FILE: files[MANIFEST_FILE]}

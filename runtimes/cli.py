@@ -1,7 +1,7 @@
 """The ``plantstream`` command line. Errors are one clear line each; exit codes are documented.
 
 Exit codes: 0 success; 1 the data was bad and ``--strict`` was given; 2 the plant file or the
-command line is invalid.
+command line is invalid; ``replay`` stopped by Ctrl-C 130, by SIGTERM 143 (128 + the signal).
 """
 
 from __future__ import annotations
@@ -233,7 +233,7 @@ def replay_command(
     name = "stdin" if readings_path == "-" else readings_path
     _sigterm_interrupts()
     try:
-        summary = _replay_files(
+        summary, code = _replay_files(
             plant,
             engine,
             spec,
@@ -259,6 +259,8 @@ def replay_command(
         _print_summary(summary, name, f"written to {'stdout' if out_path == '-' else out_path}")
     if not quiet and ledger is not None:
         _err.print(f"CBAM ledger updated in {state_dir}")
+    if code:
+        sys.exit(code)
 
 
 def _replay_files(
@@ -276,8 +278,12 @@ def _replay_files(
     to_sinks: bool,
     state_dir: Path | None,
     timeout_s: float,
-) -> ReplaySummary:
-    """``replay`` with its files open; the outputs appear only if it ends without an exception."""
+) -> tuple[ReplaySummary, int]:
+    """``replay`` with its files open, and its exit code.
+
+    The output files appear only if it ends without an exception: a sink that could not take
+    every point in time (exit 1) does not make the points file partial, so that one stays.
+    """
     from runtimes.atomic_file import written_at_end
     from runtimes.progress import TerminalProgress
 
@@ -326,6 +332,7 @@ def _replay_files(
                     timeout_s,
                     quiet,
                     ledger,
+                    out_path,
                 )
             summary = replay(
                 engine,
@@ -342,7 +349,7 @@ def _replay_files(
                 # The daily `cbam` points join the others in the output.
                 for point in ledger.commit():
                     out.write(point.to_json() + "\n")
-            return summary
+            return summary, 0
         except ReplayAborted as exc:
             _err.print(f"[red]error[/red] {exc}", soft_wrap=True)
             sys.exit(1)
@@ -404,8 +411,9 @@ def _replay_to_sinks(
     timeout_s: float,
     quiet: bool,
     ledger: CbamLedger | None,
-) -> ReplaySummary:
-    """``replay --to-sinks``: exit 0 once every point is delivered, 1 if not (or some were rejected)."""
+    out_path: str | None,
+) -> tuple[ReplaySummary, int]:
+    """``replay --to-sinks``, and its exit code: 0 once every point is delivered, 1 if not or if refused."""
     from runtimes.sinks import build_sinks, replay_to_sinks
     from sinks.files import JsonLinesSink
     from sinks.influx import SinkConfigError
@@ -436,7 +444,9 @@ def _replay_to_sinks(
         letters.close()
     if not quiet:
         where = "put in the outbox of sink(s) " + ", ".join(sink.id for sink in sinks)
-        _print_summary(result.summary, name, where if out is None else f"written to {out.name} and {where}")
+        if out_path is not None:
+            where = f"written to {'stdout' if out_path == '-' else out_path} and {where}"
+        _print_summary(result.summary, name, where)
     failed = False
     for sink in sinks:
         left = result.undelivered.get(sink.id, 0)
@@ -457,9 +467,7 @@ def _replay_to_sinks(
             )
         if not left and not quiet:
             _err.print(f"sink {sink.id}: {sink.health.written} line(s) delivered to {sink.settings.url}")
-    if failed:
-        sys.exit(1)
-    return result.summary
+    return result.summary, 1 if failed else 0
 
 
 def _print_summary(summary: ReplaySummary, source: str, destination: str) -> None:
@@ -1286,6 +1294,7 @@ def report_group() -> None:
 def report_cbam_command(plant_path: Path, year: int, state_dir: Path, out_dir: Path | None) -> None:
     """The CBAM summary (json, xlsx), operator report, manifest and signature of one year."""
     from runtimes.cbam import write_report
+    from runtimes.progress import TerminalProgress
     from sinks.cbam_store import LEDGER_FILE
     from streams.cbam import DEFINITIVE_PERIOD_START_YEAR
     from streams.cbam_ledger import build_cbam_spec
@@ -1305,12 +1314,17 @@ def report_cbam_command(plant_path: Path, year: int, state_dir: Path, out_dir: P
         sys.exit(2)
     folder = out_dir or state_dir / "reports" / f"cbam-{cbam_spec.installation.id}-{year}"
     try:
-        result = write_report(plant.model, cbam_spec, state_dir, year, folder)
+        with TerminalProgress(_err, f"report cbam {year}") as progress:
+
+            def step(doing: str) -> None:
+                progress.update(description=f"report cbam {year}: {doing}")
+
+            result = write_report(plant.model, cbam_spec, state_dir, year, folder, on_step=step)
     except (OSError, ValueError) as exc:
         # An unreadable key or ledger, a folder that cannot be written: one line, nothing half-signed.
         _err.print(f"[red]error[/red] report cbam: {exc}")
         sys.exit(1)
-    console = Console(highlight=False)
+    console = _table_console(stderr=False)
     table = Table(title=f"CBAM {year}: {cbam_spec.installation.name}", show_edge=False, pad_edge=False)
     for column in ("good", "CN", "SEE direct", "SEE indirect", "defaults"):
         table.add_column(column)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Iterator
 from types import TracebackType
+from typing import Self
 
 from rich.console import Console
 from rich.progress import (
@@ -65,7 +66,7 @@ class TerminalProgress:
                 refresh_per_second=_REFRESH_PER_SECOND,
             )
 
-    def __enter__(self) -> TerminalProgress:
+    def __enter__(self) -> Self:
         """Show the bar (on a terminal)."""
         if self._progress is not None:
             self._progress.start()
@@ -80,9 +81,15 @@ class TerminalProgress:
             self._progress.stop()
 
     def update(self, completed: int | None = None, description: str | None = None) -> None:
-        """Move the bar to ``completed`` (bytes) and, if given, say what is being done now."""
+        """Move the bar to ``completed`` (bytes) and, if given, say what is being done now.
+
+        A new description is drawn at once: steps are few, and a short one would otherwise pass
+        between two redraws unseen.
+        """
         if self._progress is not None and self._task is not None:
-            self._progress.update(self._task, completed=completed, description=description)
+            self._progress.update(
+                self._task, completed=completed, description=description, refresh=description is not None
+            )
 
     def bytes_read(self, lines: Iterable[bytes | OverlongLine]) -> Iterator[bytes | OverlongLine]:
         """Yield ``lines`` unchanged, moving the bar by their length every few lines."""

@@ -43,6 +43,9 @@ _HEAD_BYTES = 200
 _MAX_HELD_REPORTS = 10_000
 """Refusals held back to be reported in line order; past this, the oldest is reported at once."""
 
+_MAX_HELD_BYTES = 16 << 20
+"""The same bound on the held refusals' raw lines, which may each be up to a mebibyte."""
+
 
 @dataclass(frozen=True)
 class OverlongLine:
@@ -147,6 +150,7 @@ class _Replay:
         self.summary = ReplaySummary()
         self.held: list[tuple[int, str, str, str]] = []
         """Refusals not yet reported: (line, reason, message, raw), a heap by line number."""
+        self.held_bytes = 0
         self.reported = 0
 
     def run(self, lines: Iterable[str | bytes | OverlongLine], lateness_us: int) -> ReplaySummary:
@@ -176,6 +180,8 @@ class _Replay:
                     # The line is the first bad one unless a pending reading before it is refused.
                     self.release(pending, None)
                     self.report_held(None)
+                if self.held:
+                    self.report_held(first_pending)
                 continue
             item = (ts, machine, signal, lineno, value, quality, line)
             if ts > newest:
@@ -241,7 +247,8 @@ class _Replay:
         """Count one refused line now; report and dead-letter it in line order (:meth:`report_held`)."""
         self.summary.rejected[reason] += 1
         heapq.heappush(self.held, (lineno, reason, message, raw))
-        if len(self.held) > _MAX_HELD_REPORTS:
+        self.held_bytes += len(raw)
+        while len(self.held) > _MAX_HELD_REPORTS or self.held_bytes > _MAX_HELD_BYTES:
             self.report_one(*heapq.heappop(self.held))
 
     def report_held(self, before: int | None) -> None:
@@ -252,6 +259,7 @@ class _Replay:
 
     def report_one(self, lineno: int, reason: str, message: str, raw: str) -> None:
         """Report and dead-letter one refused line, or stop when strict."""
+        self.held_bytes -= len(raw)
         text = f"{self.source}:{lineno}: {reason}: {message}"
         if self.strict:
             raise ReplayAborted(text)

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -277,7 +278,18 @@ def test_replay_to_sinks_with_the_server_down_says_once_what_is_pending(tmp_path
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     env = {**os.environ, "INFLUX_URL": url, "INFLUX_ORG": "o", "INFLUX_BUCKET": "b", "INFLUX_TOKEN": "t"}
     state = tmp_path / "state"
-    args = ["--readings", str(SHIFT), "--to-sinks", "--state-dir", str(state), "--timeout", "1"]
+    out = tmp_path / "points.jsonl"
+    args = [
+        "--readings",
+        str(SHIFT),
+        "--to-sinks",
+        "--state-dir",
+        str(state),
+        "--timeout",
+        "1",
+        "--out",
+        str(out),
+    ]
     result = subprocess.run(
         [exe, "replay", "-c", str(ROOT / "examples" / "influx.yaml"), *args],
         env=env,
@@ -287,11 +299,13 @@ def test_replay_to_sinks_with_the_server_down_says_once_what_is_pending(tmp_path
         timeout=120,
     )
     assert result.returncode == 1
-    assert f"{points} points put in the outbox of sink(s) influx" in result.stderr
+    assert f"{points} points written to {out} and put in the outbox of sink(s) influx" in result.stderr
     [pending] = [line for line in result.stderr.splitlines() if "not delivered" in line]
     assert f"sink influx: 0 line(s) delivered to {url}, {points} not delivered within 1 s" in pending
     assert f"they stay in {state / 'outbox' / 'influx.sqlite'}" in pending
     assert "written to the sinks" not in result.stderr
+    # The points file is whole although the sink could not take them: the replay itself succeeded.
+    assert out.read_text().count("\n") == points
 
 
 # --- hostile and mistaken plant files (issue rows 6, 7, 8, 11) ---------------------------------------
@@ -424,3 +438,105 @@ def _wait_for_text(path: Path, text: str, process: subprocess.Popen[bytes]) -> b
             return True
         time.sleep(0.1)
     return text in path.read_text()
+
+
+def stderr_on_a_terminal(*args: str) -> tuple[int, str]:
+    """Run plantstream with stderr on a pseudo-terminal (stdout to /dev/null); its code and stderr."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    exe = shutil.which("plantstream", path=str(Path(sys.executable).parent))
+    assert exe
+    controller, terminal = pty.openpty()
+    # 40 rows of 200 columns: room for the bar's every column beside a long path.
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))
+    # The terminal's own size, not one inherited from the test runner's environment.
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    with subprocess.Popen(
+        [exe, *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=terminal, env=env
+    ) as process:
+        os.close(terminal)
+        chunks = []
+        try:
+            while select.select([controller], [], [], 120)[0]:
+                try:
+                    chunk = os.read(controller, 65536)
+                except OSError:  # EIO: the command has ended and closed the terminal
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        finally:
+            os.close(controller)
+            code = process.wait(timeout=60)
+    return code, b"".join(chunks).decode(errors="replace")
+
+
+def test_on_a_terminal_replay_shows_a_progress_bar_on_stderr() -> None:
+    code, stderr = stderr_on_a_terminal(
+        "replay", "-c", str(MINIMAL), "--readings", str(SHIFT), "--out", os.devnull
+    )
+    assert code == 0, stderr
+    assert f"replay {SHIFT}" in stderr
+    # The share done, of the file's size: 472,991 bytes, shown in kB with one decimal.
+    assert SHIFT.stat().st_size == 472_991
+    assert "/473.0 kB" in stderr
+    assert "74.79%" in stderr  # the summary follows the bar
+
+
+def test_off_a_terminal_replay_shows_no_progress_bar() -> None:
+    result = plantstream("replay", "-c", str(MINIMAL), "--readings", str(SHIFT), "--out", os.devnull)
+    assert result.returncode == 0, result.stderr
+    assert f"replay {SHIFT}" not in result.stderr
+    assert "\r" not in result.stderr
+    assert "\x1b[" not in result.stderr
+
+
+def test_on_a_terminal_report_cbam_shows_its_steps_and_off_one_its_table_is_whole(tmp_path: Path) -> None:
+    steel = ROOT / "examples" / "steel-cbam.yaml"
+    # Two days of hourly cumulative readings of the steel example's furnace and mill, from local
+    # midnight of 2026-01-01 (17:00 UTC the day before, Asia/Ho_Chi_Minh).
+    start = datetime(2025, 12, 31, 17, tzinfo=UTC)
+    lines = [
+        json.dumps({"ts": f"{start:%Y-%m-%dT%H:%M:%SZ}", "machine": m, "signal": "state", "value": "running"})
+        for m in ("furnace", "mill")
+    ]
+    for hour in range(49):
+        ts = f"{start + timedelta(hours=hour):%Y-%m-%dT%H:%M:%SZ}"
+        for machine, signal_name, per_hour in (
+            ("furnace", "gas", 300.0),
+            ("furnace", "kwh", 50.0),
+            ("mill", "good", 10),
+            ("mill", "kwh", 800.0),
+        ):
+            value = per_hour * hour
+            lines.append(json.dumps({"ts": ts, "machine": machine, "signal": signal_name, "value": value}))
+    readings = tmp_path / "two-days.jsonl"
+    readings.write_text("\n".join(lines) + "\n")
+    state = tmp_path / "state"
+    fed = plantstream(
+        "replay",
+        "-c",
+        str(steel),
+        "--readings",
+        str(readings),
+        "--out",
+        os.devnull,
+        "--state-dir",
+        str(state),
+    )
+    assert fed.returncode == 0, fed.stderr
+    args = ("report", "cbam", "-c", str(steel), "--year", "2026", "--state-dir", str(state))
+    code, stderr = stderr_on_a_terminal(*args, "--out", str(tmp_path / "on-a-terminal"))
+    assert code == 0, stderr
+    assert "report cbam 2026: reading the ledger" in stderr
+    assert "report cbam 2026: signing" in stderr
+    result = plantstream(*args, "--out", str(tmp_path / "in-a-pipe"))
+    assert result.returncode == 0, result.stderr
+    assert "report cbam 2026" not in result.stderr
+    # Off a terminal the table is as wide as its rows: the good's name is not wrapped at 80 columns.
+    [table_row] = [line for line in result.stdout.splitlines() if "73063077" in line]
+    assert "Welded tube, circular, stainless excluded" in table_row

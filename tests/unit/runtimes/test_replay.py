@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,27 @@ def test_strict_stops_at_the_first_bad_line_in_line_order() -> None:
     unknown = b'{"ts": "2026-03-02T08:00:00Z", "machine": "m7", "signal": "state", "value": 1}\n'
     with pytest.raises(ReplayAborted, match=r"^f:2: unknown_machine"):
         replay_bytes([SHIFT_BYTES[0], unknown, b"{not json\n", *SHIFT_BYTES[1:]], strict=True)
+
+
+def test_held_refusals_are_bounded_and_the_oldest_goes_out_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Line 1 waits for the watermark (it never passes: no later reading) and is refused only at
+    # the end; lines 2 to 6 are refused at once. With room for 3 held refusals, 2 and 3 cannot
+    # wait for line 1, and line 1 cannot wait for 4, 5 and 6: what goes out is always the oldest held.
+    monkeypatch.setattr("runtimes.replay._MAX_HELD_REPORTS", 3)
+    unknown = b'{"ts": "2026-03-02T08:00:00Z", "machine": "m7", "signal": "state", "value": 1}\n'
+    _, summary, reports, _ = replay_bytes([unknown] + [b"{not json\n"] * 5)
+    assert [int(r.split(":")[1]) for r in reports] == [2, 3, 1, 4, 5, 6]
+    assert summary.rejected_total == 6
+
+
+def test_malformed_lines_are_reported_as_they_come_when_no_reading_waits() -> None:
+    reports: list[str] = []
+
+    def lines() -> Iterator[bytes]:
+        yield b"{not json\n"
+        # The first line's report is out before the second line is read.
+        assert reports == ["f:1: malformed: record: Invalid JSON: key must be a string at line 1 column 2"]
+        yield b"{not json either\n"
+
+    replay(Engine(SPEC, reorder=False), lines(), None, source="f", lateness_us=0, report=reports.append)
+    assert len(reports) == 2
