@@ -38,8 +38,10 @@ def timelines(draw: st.DrawFn) -> list:
     out += [reading(second / 60, "state", state) for second, state in sorted(set(changes))]
     total = reject = 0
     for minute in range(61):
-        total += draw(st.integers(0, 60))
-        reject = min(total, reject + draw(st.integers(0, 3)))
+        made = draw(st.integers(0, 60))
+        total += made
+        # Rejects come out of this minute's pieces: the good counter, like any counter, never falls.
+        reject += min(made, draw(st.integers(0, 3)))
         out += [
             reading(minute, "total_count", total),
             reading(minute, "reject_count", reject),
