@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from plantstream.records import Point, RecordError, decode_reading
 from runtimes.gc_tuning import fewer_collections
 from streams.engine import Engine, ReadingRejected
+from streams.plausibility import REBASE_AFTER, plausible_time
 
 __all__ = ["ReplayAborted", "ReplaySummary", "replay"]
 
@@ -113,6 +114,10 @@ class _Replay:
         pending: list[_Item] = []
         next_batch = _BATCH
         newest = -(2**62)
+        # One far-future reading must not move the watermark past everything else (the engine
+        # refuses it as a clock jump): the watermark follows a jump once readings in a row confirm it.
+        max_jump = self.engine.spec.max_clock_jump_us
+        ahead: list[int] = []
         lineno = skipped = 0
         for lineno, line in enumerate(lines, 1):
             try:
@@ -123,6 +128,19 @@ class _Replay:
                     self.refuse(lineno, "malformed", str(exc), line)
                 continue
             item = (ts, machine, signal, lineno, value, quality, line)
+            if not plausible_time(ts):
+                pending.append(item)  # the engine refuses it (bad_time); it moves no watermark
+                continue
+            if ts > newest + max_jump and newest > -(2**62):
+                if ahead and abs(ts - ahead[-1]) > max_jump:
+                    ahead.clear()
+                ahead.append(ts)
+                if len(ahead) < REBASE_AFTER:
+                    pending.append(item)  # held to the end, where the engine refuses or takes it
+                    continue
+                ahead.clear()
+            elif ahead:
+                ahead.clear()
             if ts > newest:
                 newest = ts
             elif ts <= newest - lateness_us:
