@@ -31,6 +31,8 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_left, insort
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from operator import itemgetter
@@ -250,12 +252,35 @@ class Engine:
                 return
             self._release(track, item)
             return
+        if quality != "bad":
+            try:
+                calc.check(signal, value, quality)  # refused now, as itself, not when released
+            except BadValue as exc:
+                self._events[f"rejected_{exc.reason}"] += 1
+                raise ReadingRejected(exc.reason, f"{machine}.{signal}: {exc}") from None
         heapq.heappush(track.heap, item)
         if track.newest is None or ts > track.newest:
             track.newest = ts
-        watermark = track.newest - self._lateness
-        while track.heap and track.heap[0][0] <= watermark:
-            self._release(track, heapq.heappop(track.heap))
+        self._release_until(track, track.newest - self._lateness)
+
+    def _release_until(self, track: _Track, watermark: int | None) -> None:
+        """Release the held readings up to ``watermark`` (all if ``None``), in event-time order.
+
+        Raises:
+            ReadingRejected: the first held reading refused on release (an implausible value
+                only shows against the readings before it); the others are released all the same.
+        """
+        heap = track.heap
+        refused = None
+        while heap and (watermark is None or heap[0][0] <= watermark):
+            item = heapq.heappop(heap)
+            try:
+                self._release(track, item)
+            except ReadingRejected as exc:
+                if refused is None:
+                    refused = ReadingRejected(exc.reason, f"{exc} (held reading of {_iso(item[0])})")
+        if refused is not None:
+            raise refused
 
     def tick(self, machine: str, ts: int) -> None:
         """The machine's source has reported up to ``ts`` (µs) and has nothing newer for this machine.
@@ -284,8 +309,22 @@ class Engine:
         self._events["ticks"] += 1
         heapq.heappush(track.heap, (at, seq, _TICK, None, "good"))
         track.newest = ts
-        while track.heap and track.heap[0][0] <= at:
-            self._release(track, heapq.heappop(track.heap))
+        with self._counted():
+            self._release_until(track, at)
+
+    @contextmanager
+    def _counted(self) -> Iterator[None]:
+        """For work no single reading asked for (a tick, the end of the input): refusals are counted.
+
+        A held reading refused on release is counted under its reason already; a calculator's own
+        check failing is counted as ``internal``. Neither stops the engine.
+        """
+        try:
+            yield
+        except ReadingRejected:
+            pass
+        except (ValueError, ArithmeticError):
+            self._events["rejected_internal"] += 1
 
     @property
     def stats(self) -> Counter[str]:
@@ -300,10 +339,11 @@ class Engine:
     def flush(self) -> None:
         """The input has ended: release everything held and close every window."""
         for track in self._tracks.values():
-            while track.heap:
-                self._release(track, heapq.heappop(track.heap))
+            with self._counted():
+                self._release_until(track, None)
         for mid, track in self._tracks.items():
-            self._results(mid, track, track.calc.close_all())
+            with self._counted():
+                self._results(mid, track, track.calc.close_all())
         self._out.extend(self._rollup.flush())
 
     @staticmethod
