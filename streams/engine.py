@@ -53,7 +53,7 @@ _SNAPSHOT_EVERY = 4
 CHECKPOINT_VERSION = 1
 """Version of :meth:`Engine.checkpoint`'s form; bump it when the form changes."""
 _Released = tuple[int, int, str, Any, str]
-MAX_TEXT = 100
+MAX_TEXT = 64
 """Characters of a text value (a product code, a state name): so a reading kept for corrections
 has a bounded size, and the correction history's reading bound is also a byte bound."""
 _QUALITIES = {q: q for q in QUALITY_TEXT.values()}

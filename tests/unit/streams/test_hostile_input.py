@@ -344,8 +344,8 @@ def test_after_a_restart_a_catch_up_value_already_counted_is_a_duplicate_not_too
     assert refused.value.reason == "too_late"
 
 
-def test_a_text_value_longer_than_100_characters_is_refused() -> None:
+def test_a_text_value_longer_than_64_characters_is_refused() -> None:
     engine: Engine = build_engine(plant_text())
     with pytest.raises(ReadingRejected) as refused:
-        engine.push(reading(0, "state", "x" * 101))
+        engine.push(reading(0, "state", "x" * 65))
     assert refused.value.reason == "bad_value"
