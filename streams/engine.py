@@ -41,7 +41,7 @@ from typing import Any
 from plantstream.records import EPOCH, QUALITY_TEXT, Point, Reading
 from streams.config import EngineSpec, MachineSpec
 from streams.machine import BadValue, MachineCalc, MachineState, WindowResult
-from streams.plausibility import REBASE_AFTER, plausible_time
+from streams.plausibility import EARLIEST_US, LATEST_US, REBASE_AFTER, plausible_time
 from streams.points import WindowPoints, window_label
 from streams.rollup import Rollups, Scope
 
@@ -184,7 +184,14 @@ class Engine:
                 "bad_value",
                 f"{machine}.{signal}: a text value of {len(value)} characters (at most {MAX_TEXT})",
             )
-        self._check_time(track, ts, received, f"{machine}.{signal}")
+        newest = track.newest if track.newest is not None else track.calc.state.released_until
+        if not (
+            EARLIEST_US <= ts < LATEST_US
+            and (received is None or ts <= received + self._max_future)
+            and (newest is None or ts <= newest + self._max_jump)
+            and not track.jumps
+        ):
+            self._check_time(track, ts, received, f"{machine}.{signal}")
         try:
             self._push(track, ts, name, value, _QUALITIES.get(quality, quality))
         except ReadingRejected:
