@@ -90,6 +90,7 @@ class Stats:
     register_resets: int = 0
     register_rollovers: int = 0
     register_spikes: int = 0
+    """No longer counted (``implausible`` counts refused values); kept so older checkpoints load."""
     bad_quality: int = 0
     unknown_product: int = 0
     implausible: int = 0
@@ -655,7 +656,6 @@ class MachineCalc:
         # Bound: rated_power_kw x 1.2 x Δt (or the default power), in register units.
         verdict = judge(previous, raw, ts - t0, self._energy_bound, spec.energy.modulus)
         if not isinstance(verdict, Increase):
-            st.stats.register_spikes += 1
             self._refuse(self._energy_name, ts, raw, verdict, self._energy_bound)
             st.register_last = (ts, raw)
             if st.blocked:
