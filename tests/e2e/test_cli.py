@@ -540,3 +540,27 @@ def test_on_a_terminal_report_cbam_shows_its_steps_and_off_one_its_table_is_whol
     # Off a terminal the table is as wide as its rows: the good's name is not wrapped at 80 columns.
     [table_row] = [line for line in result.stdout.splitlines() if "73063077" in line]
     assert "Welded tube, circular, stainless excluded" in table_row
+
+
+def test_replay_refuses_a_reading_a_year_ahead_or_in_1970_and_writes_the_same_points(tmp_path: Path) -> None:
+    # Row 1 of issue 13: one reading a year ahead made the engine fill every window in between
+    # (1.2 million points, 1.5 GB). Now it is refused as a clock jump, the 1970 one as a bad time,
+    # and the points are byte for byte those of the file without them.
+    lines = SHIFT.read_text().splitlines()
+    ahead = json.loads(lines[100]) | {"ts": "2027-03-02T08:05:00Z"}
+    epoch = json.loads(lines[200]) | {"ts": "1970-01-01T00:00:00Z"}
+    lines.insert(100, json.dumps(ahead))
+    lines.insert(200, json.dumps(epoch))
+    readings = tmp_path / "readings.jsonl"
+    readings.write_text("\n".join(lines) + "\n")
+    dead = tmp_path / "dead.jsonl"
+    result = plantstream(
+        "replay", "-c", str(MINIMAL), "--readings", str(readings), "--dead-letter", str(dead), "-q"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "readings.jsonl:101: clock_jump" in result.stderr
+    assert "readings.jsonl:201: bad_time" in result.stderr
+    refused = [json.loads(line) for line in dead.read_text().splitlines()]
+    assert sorted((r["line"], r["reason"]) for r in refused) == [(101, "clock_jump"), (201, "bad_time")]
+    clean = plantstream("replay", "-c", str(MINIMAL), "--readings", str(SHIFT), "-q")
+    assert result.stdout == clean.stdout
