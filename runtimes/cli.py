@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TextIO
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from plantstream import __version__
 from plantstream.plant import LoadedPlant, PlantError
-from plantstream.plant.schema import Kafka, MqttSource, OpcUaSecurity
+from plantstream.plant.schema import Kafka, MqttSource, OpcUaSecurity, PlantModel
 from plantstream.records import FieldValue, Point
 from runtimes.plant import load_and_resolve
 from runtimes.replay import OverlongLine, ReplayAborted, ReplaySummary, read_lines, replay
@@ -69,8 +70,8 @@ def _hold_state_dir(state_dir: Path) -> None:
         _held_state_dirs.append(StateDirLock(state_dir))
     except StateDirBusy as exc:
         _err.print(
-            f"[red]error[/red] {exc}; one pipeline per state directory: stop that one or choose "
-            "another --state-dir; nothing was started",
+            f"[red]error[/red] {escape(str(exc))}; one pipeline per state directory: "
+            "stop that one or choose another --state-dir; nothing was started",
             soft_wrap=True,
         )
         sys.exit(2)
@@ -81,12 +82,11 @@ def _hold_state_dir(state_dir: Path) -> None:
 
 def _port_unavailable(exc: PortUnavailable, *, plant_setting: bool) -> NoReturn:
     """One line naming the port and how to choose another; exit 2."""
-    choose = "--http-port N" + (" or `http: {port: N}` in the plant file" if plant_setting else "")
+    choose = "--http-port N" + (" or http: {port: N} in the plant file" if plant_setting else "")
     _err.print(
         f"[red]error[/red] port {exc.port} for /healthz, /metrics and /stream: {exc.reason}; "
         f"choose another with {choose}; nothing was started",
         soft_wrap=True,
-        markup=True,
     )
     sys.exit(2)
 
@@ -552,6 +552,14 @@ def _table_console(*, stderr: bool) -> Console:
 )
 @click.option("--id", "source_id", default="plc", show_default=True, help="The source id in --config output.")
 @click.option(
+    "--plant",
+    "plant_path",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --config: keep the tags that map to this plant file's machines and signals; "
+    "comment out the others with the reason.",
+)
+@click.option(
     "--state-dir",
     default="plantstream-data",
     show_default=True,
@@ -568,6 +576,7 @@ def browse_command(
     trusted_dir: str | None,
     as_config: bool,
     source_id: str,
+    plant_path: Path | None,
     state_dir: Path,
     include_server: bool,
 ) -> None:
@@ -575,7 +584,11 @@ def browse_command(
     from pydantic import ValidationError
 
     from collectors.opcua_security import UntrustedServer
-    from runtimes.browse import browse, source_block
+    from runtimes.browse import browse, draft_tags, source_block
+
+    if plant_path is not None and not as_config:
+        raise click.UsageError("--plant goes with --config (it decides which drafted tags are kept)")
+    plant = _plant_to_map_onto(plant_path) if plant_path is not None else None
 
     try:
         security = OpcUaSecurity.model_validate(
@@ -607,7 +620,12 @@ def browse_command(
         _err.print(f"[red]error[/red] {endpoint}: {type(exc).__name__}: {exc}")
         sys.exit(1)
     if as_config:
-        click.echo(source_block(nodes, endpoint, source_id, security), nl=False)
+        click.echo(source_block(nodes, endpoint, source_id, security, plant), nl=False)
+        if plant is None:
+            _err.print("machine and signal are the browse names; --plant FILE keeps only tags that map")
+        else:
+            unmapped = sum(tag.reason is not None for tag in draft_tags(nodes, plant))
+            _err.print(f"{unmapped} tag(s) commented out: they map to no machine and signal of {plant_path}")
         return
     console = Console(highlight=False)
     for node in nodes:
@@ -616,6 +634,21 @@ def browse_command(
             f"{'  ' * (node.depth - 1)}{node.path[-1]}  [cyan]{node.node_id}[/cyan]{detail}", soft_wrap=True
         )
     _err.print(f"{len(nodes)} node(s) below Objects, {depth} level(s) deep")
+
+
+def _plant_to_map_onto(plant_path: Path) -> PlantModel:
+    """The plant model of ``browse --plant``; its own source mapping may still be wrong."""
+    from plantstream.plant import load_plant
+
+    try:
+        return load_plant(plant_path).model
+    except PlantError as exc:
+        if exc.plant is not None:
+            return exc.plant.model
+        for issue in exc.issues:
+            _err.print(f"[red]error[/red] {issue}", soft_wrap=True)
+        _err.print(f"{plant_path}: {len(exc.issues)} problem(s); nothing was browsed")
+        sys.exit(2)
 
 
 @main.command(name="simulate")
@@ -780,10 +813,15 @@ def run_command(
     import logging
 
     from runtimes.embedded import EmbeddedPipeline
-    from runtimes.http import PortUnavailable
+    from runtimes.http import PortUnavailable, check_port
 
     plant, spec = _load(plant_path)
     _hold_state_dir(state_dir)
+    port = plant.model.http.port if http_port is None else http_port
+    try:
+        check_port(port)
+    except PortUnavailable as exc:
+        _port_unavailable(exc, plant_setting=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("asyncua").setLevel(logging.WARNING)
     from plantstream.plant.warnings import plant_warnings
@@ -804,7 +842,7 @@ def run_command(
             spec,
             state_dir,
             on_points=echo if to_stdout else None,
-            http_port=plant.model.http.port if http_port is None else http_port,
+            http_port=port,
             dead_letter_max_bytes=dead_letter_max_mb * 1024 * 1024,
             status_every_s=status_every or None,
         )
@@ -860,7 +898,7 @@ def demo_command(
 
     from plantstream.plant import load_plant
     from runtimes.embedded import EmbeddedPipeline
-    from runtimes.http import PortUnavailable
+    from runtimes.http import PortUnavailable, check_port
     from runtimes.live import LiveView, shown_live
     from runtimes.simulator import DEMO_PLANT, SimulatorOptions, SimulatorServer
     from streams.config import build_spec
@@ -904,6 +942,7 @@ def demo_command(
 
     _hold_state_dir(state_dir)
     try:
+        check_port(http_port)  # before the simulator starts; the endpoint's own bind still decides
         view = asyncio.run(main_task())
     except PortUnavailable as exc:
         _port_unavailable(exc, plant_setting=False)
@@ -1222,8 +1261,9 @@ def tail_command(
         asyncio.run(follow(url, filters, count=count, show=show, around=display))
     except NotAPipeline as exc:
         _err.print(
-            f"[red]error[/red] {url} is not a plantstream pipeline: {exc}; is --url right? "
-            "(`run` serves on port 8765 unless --http-port or the plant file's http.port says otherwise)",
+            f"[red]error[/red] {escape(url)} is not a plantstream pipeline: {escape(str(exc))}; "
+            "is --url right? (`run` serves on port 8765 unless --http-port or the plant file's "
+            "http.port says otherwise)",
             soft_wrap=True,
         )
         sys.exit(2)

@@ -8,7 +8,7 @@ goes to the log every ``interval_s`` (60 s) while more arrive, and once more whe
 stops. A stream of thousands of refusals a second is thus a line per pair plus a line a minute.
 
 Memory is bounded: at most :data:`MAX_PAIRS` pairs are remembered (sources and reasons are few;
-beyond that, new pairs are counted under ``other``), and a digest names at most
+beyond that, new pairs are counted together as ``source others any``), and a digest names at most
 :data:`DIGEST_PAIRS` pairs, the most frequent first.
 """
 
@@ -78,7 +78,7 @@ class DeadLetterLog:
         elif pair in self._announced:
             self._pending[pair] += 1
         else:
-            self._pending["other", "other"] += 1
+            self._pending["any", "others"] += 1  # past the bound: one count for every new pair
         self.digest()
 
     def digest(self, *, now: bool = False) -> None:

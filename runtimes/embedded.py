@@ -292,6 +292,8 @@ class EmbeddedPipeline:
         states = self._states if self.http is not None else None
         seen = self._idle.seen
         points: list[Point] = []
+        # The receipt time bounds how far ahead an event time may be (max_future_s).
+        now = time.time_ns() // 1000
         for reading in readings:
             if on_reading is not None:
                 on_reading(reading)
@@ -305,9 +307,18 @@ class EmbeddedPipeline:
             if machine is not None and reading.signal in machine.recorded:
                 points.append(reading_point(reading, machine.site, machine.line))
             ts = (reading.ts - EPOCH) // _ONE_US
+            ingest = reading.ingest_ts
+            received = now if ingest is None else (ingest - EPOCH) // _ONE_US
             try:
                 # Plain text, not the member: history tuples of plain values are not tracked by the GC.
-                push(ts, reading.machine, reading.signal, reading.value, QUALITY_TEXT[reading.quality])
+                push(
+                    ts,
+                    reading.machine,
+                    reading.signal,
+                    reading.value,
+                    QUALITY_TEXT[reading.quality],
+                    received,
+                )
             except ReadingRejected as exc:
                 self.stats.rejected[exc.reason] += 1
                 self._dead_letter(

@@ -19,13 +19,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 from collections.abc import Callable
 from typing import Any
 
 from collectors.queue import BoundedQueue
 from plantstream import __version__
 
-__all__ = ["DEFAULT_PORT", "SERVER", "HttpEndpoint", "PortUnavailable"]
+__all__ = ["DEFAULT_PORT", "SERVER", "HttpEndpoint", "PortUnavailable", "check_port"]
 
 DEFAULT_PORT = 8765
 """The endpoint's port when neither ``--http-port`` nor the plant file's ``http.port`` sets one."""
@@ -44,6 +45,27 @@ class PortUnavailable(Exception):
         self.port = port
         self.reason = reason
         super().__init__(f"cannot serve on {host}:{port}: {reason}")
+
+
+def check_port(port: int, host: str = "127.0.0.1") -> None:
+    """Fail before anything starts if ``port`` cannot be bound (0, any free port, always can).
+
+    A first look only, so that ``run`` and ``demo`` stop before they start collectors or the
+    simulator; the endpoint's own bind stays the check that counts (something may take the port
+    in between). The socket is bound as asyncio binds its servers (``SO_REUSEADDR``), so a port
+    whose last connections linger in TIME_WAIT is not called busy.
+
+    Raises:
+        PortUnavailable: the port is in use or may not be bound.
+    """
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise PortUnavailable(host, port, exc.strerror or str(exc)) from None
 
 
 class HttpEndpoint:

@@ -28,6 +28,7 @@ from plantstream.records import Point, RecordError, decode_reading
 from runtimes.gc_tuning import fewer_collections
 from sinks.deadletters import bounded_payload
 from streams.engine import Engine, ReadingRejected
+from streams.plausibility import REBASE_AFTER, plausible_time
 
 __all__ = ["MAX_LINE_BYTES", "OverlongLine", "ReplayAborted", "ReplaySummary", "read_lines", "replay"]
 
@@ -127,6 +128,35 @@ _BATCH = 4096
 """Readings decoded between two orderings of the pending ones; sorting batches is cheaper than a heap."""
 
 
+class _JumpGuard:
+    """Keeps one far-future reading from moving replay's watermark past everything else.
+
+    Replay has no receipt time to judge an event time by, so a reading more than ``max_jump_us``
+    ahead of the newest one is held back (the engine refuses it as ``clock_jump``, or ``bad_time``
+    outside the plausible years) unless :data:`~streams.plausibility.REBASE_AFTER` readings in a
+    row agree on the new time: a clock that really was set forward moves the watermark then.
+    """
+
+    def __init__(self, max_jump_us: int) -> None:
+        self.max_jump_us = max_jump_us
+        self.ahead: list[int] = []
+
+    def holds_back(self, ts: int, newest: int) -> bool:
+        """Whether the reading at ``ts`` must not move the watermark (``newest`` so far)."""
+        if not plausible_time(ts):
+            return True
+        if ts <= newest + self.max_jump_us or newest == -(2**62):
+            self.ahead.clear()
+            return False
+        if self.ahead and abs(ts - self.ahead[-1]) > self.max_jump_us:
+            self.ahead.clear()
+        self.ahead.append(ts)
+        if len(self.ahead) < REBASE_AFTER:
+            return True
+        self.ahead.clear()
+        return False
+
+
 class _Replay:
     """One replay: ordering, feeding, refusing and writing."""
 
@@ -169,6 +199,7 @@ class _Replay:
         first_pending: int | None = None  # the smallest line number in pending
         next_batch = _BATCH
         newest = -(2**62)
+        jumps = _JumpGuard(self.engine.spec.max_clock_jump_us)
         lineno = 0
         for lineno, line in enumerate(lines, 1):
             try:
@@ -184,6 +215,11 @@ class _Replay:
                     self.report_held(first_pending)
                 continue
             item = (ts, machine, signal, lineno, value, quality, line)
+            if jumps.holds_back(ts, newest):
+                pending.append(item)  # held to the end, where the engine refuses or takes it
+                if first_pending is None:
+                    first_pending = lineno
+                continue
             if ts > newest:
                 newest = ts
             elif ts <= newest - lateness_us:

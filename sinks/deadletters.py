@@ -97,6 +97,8 @@ class DeadLetterFolder:
         """Bytes deleted to stay within the bound."""
         self._segments: dict[Path, int] | None = None  # path -> bytes, oldest first; read lazily
         self._handle: TextIO | None = None
+        self._retired: list[TextIO] = []  # segments left since the last flush: synced by the next
+        self._closing: list[TextIO] = []  # handed out by the last flush: closed by the next
         self._current: Path | None = None
         self._size = 0
 
@@ -122,12 +124,26 @@ class DeadLetterFolder:
         self._size += len(line)
         self.written += 1
 
-    def handle(self) -> TextIO | None:
-        """The segment being written, if one is open (to be flushed and synced with the points)."""
-        return self._handle
+    def flush(self) -> list[int]:
+        """Hand what was written to the OS; return the descriptors to ``os.fsync``.
+
+        They stay open until the next call: the runtime forces them to disk in a worker thread
+        while letters go on being written, and its checkpoints (each of which calls this once)
+        follow one another, so a segment left meanwhile is closed only after it was synced.
+        """
+        for handle in self._closing:
+            handle.close()
+        self._closing, self._retired = self._retired, []
+        handles = [*self._closing, *([self._handle] if self._handle is not None else [])]
+        for handle in handles:
+            handle.flush()
+        return [handle.fileno() for handle in handles]
 
     def close(self) -> None:
-        """Close the open segment."""
+        """Close every segment (once nothing syncs them any more)."""
+        for handle in (*self._closing, *self._retired):
+            handle.close()
+        self._closing, self._retired = [], []
         if self._handle is not None:
             self._handle.close()
             self._handle = None
@@ -177,7 +193,8 @@ class DeadLetterFolder:
         path = self._segment_path(day, number)
         if segments.get(path, 0) and segments[path] + length > self.segment_bytes:
             path = self._segment_path(day, number + 1)
-        self.close()
+        if self._handle is not None:
+            self._retired.append(self._handle)  # its last letters are synced by the next flush
         self._handle = open_private(path, "a", encoding="utf-8")
         self._current = path
         segments.setdefault(path, 0)

@@ -79,13 +79,9 @@ class JsonLinesSink:
 
         For a caller that forces them to disk elsewhere (a worker thread) while writing goes on.
         """
-        handles = list(self._files.values())
-        letters = self.dead_letters.handle()
-        if letters is not None:
-            handles.append(letters)
-        for handle in handles:
+        for handle in self._files.values():
             handle.flush()
-        return [handle.fileno() for handle in handles]
+        return [handle.fileno() for handle in self._files.values()] + self.dead_letters.flush()
 
     def sync(self) -> None:
         """Force everything written so far to disk."""

@@ -10,6 +10,7 @@ must be > 0``.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import re
@@ -19,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from plantstream.plant import reader, schema
-from plantstream.plant.mapping import mapping_problems
+from plantstream.plant.mapping import mapping_problems, mapping_problems_in
 from plantstream.plant.schema import PlantModel, cross_check
 
 __all__ = ["KeyPath", "LoadedPlant", "PlantError", "PlantIssue", "format_path", "load_plant", "parse_plant"]
@@ -121,10 +122,9 @@ def parse_plant(text: str, name: str = "plant.yaml", environ: Mapping[str, str] 
         model = PlantModel.model_validate(data)
     except ValidationError as exc:
         # A value the builder already refused comes out of validation as a second, vaguer error.
-        refused = [issue.path for issue in builder.issues]
         for err in exc.errors():
             issue = _issue_from(err, data, builder.lines, name)
-            if not any(issue.path[: len(path)] == path for path in refused):
+            if not any(issue.path[: len(path)] == path for path in builder.replaced):
                 issues.append(issue)
         issues.extend(_section_issues(data, builder.lines, name))
         raise PlantError(issues) from None
@@ -138,29 +138,57 @@ def parse_plant(text: str, name: str = "plant.yaml", environ: Mapping[str, str] 
     return plant
 
 
-_SECTION_CHECKS = (
-    (("sites", "calendars", "sinks", "cbam"), cross_check),
-    (("sites", "sources"), mapping_problems),
-)
-"""The checks across sections, with the sections each reads."""
+_SOURCE: TypeAdapter[schema.Source] = TypeAdapter(schema.Source)
+
+
+def _valid_source(raw: Any) -> schema.Source | None:
+    try:
+        return _SOURCE.validate_python(raw)
+    except ValidationError:
+        return None
 
 
 def _section_issues(data: Any, lines: Mapping[KeyPath, int], file: str) -> list[PlantIssue]:
     """The checks across sections whose sections are valid, when the whole file is not.
 
-    A check runs only when every section it reads validates on its own, so a broken section never
-    makes a reference to it look wrong.
+    The reference checks run only when every section they read validates on its own, so a broken
+    section never makes a reference to it look wrong. The source mapping needs only the machine
+    ids and signal names, which the sites section usually still gives when a value in it is wrong.
     """
     if not isinstance(data, dict):
         return []
-    out: list[PlantIssue] = []
-    for sections, check in _SECTION_CHECKS:
-        part = {key: data[key] for key in sections if key in data}
-        try:
-            model = PlantModel.model_validate(part)
-        except ValidationError:
-            continue
-        out.extend(PlantIssue(file, _nearest_line(lines, p), p, msg) for p, msg in check(model))
+    found: list[tuple[KeyPath, str]] = []
+    references = {key: data[key] for key in ("sites", "calendars", "sinks", "cbam") if key in data}
+    with contextlib.suppress(ValidationError):  # a broken section: its own errors say it all
+        found.extend(cross_check(PlantModel.model_validate(references)))
+    signals = _raw_machine_signals(data.get("sites"))
+    raw_sources = data.get("sources", [])
+    if signals is not None and isinstance(raw_sources, list):
+        # Each source on its own: one broken source does not hide the tags of the others.
+        found.extend(mapping_problems_in(signals, [_valid_source(raw) for raw in raw_sources]))
+    return [PlantIssue(file, _nearest_line(lines, p), p, msg) for p, msg in found]
+
+
+def _raw_machine_signals(sites: Any) -> dict[str, list[str]] | None:
+    """Machine id -> signal names from unvalidated sites; None when the structure hides any machine."""
+    out: dict[str, list[str]] = {}
+    if not isinstance(sites, list):
+        return None
+    for site in sites:
+        lines = site.get("lines") if isinstance(site, dict) else None
+        if not isinstance(lines, list):
+            return None
+        for line in lines:
+            machines = line.get("machines") if isinstance(line, dict) else None
+            if not isinstance(machines, list):
+                return None
+            for machine in machines:
+                if not isinstance(machine, dict):
+                    return None
+                machine_id, signals = machine.get("id"), machine.get("signals")
+                if not isinstance(machine_id, str) or not isinstance(signals, dict):
+                    return None
+                out[machine_id] = [str(name) for name in signals]
     return out
 
 
@@ -176,6 +204,8 @@ class _Builder:
         self.lines: dict[KeyPath, int] = {}
         self.issues: list[PlantIssue] = []
         self.from_environment: set[KeyPath] = set()
+        self.replaced: set[KeyPath] = set()
+        """Paths of values that could not be read (an issue says why); validation errors there repeat it."""
         self._loader = reader.CoreLoader("")
 
     def build(self, node: yaml.Node, path: KeyPath) -> Any:
@@ -183,9 +213,11 @@ class _Builder:
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
+                reported = len(self.issues)
                 key = self._scalar(key_node, path)
                 if not isinstance(key, str | int | float):
-                    self._add(key_node, path, "mapping keys must be plain scalars")
+                    if len(self.issues) == reported:  # one problem, one message
+                        self._add(key_node, path, "mapping keys must be plain scalars")
                     continue
                 key_path = (*path, key if isinstance(key, str) else str(key))
                 if key in out:
@@ -196,16 +228,19 @@ class _Builder:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        reported = len(self.issues)
         value = self._scalar(node, path)
         if isinstance(value, str) and "${" in value:
             if _ENV_REF.search(value):
                 self.from_environment.add(path)
-            return self._substitute(value, node, path)
+            value = self._substitute(value, node, path)
+        if len(self.issues) > reported:
+            self.replaced.add(path)
         return value
 
     def _scalar(self, node: yaml.Node, path: KeyPath) -> Any:
         if not isinstance(node, yaml.ScalarNode):
-            self._add(node, path, "expected a plain value here")
+            self._add(node, path, "mapping keys must be plain scalars")
             return None
         try:
             return self._loader.construct_object(node)

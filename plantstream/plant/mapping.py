@@ -14,26 +14,44 @@ signal may fill.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from plantstream.plant.schema import MqttSource, MqttSubscription, OpcUaSource, PlantModel
+from plantstream.plant.schema import MqttSource, MqttSubscription, OpcUaSource, PlantModel, Source
 
-__all__ = ["mapping_problems", "unmapped_signals"]
+__all__ = ["machine_signals", "mapping_problems", "mapping_problems_in", "unmapped_signals"]
 
 KeyPath = tuple[str | int, ...]
 
 
 def mapping_problems(model: PlantModel) -> list[tuple[KeyPath, str]]:
     """Every source tag that names a machine or signal the plant does not have, with a suggestion."""
-    return _Mapping(model).problems
+    return _Mapping(machine_signals(model), model.sources).problems
+
+
+def mapping_problems_in(
+    signals: Mapping[str, list[str]], sources: Sequence[Source | None]
+) -> list[tuple[KeyPath, str]]:
+    """As :func:`mapping_problems`, for ``sources`` against machine id -> signal names.
+
+    A ``None`` source (one that is itself invalid) is skipped and keeps its index in the paths.
+
+    The loader uses it when the sites section has other problems but still names its machines
+    and signals, so a typo in a tag is reported in the same run.
+    """
+    return _Mapping(signals, sources).problems
+
+
+def machine_signals(model: PlantModel) -> dict[str, list[str]]:
+    """Machine id -> its signal names, in file order."""
+    return {m.id: list(m.signals) for _, _, m in model.machines()}
 
 
 def unmapped_signals(model: PlantModel) -> list[tuple[KeyPath, str]]:
     """Signals no source can deliver (none when the plant has no sources: readings come from files)."""
     if not model.sources:
         return []
-    mapping = _Mapping(model)
+    mapping = _Mapping(machine_signals(model), model.sources)
     out: list[tuple[KeyPath, str]] = []
     for s, site in enumerate(model.sites):
         for li, line in enumerate(site.lines):
@@ -54,7 +72,8 @@ def unmapped_signals(model: PlantModel) -> list[tuple[KeyPath, str]]:
 class _Mapping:
     """What the sources deliver, and what they name that does not exist."""
 
-    model: PlantModel
+    signals: Mapping[str, list[str]]
+    sources: Sequence[Source | None]
     problems: list[tuple[KeyPath, str]] = field(default_factory=list)
     pairs: set[tuple[str, str]] = field(default_factory=set)  # (machine, signal) named exactly
     any_signal_of: set[str] = field(default_factory=set)  # machines whose every signal may arrive
@@ -62,8 +81,8 @@ class _Mapping:
     everything: bool = False  # a topic with {machine} and {signal}
 
     def __post_init__(self) -> None:
-        self.signals = {m.id: list(m.signals) for _, _, m in self.model.machines()}
-        for i, source in enumerate(self.model.sources):
+        self.every_signal = sorted({name for names in self.signals.values() for name in names})
+        for i, source in enumerate(self.sources):
             if isinstance(source, OpcUaSource):
                 self._opcua(source, ("sources", i))
             elif isinstance(source, MqttSource):
@@ -138,11 +157,11 @@ class _Mapping:
         )
 
     def _signal_of_some(self, signal: str, where: KeyPath, what: str) -> None:
-        every = sorted({name for names in self.signals.values() for name in names})
-        if signal in every:
+        if signal in self.every_signal:
             self.signal_of_any.add(signal)
             return
-        self.problems.append((where, f"{what}no machine has a signal {signal!r}{_closest(signal, every)}"))
+        hint = _closest(signal, self.every_signal)
+        self.problems.append((where, f"{what}no machine has a signal {signal!r}{hint}"))
 
 
 def _closest(word: str, candidates: Iterable[str]) -> str:

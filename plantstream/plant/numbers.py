@@ -28,8 +28,13 @@ def refuse_booleans(value: Any) -> Any:
 
 def _refuse_non_finite(value: Any) -> Any:
     value = refuse_booleans(value)
+    if isinstance(value, int):
+        try:
+            float(value)
+        except OverflowError:
+            raise ValueError("must be a finite number (this integer is beyond 1.8e308)") from None
     # Strings too: a ${VAR} reference arrives as text and may say "inf".
-    if isinstance(value, float | str):
+    elif isinstance(value, float | str):
         try:
             number = float(value)
         except ValueError:

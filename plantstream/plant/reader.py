@@ -82,8 +82,18 @@ def compose(text: str) -> yaml.Node | None:
         yaml.YAMLError: the text is not valid YAML (the caller locates it).
     """
     # Characters bound the UTF-8 size from below, so the cheap test comes first.
-    if len(text) > MAX_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
-        raise YamlRefused([YamlProblem(0, f"the text is larger than {MAX_BYTES} bytes (4 MiB)")])
+    too_large = YamlRefused([YamlProblem(0, f"the text is larger than {MAX_BYTES} bytes (4 MiB)")])
+    if len(text) > MAX_BYTES:
+        raise too_large
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError as exc:  # a lone surrogate, which no file decoded as UTF-8 holds
+        line = text.count("\n", 0, exc.start) + 1
+        raise YamlRefused(
+            [YamlProblem(line, "a character that is not Unicode text (a lone surrogate)")]
+        ) from None
+    if size > MAX_BYTES:
+        raise too_large
     nul = text.find("\0")
     if nul >= 0:
         line = text.count("\n", 0, nul) + 1

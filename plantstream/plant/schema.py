@@ -411,6 +411,21 @@ class Production(_Strict):
         ge=0,
         description="readings kept for corrections, all machines together (a memory bound)",
     )
+    max_future_s: float = Field(
+        default=300.0, ge=0, le=86_400, description="how far an event time may be ahead of its receipt"
+    )
+    max_clock_jump_s: float = Field(
+        default=86_400.0,
+        gt=0,
+        le=3_650 * 86_400,
+        description="how far a reading may jump past its machine's newest event time",
+    )
+    max_gap_fill_s: float = Field(
+        default=8 * 86_400.0,
+        gt=0,
+        le=31 * 86_400,
+        description="a machine silent longer than this resumes without the empty windows of the silence",
+    )
 
     @model_validator(mode="after")
     def _horizon_covers_lateness(self) -> Production:

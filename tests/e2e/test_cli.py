@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 MINIMAL = ROOT / "examples" / "minimal.yaml"
@@ -22,17 +23,37 @@ SHIFT = ROOT / "examples" / "minimal-shift.jsonl"
 pytestmark = pytest.mark.e2e
 
 
-def plantstream(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def plantstream(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("plantstream", path=str(Path(sys.executable).parent))
     assert exe, "the plantstream console script is not installed in this environment"
-    return subprocess.run([exe, *args], input=stdin, capture_output=True, text=True, check=False, timeout=120)
+    return subprocess.run(
+        [exe, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
 
 
-def test_check_accepts_the_examples() -> None:
-    for name in ("minimal.yaml", "demo-line.yaml"):
-        result = plantstream("check", "-c", str(ROOT / "examples" / name))
-        assert result.returncode == 0, result.stderr
-        assert "valid" in result.stdout
+# The variables the examples' comments say to set; all on this machine, so no security warning.
+EXAMPLE_ENV = {
+    "MQTT_URL": "mqtt://127.0.0.1:1883",
+    "INFLUX_URL": "http://127.0.0.1:8086",
+    "INFLUX_ORG": "plant",
+    "INFLUX_BUCKET": "plantstream",
+}
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.name)
+def test_check_accepts_every_shipped_example_without_warnings(path: Path) -> None:
+    result = plantstream("check", "-c", str(path), env=EXAMPLE_ENV)
+    assert result.returncode == 0, result.stderr
+    assert "valid" in result.stdout
+    assert "warning" not in result.stderr
 
 
 def test_check_rejects_a_typo_with_file_line_and_key(tmp_path: Path) -> None:
@@ -287,6 +308,138 @@ def test_replay_to_sinks_with_the_server_down_says_once_what_is_pending(tmp_path
     assert out.read_text().count("\n") == points
 
 
+# --- hostile and mistaken plant files (issue rows 6, 7, 8, 11) ---------------------------------------
+
+DEMO = ROOT / "examples" / "demo-line.yaml"
+
+
+def test_check_refuses_deep_nesting_and_billion_laughs_quickly(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("sites:\n" + "".join(" " * (2 * level) + "- k:\n" for level in range(1, 1_000)))
+    laughs = tmp_path / "laughs.yaml"
+    # Each level holds 9 aliases of the one before: 9**9 = 387,420,489 strings once expanded.
+    laughs.write_text(
+        "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+        + "".join(
+            f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]\n"
+            for prev, name in zip("abcdefgh", "bcdefghi", strict=True)
+        )
+    )
+    result = plantstream("check", "-c", str(deep))
+    assert result.returncode == 2
+    # Line 1 opens the document's mapping (level 1); line n > 1 opens a list and a mapping
+    # (levels 2n - 2 and 2n - 1), so level 65 opens on line 33.
+    assert "deep.yaml:33 (file): nested deeper than 64 levels" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = plantstream("check", "-c", str(laughs))
+    assert result.returncode == 2
+    assert "laughs.yaml:1 (file): YAML anchor &a: anchors and aliases are not accepted" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_refuses_binary_and_non_utf8_with_a_located_message(tmp_path: Path) -> None:
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"sites:\n  - id: \x00\x01\x02\n")
+    result = plantstream("check", "-c", str(binary))
+    assert result.returncode == 2
+    assert "binary.yaml:2 (file): a NUL byte" in result.stderr
+
+
+def test_check_refuses_numbers_that_are_not_finite_booleans_and_huge_integers(tmp_path: Path) -> None:
+    bad = tmp_path / "plant.yaml"
+    bad.write_text(
+        DEMO.read_text()
+        .replace("ideal_cycle_s: 2.4", "ideal_cycle_s: .inf", 1)
+        .replace("  micro_stop_max_s: 30", "  micro_stop_max_s: true")
+        .replace("    watchdog_s: 30\n", "    watchdog_s: 30\n    queue: {size: 99999999999999999999999}\n")
+    )
+    result = plantstream("check", "-c", str(bad))
+    assert result.returncode == 2, result.stdout
+    # All three in one run.
+    assert "ideal_cycle_s: must be a finite number (.inf and .nan are not accepted)" in result.stderr
+    assert "production.micro_stop_max_s: must be a number, not true or false" in result.stderr
+    assert "sources[0].queue.size: must be <= 10000000" in result.stderr
+    assert "3 problem(s)" in result.stderr
+
+
+def test_check_refuses_a_tag_for_a_machine_the_plant_lacks(tmp_path: Path) -> None:
+    bad = tmp_path / "plant.yaml"
+    text = DEMO.read_text().replace(
+        "machine: packer1, signal: cases_total", "machine: packer, signal: cases_total"
+    )
+    bad.write_text(text)
+    result = plantstream("check", "-c", str(bad))
+    assert result.returncode == 2
+    line = text[: text.index("machine: packer,")].count("\n") + 1
+    assert (
+        f"plant.yaml:{line} sources[0].groups[0].tags[10].machine: tag "
+        "nsu=urn:plantstream:simulator;s=packer1.cases_total: machine 'packer' is not in the plant "
+        "(did you mean 'packer1'?)"
+    ) in result.stderr
+
+
+def test_check_warns_of_insecure_transport_and_literal_passwords_but_accepts(tmp_path: Path) -> None:
+    risky = tmp_path / "plant.yaml"
+    risky.write_text(
+        DEMO.read_text().replace(
+            "security: {mode: None, allow_insecure: true}",
+            "security: {mode: None, allow_insecure: true, username: operator, password: hunter2}",
+        )
+    )
+    result = plantstream("check", "-c", str(risky), env={"OPCUA_ENDPOINT": "opc.tcp://10.20.30.40:4840/"})
+    assert result.returncode == 0, result.stderr
+    assert "valid" in result.stdout
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning")]
+    assert len(warnings) == 2, result.stderr
+    assert "sources[0].security.mode: source line1-plc: OPC UA security None to 10.20.30.40" in warnings[0]
+    assert "sources[0].security.password: password is written literally" in warnings[1]
+
+
+def test_run_logs_the_security_warnings_at_start(tmp_path: Path) -> None:
+    plant = tmp_path / "plant.yaml"
+    plant.write_text(
+        DEMO.read_text().replace(
+            "security: {mode: None, allow_insecure: true}",
+            "security: {mode: None, allow_insecure: true, username: operator, password: hunter2}",
+        )
+    )
+    exe = shutil.which("plantstream", path=str(Path(sys.executable).parent))
+    assert exe
+    log = tmp_path / "stderr.log"
+    # Nothing listens on the endpoint: the pipeline starts, logs, and keeps reconnecting until stopped.
+    env = {**os.environ, "OPCUA_ENDPOINT": f"opc.tcp://127.0.0.1:{free_port()}/"}
+    command = [
+        exe,
+        "run",
+        "-c",
+        str(plant),
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--http-port",
+        str(free_port()),
+    ]
+    with log.open("w") as stderr:
+        run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=env)
+        try:
+            seen = _wait_for_text(log, "password is written literally", run)
+        finally:
+            run.send_signal(signal.SIGTERM)
+            run.wait(timeout=60)
+    assert seen, log.read_text()
+    assert "WARNING plantstream.plant: plant.yaml:" in log.read_text()
+    assert "sources[0].security.password: password is written literally" in log.read_text()
+
+
+def _wait_for_text(path: Path, text: str, process: subprocess.Popen[bytes]) -> bool:
+    """Whether ``text`` appears in ``path`` while ``process`` runs (60 s at most, a safety net)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        if text in path.read_text():
+            return True
+        time.sleep(0.1)
+    return text in path.read_text()
+
+
 def stderr_on_a_terminal(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     """Run plantstream with stderr on a pseudo-terminal (stdout to /dev/null); its code and stderr."""
     import fcntl
@@ -438,3 +591,27 @@ def test_on_a_terminal_replay_to_sinks_says_how_many_lines_wait_while_it_deliver
     )
     assert code == 1
     assert f"replay {SHIFT}: delivering, {points:,} line(s) waiting in the outbox" in stderr
+
+
+def test_replay_refuses_a_reading_a_year_ahead_or_in_1970_and_writes_the_same_points(tmp_path: Path) -> None:
+    # Row 1 of issue 13: one reading a year ahead made the engine fill every window in between
+    # (1.2 million points, 1.5 GB). Now it is refused as a clock jump, the 1970 one as a bad time,
+    # and the points are byte for byte those of the file without them.
+    lines = SHIFT.read_text().splitlines()
+    ahead = json.loads(lines[100]) | {"ts": "2027-03-02T08:05:00Z"}
+    epoch = json.loads(lines[200]) | {"ts": "1970-01-01T00:00:00Z"}
+    lines.insert(100, json.dumps(ahead))
+    lines.insert(200, json.dumps(epoch))
+    readings = tmp_path / "readings.jsonl"
+    readings.write_text("\n".join(lines) + "\n")
+    dead = tmp_path / "dead.jsonl"
+    result = plantstream(
+        "replay", "-c", str(MINIMAL), "--readings", str(readings), "--dead-letter", str(dead), "-q"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "readings.jsonl:101: clock_jump" in result.stderr
+    assert "readings.jsonl:201: bad_time" in result.stderr
+    refused = [json.loads(line) for line in dead.read_text().splitlines()]
+    assert sorted((r["line"], r["reason"]) for r in refused) == [(101, "clock_jump"), (201, "bad_time")]
+    clean = plantstream("replay", "-c", str(MINIMAL), "--readings", str(SHIFT), "-q")
+    assert result.stdout == clean.stdout

@@ -121,7 +121,7 @@ def test_a_busy_http_port_stops_run_at_start_naming_the_port_and_both_settings(
     result = plantstream("run", "-c", str(MINIMAL), "--state-dir", str(state), "--http-port", str(busy_port))
     assert result.returncode == 2, result.stderr
     assert f"port {busy_port} for /healthz, /metrics and /stream" in result.stderr
-    assert "--http-port N or `http: {port: N}` in the plant file" in result.stderr
+    assert "--http-port N or http: {port: N} in the plant file" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (state / "checkpoint.json").exists()
 

@@ -65,6 +65,12 @@ def test_a_nul_character_in_text_is_refused_with_its_line() -> None:
     assert (issue.line, issue.message) == (3, "a NUL character (column 10): this is not a YAML text")
 
 
+def test_a_lone_surrogate_in_text_is_refused_with_its_line() -> None:
+    # Only text handed to parse_plant can hold one: a file is decoded as strict UTF-8.
+    [issue] = issues_of("sites:\n  - id: \ud800\n")
+    assert (issue.line, issue.message) == (2, "a character that is not Unicode text (a lone surrogate)")
+
+
 def test_a_non_utf8_byte_is_refused_with_its_line_and_column(tmp_path: Path) -> None:
     path = tmp_path / "latin1.yaml"
     path.write_bytes("sites:\n  - id: café\n".encode("latin-1"))
@@ -133,6 +139,13 @@ def test_non_finite_numbers_are_refused(value: str) -> None:
     [issue] = issues_of(text)
     assert str(issue).startswith(f"plant.yaml:{line_of(text, 'ideal_cycle_s')} {M}.ideal_cycle_s: ")
     assert issue.message == "must be a finite number (.inf and .nan are not accepted)"
+
+
+def test_an_integer_beyond_the_float_range_is_refused_as_not_finite() -> None:
+    # 10**400 is an exact integer, but no float (at most about 1.8e308) can hold it.
+    text = edited("ideal_cycle_s: 1.0", f"ideal_cycle_s: {10**400}")
+    [issue] = issues_of(text)
+    assert issue.message == "must be a finite number (this integer is beyond 1.8e308)"
 
 
 def test_a_non_finite_number_from_the_environment_is_refused() -> None:

@@ -176,9 +176,32 @@ def test_mapping_problems_are_reported_with_the_other_problems() -> None:
     ]
 
 
-def test_a_broken_section_does_not_make_its_references_look_wrong() -> None:
-    # oven1 is invalid (bad ideal cycle), so the sites section fails: the mapping check, which
-    # reads sites, is not run, and the tag naming oven1 is not reported as unknown.
-    text = PLANT.replace("- id: oven1\n", "- id: oven1\n            ideal_cycle_s: -1\n") + opcua(*ALL_TAGS)
-    [issue] = issues_of(text)
-    assert issue.path[-1] == "ideal_cycle_s"
+def test_a_wrong_value_in_a_machine_does_not_hide_a_wrong_tag() -> None:
+    # oven1's ideal cycle is refused, so the model is not whole; its id and signals are still
+    # known, so the tag naming oven2 is reported in the same run and those naming oven1 are not.
+    tags = [*ALL_TAGS[:4], '{node: "ns=2;s=o.gas", machine: oven2, signal: gas}']
+    text = PLANT.replace("- id: oven1\n", "- id: oven1\n            ideal_cycle_s: -1\n") + opcua(*tags)
+    issues = issues_of(text)
+    assert [(i.line, i.path[-1]) for i in issues] == [(12, "ideal_cycle_s"), (25, "machine")]
+    assert "machine 'oven2' is not in the plant (did you mean 'oven1'?)" in issues[1].message
+
+
+def test_a_broken_source_does_not_hide_the_wrong_tags_of_another() -> None:
+    broken = (
+        "  - {type: opcua, id: other, endpoint: 'http://not-opc', groups: [{tags: [" + ALL_TAGS[0] + "]}]}\n"
+    )
+    tags = ['{node: "ns=2;s=a", machine: press2, signal: state}']
+    issues = issues_of(PLANT + opcua(*tags) + broken)
+    assert [(i.path[:2], i.path[-1]) for i in issues] == [
+        (("sources", 0), "machine"),
+        (("sources", 1), "endpoint"),
+    ]
+
+
+def test_a_machine_hidden_by_a_broken_structure_skips_the_mapping_check() -> None:
+    # The second line is not a mapping, so its machines are unknown: no tag is judged against it.
+    text = PLANT.replace("    lines:\n", "    lines:\n      - just text\n") + opcua(
+        '{node: "ns=2;s=a", machine: elsewhere, signal: state}'
+    )
+    issues = issues_of(text)
+    assert all(i.path[0] == "sites" for i in issues), issues

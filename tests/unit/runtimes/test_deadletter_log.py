@@ -142,3 +142,18 @@ def test_a_digest_names_the_most_frequent_pairs_and_sums_the_rest(
     assert "s24" not in digest
     # The last 5 pairs noted 5, 4, 3, 2, 1 letters after their first: 15 in the sum.
     assert digest.endswith("5 more pair(s): 15")
+
+
+def test_pairs_beyond_the_bound_are_counted_under_other_not_remembered(
+    log: DeadLetterLog, clock: Clock, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runtimes import deadletter_log
+
+    monkeypatch.setattr(deadletter_log, "MAX_PAIRS", 2)
+    caplog.set_level(logging.WARNING)
+    for source in ("a", "b", "c", "d"):  # an attacker-chosen source per letter
+        log.note(letter(source))
+    assert len(said(caplog)) == 2  # a and b announced; c and d only counted
+    clock.now += 60
+    log.digest()
+    assert said(caplog)[-1] == "dead letters in the last 60 s: source others any: 2"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from plantstream import __version__
-from runtimes.http import HttpEndpoint, PortUnavailable
+from runtimes.http import HttpEndpoint, PortUnavailable, check_port
 from runtimes.tail import Filters, NotAPipeline, follow
 
 
@@ -45,6 +45,17 @@ async def test_a_busy_port_is_refused_with_the_port_and_the_reason() -> None:
                 pass
     assert refused.value.port == port
     assert "in use" in refused.value.reason
+
+
+def test_the_first_look_at_the_port_calls_a_listening_port_busy_and_a_free_one_free() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(PortUnavailable, match=f"cannot serve on 127.0.0.1:{port}"):
+            check_port(port)
+    check_port(port)  # closed: free again
+    check_port(0)  # any free port: nothing to look at
 
 
 async def test_tail_follows_the_pipelines_stream() -> None:

@@ -178,3 +178,12 @@ def test_malformed_lines_are_reported_as_they_come_when_no_reading_waits() -> No
 
     replay(Engine(SPEC, reorder=False), lines(), None, source="f", lateness_us=0, report=reports.append)
     assert len(reports) == 2
+
+
+def test_a_first_reading_held_back_for_its_time_is_reported_in_line_order() -> None:
+    # Line 1, stamped 1970, is held to the end and refused there (bad_time); line 2, refused at
+    # once, waits for it.
+    epoch = SHIFT_BYTES[0].replace(b'"2026-03-02T08:00:00Z"', b'"1970-01-01T00:00:00Z"')
+    assert epoch != SHIFT_BYTES[0]
+    _, _, reports, _ = replay_bytes([epoch, b"{not json\n", *SHIFT_BYTES[1:]])
+    assert [r.split(":")[1:3] for r in reports] == [["1", " bad_time"], ["2", " malformed"]]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -148,3 +149,20 @@ def test_replays_dead_letter_file_keeps_a_bounded_prefix_of_a_long_line_too() ->
     assert kept["raw"] == line[:RAW_KEPT_BYTES]
     assert kept["raw_bytes"] == len(line) - 1  # without its newline
     assert kept["raw_sha256"] == hashlib.sha256(line[:-1].encode()).hexdigest()
+
+
+def test_descriptors_handed_out_stay_open_until_the_next_flush_when_a_segment_is_left(
+    tmp_path: Path,
+) -> None:
+    """The runtime fsyncs them in a worker thread while letters go on being written."""
+    folder = DeadLetterFolder(tmp_path, max_bytes=MIN_MAX_BYTES)  # segments of 8 KiB
+    folder.write(letter("a" * 4_000))
+    handed = folder.flush()
+    for _ in range(3):  # 3 more letters of about 4.2 KB: the 8 KiB segment is left for the next
+        folder.write(letter("b" * 4_000))
+    assert len(list((tmp_path / "deadletter").glob("*.jsonl"))) >= 2
+    for descriptor in handed:
+        os.fsync(descriptor)  # still the first segment's, not closed under the syncing thread
+    second = folder.flush()
+    assert set(handed) <= set(second)  # the left segment is synced once more, then closed
+    folder.close()
