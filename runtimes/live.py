@@ -5,9 +5,13 @@ One model (:class:`LiveView`) folds what the pipeline produces, whether handed o
 draws it: per machine the state, the shift's OEE with A / P / Q, kW, kWh, kg CO2e and the time of
 its latest event. :func:`shown_live` keeps that table on screen, redrawn in place.
 
-The shift's OEE is computed from the elements of the shift's window points summed so far, never
-by averaging their ratios; a corrected window replaces its first version. A machine whose windows
-lie in no shift (a plant without a calendar) shows everything since the view started.
+The shift columns show the pipeline's own figures of the current shift so far: the
+``shift_so_far`` records (:mod:`runtimes.shift_so_far`) of the embedded runtime, restored from its
+checkpoint after a restart, which the demo gets in process and ``tail`` over ``/stream``, so both
+show the same numbers. A source without them (the kafka topics) leaves the view to sum the shift's
+window points it has seen itself (elements, never ratios; a corrected window replaces its first
+version); such a row says since when (``A since 08:41``), and a machine whose windows lie in no
+shift (a plant without a calendar) shows everything since that time.
 
 With the plant's :class:`EngineSpec` the view knows every machine from the start, names PLC state
 codes by their categories and scales power readings; without one (``tail`` given no plant file)
@@ -33,15 +37,26 @@ from rich.table import Table
 
 from plantstream.plant.schema import OeeMethod
 from plantstream.records import FieldValue, Point, Reading
+from runtimes.shift_so_far import MEASUREMENT as SHIFT_SO_FAR
+from runtimes.shift_so_far import elements_of
 from streams.config import CATEGORY_INDEX, EngineSpec
 from streams.oee import OeeElements, oee_kpis
 
 __all__ = ["LiveView", "only_machines", "shown_live"]
 
-_US = 1_000_000
 _WINDOW_MEASUREMENTS = frozenset({"oee", "energy", "carbon"})
 _PIECE_KPIS = frozenset({"oee", "performance", "quality"})
 """Fields only a machine with a piece counter gets (docs/points.md)."""
+
+
+@dataclass(frozen=True)
+class _ShiftFigures:
+    """The pipeline's figures of a machine's current shift so far (a ``shift_so_far`` record)."""
+
+    shift: str
+    elements: OeeElements
+    kwh: float | None
+    co2e: float | None
 
 
 @dataclass
@@ -54,6 +69,10 @@ class _Machine:
     """The latest energy window's start and average kW: the kW shown without a power reading."""
     pieces: bool = False
     shift: str | None = None
+    figures: _ShiftFigures | None = None
+    """The pipeline's shift figures; without them the sums below, of the windows seen here."""
+    since: datetime | None = None
+    """The earliest window seen here of the shift shown (without the pipeline's figures)."""
     windows: dict[str, OeeElements] = field(default_factory=dict)
     kwh: dict[str, float] = field(default_factory=dict)
     co2e: dict[str, float] = field(default_factory=dict)
@@ -69,10 +88,29 @@ class _Machine:
         return self.window_kw[1] if self.window_kw is not None else None
 
     def total(self) -> OeeElements:
+        if self.figures is not None:
+            return self.figures.elements
         total = OeeElements()
         for elements in self.windows.values():
             total.add(elements)
         return total
+
+    def shown_shift(self) -> str:
+        if self.figures is not None:
+            return self.figures.shift
+        if self.since is None:
+            return self.shift or "-"
+        return f"{self.shift or 'all'} since {self.since.strftime('%H:%M')}"
+
+    def shown_kwh(self) -> float | None:
+        if self.figures is not None:
+            return self.figures.kwh
+        return sum(self.kwh.values())
+
+    def shown_co2e(self) -> float | None:
+        if self.figures is not None:
+            return self.figures.co2e
+        return sum(self.co2e.values())
 
 
 class LiveView:
@@ -124,11 +162,15 @@ class LiveView:
             row.kw = float(reading.value) * (spec.power.scale if spec.power else 1.0)
 
     def on_points(self, points: list[Point]) -> None:
-        """Fold machine window points into the current shift's sums; roll-ups are not rows."""
+        """Take machine window points and ``shift_so_far`` records; roll-ups are not rows."""
         for point in points:
-            self.points += 1
             tags = point.tags
             machine = tags.get("machine")
+            if point.measurement == SHIFT_SO_FAR:
+                if machine is not None:
+                    self._shift_so_far(machine, point)
+                continue
+            self.points += 1
             if machine is None or tags.get("window") == "shift":
                 continue
             row = self._row(machine)
@@ -139,6 +181,26 @@ class LiveView:
             row.seen(point.time)
             if point.measurement in _WINDOW_MEASUREMENTS:
                 self._fold(row, point)
+
+    def on_shift(self, points: list[Point]) -> None:
+        """Take the pipeline's ``shift_so_far`` records (the embedded runtime's ``on_shift``)."""
+        self.on_points(points)
+
+    def _shift_so_far(self, machine: str, point: Point) -> None:
+        row = self._row(machine)
+        if row is None:
+            return
+        tags, f = point.tags, point.fields
+        row.site = row.site or tags.get("site")
+        row.line = row.line or tags.get("line")
+        kwh, co2e = f.get("kwh"), f.get("co2e_kg")
+        row.figures = _ShiftFigures(
+            shift=tags.get("shift") or "-",
+            elements=elements_of(f),
+            kwh=float(kwh) if isinstance(kwh, int | float) else None,
+            co2e=float(co2e) if isinstance(co2e, int | float) else None,
+        )
+        row.pieces = row.pieces or bool(_PIECE_KPIS & f.keys())
 
     def on_record(self, record: Mapping[str, Any]) -> None:
         """A reading or a point as decoded from JSON (``/stream``, the kafka topics).
@@ -160,13 +222,16 @@ class LiveView:
             row.windows.clear()
             row.kwh.clear()
             row.co2e.clear()
+            row.since = None
+        if row.since is None or point.time < row.since:
+            row.since = point.time
         key = point.time.isoformat()
         f = point.fields
         if point.measurement == "oee":
             # Counts outside a shift do not belong to the shift shown; a machine without any
             # shift shows all its windows.
             if shift is not None or row.shift is None:
-                row.windows[key] = _elements(f)
+                row.windows[key] = elements_of(f)
             row.pieces = row.pieces or bool(_PIECE_KPIS & f.keys())
         elif point.measurement == "energy":
             row.kwh[key] = _number(f, "kwh")
@@ -178,7 +243,7 @@ class LiveView:
     def kpis(self, machine: str) -> dict[str, float]:
         """The ratios of ``machine``'s current shift (or its windows so far); undefined ones absent."""
         row = self.machines[machine]
-        if not row.windows:
+        if row.figures is None and not row.windows:
             return {}
         spec = self.spec.machines.get(machine) if self.spec is not None else None
         kpis = oee_kpis(row.total(), spec.method if spec is not None else OeeMethod.ISO22400)
@@ -205,17 +270,18 @@ class LiveView:
                 return f"{kpis[key]:.1%}" if key in kpis else "-"
 
             kw = m.shown_kw()
+            kwh, co2e = m.shown_kwh(), m.shown_co2e()
             table.add_row(
                 "/".join(part for part in (m.site, m.line, mid) if part),
                 m.state,
-                m.shift or "-",
+                m.shown_shift(),
                 pct("oee"),
                 pct("availability"),
                 pct("performance"),
                 pct("quality"),
                 f"{kw:.1f}" if kw is not None else "-",
-                f"{sum(m.kwh.values()):.2f}",
-                f"{sum(m.co2e.values()):.2f}",
+                f"{kwh:.2f}" if kwh is not None else "-",
+                f"{co2e:.2f}" if co2e is not None else "-",
                 m.last.strftime("%H:%M:%S") if m.last is not None else "-",
             )
         return table
@@ -228,8 +294,9 @@ class LiveView:
             kpis = self.kpis(mid)
             oee = f"{kpis['oee']:.1%}" if "oee" in kpis else "-"
             made = f"{total.good:.0f} good of {total.total:.0f}"
-            energy = f"{sum(m.kwh.values()):.2f} kWh, {sum(m.co2e.values()):.2f} kg CO2e"
-            lines.append(f"{mid}: shift {m.shift or '-'} so far: OEE {oee}, {made}, {energy}")
+            kwh, co2e = m.shown_kwh(), m.shown_co2e()
+            energy = f"{kwh or 0:.2f} kWh, {co2e or 0:.2f} kg CO2e"
+            lines.append(f"{mid}: shift {m.shown_shift()} so far: OEE {oee}, {made}, {energy}")
         return lines
 
 
@@ -280,30 +347,6 @@ async def shown_live(view: LiveView, console: Console, *, every_s: float = 0.5) 
         finally:
             task.cancel()
             live.update(view.render(), refresh=True)
-
-
-def _elements(f: Mapping[str, FieldValue]) -> OeeElements:
-    def us(key: str) -> int:
-        return round(_number(f, key) * _US)
-
-    def number(key: str) -> float:
-        return _number(f, key)
-
-    return OeeElements(
-        scheduled=us("scheduled_s"),
-        planned_stop=us("planned_stop_s"),
-        run=us("run_s"),
-        micro=us("micro_stop_s"),
-        down=us("down_s"),
-        idle=us("idle_s"),
-        setup=us("setup_s"),
-        off=us("off_s"),
-        unknown=us("unknown_s"),
-        total=number("total_count"),
-        good=number("good_count"),
-        reject=number("reject_count"),
-        ideal=number("ideal_run_s") * _US,
-    )
 
 
 def _number(f: Mapping[str, FieldValue], key: str) -> float:

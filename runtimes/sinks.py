@@ -7,6 +7,7 @@ through the outbox, returning once they are delivered).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from plantstream.plant import LoadedPlant
 from plantstream.records import DeadLetter, FieldValue, Point
-from runtimes.replay import ReplaySummary, replay
+from runtimes.replay import OverlongLine, ReplaySummary, replay
 from sinks.influx import InfluxSink
 from streams.engine import Engine
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ERROR_CLASSES",
     "OUTBOX_DIR",
+    "SINK_LOGGER",
     "SinkDelivery",
     "build_sinks",
     "replay_to_sinks",
@@ -35,6 +37,12 @@ __all__ = [
 
 OUTBOX_DIR = "outbox"
 """Under the state directory: one ``<sink-id>.sqlite`` per sink."""
+
+_WAITING_EVERY_S = 0.25
+"""Seconds between two reports of the lines still waiting, while ``replay --to-sinks`` delivers."""
+
+SINK_LOGGER = "plantstream.sinks.influx"
+"""The logger of :class:`InfluxSink`."""
 
 ERROR_CLASSES = ("connection", "server", "throttled", "config", "rejected", "other")
 """The classes of failed write attempts, reported as fields and labels even when zero."""
@@ -151,7 +159,7 @@ class SinkDelivery:
 
 async def replay_to_sinks(
     engine: Engine,
-    lines: Iterable[str],
+    lines: Iterable[str | bytes | OverlongLine],
     sinks: Sequence[InfluxSink],
     *,
     timeout_s: float,
@@ -162,6 +170,7 @@ async def replay_to_sinks(
     dead_letter: TextIO | None = None,
     out: TextIO | None = None,
     ledger: CbamLedger | None = None,
+    on_waiting: Callable[[int], None] | None = None,
 ) -> SinkDelivery:
     """Replay ``lines`` and send the points to ``sinks`` through their outboxes.
 
@@ -169,6 +178,8 @@ async def replay_to_sinks(
     while an outbox under ``block`` is full. Returns once every sink's outbox is empty, or when
     ``timeout_s`` has passed; what is left stays in the outboxes for the next run. A CBAM
     ``ledger`` sees every batch, and its daily ``cbam`` points go to the sinks at the end.
+    ``on_waiting``, if given, hears the lines still in the outboxes a few times a second while
+    the replay is done and delivery goes on (for a progress display).
 
     Raises:
         runtimes.replay.ReplayAborted: ``strict`` and a bad line.
@@ -212,12 +223,24 @@ async def replay_to_sinks(
             if out is not None:
                 out.writelines(point.to_json() + "\n" for point in final)
         remaining = max(0.0, deadline - loop.time())
-        await asyncio.gather(*(sink.drain(remaining) for sink in sinks))
+        drained = asyncio.gather(*(sink.drain(remaining) for sink in sinks))
+        while on_waiting is not None and not drained.done():
+            on_waiting(sum(sink.outbox.lines for sink in sinks))
+            await asyncio.wait({drained}, timeout=_WAITING_EVERY_S)
+        await drained
         return SinkDelivery(
             summary,
             {sink.id: sink.outbox.lines for sink in sinks},
             {sink.id: sink.health.dead_letters for sink in sinks},
         )
     finally:
-        for sink in sinks:
-            await sink.close(flush_timeout_s=0)
+        # What is left in an outbox is the caller's to report (SinkDelivery.undelivered); the
+        # sink's own warning on closing would say it again, and "within 0 s".
+        sink_log = logging.getLogger(SINK_LOGGER)
+        level = sink_log.level
+        sink_log.setLevel(logging.ERROR)
+        try:
+            for sink in sinks:
+                await sink.close(flush_timeout_s=0)
+        finally:
+            sink_log.setLevel(level)

@@ -47,6 +47,7 @@ __all__ = [
     "GoodOutput",
     "GoodPrecursor",
     "GridRef",
+    "Http",
     "InfluxDbSink",
     "JsonField",
     "JsonTimestamp",
@@ -410,6 +411,21 @@ class Production(_Strict):
         ge=0,
         description="readings kept for corrections, all machines together (a memory bound)",
     )
+    max_future_s: float = Field(
+        default=300.0, ge=0, le=86_400, description="how far an event time may be ahead of its receipt"
+    )
+    max_clock_jump_s: float = Field(
+        default=86_400.0,
+        gt=0,
+        le=3_650 * 86_400,
+        description="how far a reading may jump past its machine's newest event time",
+    )
+    max_gap_fill_s: float = Field(
+        default=8 * 86_400.0,
+        gt=0,
+        le=31 * 86_400,
+        description="a machine silent longer than this resumes without the empty windows of the silence",
+    )
 
     @model_validator(mode="after")
     def _horizon_covers_lateness(self) -> Production:
@@ -632,7 +648,7 @@ class OpcUaSource(_Strict):
 Source = Annotated[MqttSource | OpcUaSource, Field(discriminator="type")]
 
 # --------------------------------------------------------------------------------------------------
-# CBAM (shared/domain.md §4 and §5): the installation, its processes, goods and precursors
+# CBAM (docs/cbam.md; sources in docs/references.md): the installation, its processes, goods and precursors
 # --------------------------------------------------------------------------------------------------
 
 _COUNTRY = r"^[A-Z]{2}$"
@@ -688,7 +704,7 @@ class CbamInstallation(_Strict):
 
 
 class CbamElectricity(_Strict):
-    """The CBAM electricity emission factor for indirect emissions (domain.md §4.5).
+    """The CBAM electricity emission factor for indirect emissions [IR-2025-2621; CBAM-REG].
 
     ``commission_default``: the Commission's default for the country (IR 2025/2621 Annex II);
     the shipped table has few countries, so others give ``factor_t_per_mwh`` with its ``source``.
@@ -812,7 +828,7 @@ class DefaultValue(_Strict):
 
 
 class PurchasedPrecursor(_Strict):
-    """A relevant precursor bought in from another installation (domain.md §4.3, §4.6)."""
+    """A relevant precursor bought in from another installation [IR-2025-2547 Annex III B; Art. 15]."""
 
     id: Identifier
     name: str | None = None
@@ -997,6 +1013,14 @@ class Kafka(_Strict):
         return self.bootstrap.split(",")
 
 
+class Http(_Strict):
+    """The embedded runtime's loopback endpoint: ``/healthz``, ``/metrics``, ``/stream``."""
+
+    port: int = Field(
+        default=8765, ge=0, le=65535, description="loopback port (0: any free one); --http-port overrides it"
+    )
+
+
 class PlantModel(_Strict):
     """A whole plant file."""
 
@@ -1007,6 +1031,7 @@ class PlantModel(_Strict):
     cbam: Cbam | None = None
     sinks: list[Sink] = Field(default_factory=list)
     kafka: Kafka | None = Field(default=None, description="the kafka runtime (collect, process, sink)")
+    http: Http = Field(default_factory=Http)
 
     def machines(self) -> list[tuple[Site, Line, Machine]]:
         """Every machine with the site and line it belongs to, in file order."""

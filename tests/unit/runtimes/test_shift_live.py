@@ -1,0 +1,163 @@
+"""The shift so far from the pipeline's state: continued after a restart, the same in the demo's
+view, on ``/stream`` and in ``tail --table``; and the one-line status of a run without a table."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from support import reading
+
+from plantstream.records import Point, Reading
+from runtimes.embedded import EmbeddedPipeline
+from runtimes.live import LiveView
+from runtimes.plant import load_and_resolve
+from runtimes.shift_so_far import MEASUREMENT
+from runtimes.tail import Filters, follow
+
+MINIMAL = Path(__file__).resolve().parents[3] / "examples" / "minimal.yaml"
+
+
+def morning() -> list[Reading]:
+    """Running from 08:00, down 08:01:30-08:02, then running; 180 pieces by 08:03:15, 5 rejects.
+
+    The last reading (08:03:30) moves the watermark (5 s of allowed lateness) past 08:03:15.
+    """
+    return [
+        reading(*item)
+        for item in (
+            (0, "state", "running"),
+            (0, "total_count", 0),
+            (0, "good_count", 0),
+            (0, "reject_count", 0),
+            (1.5, "state", "down"),
+            (2, "state", "running"),
+            (2.5, "total_count", 150),
+            (2.5, "good_count", 150),
+            (3.25, "total_count", 180),
+            (3.25, "good_count", 175),
+            (3.25, "reject_count", 5),
+            (3.5, "state", "running"),
+        )
+    ]
+
+
+async def run_through(pipeline: EmbeddedPipeline, readings: list[Reading], then: asyncio.Event) -> None:
+    """Run ``pipeline`` until it has taken ``readings`` and ``then`` is set."""
+    await pipeline.feed(readings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(pipeline.run(stop))
+    while pipeline.stats.readings < len(readings):
+        await asyncio.sleep(0.01)
+    await then.wait()
+    stop.set()
+    await asyncio.wait_for(task, 30)
+
+
+def set_now() -> asyncio.Event:
+    event = asyncio.Event()
+    event.set()
+    return event
+
+
+async def test_a_restart_continues_the_shift_from_the_checkpoint(tmp_path: Path) -> None:
+    plant, spec = load_and_resolve(MINIMAL)
+    first: list[list[Point]] = []
+    await run_through(EmbeddedPipeline(plant, spec, tmp_path, on_shift=first.append), morning(), set_now())
+    [shift] = first[-1]  # once more after the last checkpoint
+    assert shift.measurement == MEASUREMENT
+    assert shift.tags == {"site": "demo", "line": "l1", "machine": "m1", "shift": "day"}
+    assert (shift.fields["good_count"], shift.fields["total_count"]) == (175, 180)
+
+    second: list[list[Point]] = []
+    # The PLC's counters went on to 260 made, 250 good, while the pipeline was stopped.
+    more = [reading(5, "total_count", 260), reading(5, "good_count", 250), reading(5.5, "state", "running")]
+    await run_through(EmbeddedPipeline(plant, spec, tmp_path, on_shift=second.append), more, set_now())
+    assert second[0] == first[-1]  # restored, before any reading: where the first run stopped
+    [shift] = second[-1]
+    # Continued, not reset: 175 + (250 - 175) good, as the PLC says.
+    assert (shift.fields["good_count"], shift.fields["total_count"]) == (250, 260)
+    assert shift.fields["through"] == "2026-03-02T08:05:00Z"
+
+
+async def test_the_demo_view_the_stream_and_tail_table_show_the_same_shift(tmp_path: Path) -> None:
+    plant, spec = load_and_resolve(MINIMAL)
+    demo = LiveView(spec)
+    handed: list[list[Point]] = []
+
+    def on_shift(points: list[Point]) -> None:
+        handed.append(points)
+        demo.on_shift(points)
+
+    pipeline = EmbeddedPipeline(
+        plant, spec, tmp_path, on_shift=on_shift, on_reading=demo.on_reading, http_port=0, shift_every_s=0.02
+    )
+    tail = LiveView(spec)
+    streamed: list[dict[str, object]] = []
+    done = asyncio.Event()
+
+    async def follow_the_stream() -> None:
+        # Every reading taken, then an update of the shift figures: the state no longer changes.
+        while pipeline.stats.readings < len(morning()) or len(handed) < 3:
+            await asyncio.sleep(0.01)
+        assert pipeline.http is not None
+
+        def show(record: dict[str, object], _text: str) -> None:
+            streamed.append(record)
+            tail.on_record(record)
+
+        # A new listener first gets the machine's state and its shift so far.
+        url = f"http://127.0.0.1:{pipeline.http.port}/stream"
+        await follow(url, Filters(), count=2, show=show)
+        done.set()
+
+    follower = asyncio.create_task(follow_the_stream())
+    await run_through(pipeline, morning(), done)
+    await follower
+    [record] = [r for r in streamed if r.get("measurement") == MEASUREMENT]
+    [latest] = handed[-1]
+    assert record == json.loads(latest.to_json())
+    # The arithmetic (elements summed, 195 s planned through 08:03:15): A = 165 / 195, P = 180 ideal
+    # seconds / 165 s run, Q = 175 / 180, OEE = A x P x Q = 175 / 195.
+    assert demo.kpis("m1") == pytest.approx(
+        {
+            "availability": 165 / 195,
+            "performance": 180 / 165,
+            "quality": 175 / 180,
+            "oee": 175 / 195,
+            "nee": 175 / 195,
+        }
+    )
+    assert tail.kpis("m1") == demo.kpis("m1")
+    assert tail.shift_summary() == demo.shift_summary()
+    assert demo.shift_summary() == [
+        "m1: shift day so far: OEE 89.7%, 175 good of 180, 0.00 kWh, 0.00 kg CO2e"
+    ]
+
+
+async def test_a_run_without_a_table_says_how_it_goes_every_few_seconds(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    plant, spec = load_and_resolve(MINIMAL)
+    pipeline = EmbeddedPipeline(plant, spec, tmp_path, status_every_s=0.02)
+    caplog.set_level(logging.INFO, logger="plantstream.runtime")
+
+    async def two_lines() -> None:
+        while sum("windows closed" in r.message for r in caplog.records) < 2:
+            await asyncio.sleep(0.01)
+
+    waiting = asyncio.create_task(two_lines())
+    went = asyncio.Event()
+    waiting.add_done_callback(lambda _: went.set())
+    await run_through(pipeline, morning(), went)
+    lines = [r.message for r in caplog.records if "windows closed" in r.message]
+    # Periodic lines while it runs, and a last one after it stopped with everything taken:
+    # 12 readings; 08:00, 08:01 and 08:02 closed; the line's OEE as in the test above.
+    assert len(lines) >= 3
+    assert lines[-1] == (
+        "12 readings, 3 windows closed (0 re-emitted), 0 late readings, 0 dead letters; "
+        "shift so far: demo/l1 OEE 89.7% (A 84.6%, P 109.1%, Q 97.2%)"
+    )
