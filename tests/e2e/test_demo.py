@@ -70,13 +70,14 @@ class StderrReader:
         return "".join(self.lines)
 
 
-def wait_until_connected(port: int) -> None:
-    """The endpoint answers before the collector's first session: wait for that, as a user would."""
+def wait_until_connected(port: int, demo: subprocess.Popen[str]) -> None:
+    """The endpoint answers (503, degraded) before the collector's first session: wait for it."""
     while True:
         status, body = get(f"http://127.0.0.1:{port}/healthz")
-        assert status == 200, body
-        if json.loads(body)["sources"]["line1-plc"]["connected"] is True:
+        if status == 200 and json.loads(body)["sources"]["line1-plc"]["connected"] is True:
             return
+        assert status in (200, 503), body
+        assert demo.poll() is None, "the demo ended before its collector connected"
         time.sleep(0.2)
 
 
@@ -94,7 +95,7 @@ def test_demo_writes_points_and_serves_health_metrics_and_a_stream_to_tail(tmp_p
     reader = StderrReader(demo)
     try:
         reader.wait_for("health on http://")
-        wait_until_connected(port)
+        wait_until_connected(port, demo)
         tail = subprocess.run(
             [
                 plantstream(),
