@@ -335,8 +335,12 @@ class Engine:
 
     @property
     def stats(self) -> Counter[str]:
-        """Readings taken, late readings corrected, windows re-emitted, readings refused by reason."""
-        return self._events + Counter(readings=self._seq - self._events["ticks"])
+        """Readings taken, late readings corrected, windows re-emitted, readings refused by reason.
+
+        ``meters_rebased`` counts the counters and meters followed to a new baseline (a replaced meter).
+        """
+        rebased = sum(t.calc.state.stats.rebased for t in self._tracks.values())
+        return self._events + Counter(readings=self._seq - self._events["ticks"], meters_rebased=rebased)
 
     @property
     def has_points(self) -> bool:
@@ -424,6 +428,7 @@ class Engine:
         self._seq = data["seq"]
         stats = Counter(data["stats"])
         stats.pop("readings", None)
+        stats.pop("meters_rebased", None)  # counted from the machine states restored below
         self._events = stats
         for mid, saved in data["machines"].items():
             track = self._tracks[mid]

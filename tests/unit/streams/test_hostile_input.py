@@ -258,6 +258,7 @@ def test_a_replaced_counter_is_followed_after_three_agreeing_readings_without_cr
     counts = sum(p.fields["total_count"] for p in select(engine.take_points(), "oee", window="1m"))
     assert counts == 60  # only 30 120 -> 30 180: the jump and the refused readings credit nothing
     assert engine.checkpoint()["machines"]["m1"]["state"]["stats"]["rebased"] == 1
+    assert engine.stats["meters_rebased"] == 1
 
 
 def test_judge_follows_the_published_reset_and_rollover_vectors() -> None:
