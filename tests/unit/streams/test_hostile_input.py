@@ -350,3 +350,29 @@ def test_a_text_value_longer_than_64_characters_is_refused() -> None:
     with pytest.raises(ReadingRejected) as refused:
         engine.push(reading(0, "state", "x" * 65))
     assert refused.value.reason == "bad_value"
+
+
+def test_a_long_max_gap_s_does_not_fill_the_windows_of_a_silence_beyond_max_gap_fill() -> None:
+    # power and energy may integrate across 30 days, but a 10-day silence (over max_gap_fill_s,
+    # 8 days) is skipped: the register's increase is booked whole at its return, nothing between.
+    text = (
+        plant_text(calendar=None)
+        .replace("integration: trapezoid}", "integration: trapezoid, max_gap_s: 2592000}")
+        .replace("energy_kwh: energy_kwh", "energy_kwh: {role: energy_kwh, max_gap_s: 2592000}")
+    )
+    engine = build_engine(text, reorder=False)
+    engine.push(reading(0, "power_kw", 30.0))
+    engine.push(reading(0, "energy_kwh", 100.0))
+    back = 10 * 24 * 60
+    for r in (
+        reading(back, "power_kw", 30.0),
+        reading(back, "energy_kwh", 200.0),
+        reading(back + 1, "power_kw", 30.0),
+    ):
+        engine.push_raw(us(r), "m1", r.signal, r.value, "good", us(r))
+    engine.flush()
+    energy = select(engine.take_points(), "energy", machine="m1", window="1m")
+    assert len(energy) <= 2
+    assert sum(p.fields["kwh"] for p in energy) == pytest.approx(
+        100.0 + 0.5
+    )  # the register's 100 kWh, 1 min at 30 kW
