@@ -106,7 +106,8 @@ class Engine:
         self.spec = spec
         self._lateness = spec.allowed_lateness_us if reorder else 0
         self._horizon = spec.correction_horizon_us
-        self._max_future = spec.max_future_us
+        self._max_future = spec.max_future_us or 0
+        self._use_receipt = spec.max_future_us is not None
         self._max_jump = spec.max_clock_jump_us
         # The history is what bounds memory at high rates (2 000 meters at 10 Hz send 72 million
         # readings an hour): each machine keeps at most its share, and data older than what it
@@ -184,6 +185,8 @@ class Engine:
                 "bad_value",
                 f"{machine}.{signal}: a text value of {len(value)} characters (at most {MAX_TEXT})",
             )
+        if not self._use_receipt:
+            received = None
         newest = track.newest if track.newest is not None else track.calc.state.released_until
         if not (
             EARLIEST_US <= ts < LATEST_US

@@ -376,3 +376,18 @@ def test_a_long_max_gap_s_does_not_fill_the_windows_of_a_silence_beyond_max_gap_
     assert sum(p.fields["kwh"] for p in energy) == pytest.approx(
         100.0 + 0.5
     )  # the register's 100 kWh, 1 min at 30 kW
+
+
+def test_max_future_s_null_ignores_receipt_times_for_a_simulated_clock() -> None:
+    # plantstream simulate --speed 60 runs an hour ahead of the wall clock within a minute.
+    text = plant_text(calendar=None).replace(
+        "correction_horizon_s: 3600", "correction_horizon_s: 3600\n  max_future_s: null"
+    )
+    engine = build_engine(text, reorder=False)
+    now = us(reading(0, "state", "running"))
+    engine.push_raw(now, "m1", "state", "running", "good", now)
+    engine.push_raw(now + 3_600_000_000, "m1", "state", "idle", "good", now)  # an hour ahead: taken
+    for day in (2, 2):  # a jump still needs confirming, as in replay
+        with pytest.raises(ReadingRejected) as refused:
+            engine.push_raw(now + day * 86_400_000_000, "m1", "state", "idle", "good", now)
+        assert refused.value.reason == "clock_jump"
