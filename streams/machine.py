@@ -40,7 +40,7 @@ from streams.plausibility import (
     MAX_EXACT,
     Bound,
     Increase,
-    Rebase,
+    confirms_new_baseline,
     count_bound,
     energy_bound,
     judge,
@@ -564,7 +564,7 @@ class MachineCalc:
         """
         st = self.state
         suspects = st.suspects.setdefault(signal, [])
-        if Rebase.offer(suspects, ts, value, bound):
+        if confirms_new_baseline(suspects, ts, value, bound):
             del st.suspects[signal]
             st.stats.rebased += 1
             return
