@@ -146,7 +146,7 @@ def test_a_jump_confirmed_by_the_receipt_time_is_taken_at_once() -> None:
 
 def test_a_week_of_silence_yields_that_weeks_windows_once_and_a_longer_one_none() -> None:
     # Planned all the time, 1-minute windows: a machine back after 7 days fills 7 x 1440 windows
-    # (each once, all unknown time); after 10 days (over max_gap_fill_s, 8 days) it resumes at
+    # (each once, the last state held); after 10 days (over max_gap_fill_s, 8 days) it resumes at
     # its new time and the windows of the silence are not emitted at all.
     def windows_after(days: int) -> int:
         engine = build_engine(plant_text(calendar=None), reorder=False)
