@@ -62,10 +62,17 @@ _TICK = ""
 
 
 class ReadingRejected(ValueError):
-    """A reading the engine cannot use; ``reason`` is a short key for counting."""
+    """A reading the engine cannot use; ``reason`` is a short key for counting.
 
-    def __init__(self, reason: str, message: str) -> None:
+    ``held`` is ``None`` when the refused reading is the one just pushed. When it is a reading
+    pushed earlier and held for ordering (an implausible value shows only once the readings
+    before it are applied), ``held`` gives that reading's parts ``(ts, machine, signal, value,
+    quality)``, ``ts`` in µs: the reading just pushed was taken.
+    """
+
+    def __init__(self, reason: str, message: str, held: tuple[int, str, str, Any, str] | None = None) -> None:
         self.reason = reason
+        self.held = held
         super().__init__(message)
 
 
@@ -271,14 +278,15 @@ class Engine:
         heapq.heappush(track.heap, item)
         if track.newest is None or ts > track.newest:
             track.newest = ts
-        self._release_until(track, track.newest - self._lateness)
+        self._release_until(track, track.newest - self._lateness, seq)
 
-    def _release_until(self, track: _Track, watermark: int | None) -> None:
+    def _release_until(self, track: _Track, watermark: int | None, pushed: int | None = None) -> None:
         """Release the held readings up to ``watermark`` (all if ``None``), in event-time order.
 
         Raises:
-            ReadingRejected: the first held reading refused on release (an implausible value
-                only shows against the readings before it); the others are released all the same.
+            ReadingRejected: the first reading refused on release (an implausible value only
+                shows against the readings before it), with ``held`` set unless it is the one
+                numbered ``pushed``; the others are released all the same.
         """
         heap = track.heap
         refused = None
@@ -288,7 +296,9 @@ class Engine:
                 self._release(track, item)
             except ReadingRejected as exc:
                 if refused is None:
-                    refused = ReadingRejected(exc.reason, f"{exc} (held reading of {_iso(item[0])})")
+                    ts, seq, signal, value, quality = item
+                    held = None if seq == pushed else (ts, track.calc.spec.id, signal, value, quality)
+                    refused = ReadingRejected(exc.reason, f"{exc} (event time {_iso(ts)})", held)
         if refused is not None:
             raise refused
 
