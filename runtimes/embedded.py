@@ -321,16 +321,22 @@ class EmbeddedPipeline:
                 )
             except ReadingRejected as exc:
                 self.stats.rejected[exc.reason] += 1
+                # A reading held for ordering can be the one refused: the letter is about it.
+                earlier = exc.held
                 self._dead_letter(
                     DeadLetter(
                         ts=datetime.now(tz=UTC),
                         source=reading.source or "engine",
-                        where=f"{reading.machine}.{reading.signal}",
+                        where=f"{reading.machine}.{reading.signal}"
+                        if earlier is None
+                        else f"{earlier[1]}.{earlier[2]}",
                         reason=exc.reason,
                         error=str(exc),
-                        raw=reading.to_json(),
+                        raw=reading.to_json() if earlier is None else _held_json(earlier),
                     )
                 )
+                if earlier is not None:
+                    seen(reading.source, reading.machine, ts)  # this reading itself was taken
             else:
                 seen(reading.source, reading.machine, ts)
         self.stats.readings += len(readings)
@@ -623,3 +629,11 @@ class EmbeddedPipeline:
         self.stats.dead_letters += 1
         self.sink.dead_letter(letter)
         self.dead_letter_log.note(letter)
+
+
+def _held_json(held: tuple[int, str, str, Any, str]) -> str:
+    """The JSON line of a reading the engine refused after holding it (see ``ReadingRejected.held``)."""
+    ts, machine, signal, value, quality = held
+    at = (EPOCH + timedelta(microseconds=ts)).isoformat().replace("+00:00", "Z")
+    record = {"ts": at, "machine": machine, "signal": signal, "value": value, "quality": quality}
+    return json.dumps(record)

@@ -108,8 +108,9 @@ class EngineSpec:
     site_carbon: dict[str, CarbonSpec] = field(default_factory=dict)
     correction_history_max: int = 2_000_000
     """Readings kept for corrections across all machines; each machine keeps an equal share."""
-    max_future_us: int = 300 * US
-    """How far an event time may be ahead of its receipt time."""
+    max_future_us: int | None = 300 * US
+    """How far an event time may be ahead of its receipt time; ``None``: receipt times are ignored
+    (a simulated clock runs ahead on purpose) and jumps need confirming, as in ``replay``."""
     max_clock_jump_us: int = 86_400 * US
     """How far a reading may jump past its machine's newest event time."""
     max_gap_fill_us: int = 8 * 86_400 * US
@@ -255,7 +256,7 @@ def build_spec(plant: PlantModel) -> EngineSpec:
         correction_horizon_us=int(production.correction_horizon_s * US),
         site_carbon=site_carbon,
         correction_history_max=production.correction_history_max,
-        max_future_us=int(production.max_future_s * US),
+        max_future_us=None if production.max_future_s is None else int(production.max_future_s * US),
         max_clock_jump_us=int(production.max_clock_jump_s * US),
         max_gap_fill_us=int(production.max_gap_fill_s * US),
     )

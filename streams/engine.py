@@ -62,10 +62,17 @@ _TICK = ""
 
 
 class ReadingRejected(ValueError):
-    """A reading the engine cannot use; ``reason`` is a short key for counting."""
+    """A reading the engine cannot use; ``reason`` is a short key for counting.
 
-    def __init__(self, reason: str, message: str) -> None:
+    ``held`` is ``None`` when the refused reading is the one just pushed. When it is a reading
+    pushed earlier and held for ordering (an implausible value shows only once the readings
+    before it are applied), ``held`` gives that reading's parts ``(ts, machine, signal, value,
+    quality)``, ``ts`` in µs: the reading just pushed was taken.
+    """
+
+    def __init__(self, reason: str, message: str, held: tuple[int, str, str, Any, str] | None = None) -> None:
         self.reason = reason
+        self.held = held
         super().__init__(message)
 
 
@@ -106,7 +113,8 @@ class Engine:
         self.spec = spec
         self._lateness = spec.allowed_lateness_us if reorder else 0
         self._horizon = spec.correction_horizon_us
-        self._max_future = spec.max_future_us
+        self._max_future = spec.max_future_us or 0
+        self._use_receipt = spec.max_future_us is not None
         self._max_jump = spec.max_clock_jump_us
         # The history is what bounds memory at high rates (2 000 meters at 10 Hz send 72 million
         # readings an hour): each machine keeps at most its share, and data older than what it
@@ -184,6 +192,8 @@ class Engine:
                 "bad_value",
                 f"{machine}.{signal}: a text value of {len(value)} characters (at most {MAX_TEXT})",
             )
+        if not self._use_receipt:
+            received = None
         newest = track.newest if track.newest is not None else track.calc.state.released_until
         if not (
             EARLIEST_US <= ts < LATEST_US
@@ -268,14 +278,15 @@ class Engine:
         heapq.heappush(track.heap, item)
         if track.newest is None or ts > track.newest:
             track.newest = ts
-        self._release_until(track, track.newest - self._lateness)
+        self._release_until(track, track.newest - self._lateness, seq)
 
-    def _release_until(self, track: _Track, watermark: int | None) -> None:
+    def _release_until(self, track: _Track, watermark: int | None, pushed: int | None = None) -> None:
         """Release the held readings up to ``watermark`` (all if ``None``), in event-time order.
 
         Raises:
-            ReadingRejected: the first held reading refused on release (an implausible value
-                only shows against the readings before it); the others are released all the same.
+            ReadingRejected: the first reading refused on release (an implausible value only
+                shows against the readings before it), with ``held`` set unless it is the one
+                numbered ``pushed``; the others are released all the same.
         """
         heap = track.heap
         refused = None
@@ -285,7 +296,9 @@ class Engine:
                 self._release(track, item)
             except ReadingRejected as exc:
                 if refused is None:
-                    refused = ReadingRejected(exc.reason, f"{exc} (held reading of {_iso(item[0])})")
+                    ts, seq, signal, value, quality = item
+                    held = None if seq == pushed else (ts, track.calc.spec.id, signal, value, quality)
+                    refused = ReadingRejected(exc.reason, f"{exc} (event time {_iso(ts)})", held)
         if refused is not None:
             raise refused
 
@@ -335,8 +348,12 @@ class Engine:
 
     @property
     def stats(self) -> Counter[str]:
-        """Readings taken, late readings corrected, windows re-emitted, readings refused by reason."""
-        return self._events + Counter(readings=self._seq - self._events["ticks"])
+        """Readings taken, late readings corrected, windows re-emitted, readings refused by reason.
+
+        ``meters_rebased`` counts the counters and meters followed to a new baseline (a replaced meter).
+        """
+        rebased = sum(t.calc.state.stats.rebased for t in self._tracks.values())
+        return self._events + Counter(readings=self._seq - self._events["ticks"], meters_rebased=rebased)
 
     @property
     def has_points(self) -> bool:
@@ -424,6 +441,7 @@ class Engine:
         self._seq = data["seq"]
         stats = Counter(data["stats"])
         stats.pop("readings", None)
+        stats.pop("meters_rebased", None)  # counted from the machine states restored below
         self._events = stats
         for mid, saved in data["machines"].items():
             track = self._tracks[mid]

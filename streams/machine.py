@@ -40,7 +40,7 @@ from streams.plausibility import (
     MAX_EXACT,
     Bound,
     Increase,
-    Rebase,
+    confirms_new_baseline,
     count_bound,
     energy_bound,
     judge,
@@ -408,7 +408,8 @@ class MachineCalc:
         if spec.power_signal and spec.power is not None:
             self._add(spec.power_signal, "power", self._power)
             self._power_scale = spec.power.scale
-            self._power_gap_us = spec.power.max_gap_s * 1_000_000
+            # Never across more than max_gap_fill: the windows of a longer silence are not there.
+            self._power_gap_us = min(spec.power.max_gap_s * 1_000_000, max_gap_fill_us)
             self._power_hold = spec.power.integration == "hold"
         if spec.energy_signal:
             self._add(spec.energy_signal, "register", self._register)
@@ -563,7 +564,7 @@ class MachineCalc:
         """
         st = self.state
         suspects = st.suspects.setdefault(signal, [])
-        if Rebase.offer(suspects, ts, value, bound):
+        if confirms_new_baseline(suspects, ts, value, bound):
             del st.suspects[signal]
             st.stats.rebased += 1
             return
@@ -700,8 +701,12 @@ class MachineCalc:
         self._spread(last[0], ts, verdict.delta, fuel.max_gap_us / 1_000_000, signal)
 
     def _spread(self, t0: int, t1: int, amount: float, max_gap_s: float, into: str) -> None:
-        """Spread ``amount`` evenly over (t0, t1], or book it whole at t1 after a long gap."""
-        if t1 - t0 > max_gap_s * 1_000_000:
+        """Spread ``amount`` evenly over (t0, t1], or book it whole at t1 after a long gap.
+
+        A gap longer than ``max_gap_fill_us`` is long whatever ``max_gap_s`` says: spreading
+        would open the windows a resumed machine skips (:meth:`advance`).
+        """
+        if t1 - t0 > min(max_gap_s * 1_000_000, self.max_gap_fill_us):
             start = (t1 - 1) - (t1 - 1) % self._window_us
             pieces = [(self.state.windows.get(start) or self._open(start), t1, t1)]
             span = 0

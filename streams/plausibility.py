@@ -18,7 +18,7 @@ The bounds, per machine:
 
 A refused value does not move the machine's baseline. A meter that was really replaced shows
 :data:`REBASE_AFTER` consecutive readings that agree with each other but not with the old
-baseline: :class:`Rebase` follows them (without crediting the jump).
+baseline: :func:`confirms_new_baseline` says when to follow them (without crediting the jump).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ __all__ = [
     "RESET_BELOW",
     "Bound",
     "Increase",
-    "Rebase",
+    "confirms_new_baseline",
     "count_bound",
     "energy_bound",
     "judge",
@@ -160,25 +160,20 @@ def _fall(
     return f"a fall from {previous:g} to {current:g} is neither a reset nor a rollover (a glitch)"
 
 
-class Rebase:
-    """The readings refused since the last accepted one, to follow a meter that was replaced.
+def confirms_new_baseline(suspects: list[list[float]], ts: int, value: float, bound: Bound) -> bool:
+    """Add a refused reading to ``suspects``; True when :data:`REBASE_AFTER` of them agree.
 
-    Plain data in a list ``[[ts, value], ...]`` so it copies and serialises with the state.
+    ``suspects`` holds the readings refused since the last accepted one, as plain ``[ts, value]``
+    lists (they copy and serialise with the machine's state), and is changed in place: a reading
+    that is not a plausible rise from the last suspect starts a new run. Readings that agree with
+    each other but not with the baseline are a replaced meter, which the baseline then follows.
     """
-
-    @staticmethod
-    def offer(suspects: list[list[float]], ts: int, value: float, bound: Bound) -> bool:
-        """Add a refused reading; True when :data:`REBASE_AFTER` readings now agree with each other.
-
-        ``suspects`` is changed in place: a reading that does not follow on from the last suspect
-        (a plausible increase from it) starts a new run of suspects.
-        """
-        if suspects:
-            last_ts, last_value = suspects[-1]
-            verdict = judge(last_value, value, ts - last_ts, bound)
-            if not isinstance(verdict, Increase) or verdict.event is not CounterEvent.NONE:
-                suspects.clear()
-        suspects.append([ts, value])
-        if len(suspects) > REBASE_AFTER:
-            del suspects[0]
-        return len(suspects) >= REBASE_AFTER
+    if suspects:
+        last_ts, last_value = suspects[-1]
+        verdict = judge(last_value, value, ts - last_ts, bound)
+        if not isinstance(verdict, Increase) or verdict.event is not CounterEvent.NONE:
+            suspects.clear()
+    suspects.append([ts, value])
+    if len(suspects) > REBASE_AFTER:
+        del suspects[0]
+    return len(suspects) >= REBASE_AFTER

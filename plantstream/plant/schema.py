@@ -411,8 +411,11 @@ class Production(_Strict):
         ge=0,
         description="readings kept for corrections, all machines together (a memory bound)",
     )
-    max_future_s: float = Field(
-        default=300.0, ge=0, le=86_400, description="how far an event time may be ahead of its receipt"
+    max_future_s: float | None = Field(
+        default=300.0,
+        ge=0,
+        le=86_400,
+        description="how far an event time may be ahead of its receipt; null for a simulated clock",
     )
     max_clock_jump_s: float = Field(
         default=86_400.0,

@@ -114,3 +114,24 @@ def test_a_reading_a_year_ahead_of_its_receipt_is_dead_lettered_as_future(tmp_pa
     assert pipeline.stats.rejected == {"future": 1}
     assert 'plantstream_rejected_total{reason="future"} 1' in pipeline.metrics()
     pipeline.sink.close()
+
+
+def test_a_held_reading_refused_on_release_is_dead_lettered_as_itself(tmp_path: Path) -> None:
+    # The run holds readings 5 s for ordering: a register dip shows only when a later reading
+    # releases it. The letter names the dip, not the reading that happened to release it.
+    plant, spec = load_and_resolve(MINIMAL)
+    pipeline = EmbeddedPipeline(plant, spec, tmp_path)
+    dip = reading(1, "energy_kwh", 2.5)
+    pipeline._take([reading(0, "energy_kwh", 3.0), dip])
+    assert pipeline.stats.rejected == {}
+    pipeline._take([reading(2, "state", "running")])  # the watermark passes 08:01: the dip is released
+    assert pipeline.stats.rejected == {"implausible": 1}
+    [letter] = [
+        json.loads(line)
+        for f in (tmp_path / "deadletter").glob("*.jsonl")
+        for line in f.read_text().splitlines()
+    ]
+    assert letter["where"] == "m1.energy_kwh"
+    assert json.loads(letter["raw"])["value"] == 2.5
+    assert json.loads(letter["raw"])["ts"] == "2026-03-02T08:01:00Z"
+    pipeline.sink.close()

@@ -187,3 +187,26 @@ def test_a_first_reading_held_back_for_its_time_is_reported_in_line_order() -> N
     assert epoch != SHIFT_BYTES[0]
     _, _, reports, _ = replay_bytes([epoch, b"{not json\n", *SHIFT_BYTES[1:]])
     assert [r.split(":")[1:3] for r in reports] == [["1", " bad_time"], ["2", " malformed"]]
+
+
+def test_a_file_that_really_jumps_two_days_is_followed_after_three_readings() -> None:
+    # The shift, then the same shift two days later: a jump past max_clock_jump_s (1 day). One
+    # stray reading would not move the watermark; three in a row at the new time do, and the
+    # engine takes the machine's jump at its third reading, so the second day's shift is there.
+    import json
+
+    later = []
+    for line in SHIFT_LINES:
+        reading = json.loads(line)
+        reading["ts"] = reading["ts"].replace("2026-03-02", "2026-03-04")
+        later.append(json.dumps(reading) + "\n")
+    out, summary = run([*SHIFT_LINES, *later])
+    assert summary.rejected == {"clock_jump": 2}
+    shifts = [json.loads(p) for p in out.splitlines() if '"window":"shift"' in p and '"oee"' in p]
+    # The silence between is 40 h, under max_gap_fill_s (8 days): its shift is emitted, with the
+    # last state held (a state holds until the next one) and no pieces.
+    assert [p["time"][:10] for p in shifts] == ["2026-03-02", "2026-03-03", "2026-03-04"]
+    assert shifts[1]["fields"]["total_count"] == 0
+    # The refused first two readings of the second day (a register and a counter at their
+    # starting values) cost nothing: the next samples count from the first day's last ones.
+    assert shifts[2]["fields"] == shifts[0]["fields"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 
 from hypothesis import given, settings
@@ -151,11 +152,17 @@ hostile_readings = st.lists(
 
 
 @settings(max_examples=80, deadline=None)
-@given(readings=hostile_readings, reorder=st.booleans())
-def test_hostile_readings_never_raise_stay_bounded_and_emit_only_finite_numbers(readings, reorder) -> None:
+@given(readings=hostile_readings, reorder=st.booleans(), restart_at=st.integers(0, 40))
+def test_hostile_readings_never_raise_stay_bounded_and_emit_only_finite_numbers(
+    readings, reorder, restart_at
+) -> None:
     engine: Engine = build_engine(HOSTILE_PLANT, reorder=reorder)
     points = []
-    for ts, signal, value, quality, delay in readings:
+    for i, (ts, signal, value, quality, delay) in enumerate(readings):
+        if i == restart_at:  # a restart from a checkpoint through JSON, as the runtimes do
+            saved = json.loads(json.dumps(engine.checkpoint()))
+            engine = build_engine(HOSTILE_PLANT, reorder=reorder)
+            engine.restore(saved)
         received = None if delay is None else ts + delay
         with contextlib.suppress(ReadingRejected):  # the only exception a reading may cause
             engine.push_raw(ts, "m1", signal, value, quality, received)
