@@ -912,7 +912,8 @@ def sink_command(plant_path: Path, state_dir: Path) -> None:
 @click.option(
     "--measurement",
     default=None,
-    help="Points of this measurement only (oee, energy, carbon, cbam, reading, health).",
+    help="Points of this measurement only (oee, energy, carbon, cbam, reading, health, "
+    "shift_so_far: each machine's current shift, every second).",
 )
 @click.option("--json", "as_json", is_flag=True, help="JSON lines, for pipes.")
 @click.option(
@@ -970,7 +971,13 @@ def tail_command(
     spec = _load(plant_path)[1] if plant_path is not None else None
     places = {mid: (m.site, m.line) for mid, m in spec.machines.items()} if spec is not None else {}
     filters = Filters(
-        site=site, line=line, machine=machine, signal=signal, measurement=measurement, places=places
+        site=site,
+        line=line,
+        machine=machine,
+        signal=signal,
+        measurement=measurement,
+        places=places,
+        shift_so_far=as_table,  # the table's shift columns are these records
     )
     console = Console(highlight=False)
     show = printer(as_json=as_json, console=console)

@@ -27,7 +27,7 @@ import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -54,6 +54,9 @@ class _ShiftFigures:
     """The pipeline's figures of a machine's current shift so far (a ``shift_so_far`` record)."""
 
     shift: str
+    seen_from: datetime | None
+    """The machine's first reading in the shift, when after the shift's start (the figures
+    begin there; the shift's closing point counts the time before as unknown)."""
     elements: OeeElements
     kwh: float | None
     co2e: float | None
@@ -96,8 +99,12 @@ class _Machine:
         return total
 
     def shown_shift(self) -> str:
-        if self.figures is not None:
-            return self.figures.shift
+        figures = self.figures
+        if figures is not None:
+            # A shift the pipeline saw only from some time on says so.
+            if figures.seen_from is None:
+                return figures.shift
+            return f"{figures.shift} from {figures.seen_from.strftime('%H:%M')}"
         if self.since is None:
             return self.shift or "-"
         return f"{self.shift or 'all'} since {self.since.strftime('%H:%M')}"
@@ -193,9 +200,13 @@ class LiveView:
         tags, f = point.tags, point.fields
         row.site = row.site or tags.get("site")
         row.line = row.line or tags.get("line")
-        kwh, co2e = f.get("kwh"), f.get("co2e_kg")
+        kwh, co2e, unobserved = f.get("kwh"), f.get("co2e_kg"), f.get("unobserved_s")
+        seen_from = None
+        if isinstance(unobserved, int | float) and unobserved > 0:
+            seen_from = point.time + timedelta(seconds=unobserved)
         row.figures = _ShiftFigures(
             shift=tags.get("shift") or "-",
+            seen_from=seen_from,
             elements=elements_of(f),
             kwh=float(kwh) if isinstance(kwh, int | float) else None,
             co2e=float(co2e) if isinstance(co2e, int | float) else None,

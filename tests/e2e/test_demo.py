@@ -32,6 +32,24 @@ def get(url: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
+def healthz_once_up(demo: subprocess.Popen[str], port: int) -> tuple[int, str]:
+    """``/healthz`` once it answers 200, or its last answer when the demo ends or 90 s pass.
+
+    Starting Python, asyncua and the simulator takes over 10 s on a busy machine.
+    """
+    status, body = 0, "no answer"
+    deadline = time.monotonic() + 90
+    while demo.poll() is None and time.monotonic() < deadline:
+        try:
+            status, body = get(f"http://127.0.0.1:{port}/healthz")
+            if status == 200:
+                break
+        except OSError:
+            pass
+        time.sleep(0.1)
+    return status, body
+
+
 def test_demo_writes_points_and_serves_health_metrics_and_a_stream_to_tail(tmp_path: Path) -> None:
     state = tmp_path / "demo"
     port = free_port()
@@ -52,14 +70,7 @@ def test_demo_writes_points_and_serves_health_metrics_and_a_stream_to_tail(tmp_p
         text=True,
     )
     try:
-        for _ in range(100):
-            try:
-                status, body = get(f"http://127.0.0.1:{port}/healthz")
-                if status == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.1)
+        status, body = healthz_once_up(demo, port)
         assert status == 200, body
         assert json.loads(body)["sources"]["line1-plc"]["connected"] is True
         tail = subprocess.run(
@@ -195,6 +206,8 @@ def test_a_second_demo_run_continues_the_plcs_counters_instead_of_counting_them_
                 "--duration",
                 "8",
                 "--no-ui",
+                "--status-every",
+                "2",
                 "--state-dir",
                 str(state),
                 "--http-port",
@@ -206,9 +219,29 @@ def test_a_second_demo_run_continues_the_plcs_counters_instead_of_counting_them_
             check=False,
         )
         assert run.returncode == 0, run.stderr[-3000:]
+        # Without the table, a status line every 2 s (and one at the end), not silence.
+        status = re.findall(r"plantstream.runtime: [\d,]+ readings, [\d,]+ windows closed .*", run.stderr)
+        assert len(status) >= 3, run.stderr[-3000:]
+        assert "hcm/line1 OEE" in status[-1]
     points = [
         json.loads(line) for f in (state / "points").glob("*.jsonl") for line in f.read_text().splitlines()
     ]
+    # The second run's shift so far is the pipeline's: the shift's windows closed in both runs
+    # (the first run's restored from the checkpoint) plus the open one, not the second run's alone.
+    shown = re.search(r"press1: shift (\S+)(?: from \S+)? so far: OEE \S+, (\d+) good of (\d+)", run.stderr)
+    assert shown, run.stderr[-3000:]
+    shift, good = shown[1], int(shown[2])
+    latest: dict[str, dict[str, float]] = {}
+    for p in points:
+        tags = p["tags"]
+        if (p["measurement"], tags.get("machine"), tags.get("window"), tags.get("shift")) == (
+            "oee",
+            "press1",
+            "1m",
+            shift,
+        ) and p["fields"]["revision"] >= latest.get(p["time"], {}).get("revision", -1):
+            latest[p["time"]] = p["fields"]
+    assert good >= sum(f["good_count"] for f in latest.values()) > 0
     minutes = [p for p in points if p["tags"].get("window") == "1m" and "machine" in p["tags"]]
     oee = [p["fields"] for p in minutes if p["measurement"] == "oee"]
     assert oee
