@@ -110,6 +110,9 @@ def test_demo_writes_points_and_serves_health_metrics_and_a_stream_to_tail(tmp_p
         for machine in ("press1", "cnc1", "packer1", "oven1"):
             assert f"hcm/line1/{machine}" in table.stdout, table.stdout
         assert "readings/s" in table.stdout
+        # The shift columns are the pipeline's figures (sent first to a new listener), not sums
+        # of what this tail happened to see ("B since 11:02").
+        assert " since " not in table.stdout, table.stdout
         # Without the plant file the rows are the machines the events name, here the press only.
         table = subprocess.run(
             [
