@@ -672,8 +672,11 @@ def demo_command(
     from runtimes.simulator import DEMO_PLANT, SimulatorOptions, SimulatorServer
     from streams.config import build_spec
 
+    console = Console()
+    # Off a terminal the table is printed once at the end: meanwhile, the log says how it goes.
+    live_table = not no_ui and console.is_terminal
     logging.basicConfig(
-        level=logging.INFO if no_ui else logging.ERROR, format="%(levelname)s %(name)s: %(message)s"
+        level=logging.ERROR if live_table else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("asyncua").setLevel(logging.ERROR)
 
@@ -696,13 +699,13 @@ def demo_command(
                 on_reading=view.on_reading,
                 http_port=http_port,
                 on_shift=view.on_shift,
-                # The table shows the same; without it, a line now and then says the run is alive.
-                status_every_s=(status_every or None) if no_ui else None,
+                # The live table shows the same; without it, a line now and then says how it goes.
+                status_every_s=None if live_table else (status_every or None),
             )
             view.health = pipeline.health_line
             if duration is not None:
                 asyncio.get_running_loop().call_later(duration, stop.set)
-            async with nullcontext() if no_ui else shown_live(view, Console()):
+            async with nullcontext() if no_ui else shown_live(view, console):
                 await pipeline.run(stop)
             _err.print(
                 f"points written to {state_dir / 'points'}; {pipeline.stats.readings} readings processed"

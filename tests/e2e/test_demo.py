@@ -257,3 +257,20 @@ def test_a_second_demo_run_continues_the_plcs_counters_instead_of_counting_them_
     carbon = [p["fields"]["co2e_kg"] for p in minutes if p["measurement"] == "carbon"]
     assert carbon
     assert max(carbon) < 10
+
+
+def test_off_a_terminal_the_demo_says_how_it_goes_and_prints_the_table_at_the_end(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            *(plantstream(), "demo", "--duration", "5", "--status-every", "1"),
+            *("--state-dir", str(tmp_path), "--http-port", "0"),
+        ],
+        capture_output=True,  # not a terminal: no table redrawn in place
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    status = re.findall(r"INFO plantstream.runtime: [\d,]+ readings, [\d,]+ windows closed .*", result.stderr)
+    assert len(status) >= 3, result.stderr[-2000:]
+    assert "hcm/line1/press1" in result.stdout  # the table, once
