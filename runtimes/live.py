@@ -47,6 +47,7 @@ __all__ = ["LiveView", "only_machines", "shown_live"]
 _WINDOW_MEASUREMENTS = frozenset({"oee", "energy", "carbon"})
 _PIECE_KPIS = frozenset({"oee", "performance", "quality"})
 """Fields only a machine with a piece counter gets (docs/points.md)."""
+_KPIS = frozenset({"availability", "performance", "performance_uncapped", "quality", "oee", "nee"})
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ class _ShiftFigures:
     """The machine's first reading in the shift, when after the shift's start (the figures
     begin there; the shift's closing point counts the time before as unknown)."""
     elements: OeeElements
+    kpis: dict[str, float]
+    """The ratios as the pipeline computed them (with the plant's OEE method); undefined ones absent."""
     kwh: float | None
     co2e: float | None
 
@@ -208,6 +211,7 @@ class LiveView:
             shift=tags.get("shift") or "-",
             seen_from=seen_from,
             elements=elements_of(f),
+            kpis={k: float(v) for k, v in f.items() if k in _KPIS and isinstance(v, int | float)},
             kwh=float(kwh) if isinstance(kwh, int | float) else None,
             co2e=float(co2e) if isinstance(co2e, int | float) else None,
         )
@@ -254,7 +258,9 @@ class LiveView:
     def kpis(self, machine: str) -> dict[str, float]:
         """The ratios of ``machine``'s current shift (or its windows so far); undefined ones absent."""
         row = self.machines[machine]
-        if row.figures is None and not row.windows:
+        if row.figures is not None:
+            return dict(row.figures.kpis)  # the same numbers as the record on /stream
+        if not row.windows:
             return {}
         spec = self.spec.machines.get(machine) if self.spec is not None else None
         kpis = oee_kpis(row.total(), spec.method if spec is not None else OeeMethod.ISO22400)

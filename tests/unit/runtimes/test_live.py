@@ -205,8 +205,16 @@ def test_the_caption_carries_the_pipelines_own_health_line() -> None:
 
 
 def shift_record(machine: str, good: int, **extra: Any) -> Point:
-    """A ``shift_so_far`` record of the pipeline: 120 s planned, 90 s run, ``good`` of 100 pieces."""
+    """A ``shift_so_far`` record of the pipeline: 120 s planned, 90 s run, ``good`` of 100 pieces.
+
+    Its ratios as the pipeline computes them: A = 90 / 120, P = 90 ideal s / 90 s run = 1,
+    Q = good / 100, OEE = A x P x Q.
+    """
     fields = {
+        "availability": 0.75,
+        "performance": 1.0,
+        "quality": good / 100,
+        "oee": 0.75 * good / 100,
         "scheduled_s": 120.0,
         "planned_stop_s": 0.0,
         "run_s": 90.0,
@@ -215,7 +223,6 @@ def shift_record(machine: str, good: int, **extra: Any) -> Point:
         "good_count": good,
         "reject_count": 100 - good,
         "ideal_run_s": 90.0,
-        "oee": 0.0,  # a field only a machine with pieces gets
         "through": "2026-03-02T08:02:00Z",
         **extra,
     }
@@ -235,8 +242,8 @@ def test_without_the_pipelines_shift_figures_a_row_says_since_when_it_sums_the_w
     assert "since" not in text
     for shown in ("12.25", "8.08"):
         assert shown in text
-    # A = 90 / 120, P = 90 / 90, Q = 95 / 100: 0.75 x 1 x 0.95 = 71.25 % (elements, not ratios).
-    assert view.kpis("press1")["oee"] == pytest.approx(0.7125)
+    # The record's ratios, not a sum of what the view saw: 0.75 x 1 x 0.95 = 71.25 %.
+    assert view.kpis("press1") == {"availability": 0.75, "performance": 1.0, "quality": 0.95, "oee": 0.7125}
     assert "71.2%" in text
     assert view.points == 2  # the shift record is not a point the pipeline wrote
     [line] = view.shift_summary()
@@ -259,3 +266,13 @@ def test_a_shift_first_seen_after_its_start_says_from_when() -> None:
     assert view.machines["press1"].shown_shift() == "A from 09:00"
     view.on_record(as_record(shift_record("press1", 95, unobserved_s=0.0)))
     assert view.machines["press1"].shown_shift() == "A"
+
+
+def test_the_ratios_shown_are_the_pipelines_whatever_method_the_view_would_assume() -> None:
+    # A Vorne plant caps performance at 1 and keeps the raw value; tail without the plant file
+    # knows no method, yet shows what the pipeline computed.
+    view = LiveView()
+    record = shift_record("press1", 95, ideal_run_s=99.0, performance=1.0, performance_uncapped=1.1)
+    view.on_record(as_record(record))
+    assert view.kpis("press1")["performance"] == 1.0
+    assert view.kpis("press1")["performance_uncapped"] == 1.1
