@@ -367,7 +367,9 @@ def meter_source(url: str, client_id: str, machines: int) -> tuple[MqttSource, d
     [source] = document["sources"]
     source["url"] = url
     source["client_id"] = client_id
-    loaded = parse_plant(yaml.safe_dump(document, sort_keys=False), "mqtt-meters (bench)", environ={})
+    # JSON is YAML too, and never writes the anchors that plant files refuse (the machines share
+    # one `signals` dict here, which a YAML dump would turn into an alias).
+    loaded = parse_plant(json.dumps(document), "mqtt-meters (bench)", environ={})
     [mqtt] = [s for s in loaded.model.sources if isinstance(s, MqttSource)]
     return mqtt, {m.id: ln.id for _, ln, m in loaded.model.machines()}
 

@@ -140,9 +140,11 @@ def _watch_closes(pipeline: EmbeddedPipeline, recorder: Recorder) -> None:
     engine = pipeline.engine
     push = engine.push_raw
 
-    def timed_push(ts: int, machine: str, signal: str, value: Any, quality: str = "good") -> None:
+    def timed_push(
+        ts: int, machine: str, signal: str, value: Any, quality: str = "good", received: int | None = None
+    ) -> None:
         started = time.time()
-        push(ts, machine, signal, value, quality)
+        push(ts, machine, signal, value, quality, received)
         if engine.has_points:
             recorder.pushed(ts, started)
 

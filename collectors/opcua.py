@@ -1,6 +1,6 @@
 """The OPC UA collector: an async iterator of Readings from one server (asyncua).
 
-It is built against the ways peer tools go silent (shared/peers.md §3b-3e):
+It is built against the ways peer tools go silent (the [FIELD-*] entries of docs/references.md):
 
 - **Node ids by namespace URI** (``nsu=urn:...;s=...``) are resolved to the server's current
   index at every session, so an index that moves on a server restart moves with it.
@@ -15,8 +15,9 @@ It is built against the ways peer tools go silent (shared/peers.md §3b-3e):
   connected but delivers nothing, not even that clock, for ``watchdog_s`` is torn down and rebuilt.
 - **Quality and time**: the StatusCode class and raw code are kept on every reading (bad values
   are kept, with no value when the server sends none); the reading's time follows the source's
-  policy (source, server or ingest time, falling back when the server omits one), and the skews
-  (server − source, ingest − server) are reported.
+  policy (source, server or ingest time, falling back when the server omits one, counted), and
+  the skews (server − source, ingest − server) are reported. DataValues are decoded in the
+  field order of the specification (:mod:`collectors.opcua_binary`).
 
 Security: Sign or SignAndEncrypt with Basic256Sha256 or the Aes policies. The application
 certificate and key are generated on first use into ``<state_dir>/pki/<source>/`` and kept; their
@@ -41,6 +42,7 @@ from typing import Any
 from asyncua import Client, Node, ua
 from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, StatusChangeEvent, Subscription
 
+from collectors import opcua_binary
 from collectors.backoff import Backoff
 from collectors.base import Collector
 from collectors.opcua_security import UntrustedServer, secure_client
@@ -50,6 +52,9 @@ from plantstream.records import DeadLetter, Quality, Reading
 __all__ = ["OpcUaCollector", "OpcUaHealth", "UntrustedServer"]
 
 _log = logging.getLogger("plantstream.collectors.opcua")
+# asyncua misreads the ServerTimestamp of a DataValue that carries SourcePicoseconds (see
+# collectors/opcua_binary.py); decode DataValues in the order the specification gives.
+opcua_binary.install()
 _CURRENT_TIME = ua.NodeId(ua.ObjectIds.Server_ServerStatus_CurrentTime)
 _MAX_ITEMS_PER_CALL = ua.NodeId(
     ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall
@@ -94,6 +99,8 @@ class OpcUaHealth:
     last_error: str | None = None
     skew_server_minus_source_s: float | None = None
     skew_ingest_minus_server_s: float | None = None
+    timestamp_fallbacks: int = 0
+    """Readings whose time is a fallback: the server left out the timestamp the policy names."""
     client_certificate_sha256: str | None = None
 
 
@@ -441,13 +448,7 @@ class OpcUaCollector(Collector):
             self.health.skew_server_minus_source_s = (server_ts - source_ts).total_seconds()
         if server_ts is not None:
             self.health.skew_ingest_minus_server_s = (ingest - server_ts).total_seconds()
-        policy = self.source.timestamps
-        if policy == "source":
-            ts = source_ts or server_ts or ingest
-        elif policy == "server":
-            ts = server_ts or ingest
-        else:
-            ts = ingest
+        ts = self._event_time(item, source_ts, server_ts, ingest)
         self._seq += 1
         # Everything validation would check is known here (a plain value or None with quality
         # bad, UTC times, a 32-bit status code): building the reading without validating it again
@@ -467,6 +468,41 @@ class OpcUaCollector(Collector):
         self.health.readings += 1
         self.health.last_data = ingest
         await self._queue.put(reading)
+
+    def _event_time(
+        self, item: _Item, source_ts: datetime | None, server_ts: datetime | None, ingest: datetime
+    ) -> datetime:
+        """The reading's time under the source's policy; a timestamp the server left out falls back.
+
+        ``source``: SourceTimestamp, else ServerTimestamp, else ingest time. ``server``:
+        ServerTimestamp, else ingest time. ``ingest``: always the ingest time. Each fallback is
+        counted in ``health.timestamp_fallbacks`` and logged once per item.
+        """
+        policy = self.source.timestamps
+        if policy == "ingest":
+            return ingest
+        if policy == "source" and source_ts is not None:
+            return source_ts
+        if server_ts is not None:
+            if policy == "source":
+                self._fell_back(item, "no SourceTimestamp", "its ServerTimestamp")
+            return server_ts
+        self._fell_back(item, f"no {policy.capitalize()}Timestamp", "the ingest time")
+        return ingest
+
+    def _fell_back(self, item: _Item, missing: str, instead: str) -> None:
+        self.health.timestamp_fallbacks += 1
+        key = f"{item.label}:{missing}"
+        if key not in self._warned:
+            self._warned.add(key)
+            _log.info(
+                "source %s: item %s: the server sent %s; its readings take %s (timestamps: %s)",
+                self.source.id,
+                item.label,
+                missing,
+                instead,
+                self.source.timestamps,
+            )
 
     def _dead_letter(self, item: _Item, reason: str, error: str, value: Any) -> None:
         key = f"{item.label}:{reason}"

@@ -1,4 +1,4 @@
-"""Write examples/minimal-shift.jsonl: TV-OEE-1 (Vorne worksheet, shared/domain.md §6) as readings.
+"""Write examples/minimal-shift.jsonl: TV-OEE-1 (Vorne worksheet, docs/references.md) as readings.
 
 Shift 08:00-16:00 (480 min); breaks 2 x 15 min and a 30 min meal as state ``planned_stop``;
 47 min down in three stops; 19 271 pieces of which 423 rejects at an ideal 1 s each. Counters are

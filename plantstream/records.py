@@ -3,7 +3,7 @@
 Both are frozen pydantic models that reject unknown fields, and both have a one-line JSON form
 (``to_json`` / ``from_json``) used by ``replay``, ``tail --json``, the file sink and Kafka topics.
 All timestamps are timezone-aware and normalised to UTC; a naive timestamp is an error, because
-guessing the zone of a PLC clock is how peer tools end up hours off (shared/peers.md §3c).
+guessing the zone of a PLC clock is how peer tools end up hours off (docs/references.md [FIELD-TIMESTAMPS]).
 """
 
 from __future__ import annotations

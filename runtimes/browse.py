@@ -8,7 +8,9 @@ quickly without flooding it.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,9 +18,9 @@ import yaml
 from asyncua import Client, Node, ua
 
 from collectors.opcua_security import secure_client
-from plantstream.plant.schema import OpcUaSecurity
+from plantstream.plant.schema import OpcUaSecurity, PlantModel
 
-__all__ = ["BrowsedNode", "browse", "source_block"]
+__all__ = ["BrowsedNode", "DraftTag", "browse", "draft_tags", "source_block"]
 
 _ACCESS_BITS = ((1, "r"), (2, "w"), (4, "h"))
 
@@ -156,24 +158,87 @@ def _identifier(text: str) -> str:
     return cleaned[:64] if cleaned[0].isalnum() else f"x{cleaned}"[:64]
 
 
-def source_block(nodes: list[BrowsedNode], endpoint: str, source_id: str, security: OpcUaSecurity) -> str:
-    """A ready-to-edit ``sources:`` entry with every variable as a tag.
+@dataclass(frozen=True)
+class DraftTag:
+    """One variable drafted as a tag; ``reason`` says why it is commented out (``None``: it maps)."""
 
-    The machine is the variable's parent object and the signal its own browse name; edit both to
-    the plant's machine ids and signal names, and delete what is not wanted.
+    node: str
+    machine: str
+    signal: str
+    reason: str | None = None
+
+
+def draft_tags(nodes: list[BrowsedNode], plant: PlantModel | None = None) -> list[DraftTag]:
+    """Every readable variable as a tag: machine from its parent object, signal from its own name.
+
+    With ``plant``, a name that differs from a machine id or signal name only in case is taken as
+    that id, and a tag that still names no machine or signal of the plant gets the reason.
     """
-    tags = []
+    signals = {m.id: list(m.signals) for _, _, m in plant.machines()} if plant is not None else None
+    out = []
     for node in nodes:
         if node.node_class != "Variable" or (node.access is not None and "r" not in node.access):
             continue
         machine = _identifier(node.path[-2]) if len(node.path) > 1 else "machine"
-        tags.append({"node": node.node_id, "machine": machine, "signal": _identifier(node.path[-1])})
+        signal = _identifier(node.path[-1])
+        reason = None
+        if signals is not None:
+            machine = _same_but_case(machine, signals) or machine
+            if machine not in signals:
+                reason = f"no machine {machine!r} in the plant{_closest(machine, signals)}"
+            else:
+                signal = _same_but_case(signal, signals[machine]) or signal
+                if signal not in signals[machine]:
+                    reason = (
+                        f"machine {machine!r} has no signal {signal!r}{_closest(signal, signals[machine])}"
+                    )
+        out.append(DraftTag(node.node_id, machine, signal, reason))
+    return out
+
+
+def source_block(
+    nodes: list[BrowsedNode],
+    endpoint: str,
+    source_id: str,
+    security: OpcUaSecurity,
+    plant: PlantModel | None = None,
+) -> str:
+    """A ready-to-edit ``sources:`` entry with every readable variable as a tag.
+
+    Without ``plant`` the machine is the variable's parent object and the signal its own browse
+    name: edit both to the plant's ids. With ``plant``, tags that do not map onto its machines and
+    signals are commented out with the reason, so the block passes ``plantstream check`` as it is
+    (entirely commented out when no tag maps).
+    """
+    tags = draft_tags(nodes, plant)
     settings = security.model_dump(exclude_defaults=True, exclude_none=True)
-    entry = {
-        "type": "opcua",
-        "id": source_id,
-        "endpoint": endpoint,
-        "security": settings,
-        "groups": [{"tags": tags}],
-    }
-    return yaml.safe_dump({"sources": [entry]}, sort_keys=False, default_flow_style=None, width=200)
+    head = {"type": "opcua", "id": source_id, "endpoint": endpoint, "security": settings}
+    lines = yaml.safe_dump(
+        {"sources": [head]}, sort_keys=False, default_flow_style=None, width=200
+    ).splitlines()
+    lines += ["  groups:", "  - tags:"]
+    for tag in tags:
+        entry = yaml.safe_dump(
+            {"node": tag.node, "machine": tag.machine, "signal": tag.signal},
+            sort_keys=False,
+            default_flow_style=True,
+            width=10_000,
+        ).strip()
+        lines.append(f"    - {entry}" if tag.reason is None else f"    # - {entry}  # {tag.reason}")
+    if plant is None:
+        note = "# machine and signal are the browse names: edit them to the plant's ids (or use --plant)"
+        return "\n".join([note, *lines]) + "\n"
+    if all(tag.reason is not None for tag in tags):
+        note = "# no tag maps to the plant's machines and signals; edit machine and signal, then uncomment"
+        return "\n".join([note, *(line if line.startswith("#") else f"# {line}" for line in lines)]) + "\n"
+    return "\n".join(lines) + "\n"
+
+
+def _same_but_case(name: str, known: Iterable[str]) -> str | None:
+    matches = [k for k in known if k.lower() == name.lower()]
+    return matches[0] if len(matches) == 1 else None
+
+
+def _closest(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -22,7 +22,7 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -37,6 +37,7 @@ from openpyxl.styles import Font
 from plantstream.plant.schema import PlantModel
 from plantstream.records import Point
 from sinks.cbam_store import LEDGER_FILE, CbamStore
+from sinks.private import private_dir
 from streams import carbon
 from streams.cbam_ledger import (
     CbamSpec,
@@ -186,7 +187,7 @@ def operator_key(state_dir: Path) -> Ed25519PrivateKey:
         if not isinstance(loaded, Ed25519PrivateKey):
             raise ValueError(f"{path}: not an Ed25519 private key")
         return loaded
-    state_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(state_dir)  # created 0700 if missing, like every state directory
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -234,16 +235,28 @@ class ReportFiles:
     files: dict[str, str] = field(default_factory=dict)  # name -> SHA-256
 
 
-def write_report(plant: PlantModel, spec: CbamSpec, state_dir: Path, year: int, out: Path) -> ReportFiles:
-    """Compute the year's figures from the ledger in ``state_dir`` and write the report to ``out``."""
+def write_report(
+    plant: PlantModel,
+    spec: CbamSpec,
+    state_dir: Path,
+    year: int,
+    out: Path,
+    on_step: Callable[[str], None] = lambda _: None,
+) -> ReportFiles:
+    """Compute the year's figures from the ledger in ``state_dir`` and write the report to ``out``.
+
+    ``on_step`` hears what is being done as each long step starts (for a progress display).
+    """
     ledger = CbamLedger(spec, state_dir)
     try:
+        on_step("reading the ledger")
         periods = ledger.periods(year)
         first, after = date(year, 1, 1), date(year + 1, 1, 1)
         totals = ledger.machine_totals(first, after)
         files: dict[str, str] = {}
         evidence: dict[str, Any] = {}
         for pid, process in spec.processes.items():
+            on_step(f"evidence of process {pid}")
             lines = list(ledger.store.evidence(process.machines, first, after))
             name = f"evidence/{pid}-{year}.jsonl"
             files[name] = _write(out / name, "".join(line + "\n" for line in lines).encode())
@@ -257,6 +270,7 @@ def write_report(plant: PlantModel, spec: CbamSpec, state_dir: Path, year: int, 
     factors = factor_table(spec, year, _fuel_factors(plant, spec))
     files["evidence/factors.json"] = _write(out / "evidence/factors.json", _json_bytes(factors))
     evidence["factors"] = {"file": "evidence/factors.json", "sha256": files["evidence/factors.json"]}
+    on_step("summary and operator report")
     year_figures = periods[0]
     summary = build_summary(spec, year_figures)
     files[SUMMARY_FILE] = _write(out / SUMMARY_FILE, _json_bytes(summary.model_dump(mode="json")))
@@ -279,6 +293,7 @@ def write_report(plant: PlantModel, spec: CbamSpec, state_dir: Path, year: int, 
         "documents": {name: files[name] for name in ("operator-report.json", "summary.xlsx")},
     }
     files[MANIFEST_FILE] = _write(out / MANIFEST_FILE, _json_bytes(manifest))
+    on_step("signing")
     key = operator_key(state_dir)
     public = key.public_key()
     signed = {SUMMARY_FILE: files[SUMMARY_FILE], MANIFEST_FILE: files[MANIFEST_FILE]}
@@ -296,7 +311,7 @@ def write_report(plant: PlantModel, spec: CbamSpec, state_dir: Path, year: int, 
 def summary_workbook(summary: CbamSummary) -> bytes:
     """The summary as an .xlsx laid out like the communication template's summary sheet.
 
-    Sheet ``Summary_Communication`` (the tab name importers' tools look for; domain.md §4.7):
+    Sheet ``Summary_Communication`` (the tab name importers' tools look for; [CBAM-TPL]):
     installation name, city, country and the reporting period on top, then one row per product:
     production process, aggregated good type, product name, CN code, SEE direct, SEE indirect,
     share of defaults, route. ``Summary_Processes`` lists the processes and their emissions.

@@ -1,7 +1,7 @@
 """The ``plantstream`` command line. Errors are one clear line each; exit codes are documented.
 
 Exit codes: 0 success; 1 the data was bad and ``--strict`` was given; 2 the plant file or the
-command line is invalid.
+command line is invalid; ``replay`` stopped by Ctrl-C 130, by SIGTERM 143 (128 + the signal).
 """
 
 from __future__ import annotations
@@ -9,28 +9,33 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
+import stat
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import ExitStack, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TextIO
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from plantstream import __version__
 from plantstream.plant import LoadedPlant, PlantError
-from plantstream.plant.schema import Kafka, MqttSource, OpcUaSecurity
+from plantstream.plant.schema import Kafka, MqttSource, OpcUaSecurity, PlantModel
 from plantstream.records import FieldValue, Point
 from runtimes.plant import load_and_resolve
-from runtimes.replay import ReplayAborted, ReplaySummary, replay
+from runtimes.replay import OverlongLine, ReplayAborted, ReplaySummary, read_lines, replay
 from streams.config import EngineSpec
 from streams.engine import Engine
 
 if TYPE_CHECKING:
     from runtimes.cbam import CbamLedger
+    from runtimes.http import PortUnavailable
+    from runtimes.statedir import StateDirLock
 
 __all__ = ["main"]
 
@@ -52,6 +57,39 @@ def main() -> None:
     """plantstream: OPC UA / MQTT to OEE, energy, CO2e and CBAM, for smart factories."""
 
 
+_held_state_dirs: list[StateDirLock] = []
+"""The state directories this process writes, locked until it exits."""
+
+
+def _hold_state_dir(state_dir: Path) -> None:
+    """Lock ``state_dir`` for the rest of the process: one pipeline per state directory (else exit 2)."""
+    from runtimes.statedir import StateDirBusy, StateDirLock
+
+    try:
+        _held_state_dirs.append(StateDirLock(state_dir))
+    except StateDirBusy as exc:
+        _err.print(
+            f"[red]error[/red] {escape(str(exc))}; one pipeline per state directory: "
+            "stop that one or choose another --state-dir; nothing was started",
+            soft_wrap=True,
+        )
+        sys.exit(2)
+    except OSError as exc:
+        _err.print(f"[red]error[/red] --state-dir {state_dir}: {exc.strerror or exc}; nothing was started")
+        sys.exit(2)
+
+
+def _port_unavailable(exc: PortUnavailable, *, plant_setting: bool) -> NoReturn:
+    """One line naming the port and how to choose another; exit 2."""
+    choose = "--http-port N" + (" or http: {port: N} in the plant file" if plant_setting else "")
+    _err.print(
+        f"[red]error[/red] port {exc.port} for /healthz, /metrics and /stream: {exc.reason}; "
+        f"choose another with {choose}; nothing was started",
+        soft_wrap=True,
+    )
+    sys.exit(2)
+
+
 def _load(plant_path: Path) -> tuple[LoadedPlant, EngineSpec]:
     try:
         return load_and_resolve(plant_path)
@@ -65,8 +103,16 @@ def _load(plant_path: Path) -> tuple[LoadedPlant, EngineSpec]:
 @main.command()
 @PLANT_OPTION
 def check(plant_path: Path) -> None:
-    """Validate a plant file and print a one-screen summary (exit 0 valid, 2 invalid)."""
+    """Validate a plant file and print a one-screen summary (exit 0 valid, 2 invalid).
+
+    Every problem found is listed, not only the first; warnings (no transport security off this
+    machine, secrets written literally, signals no source delivers) do not change the exit code.
+    """
+    from plantstream.plant.warnings import plant_warnings
+
     plant, spec = _load(plant_path)
+    for warning in plant_warnings(plant):
+        _err.print(f"[yellow]warning[/yellow] {warning}", soft_wrap=True)
     model = plant.model
     console = Console(highlight=False)
     machines = model.machines()
@@ -180,41 +226,102 @@ def replay_command(
         sys.exit(2)
     if out_path is None and not to_sinks:
         out_path = "-"
+    if to_sinks or state_dir is not None:
+        _hold_state_dir(state_dir or Path("plantstream-data"))
     engine = Engine(spec, reorder=False)
     ledger = _cbam_ledger(plant, plant_path, state_dir, required=not to_sinks)
+    name = "stdin" if readings_path == "-" else readings_path
+    _sigterm_interrupts()
+    try:
+        summary, code = _replay_files(
+            plant,
+            engine,
+            spec,
+            ledger,
+            name,
+            readings_path,
+            out_path,
+            dead_letter_path,
+            strict=strict,
+            quiet=quiet,
+            to_sinks=to_sinks,
+            state_dir=state_dir,
+            timeout_s=timeout_s,
+        )
+    except KeyboardInterrupt as exc:
+        written = [p for p in (out_path, dead_letter_path) if p not in (None, "-")]
+        _err.print(
+            "[red]interrupted[/red]"
+            + (f"; nothing written to {' or '.join(map(str, written))}" if written else "")
+        )
+        sys.exit(128 + (exc.signum if isinstance(exc, _Terminated) else signal.SIGINT))
+    if not quiet and not to_sinks:
+        _print_summary(summary, name, f"written to {'stdout' if out_path == '-' else out_path}")
+    if not quiet and ledger is not None:
+        _err.print(f"CBAM ledger updated in {state_dir}")
+    if code:
+        sys.exit(code)
+
+
+def _replay_files(
+    plant: LoadedPlant,
+    engine: Engine,
+    spec: EngineSpec,
+    ledger: CbamLedger | None,
+    name: str,
+    readings_path: str,
+    out_path: str | None,
+    dead_letter_path: str | None,
+    *,
+    strict: bool,
+    quiet: bool,
+    to_sinks: bool,
+    state_dir: Path | None,
+    timeout_s: float,
+) -> tuple[ReplaySummary, int]:
+    """``replay`` with its files open, and its exit code.
+
+    The output files appear only if it ends without an exception: a sink that could not take
+    every point in time (exit 1) does not make the points file partial, so that one stays.
+    """
+    from runtimes.atomic_file import written_at_end
+    from runtimes.progress import TerminalProgress
+
     with ExitStack() as stack:
+        if ledger is not None:
+            stack.callback(ledger.close)
         try:
-            source: TextIO = (
-                sys.stdin
-                if readings_path == "-"
-                else stack.enter_context(open(readings_path, encoding="utf-8"))
-            )
+            # Bytes, not text: the replay decodes each line itself, so a line that is not UTF-8 is
+            # one bad line, reported with its number, from a file or from stdin alike.
+            source: BinaryIO = sys.stdin.buffer
+            if readings_path != "-":
+                source = stack.enter_context(Path(readings_path).open("rb"))
             out: TextIO | None = (
                 None
                 if out_path is None
                 else sys.stdout
                 if out_path == "-"
-                else stack.enter_context(open(out_path, "w", encoding="utf-8"))
+                else stack.enter_context(written_at_end(Path(out_path)))
             )
-            dead = (
-                stack.enter_context(open(dead_letter_path, "w", encoding="utf-8"))
-                if dead_letter_path
-                else None
-            )
+            dead = stack.enter_context(written_at_end(Path(dead_letter_path))) if dead_letter_path else None
         except OSError as exc:
             _err.print(f"[red]error[/red] {exc.filename}: {exc.strerror}")
             sys.exit(2)
-        name = "stdin" if readings_path == "-" else readings_path
+        size = _file_size(source)
+        progress = stack.enter_context(
+            TerminalProgress(_err, f"replay {name}", size, enabled=None if not quiet else False)
+        )
+        lines = progress.bytes_read(read_lines(source))
 
         def report(text: str) -> None:
             _err.print(f"[yellow]skipped[/yellow] {text}", soft_wrap=True)
 
         try:
             if to_sinks:
-                summary = _replay_to_sinks(
+                return _replay_to_sinks(
                     plant,
                     engine,
-                    source,
+                    lines,
                     out,
                     name,
                     spec,
@@ -225,33 +332,53 @@ def replay_command(
                     timeout_s,
                     quiet,
                     ledger,
+                    out_path,
                 )
-            else:
-                summary = replay(
-                    engine,
-                    source,
-                    out,
-                    source=name,
-                    lateness_us=spec.allowed_lateness_us,
-                    strict=strict,
-                    report=report,
-                    dead_letter=dead,
-                    on_points=None if ledger is None else ledger.write,
-                )
-                if ledger is not None and out is not None:
-                    # The daily `cbam` points join the others in the output.
-                    for point in ledger.commit():
-                        out.write(point.to_json() + "\n")
+            summary = replay(
+                engine,
+                lines,
+                out,
+                source=name,
+                lateness_us=spec.allowed_lateness_us,
+                strict=strict,
+                report=report,
+                dead_letter=dead,
+                on_points=None if ledger is None else ledger.write,
+            )
+            if ledger is not None and out is not None:
+                # The daily `cbam` points join the others in the output.
+                for point in ledger.commit():
+                    out.write(point.to_json() + "\n")
+            return summary, 0
         except ReplayAborted as exc:
             _err.print(f"[red]error[/red] {exc}", soft_wrap=True)
             sys.exit(1)
-        finally:
-            if ledger is not None:
-                ledger.close()
-    if not quiet and not to_sinks:
-        _print_summary(summary, name, out_path or "-")
-    if not quiet and ledger is not None:
-        _err.print(f"CBAM ledger updated in {state_dir}")
+
+
+def _file_size(stream: BinaryIO) -> int | None:
+    """The size of a regular file, for a bar with a share done; ``None`` for a pipe or a terminal."""
+    try:
+        info = os.fstat(stream.fileno())
+    except (OSError, ValueError):
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: the command stops and leaves no partial output."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _sigterm_interrupts() -> None:
+    """Make SIGTERM stop the command as Ctrl-C does (in the main thread, as an exception)."""
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise _Terminated(signum)
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _cbam_ledger(
@@ -273,7 +400,7 @@ def _cbam_ledger(
 def _replay_to_sinks(
     plant: LoadedPlant,
     engine: Engine,
-    source: TextIO,
+    source: Iterable[bytes | OverlongLine],
     out: TextIO | None,
     name: str,
     spec: EngineSpec,
@@ -284,8 +411,9 @@ def _replay_to_sinks(
     timeout_s: float,
     quiet: bool,
     ledger: CbamLedger | None,
-) -> ReplaySummary:
-    """``replay --to-sinks``: exit 0 once every point is delivered, 1 if not (or some were rejected)."""
+    out_path: str | None,
+) -> tuple[ReplaySummary, int]:
+    """``replay --to-sinks``, and its exit code: 0 once every point is delivered, 1 if not or if refused."""
     from runtimes.sinks import build_sinks, replay_to_sinks
     from sinks.files import JsonLinesSink
     from sinks.influx import SinkConfigError
@@ -315,16 +443,20 @@ def _replay_to_sinks(
     finally:
         letters.close()
     if not quiet:
-        _print_summary(result.summary, name, "the sinks")
+        where = "put in the outbox of sink(s) " + ", ".join(sink.id for sink in sinks)
+        if out_path is not None:
+            where = f"written to {'stdout' if out_path == '-' else out_path} and {where}"
+        _print_summary(result.summary, name, where)
     failed = False
     for sink in sinks:
         left = result.undelivered.get(sink.id, 0)
         if left:
             failed = True
             _err.print(
-                f"[red]error[/red] sink {sink.id}: {left} line(s) not delivered within {timeout_s:g} s "
-                f"(last error: {sink.health.last_error or 'none'}); they stay in {sink.outbox.path} "
-                f"and go out with the next `run` or `replay --to-sinks` with --state-dir {state_dir}"
+                f"[red]error[/red] sink {sink.id}: {sink.health.written} line(s) delivered to "
+                f"{sink.settings.url}, {left} not delivered within {timeout_s:g} s (last error: "
+                f"{sink.health.last_error or 'none'}); they stay in {sink.outbox.path} and go out "
+                f"with the next `run` or `replay --to-sinks` with --state-dir {state_dir}"
             )
         rejected = result.dead_letters.get(sink.id, 0)
         if rejected:
@@ -335,12 +467,11 @@ def _replay_to_sinks(
             )
         if not left and not quiet:
             _err.print(f"sink {sink.id}: {sink.health.written} line(s) delivered to {sink.settings.url}")
-    if failed:
-        sys.exit(1)
-    return result.summary
+    return result.summary, 1 if failed else 0
 
 
-def _print_summary(summary: ReplaySummary, source: str, out_path: str) -> None:
+def _print_summary(summary: ReplaySummary, source: str, destination: str) -> None:
+    """The shifts' OEE as a table, then one line: what was read, used, refused and written where."""
     table = Table(title="OEE by shift", show_edge=False, pad_edge=False)
     for column in ("time", "machine", "shift", "A", "P", "Q", "OEE", "run", "unknown"):
         table.add_column(column, justify="right" if column in "APQOEErununknown" else "left")
@@ -368,15 +499,26 @@ def _print_summary(summary: ReplaySummary, source: str, out_path: str) -> None:
             minutes("unknown_s"),
         )
     if summary.shift_points:
-        _err.print(table)
-    rejected = ", ".join(f"{k} {v}" for k, v in sorted(summary.rejected.items())) or "none"
+        _table_console(stderr=True).print(table)
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(summary.rejected.items()))
+    rejected = f"rejected {summary.rejected_total}: {reasons}" if reasons else "rejected none"
+    blank = f", {summary.blank} blank" if summary.blank else ""
     engine = summary.engine
     _err.print(
-        f"{source}: {summary.readings} readings from {summary.lines} lines; rejected: {rejected}; "
+        f"{source}: {summary.readings} readings from {summary.lines} lines{blank}; {rejected}; "
         f"late readings corrected {engine.get('late_readings', 0)}, windows re-emitted "
-        f"{engine.get('windows_corrected', 0)}; {summary.points} points written to "
-        f"{'stdout' if out_path == '-' else out_path}"
+        f"{engine.get('windows_corrected', 0)}; {summary.points} points {destination}"
     )
+
+
+_UNWRAPPED_WIDTH = 10_000
+"""Off a terminal, a table is as wide as its rows: a log or a file keeps whole dates, no wrapping."""
+
+
+def _table_console(*, stderr: bool) -> Console:
+    """A console for tables: the terminal's width on a terminal, the rows' own width elsewhere."""
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else _UNWRAPPED_WIDTH)
 
 
 @main.command(name="browse")
@@ -403,6 +545,14 @@ def _print_summary(summary: ReplaySummary, source: str, out_path: str) -> None:
 )
 @click.option("--id", "source_id", default="plc", show_default=True, help="The source id in --config output.")
 @click.option(
+    "--plant",
+    "plant_path",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --config: keep the tags that map to this plant file's machines and signals; "
+    "comment out the others with the reason.",
+)
+@click.option(
     "--state-dir",
     default="plantstream-data",
     show_default=True,
@@ -419,6 +569,7 @@ def browse_command(
     trusted_dir: str | None,
     as_config: bool,
     source_id: str,
+    plant_path: Path | None,
     state_dir: Path,
     include_server: bool,
 ) -> None:
@@ -426,7 +577,11 @@ def browse_command(
     from pydantic import ValidationError
 
     from collectors.opcua_security import UntrustedServer
-    from runtimes.browse import browse, source_block
+    from runtimes.browse import browse, draft_tags, source_block
+
+    if plant_path is not None and not as_config:
+        raise click.UsageError("--plant goes with --config (it decides which drafted tags are kept)")
+    plant = _plant_to_map_onto(plant_path) if plant_path is not None else None
 
     try:
         security = OpcUaSecurity.model_validate(
@@ -458,7 +613,12 @@ def browse_command(
         _err.print(f"[red]error[/red] {endpoint}: {type(exc).__name__}: {exc}")
         sys.exit(1)
     if as_config:
-        click.echo(source_block(nodes, endpoint, source_id, security), nl=False)
+        click.echo(source_block(nodes, endpoint, source_id, security, plant), nl=False)
+        if plant is None:
+            _err.print("machine and signal are the browse names; --plant FILE keeps only tags that map")
+        else:
+            unmapped = sum(tag.reason is not None for tag in draft_tags(nodes, plant))
+            _err.print(f"{unmapped} tag(s) commented out: they map to no machine and signal of {plant_path}")
         return
     console = Console(highlight=False)
     for node in nodes:
@@ -467,6 +627,21 @@ def browse_command(
             f"{'  ' * (node.depth - 1)}{node.path[-1]}  [cyan]{node.node_id}[/cyan]{detail}", soft_wrap=True
         )
     _err.print(f"{len(nodes)} node(s) below Objects, {depth} level(s) deep")
+
+
+def _plant_to_map_onto(plant_path: Path) -> PlantModel:
+    """The plant model of ``browse --plant``; its own source mapping may still be wrong."""
+    from plantstream.plant import load_plant
+
+    try:
+        return load_plant(plant_path).model
+    except PlantError as exc:
+        if exc.plant is not None:
+            return exc.plant.model
+        for issue in exc.issues:
+            _err.print(f"[red]error[/red] {issue}", soft_wrap=True)
+        _err.print(f"{plant_path}: {len(exc.issues)} problem(s); nothing was browsed")
+        sys.exit(2)
 
 
 @main.command(name="simulate")
@@ -493,7 +668,8 @@ def browse_command(
     "truth_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Write the ground truth (what was produced) here as JSON at the end.",
+    help="Write the ground truth (what was produced) here as JSON at the end: after --duration, "
+    "Ctrl-C or SIGTERM.",
 )
 def simulate_command(
     plant_path: Path | None,
@@ -536,11 +712,19 @@ def simulate_command(
     except ValueError as exc:
         _err.print(f"[red]error[/red] {exc}")
         sys.exit(2)
+    if truth_path is not None and not truth_path.parent.is_dir():
+        _err.print(f"[red]error[/red] --truth {truth_path}: the folder {truth_path.parent} does not exist")
+        sys.exit(2)
     _err.print(
         f"simulating on opc.tcp://{host}:{port}/ (namespace urn:plantstream:simulator), speed {speed:g}x"
     )
+
+    async def until_stopped() -> dict[str, Any]:
+        # Ctrl-C and SIGTERM end the run as its duration does, so the truth is written either way.
+        return await run(options, stop=_stop_on_signals())
+
     try:
-        truth = asyncio.run(run(options))
+        truth = asyncio.run(until_stopped())
     except PlantError as exc:
         for issue in exc.issues:
             _err.print(f"[red]error[/red] {issue}", soft_wrap=True)
@@ -548,10 +732,15 @@ def simulate_command(
     except OSError as exc:
         _err.print(f"[red]error[/red] cannot serve on {host}:{port}: {exc.strerror or exc}")
         sys.exit(1)
-    except KeyboardInterrupt:
-        return
     if truth_path is not None:
-        truth_path.write_text(json.dumps(truth, indent=2, default=str) + "\n")
+        from runtimes.atomic_file import written_at_end
+
+        try:
+            with written_at_end(truth_path) as handle:
+                handle.write(json.dumps(truth, indent=2, default=str) + "\n")
+        except OSError as exc:
+            _err.print(f"[red]error[/red] {exc.filename}: {exc.strerror}")
+            sys.exit(1)
         _err.print(f"ground truth written to {truth_path}")
 
 
@@ -592,20 +781,46 @@ STATUS_OPTION = click.option(
 )
 @click.option("--stdout", "to_stdout", is_flag=True, help="Also print every point as a JSON line.")
 @click.option(
-    "--http-port", default=8765, show_default=True, help="Loopback port of /healthz, /metrics, /stream."
+    "--http-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Loopback port of /healthz, /metrics, /stream [default: the plant file's http.port, else 8765].",
+)
+@click.option(
+    "--dead-letter-max-mb",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="Bound of <state-dir>/deadletter/ in MiB; the oldest letters make room (drop_oldest).",
 )
 @STATUS_OPTION
 def run_command(
-    plant_path: Path, state_dir: Path, to_stdout: bool, http_port: int, status_every: float
+    plant_path: Path,
+    state_dir: Path,
+    to_stdout: bool,
+    http_port: int | None,
+    dead_letter_max_mb: int,
+    status_every: float,
 ) -> None:
     """Run the embedded pipeline (collectors, calculators, file sink) until SIGINT or SIGTERM."""
     import logging
 
     from runtimes.embedded import EmbeddedPipeline
+    from runtimes.http import PortUnavailable, check_port
 
     plant, spec = _load(plant_path)
+    _hold_state_dir(state_dir)
+    port = plant.model.http.port if http_port is None else http_port
+    try:
+        check_port(port)
+    except PortUnavailable as exc:
+        _port_unavailable(exc, plant_setting=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("asyncua").setLevel(logging.WARNING)
+    from plantstream.plant.warnings import plant_warnings
+
+    for warning in plant_warnings(plant):
+        logging.getLogger("plantstream.plant").warning("%s", warning)
 
     def echo(points: list[Point]) -> None:
         for point in points:
@@ -620,14 +835,18 @@ def run_command(
             spec,
             state_dir,
             on_points=echo if to_stdout else None,
-            http_port=http_port,
+            http_port=port,
+            dead_letter_max_bytes=dead_letter_max_mb * 1024 * 1024,
             status_every_s=status_every or None,
         )
     except SinkConfigError as exc:
         _err.print(f"[red]error[/red] {exc}; nothing was started")
         sys.exit(2)
 
-    asyncio.run(_until_signalled(pipeline.run))
+    try:
+        asyncio.run(_until_signalled(pipeline.run))
+    except PortUnavailable as exc:
+        _port_unavailable(exc, plant_setting=True)
     stats = pipeline.stats
     _err.print(
         f"stopped: {stats.readings} readings, {stats.points} points in {state_dir / 'points'}, "
@@ -650,7 +869,11 @@ def run_command(
 )
 @click.option("--seed", default=1, show_default=True)
 @click.option(
-    "--http-port", default=8765, show_default=True, help="Loopback port of /healthz, /metrics, /stream."
+    "--http-port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="Loopback port of /healthz, /metrics, /stream.",
 )
 @STATUS_OPTION
 def demo_command(
@@ -668,6 +891,7 @@ def demo_command(
 
     from plantstream.plant import load_plant
     from runtimes.embedded import EmbeddedPipeline
+    from runtimes.http import PortUnavailable, check_port
     from runtimes.live import LiveView, shown_live
     from runtimes.simulator import DEMO_PLANT, SimulatorOptions, SimulatorServer
     from streams.config import build_spec
@@ -712,7 +936,12 @@ def demo_command(
             )
             return view
 
-    view = asyncio.run(main_task())
+    _hold_state_dir(state_dir)
+    try:
+        check_port(http_port)  # before the simulator starts; the endpoint's own bind still decides
+        view = asyncio.run(main_task())
+    except PortUnavailable as exc:
+        _port_unavailable(exc, plant_setting=False)
     for line in view.shift_summary():
         _err.print(line)
 
@@ -877,6 +1106,7 @@ def sink_command(plant_path: Path, state_dir: Path) -> None:
 
     plant, spec = _load(plant_path)
     settings = _kafka_settings(plant, plant_path)
+    _hold_state_dir(state_dir)
     _role_logging()
     files = FileSink(state_dir)
 
@@ -967,7 +1197,7 @@ def tail_command(
     from contextlib import nullcontext
 
     from runtimes.live import LiveView, only_machines, shown_live
-    from runtimes.tail import Filters, follow, printer
+    from runtimes.tail import Filters, NotAPipeline, follow, printer
 
     if as_table and as_json:
         raise click.UsageError("--table and --json exclude each other: a table for people, JSON for pipes")
@@ -1029,7 +1259,17 @@ def tail_command(
             return
         return
     try:
-        asyncio.run(shown(follow(url, filters, count=count, show=show)))
+        # The table appears only once the answer is known to be a pipeline's.
+        display = (lambda: shown_live(table, console)) if as_table else None
+        asyncio.run(follow(url, filters, count=count, show=show, around=display))
+    except NotAPipeline as exc:
+        _err.print(
+            f"[red]error[/red] {escape(url)} is not a plantstream pipeline: {escape(str(exc))}; "
+            "is --url right? (`run` serves on port 8765 unless --http-port or the plant file's "
+            "http.port says otherwise)",
+            soft_wrap=True,
+        )
+        sys.exit(2)
     except (OSError, ConnectionError) as exc:
         _err.print(
             f"[red]error[/red] nothing to follow at {url}: {exc}; is `plantstream run` or `demo` running?"
@@ -1064,6 +1304,7 @@ def report_group() -> None:
 def report_cbam_command(plant_path: Path, year: int, state_dir: Path, out_dir: Path | None) -> None:
     """The CBAM summary (json, xlsx), operator report, manifest and signature of one year."""
     from runtimes.cbam import write_report
+    from runtimes.progress import TerminalProgress
     from sinks.cbam_store import LEDGER_FILE
     from streams.cbam import DEFINITIVE_PERIOD_START_YEAR
     from streams.cbam_ledger import build_cbam_spec
@@ -1083,12 +1324,17 @@ def report_cbam_command(plant_path: Path, year: int, state_dir: Path, out_dir: P
         sys.exit(2)
     folder = out_dir or state_dir / "reports" / f"cbam-{cbam_spec.installation.id}-{year}"
     try:
-        result = write_report(plant.model, cbam_spec, state_dir, year, folder)
+        with TerminalProgress(_err, f"report cbam {year}") as progress:
+
+            def step(doing: str) -> None:
+                progress.update(description=f"report cbam {year}: {doing}")
+
+            result = write_report(plant.model, cbam_spec, state_dir, year, folder, on_step=step)
     except (OSError, ValueError) as exc:
         # An unreadable key or ledger, a folder that cannot be written: one line, nothing half-signed.
         _err.print(f"[red]error[/red] report cbam: {exc}")
         sys.exit(1)
-    console = Console(highlight=False)
+    console = _table_console(stderr=False)
     table = Table(title=f"CBAM {year}: {cbam_spec.installation.name}", show_edge=False, pad_edge=False)
     for column in ("good", "CN", "SEE direct", "SEE indirect", "defaults"):
         table.add_column(column)

@@ -49,12 +49,15 @@ from plantstream.plant import LoadedPlant
 from plantstream.plant.schema import OpcUaSource
 from plantstream.records import EPOCH, QUALITY_TEXT, DeadLetter, FieldValue, Point, Reading
 from runtimes.cbam import CbamLedger, open_ledger
+from runtimes.deadletter_log import DeadLetterLog
 from runtimes.gc_tuning import fewer_collections
 from runtimes.http import HttpEndpoint
 from runtimes.idle import IdleTicker
 from runtimes.shift_so_far import shift_points, status_of_lines
 from runtimes.sinks import build_sinks, sink_health_json, sink_health_points, sink_metrics
+from sinks.deadletters import DEFAULT_MAX_BYTES, POLICY
 from sinks.files import JsonLinesSink
+from sinks.private import open_private, private_dir
 from streams.config import EngineSpec
 from streams.engine import Engine, ReadingRejected
 from streams.points import reading_point
@@ -103,6 +106,7 @@ class EmbeddedPipeline:
         on_reading: Callable[[Reading], None] | None = None,
         http_port: int | None = None,
         sink_flush_timeout_s: float = 30.0,
+        dead_letter_max_bytes: int = DEFAULT_MAX_BYTES,
         on_shift: Callable[[list[Point]], None] | None = None,
         shift_every_s: float = 1.0,
         status_every_s: float | None = None,
@@ -119,6 +123,7 @@ class EmbeddedPipeline:
             on_reading: also called with every reading taken (a live view).
             http_port: serve ``/healthz``, ``/metrics`` and ``/stream`` on this loopback port (0: any).
             sink_flush_timeout_s: how long the sinks keep delivering after a stop.
+            dead_letter_max_bytes: the dead-letter folder's bound (policy ``drop_oldest``).
             on_shift: called with each machine's ``shift_so_far`` record (the current shift's
                 figures, :mod:`runtimes.shift_so_far`) after the state is restored, every
                 ``shift_every_s`` while it runs and once more after the last checkpoint.
@@ -133,7 +138,8 @@ class EmbeddedPipeline:
         self.spec = spec
         self.state_dir = state_dir
         self.stats = PipelineStats()
-        self.sink = JsonLinesSink(state_dir)
+        self.sink = JsonLinesSink(state_dir, dead_letter_max_bytes=dead_letter_max_bytes)
+        self.dead_letter_log = DeadLetterLog(_log)
         self.engine = Engine(spec)
         # The CBAM ledger (cbam section only) sees every point written and is committed with checkpoints.
         self.cbam: CbamLedger | None = open_ledger(plant.model, state_dir)
@@ -167,8 +173,14 @@ class EmbeddedPipeline:
         self.collectors = build_collectors(plant.model.sources, machines, self._dead_letter, state_dir)
 
     async def run(self, stop: asyncio.Event) -> PipelineStats:
-        """Collect and compute until ``stop`` is set; then drain, flush, checkpoint and return."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        """Collect and compute until ``stop`` is set; then drain, flush, checkpoint and return.
+
+        Raises:
+            runtimes.http.PortUnavailable: the HTTP port cannot be bound; nothing was started
+                (a pipeline nobody can watch, whose ``tail`` would follow whatever holds the
+                port, is worse than one that does not start).
+        """
+        private_dir(self.state_dir)
         self._restore()
         # The status counts from this start; the engine's own counters go on across restarts.
         self._events_at_start = Counter(self.engine.stats)
@@ -176,15 +188,8 @@ class EmbeddedPipeline:
             self._on_shift(self.shift_points())  # what the checkpoint holds, before any reading
         async with contextlib.AsyncExitStack() as stack:
             if self.http is not None:
-                try:
-                    await stack.enter_async_context(self.http)
-                    _log.info("health on http://127.0.0.1:%s/healthz, /metrics, /stream", self.http.port)
-                except OSError as exc:
-                    # The pipeline matters more than its endpoint: run on, and say why it is missing.
-                    _log.error(
-                        "cannot serve /healthz on port %s (%s); running without it", self.http.port, exc
-                    )
-                    self.http = None
+                await stack.enter_async_context(self.http)
+                _log.info("health on http://127.0.0.1:%s/healthz, /metrics, /stream", self.http.port)
             stack.enter_context(fewer_collections())
             for sink in self.sinks:
                 # Leaving the stack (after the last checkpoint) flushes each sink, time-bounded.
@@ -221,6 +226,7 @@ class EmbeddedPipeline:
                 await asyncio.wait({self._persisting})
             self._hand_over_now()
             self._checkpoint()
+            self.dead_letter_log.digest(now=True)
             self.sink.close()
             if self.cbam is not None:
                 self.cbam.close()
@@ -286,6 +292,8 @@ class EmbeddedPipeline:
         states = self._states if self.http is not None else None
         seen = self._idle.seen
         points: list[Point] = []
+        # The receipt time bounds how far ahead an event time may be (max_future_s).
+        now = time.time_ns() // 1000
         for reading in readings:
             if on_reading is not None:
                 on_reading(reading)
@@ -299,9 +307,18 @@ class EmbeddedPipeline:
             if machine is not None and reading.signal in machine.recorded:
                 points.append(reading_point(reading, machine.site, machine.line))
             ts = (reading.ts - EPOCH) // _ONE_US
+            ingest = reading.ingest_ts
+            received = now if ingest is None else (ingest - EPOCH) // _ONE_US
             try:
                 # Plain text, not the member: history tuples of plain values are not tracked by the GC.
-                push(ts, reading.machine, reading.signal, reading.value, QUALITY_TEXT[reading.quality])
+                push(
+                    ts,
+                    reading.machine,
+                    reading.signal,
+                    reading.value,
+                    QUALITY_TEXT[reading.quality],
+                    received,
+                )
             except ReadingRejected as exc:
                 self.stats.rejected[exc.reason] += 1
                 self._dead_letter(
@@ -373,6 +390,7 @@ class EmbeddedPipeline:
             self._pending.extend(self.health_points())
             await self._hand_over()
             await self._checkpoint_in_background()
+            self.dead_letter_log.digest()
 
     def _current_states(self) -> list[str]:
         """What a new ``/stream`` listener gets first: each machine's state, then its shift so far."""
@@ -479,7 +497,7 @@ class EmbeddedPipeline:
             sink.sync()
         path = self.state_dir / CHECKPOINT
         temporary = path.with_suffix(".tmp")
-        with temporary.open("wb") as handle:
+        with open_private(temporary, "wb") as handle:
             handle.write(encoded)
             handle.flush()
             os.fsync(handle.fileno())
@@ -585,9 +603,23 @@ class EmbeddedPipeline:
                     "source_reconnects_total": c.health.reconnects,
                 }[metric]
                 lines.append(f'plantstream_{metric}{{source="{c.source.id}"}} {value}')
+        letters = self.sink.dead_letters
+        lines += [
+            "# TYPE plantstream_dead_letter_folder_bytes gauge",
+            f"plantstream_dead_letter_folder_bytes {letters.size}",
+            "# TYPE plantstream_dead_letter_folder_max_bytes gauge",
+            f"plantstream_dead_letter_folder_max_bytes {letters.max_bytes}",
+            "# TYPE plantstream_dead_letters_truncated_total counter",
+            f"plantstream_dead_letters_truncated_total {letters.truncated}",
+            "# TYPE plantstream_dead_letters_dropped_total counter",
+            f'plantstream_dead_letters_dropped_total{{policy="{POLICY}"}} {letters.dropped_letters}',
+            "# TYPE plantstream_dead_letter_bytes_dropped_total counter",
+            f'plantstream_dead_letter_bytes_dropped_total{{policy="{POLICY}"}} {letters.dropped_bytes}',
+        ]
         lines.extend(sink_metrics(self.sinks))
         return "\n".join(lines) + "\n"
 
     def _dead_letter(self, letter: DeadLetter) -> None:
         self.stats.dead_letters += 1
         self.sink.dead_letter(letter)
+        self.dead_letter_log.note(letter)

@@ -7,6 +7,11 @@
   tail``; a new listener first gets the ``current`` lines (the pipeline gives each machine's
   latest state reading, which may be hours old on a steady line). Each listener has a bounded
   queue (``drop_oldest``, counted): a slow terminal never slows the pipeline.
+
+Every answer carries ``Server: plantstream/<version>``: ``plantstream tail`` checks it before it
+shows anything, so it never follows whatever else answers on the port. The port is 8765 unless
+``--http-port`` or the plant file's ``http: {port: N}`` says otherwise; a port that cannot be
+bound stops the pipeline at start (:class:`PortUnavailable`) rather than running it unwatched.
 """
 
 from __future__ import annotations
@@ -14,14 +19,53 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 from collections.abc import Callable
 from typing import Any
 
 from collectors.queue import BoundedQueue
+from plantstream import __version__
 
-__all__ = ["HttpEndpoint"]
+__all__ = ["DEFAULT_PORT", "SERVER", "HttpEndpoint", "PortUnavailable", "check_port"]
+
+DEFAULT_PORT = 8765
+"""The endpoint's port when neither ``--http-port`` nor the plant file's ``http.port`` sets one."""
+
+SERVER = f"plantstream/{__version__}"
+"""The ``Server`` header of every answer: how ``tail`` knows it talks to a pipeline."""
 
 _STATUS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
+
+
+class PortUnavailable(Exception):
+    """The endpoint's port cannot be bound (in use, or not allowed)."""
+
+    def __init__(self, host: str, port: int, reason: str) -> None:
+        self.host = host
+        self.port = port
+        self.reason = reason
+        super().__init__(f"cannot serve on {host}:{port}: {reason}")
+
+
+def check_port(port: int, host: str = "127.0.0.1") -> None:
+    """Fail before anything starts if ``port`` cannot be bound (0, any free port, always can).
+
+    A first look only, so that ``run`` and ``demo`` stop before they start collectors or the
+    simulator; the endpoint's own bind stays the check that counts (something may take the port
+    in between). The socket is bound as asyncio binds its servers (``SO_REUSEADDR``), so a port
+    whose last connections linger in TIME_WAIT is not called busy.
+
+    Raises:
+        PortUnavailable: the port is in use or may not be bound.
+    """
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise PortUnavailable(host, port, exc.strerror or str(exc)) from None
 
 
 class HttpEndpoint:
@@ -32,7 +76,7 @@ class HttpEndpoint:
         health: Callable[[], tuple[bool, dict[str, Any]]],
         metrics: Callable[[], str],
         host: str = "127.0.0.1",
-        port: int = 8765,
+        port: int = DEFAULT_PORT,
         listener_queue: int = 1_000,
         current: Callable[[], list[str]] | None = None,
     ) -> None:
@@ -47,7 +91,15 @@ class HttpEndpoint:
         self._server: asyncio.Server | None = None
 
     async def __aenter__(self) -> HttpEndpoint:
-        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        """Start serving.
+
+        Raises:
+            PortUnavailable: the port is in use or may not be bound.
+        """
+        try:
+            self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        except OSError as exc:
+            raise PortUnavailable(self.host, self.port, exc.strerror or str(exc)) from None
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -100,14 +152,17 @@ class HttpEndpoint:
     async def _reply(self, writer: asyncio.StreamWriter, status: int, kind: str, body: str) -> None:
         data = body.encode()
         head = (
-            f"HTTP/1.1 {status} {_STATUS[status]}\r\nContent-Type: {kind}\r\n"
+            f"HTTP/1.1 {status} {_STATUS[status]}\r\nServer: {SERVER}\r\nContent-Type: {kind}\r\n"
             f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
         )
         writer.write(head.encode() + data)
         await writer.drain()
 
     async def _stream(self, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nConnection: close\r\n\r\n")
+        writer.write(
+            f"HTTP/1.1 200 OK\r\nServer: {SERVER}\r\nContent-Type: application/x-ndjson\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
         await writer.drain()
         queue: BoundedQueue[str] = BoundedQueue(self._listener_queue, "drop_oldest")
         # Both in one step of the loop: nothing published in between is missed or sent twice.

@@ -1,31 +1,78 @@
 """``plantstream replay``: recorded readings through the calculators, points out as JSON lines.
 
-The input (one Reading per line, design.md §3) may be in any order within the plant's allowed
+The input (one Reading per line, plantstream/records.py) may be in any order within the plant's allowed
 lateness: pending readings are released once the newest event time is a lateness past them, in
 event-time order (ties broken by machine, signal and line number), so the same set of readings
 gives byte-identical output. Readings later than that are
 corrections, exactly as in the live pipeline. Bad lines are reported with their line number,
-counted, written to the dead-letter file if one is given, and skipped.
+counted, written to the dead-letter file if one is given, and skipped; they are reported in line
+order, whichever stage refused them.
+
+The input may be bytes (:func:`read_lines`): the replay decodes them itself, so a line that is not
+UTF-8, or longer than :data:`MAX_LINE_BYTES`, is one more bad line with its number, whether it
+comes from a file or from stdin.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from plantstream.records import Point, RecordError, decode_reading
 from runtimes.gc_tuning import fewer_collections
+from sinks.deadletters import bounded_payload
 from streams.engine import Engine, ReadingRejected
+from streams.plausibility import REBASE_AFTER, plausible_time
 
-__all__ = ["ReplayAborted", "ReplaySummary", "replay"]
+__all__ = ["MAX_LINE_BYTES", "OverlongLine", "ReplayAborted", "ReplaySummary", "read_lines", "replay"]
 
 MAX_REPORTED = 100
 """Bad lines reported one by one before the rest are only counted."""
+
+MAX_LINE_BYTES = 1 << 20
+"""A longer line is refused without being held in memory (a reading's line is well under 1 KiB)."""
+
+_HEAD_BYTES = 200
+"""How much of an over-long line is kept for the report and the dead letter."""
+
+_MAX_HELD_REPORTS = 10_000
+"""Refusals held back to be reported in line order; past this, the oldest is reported at once."""
+
+_MAX_HELD_BYTES = 16 << 20
+"""The same bound on the held refusals' raw lines, which may each be up to a mebibyte."""
+
+
+@dataclass(frozen=True)
+class OverlongLine:
+    """A line longer than :data:`MAX_LINE_BYTES`: its length and its first bytes, nothing more."""
+
+    length: int
+    head: bytes
+
+
+def read_lines(stream: BinaryIO, max_bytes: int = MAX_LINE_BYTES) -> Iterator[bytes | OverlongLine]:
+    """The lines of ``stream``, undecoded; a line longer than ``max_bytes`` as an :class:`OverlongLine`.
+
+    The rest of an over-long line is read and dropped in ``max_bytes`` pieces, so memory stays
+    bounded whatever the file holds (one line of a gigabyte without a newline included).
+    """
+    readline = stream.readline
+    while line := readline(max_bytes + 1):
+        if len(line) <= max_bytes or line.endswith(b"\n"):
+            yield line
+            continue
+        length = len(line)
+        while piece := readline(max_bytes):
+            length += len(piece)
+            if piece.endswith(b"\n"):
+                break
+        yield OverlongLine(length, line[:_HEAD_BYTES])
 
 
 class ReplayAborted(Exception):
@@ -37,7 +84,9 @@ class ReplaySummary:
     """What a replay read, refused and wrote."""
 
     lines: int = 0
+    blank: int = 0
     readings: int = 0
+    """Lines the calculators used: neither blank nor refused."""
     rejected: Counter[str] = field(default_factory=Counter)
     points: int = 0
     shift_points: list[Point] = field(default_factory=list)
@@ -51,7 +100,7 @@ class ReplaySummary:
 
 def replay(
     engine: Engine,
-    lines: Iterable[str],
+    lines: Iterable[str | bytes | OverlongLine],
     out: TextIO | None,
     *,
     source: str,
@@ -64,7 +113,7 @@ def replay(
     """Run ``lines`` through ``engine`` (built with ``reorder=False``), writing points to ``out``.
 
     ``on_points``, if given, also receives every batch of points (a CBAM ledger, the sinks of
-    ``replay --to-sinks``).
+    ``replay --to-sinks``). ``lines`` may be text or, from :func:`read_lines`, bytes.
 
     Raises:
         ReplayAborted: ``strict`` and a bad line.
@@ -74,9 +123,38 @@ def replay(
         return run.run(lines, lateness_us)
 
 
-_Item = tuple[int, str, str, int, Any, str, str]
+_Item = tuple[int, str, str, int, Any, str, str | bytes]
 _BATCH = 4096
 """Readings decoded between two orderings of the pending ones; sorting batches is cheaper than a heap."""
+
+
+class _JumpGuard:
+    """Keeps one far-future reading from moving replay's watermark past everything else.
+
+    Replay has no receipt time to judge an event time by, so a reading more than ``max_jump_us``
+    ahead of the newest one is held back (the engine refuses it as ``clock_jump``, or ``bad_time``
+    outside the plausible years) unless :data:`~streams.plausibility.REBASE_AFTER` readings in a
+    row agree on the new time: a clock that really was set forward moves the watermark then.
+    """
+
+    def __init__(self, max_jump_us: int) -> None:
+        self.max_jump_us = max_jump_us
+        self.ahead: list[int] = []
+
+    def holds_back(self, ts: int, newest: int) -> bool:
+        """Whether the reading at ``ts`` must not move the watermark (``newest`` so far)."""
+        if not plausible_time(ts):
+            return True
+        if ts <= newest + self.max_jump_us or newest == -(2**62):
+            self.ahead.clear()
+            return False
+        if self.ahead and abs(ts - self.ahead[-1]) > self.max_jump_us:
+            self.ahead.clear()
+        self.ahead.append(ts)
+        if len(self.ahead) < REBASE_AFTER:
+            return True
+        self.ahead.clear()
+        return False
 
 
 class _Replay:
@@ -100,48 +178,91 @@ class _Replay:
         self.report = report
         self.dead_letter = dead_letter
         self.summary = ReplaySummary()
+        self.held: list[tuple[int, str, str, str]] = []
+        """Refusals not yet reported: (line, reason, message, raw), a heap by line number."""
+        self.held_bytes = 0
+        self.reported = 0
 
-    def run(self, lines: Iterable[str], lateness_us: int) -> ReplaySummary:
+    def run(self, lines: Iterable[str | bytes | OverlongLine], lateness_us: int) -> ReplaySummary:
         """Decode, order and feed every line; flush the engine at the end.
 
         Readings wait in ``pending`` until the newest event time is ``lateness_us`` past them, as
         behind a watermark; they are sorted and released in batches, which is cheaper than a heap
         and releases the same sequence. A reading that arrives already behind the watermark
         releases everything before it at once, so it reaches the engine exactly as late as it is.
+
+        A refusal is held until no pending reading has a smaller line number, so refusals are
+        reported in line order although the calculators see the readings in time order.
         """
         summary = self.summary
         pending: list[_Item] = []
+        first_pending: int | None = None  # the smallest line number in pending
         next_batch = _BATCH
         newest = -(2**62)
-        lineno = skipped = 0
+        jumps = _JumpGuard(self.engine.spec.max_clock_jump_us)
+        lineno = 0
         for lineno, line in enumerate(lines, 1):
             try:
+                if isinstance(line, OverlongLine):
+                    raise RecordError(f"{line.length} bytes long, over the limit of {MAX_LINE_BYTES}")
                 ts, machine, signal, value, quality, _ = decode_reading(line)
             except RecordError as exc:
-                skipped += 1
-                if line.strip():
-                    self.refuse(lineno, "malformed", str(exc), line)
+                if self.skip(lineno, line, exc) and self.strict:
+                    # The line is the first bad one unless a pending reading before it is refused.
+                    self.release(pending, None)
+                    self.report_held(None)
+                if self.held:
+                    self.report_held(first_pending)
                 continue
             item = (ts, machine, signal, lineno, value, quality, line)
+            if jumps.holds_back(ts, newest):
+                pending.append(item)  # held to the end, where the engine refuses or takes it
+                continue
             if ts > newest:
                 newest = ts
             elif ts <= newest - lateness_us:
                 # Behind the watermark: what a stream would have released by now goes first.
                 pending = self.release(pending, newest - lateness_us)
                 self.release([item], None)
+                first_pending = min((it[3] for it in pending), default=None)
+                if self.held:
+                    self.report_held(first_pending)
                 continue
             pending.append(item)
+            if first_pending is None:
+                first_pending = lineno
             if len(pending) >= next_batch:
                 pending = self.release(pending, newest - lateness_us)
+                first_pending = min((it[3] for it in pending), default=None)
                 # Grow the batch when little could be released, so sorting stays linear overall.
                 next_batch = max(_BATCH, 2 * len(pending))
+            if self.held:
+                self.report_held(first_pending)
         summary.lines = lineno
-        summary.readings = lineno - skipped
         self.release(pending, None)
+        self.report_held(None)
         self.engine.flush()
         self.write()
+        summary.readings = lineno - summary.blank - summary.rejected_total
         summary.engine = self.engine.stats
         return summary
+
+    def skip(self, lineno: int, line: str | bytes | OverlongLine, error: Exception) -> bool:
+        """Count a line that did not decode: blank, or refused as malformed (True)."""
+        if isinstance(line, OverlongLine):
+            self.refuse(lineno, "malformed", str(error), _text(line.head) + "...")
+            return True
+        if not line.strip():
+            self.summary.blank += 1
+            return False
+        message = str(error)
+        if isinstance(line, bytes):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                message = f"not UTF-8 (byte 0x{line[exc.start]:02x} at column {exc.start + 1})"
+        self.refuse(lineno, "malformed", message, _text(line))
+        return True
 
     def release(self, pending: list[_Item], watermark: int | None) -> list[_Item]:
         """Feed, in order, the pending readings at or before ``watermark`` (all if ``None``)."""
@@ -152,23 +273,43 @@ class _Replay:
             try:
                 push(ts, machine, signal, value, quality)
             except ReadingRejected as exc:
-                self.refuse(lineno, exc.reason, str(exc), line)
+                self.refuse(lineno, exc.reason, str(exc), _text(line))
         self.write()
         return pending[cut:]
 
     def refuse(self, lineno: int, reason: str, message: str, raw: str) -> None:
-        """Count, report and dead-letter one refused line (or stop, when strict)."""
-        summary = self.summary
-        summary.rejected[reason] += 1
+        """Count one refused line now; report and dead-letter it in line order (:meth:`report_held`)."""
+        self.summary.rejected[reason] += 1
+        heapq.heappush(self.held, (lineno, reason, message, raw))
+        self.held_bytes += len(raw)
+        while len(self.held) > _MAX_HELD_REPORTS or self.held_bytes > _MAX_HELD_BYTES:
+            self.report_one(*heapq.heappop(self.held))
+
+    def report_held(self, before: int | None) -> None:
+        """Report the held refusals of lines before ``before`` (all if ``None``), in line order."""
+        held = self.held
+        while held and (before is None or held[0][0] < before):
+            self.report_one(*heapq.heappop(held))
+
+    def report_one(self, lineno: int, reason: str, message: str, raw: str) -> None:
+        """Report and dead-letter one refused line, or stop when strict."""
+        self.held_bytes -= len(raw)
         text = f"{self.source}:{lineno}: {reason}: {message}"
         if self.strict:
             raise ReplayAborted(text)
-        if summary.rejected_total <= MAX_REPORTED:
+        self.reported += 1
+        if self.reported <= MAX_REPORTED:
             self.report(text)
-        elif summary.rejected_total == MAX_REPORTED + 1:
+        elif self.reported == MAX_REPORTED + 1:
             self.report(f"{self.source}: more bad lines; counting them without reporting each")
         if self.dead_letter is not None:
-            record = {"line": lineno, "reason": reason, "error": message, "raw": raw.rstrip("\n")}
+            # A bounded prefix of the line, with its length and SHA-256 when it is longer.
+            record = {
+                "line": lineno,
+                "reason": reason,
+                "error": message,
+                **bounded_payload(raw.rstrip("\r\n")),
+            }
             self.dead_letter.write(json.dumps(record) + "\n")
 
     def write(self) -> None:
@@ -186,3 +327,8 @@ class _Replay:
             if point.measurement == "oee" and point.tags.get("window") == "shift":
                 self.summary.shift_points.append(point)
         self.summary.points += len(points)
+
+
+def _text(line: str | bytes) -> str:
+    """A line as text for a report: bytes that are not UTF-8 shown as escapes."""
+    return line if isinstance(line, str) else line.decode("utf-8", "backslashreplace")

@@ -7,6 +7,7 @@ through the outbox, returning once they are delivered).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from plantstream.plant import LoadedPlant
 from plantstream.records import DeadLetter, FieldValue, Point
-from runtimes.replay import ReplaySummary, replay
+from runtimes.replay import OverlongLine, ReplaySummary, replay
 from sinks.influx import InfluxSink
 from streams.engine import Engine
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ERROR_CLASSES",
     "OUTBOX_DIR",
+    "SINK_LOGGER",
     "SinkDelivery",
     "build_sinks",
     "replay_to_sinks",
@@ -35,6 +37,9 @@ __all__ = [
 
 OUTBOX_DIR = "outbox"
 """Under the state directory: one ``<sink-id>.sqlite`` per sink."""
+
+SINK_LOGGER = "plantstream.sinks.influx"
+"""The logger of :class:`InfluxSink`."""
 
 ERROR_CLASSES = ("connection", "server", "throttled", "config", "rejected", "other")
 """The classes of failed write attempts, reported as fields and labels even when zero."""
@@ -151,7 +156,7 @@ class SinkDelivery:
 
 async def replay_to_sinks(
     engine: Engine,
-    lines: Iterable[str],
+    lines: Iterable[str | bytes | OverlongLine],
     sinks: Sequence[InfluxSink],
     *,
     timeout_s: float,
@@ -219,5 +224,13 @@ async def replay_to_sinks(
             {sink.id: sink.health.dead_letters for sink in sinks},
         )
     finally:
-        for sink in sinks:
-            await sink.close(flush_timeout_s=0)
+        # What is left in an outbox is the caller's to report (SinkDelivery.undelivered); the
+        # sink's own warning on closing would say it again, and "within 0 s".
+        sink_log = logging.getLogger(SINK_LOGGER)
+        level = sink_log.level
+        sink_log.setLevel(logging.ERROR)
+        try:
+            for sink in sinks:
+                await sink.close(flush_timeout_s=0)
+        finally:
+            sink_log.setLevel(level)

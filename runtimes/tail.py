@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,10 +21,20 @@ from rich.console import Console
 
 from runtimes.shift_so_far import MEASUREMENT as SHIFT_SO_FAR
 
-__all__ = ["Filters", "Show", "follow", "printer"]
+__all__ = ["Filters", "NotAPipeline", "Show", "follow", "number", "printer", "render"]
+
+_ANSWER_TIMEOUT_S = 10.0
+"""How long the status line and headers may take: a server that accepts and says nothing is not
+a pipeline (the pipeline answers at once, before any record)."""
+_HEADER_LINES = 100
+"""Most header lines read before deciding; a pipeline sends four."""
 
 Show = Callable[[dict[str, Any], str], None]
 """Shows one matching record: the decoded reading or point, and its JSON text."""
+
+
+class NotAPipeline(Exception):
+    """What answers at the URL is not a plantstream pipeline (no ``Server: plantstream/...``)."""
 
 
 @dataclass(frozen=True)
@@ -73,26 +85,68 @@ def printer(*, as_json: bool, console: Console) -> Show:
 
 
 def render(record: dict[str, Any]) -> str:
-    """One compact, coloured line (rich markup) for a reading or a point."""
+    """One compact, coloured line (rich markup) for a reading or a point.
+
+    A corrected window (``revision`` above 0) says so, ``rev N``: the same window was shown before
+    with other figures.
+    """
     if "measurement" in record:
         tags, fields = record["tags"], record["fields"]
-        shown = ", ".join(
-            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in list(fields.items())[:6]
-        )
+        shown = ", ".join(f"{k}={number(v)}" for k, v in list(fields.items())[:6])
         where = "/".join(str(tags[k]) for k in ("site", "line", "machine") if k in tags)
-        return f"[cyan]{record['time']}[/cyan] [bold]{record['measurement']}[/bold] {where} {shown}"
+        revision = fields.get("revision")
+        corrected = (
+            f" [magenta]rev {revision}[/magenta]" if isinstance(revision, int) and revision > 0 else ""
+        )
+        return (
+            f"[cyan]{record['time']}[/cyan] [bold]{record['measurement']}[/bold] {where}{corrected} {shown}"
+        )
     colour = {"good": "green", "uncertain": "yellow"}.get(str(record.get("quality", "good")), "red")
-    value = record.get("value")
+    value = number(record.get("value"))
     return (
         f"[cyan]{record['ts']}[/cyan] {record['machine']}.{record['signal']} = [{colour}]{value}[/{colour}]"
     )
 
 
-async def follow(url: str, filters: Filters, *, count: int | None, show: Show) -> None:
+def number(value: object) -> str:
+    """A field's value for people: whole numbers in full, with thousands separators.
+
+    So a counter's every increment shows (``427,013``, never ``4.27e+05``); numbers of 1 or more
+    keep up to three decimals, smaller ones four significant digits (a ratio: ``0.8333``).
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if not math.isfinite(value) or abs(value) >= _EXACT_FLOAT:
+        return f"{value:.4g}"  # not a count any more: 1e+38 says more than 39 digits
+    if value.is_integer():
+        return f"{int(value):,}"
+    if abs(value) >= 1:
+        return f"{value:,.3f}".rstrip("0").rstrip(".")
+    return f"{value:.4g}"
+
+
+_EXACT_FLOAT = 2.0**53
+"""Below this a float holds every whole number exactly, so a whole one is shown as an integer."""
+
+
+async def follow(
+    url: str,
+    filters: Filters,
+    *,
+    count: int | None,
+    show: Show,
+    around: Callable[[], AbstractAsyncContextManager[object]] | None = None,
+) -> None:
     """Show matching records from ``url`` until it ends or ``count`` have been shown.
 
+    Nothing is shown before the answer's headers say it comes from a plantstream pipeline;
+    ``around`` (a live table's display) is entered only then, around the records.
+
     Raises:
-        OSError, ConnectionError: nothing answers at ``url`` (or not with a stream).
+        OSError, ConnectionError: nothing answers at ``url`` (or the pipeline does not stream).
+        NotAPipeline: something answers, but not a plantstream pipeline.
     """
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
@@ -100,20 +154,43 @@ async def follow(url: str, filters: Filters, *, count: int | None, show: Show) -
     try:
         writer.write(f"GET {parts.path or '/stream'} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
         await writer.drain()
-        status = await reader.readline()
-        if b" 200 " not in status:
-            raise ConnectionError(f"the pipeline answered {status.decode().strip()!r}")
-        while (await reader.readline()) not in (b"\r\n", b""):
-            pass
-        shown = 0
-        while count is None or shown < count:
-            raw = await reader.readline()
-            if not raw:
-                return
-            text = raw.decode().strip()
-            record = json.loads(text)
-            if filters.match(record):
-                show(record, text)
-                shown += 1
+        try:
+            status, server = await asyncio.wait_for(_answer(reader), _ANSWER_TIMEOUT_S)
+        except TimeoutError:
+            raise NotAPipeline(f"no HTTP answer within {_ANSWER_TIMEOUT_S:g} s") from None
+        except ValueError:  # a line longer than the reader's limit: not an HTTP header
+            raise NotAPipeline("it does not speak HTTP (a header line of over 64 KiB)") from None
+        if not server.startswith("plantstream/"):
+            said = f"Server: {server}" if server else "no Server header"
+            raise NotAPipeline(f"it answered {status!r} with {said}, not Server: plantstream/...")
+        if " 200 " not in f"{status} ":
+            raise ConnectionError(f"the pipeline answered {status!r}")
+        async with around() if around is not None else nullcontext():
+            shown = 0
+            while count is None or shown < count:
+                raw = await reader.readline()
+                if not raw:
+                    return
+                text = raw.decode().strip()
+                record = json.loads(text)
+                if filters.match(record):
+                    show(record, text)
+                    shown += 1
     finally:
         writer.close()
+
+
+async def _answer(reader: asyncio.StreamReader) -> tuple[str, str]:
+    """The status line and the ``Server`` header's value ("" without one) of an HTTP answer."""
+    status = (await reader.readline()).decode("latin-1").strip()
+    if not status.startswith("HTTP/"):
+        raise NotAPipeline(f"it does not speak HTTP (it said {status[:60]!r})")
+    server = ""
+    for _ in range(_HEADER_LINES):
+        line = await reader.readline()
+        if line in (b"\r\n", b"\n", b""):
+            return status, server
+        name, _, value = line.decode("latin-1").partition(":")
+        if name.strip().lower() == "server":
+            server = value.strip()
+    raise NotAPipeline(f"more than {_HEADER_LINES} header lines")

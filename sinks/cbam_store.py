@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from plantstream.records import EPOCH, Point
+from sinks.private import private_sqlite
 
 __all__ = ["LEDGER_FIELDS", "LEDGER_FILE", "CbamStore", "MachineDayRow"]
 
@@ -75,11 +76,10 @@ class CbamStore:
             machines: machines whose windows are kept (the ledger's processes').
             timezone: the installation's IANA zone: days are local days.
         """
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.machines = frozenset(machines)
         self.zone = ZoneInfo(timezone)
-        self._db = sqlite3.connect(path)
+        self._db = sqlite3.connect(private_sqlite(path))  # owner-only, with its WAL files
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)

@@ -1,10 +1,12 @@
 """The JSON-lines file sink: points, and input that could not be used, one JSON object per line.
 
 Points go to ``<dir>/points/YYYY-MM-DD.jsonl`` by the UTC date of the point's time, dead letters to
-``<dir>/deadletter/YYYY-MM-DD.jsonl`` by the date they were refused. Writes are appended and
-flushed per batch; :meth:`JsonLinesSink.sync` forces them to disk (the runtime calls it before it
-checkpoints, so a checkpoint never claims windows whose points are not on disk). A corrected
-window is written again with the same identity: readers keep the last line of each identity.
+``<dir>/deadletter/YYYY-MM-DD.jsonl`` by the date they were refused, shortened and bounded as
+:mod:`sinks.deadletters` says. Folders are created 0700 and files 0600 (:mod:`sinks.private`).
+Writes are appended and flushed per batch; :meth:`JsonLinesSink.sync` forces them to disk (the
+runtime calls it before it checkpoints, so a checkpoint never claims windows whose points are not
+on disk). A corrected window is written again with the same identity: readers keep the last line
+of each identity.
 
 ``on_write`` (optional, for benchmarks and live views) is called after each batch is flushed with
 the batch and the wall-clock time (``time.time()``) of the flush; without it the sink does no
@@ -21,6 +23,8 @@ from pathlib import Path
 from typing import TextIO
 
 from plantstream.records import DeadLetter, Point
+from sinks.deadletters import DEFAULT_MAX_BYTES, DeadLetterFolder
+from sinks.private import open_private, private_dir
 
 __all__ = ["JsonLinesSink", "WriteHook"]
 
@@ -35,11 +39,19 @@ class JsonLinesSink:
         directory: where ``points/`` and ``deadletter/`` are created.
         on_write: called after every flushed batch of points (see :data:`WriteHook`); may also be
             set later through the attribute of the same name.
+        dead_letter_max_bytes: the dead-letter folder's bound (policy ``drop_oldest``).
     """
 
-    def __init__(self, directory: Path, *, on_write: WriteHook | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        on_write: WriteHook | None = None,
+        dead_letter_max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
         self.directory = directory
         self.on_write = on_write
+        self.dead_letters = DeadLetterFolder(directory, max_bytes=dead_letter_max_bytes)
         self._files: dict[Path, TextIO] = {}
         # The handle of each (kind, UTC date), so that a point costs one dictionary lookup, not a
         # formatted date and two path joins.
@@ -58,11 +70,8 @@ class JsonLinesSink:
         hook(batch, time.time())
 
     def dead_letter(self, letter: DeadLetter) -> None:
-        """Append one refused input with its reason."""
-        handle = self._file("deadletter", letter.ts.strftime("%Y-%m-%d"))
-        handle.write(letter.to_json())
-        handle.write("\n")
-        handle.flush()
+        """Append one refused input with its reason (bounded: :mod:`sinks.deadletters`)."""
+        self.dead_letters.write(letter)
         self.dead_letters_written += 1
 
     def flush(self) -> list[int]:
@@ -72,7 +81,7 @@ class JsonLinesSink:
         """
         for handle in self._files.values():
             handle.flush()
-        return [handle.fileno() for handle in self._files.values()]
+        return [handle.fileno() for handle in self._files.values()] + self.dead_letters.flush()
 
     def sync(self) -> None:
         """Force everything written so far to disk."""
@@ -86,6 +95,7 @@ class JsonLinesSink:
             handle.close()
         self._files.clear()
         self._by_day.clear()
+        self.dead_letters.close()
 
     def _append(self, points: Iterable[Point]) -> None:
         touched: set[TextIO] = set()
@@ -106,6 +116,6 @@ class JsonLinesSink:
         path = self.directory / kind / f"{day}.jsonl"
         handle = self._files.get(path)
         if handle is None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle = self._files[path] = path.open("a", encoding="utf-8")
+            private_dir(path.parent, tighten=True)
+            handle = self._files[path] = open_private(path, "a", encoding="utf-8")
         return handle

@@ -33,6 +33,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal, NamedTuple
 
+from sinks.private import private_dir, private_sqlite
+
 __all__ = ["Outbox", "OutboxChunk", "OutboxFull", "WhenFull"]
 
 WhenFull = Literal["block", "drop_oldest"]
@@ -85,8 +87,9 @@ class Outbox:
         """Most lines in one chunk (the sink uses its batch size, so a batch is a few chunks)."""
         self.dropped = 0
         """Lines deleted by ``drop_oldest`` since this outbox was opened."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # Owner-only (the queued points are the plant's data); the outbox folder is plantstream's.
+        private_dir(path.parent, tighten=True)
+        self._db = sqlite3.connect(private_sqlite(path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # takes effect on a new file only
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode: a commit survives the process dying; sync() covers power loss.

@@ -1,6 +1,6 @@
 """Shift calendars expanded into UTC time: which shift (and break) an instant belongs to.
 
-Source: shared/domain.md §1.3 — planned operation time (POT) comes from the shift calendar of
+Source: [ISO22400-2] (docs/references.md) — planned operation time (POT) comes from the shift calendar of
 each work unit, as half-open intervals in the plant's local time zone; breaks are planned
 downtime (PDOT); holidays remove shifts and overtime adds them.
 

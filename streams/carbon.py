@@ -1,10 +1,10 @@
 """Scope 1 and Scope 2 carbon accounting: factors and formulas (pure, standard library only).
 
-Every number and formula here comes from the project's domain reference note (domain.md),
-sections 3.1-3.3, and is tagged with the source key used there:
+Every number and formula here comes from a public source, tagged with its key in
+docs/references.md:
 
 - [IPCC06]: 2006 IPCC Guidelines Vol. 2 (Energy), Tables 1.2/1.4 (NCV, CO2 EF) and 2.3
-  (manufacturing-industry CH4/N2O). Marked VERIFY in the domain reference.
+  (manufacturing-industry CH4/N2O). To verify against the published volume.
 - [VN-DCC]: Viet Nam DCC/MONRE national grid emission factors, Table 1; 2022 from letter
   No. 327/BĐKH-PTCBT.
 - [KR-MCEE]: Korea Ministry of Climate, Energy and Environment press release (2025-12-17/18).
@@ -14,7 +14,7 @@ sections 3.1-3.3, and is tagged with the source key used there:
 
 The module does no I/O, reads no clock and logs nothing, so every function is deterministic and
 safe to call from any stream stage. Results carry the GWP set they were computed with, as the
-domain reference requires ("Store the GWP set with every result", section 3.1).
+reference requires ("Store the GWP set with every result").
 """
 
 from __future__ import annotations
@@ -55,13 +55,13 @@ class _ClearKeyError(KeyError):
 
 
 # --------------------------------------------------------------------------------------------------
-# Grid emission factors (domain.md section 3.3)
+# Grid emission factors [VN-DCC; KR-MCEE; KR-ETS]
 # --------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class GridFactor:
-    """One official electricity grid emission factor (domain.md section 3.3).
+    """One official electricity grid emission factor [VN-DCC; KR-MCEE; KR-ETS].
 
     The key is ``(country, basis, year)``, not just ``(country, year)``, because Korea publishes
     both multi-year averages and single-year factors, and its ETS keeps the factor that was used at
@@ -73,7 +73,7 @@ class GridFactor:
             for a multi-year average (``year`` is then the last year of the average).
         year: The data year the factor describes.
         t_per_mwh: Emission factor in tCO2e/MWh (equal to kgCO2e/kWh).
-        source: The domain.md source key plus a short citation.
+        source: The docs/references.md source key plus a short citation.
         note: Domain facts that matter when using the factor; may be empty.
     """
 
@@ -180,7 +180,7 @@ GRID_FACTORS: tuple[GridFactor, ...] = (
         "From Dec 2025 Korea publishes a one-year factor every year instead of a 3-year average. " + _KR_NOTE,
     ),
 )
-"""The official grid factor table of domain.md section 3.3 [VN-DCC; KR-ETS; KR-MCEE]."""
+"""The official grid factor table [VN-DCC; KR-ETS; KR-MCEE]."""
 
 
 class UnknownFactorError(_ClearKeyError):
@@ -200,7 +200,7 @@ class UnknownFactorError(_ClearKeyError):
 
 
 def grid_factor(country: str, basis: str, year: int) -> GridFactor:
-    """Look up an official grid factor in :data:`GRID_FACTORS` (domain.md section 3.3).
+    """Look up an official grid factor in :data:`GRID_FACTORS` [VN-DCC; KR-MCEE; KR-ETS].
 
     Args:
         country: ISO 3166-1 alpha-2 code; case-insensitive and surrounding spaces are ignored.
@@ -208,7 +208,7 @@ def grid_factor(country: str, basis: str, year: int) -> GridFactor:
         year: Data year of the factor.
 
     Returns:
-        The matching :class:`GridFactor` (its ``source`` names the domain.md source key).
+        The matching :class:`GridFactor` (its ``source`` names the docs/references.md source key).
 
     Raises:
         UnknownFactorError: If no factor matches. The message lists the available
@@ -234,13 +234,13 @@ def grid_factor(country: str, basis: str, year: int) -> GridFactor:
 
 
 # --------------------------------------------------------------------------------------------------
-# Global warming potentials (domain.md section 3.1)
+# Global warming potentials [IPCC-GWP]
 # --------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class Gwp:
-    """A 100-year global warming potential set (domain.md section 3.1).
+    """A 100-year global warming potential set [IPCC-GWP].
 
     Attributes:
         name: Assessment report name, for example ``"AR5"``; stored with every result.
@@ -258,7 +258,7 @@ GWP_SETS: dict[str, Gwp] = {
     "AR6": Gwp("AR6", 29.8, 273.0),
     "SAR": Gwp("SAR", 21.0, 310.0),
 }
-"""GWP-100 sets of domain.md section 3.1: AR5 (28, 265), AR6 fossil CH4 (29.8, 273), SAR (21, 310).
+"""GWP-100 sets [IPCC-GWP]: AR5 (28, 265), AR6 fossil CH4 (29.8, 273), SAR (21, 310).
 
 SAR is the set used by the older Korean factor.
 """
@@ -269,7 +269,7 @@ class UnknownGwpError(_ClearKeyError):
 
 
 def gwp_set(name: str) -> Gwp:
-    """Return a GWP set by name (domain.md section 3.1).
+    """Return a GWP set by name [IPCC-GWP].
 
     Args:
         name: ``"AR5"``, ``"AR6"`` or ``"SAR"``; case-insensitive.
@@ -287,7 +287,7 @@ def gwp_set(name: str) -> Gwp:
 
 
 # --------------------------------------------------------------------------------------------------
-# Scope 1: stationary combustion (domain.md section 3.1)
+# Scope 1: stationary combustion [IPCC06; IPCC-GWP]
 # --------------------------------------------------------------------------------------------------
 
 
@@ -301,7 +301,7 @@ class FuelSpec:
         ef_co2_kg_per_tj: CO2 emission factor in kg/TJ.
         ef_ch4_kg_per_tj: CH4 emission factor in kg/TJ (manufacturing industries).
         ef_n2o_kg_per_tj: N2O emission factor in kg/TJ (manufacturing industries).
-        source: The domain.md source key plus a short citation.
+        source: The docs/references.md source key plus a short citation.
     """
 
     name: str
@@ -318,7 +318,7 @@ FUELS: dict[str, FuelSpec] = {
     "natural_gas": FuelSpec("natural_gas", 48.0, 56_100.0, 1.0, 0.1, _IPCC_SOURCE),
     "gas_diesel_oil": FuelSpec("gas_diesel_oil", 43.0, 74_100.0, 3.0, 0.6, _IPCC_SOURCE),
 }
-"""IPCC 2006 default fuels of domain.md section 3.1 [IPCC06].
+"""IPCC 2006 default fuels [IPCC06].
 
 Natural gas: NCV 48.0 TJ/Gg, CO2 56 100, CH4 1, N2O 0.1 kg/TJ. Gas/diesel oil: NCV 43.0 TJ/Gg,
 CO2 74 100, CH4 3, N2O 0.6 kg/TJ.
@@ -394,7 +394,7 @@ def fuel_energy_tj(
 
 @dataclass(frozen=True, slots=True)
 class Scope1:
-    """Scope 1 stationary-combustion emissions of one fuel quantity (domain.md section 3.1).
+    """Scope 1 stationary-combustion emissions of one fuel quantity [IPCC06; IPCC-GWP].
 
     Attributes:
         co2_kg: CO2 mass in kg.
@@ -417,7 +417,7 @@ def scope1_emissions(
     gwp: Gwp,
     oxidation_factor: float = 1.0,
 ) -> Scope1:
-    """Scope 1 emissions of burning ``energy_tj`` of ``fuel`` (domain.md section 3.1) [IPCC06].
+    """Scope 1 emissions of burning ``energy_tj`` of ``fuel`` [IPCC06; IPCC-GWP].
 
     ``Em_CO2 = AD x EF_CO2 x OF`` with ``AD = FQ x NCV`` in TJ; the Tier 1 default is OF = 1
     [IPCC06], the same form as CBAM Annex II B ``Em = AD x EF x OF``. The oxidation factor applies
@@ -447,18 +447,18 @@ def scope1_emissions(
 
 
 # --------------------------------------------------------------------------------------------------
-# Scope 2: purchased electricity (domain.md section 3.2)
+# Scope 2: purchased electricity [GHGP-S2]
 # --------------------------------------------------------------------------------------------------
 
 
 def scope2_kg(kwh: float, t_per_mwh: float) -> float:
-    """Scope 2 emissions of purchased electricity, ``Em = E_MWh x EF`` (domain.md section 3.2).
+    """Scope 2 emissions of purchased electricity, ``Em = E_MWh x EF`` [GHGP-S2].
 
     Works for both GHG Protocol methods [GHGP-S2]: pass a grid-average factor (for example from
     :func:`grid_factor`) for the location-based method, or a market factor (for example
     :meth:`MarketInstruments.effective_t_per_mwh`) for the market-based method. Since
     ``1 kWh x 1 t/MWh = 1 kg``, the result is simply ``kwh x t_per_mwh`` in kg. This is not the
-    CBAM indirect-emissions rule, which has its own factors (domain.md section 4.5) [CBAM-NOTE].
+    CBAM indirect-emissions rule, which has its own factors [IR-2025-2621 Annex II; CBAM-NOTE].
 
     Args:
         kwh: Electricity consumed in kWh, >= 0.
@@ -480,8 +480,8 @@ class MarketInstruments:
     """Contractual instruments for the market-based Scope 2 method [GHGP-S2].
 
     The market-based method uses factors from contractual instruments (supplier-specific rates,
-    PPAs, EACs/RECs) and falls back to the residual mix for the uncovered consumption (domain.md
-    section 3.2). Instrument quality criteria (tracking, no double counting, market boundary,
+    PPAs, EACs/RECs) and falls back to the residual mix for the uncovered consumption
+    [GHGP-S2]. Instrument quality criteria (tracking, no double counting, market boundary,
     vintage) are checked upstream, not here.
 
     Attributes:

@@ -1,17 +1,17 @@
 """EU CBAM (definitive period, from 2026) embedded-emissions arithmetic (pure, standard library only).
 
-Implements domain.md section 4 as quoted in [CBAM-NOTE] (a third-party legal research note quoting
-the Official Journal texts; every item is marked VERIFY against EUR-Lex in the domain reference):
+Implements the CBAM acts of docs/references.md as quoted in [CBAM-NOTE] (a legal research note quoting
+the Official Journal texts; every item is to be verified against EUR-Lex):
 
 - goods categories and the Annex II "direct emissions only" rule (Reg. (EU) 2023/956 Annex I/II as
-  amended by Reg. (EU) 2025/2083; domain.md section 4.2);
+  amended by Reg. (EU) 2025/2083 [CBAM-REG; CBAM-OMNIBUS]);
 - specific embedded emissions (SEE) of simple and complex goods, general and specific form, and
   the cross-channel rule for precursors (IR (EU) 2025/2547 Annex III B Eq. 59-62 and Annex I
-  pt 3.1; domain.md section 4.3);
-- the default-value mark-up (IR (EU) 2025/2621 as corrected by IR (EU) 2026/1740; section 4.6)
-  and the 3-decimal rounding of the published tables (section 5);
+  pt 3.1 [IR-2025-2547]);
+- the default-value mark-up (IR (EU) 2025/2621 as corrected by IR (EU) 2026/1740 [IR-2025-2621; IR-2026-1740])
+  and the 3-decimal rounding of the published tables [CBAM-NOTE];
 - the CBAM factor phase-in and the certificates due per tonne (IR (EU) 2025/2620; Directive
-  2003/87/EC Art. 10a(1a); section 4.3).
+  2003/87/EC Art. 10a(1a) [IR-2025-2620]).
 
 Units: emissions in t CO2e, masses and activity levels in t, SEE in t CO2e per t of good.
 The module does no I/O, reads no clock and logs nothing.
@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 DEFINITIVE_PERIOD_START_YEAR = 2026
-"""First year of the CBAM definitive period (from 2026-01-01) [CBAM-NOTE; domain.md section 4]."""
+"""First year of the CBAM definitive period (from 2026-01-01) [CBAM-NOTE; CBAM-OMNIBUS]."""
 
 
 class CbamCategory(StrEnum):
@@ -73,7 +73,7 @@ def _normalise_cn(cn_code: str) -> str:
 
 
 def carries_indirect(category: CbamCategory, cn_code: str) -> bool:
-    """Whether a good's embedded emissions include indirect emissions (domain.md section 4.2).
+    """Whether a good's embedded emissions include indirect emissions [CBAM-REG Annex II].
 
     Annex II goods carry direct emissions only: iron and steel except CN 2601 12 00 (agglomerated
     ore), aluminium, hydrogen and electricity (electricity added by Reg. 2025/2083). Cement,
@@ -100,7 +100,7 @@ def carries_indirect(category: CbamCategory, cn_code: str) -> bool:
 
 
 # --------------------------------------------------------------------------------------------------
-# Default values (domain.md section 4.6) and template rounding (section 5)
+# Default values [IR-2025-2621; IR-2026-1740] and template rounding
 # --------------------------------------------------------------------------------------------------
 
 # Mark-up in percent per category: (2026, 2027, 2028 onwards) [2026/1740 Annex I intro; CBAM-NOTE].
@@ -132,7 +132,7 @@ def _markup_decimal(category: CbamCategory, year: int) -> Decimal:
 
 
 def default_markup(category: CbamCategory, year: int) -> float:
-    """Mark-up on the "total emissions" default value, as a fraction (domain.md section 4.6).
+    """Mark-up on the "total emissions" default value, as a fraction [IR-2026-1740].
 
     Cement, iron and steel, aluminium, hydrogen: +10 % (2026), +20 % (2027), +30 % (2028
     onwards); fertilisers: +1 % [IR 2026/1740 Annex I intro; CBAM-NOTE section 4.4-4.5]. The
@@ -154,7 +154,7 @@ def default_markup(category: CbamCategory, year: int) -> float:
 
 
 def default_with_markup(default_value: float, category: CbamCategory, year: int) -> float:
-    """Default value including the mark-up, unrounded (domain.md section 4.6) [CBAM-NOTE].
+    """Default value including the mark-up, unrounded [IR-2026-1740; CBAM-NOTE].
 
     Computes ``default x (1 + markup)`` in decimal arithmetic on the shortest decimal form of
     ``default_value`` (its ``repr``), so that e.g. ``1.325 x 1.3`` gives exactly ``1.7225`` and
@@ -181,7 +181,7 @@ _TEMPLATE_QUANTUM = Decimal("0.001")
 
 
 def round_template(value: float) -> float:
-    """Round to 3 decimals, half-up, as the default-value tables print them (domain.md section 5).
+    """Round to 3 decimals, half-up, as the default-value tables print them [CBAM-NOTE].
 
     The 2025/2621 tables print 3 decimals [CBAM-NOTE]. Rounding is done in ``decimal`` on the
     shortest decimal form of ``value`` with ``ROUND_HALF_UP`` (halves away from zero), not with
@@ -202,7 +202,7 @@ def round_template(value: float) -> float:
 
 
 # --------------------------------------------------------------------------------------------------
-# CBAM factor and certificates due (domain.md section 4.3)
+# CBAM factor and certificates due [IR-2025-2620]
 # --------------------------------------------------------------------------------------------------
 
 _CBAM_FACTOR: dict[int, float] = {
@@ -219,7 +219,7 @@ _CBAM_FACTOR_LAST_YEAR = 2033
 
 
 def cbam_factor(year: int) -> float:
-    """CBAM factor for a year, as a fraction (domain.md section 4.3).
+    """CBAM factor for a year, as a fraction [IR-2025-2620].
 
     97.5 % (2026), 95 % (2027), 90 % (2028), 77.5 % (2029), 51.5 % (2030), 39 % (2031),
     26.5 % (2032), 14 % (2033), 0 from 2034 [IR 2025/2620 Annex pts 2-4; Dir. 2003/87 Art. 10a(1a);
@@ -245,8 +245,8 @@ def certificates_due_per_t(see_declared: float, year: int, benchmark: float, csc
 
     ``max(0, SEE_declared - CBAM_factor(y) x CSCF(y) x BM_g)`` [IR 2025/2620 Annex pts 2-4;
     Dir. 2003/87 Art. 10a(1a); CBAM-NOTE section 4.8, 7]. Use the Column A benchmark ``BM_g*`` with
-    actual values and the Column B benchmark ``BM_g`` with default values (domain.md section 4.3).
-    The floor at 0 is an inference: domain.md says it is not stated in the text.
+    actual values and the Column B benchmark ``BM_g`` with default values [IR-2025-2620].
+    The floor at 0 is an inference: the text does not state it.
 
     Args:
         see_declared: Declared specific embedded emissions in t CO2e/t.
@@ -269,13 +269,13 @@ def certificates_due_per_t(see_declared: float, year: int, benchmark: float, csc
 
 
 # --------------------------------------------------------------------------------------------------
-# Specific embedded emissions (domain.md section 4.3)
+# Specific embedded emissions [IR-2025-2547 Annex III B]
 # --------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class PrecursorInput:
-    """A relevant precursor consumed by a production process (domain.md section 4.3).
+    """A relevant precursor consumed by a production process [IR-2025-2547 Annex III B].
 
     Attributes:
         mass_t: ``M_i``, the *total* mass consumed to produce the activity level, including
@@ -298,7 +298,7 @@ class PrecursorInput:
 
 @dataclass(frozen=True, slots=True)
 class SeeResult:
-    """Specific embedded emissions of a good, per channel, in t CO2e/t (domain.md section 4.3).
+    """Specific embedded emissions of a good, per channel, in t CO2e/t [IR-2025-2547 Annex III B].
 
     Attributes:
         direct: Direct SEE.
@@ -314,7 +314,7 @@ def specific_embedded_emissions(
     activity_t: float,
     precursors: Sequence[tuple[float, float]] = (),
 ) -> float:
-    """SEE of a good for one channel, general form (domain.md section 4.3).
+    """SEE of a good for one channel, general form [IR-2025-2547 Annex III B].
 
     ``SEE_g = (AttrEm_g + EE_InpMat) / AL_g`` with ``EE_InpMat = sum_i M_i x SEE_i``
     [2025/2547 Annex III B Eq. 59-60; CBAM-NOTE section 3.1]. With no precursors this is the
@@ -348,7 +348,7 @@ def specific_embedded_emissions_specific_form(
     ae: float,
     precursor_ratios: Sequence[tuple[float, float]],
 ) -> float:
-    """SEE of a good for one channel, specific form (domain.md section 4.3).
+    """SEE of a good for one channel, specific form [IR-2025-2547 Annex III B].
 
     ``SEE_g = ae_g + sum_i m_i x SEE_i`` with ``ae_g = AttrEm_g / AL_g`` and ``m_i = M_i / AL_g``
     [2025/2547 Annex III B Eq. 61-62; CBAM-NOTE section 3.1]. Equal to
@@ -383,14 +383,14 @@ def embedded_emissions(
     activity_t: float,
     precursors: Sequence[tuple[PrecursorInput, bool]] = (),
 ) -> SeeResult:
-    """Direct and indirect SEE of a good, with the cross-channel rule (domain.md section 4.3).
+    """Direct and indirect SEE of a good, with the cross-channel rule [IR-2025-2547 Annex III B].
 
     Each channel uses :func:`specific_embedded_emissions` [2025/2547 Annex III B Eq. 59-60]. The
     cross-channel rule [2025/2547 Annex I pt 3.1; CBAM-NOTE] says: for an Annex II complex good,
     the indirect emissions of *non*-Annex II precursors are included (e.g. pellets in DRI); for a
     non-Annex II good, the indirect emissions of Annex II precursors are excluded.
 
-    Interpretation implemented here (domain.md does not name the channel; VERIFY against the OJ):
+    Interpretation implemented here (our sources do not name the channel; VERIFY against the OJ):
 
     - Direct channel: ``AttrEm_dir`` plus ``M_i x SEE_dir,i`` of every precursor.
     - Indirect channel: the good's own ``AttrEm_indir`` only if the good carries indirect
@@ -437,13 +437,13 @@ def embedded_emissions(
 
 
 # --------------------------------------------------------------------------------------------------
-# Commission default electricity factors (domain.md section 4.5)
+# Commission default electricity factors [IR-2025-2621 Annex II]
 # --------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class ElectricityDefault:
-    """A Commission default emission factor for electricity consumed (domain.md section 4.5).
+    """A Commission default emission factor for electricity consumed [IR-2025-2621 Annex II].
 
     Attributes:
         country: ISO 3166-1 alpha-2 code, or ``OTHER`` for "other countries and territories".
@@ -463,7 +463,7 @@ ELECTRICITY_DEFAULTS: dict[str, ElectricityDefault] = {
     "BR": ElectricityDefault("BR", 0.096, _EL_SOURCE),
     "OTHER": ElectricityDefault("OTHER", 0.465, _EL_SOURCE),
 }
-"""The Commission's default electricity factors our sources show (domain.md section 4.5).
+"""The Commission's default electricity factors our sources show [IR-2025-2621 Annex II].
 
 Only Australia, Brazil and "other countries" were visible; the Viet Nam and Korea rows of
 2025/2621 Annex II were not, and a national grid factor (streams.carbon) is not automatically the

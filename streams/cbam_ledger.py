@@ -2,7 +2,7 @@
 
 The durable part (sinks/cbam_store.py) keeps the closed machine windows the engine emits (the
 latest revision of each identity) and sums them per local day and machine. This module turns such
-machine totals into the ledger's figures (shared/domain.md §4.3-§4.6), for any period:
+machine totals into the ledger's figures [IR-2025-2547; IR-2025-2621; IR-2026-1740], for any period:
 
 - **activity level** ``AL_g`` (t): the good pieces of the good's output machine x mass per piece,
   or a weigh-scale total in kg;
@@ -61,7 +61,7 @@ Path = tuple[str | int, ...]
 
 @dataclass(frozen=True)
 class ElectricityFactor:
-    """The resolved CBAM electricity factor and where it comes from (domain.md §4.5)."""
+    """The resolved CBAM electricity factor and where it comes from [IR-2025-2621; CBAM-REG]."""
 
     t_per_mwh: float
     basis: str
@@ -113,7 +113,7 @@ class PrecursorSpec:
     def values(self, year: int) -> tuple[float, float, bool]:
         """(SEE direct, SEE indirect, rests on default values) used for ``year``.
 
-        Default values get the year's mark-up (IR 2026/1740 Annex I intro; domain.md §4.6),
+        Default values get the year's mark-up (IR 2026/1740 Annex I intro [IR-2026-1740]),
         channel by channel, unrounded; VERIFY whether the Registry marks up precursor defaults so.
         """
         if self.basis == "actual_verified" and self.see_direct is not None and self.see_indirect is not None:

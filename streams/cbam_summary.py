@@ -1,14 +1,14 @@
 """What leaves the plant: the CBAM summary report, its allowed schema, and the full operator report.
 
-The summary is built from the item list of IR (EU) 2025/2547 Annex IV §1.2 (shared/domain.md §4.7)
-and the "must disclose" column of domain.md §5, not as a projection of the full report. Its
+The summary is built from the item list of IR (EU) 2025/2547 Annex IV §1.2 [ANNEX-IV]
+and recital 17 of 2025/2547 [IR-2025-2547], not as a projection of the full report. Its
 schema is :class:`CbamSummary`, closed at every level (unknown keys are refused), and is the one
 place that defines what may appear: annual, per-good figures and the installation's identity.
 Per-machine, per-shift, per-batch or per-day production data, fuel quantities, activity levels,
 precursor masses and OEE never appear in it; they go to the operator report for the verifier.
 
 Rounding: SEE and emission figures to 3 decimals, half-up, as the default-value tables print them
-(streams.cbam.round_template; domain.md §5). Pure: no I/O, no clock.
+(streams.cbam.round_template [CBAM-NOTE]). Pure: no I/O, no clock.
 """
 
 from __future__ import annotations

@@ -108,6 +108,12 @@ class EngineSpec:
     site_carbon: dict[str, CarbonSpec] = field(default_factory=dict)
     correction_history_max: int = 2_000_000
     """Readings kept for corrections across all machines; each machine keeps an equal share."""
+    max_future_us: int = 300 * US
+    """How far an event time may be ahead of its receipt time."""
+    max_clock_jump_us: int = 86_400 * US
+    """How far a reading may jump past its machine's newest event time."""
+    max_gap_fill_us: int = 8 * 86_400 * US
+    """A machine silent longer than this resumes without emitting the windows of the silence."""
 
 
 # Indices into the per-window state durations; MICRO is a part of RUNNING (see streams.oee).
@@ -249,4 +255,7 @@ def build_spec(plant: PlantModel) -> EngineSpec:
         correction_horizon_us=int(production.correction_horizon_s * US),
         site_carbon=site_carbon,
         correction_history_max=production.correction_history_max,
+        max_future_us=int(production.max_future_s * US),
+        max_clock_jump_us=int(production.max_clock_jump_s * US),
+        max_gap_fill_us=int(production.max_gap_fill_s * US),
     )

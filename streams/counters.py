@@ -1,12 +1,12 @@
 """Cumulative counters and registers: the increase between two samples, with resets and rollovers.
 
-Source: shared/domain.md §2.2.
+Sources: docs/references.md [FLUX-INC], [PROM-1161].
 - Reset (meter replaced, register cleared, power cycle): if ``C[i] < C[i-1]`` take ``ΔC = C[i]``,
   i.e. the counter restarted from 0 — what InfluxData's Flux ``increase()`` does [FLUX-INC]; the
   result is a lower bound on the true increase, as Prometheus notes [PROM-1161].
 - Rollover of a register of modulus M: ``ΔC = C[i] + M − C[i−1]``, chosen when that increase is
   plausible: at most ``max_delta`` (P_max · Δt for energy) when a bound is known, otherwise when
-  ``C[i−1]`` lies in the top tenth of the register (domain.md: "``C[i−1]`` lies near M").
+  ``C[i−1]`` lies in the top tenth of the register ("``C[i−1]`` lies near M").
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Energy from power samples and cumulative registers, split exactly at window edges.
 
-Sources: shared/domain.md §2.
+Sources: docs/references.md.
 - Trapezoidal rule ``E = Σ (t[i+1] − t[i]) · (P[i] + P[i+1]) / 2`` [FLUX-INT]; sample-and-hold
   (left Riemann) ``E = Σ Δt · P[i]`` for devices that report on change. At a window edge P is
   interpolated linearly, so energy splits exactly between adjacent windows.

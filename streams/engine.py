@@ -11,6 +11,16 @@ Pure, like the calculators it drives: readings in, points out, time only from th
   readings since are re-applied with the late one in place, and every window whose result
   changed is emitted again with the same identity and ``revision`` + 1. Readings older than
   ``correction_horizon`` are refused as too late.
+- **Time sanity.** Every reading's event time is checked in O(1) before it can move anything:
+  outside 2000-2099 (``bad_time``), further ahead of its receipt time than ``max_future``
+  (``future``), or further ahead of the machine's newest event time than ``max_clock_jump``
+  (``clock_jump``; without a receipt time, as in ``replay``, such a jump is taken once
+  :data:`~streams.plausibility.REBASE_AFTER` readings in a row confirm it). A machine silent for
+  longer than ``max_gap_fill`` resumes at its new time: the windows it had open are closed, and
+  the empty windows of the gap are not emitted (:meth:`MachineCalc.advance`).
+- **Value sanity.** Cumulative values and power go through :mod:`streams.plausibility`; a
+  calculator's own check failing (``ValueError``, ``ArithmeticError``) refuses that reading as
+  ``internal`` and never escapes.
 - **Roll-ups.** Line and site windows sum the elements of their machines (ratios are never
   averaged) and are emitted once every machine that has reported has closed the window
   (:mod:`streams.rollup`, shared with the kafka runtime's roll-up stage).
@@ -19,15 +29,19 @@ Pure, like the calculators it drives: readings in, points out, time only from th
 from __future__ import annotations
 
 import heapq
-from bisect import insort
+from bisect import bisect_left, insort
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from operator import itemgetter
 from typing import Any
 
 from plantstream.records import EPOCH, QUALITY_TEXT, Point, Reading
 from streams.config import EngineSpec, MachineSpec
 from streams.machine import BadValue, MachineCalc, MachineState, WindowResult
+from streams.plausibility import EARLIEST_US, LATEST_US, REBASE_AFTER, plausible_time
 from streams.points import WindowPoints, window_label
 from streams.rollup import Rollups, Scope
 
@@ -39,6 +53,10 @@ _SNAPSHOT_EVERY = 4
 CHECKPOINT_VERSION = 1
 """Version of :meth:`Engine.checkpoint`'s form; bump it when the form changes."""
 _Released = tuple[int, int, str, Any, str]
+MAX_TEXT = 64
+"""Characters of a text value (a product code, a state name): so a reading kept for corrections
+has a bounded size, and the correction history's reading bound is also a byte bound."""
+_QUALITIES = {q: q for q in QUALITY_TEXT.values()}
 _TICK = ""
 """The signal of a tick: event time moves on and nothing else changes (no signal has this name)."""
 
@@ -64,6 +82,12 @@ class _Track:
     snapshots: list[tuple[int, MachineState, int]] = field(default_factory=list)
     emitted: dict[tuple[str, int], tuple[int, WindowResult]] = field(default_factory=dict)
     closes: int = 0
+    names: dict[str, str] = field(default_factory=dict)
+    """Each signal name to the plant's own string, so history entries share one copy of it."""
+    jumps: list[int] = field(default_factory=list)
+    """Event times of the latest readings refused as a clock jump (confirmation without receipt time)."""
+    restored_until: int | None = None
+    """The released time restored from a checkpoint: older data was counted before the restart."""
 
 
 class Engine:
@@ -82,6 +106,8 @@ class Engine:
         self.spec = spec
         self._lateness = spec.allowed_lateness_us if reorder else 0
         self._horizon = spec.correction_horizon_us
+        self._max_future = spec.max_future_us
+        self._max_jump = spec.max_clock_jump_us
         # The history is what bounds memory at high rates (2 000 meters at 10 Hz send 72 million
         # readings an hour): each machine keeps at most its share, and data older than what it
         # kept is refused as too late (dead-lettered, so a replay can still use it).
@@ -108,7 +134,8 @@ class Engine:
             per_good_unit=True,
             has_counts=bool(m.counters),
         )
-        return _Track(MachineCalc(m), points, self._rollup.scopes_of(m.id))
+        calc = MachineCalc(m, max_gap_fill_us=self.spec.max_gap_fill_us)
+        return _Track(calc, points, self._rollup.scopes_of(m.id), names={s: s for s in calc.feeders})
 
     # -- input ----------------------------------------------------------------------------------
 
@@ -123,24 +150,96 @@ class Engine:
         # Plain text, not the member: history tuples of plain values are not tracked by the GC.
         self.push_raw(ts, reading.machine, reading.signal, reading.value, QUALITY_TEXT[reading.quality])
 
-    def push_raw(self, ts: int, machine: str, signal: str, value: Any, quality: str = "good") -> None:
+    def push_raw(
+        self,
+        ts: int,
+        machine: str,
+        signal: str,
+        value: Any,
+        quality: str = "good",
+        received: int | None = None,
+    ) -> None:
         """Take one reading given as its parts, ``ts`` in microseconds since the epoch.
 
         The decoded form of :meth:`push`, for callers that never build a :class:`Reading`
-        (``replay`` decodes JSON lines straight into these parts).
+        (``replay`` decodes JSON lines straight into these parts). ``received`` is when the
+        pipeline received the reading (µs since the epoch, by its own clock), where known: an
+        event time further ahead of it than ``max_future`` is refused.
 
         Raises:
-            ReadingRejected: as :meth:`push`.
+            ReadingRejected: as :meth:`push`, or an implausible event time (``bad_time``,
+                ``future``, ``clock_jump``), or a calculator's own check failing (``internal``).
         """
         track = self._tracks.get(machine)
         if track is None:
             raise ReadingRejected("unknown_machine", f"machine {machine!r} is not in the plant model")
-        calc = track.calc
-        feeder = calc.feeders.get(signal)
-        if feeder is None:
+        name = track.names.get(signal)
+        if name is None:
             raise ReadingRejected(
                 "unknown_signal", f"signal {signal!r} is not configured for machine {machine!r}"
             )
+        if value.__class__ is str and len(value) > MAX_TEXT:
+            self._events["rejected_bad_value"] += 1
+            raise ReadingRejected(
+                "bad_value",
+                f"{machine}.{signal}: a text value of {len(value)} characters (at most {MAX_TEXT})",
+            )
+        newest = track.newest if track.newest is not None else track.calc.state.released_until
+        if not (
+            EARLIEST_US <= ts < LATEST_US
+            and (received is None or ts <= received + self._max_future)
+            and (newest is None or ts <= newest + self._max_jump)
+            and not track.jumps
+        ):
+            self._check_time(track, ts, received, f"{machine}.{signal}")
+        try:
+            self._push(track, ts, name, value, _QUALITIES.get(quality, quality))
+        except ReadingRejected:
+            raise
+        except (ValueError, ArithmeticError) as exc:
+            # A calculator's own check: the plausibility rules should have refused the value first.
+            self._events["rejected_internal"] += 1
+            raise ReadingRejected("internal", f"{machine}.{signal}: {exc}") from None
+
+    def _check_time(self, track: _Track, ts: int, received: int | None, where: str) -> None:
+        """Refuse an implausible event time in O(1), before it can move the machine's time."""
+        if not plausible_time(ts):
+            self._events["rejected_bad_time"] += 1
+            raise ReadingRejected("bad_time", f"{where}: event time {_iso(ts)} is not in 2000-2099")
+        if received is not None and ts > received + self._max_future:
+            self._events["rejected_future"] += 1
+            raise ReadingRejected(
+                "future",
+                f"{where}: event time {_iso(ts)} is {(ts - received) / 1e6:.0f} s ahead of its receipt "
+                f"(max_future_s: {self._max_future / 1e6:g})",
+            )
+        newest = track.newest if track.newest is not None else track.calc.state.released_until
+        if newest is None or ts <= newest + self._max_jump:
+            if track.jumps:
+                track.jumps.clear()
+            return
+        if received is not None:
+            return  # the receipt time vouches for it: the machine was silent, now it is back
+        jumps = track.jumps
+        if jumps and abs(ts - jumps[-1]) > self._max_jump:
+            jumps.clear()  # not the same new time as the jumps before: start over
+        jumps.append(ts)
+        if len(jumps) >= REBASE_AFTER:
+            jumps.clear()
+            self._events["clock_jumps_taken"] += 1
+            return
+        self._events["rejected_clock_jump"] += 1
+        raise ReadingRejected(
+            "clock_jump",
+            f"{where}: event time {_iso(ts)} is {(ts - newest) / 86_400e6:.1f} days past the machine's "
+            f"newest {_iso(newest)} (max_clock_jump_s: {self._max_jump / 1e6:g}; taken after "
+            f"{REBASE_AFTER} readings in a row confirm it)",
+        )
+
+    def _push(self, track: _Track, ts: int, signal: str, value: Any, quality: str) -> None:
+        calc = track.calc
+        machine = calc.spec.id
+        feeder = calc.feeders[signal]
         self._seq = seq = self._seq + 1
         item = (ts, seq, signal, value, quality)
         state = calc.state
@@ -154,18 +253,41 @@ class Engine:
                 try:
                     feeder(ts, value)
                 except BadValue as exc:
-                    self._events["rejected_bad_value"] += 1
-                    raise ReadingRejected("bad_value", f"{machine}.{signal}: {exc}") from None
+                    self._events[f"rejected_{exc.reason}"] += 1
+                    raise ReadingRejected(exc.reason, f"{machine}.{signal}: {exc}") from None
                 track.history.append(item)
                 return
             self._release(track, item)
             return
+        if quality != "bad":
+            try:
+                calc.check(signal, value, quality)  # refused now, as itself, not when released
+            except BadValue as exc:
+                self._events[f"rejected_{exc.reason}"] += 1
+                raise ReadingRejected(exc.reason, f"{machine}.{signal}: {exc}") from None
         heapq.heappush(track.heap, item)
         if track.newest is None or ts > track.newest:
             track.newest = ts
-        watermark = track.newest - self._lateness
-        while track.heap and track.heap[0][0] <= watermark:
-            self._release(track, heapq.heappop(track.heap))
+        self._release_until(track, track.newest - self._lateness)
+
+    def _release_until(self, track: _Track, watermark: int | None) -> None:
+        """Release the held readings up to ``watermark`` (all if ``None``), in event-time order.
+
+        Raises:
+            ReadingRejected: the first held reading refused on release (an implausible value
+                only shows against the readings before it); the others are released all the same.
+        """
+        heap = track.heap
+        refused = None
+        while heap and (watermark is None or heap[0][0] <= watermark):
+            item = heapq.heappop(heap)
+            try:
+                self._release(track, item)
+            except ReadingRejected as exc:
+                if refused is None:
+                    refused = ReadingRejected(exc.reason, f"{exc} (held reading of {_iso(item[0])})")
+        if refused is not None:
+            raise refused
 
     def tick(self, machine: str, ts: int) -> None:
         """The machine's source has reported up to ``ts`` (µs) and has nothing newer for this machine.
@@ -188,12 +310,28 @@ class Engine:
         at = ts - self._lateness
         if track.newest is None or ts <= track.newest or (released is not None and at <= released):
             return
+        if not plausible_time(ts) or ts > track.newest + self._max_jump:
+            return  # a tick only hints that time moved on: one from a wrong clock is dropped
         self._seq = seq = self._seq + 1
         self._events["ticks"] += 1
         heapq.heappush(track.heap, (at, seq, _TICK, None, "good"))
         track.newest = ts
-        while track.heap and track.heap[0][0] <= at:
-            self._release(track, heapq.heappop(track.heap))
+        with self._counted():
+            self._release_until(track, at)
+
+    @contextmanager
+    def _counted(self) -> Iterator[None]:
+        """For work no single reading asked for (a tick, the end of the input): refusals are counted.
+
+        A held reading refused on release is counted under its reason already; a calculator's own
+        check failing is counted as ``internal``. Neither stops the engine.
+        """
+        try:
+            yield
+        except ReadingRejected:
+            pass
+        except (ValueError, ArithmeticError):
+            self._events["rejected_internal"] += 1
 
     @property
     def stats(self) -> Counter[str]:
@@ -208,10 +346,11 @@ class Engine:
     def flush(self) -> None:
         """The input has ended: release everything held and close every window."""
         for track in self._tracks.values():
-            while track.heap:
-                self._release(track, heapq.heappop(track.heap))
+            with self._counted():
+                self._release_until(track, None)
         for mid, track in self._tracks.items():
-            self._results(mid, track, track.calc.close_all())
+            with self._counted():
+                self._results(mid, track, track.calc.close_all())
         self._out.extend(self._rollup.flush())
 
     @staticmethod
@@ -294,6 +433,7 @@ class Engine:
             track.newest = saved["newest"]
             track.history, track.snapshots, track.emitted = [], [], {}
             released = track.calc.state.released_until
+            track.restored_until = released
             if released is not None:
                 # The restored state is a base for corrections: a reading behind the released time
                 # but after the checkpoint corrects from here; older ones are too late (their windows
@@ -351,15 +491,24 @@ class Engine:
                 return
             calc.check(signal, value, quality)
         except BadValue as exc:
-            self._events["rejected_bad_value"] += 1
-            raise ReadingRejected("bad_value", f"{calc.spec.id}.{signal}: {exc}") from None
+            self._events[f"rejected_{exc.reason}"] += 1
+            raise ReadingRejected(exc.reason, f"{calc.spec.id}.{signal}: {exc}") from None
         closed = calc.advance(ts)
         if previous is None or (closed and ts > previous and self._snapshot_due(track)):
             self._snapshot(track, ts)
-        calc.feed(ts, signal, value, quality)
-        track.history.append(item)
+        refused = None
+        try:
+            calc.feed(ts, signal, value, quality)
+        except BadValue as exc:
+            # Time has moved (the windows before ``ts`` are closed); only the value is refused.
+            refused = exc
+        else:
+            track.history.append(item)
         if closed:
             self._results(calc.spec.id, track, closed)
+        if refused is not None:
+            self._events[f"rejected_{refused.reason}"] += 1
+            raise ReadingRejected(refused.reason, f"{calc.spec.id}.{signal}: {refused}")
 
     def _release_tick(self, track: _Track, item: _Released) -> None:
         ts = item[0]
@@ -414,8 +563,8 @@ class Engine:
         try:
             track.calc.check(signal, value, quality)
         except BadValue as exc:
-            self._events["rejected_bad_value"] += 1
-            raise ReadingRejected("bad_value", f"{track.calc.spec.id}.{signal}: {exc}") from None
+            self._events[f"rejected_{exc.reason}"] += 1
+            raise ReadingRejected(exc.reason, f"{track.calc.spec.id}.{signal}: {exc}") from None
         chosen = None
         for i, (boundary, _, _) in enumerate(track.snapshots):
             if boundary <= ts:
@@ -430,9 +579,9 @@ class Engine:
                 self._events["late_cumulative_retimed"] += 1
                 self._release(track, (released, item[1], signal, value, quality))
                 return
-            raise ReadingRejected(
-                "too_late", f"{track.calc.spec.id}.{signal}: older than the correction horizon"
-            )
+            reason, why = self._why_not_corrected(track, item, chosen is None)
+            self._events[f"rejected_{reason}"] += 1
+            raise ReadingRejected(reason, f"{track.calc.spec.id}.{signal}: {why}")
         _, state, index = track.snapshots[chosen]
         replay = track.history[index:]
         insort(replay, item)
@@ -440,8 +589,59 @@ class Engine:
         del track.history[index:]
         del track.snapshots[chosen + 1 :]  # the chosen one still holds: the history up to it is unchanged
         self._events["late_readings"] += 1
+        refused = None
         for released_item in replay:
-            self._release(track, released_item)
+            try:
+                self._release(track, released_item)
+            except ReadingRejected as exc:
+                # In its new place a reading can become implausible (a counter's late sample
+                # changes the baseline of the next): it is dropped, the others still apply.
+                if released_item is item:
+                    refused = exc
+                else:
+                    self._events["dropped_on_correction"] += 1
+        if refused is not None:
+            raise refused
+
+    def _why_not_corrected(self, track: _Track, item: _Released, no_base: bool) -> tuple[str, str]:
+        """The reason and message for a reading that cannot correct the past, as it really is."""
+        ts, _, _, value, _ = item
+        if self._is_duplicate(track, item):
+            return "duplicate", f"the same value at {_iso(ts)} was already counted"
+        released = track.calc.state.released_until or ts
+        if ts < released - self._horizon:
+            return "too_late", (
+                f"{_iso(ts)} is more than correction_horizon_s ({self._horizon / 1e6:g}) "
+                f"behind the machine's time {_iso(released)}"
+            )
+        restored = track.restored_until
+        if no_base and restored is not None and ts <= restored:
+            return "before_restart", (
+                f"{_iso(ts)} is at or before {_iso(restored)}, which was already counted before the restart"
+            )
+        return "too_late", (
+            f"{_iso(ts)} is older than the correction history kept (correction_history_max); "
+            f"the value {value!r} is not applied"
+        )
+
+    @staticmethod
+    def _is_duplicate(track: _Track, item: _Released) -> bool:
+        """The same signal, time and value is in the history, or is the cumulative value last taken."""
+        ts, _, signal, value, quality = item
+        history = track.history
+        i = bisect_left(history, ts, key=itemgetter(0))
+        # Readings of one event time are few: the scan is short.
+        while i < len(history) and history[i][0] == ts:
+            _, _, s, v, q = history[i]
+            if s == signal and v == value and q == quality:
+                return True
+            i += 1
+        state, spec = track.calc.state, track.calc.spec
+        if signal in spec.counters:
+            return state.counter_last.get(signal) == value and state.counter_at.get(signal) == ts
+        if signal == spec.energy_signal:
+            return state.register_last == (ts, value)
+        return state.fuel_last.get(signal) == (ts, value)
 
     # -- output ---------------------------------------------------------------------------------
 
@@ -464,6 +664,14 @@ class Engine:
                 touched.append(scope)
         for scope in dict.fromkeys(touched):
             self._out.extend(self._rollup.ready(scope, self.closed_until))
+
+
+def _iso(ts: int) -> str:
+    """``ts`` (µs since the epoch) as an ISO 8601 UTC time, or the number when no date can hold it."""
+    try:
+        return (EPOCH + timedelta(microseconds=ts)).isoformat().replace("+00:00", "Z")
+    except OverflowError:
+        return f"{ts} µs since 1970"
 
 
 def _beyond_last(calc: MachineCalc, signal: str, value: Any, quality: str) -> bool:

@@ -6,7 +6,7 @@ closed, as :class:`WindowResult`) and :meth:`MachineCalc.feed` (apply the value)
 state lives in :class:`MachineState`, which is plain data, so it can be copied for late-data
 corrections and serialised for checkpoints.
 
-Attribution rules (shared/domain.md §1-§2, shared/design.md §3):
+Attribution rules (docs/references.md [ISO22400-2], [OPC-40001], [FLUX-INC]):
 - A state reading at ``t`` holds from ``t`` until the next one (latest-state value); a reading
   of bad quality makes the state unknown from ``t``. Time before the first state is unknown.
 - A cumulative counter sample at ``t`` reports what was made in ``(t_prev, t]``: the increase is
@@ -32,20 +32,53 @@ from typing import Any
 from streams import carbon
 from streams.calendar import Schedule, ShiftInstance, WindowProfile
 from streams.config import DOWN, IDLE, MICRO, OFF, PLANNED_STOP, RUNNING, SETUP, MachineSpec
-from streams.counters import CounterEvent, increase
+from streams.counters import CounterEvent
 from streams.energy import US_PER_HOUR, hold_kwh, trapezoid_kwh
 from streams.oee import OeeElements
+from streams.plausibility import (
+    DEFAULT_MAX_FUEL_PER_S,
+    MAX_EXACT,
+    Bound,
+    Increase,
+    Rebase,
+    count_bound,
+    energy_bound,
+    judge,
+    max_kw,
+)
 
-__all__ = ["STATE_VERSION", "BadValue", "MachineCalc", "MachineState", "Stats", "WindowResult"]
+__all__ = [
+    "STATE_VERSION",
+    "BadValue",
+    "Implausible",
+    "MachineCalc",
+    "MachineState",
+    "Stats",
+    "WindowResult",
+]
 
 _STOPS = (IDLE, DOWN)
 STATE_VERSION = 1
 """Version of the checkpoint form of :class:`MachineState`; bump it when the form changes."""
 _NEVER = 2**62
+DEFAULT_GAP_FILL_US = 8 * 86_400 * 1_000_000
+"""Eight days: a week's silence (a plant holiday) still yields that week's windows."""
 
 
 class BadValue(ValueError):
     """A reading's value cannot mean anything for its signal (e.g. text on a counter)."""
+
+    reason = "bad_value"
+    """The short key the engine counts and dead-letters it under."""
+
+
+class Implausible(BadValue):
+    """A number the machine cannot have made: more than it can produce, or a fall that is no reset.
+
+    The machine's baseline stays where it was (see :mod:`streams.plausibility`).
+    """
+
+    reason = "implausible"
 
 
 @dataclass(slots=True)
@@ -57,8 +90,11 @@ class Stats:
     register_resets: int = 0
     register_rollovers: int = 0
     register_spikes: int = 0
+    """No longer counted (``implausible`` counts refused values); kept so older checkpoints load."""
     bad_quality: int = 0
     unknown_product: int = 0
+    implausible: int = 0
+    rebased: int = 0
 
 
 @dataclass(slots=True)
@@ -191,6 +227,10 @@ class MachineState:
     pending_stop: int | None = None
     product: str | None = None
     counter_last: dict[str, float] = field(default_factory=dict)
+    counter_at: dict[str, int] = field(default_factory=dict)
+    """When each counter's baseline (``counter_last``) was read, for its plausibility bound."""
+    suspects: dict[str, list[list[float]]] = field(default_factory=dict)
+    """Per cumulative signal, the refused readings since its last accepted one (a replaced meter)."""
     register_last: tuple[int, float] | None = None
     power_last: tuple[int, float] | None = None
     fuel_last: dict[str, tuple[int, float]] = field(default_factory=dict)
@@ -214,6 +254,8 @@ class MachineState:
             pending_stop=self.pending_stop,
             product=self.product,
             counter_last=dict(self.counter_last),
+            counter_at=dict(self.counter_at),
+            suspects={k: [p[:] for p in v] for k, v in self.suspects.items()},
             register_last=self.register_last,
             power_last=self.power_last,
             fuel_last=dict(self.fuel_last),
@@ -235,6 +277,8 @@ class MachineState:
             "pending_stop": self.pending_stop,
             "product": self.product,
             "counter_last": self.counter_last,
+            "counter_at": self.counter_at,
+            "suspects": self.suspects,
             "register_last": self.register_last,
             "power_last": self.power_last,
             "fuel_last": self.fuel_last,
@@ -311,6 +355,9 @@ class MachineState:
             pending_stop=data["pending_stop"],
             product=data["product"],
             counter_last=dict(data["counter_last"]),
+            # Absent from checkpoints written before the plausibility rules: no bound for one sample.
+            counter_at=dict(data.get("counter_at", {})),
+            suspects={k: [list(p) for p in v] for k, v in data.get("suspects", {}).items()},
             register_last=pair(data["register_last"]),
             power_last=pair(data["power_last"]),
             fuel_last={k: (v[0], v[1]) for k, v in data["fuel_last"].items()},
@@ -326,8 +373,16 @@ class MachineState:
 class MachineCalc:
     """Runs one machine's readings through the time model and the energy and carbon calculators."""
 
-    def __init__(self, spec: MachineSpec, state: MachineState | None = None) -> None:
+    def __init__(
+        self,
+        spec: MachineSpec,
+        state: MachineState | None = None,
+        *,
+        max_gap_fill_us: int = DEFAULT_GAP_FILL_US,
+    ) -> None:
         self.spec = spec
+        self.max_gap_fill_us = max_gap_fill_us
+        """A silence longer than this is not filled with empty windows (see :meth:`advance`)."""
         self.state = state or MachineState()
         self._window_us = spec.window_us
         roles = set(spec.counters.values())
@@ -339,6 +394,13 @@ class MachineCalc:
         self._power_scale, self._power_gap_us, self._power_hold = 1.0, 0.0, False
         """Signal name -> ``feeder(ts, value)`` for good and uncertain samples (see :meth:`feed`)."""
         self._kinds: dict[str, str] = {}
+        cycles = [c for c in (spec.ideal_cycle_us, *spec.ideal_cycle_us_by_product.values()) if c]
+        # The fastest product sets the bound: a counter may run at its pace whatever is announced.
+        self._count_bound = count_bound(min(cycles, default=None))
+        self._max_kw = max_kw(spec.rated_kw)
+        self._energy_bound = energy_bound(spec.rated_kw, spec.energy.scale if spec.energy else 1.0)
+        self._fuel_bound = Bound(DEFAULT_MAX_FUEL_PER_S)
+        self._energy_name = spec.energy_signal or ""
         for name, role in spec.counters.items():
             self._add(name, "counter", partial(self._counter, name, role, role in ideal_roles))
         if spec.state_signal:
@@ -373,17 +435,36 @@ class MachineCalc:
             _number(value)
 
     def advance(self, ts: int) -> list[WindowResult]:
-        """Move event time to ``ts`` (not before the last reading); return the windows that closed."""
+        """Move event time to ``ts`` (not before the last reading); return the windows that closed.
+
+        After a silence longer than ``max_gap_fill_us`` the machine resumes at ``ts``: the
+        windows it had open close as they are (the rest of their time unknown), and the windows
+        wholly inside the silence are never emitted, so the work of one reading stays bounded.
+        """
         st = self.state
         if st.released_until is None:
             st.accounted_until = ts
             st.next_check = ts - ts % self._window_us + self._window_us
             return []
+        if ts - st.released_until > self.max_gap_fill_us:
+            return self._resume(ts)
         if ts > st.next_check:
             if not st.blocked and self._held(st.next_check, ts):
                 return []
             return self._close_ready(ts, final=False)
         return []
+
+    def _resume(self, ts: int) -> list[WindowResult]:
+        """Close everything open as of the last reading and start the timeline again at ``ts``."""
+        st = self.state
+        closed = self._close_ready(st.released_until or ts, final=True)
+        size = self._window_us
+        st.accounted_until = ts
+        st.pending_stop = None
+        st.blocked = False
+        st.closed_until = max(st.closed_until, ts - ts % size)
+        st.next_check = ts - ts % size + size
+        return closed
 
     def _held(self, end: int, now: int) -> bool:
         """True when an integrated signal has not yet passed ``end`` and is not overdue.
@@ -434,17 +515,33 @@ class MachineCalc:
         st.released_until = ts
         last = st.counter_last
         previous = last.get(signal)
-        last[signal] = value
         if previous is None:
+            _first_value(value)
+            last[signal] = value
+            st.counter_at[signal] = ts
             return
-        if value >= previous:
-            delta = value - previous
+        at = st.counter_at.get(signal)
+        bound = self._count_bound
+        # Elapsed time unknown only right after a checkpoint of an older version: no bound then.
+        elapsed = ts - at if at is not None else _NEVER
+        if previous <= value <= previous + bound.per_s * elapsed / 1_000_000 + bound.slack:
+            delta = value - previous  # a plain rise within the bound: the common case
         else:
-            delta, event = increase(previous, value, self.spec.counter_modulus[signal])
+            verdict = judge(previous, value, elapsed, bound, self.spec.counter_modulus[signal])
+            if not isinstance(verdict, Increase):
+                self._refuse(signal, ts, value, verdict, bound)
+                last[signal] = value
+                st.counter_at[signal] = ts
+                return
+            delta, event = verdict
             if event is CounterEvent.RESET:
                 st.stats.counter_resets += 1
-            else:
+            elif event is CounterEvent.ROLLOVER:
                 st.stats.counter_rollovers += 1
+        last[signal] = value
+        st.counter_at[signal] = ts
+        if st.suspects:
+            st.suspects.pop(signal, None)
         if not delta:
             return
         end = ts - 1
@@ -453,6 +550,25 @@ class MachineCalc:
         window.counts[role] += delta
         if carries_ideal:
             window.ideal += delta * self._cycle
+
+    def _refuse(self, signal: str, ts: int, value: float, why: str, bound: Bound) -> None:
+        """Refuse an implausible cumulative value, unless it confirms a replaced meter.
+
+        Returns (the caller then takes ``value`` as the new baseline, crediting nothing) when it
+        is the last of :data:`~streams.plausibility.REBASE_AFTER` refused readings that agree
+        with each other.
+
+        Raises:
+            Implausible: the value is refused; the baseline is unchanged.
+        """
+        st = self.state
+        suspects = st.suspects.setdefault(signal, [])
+        if Rebase.offer(suspects, ts, value, bound):
+            del st.suspects[signal]
+            st.stats.rebased += 1
+            return
+        st.stats.implausible += 1
+        raise Implausible(why)
 
     def _state_value(self, ts: int, value: Any) -> None:
         category = self.spec.state_codes.get(value if value.__class__ is str else _code(value))
@@ -489,6 +605,12 @@ class MachineCalc:
         ) * self._power_scale
         st = self.state
         st.released_until = ts
+        if not -self._max_kw <= kw <= self._max_kw:
+            st.stats.implausible += 1
+            raise Implausible(
+                f"power {kw:g} kW is beyond ±{self._max_kw:g} kW "
+                "(rated_power_kw x 1.2, or 20000 kW when it is not set)"
+            )
         last = st.power_last
         st.power_last = (ts, kw)
         if st.blocked:
@@ -523,26 +645,33 @@ class MachineCalc:
         st = self.state
         st.released_until = ts
         last = st.register_last
-        st.register_last = (ts, raw)
-        if st.blocked:
-            self._unblock(ts)
         if last is None or ts <= last[0]:
+            # A first value, or a second at the same time: a new baseline, nothing to credit.
+            _first_value(raw)
+            st.register_last = (ts, raw)
+            if st.blocked:
+                self._unblock(ts)
             return
         t0, previous = last
-        scale = spec.energy.scale
-        max_delta = None
-        if spec.rated_kw is not None:
-            # Plausibility bound of domain.md §2.2: P_rated · Δt · 1.2, in register units.
-            max_delta = spec.rated_kw * (ts - t0) / US_PER_HOUR * 1.2 / scale
-        delta, event = increase(previous, raw, spec.energy.modulus, max_delta)
+        # Bound: rated_power_kw x 1.2 x Δt (or the default power), in register units.
+        verdict = judge(previous, raw, ts - t0, self._energy_bound, spec.energy.modulus)
+        if not isinstance(verdict, Increase):
+            self._refuse(self._energy_name, ts, raw, verdict, self._energy_bound)
+            st.register_last = (ts, raw)
+            if st.blocked:
+                self._unblock(ts)
+            return
+        st.register_last = (ts, raw)
+        if st.suspects:
+            st.suspects.pop(self._energy_name, None)
+        if st.blocked:
+            self._unblock(ts)
+        delta, event = verdict
         if event is CounterEvent.RESET:
             st.stats.register_resets += 1
         elif event is CounterEvent.ROLLOVER:
             st.stats.register_rollovers += 1
-        if max_delta is not None and delta > max_delta:
-            st.stats.register_spikes += 1
-            return
-        self._spread(t0, ts, delta * scale, spec.energy.max_gap_s, "register")
+        self._spread(t0, ts, delta * spec.energy.scale, spec.energy.max_gap_s, "register")
 
     def _fuel(self, signal: str, ts: int, value: Any) -> None:
         fuel = self.spec.fuels[signal]
@@ -550,13 +679,25 @@ class MachineCalc:
         st = self.state
         st.released_until = ts
         last = st.fuel_last.get(signal)
+        if last is None or ts <= last[0]:
+            _first_value(raw)
+            st.fuel_last[signal] = (ts, raw)
+            if st.blocked:
+                self._unblock(ts)
+            return
+        verdict = judge(last[1], raw, ts - last[0], self._fuel_bound, fuel.modulus)
+        if not isinstance(verdict, Increase):
+            self._refuse(signal, ts, raw, verdict, self._fuel_bound)
+            st.fuel_last[signal] = (ts, raw)
+            if st.blocked:
+                self._unblock(ts)
+            return
         st.fuel_last[signal] = (ts, raw)
+        if st.suspects:
+            st.suspects.pop(signal, None)
         if st.blocked:
             self._unblock(ts)
-        if last is None or ts <= last[0]:
-            return
-        delta, _ = increase(last[1], raw, fuel.modulus)
-        self._spread(last[0], ts, delta, fuel.max_gap_us / 1_000_000, signal)
+        self._spread(last[0], ts, verdict.delta, fuel.max_gap_us / 1_000_000, signal)
 
     def _spread(self, t0: int, t1: int, amount: float, max_gap_s: float, into: str) -> None:
         """Spread ``amount`` evenly over (t0, t1], or book it whole at t1 after a long gap."""
@@ -855,9 +996,12 @@ class MachineCalc:
         spec = self.spec.carbon
         if spec is None:
             return
-        result.scope2_location_kg = carbon.scope2_kg(result.kwh, spec.grid.t_per_mwh)
+        # A meter may read slightly negative at idle (TV-EN-2 starts at -2 kW); a window that nets
+        # below zero bought no electricity, and Scope 2 has no negative emissions.
+        bought = max(result.kwh, 0.0)
+        result.scope2_location_kg = carbon.scope2_kg(bought, spec.grid.t_per_mwh)
         if spec.market_t_per_mwh is not None:
-            result.scope2_market_kg = carbon.scope2_kg(result.kwh, spec.market_t_per_mwh)
+            result.scope2_market_kg = carbon.scope2_kg(bought, spec.market_t_per_mwh)
         for name, amount in fuel_amounts.items():
             fuel = self.spec.fuels[name]
             tj = carbon.fuel_energy_tj(amount, fuel.unit, fuel.fuel, ncv_mj_per_nm3=fuel.ncv_mj_per_nm3)
@@ -871,6 +1015,12 @@ def _number(value: Any) -> float:
     if not math.isfinite(value):
         raise BadValue(f"expected a finite number, got {value!r}")
     return value
+
+
+def _first_value(value: float) -> None:
+    """Refuse a first cumulative value no meter shows: it would become the baseline."""
+    if not 0 <= value <= MAX_EXACT:
+        raise Implausible(f"{value!r} is not a meter reading (it must lie in 0 .. 2**53)")
 
 
 def _code(value: Any) -> str:

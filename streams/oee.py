@@ -1,6 +1,6 @@
 """OEE from ISO 22400-2 time elements and quantities, and the Nakajima/Vorne variant.
 
-Sources (shared/domain.md §1):
+Sources (docs/references.md):
 - ISO 22400-2 [ISO-OWL; PTC]: PBT = POT − PDOT; Availability A = APT / PBT; Effectiveness
   E = PRU × PQ / APT (may exceed 100 %); Quality ratio QR = GQ / PQ; OEE = A × E × QR;
   NEE = AUPT / PBT × E × QR with AUPT = ASUT + APT.

@@ -1,6 +1,6 @@
 """CBAM goods: which CN codes Annex I of Reg. (EU) 2023/956 covers, and in which category.
 
-The table is shared/domain.md §4.2 [CBAM-NOTE §1.2-1.6; VERIFY the cement and fertiliser lines
+The table is Annex I of Reg. 2023/956 [CBAM-REG] [CBAM-NOTE §1.2-1.6; VERIFY the cement and fertiliser lines
 against the Official Journal]. It lives beside the plant schema, which validates the CN codes of a
 plant file's ``cbam`` section with it; the calculators (streams.cbam) take the category from here
 and decide the Annex II "direct emissions only" flag themselves.
@@ -16,7 +16,7 @@ __all__ = ["CATEGORIES", "cn_category", "normalise_cn"]
 CATEGORIES = ("cement", "electricity", "fertilisers", "iron_steel", "aluminium", "hydrogen")
 """The category keys, as streams.cbam.CbamCategory spells them."""
 
-# (category, covered prefixes, excluded prefixes) [domain.md §4.2].
+# (category, covered prefixes, excluded prefixes) [CBAM-REG Annex I].
 _ANNEX_I: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     # "ex 2507 00 80": only kaolinic clays other than non-calcined; the code itself is listed.
     ("cement", ("25070080", "25231000", "25232100", "25232900", "25233000", "25239000"), ()),

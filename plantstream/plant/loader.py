@@ -1,6 +1,7 @@
 """Load a plant file: YAML to validated :class:`PlantModel`, every error pointing at its line.
 
-The YAML is read with a core-schema resolver (only ``true``/``false`` are booleans and ``16:00``
+The YAML is screened first (size, NUL bytes, anchors, depth: see :mod:`plantstream.plant.reader`)
+and read with a core-schema resolver (only ``true``/``false`` are booleans and ``16:00``
 stays a time, not the base-60 integer 960 that YAML 1.1 makes of it), duplicate keys are errors,
 and ``${VAR}`` / ``${VAR:-default}`` in any string are replaced from the environment, so secrets
 never sit in the file. Errors read ``plant.yaml:14 sites[0].lines[0].machines[2].ideal_cycle_s:
@@ -9,6 +10,7 @@ must be > 0``.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import re
@@ -18,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from plantstream.plant import schema
+from plantstream.plant import reader, schema
+from plantstream.plant.mapping import mapping_problems, mapping_problems_in
 from plantstream.plant.schema import PlantModel, cross_check
 
 __all__ = ["KeyPath", "LoadedPlant", "PlantError", "PlantIssue", "format_path", "load_plant", "parse_plant"]
@@ -45,8 +48,10 @@ class PlantIssue:
 class PlantError(Exception):
     """A plant file is invalid; ``issues`` lists every problem found, in file order."""
 
-    def __init__(self, issues: list[PlantIssue]) -> None:
+    def __init__(self, issues: list[PlantIssue], plant: LoadedPlant | None = None) -> None:
         self.issues = sorted(issues, key=lambda i: (i.line, format_path(i.path)))
+        self.plant = plant
+        """The validated plant when only its source mapping is wrong, so it can still be resolved."""
         super().__init__("\n".join(str(i) for i in self.issues))
 
 
@@ -68,6 +73,8 @@ class LoadedPlant:
     model: PlantModel
     file: str
     lines: Mapping[KeyPath, int] = field(repr=False)
+    from_environment: frozenset[KeyPath] = field(default=frozenset(), repr=False)
+    """Key paths whose text came (at least partly) from a ``${VAR}`` reference."""
 
     def issue(self, path: KeyPath, message: str) -> PlantIssue:
         """Build an issue for ``path``, located at the nearest line the file has for it."""
@@ -78,13 +85,18 @@ def load_plant(path: str | Path, environ: Mapping[str, str] | None = None) -> Lo
     """Read and validate a plant file; raise :class:`PlantError` listing every problem."""
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        with file.open("rb") as stream:
+            # One byte more than allowed tells a file at the limit from one beyond it, without
+            # reading a huge (or endless) file whole.
+            data = stream.read(reader.MAX_BYTES + 1)
     except OSError as exc:
         raise PlantError(
             [PlantIssue(file.name, 0, (), f"cannot read the plant file {file}: {exc.strerror}")]
         ) from None
-    except UnicodeDecodeError as exc:
-        raise PlantError([PlantIssue(file.name, 0, (), f"not UTF-8 text (byte {exc.start})")]) from None
+    try:
+        text = reader.decode(data)
+    except reader.YamlRefused as exc:
+        raise PlantError([PlantIssue(file.name, p.line, (), p.message) for p in exc.problems]) from None
     return parse_plant(text, file.name, environ)
 
 
@@ -92,7 +104,9 @@ def parse_plant(text: str, name: str = "plant.yaml", environ: Mapping[str, str] 
     """Validate plant-file text; ``name`` is used in error messages."""
     env = os.environ if environ is None else environ
     try:
-        root = yaml.compose(text, Loader=_CoreLoader)
+        root = reader.compose(text)
+    except reader.YamlRefused as exc:
+        raise PlantError([PlantIssue(name, p.line, (), p.message) for p in exc.problems]) from None
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else 0
         raise PlantError([PlantIssue(name, line, (), f"not valid YAML: {exc.problem}")]) from None
@@ -103,47 +117,80 @@ def parse_plant(text: str, name: str = "plant.yaml", environ: Mapping[str, str] 
         raise PlantError([PlantIssue(name, 1, (), "the file is empty")])
     builder = _Builder(name, env)
     data = builder.build(root, ())
-    if builder.issues:
-        raise PlantError(builder.issues)
+    issues = list(builder.issues)
     try:
         model = PlantModel.model_validate(data)
     except ValidationError as exc:
-        raise PlantError([_issue_from(err, data, builder.lines, name) for err in exc.errors()]) from None
-    plant = LoadedPlant(model, name, builder.lines)
-    problems = cross_check(model)
-    if problems:
-        raise PlantError([plant.issue(p, msg) for p, msg in problems])
+        # A value the builder already refused comes out of validation as a second, vaguer error.
+        for err in exc.errors():
+            issue = _issue_from(err, data, builder.lines, name)
+            if not any(issue.path[: len(path)] == path for path in builder.replaced):
+                issues.append(issue)
+        issues.extend(_section_issues(data, builder.lines, name))
+        raise PlantError(issues) from None
+    plant = LoadedPlant(model, name, builder.lines, frozenset(builder.from_environment))
+    references = [plant.issue(p, msg) for p, msg in cross_check(model)]
+    mapped = [plant.issue(p, msg) for p, msg in mapping_problems(model)]
+    if issues or references or mapped:
+        # With only mapping problems the model is whole, so the caller may still resolve it and
+        # report what resolving finds in the same run.
+        raise PlantError([*issues, *references, *mapped], plant=None if issues or references else plant)
     return plant
 
 
-class _CoreLoader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 core-schema scalars."""
+_SOURCE: TypeAdapter[schema.Source] = TypeAdapter(schema.Source)
 
 
-_CoreLoader.yaml_implicit_resolvers = {
-    first: [
-        (tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")
-    ]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_CoreLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-_CoreLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:int",
-    re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
-    list("-+0123456789"),
-)
+def _valid_source(raw: Any) -> schema.Source | None:
+    try:
+        return _SOURCE.validate_python(raw)
+    except ValidationError:
+        return None
 
 
-def _construct_core_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
-    text = loader.construct_scalar(node)
-    if text.startswith("0o"):
-        return int(text[2:], 8)
-    return int(text, 0) if text.startswith("0x") else int(text, 10)
+def _section_issues(data: Any, lines: Mapping[KeyPath, int], file: str) -> list[PlantIssue]:
+    """The checks across sections whose sections are valid, when the whole file is not.
+
+    The reference checks run only when every section they read validates on its own, so a broken
+    section never makes a reference to it look wrong. The source mapping needs only the machine
+    ids and signal names, which the sites section usually still gives when a value in it is wrong.
+    """
+    if not isinstance(data, dict):
+        return []
+    found: list[tuple[KeyPath, str]] = []
+    references = {key: data[key] for key in ("sites", "calendars", "sinks", "cbam") if key in data}
+    with contextlib.suppress(ValidationError):  # a broken section: its own errors say it all
+        found.extend(cross_check(PlantModel.model_validate(references)))
+    signals = _raw_machine_signals(data.get("sites"))
+    raw_sources = data.get("sources", [])
+    if signals is not None and isinstance(raw_sources, list):
+        # Each source on its own: one broken source does not hide the tags of the others.
+        found.extend(mapping_problems_in(signals, [_valid_source(raw) for raw in raw_sources]))
+    return [PlantIssue(file, _nearest_line(lines, p), p, msg) for p, msg in found]
 
 
-_CoreLoader.add_constructor("tag:yaml.org,2002:int", _construct_core_int)
+def _raw_machine_signals(sites: Any) -> dict[str, list[str]] | None:
+    """Machine id -> signal names from unvalidated sites; None when the structure hides any machine."""
+    out: dict[str, list[str]] = {}
+    if not isinstance(sites, list):
+        return None
+    for site in sites:
+        lines = site.get("lines") if isinstance(site, dict) else None
+        if not isinstance(lines, list):
+            return None
+        for line in lines:
+            machines = line.get("machines") if isinstance(line, dict) else None
+            if not isinstance(machines, list):
+                return None
+            for machine in machines:
+                if not isinstance(machine, dict):
+                    return None
+                machine_id, signals = machine.get("id"), machine.get("signals")
+                if not isinstance(machine_id, str) or not isinstance(signals, dict):
+                    return None
+                out[machine_id] = [str(name) for name in signals]
+    return out
+
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -156,16 +203,21 @@ class _Builder:
         self.env = env
         self.lines: dict[KeyPath, int] = {}
         self.issues: list[PlantIssue] = []
-        self._loader = _CoreLoader("")
+        self.from_environment: set[KeyPath] = set()
+        self.replaced: set[KeyPath] = set()
+        """Paths of values that could not be read (an issue says why); validation errors there repeat it."""
+        self._loader = reader.CoreLoader("")
 
     def build(self, node: yaml.Node, path: KeyPath) -> Any:
         self.lines.setdefault(path, node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
+                reported = len(self.issues)
                 key = self._scalar(key_node, path)
                 if not isinstance(key, str | int | float):
-                    self._add(key_node, path, "mapping keys must be plain scalars")
+                    if len(self.issues) == reported:  # one problem, one message
+                        self._add(key_node, path, "mapping keys must be plain scalars")
                     continue
                 key_path = (*path, key if isinstance(key, str) else str(key))
                 if key in out:
@@ -176,14 +228,19 @@ class _Builder:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        reported = len(self.issues)
         value = self._scalar(node, path)
         if isinstance(value, str) and "${" in value:
-            return self._substitute(value, node, path)
+            if _ENV_REF.search(value):
+                self.from_environment.add(path)
+            value = self._substitute(value, node, path)
+        if len(self.issues) > reported:
+            self.replaced.add(path)
         return value
 
     def _scalar(self, node: yaml.Node, path: KeyPath) -> Any:
         if not isinstance(node, yaml.ScalarNode):
-            self._add(node, path, "expected a plain value here")
+            self._add(node, path, "mapping keys must be plain scalars")
             return None
         try:
             return self._loader.construct_object(node)

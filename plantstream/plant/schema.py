@@ -14,9 +14,18 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from plantstream.plant.cn_codes import cn_category, normalise_cn
+from plantstream.plant.numbers import Integer, Number, refuse_booleans
 
 __all__ = [
     "Break",
@@ -38,6 +47,7 @@ __all__ = [
     "GoodOutput",
     "GoodPrecursor",
     "GridRef",
+    "Http",
     "InfluxDbSink",
     "JsonField",
     "JsonTimestamp",
@@ -148,7 +158,7 @@ class CounterSignal(_SignalBase):
     """A cumulative piece counter (total, good or reject); resets and rollovers are handled."""
 
     role: Literal[Role.TOTAL_COUNT, Role.GOOD_COUNT, Role.REJECT_COUNT]
-    modulus: int | None = Field(
+    modulus: Integer | None = Field(
         default=None, gt=0, description="register width, e.g. 65536 for a 16-bit counter"
     )
 
@@ -160,17 +170,17 @@ class PowerSignal(_SignalBase):
     integration: Literal["trapezoid", "hold"] = Field(
         default="trapezoid", description="trapezoid for sampled signals, hold for report-on-change"
     )
-    scale: float = Field(default=1.0, gt=0, description="multiplier to kW, e.g. 0.001 for a tag in W")
-    max_gap_s: float = Field(default=300.0, gt=0, description="do not integrate across a longer gap")
+    scale: Number = Field(default=1.0, gt=0, description="multiplier to kW, e.g. 0.001 for a tag in W")
+    max_gap_s: Number = Field(default=300.0, gt=0, description="do not integrate across a longer gap")
 
 
 class EnergySignal(_SignalBase):
     """A cumulative active-energy register in kWh (after ``scale``), differenced into kWh per window."""
 
     role: Literal[Role.ENERGY_KWH]
-    scale: float = Field(default=1.0, gt=0, description="multiplier to kWh, e.g. 0.001 for a Wh register")
-    modulus: float | None = Field(default=None, gt=0, description="register rollover value, in raw units")
-    max_gap_s: float = Field(
+    scale: Number = Field(default=1.0, gt=0, description="multiplier to kWh, e.g. 0.001 for a Wh register")
+    modulus: Number | None = Field(default=None, gt=0, description="register rollover value, in raw units")
+    max_gap_s: Number = Field(
         default=900.0, gt=0, description="longer gaps are booked when the next sample comes"
     )
 
@@ -181,9 +191,9 @@ class FuelSignal(_SignalBase):
     role: Literal[Role.FUEL]
     fuel: str = Field(description="fuel key of the factor table, e.g. natural_gas")
     unit: Literal["kg", "t", "GJ", "TJ", "MWh", "Nm3"]
-    ncv_mj_per_nm3: float | None = Field(default=None, gt=0, description="required when unit is Nm3")
-    modulus: float | None = Field(default=None, gt=0)
-    max_gap_s: float = Field(
+    ncv_mj_per_nm3: Number | None = Field(default=None, gt=0, description="required when unit is Nm3")
+    modulus: Number | None = Field(default=None, gt=0)
+    max_gap_s: Number = Field(
         default=900.0, gt=0, description="longer gaps are booked when the next sample comes"
     )
 
@@ -219,15 +229,17 @@ class Machine(_Strict):
     id: Identifier
     name: str | None = None
     signals: dict[Identifier, Signal] = Field(min_length=1)
-    ideal_cycle_s: float | None = Field(default=None, gt=0, description="ideal (design) cycle time per piece")
-    ideal_cycle_s_by_product: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
-    mass_kg_per_piece: float | None = Field(default=None, gt=0)
-    mass_kg_per_piece_by_product: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
-    rated_power_kw: float | None = Field(
+    ideal_cycle_s: Number | None = Field(
+        default=None, gt=0, description="ideal (design) cycle time per piece"
+    )
+    ideal_cycle_s_by_product: dict[str, Annotated[Number, Field(gt=0)]] = Field(default_factory=dict)
+    mass_kg_per_piece: Number | None = Field(default=None, gt=0)
+    mass_kg_per_piece_by_product: dict[str, Annotated[Number, Field(gt=0)]] = Field(default_factory=dict)
+    rated_power_kw: Number | None = Field(
         default=None, gt=0, description="nameplate power: bounds register plausibility and rollover"
     )
     calendar: Identifier | None = None
-    micro_stop_max_s: float | None = Field(default=None, ge=0, description="overrides production's")
+    micro_stop_max_s: Number | None = Field(default=None, ge=0, description="overrides production's")
 
     @field_validator("signals", mode="before")
     @classmethod
@@ -275,8 +287,8 @@ class GridRef(_Strict):
 
     country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$", description="defaults to the site's")
     basis: str = Field(default="annual", description="annual, avg_2014_2016, avg_2020_2022, ...")
-    year: int | None = Field(default=None, ge=1990, le=2100)
-    factor_t_per_mwh: float | None = Field(
+    year: Integer | None = Field(default=None, ge=1990, le=2100)
+    factor_t_per_mwh: Number | None = Field(
         default=None, ge=0, description="custom factor instead of the table"
     )
     source: str | None = Field(default=None, description="required with a custom factor")
@@ -293,9 +305,9 @@ class GridRef(_Strict):
 class Market(_Strict):
     """Market-based Scope 2: the share covered by contractual instruments and the residual mix."""
 
-    covered_share: float = Field(ge=0, le=1)
-    covered_t_per_mwh: float = Field(ge=0)
-    residual_t_per_mwh: float = Field(ge=0)
+    covered_share: Number = Field(ge=0, le=1)
+    covered_t_per_mwh: Number = Field(ge=0)
+    residual_t_per_mwh: Number = Field(ge=0)
     source: str = Field(
         min_length=1, description="the instruments (PPA, EACs, supplier rate) and their vintage"
     )
@@ -390,14 +402,29 @@ class Production(_Strict):
     """Window, lateness and OEE settings shared by every machine."""
 
     oee_method: OeeMethod = OeeMethod.ISO22400
-    micro_stop_max_s: float = Field(default=0.0, ge=0, description="stops this short stay in run time")
-    window_s: int = Field(default=60, gt=0, le=86_400)
-    allowed_lateness_s: float = Field(default=5.0, ge=0)
-    correction_horizon_s: float = Field(default=3_600.0, ge=0, description="how far back late data corrects")
-    correction_history_max: int = Field(
+    micro_stop_max_s: Number = Field(default=0.0, ge=0, description="stops this short stay in run time")
+    window_s: Integer = Field(default=60, gt=0, le=86_400)
+    allowed_lateness_s: Number = Field(default=5.0, ge=0)
+    correction_horizon_s: Number = Field(default=3_600.0, ge=0, description="how far back late data corrects")
+    correction_history_max: Integer = Field(
         default=2_000_000,
         ge=0,
         description="readings kept for corrections, all machines together (a memory bound)",
+    )
+    max_future_s: float = Field(
+        default=300.0, ge=0, le=86_400, description="how far an event time may be ahead of its receipt"
+    )
+    max_clock_jump_s: float = Field(
+        default=86_400.0,
+        gt=0,
+        le=3_650 * 86_400,
+        description="how far a reading may jump past its machine's newest event time",
+    )
+    max_gap_fill_s: float = Field(
+        default=8 * 86_400.0,
+        gt=0,
+        le=31 * 86_400,
+        description="a machine silent longer than this resumes without the empty windows of the silence",
     )
 
     @model_validator(mode="after")
@@ -426,7 +453,7 @@ class JsonField(_Strict):
 
     path: str = Field(min_length=1, description="dotted path into the payload, e.g. meter.power_w")
     signal: Identifier
-    scale: float = Field(default=1.0, description="multiplier to the signal's unit, e.g. 0.001 for W -> kW")
+    scale: Number = Field(default=1.0, description="multiplier to the signal's unit, e.g. 0.001 for W -> kW")
 
 
 class JsonTimestamp(_Strict):
@@ -445,7 +472,7 @@ class MqttSubscription(_Strict):
     """
 
     topic: str = Field(min_length=1)
-    qos: Literal[0, 1, 2] = 1
+    qos: Annotated[Literal[0, 1, 2], BeforeValidator(refuse_booleans)] = 1
     payload: Literal["json", "number", "sparkplug_b"]
     machine: Identifier | None = Field(
         default=None, description="the machine, when the topic does not name it"
@@ -487,7 +514,9 @@ class MqttSubscription(_Strict):
 class QueueSettings(_Strict):
     """A bounded queue and what happens when it is full."""
 
-    size: int = Field(default=10_000, gt=0)
+    size: Integer = Field(
+        default=10_000, gt=0, le=10_000_000, description="readings waiting; each costs memory until taken"
+    )
     overflow: Literal["block", "drop_oldest", "drop_newest"] = Field(
         default="block", description="block back-pressures the source; the drop policies count what they drop"
     )
@@ -508,7 +537,7 @@ class MqttSource(_Strict):
     )
     password: str | None = None
     tls: TlsSettings | None = None
-    keepalive_s: int = Field(default=30, ge=5, le=3_600)
+    keepalive_s: Integer = Field(default=30, ge=5, le=3_600)
     queue: QueueSettings = Field(default_factory=QueueSettings)
     subscriptions: list[MqttSubscription] = Field(min_length=1)
 
@@ -549,20 +578,20 @@ class Deadband(_Strict):
     """A data-change filter's deadband."""
 
     type: Literal["none", "absolute", "percent"] = "none"
-    value: float = Field(default=0.0, ge=0)
+    value: Number = Field(default=0.0, ge=0)
 
 
 class OpcUaGroup(_Strict):
     """Tags read the same way: by subscription (default) or by polling."""
 
     mode: Literal["subscribe", "poll"] = "subscribe"
-    publishing_interval_ms: float = Field(default=500, gt=0)
-    sampling_interval_ms: float = Field(default=250, ge=0)
-    queue_size: int = Field(default=10, ge=1, description="server-side queue per monitored item")
+    publishing_interval_ms: Number = Field(default=500, gt=0)
+    sampling_interval_ms: Number = Field(default=250, ge=0)
+    queue_size: Integer = Field(default=10, ge=1, description="server-side queue per monitored item")
     discard_oldest: bool = True
     trigger: Literal["status", "status_value", "status_value_timestamp"] = "status_value"
     deadband: Deadband = Field(default_factory=Deadband)
-    poll_interval_ms: float = Field(default=1_000, gt=0)
+    poll_interval_ms: Number = Field(default=1_000, gt=0)
     tags: list[OpcUaTag] = Field(min_length=1)
 
 
@@ -598,11 +627,13 @@ class OpcUaSource(_Strict):
     timestamps: Literal["source", "server", "ingest"] = Field(
         default="source", description="which time a reading carries; falls back when the server omits it"
     )
-    watchdog_s: float = Field(
+    watchdog_s: Number = Field(
         default=30.0, gt=0, description="rebuild a session that is connected but silent"
     )
-    max_items_per_call: int = Field(default=1_000, gt=0, description="cap when the server publishes no limit")
-    timeout_s: float = Field(default=10.0, gt=0)
+    max_items_per_call: Integer = Field(
+        default=1_000, gt=0, description="cap when the server publishes no limit"
+    )
+    timeout_s: Number = Field(default=10.0, gt=0)
     queue: QueueSettings = Field(default_factory=lambda: QueueSettings(overflow="drop_oldest"))
     groups: list[OpcUaGroup] = Field(min_length=1)
 
@@ -617,7 +648,7 @@ class OpcUaSource(_Strict):
 Source = Annotated[MqttSource | OpcUaSource, Field(discriminator="type")]
 
 # --------------------------------------------------------------------------------------------------
-# CBAM (shared/domain.md §4 and §5): the installation, its processes, goods and precursors
+# CBAM (docs/cbam.md; sources in docs/references.md): the installation, its processes, goods and precursors
 # --------------------------------------------------------------------------------------------------
 
 _COUNTRY = r"^[A-Z]{2}$"
@@ -645,8 +676,8 @@ class CbamOperator(_Strict):
 class Coordinates(_Strict):
     """Coordinates of the installation's main emission source (summary item 2)."""
 
-    latitude: float = Field(ge=-90, le=90)
-    longitude: float = Field(ge=-180, le=180)
+    latitude: Number = Field(ge=-90, le=90)
+    longitude: Number = Field(ge=-180, le=180)
 
 
 class CbamInstallation(_Strict):
@@ -673,7 +704,7 @@ class CbamInstallation(_Strict):
 
 
 class CbamElectricity(_Strict):
-    """The CBAM electricity emission factor for indirect emissions (domain.md §4.5).
+    """The CBAM electricity emission factor for indirect emissions [IR-2025-2621; CBAM-REG].
 
     ``commission_default``: the Commission's default for the country (IR 2025/2621 Annex II);
     the shipped table has few countries, so others give ``factor_t_per_mwh`` with its ``source``.
@@ -684,12 +715,14 @@ class CbamElectricity(_Strict):
     country: str | None = Field(
         default=None, pattern=r"^([A-Z]{2}|OTHER)$", description="default: the installation's; OTHER"
     )
-    factor_t_per_mwh: float | None = Field(default=None, ge=0)
+    factor_t_per_mwh: Number | None = Field(default=None, ge=0)
     source: str | None = None
     link: Literal["direct_link", "ppa"] | None = Field(
         default=None, description="actual factors: how the electricity reaches the installation"
     )
-    year: int | None = Field(default=None, ge=2000, le=2100, description="the factor's year, if it has one")
+    year: Integer | None = Field(
+        default=None, ge=2000, le=2100, description="the factor's year, if it has one"
+    )
 
     @model_validator(mode="after")
     def _documented(self) -> CbamElectricity:
@@ -710,7 +743,7 @@ class SharedMachine(_Strict):
     """A machine serving several processes (a boiler, a compressor): this process's share of it."""
 
     machine: Identifier
-    share: float = Field(gt=0, le=1, description="fraction of its Scope 1 and electricity attributed here")
+    share: Number = Field(gt=0, le=1, description="fraction of its Scope 1 and electricity attributed here")
     basis: str = Field(min_length=1, description="how the share was determined (metered heat, hours, ...)")
 
 
@@ -735,7 +768,7 @@ class GoodOutput(_Strict):
     """Where a good's activity level (tonnes) comes from: a machine's good pieces, or a scale."""
 
     machine: Identifier
-    mass_kg_per_piece: float | None = Field(default=None, gt=0)
+    mass_kg_per_piece: Number | None = Field(default=None, gt=0)
     weighed: bool = Field(default=False, description="the machine's good_count is a weigh-scale total in kg")
 
     @model_validator(mode="after")
@@ -750,8 +783,8 @@ class GoodPrecursor(_Strict):
 
     purchased: Identifier | None = Field(default=None, description="id in cbam.purchased_precursors")
     good: Identifier | None = Field(default=None, description="id in cbam.goods (made here)")
-    mass_t_per_t: float | None = Field(default=None, ge=0, description="m_i: t consumed per t of good")
-    mass_t_by_year: dict[int, Annotated[float, Field(ge=0)]] = Field(
+    mass_t_per_t: Number | None = Field(default=None, ge=0, description="m_i: t consumed per t of good")
+    mass_t_by_year: dict[Integer, Annotated[Number, Field(ge=0)]] = Field(
         default_factory=dict, description="M_i: t consumed in the year, incl. spill and scrap"
     )
 
@@ -789,21 +822,21 @@ class CbamGood(_Strict):
 class DefaultValue(_Strict):
     """A published default value of IR 2025/2621 (before the year's mark-up), in t CO2e/t."""
 
-    direct: float = Field(ge=0)
-    indirect: float = Field(default=0.0, ge=0)
+    direct: Number = Field(ge=0)
+    indirect: Number = Field(default=0.0, ge=0)
     source: str = Field(min_length=1, description="table, CN code and country row it was taken from")
 
 
 class PurchasedPrecursor(_Strict):
-    """A relevant precursor bought in from another installation (domain.md §4.3, §4.6)."""
+    """A relevant precursor bought in from another installation [IR-2025-2547 Annex III B; Art. 15]."""
 
     id: Identifier
     name: str | None = None
     cn_code: str
     origin: str = Field(pattern=_COUNTRY, description="country of production, ISO 3166-1 alpha-2")
     basis: Literal["actual_verified", "default"]
-    see_direct: float | None = Field(default=None, ge=0)
-    see_indirect: float | None = Field(default=None, ge=0)
+    see_direct: Number | None = Field(default=None, ge=0)
+    see_indirect: Number | None = Field(default=None, ge=0)
     default: DefaultValue | None = None
     production_period: str | None = Field(default=None, description="period the actual SEE covers")
     supplier_operator_id: str | None = None
@@ -871,7 +904,7 @@ def _default_precision() -> dict[str, Precision]:
 class OutboxSettings(_Strict):
     """The durable outbox in front of a sink: its bound and what happens when it is full."""
 
-    max_bytes: int = Field(default=1_073_741_824, gt=0, description="bytes of waiting lines (1 GiB)")
+    max_bytes: Integer = Field(default=1_073_741_824, gt=0, description="bytes of waiting lines (1 GiB)")
     when_full: Literal["block", "drop_oldest"] = Field(
         default="block", description="block back-pressures the pipeline; drop_oldest counts what it drops"
     )
@@ -888,8 +921,8 @@ class InfluxDbSink(_Strict):
     token_env: str = Field(
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="name of the environment variable holding the token"
     )
-    batch_size: int = Field(default=5_000, gt=0, le=1_000_000, description="lines per write")
-    flush_interval_s: float = Field(default=1.0, gt=0, description="longest wait before a partial batch")
+    batch_size: Integer = Field(default=5_000, gt=0, le=1_000_000, description="lines per write")
+    flush_interval_s: Number = Field(default=1.0, gt=0, description="longest wait before a partial batch")
     gzip: bool = Field(default=True, strict=True, description="compress request bodies")
     precision: dict[str, Precision] = Field(
         default_factory=_default_precision,
@@ -957,8 +990,8 @@ class Kafka(_Strict):
         default="127.0.0.1:9092", description="host:port[,host:port...]; ${KAFKA_BOOTSTRAP} allowed"
     )
     topics: KafkaTopics = Field(default_factory=KafkaTopics)
-    partitions: int = Field(default=6, ge=1, le=10_000, description="bounds the parallelism of `process`")
-    replication: int = Field(default=1, ge=1, le=32, description="replication factor of created topics")
+    partitions: Integer = Field(default=6, ge=1, le=10_000, description="bounds the parallelism of `process`")
+    replication: Integer = Field(default=1, ge=1, le=32, description="replication factor of created topics")
     group: str = Field(default="plantstream", min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
 
     @field_validator("bootstrap")
@@ -976,6 +1009,14 @@ class Kafka(_Strict):
         return self.bootstrap.split(",")
 
 
+class Http(_Strict):
+    """The embedded runtime's loopback endpoint: ``/healthz``, ``/metrics``, ``/stream``."""
+
+    port: int = Field(
+        default=8765, ge=0, le=65535, description="loopback port (0: any free one); --http-port overrides it"
+    )
+
+
 class PlantModel(_Strict):
     """A whole plant file."""
 
@@ -986,6 +1027,7 @@ class PlantModel(_Strict):
     cbam: Cbam | None = None
     sinks: list[Sink] = Field(default_factory=list)
     kafka: Kafka | None = Field(default=None, description="the kafka runtime (collect, process, sink)")
+    http: Http = Field(default_factory=Http)
 
     def machines(self) -> list[tuple[Site, Line, Machine]]:
         """Every machine with the site and line it belongs to, in file order."""

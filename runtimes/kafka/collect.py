@@ -1,6 +1,6 @@
 """``plantstream collect``: the plant's collectors produce Readings to the readings topic.
 
-Each Reading goes out in its own JSON form (design.md §3), keyed by machine so that one machine's
+Each Reading goes out in its own JSON form (plantstream/records.py), keyed by machine so that one machine's
 readings stay in one partition, in order. The producer is idempotent with ``acks=all``: a retry
 after a lost acknowledgement does not duplicate, and a reading is acknowledged only once every
 in-sync replica has it. SIGINT / SIGTERM stop the collectors and flush the producer before exit.

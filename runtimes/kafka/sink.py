@@ -12,7 +12,7 @@ returned (the file sink has forced it to disk) before the batch's offsets are co
 whose write fails is retried with the same batch, backing off up to ``MAX_BACKOFF_S``, while
 Kafka holds everything behind it; a stop request during the retries exits without committing. A
 crash before the commit writes the batch again after the restart: the same identities,
-overwritten downstream (design.md §6). Dead letters from the dead-letter topic are kept by the file sink
+overwritten downstream (docs/kafka.md). Dead letters from the dead-letter topic are kept by the file sink
 under ``<state-dir>/deadletter/``; a record on the points topic that is not a Point becomes one
 too.
 """

@@ -27,11 +27,38 @@ async def test_browse_lists_variables_with_nsu_ids_types_and_access(opcua_server
     assert not any(n.path[0] == "Server" for n in nodes)
 
 
-def test_browse_config_is_a_valid_source_block(opcua_server: OpcUaTestServer, tmp_path: Path) -> None:
+PLANT_WITH_PRESS = """\
+sites:
+  - id: s
+    timezone: UTC
+    country: VN
+    lines:
+      - id: l
+        machines:
+          - id: press
+            ideal_cycle_s: 1
+            signals: {good: good_count, State: state}
+"""
+
+
+def test_browse_config_with_plant_is_a_block_check_accepts(
+    opcua_server: OpcUaTestServer, tmp_path: Path
+) -> None:
     exe = shutil.which("plantstream", path=str(Path(sys.executable).parent))
     assert exe
+    plant_file = tmp_path / "plant.yaml"
+    plant_file.write_text(PLANT_WITH_PRESS, encoding="utf-8")
     result = subprocess.run(
-        [exe, "browse", opcua_server.endpoint, "--config", "--state-dir", str(tmp_path)],
+        [
+            exe,
+            "browse",
+            opcua_server.endpoint,
+            "--config",
+            "--plant",
+            str(plant_file),
+            "--state-dir",
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -42,25 +69,44 @@ def test_browse_config_is_a_valid_source_block(opcua_server: OpcUaTestServer, tm
     [source] = block["sources"]
     assert source["security"] == {"mode": "None", "allow_insecure": True}
     tags = {t["node"]: (t["machine"], t["signal"]) for t in source["groups"][0]["tags"]}
-    assert tags[f"nsu={URI};s=press.good"] == ("press", "good")
-    # Pasted under a plant with that machine, it validates.
-    plant = {
-        "sites": [
-            {
-                "id": "s",
-                "timezone": "UTC",
-                "country": "VN",
-                "lines": [
-                    {
-                        "id": "l",
-                        "machines": [{"id": "press", "signals": {"good": "good_count"}, "ideal_cycle_s": 1}],
-                    }
-                ],
-            }
-        ],
-        "sources": block["sources"],
+    # good maps as it is; state maps to the plant's `State` (only the case differs).
+    assert tags == {
+        f"nsu={URI};s=press.good": ("press", "good"),
+        f"nsu={URI};s=press.state": ("press", "State"),
     }
-    parse_plant(yaml.safe_dump(plant))
+    # flag and power are there, commented out with the reason.
+    assert (
+        f"# - {{node: 'nsu={URI};s=press.power', machine: press, signal: power}}  # machine 'press' has no "
+        "signal 'power'" in result.stdout
+    )
+    assert "2 tag(s) commented out" in result.stderr
+    # Pasted under the plant unchanged, `check` accepts it.
+    plant_file.write_text(PLANT_WITH_PRESS + result.stdout, encoding="utf-8")
+    checked = subprocess.run(
+        [exe, "check", "-c", str(plant_file)], capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stderr
+    parse_plant(plant_file.read_text(encoding="utf-8"))
+
+
+def test_browse_config_without_plant_says_the_names_are_guesses(
+    opcua_server: OpcUaTestServer, tmp_path: Path
+) -> None:
+    exe = shutil.which("plantstream", path=str(Path(sys.executable).parent))
+    assert exe
+    result = subprocess.run(
+        [exe, "browse", opcua_server.endpoint, "--config", "--state-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    [source] = yaml.safe_load(result.stdout)["sources"]
+    tags = {t["node"]: (t["machine"], t["signal"]) for t in source["groups"][0]["tags"]}
+    assert tags[f"nsu={URI};s=press.good"] == ("press", "good")
+    assert result.stdout.startswith("# machine and signal are the browse names")
+    assert "--plant FILE" in result.stderr
 
 
 def test_browse_an_unreachable_endpoint_is_one_clear_line(tmp_path: Path) -> None:

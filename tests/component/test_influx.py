@@ -1,4 +1,4 @@
-"""The InfluxDB sink against a real server speaking the v2 write API (VictoriaMetrics, design.md §8).
+"""The InfluxDB sink against a real server speaking the v2 write API (VictoriaMetrics).
 
 Read-back goes through VictoriaMetrics' export API; ``services.VictoriaMetrics`` explains how its
 data model maps to InfluxDB's (series ``<measurement>_<field>``, duplicates of one series and time

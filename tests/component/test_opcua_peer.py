@@ -17,6 +17,7 @@ import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import IO
 
@@ -240,8 +241,23 @@ async def test_reads_and_subscribes_to_the_node_opcua_peer(peer: NodeOpcUaPeer) 
     assert set(by_signal) == {"state", "good_count", "power_kw"}
     assert all(r.quality is Quality.GOOD and r.status_code == 0 for r in readings)
     assert all(r.source == "peer" and r.machine == "press" for r in readings)
-    # The peer stamps every write with a SourceTimestamp; the policy "source" makes it the reading's time.
+    # The collector asks for both timestamps (TimestampsToReturn Both, on the Read and on
+    # CreateMonitoredItems) and node-opcua sends both on every value; the policy "source" makes the
+    # SourceTimestamp the reading's time, with no fallback. node-opcua stamps initial values with
+    # sub-millisecond SourcePicoseconds: decoded in the wrong field order (asyncua 2.1), those
+    # turned the ServerTimestamp of the first `state` readings into 1601 or a date centuries
+    # ahead. The peer runs on this machine's clock, so each ServerTimestamp lies between the
+    # value's source time and its ingest time (0.1 s allowed for node-opcua's high-resolution
+    # clock, which it re-bases on the system clock every 3 s).
     assert all(r.server_ts is not None for r in readings)
+    assert collector.health.timestamp_fallbacks == 0
+    slack = timedelta(seconds=0.1)
+    assert all(
+        r.server_ts is not None
+        and r.ingest_ts is not None
+        and r.ts - slack <= r.server_ts <= r.ingest_ts + slack
+        for r in readings
+    ), [(r.signal, r.ts, r.server_ts, r.ingest_ts) for r in readings]
     assert collector.health.skew_server_minus_source_s is not None
     assert abs(collector.health.skew_server_minus_source_s) < 1
     goods = ints(by_signal["good_count"])

@@ -114,7 +114,7 @@ def test_see_equals_the_hand_calculation(reported: tuple[Path, Path, Year, str])
     [good] = summary["goods"]
     # Activity level: pieces x 500 kg = pieces x 0.5 t.
     al_t = year.pieces * 0.5
-    # Direct emissions of the process: natural gas, IPCC 2006 defaults, AR5 (domain.md §3.1):
+    # Direct emissions of the process: natural gas, IPCC 2006 defaults, AR5 [IPCC06; IPCC-GWP]:
     # TJ = kg x 1e-6 Gg/kg x 48.0 TJ/Gg; CO2e kg per TJ = 56 100 + 1 x 28 + 0.1 x 265 = 56 154.5.
     tj = year.gas_kg * 1e-6 * 48.0
     direct_t = tj * 56_154.5 / 1000
@@ -262,13 +262,13 @@ def test_bad_cbam_data_is_refused_with_file_line_and_key(tmp_path: Path) -> None
     result = plantstream("check", "-c", str(path))
     assert result.returncode == 2
     err = " ".join(result.stderr.split())
-    assert "steel.yaml:64 cbam.goods[0].cn_code: required key is missing" in err
-    assert "steel.yaml:73 cbam.purchased_precursors[0]: precursor 'hrc-kr' has neither an actual SEE" in err
+    assert "steel.yaml:65 cbam.goods[0].cn_code: required key is missing" in err
+    assert "steel.yaml:74 cbam.purchased_precursors[0]: precursor 'hrc-kr' has neither an actual SEE" in err
     # References are checked once the file is well formed.
     path.write_text(text.replace("machines: [furnace, mill]", "machines: [furnace, mill, press9]"))
     result = plantstream("check", "-c", str(path))
     assert result.returncode == 2
-    assert "steel.yaml:62 cbam.processes[0].machines[2]: machine 'press9' does not exist" in result.stderr
+    assert "steel.yaml:63 cbam.processes[0].machines[2]: machine 'press9' does not exist" in result.stderr
 
 
 def test_replay_into_a_ledger_needs_a_cbam_section(tmp_path: Path) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -32,47 +34,67 @@ def get(url: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-def healthz_once_up(demo: subprocess.Popen[str], port: int) -> tuple[int, str]:
-    """``/healthz`` once it answers 200, or its last answer when the demo ends or 90 s pass.
+class StderrReader:
+    """Reads a process's stderr in a thread, so a test can wait for a line without a fixed time."""
 
-    Starting Python, asyncua and the simulator takes over 10 s on a busy machine.
-    """
-    status, body = 0, "no answer"
-    deadline = time.monotonic() + 90
-    while demo.poll() is None and time.monotonic() < deadline:
-        try:
-            status, body = get(f"http://127.0.0.1:{port}/healthz")
-            if status == 200:
-                break
-        except OSError:
-            pass
-        time.sleep(0.1)
-    return status, body
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stderr is not None
+        self._stream = proc.stderr
+        self.lines: list[str] = []
+        self._seen = threading.Condition()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        for line in self._stream:
+            with self._seen:
+                self.lines.append(line)
+                self._seen.notify_all()
+        with self._seen:
+            self.lines.append("")  # end of stream
+            self._seen.notify_all()
+
+    def wait_for(self, text: str, safety_net_s: float = 300.0) -> None:
+        """Return once a line contains ``text``; fail if the stream ends first."""
+        with self._seen:
+            found = self._seen.wait_for(
+                lambda: any(text in line for line in self.lines) or (self.lines[-1:] == [""]), safety_net_s
+            )
+            assert found, "".join(self.lines)[-3000:]
+            assert any(text in line for line in self.lines), "".join(self.lines)[-3000:]
+
+    def text(self) -> str:
+        """Everything read, once the process has ended."""
+        self._thread.join()
+        self._stream.close()
+        return "".join(self.lines)
+
+
+def wait_until_connected(port: int) -> None:
+    """The endpoint answers before the collector's first session: wait for that, as a user would."""
+    while True:
+        status, body = get(f"http://127.0.0.1:{port}/healthz")
+        assert status == 200, body
+        if json.loads(body)["sources"]["line1-plc"]["connected"] is True:
+            return
+        time.sleep(0.2)
 
 
 def test_demo_writes_points_and_serves_health_metrics_and_a_stream_to_tail(tmp_path: Path) -> None:
     state = tmp_path / "demo"
     port = free_port()
+    # No --duration: the demo runs until the test has seen everything and stops it (SIGTERM), so a
+    # slow start on a loaded machine costs time, never the test.
     demo = subprocess.Popen(
-        [
-            plantstream(),
-            "demo",
-            "--duration",
-            "20",  # room for the three tails below on a busy machine
-            "--no-ui",
-            "--state-dir",
-            str(state),
-            "--http-port",
-            str(port),
-        ],
-        stdout=subprocess.PIPE,
+        [plantstream(), "demo", "--no-ui", "--state-dir", str(state), "--http-port", str(port)],
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
+    reader = StderrReader(demo)
     try:
-        status, body = healthz_once_up(demo, port)
-        assert status == 200, body
-        assert json.loads(body)["sources"]["line1-plc"]["connected"] is True
+        reader.wait_for("health on http://")
+        wait_until_connected(port)
         tail = subprocess.run(
             [
                 plantstream(),
@@ -133,10 +155,13 @@ def test_demo_writes_points_and_serves_health_metrics_and_a_stream_to_tail(tmp_p
         assert 'plantstream_source_connected{source="line1-plc"} 1' in metrics
         assert re.search(r"^plantstream_idle_ticks_total \d+$", metrics, re.M)
         assert re.search(r'^plantstream_source_lag_seconds\{source="line1-plc"\} [0-9.]+$', metrics, re.M)
-        _, stderr = demo.communicate(timeout=120)
+        demo.send_signal(signal.SIGTERM)
+        demo.wait(timeout=120)
     finally:
         if demo.poll() is None:
             demo.kill()
+            demo.wait()
+    stderr = reader.text()
     assert demo.returncode == 0, stderr[-3000:]
     points = [
         json.loads(line) for f in (state / "points").glob("*.jsonl") for line in f.read_text().splitlines()
@@ -170,7 +195,7 @@ def test_tail_table_and_json_together_is_a_usage_error() -> None:
     assert "--table and --json exclude each other" in result.stderr
 
 
-def test_a_busy_health_port_does_not_stop_the_pipeline(tmp_path: Path) -> None:
+def test_a_busy_health_port_stops_the_demo_at_start_naming_the_port_and_the_option(tmp_path: Path) -> None:
     import socket
 
     with socket.socket() as busy:
@@ -194,9 +219,11 @@ def test_a_busy_health_port_does_not_stop_the_pipeline(tmp_path: Path) -> None:
             timeout=120,
             check=False,
         )
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert f"cannot serve /healthz on port {port}" in result.stderr
-    assert "points written to" in result.stderr
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert f"port {port} for /healthz, /metrics and /stream" in result.stderr
+    assert "choose another with --http-port N" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "points").exists()
 
 
 def test_a_second_demo_run_continues_the_plcs_counters_instead_of_counting_them_again(tmp_path: Path) -> None:

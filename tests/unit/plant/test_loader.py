@@ -541,7 +541,7 @@ def test_plant_error_sorts_issues_given_out_of_order() -> None:
 def test_invalid_yaml_syntax_reports_its_line() -> None:
     issue = only_issue(plant(("country: VN", "country: VN: KR")))
     assert issue.path == ()
-    assert str(issue) == "plant.yaml:4 (file): not valid YAML: mapping values are not allowed here"
+    assert str(issue).startswith("plant.yaml:4 (file): not valid YAML: mapping values are not allowed")
 
 
 def test_bad_indentation_reports_its_line() -> None:

@@ -100,3 +100,17 @@ def test_metrics_carry_every_event_the_engine_counts(tmp_path: Path) -> None:
     assert 'plantstream_engine_events_total{event="late_readings"} 1' in metrics
     assert 'event="readings"' not in metrics  # plantstream_readings_total has them
     pipeline.sink.close()
+
+
+def test_a_reading_a_year_ahead_of_its_receipt_is_dead_lettered_as_future(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    plant, spec = load_and_resolve(MINIMAL)
+    pipeline = EmbeddedPipeline(plant, spec, tmp_path)
+    ahead = reading(365 * 24 * 60, "total_count", 60)
+    received = ahead.ts - timedelta(days=365)  # the pipeline's clock when it arrived
+    pipeline._take([reading(0, "total_count", 0).model_copy(update={"ingest_ts": received})])
+    pipeline._take([ahead.model_copy(update={"ingest_ts": received})])
+    assert pipeline.stats.rejected == {"future": 1}
+    assert 'plantstream_rejected_total{reason="future"} 1' in pipeline.metrics()
+    pipeline.sink.close()

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import io
+import json
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runtimes.plant import load_and_resolve
-from runtimes.replay import replay
+from runtimes.replay import MAX_LINE_BYTES, OverlongLine, ReplayAborted, ReplaySummary, read_lines, replay
 from streams.engine import Engine
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -76,3 +79,102 @@ def test_blank_lines_are_skipped_and_not_counted_as_readings() -> None:
     assert output == BASELINE
     assert summary.readings == len(SHIFT_LINES)
     assert summary.rejected_total == 0
+
+
+def replay_bytes(lines: list[bytes], *, strict: bool = False) -> tuple[str, ReplaySummary, list[str], str]:
+    """Replay undecoded lines; return the points, the summary, the reports and the dead letters."""
+    out, dead, reports = io.StringIO(), io.StringIO(), []
+    summary = replay(
+        Engine(SPEC, reorder=False),
+        read_lines(io.BytesIO(b"".join(lines))),
+        out,
+        source="f",
+        lateness_us=SPEC.allowed_lateness_us,
+        strict=strict,
+        report=reports.append,
+        dead_letter=dead,
+    )
+    return out.getvalue(), summary, reports, dead.getvalue()
+
+
+SHIFT_BYTES = [line.encode() for line in SHIFT_LINES]
+NOT_UTF8 = b'{"ts": "2026-03-02T08:00:00Z", "machine": "m\xff1", "signal": "state", "value": 1}\n'
+
+
+def test_a_line_that_is_not_utf8_is_one_skipped_line_with_its_number() -> None:
+    output, summary, reports, dead = replay_bytes([*SHIFT_BYTES[:2], NOT_UTF8, *SHIFT_BYTES[2:]])
+    assert output == BASELINE
+    # 0xff is the 45th byte: before it, `{"ts": ` (7) `"2026-03-02T08:00:00Z", ` (24) `"machine": "m` (13).
+    assert reports == ["f:3: malformed: not UTF-8 (byte 0xff at column 45)"]
+    assert summary.rejected == {"malformed": 1}
+    [letter] = [json.loads(line) for line in dead.splitlines()]
+    assert (letter["line"], letter["reason"]) == (3, "malformed")
+    assert '"m\\xff1"' in letter["raw"]  # the byte shown as an escape, the rest as it was
+
+
+def test_a_line_longer_than_the_limit_is_skipped_without_being_held_whole() -> None:
+    stream = io.BytesIO(b"a" * 2500 + b"\n" + SHIFT_BYTES[0])
+    lines = list(read_lines(stream, max_bytes=1000))
+    # 2,500 bytes and the newline; only the first 200 are kept.
+    assert lines == [OverlongLine(2501, b"a" * 200), SHIFT_BYTES[0]]
+    long_line = b"{" + b" " * MAX_LINE_BYTES + b"}\n"
+    output, summary, reports, _ = replay_bytes([long_line, *SHIFT_BYTES])
+    assert output == BASELINE
+    assert reports == [f"f:1: malformed: {MAX_LINE_BYTES + 3} bytes long, over the limit of {MAX_LINE_BYTES}"]
+    assert summary.readings == len(SHIFT_LINES)
+
+
+def test_a_line_of_exactly_the_limit_with_its_newline_is_read_whole() -> None:
+    assert list(read_lines(io.BytesIO(b"x" * 10 + b"\n" + b"y" * 11), max_bytes=10)) == [
+        b"x" * 10 + b"\n",
+        OverlongLine(11, b"y" * 11),
+    ]
+
+
+def test_refused_lines_are_not_counted_as_readings() -> None:
+    unknown = b'{"ts": "2026-03-02T08:00:01Z", "machine": "m7", "signal": "state", "value": 1}\n'
+    _, summary, _, _ = replay_bytes([b"\n", b"{not json\n", unknown, *SHIFT_BYTES])
+    # 3 + len(SHIFT) lines: one blank, one malformed, one unknown machine; the shift's are used.
+    assert summary.lines == len(SHIFT_LINES) + 3
+    assert summary.blank == 1
+    assert summary.rejected_total == 2
+    assert summary.readings == len(SHIFT_LINES)
+
+
+def test_refusals_are_reported_in_line_order_whichever_stage_refused_them() -> None:
+    # Line 2 waits for the watermark before the engine refuses it (unknown machine); line 3 is
+    # refused at once by the decoder. Reported as they come, 3 would precede 2.
+    unknown = b'{"ts": "2026-03-02T08:00:00Z", "machine": "m7", "signal": "state", "value": 1}\n'
+    _, _, reports, dead = replay_bytes([SHIFT_BYTES[0], unknown, b"{not json\n", *SHIFT_BYTES[1:]])
+    assert [r.split(":")[1] for r in reports] == ["2", "3"]
+    assert [json.loads(line)["line"] for line in dead.splitlines()] == [2, 3]
+
+
+def test_strict_stops_at_the_first_bad_line_in_line_order() -> None:
+    unknown = b'{"ts": "2026-03-02T08:00:00Z", "machine": "m7", "signal": "state", "value": 1}\n'
+    with pytest.raises(ReplayAborted, match=r"^f:2: unknown_machine"):
+        replay_bytes([SHIFT_BYTES[0], unknown, b"{not json\n", *SHIFT_BYTES[1:]], strict=True)
+
+
+def test_held_refusals_are_bounded_and_the_oldest_goes_out_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Line 1 waits for the watermark (it never passes: no later reading) and is refused only at
+    # the end; lines 2 to 6 are refused at once. With room for 3 held refusals, 2 and 3 cannot
+    # wait for line 1, and line 1 cannot wait for 4, 5 and 6: what goes out is always the oldest held.
+    monkeypatch.setattr("runtimes.replay._MAX_HELD_REPORTS", 3)
+    unknown = b'{"ts": "2026-03-02T08:00:00Z", "machine": "m7", "signal": "state", "value": 1}\n'
+    _, summary, reports, _ = replay_bytes([unknown] + [b"{not json\n"] * 5)
+    assert [int(r.split(":")[1]) for r in reports] == [2, 3, 1, 4, 5, 6]
+    assert summary.rejected_total == 6
+
+
+def test_malformed_lines_are_reported_as_they_come_when_no_reading_waits() -> None:
+    reports: list[str] = []
+
+    def lines() -> Iterator[bytes]:
+        yield b"{not json\n"
+        # The first line's report is out before the second line is read.
+        assert reports == ["f:1: malformed: record: Invalid JSON: key must be a string at line 1 column 2"]
+        yield b"{not json either\n"
+
+    replay(Engine(SPEC, reorder=False), lines(), None, source="f", lateness_us=0, report=reports.append)
+    assert len(reports) == 2

@@ -1,4 +1,4 @@
-"""Unit tests for streams.carbon: domain.md section 6 carbon vectors plus error paths."""
+"""Unit tests for streams.carbon: carbon test vectors of docs/references.md plus error paths."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from streams.carbon import (
 T_TOL = 0.001  # ±0.001 t, TV-C-4
 
 
-# --- factor table (domain.md section 3.3) ---------------------------------------------------------
+# --- factor table [VN-DCC; KR-MCEE; KR-ETS] ---------------------------------------------------------
 
 
 def test_vn_table_has_ten_annual_years() -> None:

@@ -1,4 +1,4 @@
-"""Unit tests for streams.cbam: domain.md section 6 CBAM vectors, cross-channel rule, error paths."""
+"""Unit tests for streams.cbam: CBAM test vectors of docs/references.md, cross-channel rule, error paths."""
 
 from __future__ import annotations
 
@@ -214,7 +214,7 @@ def test_certificates_due() -> None:
 
 
 def test_certificates_due_floor_at_zero() -> None:
-    # 1.0 - 0.975 x 1.5 = -0.4625 -> floored to 0 (an inference, per domain.md).
+    # 1.0 - 0.975 x 1.5 = -0.4625 -> floored to 0 (an inference: the text states no floor).
     assert certificates_due_per_t(1.0, 2026, 1.5) == 0.0
 
 

@@ -206,7 +206,7 @@ def test_unknown_country_without_a_factor_is_a_config_problem() -> None:
 
 
 def test_commission_defaults_shipped() -> None:
-    # domain.md §4.5: Australia 0.645, Brazil 0.096, other countries 0.465 t CO2/MWh.
+    # IR 2025/2621 Annex II [IR-2025-2621]: Australia 0.645, Brazil 0.096, other countries 0.465 t CO2/MWh.
     assert electricity_default("au").t_per_mwh == 0.645
     assert electricity_default("BR").t_per_mwh == 0.096
     assert electricity_default("OTHER").t_per_mwh == 0.465

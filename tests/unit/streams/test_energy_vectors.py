@@ -1,4 +1,4 @@
-"""Energy test vectors of shared/domain.md §6 (TV-EN-1, -2, -4, -5), directly and through the engine."""
+"""Energy test vectors of docs/references.md (TV-EN-1, -2, -4, -5), directly and through the engine."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""OEE test vectors of shared/domain.md §6 through the engine (TV-OEE-1, TV-OEE-5) and the Vorne cap."""
+"""OEE test vectors of docs/references.md through the engine (TV-OEE-1, TV-OEE-5) and the Vorne cap."""
 
 from __future__ import annotations
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support import plant_text, reading, run_engine, select
+from support import build_engine, plant_text, reading, run_engine, select
 
 from plantstream.plant.schema import OeeMethod
+from streams.engine import Engine, ReadingRejected
 from streams.oee import OeeElements, oee_kpis
 
 STATES = ["running", "down", "idle", "setup", "planned_stop", "off"]
@@ -38,8 +42,10 @@ def timelines(draw: st.DrawFn) -> list:
     out += [reading(second / 60, "state", state) for second, state in sorted(set(changes))]
     total = reject = 0
     for minute in range(61):
-        total += draw(st.integers(0, 60))
-        reject = min(total, reject + draw(st.integers(0, 3)))
+        made = draw(st.integers(0, 60))
+        total += made
+        # Rejects come out of this minute's pieces: the good counter, like any counter, never falls.
+        reject += min(made, draw(st.integers(0, 3)))
         out += [
             reading(minute, "total_count", total),
             reading(minute, "reject_count", reject),
@@ -110,3 +116,60 @@ def test_counts_are_exact_whatever_the_windows(timeline) -> None:
     made = totals[-1] - totals[0]
     assert shift.fields["total_count"] == made
     assert sum(p.fields["total_count"] for p in select(points, "oee", machine="m1", window="1m")) == made
+
+
+HOSTILE_PLANT = plant_text(calendar=None).replace(
+    "correction_horizon_s: 3600", "correction_horizon_s: 3600\n  max_gap_fill_s: 3600"
+)
+"""Planned all the time, 1-minute windows; a silence over an hour resumes without its windows."""
+T0_US = 1_772_438_400_000_000  # 2026-03-02T08:00:00Z, the T0 of support.reading
+SIGNALS = ["state", "total_count", "good_count", "reject_count", "power_kw", "energy_kwh", "nope"]
+hostile_times = st.one_of(
+    st.integers(T0_US - 3_600_000_000, T0_US + 7_200_000_000),  # around the shift, out of order
+    st.integers(-(2**62), 2**62),  # anything, 1970 and year 146 000 included
+    st.sampled_from([0, T0_US + 365 * 86_400_000_000, T0_US + 9 * 86_400_000_000]),
+)
+hostile_values = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(2**70), 2**70),
+    st.integers(0, 10_000),
+    st.sampled_from([*STATES, 1e38, 1.23e35, -0.5, 2.0**53]),
+    st.text(max_size=120),
+    st.booleans(),
+    st.none(),
+)
+hostile_readings = st.lists(
+    st.tuples(
+        hostile_times,
+        st.sampled_from(SIGNALS),
+        hostile_values,
+        st.sampled_from(["good", "uncertain", "bad"]),
+        st.one_of(st.none(), st.integers(-(10**9), 10**12)),  # receipt time minus event time
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(readings=hostile_readings, reorder=st.booleans())
+def test_hostile_readings_never_raise_stay_bounded_and_emit_only_finite_numbers(readings, reorder) -> None:
+    engine: Engine = build_engine(HOSTILE_PLANT, reorder=reorder)
+    points = []
+    for ts, signal, value, quality, delay in readings:
+        received = None if delay is None else ts + delay
+        with contextlib.suppress(ReadingRejected):  # the only exception a reading may cause
+            engine.push_raw(ts, "m1", signal, value, quality, received)
+        points += engine.take_points()
+        track = engine._tracks["m1"]
+        kept = len(track.history) + len(track.heap) + len(track.snapshots) + len(track.emitted)
+        # Each reading opens at most an hour of 1-minute windows (max_gap_fill_s) before the rest
+        # of a longer silence is skipped: the state held is proportional to the input.
+        assert kept + len(track.calc.state.windows) <= 200 * (len(readings) + 1)
+    engine.flush()
+    points += engine.take_points()
+    # Per reading at most 61 windows, each an oee, energy and carbon point for the machine, its
+    # line and its site: 61 x 3 x 3 = 549 points.
+    assert len(points) <= 549 * (len(readings) + 1)
+    for point in points:
+        for name, field in point.fields.items():
+            assert not isinstance(field, float) or math.isfinite(field), (name, point)

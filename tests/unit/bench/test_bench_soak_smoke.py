@@ -1,0 +1,31 @@
+"""Smoke test of the memory soak (bench/soak.py) against a small simulator.
+
+Nothing about memory or time is asserted (the machine is shared): only that both soaks took RSS
+samples while readings flowed, that the engine's kept structures are reported, and the table row.
+"""
+
+from __future__ import annotations
+
+import io
+
+from bench.endtoend import PipelineSettings
+from bench.opcua import Settings
+from bench.soak import measure, table_row
+
+SMALL = PipelineSettings(
+    Settings(tags=50, rate=2.0, connect_timeout_s=60.0), machines=2, window_s=1, collector=False
+)
+
+
+async def test_both_soaks_sample_rss_while_readings_flow() -> None:
+    log = io.StringIO()
+    result = await measure(SMALL, minutes=0.1, baseline_minutes=0.05, interval_s=2.0, log=log)
+    assert len(result.baseline.samples) >= 2
+    assert len(result.pipeline.samples) >= 3
+    assert result.pipeline.readings > 0
+    assert result.pipeline.detail["readings"] > 0
+    assert set(result.kept) == {"history_readings", "snapshots", "emitted_windows"}
+    assert result.kept["history_readings"] > 0
+    assert result.ratio > 0
+    assert "pipeline " in log.getvalue()
+    assert table_row(result, SMALL, 0.1, "2026-12-02").startswith("| 2026-12-02 | 50 × 2 Hz, 0.1 min |")
