@@ -12,9 +12,10 @@ import os
 import signal
 import stat
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import ExitStack, suppress
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TextIO
 
@@ -26,7 +27,7 @@ from rich.table import Table
 from plantstream import __version__
 from plantstream.plant import LoadedPlant, PlantError
 from plantstream.plant.schema import Kafka, MqttSource, OpcUaSecurity, PlantModel
-from plantstream.records import FieldValue, Point
+from plantstream.records import EPOCH, FieldValue, Point
 from runtimes.plant import load_and_resolve
 from runtimes.replay import OverlongLine, ReplayAborted, ReplaySummary, read_lines, replay
 from streams.config import EngineSpec
@@ -925,6 +926,11 @@ def demo_command(
                 on_shift=view.on_shift,
                 # The live table shows the same; without it, a line now and then says how it goes.
                 status_every_s=None if live_table else (status_every or None),
+                # Simulated event times run `speed` times as fast as the wall clock: a reading is
+                # ahead of its receipt only if ahead of the simulated clock when it was received.
+                source_clock=lambda received_us: _simulated_us(
+                    sim.simulated_now(), speed, received_us, time.time_ns() // 1000
+                ),
             )
             view.health = pipeline.health_line
             if duration is not None:
@@ -944,6 +950,15 @@ def demo_command(
         _port_unavailable(exc, plant_setting=False)
     for line in view.shift_summary():
         _err.print(line)
+
+
+def _simulated_us(simulated_now: datetime, speed: float, wall_us: int, wall_now_us: int) -> int:
+    """The simulated instant (µs) of the wall-clock instant ``wall_us``.
+
+    ``simulated_now`` is the simulated instant of the wall-clock instant ``wall_now_us``; the
+    simulated clock runs ``speed`` times as fast.
+    """
+    return (simulated_now - EPOCH) // timedelta(microseconds=1) - round(speed * (wall_now_us - wall_us))
 
 
 def _demo_start(state_dir: Path) -> tuple[datetime, dict[str, dict[str, float]]]:
