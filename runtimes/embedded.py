@@ -230,6 +230,9 @@ class EmbeddedPipeline:
             if self._persisting is not None and not self._persisting.done():
                 # A checkpoint being written in the background uses the sink's files: let it end.
                 await asyncio.wait({self._persisting})
+            # The last checkpoint carries the health as every other does (a run shorter than
+            # checkpoint_every_s would have none).
+            self._pending.extend(self.health_points())
             self._hand_over_now()
             self._checkpoint()
             self.dead_letter_log.digest(now=True)
