@@ -12,9 +12,10 @@ import os
 import signal
 import stat
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import ExitStack, suppress
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TextIO
 
@@ -26,7 +27,7 @@ from rich.table import Table
 from plantstream import __version__
 from plantstream.plant import LoadedPlant, PlantError
 from plantstream.plant.schema import Kafka, MqttSource, OpcUaSecurity, PlantModel
-from plantstream.records import FieldValue, Point
+from plantstream.records import EPOCH, FieldValue, Point
 from runtimes.plant import load_and_resolve
 from runtimes.replay import OverlongLine, ReplayAborted, ReplaySummary, read_lines, replay
 from streams.config import EngineSpec
@@ -904,8 +905,11 @@ def demo_command(
     from runtimes.simulator import DEMO_PLANT, SimulatorOptions, SimulatorServer
     from streams.config import build_spec
 
+    console = Console()
+    # Off a terminal the table is printed once at the end: meanwhile, the log says how it goes.
+    live_table = not no_ui and console.is_terminal
     logging.basicConfig(
-        level=logging.INFO if no_ui else logging.ERROR, format="%(levelname)s %(name)s: %(message)s"
+        level=logging.ERROR if live_table else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("asyncua").setLevel(logging.ERROR)
 
@@ -928,13 +932,18 @@ def demo_command(
                 on_reading=view.on_reading,
                 http_port=http_port,
                 on_shift=view.on_shift,
-                # The table shows the same; without it, a line now and then says the run is alive.
-                status_every_s=(status_every or None) if no_ui else None,
+                # The live table shows the same; without it, a line now and then says how it goes.
+                status_every_s=None if live_table else (status_every or None),
+                # Simulated event times run `speed` times as fast as the wall clock: a reading is
+                # ahead of its receipt only if ahead of the simulated clock when it was received.
+                source_clock=lambda received_us: _simulated_us(
+                    sim.simulated_now(), speed, received_us, time.time_ns() // 1000
+                ),
             )
             view.health = pipeline.health_line
             if duration is not None:
                 asyncio.get_running_loop().call_later(duration, stop.set)
-            async with nullcontext() if no_ui else shown_live(view, Console()):
+            async with nullcontext() if no_ui else shown_live(view, console):
                 await pipeline.run(stop)
             _err.print(
                 f"points written to {state_dir / 'points'}; {pipeline.stats.readings} readings processed"
@@ -949,6 +958,15 @@ def demo_command(
         _port_unavailable(exc, plant_setting=False)
     for line in view.shift_summary():
         _err.print(line)
+
+
+def _simulated_us(simulated_now: datetime, speed: float, wall_us: int, wall_now_us: int) -> int:
+    """The simulated instant (µs) of the wall-clock instant ``wall_us``.
+
+    ``simulated_now`` is the simulated instant of the wall-clock instant ``wall_now_us``; the
+    simulated clock runs ``speed`` times as fast.
+    """
+    return (simulated_now - EPOCH) // timedelta(microseconds=1) - round(speed * (wall_now_us - wall_us))
 
 
 def _demo_start(state_dir: Path) -> tuple[datetime, dict[str, dict[str, float]]]:
@@ -1150,7 +1168,8 @@ def sink_command(plant_path: Path, state_dir: Path) -> None:
 @click.option(
     "--measurement",
     default=None,
-    help="Points of this measurement only (oee, energy, carbon, cbam, reading, health).",
+    help="Points of this measurement only (oee, energy, carbon, cbam, reading, health, "
+    "shift_so_far: each machine's current shift, every second).",
 )
 @click.option("--json", "as_json", is_flag=True, help="JSON lines, for pipes.")
 @click.option(
@@ -1208,7 +1227,13 @@ def tail_command(
     spec = _load(plant_path)[1] if plant_path is not None else None
     places = {mid: (m.site, m.line) for mid, m in spec.machines.items()} if spec is not None else {}
     filters = Filters(
-        site=site, line=line, machine=machine, signal=signal, measurement=measurement, places=places
+        site=site,
+        line=line,
+        machine=machine,
+        signal=signal,
+        measurement=measurement,
+        places=places,
+        shift_so_far=as_table,  # the table's shift columns are these records
     )
     console = Console(highlight=False)
     show = printer(as_json=as_json, console=console)

@@ -110,6 +110,7 @@ class EmbeddedPipeline:
         on_shift: Callable[[list[Point]], None] | None = None,
         shift_every_s: float = 1.0,
         status_every_s: float | None = None,
+        source_clock: Callable[[int], int] | None = None,
     ) -> None:
         """Prepare the pipeline.
 
@@ -130,6 +131,10 @@ class EmbeddedPipeline:
             shift_every_s: how often the shift figures go to ``on_shift`` and ``/stream``.
             status_every_s: log a one-line status this often (None: never): for a run
                 without a live table.
+            source_clock: maps a receipt time on this machine's clock (µs since the epoch) to
+                the clock the sources' event times run on, for the check of event times ahead of
+                their receipt (``max_future_s``): the demo's simulated clock runs ``speed`` times
+                as fast. None: the sources' clocks are the wall clock.
 
         Raises:
             sinks.influx.SinkConfigError: a sink's token variable is not set.
@@ -152,6 +157,7 @@ class EmbeddedPipeline:
         self._on_shift = on_shift
         self._shift_every = shift_every_s
         self._status_every = status_every_s
+        self._source_clock = source_clock
         self._has_oee = {mid for mid, m in spec.machines.items() if m.has_oee}
         self._events_at_start: Counter[str] = Counter()
         self.http = (
@@ -224,6 +230,9 @@ class EmbeddedPipeline:
             if self._persisting is not None and not self._persisting.done():
                 # A checkpoint being written in the background uses the sink's files: let it end.
                 await asyncio.wait({self._persisting})
+            # The last checkpoint carries the health as every other does (a run shorter than
+            # checkpoint_every_s would have none).
+            self._pending.extend(self.health_points())
             self._hand_over_now()
             self._checkpoint()
             self.dead_letter_log.digest(now=True)
@@ -309,6 +318,8 @@ class EmbeddedPipeline:
             ts = (reading.ts - EPOCH) // _ONE_US
             ingest = reading.ingest_ts
             received = now if ingest is None else (ingest - EPOCH) // _ONE_US
+            if self._source_clock is not None:
+                received = self._source_clock(received)
             try:
                 # Plain text, not the member: history tuples of plain values are not tracked by the GC.
                 push(

@@ -27,7 +27,7 @@ import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -47,6 +47,7 @@ __all__ = ["LiveView", "only_machines", "shown_live"]
 _WINDOW_MEASUREMENTS = frozenset({"oee", "energy", "carbon"})
 _PIECE_KPIS = frozenset({"oee", "performance", "quality"})
 """Fields only a machine with a piece counter gets (docs/points.md)."""
+_KPIS = frozenset({"availability", "performance", "performance_uncapped", "quality", "oee", "nee"})
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,12 @@ class _ShiftFigures:
     """The pipeline's figures of a machine's current shift so far (a ``shift_so_far`` record)."""
 
     shift: str
+    seen_from: datetime | None
+    """The machine's first reading in the shift, when after the shift's start (the figures
+    begin there; the shift's closing point counts the time before as unknown)."""
     elements: OeeElements
+    kpis: dict[str, float]
+    """The ratios as the pipeline computed them (with the plant's OEE method); undefined ones absent."""
     kwh: float | None
     co2e: float | None
 
@@ -96,8 +102,12 @@ class _Machine:
         return total
 
     def shown_shift(self) -> str:
-        if self.figures is not None:
-            return self.figures.shift
+        figures = self.figures
+        if figures is not None:
+            # A shift the pipeline saw only from some time on says so.
+            if figures.seen_from is None:
+                return figures.shift
+            return f"{figures.shift} from {figures.seen_from.strftime('%H:%M')}"
         if self.since is None:
             return self.shift or "-"
         return f"{self.shift or 'all'} since {self.since.strftime('%H:%M')}"
@@ -193,10 +203,15 @@ class LiveView:
         tags, f = point.tags, point.fields
         row.site = row.site or tags.get("site")
         row.line = row.line or tags.get("line")
-        kwh, co2e = f.get("kwh"), f.get("co2e_kg")
+        kwh, co2e, unobserved = f.get("kwh"), f.get("co2e_kg"), f.get("unobserved_s")
+        seen_from = None
+        if isinstance(unobserved, int | float) and unobserved > 0:
+            seen_from = point.time + timedelta(seconds=unobserved)
         row.figures = _ShiftFigures(
             shift=tags.get("shift") or "-",
+            seen_from=seen_from,
             elements=elements_of(f),
+            kpis={k: float(v) for k, v in f.items() if k in _KPIS and isinstance(v, int | float)},
             kwh=float(kwh) if isinstance(kwh, int | float) else None,
             co2e=float(co2e) if isinstance(co2e, int | float) else None,
         )
@@ -243,7 +258,9 @@ class LiveView:
     def kpis(self, machine: str) -> dict[str, float]:
         """The ratios of ``machine``'s current shift (or its windows so far); undefined ones absent."""
         row = self.machines[machine]
-        if row.figures is None and not row.windows:
+        if row.figures is not None:
+            return dict(row.figures.kpis)  # the same numbers as the record on /stream
+        if not row.windows:
             return {}
         spec = self.spec.machines.get(machine) if self.spec is not None else None
         kpis = oee_kpis(row.total(), spec.method if spec is not None else OeeMethod.ISO22400)

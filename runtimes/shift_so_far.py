@@ -10,7 +10,9 @@ A record is a :class:`~plantstream.records.Point` of measurement ``shift_so_far`
 ``line``, ``machine``, ``shift``; time the shift's start; fields the OEE ratios and time elements
 as in an ``oee`` point (for machines with a state or counts), ``kwh`` (with power or an energy
 register), ``co2e_kg`` (Scope 1 plus location-based Scope 2, where the site has a carbon block)
-and ``through``, the event time the figures go up to.
+``through``, the event time the figures go up to, and ``unobserved_s``, the shift's time before
+the machine's first reading (in no window, so not in the figures; the shift's closing point
+counts it as unknown).
 """
 
 from __future__ import annotations
@@ -54,6 +56,10 @@ def shift_points(engine: Engine, machines: Iterable[str] | None = None) -> list[
         if m.carbon is not None and (m.has_energy or m.fuels):
             fields["co2e_kg"] = result.scope1_kg + result.scope2_location_kg
         fields["through"] = _iso(through)
+        # Every window after the machine's first reading exists (closed or open), so the shift's
+        # time not in them lies before it: planned time the pipeline did not see, which the
+        # shift's closing point counts as unknown.
+        fields["unobserved_s"] = max(through - result.start - e.scheduled, 0) / _US
         tags = {"site": m.site, "line": m.line, "machine": mid, "shift": result.shift or ""}
         time = EPOCH + timedelta(microseconds=result.start)
         out.append(Point.trusted(measurement=MEASUREMENT, tags=tags, fields=fields, time=time))

@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 import click
 from rich.console import Console
 
+from runtimes.shift_so_far import MEASUREMENT as SHIFT_SO_FAR
+
 __all__ = ["Filters", "NotAPipeline", "Show", "follow", "number", "printer", "render"]
 
 _ANSWER_TIMEOUT_S = 10.0
@@ -41,6 +43,10 @@ class Filters:
 
     A reading names only its machine: ``places`` (machine -> (site, line), from the plant file)
     lets ``site`` and ``line`` select readings too; without it they select points only.
+
+    The pipeline's ``shift_so_far`` records (every machine's, every second) pass only when asked
+    for by ``measurement`` or ``shift_so_far`` (the live table); otherwise they would bury the
+    events a person or a pipe follows.
     """
 
     site: str | None = None
@@ -49,10 +55,14 @@ class Filters:
     signal: str | None = None
     measurement: str | None = None
     places: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    shift_so_far: bool = False
 
     def match(self, record: dict[str, Any]) -> bool:
         """True when a reading or point passes every filter."""
-        if self.measurement is not None and record.get("measurement") != self.measurement:
+        measurement = record.get("measurement")
+        if self.measurement is not None and measurement != self.measurement:
+            return False
+        if measurement == SHIFT_SO_FAR and not (self.shift_so_far or self.measurement == SHIFT_SO_FAR):
             return False
         tags = record["tags"] if "measurement" in record else record
         place = None if "measurement" in record else self.places.get(str(record.get("machine")))

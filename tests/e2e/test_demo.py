@@ -133,6 +133,9 @@ def test_demo_writes_points_and_serves_health_metrics_and_a_stream_to_tail(tmp_p
         for machine in ("press1", "cnc1", "packer1", "oven1"):
             assert f"hcm/line1/{machine}" in table.stdout, table.stdout
         assert "readings/s" in table.stdout
+        # The shift columns are the pipeline's figures (sent first to a new listener), not sums
+        # of what this tail happened to see ("B since 11:02").
+        assert " since " not in table.stdout, table.stdout
         # Without the plant file the rows are the machines the events name, here the press only.
         table = subprocess.run(
             [
@@ -234,6 +237,8 @@ def test_a_second_demo_run_continues_the_plcs_counters_instead_of_counting_them_
                 "--duration",
                 "8",
                 "--no-ui",
+                "--status-every",
+                "2",
                 "--state-dir",
                 str(state),
                 "--http-port",
@@ -245,9 +250,29 @@ def test_a_second_demo_run_continues_the_plcs_counters_instead_of_counting_them_
             check=False,
         )
         assert run.returncode == 0, run.stderr[-3000:]
+        # Without the table, a status line every 2 s (and one at the end), not silence.
+        status = re.findall(r"plantstream.runtime: [\d,]+ readings, [\d,]+ windows closed .*", run.stderr)
+        assert len(status) >= 3, run.stderr[-3000:]
+        assert "hcm/line1 OEE" in status[-1]
     points = [
         json.loads(line) for f in (state / "points").glob("*.jsonl") for line in f.read_text().splitlines()
     ]
+    # The second run's shift so far is the pipeline's: the shift's windows closed in both runs
+    # (the first run's restored from the checkpoint) plus the open one, not the second run's alone.
+    shown = re.search(r"press1: shift (\S+)(?: from \S+)? so far: OEE \S+, (\d+) good of (\d+)", run.stderr)
+    assert shown, run.stderr[-3000:]
+    shift, good = shown[1], int(shown[2])
+    latest: dict[str, dict[str, float]] = {}
+    for p in points:
+        tags = p["tags"]
+        if (p["measurement"], tags.get("machine"), tags.get("window"), tags.get("shift")) == (
+            "oee",
+            "press1",
+            "1m",
+            shift,
+        ) and p["fields"]["revision"] >= latest.get(p["time"], {}).get("revision", -1):
+            latest[p["time"]] = p["fields"]
+    assert good >= sum(f["good_count"] for f in latest.values()) > 0
     minutes = [p for p in points if p["tags"].get("window") == "1m" and "machine" in p["tags"]]
     oee = [p["fields"] for p in minutes if p["measurement"] == "oee"]
     assert oee
@@ -260,3 +285,20 @@ def test_a_second_demo_run_continues_the_plcs_counters_instead_of_counting_them_
     carbon = [p["fields"]["co2e_kg"] for p in minutes if p["measurement"] == "carbon"]
     assert carbon
     assert max(carbon) < 10
+
+
+def test_off_a_terminal_the_demo_says_how_it_goes_and_prints_the_table_at_the_end(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            *(plantstream(), "demo", "--duration", "5", "--status-every", "1"),
+            *("--state-dir", str(tmp_path), "--http-port", "0"),
+        ],
+        capture_output=True,  # not a terminal: no table redrawn in place
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    status = re.findall(r"INFO plantstream.runtime: [\d,]+ readings, [\d,]+ windows closed .*", result.stderr)
+    assert len(status) >= 3, result.stderr[-2000:]
+    assert "hcm/line1/press1" in result.stdout  # the table, once

@@ -202,3 +202,77 @@ def test_the_caption_carries_the_pipelines_own_health_line() -> None:
     assert "lag" not in text_of(view)
     view.health = lambda: "lag 0.25 s, 3 dropped, 0 queued, 0 refused"
     assert "lag 0.25 s, 3 dropped" in text_of(view)
+
+
+def shift_record(machine: str, good: int, **extra: Any) -> Point:
+    """A ``shift_so_far`` record of the pipeline: 120 s planned, 90 s run, ``good`` of 100 pieces.
+
+    Its ratios as the pipeline computes them: A = 90 / 120, P = 90 ideal s / 90 s run = 1,
+    Q = good / 100, OEE = A x P x Q.
+    """
+    fields = {
+        "availability": 0.75,
+        "performance": 1.0,
+        "quality": good / 100,
+        "oee": 0.75 * good / 100,
+        "scheduled_s": 120.0,
+        "planned_stop_s": 0.0,
+        "run_s": 90.0,
+        "down_s": 30.0,
+        "total_count": 100,
+        "good_count": good,
+        "reject_count": 100 - good,
+        "ideal_run_s": 90.0,
+        "through": "2026-03-02T08:02:00Z",
+        **extra,
+    }
+    tags = {"site": "hcm", "line": "line1", "machine": machine, "shift": "A"}
+    return Point(measurement="shift_so_far", tags=tags, fields=fields, time=T)
+
+
+def test_without_the_pipelines_shift_figures_a_row_says_since_when_it_sums_the_windows() -> None:
+    view = LiveView()
+    view.on_record(as_record(window("press1", 1, 60, 60, oee=1.0)))
+    view.on_record(as_record(point("energy", "press1", 1, kwh=1.5, avg_kw=90.0)))
+    assert "A since 08:01" in text_of(view)  # the kafka topics: only the windows seen here
+    assert view.kpis("press1")["availability"] == 1.0
+    # The pipeline's figures of the whole shift so far take over, whatever was summed here.
+    view.on_record(as_record(shift_record("press1", 95, kwh=12.25, co2e_kg=8.08)))
+    text = text_of(view)
+    assert "since" not in text
+    for shown in ("12.25", "8.08"):
+        assert shown in text
+    # The record's ratios, not a sum of what the view saw: 0.75 x 1 x 0.95 = 71.25 %.
+    assert view.kpis("press1") == {"availability": 0.75, "performance": 1.0, "quality": 0.95, "oee": 0.7125}
+    assert "71.2%" in text
+    assert view.points == 2  # the shift record is not a point the pipeline wrote
+    [line] = view.shift_summary()
+    assert line == "press1: shift A so far: OEE 71.2%, 95 good of 100, 12.25 kWh, 8.08 kg CO2e"
+
+
+def test_tail_shows_the_shift_records_only_when_asked() -> None:
+    record = as_record(shift_record("press1", 95))
+    assert not Filters().match(record)
+    assert not Filters(machine="press1").match(record)
+    assert Filters(measurement="shift_so_far").match(record)
+    assert Filters(shift_so_far=True, machine="press1").match(record)  # tail --table
+    assert not Filters(shift_so_far=True, machine="cnc1").match(record)
+
+
+def test_a_shift_first_seen_after_its_start_says_from_when() -> None:
+    view = LiveView()
+    # The shift began at 08:00; the machine's first reading came an hour later.
+    view.on_record(as_record(shift_record("press1", 95, unobserved_s=3600.0)))
+    assert view.machines["press1"].shown_shift() == "A from 09:00"
+    view.on_record(as_record(shift_record("press1", 95, unobserved_s=0.0)))
+    assert view.machines["press1"].shown_shift() == "A"
+
+
+def test_the_ratios_shown_are_the_pipelines_whatever_method_the_view_would_assume() -> None:
+    # A Vorne plant caps performance at 1 and keeps the raw value; tail without the plant file
+    # knows no method, yet shows what the pipeline computed.
+    view = LiveView()
+    record = shift_record("press1", 95, ideal_run_s=99.0, performance=1.0, performance_uncapped=1.1)
+    view.on_record(as_record(record))
+    assert view.kpis("press1")["performance"] == 1.0
+    assert view.kpis("press1")["performance_uncapped"] == 1.1

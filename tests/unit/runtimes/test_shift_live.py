@@ -15,8 +15,9 @@ from plantstream.records import Point, Reading
 from runtimes.embedded import EmbeddedPipeline
 from runtimes.live import LiveView
 from runtimes.plant import load_and_resolve
-from runtimes.shift_so_far import MEASUREMENT
+from runtimes.shift_so_far import MEASUREMENT, shift_points
 from runtimes.tail import Filters, follow
+from streams.engine import Engine
 
 MINIMAL = Path(__file__).resolve().parents[3] / "examples" / "minimal.yaml"
 
@@ -109,9 +110,9 @@ async def test_the_demo_view_the_stream_and_tail_table_show_the_same_shift(tmp_p
             streamed.append(record)
             tail.on_record(record)
 
-        # A new listener first gets the machine's state and its shift so far.
+        # A new listener first gets the machine's state and its shift so far (as tail --table).
         url = f"http://127.0.0.1:{pipeline.http.port}/stream"
-        await follow(url, Filters(), count=2, show=show)
+        await asyncio.wait_for(follow(url, Filters(shift_so_far=True), count=2, show=show), 60)
         done.set()
 
     follower = asyncio.create_task(follow_the_stream())
@@ -161,3 +162,16 @@ async def test_a_run_without_a_table_says_how_it_goes_every_few_seconds(
         "12 readings, 3 windows closed (0 re-emitted), 0 late readings, 0 dead letters; "
         "shift so far: demo/l1 OEE 89.7% (A 84.6%, P 109.1%, Q 97.2%)"
     )
+
+
+def test_the_record_says_how_much_of_the_shift_came_before_the_machines_first_reading() -> None:
+    _, spec = load_and_resolve(MINIMAL)
+    engine = Engine(spec)
+    for minutes in (30, 31, 33):  # the day shift began at 08:00; 08:33 is held (5 s lateness)
+        engine.push(reading(minutes, "state", "running"))
+    [record] = shift_points(engine)
+    assert record.fields["through"] == "2026-03-02T08:31:00Z"  # the last reading released
+    # 08:00-08:30 is in no window: not in the figures, and said so.
+    assert record.fields["unobserved_s"] == 1800.0
+    assert record.fields["scheduled_s"] == 60.0  # 08:30 to 08:31
+    assert record.fields["availability"] == 1.0
