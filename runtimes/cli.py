@@ -423,11 +423,15 @@ def browse_command(
     include_server: bool,
 ) -> None:
     """Walk an OPC UA server's address space (node ids in nsu= form, data types, access)."""
+    import logging
+
     from pydantic import ValidationError
 
     from collectors.opcua_security import UntrustedServer
     from runtimes.browse import browse, source_block
+    from runtimes.logs import setup_logging
 
+    setup_logging(logging.WARNING)
     try:
         security = OpcUaSecurity.model_validate(
             {
@@ -512,10 +516,10 @@ def simulate_command(
     """Run the demonstration line as an OPC UA server (and an MQTT meter publisher)."""
     import logging
 
+    from runtimes.logs import setup_logging
     from runtimes.simulator import SimulatorOptions, run
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("asyncua").setLevel(logging.ERROR)
+    setup_logging(logging.WARNING)
     try:
         moment = datetime.fromisoformat(start) if start else None
         if moment is not None and moment.tzinfo is None:
@@ -589,10 +593,10 @@ def run_command(plant_path: Path, state_dir: Path, to_stdout: bool, http_port: i
     import logging
 
     from runtimes.embedded import EmbeddedPipeline
+    from runtimes.logs import setup_logging
 
     plant, spec = _load(plant_path)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("asyncua").setLevel(logging.WARNING)
+    setup_logging(logging.INFO, timestamps=True)
 
     def echo(points: list[Point]) -> None:
         for point in points:
@@ -644,13 +648,11 @@ def demo_command(
     from plantstream.plant import load_plant
     from runtimes.embedded import EmbeddedPipeline
     from runtimes.live import LiveView, shown_live
+    from runtimes.logs import setup_logging
     from runtimes.simulator import DEMO_PLANT, SimulatorOptions, SimulatorServer
     from streams.config import build_spec
 
-    logging.basicConfig(
-        level=logging.INFO if no_ui else logging.ERROR, format="%(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("asyncua").setLevel(logging.ERROR)
+    setup_logging(logging.INFO if no_ui else logging.ERROR)
 
     async def main_task() -> LiveView:
         stop = _stop_on_signals()
@@ -737,9 +739,10 @@ def _kafka_settings(plant: LoadedPlant, plant_path: Path) -> Kafka:
 def _role_logging() -> None:
     import logging
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("asyncua", "aiokafka"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from runtimes.logs import setup_logging
+
+    setup_logging(logging.INFO, timestamps=True)
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
 
 
 def _kafka_unreachable(settings: Kafka, exc: Exception) -> None:

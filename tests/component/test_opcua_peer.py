@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
+import os
 import queue
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
@@ -28,6 +31,7 @@ from collectors.opcua import OpcUaCollector
 from plantstream.plant import parse_plant
 from plantstream.plant.schema import OpcUaSource
 from plantstream.records import Quality, Reading
+from runtimes.logs import LIBRARIES, LibraryDemotion, setup_logging
 
 PEERS = Path(__file__).resolve().parents[1] / "peers"
 SCRIPT = PEERS / "opcua_peer_server.js"
@@ -360,3 +364,94 @@ async def test_a_deleted_node_fails_alone_while_the_others_flow(peer: NodeOpcUaP
         assert collector.health.connected
         assert collector.health.connects == 1
 
+
+def _plantstream() -> str:
+    exe = shutil.which("plantstream", path=str(Path(sys.executable).parent))
+    assert exe, "the plantstream command is not installed next to this Python"
+    return exe
+
+
+def test_browse_prints_its_own_lines_and_none_of_the_librarys(peer: NodeOpcUaPeer, tmp_path: Path) -> None:
+    command = [_plantstream(), "browse", peer.endpoint, "--state-dir", str(tmp_path)]
+    quiet = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "node(s) below Objects" in quiet.stderr
+    # Neither asyncua's lines nor their text (Python's last-resort handler prints a bare message).
+    assert "asyncua" not in quiet.stderr, quiet.stderr
+    assert "Requested session timeout" not in quiet.stderr, quiet.stderr
+    # What the library said is still there for whoever asks, at DEBUG: its session-timeout notice
+    # (node-opcua revises the session timeout asyncua asks for).
+    debug = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "PLANTSTREAM_LOG_LEVEL": "debug"},
+    )
+    assert debug.returncode == 0, debug.stderr
+    library = [line for line in debug.stderr.splitlines() if " asyncua" in line]
+    assert any("Requested session timeout" in line for line in library), debug.stderr[-2000:]
+    assert all(line.startswith("DEBUG ") for line in library), [
+        line for line in library if "DEBUG" not in line
+    ]
+
+
+@pytest.fixture
+def plantstream_logging() -> Iterator[None]:
+    """Undo what setup_logging does to the process's logging (a test runs it in-process)."""
+    root = logging.getLogger()
+    level = root.level
+    handlers = list(root.handlers)
+    libraries = {name: logging.getLogger(name).level for name in LIBRARIES}
+    yield
+    for handler in root.handlers:
+        for demotion in [f for f in handler.filters if isinstance(f, LibraryDemotion)]:
+            handler.removeFilter(demotion)
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
+    for name, old in libraries.items():
+        logging.getLogger(name).setLevel(old)
+
+
+class _Said(logging.Handler):
+    """What a logger's records were when made: (level, message), before any filter demotes them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[tuple[int, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append((record.levelno, record.getMessage()))
+
+
+async def test_a_server_that_stops_is_one_line_of_ours_and_no_library_warning(
+    peer: NodeOpcUaPeer, caplog: pytest.LogCaptureFixture, plantstream_logging: None
+) -> None:
+    setup_logging(logging.INFO)
+    # What asyncua itself says, seen on its own logger before any handler filters it.
+    said = _Said()
+    logging.getLogger("asyncua").addHandler(said)
+    try:
+        async with OpcUaCollector(source(peer.endpoint), backoff=backoff()) as collector:
+            await take(collector, 5)
+            await asyncio.to_thread(peer.stop)
+            for _ in range(600):
+                if not collector.health.connected and collector.health.last_error:
+                    break
+                await asyncio.sleep(0.05)
+            assert not collector.health.connected
+    finally:
+        logging.getLogger("asyncua").removeHandler(said)
+    # asyncua warns about the session timeout node-opcua revises and, as the server goes, about
+    # its publish loop and the closed session: there was something to demote.
+    assert any(level >= logging.WARNING for level, _ in said.lines), "the library said nothing to demote"
+    shown = [r for r in caplog.records if r.levelno >= logging.INFO]
+    assert not [r for r in shown if r.name.startswith("asyncua")], [r.getMessage() for r in shown]
+    assert not [r for r in shown if r.exc_info], "a traceback reached the log"
+    ours = [r.getMessage() for r in shown if r.name == "plantstream.collectors.opcua"]
+    assert any("connected to" in m for m in ours), ours
+    lost = [m for m in ours if "reconnecting with back-off" in m]
+    assert lost, ours
+    assert peer.endpoint in lost[0]
