@@ -320,8 +320,8 @@ class OpcUaCollector(Collector):
             overflow(event)
 
         sub._handle_overflow = counted
-        # A publish response groups its notifications by monitored item (OPC UA Part 4, 7.25.2):
-        # all of one tag's queued values, then all of the next tag's. Emitted in that order, a
+        # Servers commonly group a publish response's notifications by monitored item (asyncua's
+        # does): all of one tag's queued values, then all of the next tag's. Emitted in that order, a
         # machine's readings would go back in time by up to a publishing interval (at a simulator's
         # speed 60, 500 ms is 30 s of event time) and count as late. The values of one response
         # are emitted in event-time order instead (a stable sort, so one tag's values keep their

@@ -66,6 +66,9 @@ async def test_at_speed_60_a_machines_readings_never_go_back_in_time_and_nothing
                         return
 
             await asyncio.wait_for(collect(), 60)
+            # The subscriptions' first notifications repeated what the catch-up read had taken
+            # (a state that had not changed since): dropped, not sent back in time.
+            assert collector.health.repeats > 0
     by_machine: dict[str, list[datetime]] = {}
     for r in readings:
         by_machine.setdefault(r.machine, []).append(r.ts)
