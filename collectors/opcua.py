@@ -99,6 +99,9 @@ class OpcUaHealth:
     last_error: str | None = None
     skew_server_minus_source_s: float | None = None
     skew_ingest_minus_server_s: float | None = None
+    repeats: int = 0
+    """Notifications dropped as the same sample again (source time, value, status), e.g. the
+    first notification of a subscription repeating what the catch-up read has just taken."""
     timestamp_fallbacks: int = 0
     """Readings whose time is a fallback: the server left out the timestamp the policy names."""
     client_certificate_sha256: str | None = None
@@ -111,6 +114,9 @@ class _Item:
     handle: int
     node: Node | None = None
     monitored: tuple[Subscription, int] | None = None  # the subscription and server-side item id
+    # The last value taken, as (SourceTimestamp, value, status code): a subscription's first
+    # notification repeats the value the catch-up read has just taken.
+    last: tuple[datetime, Any, int] | None = None
 
     @property
     def label(self) -> str:
@@ -212,10 +218,18 @@ class OpcUaCollector(Collector):
         await self._resolve(client)
         limit = await self._items_per_call(client)
         self._activity = asyncio.get_running_loop().time()
+        # The current values first, then the subscriptions: their first notifications repeat those
+        # values or follow them. Read after subscribing, the values would overtake changes queued
+        # on the server in between and make them arrive late.
+        await self._catch_up(client)
         async with asyncio.TaskGroup() as tasks:
             subscriptions: list[tuple[Subscription, OpcUaGroup]] = []
             for index, group in enumerate(self.source.groups):
-                members = [i for i in self._items if i.group is group and i.node is not None]
+                members = [
+                    i
+                    for i in self._items
+                    if i.group is group and i.node is not None and i.label not in self.health.items_failed
+                ]
                 if group.mode == "poll":
                     tasks.create_task(self._poll(client, group), name=f"opcua[{self.source.id}].poll{index}")
                     continue
@@ -226,7 +240,6 @@ class OpcUaCollector(Collector):
             heartbeat = await self._subscription(client, None)
             await heartbeat.subscribe_data_change(client.get_node(_CURRENT_TIME), sampling_interval=1000.0)
             tasks.create_task(self._consume(heartbeat, heartbeat=True), name=f"opcua[{self.source.id}].clock")
-            await self._catch_up(client)
             tasks.create_task(self._watchdog(), name=f"opcua[{self.source.id}].watchdog")
             tasks.create_task(self._until_lost(lost), name=f"opcua[{self.source.id}].lost")
             tasks.create_task(
@@ -307,7 +320,34 @@ class OpcUaCollector(Collector):
             overflow(event)
 
         sub._handle_overflow = counted
+        # Servers commonly group a publish response's notifications by monitored item (asyncua's
+        # does): all of one tag's queued values, then all of the next tag's. Emitted in that order, a
+        # machine's readings would go back in time by up to a publishing interval (at a simulator's
+        # speed 60, 500 ms is 30 s of event time) and count as late. The values of one response
+        # are emitted in event-time order instead (a stable sort, so one tag's values keep their
+        # order). Also a private method, wrapped for the same reason as above.
+        explode = sub._explode_datachange
+
+        def in_time_order(datachange: ua.DataChangeNotification) -> Any:
+            datachange.MonitoredItems = sorted(
+                datachange.MonitoredItems, key=lambda notification: self._event_order(notification.Value)
+            )
+            return explode(datachange)
+
+        sub._explode_datachange = in_time_order
         return sub
+
+    def _event_order(self, data: ua.DataValue | None) -> datetime:
+        """What orders the values of one response: the policy's time, a missing one last."""
+        policy = self.source.timestamps
+        moment = None
+        if data is not None and policy == "source":
+            moment = _aware(data.SourceTimestamp) or _aware(data.ServerTimestamp)
+        elif data is not None and policy == "server":
+            moment = _aware(data.ServerTimestamp)
+        # Under "ingest", and for a value without the timestamp, the time is when it is taken,
+        # which is after every value already received.
+        return moment or _LAST
 
     async def _monitor(
         self, sub: Subscription, group: OpcUaGroup, items: Sequence[_Item], limit: int
@@ -394,13 +434,34 @@ class OpcUaCollector(Collector):
             item = self._by_handle.get(handle)
             if item is not None:
                 self.health.notifications += 1
-                await self._emit(item, event.data.monitored_item.Value)
+                data = event.data.monitored_item.Value
+                if item.last is not None and item.last == _sample(data):
+                    # The same sample again (same source time, value and status): a repeat, not news.
+                    self.health.repeats += 1
+                    continue
+                await self._emit(item, data)
 
     async def _catch_up(self, client: Client) -> None:
-        """Read every item's current value at once: counters and states catch up after a reconnect."""
+        """Read every item's current value at once: counters and states catch up after a reconnect.
+
+        A node the server does not know is recorded as failed (and retried on its own), not
+        turned into a reading: it never had a value in this session.
+        """
         ready = [i for i in self._items if i.node is not None and i.label not in self.health.items_failed]
-        for item, value in zip(ready, await _read_values(client, ready), strict=True):
+        values = list(zip(ready, await _read_values(client, ready), strict=True))
+        # In event-time order, as a publish response's values (see _subscription).
+        values.sort(key=lambda pair: self._event_order(pair[1]))
+        for item, value in values:
+            code = value.StatusCode.value if value.StatusCode is not None else 0
+            if code in _NODE_GONE:
+                self.health.items_failed[item.label] = ua.StatusCode(code).name
+                continue
+            if item.last is not None and item.last == _sample(value):
+                self.health.repeats += 1  # unchanged while the session was down: nothing new
+                continue
             await self._emit(item, value)
+        self.health.items_ok = len(self._items) - len(self.health.items_failed)
+        self._report_failures()
 
     async def _poll(self, client: Client, group: OpcUaGroup) -> None:
         members = [i for i in self._items if i.group is group and i.node is not None]
@@ -465,6 +526,7 @@ class OpcUaCollector(Collector):
             source=self.source.id,
             seq=self._seq,
         )
+        item.last = _sample(data)
         self.health.readings += 1
         self.health.last_data = ingest
         await self._queue.put(reading)
@@ -532,6 +594,15 @@ def _quality(code: int) -> Quality:
     return Quality.BAD
 
 
+def _sample(data: ua.DataValue) -> tuple[datetime, Any, int] | None:
+    """What makes a value the same sample again; None without a SourceTimestamp (no telling)."""
+    source_ts = _aware(data.SourceTimestamp)
+    if source_ts is None:
+        return None
+    value = data.Value.Value if data.Value is not None else None
+    return source_ts, value, data.StatusCode.value if data.StatusCode is not None else 0
+
+
 def _aware(moment: datetime | None) -> datetime | None:
     if moment is None or moment.year < 1601 + 1:
         return None
@@ -541,6 +612,7 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 
 _PLAIN_TYPES = frozenset((bool, int, float, str))
+_LAST = datetime.max.replace(tzinfo=UTC)
 
 
 def _plain(value: bool | int | float | str) -> bool | int | float | str:

@@ -583,15 +583,19 @@ def browse_command(
     include_server: bool,
 ) -> None:
     """Walk an OPC UA server's address space (node ids in nsu= form, data types, access)."""
+    import logging
+
     from pydantic import ValidationError
 
     from collectors.opcua_security import UntrustedServer
     from runtimes.browse import browse, draft_tags, source_block
+    from runtimes.logs import setup_logging
 
     if plant_path is not None and not as_config:
         raise click.UsageError("--plant goes with --config (it decides which drafted tags are kept)")
     plant = _plant_to_map_onto(plant_path) if plant_path is not None else None
 
+    setup_logging(logging.WARNING)
     try:
         security = OpcUaSecurity.model_validate(
             {
@@ -697,10 +701,10 @@ def simulate_command(
     """Run the demonstration line as an OPC UA server (and an MQTT meter publisher)."""
     import logging
 
+    from runtimes.logs import setup_logging
     from runtimes.simulator import SimulatorOptions, run
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("asyncua").setLevel(logging.ERROR)
+    setup_logging(logging.WARNING)
     try:
         moment = datetime.fromisoformat(start) if start else None
         if moment is not None and moment.tzinfo is None:
@@ -816,6 +820,7 @@ def run_command(
 
     from runtimes.embedded import EmbeddedPipeline
     from runtimes.http import PortUnavailable, check_port
+    from runtimes.logs import setup_logging
 
     plant, spec = _load(plant_path)
     _hold_state_dir(state_dir)
@@ -824,8 +829,7 @@ def run_command(
         check_port(port)
     except PortUnavailable as exc:
         _port_unavailable(exc, plant_setting=True)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("asyncua").setLevel(logging.WARNING)
+    setup_logging(logging.INFO, timestamps=True)
     from plantstream.plant.warnings import plant_warnings
 
     for warning in plant_warnings(plant):
@@ -902,16 +906,14 @@ def demo_command(
     from runtimes.embedded import EmbeddedPipeline
     from runtimes.http import PortUnavailable, check_port
     from runtimes.live import LiveView, shown_live
+    from runtimes.logs import setup_logging
     from runtimes.simulator import DEMO_PLANT, SimulatorOptions, SimulatorServer
     from streams.config import build_spec
 
     console = Console()
     # Off a terminal the table is printed once at the end: meanwhile, the log says how it goes.
     live_table = not no_ui and console.is_terminal
-    logging.basicConfig(
-        level=logging.ERROR if live_table else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("asyncua").setLevel(logging.ERROR)
+    setup_logging(logging.ERROR if live_table else logging.INFO)
 
     async def main_task() -> LiveView:
         stop = _stop_on_signals()
@@ -1020,9 +1022,10 @@ def _kafka_settings(plant: LoadedPlant, plant_path: Path) -> Kafka:
 def _role_logging() -> None:
     import logging
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("asyncua", "aiokafka"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from runtimes.logs import setup_logging
+
+    setup_logging(logging.INFO, timestamps=True)
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
 
 
 def _kafka_unreachable(settings: Kafka, exc: Exception) -> None:
