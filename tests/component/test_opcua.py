@@ -124,14 +124,14 @@ async def test_an_unknown_node_fails_alone_and_is_retried_until_it_exists() -> N
     server = OpcUaTestServer(port=free_port(), late_node=True)
     server.start()
     try:
-        tags = {**TAGS, "reject_count": "nsu={uri};s=press.late"}
+        tags = {**TAGS, "late": "nsu={uri};s=press.late"}
         collector = OpcUaCollector(source(server.endpoint, tags), backoff=FAST, retry_failed_s=0.5)
         async with collector:
             await take(collector, 5, signal="good_count")
             late_label = f"nsu={URI};s=press.late"
             if collector.health.items_failed:  # the node is created two seconds after the server starts
                 assert collector.health.items_failed == {late_label: "BadNodeIdUnknown"}
-            late = await take(collector, 1, signal="reject_count")
+            late = await take(collector, 1, signal="late")
         assert late[0].value == 7
         assert collector.health.items_failed == {}
     finally:
@@ -139,7 +139,7 @@ async def test_an_unknown_node_fails_alone_and_is_retried_until_it_exists() -> N
 
 
 async def test_a_namespace_the_server_lacks_is_a_clear_per_item_error(opcua_server: OpcUaTestServer) -> None:
-    tags = {**TAGS, "reject_count": "nsu=urn:nobody;s=x"}
+    tags = {**TAGS, "late": "nsu=urn:nobody;s=x"}
     async with OpcUaCollector(source(opcua_server.endpoint, tags), backoff=FAST) as collector:
         await take(collector, 5, signal="good_count")
         error = collector.health.items_failed["nsu=urn:nobody;s=x"]
