@@ -170,7 +170,13 @@ class OpcUaCollector(Collector):
 
     async def _session_loop(self) -> None:
         while True:
-            client = Client(self.source.endpoint, timeout=self.source.timeout_s)
+            # asyncua probes the server every ``watchdog_intervall`` with that much time to answer
+            # (1 s by default): one busy second on the server or this host dropped the session and
+            # left the old one on the server. A probe gets the request timeout instead; a server that
+            # stalls longer is caught by this collector's own watchdog (watchdog_s).
+            client = Client(
+                self.source.endpoint, timeout=self.source.timeout_s, watchdog_intervall=self.source.timeout_s
+            )
             try:
                 await self._secure(client)
                 async with client:
