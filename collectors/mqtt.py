@@ -93,7 +93,9 @@ class MqttCollector(Collector):
         Args:
             source: the validated source from the plant file.
             machines: machine id -> line id of every machine in the plant (to check topics).
-            on_dead_letter: receives every message that could not become readings.
+            on_dead_letter: receives every message that could not become readings, and says them
+                in the log (runtimes.deadletter_log); without it, the first message refused for each
+                reason is logged here and the rest are only counted.
             clock: the time of receipt (tests pass a fixed clock).
             backoff: reconnect delays; the default is 0.5 s doubling to 30 s, with jitter.
         """
@@ -105,7 +107,7 @@ class MqttCollector(Collector):
         self._backoff = backoff or Backoff()
         self._templates = [(sub, TopicTemplate(sub.topic)) for sub in source.subscriptions]
         super().__init__(source.id, source.queue.size, source.queue.overflow)
-        self._logged: set[tuple[str, str]] = set()
+        self._logged: set[str] = set()
         self._seq = 0
         self._spb = sparkplug.SparkplugState()
         self._asked: dict[tuple[str, str], int] = {}
@@ -338,8 +340,16 @@ class MqttCollector(Collector):
 
     def _refuse(self, topic: str, payload: bytes, reason: str, error: str, received: datetime) -> None:
         self.health.bad[reason] += 1
-        if (topic, reason) not in self._logged:
-            self._logged.add((topic, reason))
+        if self._on_dead_letter is not None:
+            raw = payload.decode("utf-8", errors="backslashreplace")
+            self._on_dead_letter(
+                DeadLetter(
+                    ts=received, source=self.source.id, where=topic, reason=reason, error=error, raw=raw
+                )
+            )
+        elif reason not in self._logged:
+            # Keyed by reason alone: topics are the sender's choice, reasons are a short fixed list.
+            self._logged.add(reason)
             _log.warning(
                 "source %s: %s on %s: %s; sample payload %r (further ones are counted, not logged)",
                 self.source.id,
@@ -347,13 +357,6 @@ class MqttCollector(Collector):
                 topic,
                 error,
                 payload[:200],
-            )
-        if self._on_dead_letter is not None:
-            raw = payload.decode("utf-8", errors="backslashreplace")
-            self._on_dead_letter(
-                DeadLetter(
-                    ts=received, source=self.source.id, where=topic, reason=reason, error=error, raw=raw
-                )
             )
 
 

@@ -26,6 +26,7 @@ from collectors.build import AnyCollector, build_collectors
 from plantstream.plant import LoadedPlant
 from plantstream.plant.schema import Kafka
 from plantstream.records import DeadLetter, Reading, RecordError
+from runtimes.deadletter_log import DeadLetterLog
 from runtimes.gc_tuning import fewer_collections
 from runtimes.kafka.batches import RecordBatches
 from runtimes.kafka.topics import PRODUCER_BATCH_BYTES, dead_letter, ensure_topics
@@ -58,6 +59,7 @@ class Collector:
         self.plant = plant
         self.settings = settings
         self.stats = CollectStats()
+        self.dead_letter_log = DeadLetterLog(_log)
         self._pending: list[asyncio.Future[object]] = []
         self._producer: AIOKafkaProducer | None = None
         self._batches: RecordBatches | None = None
@@ -87,9 +89,9 @@ class Collector:
         self._batches = RecordBatches(producer, PRODUCER_BATCH_BYTES)
         try:
             if readings is not None:
-                await self._until(stop, self._pump(readings))
+                await self._until(stop, self._digests(), self._pump(readings))
             else:
-                await self._until(stop, *(self._collect(c) for c in self.collectors))
+                await self._until(stop, self._digests(), *(self._collect(c) for c in self.collectors))
         finally:
             # Whatever was handed to the producer is delivered before we exit.
             await self._drain()
@@ -97,6 +99,7 @@ class Collector:
             await producer.stop()
             self._producer = None
             self._batches = None
+            self.dead_letter_log.digest(now=True)
         return self.stats
 
     @staticmethod
@@ -113,6 +116,12 @@ class Collector:
         for task in tasks:
             if not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
+
+    async def _digests(self) -> None:
+        """Sum the dead letters in the log every interval, also when they came in one burst."""
+        while True:
+            await asyncio.sleep(self.dead_letter_log.interval_s)
+            self.dead_letter_log.digest()
 
     async def _collect(self, collector: AnyCollector) -> None:
         async with collector:
@@ -162,7 +171,7 @@ class Collector:
     def _dead_letter(self, letter: DeadLetter) -> None:
         """Collectors call this synchronously; the send is scheduled on the running loop."""
         self.stats.dead_letters += 1
-        _log.warning("dead letter from %s at %s: %s", letter.source, letter.where, letter.error)
+        self.dead_letter_log.note(letter)
         if self._producer is None:
             return
         send = self._producer.send_and_wait(self.settings.topics.deadletter, letter.to_json().encode())
@@ -172,6 +181,7 @@ class Collector:
         """Send one dead letter (for input read by ``collect`` itself, such as ``--from-file``)."""
         assert self._batches is not None
         self.stats.dead_letters += 1
+        self.dead_letter_log.note(letter)
         await self._batches.add(self.settings.topics.deadletter, None, letter.to_json().encode())
 
 
@@ -186,7 +196,6 @@ async def file_readings(
         try:
             readings.append(Reading.from_json(line))
         except RecordError as exc:
-            _log.warning("%s:%d: malformed: %s", path, lineno, exc)
             await collector.send_dead_letter(
                 dead_letter("collect", f"{path}:{lineno}", "malformed", str(exc), line.rstrip("\n"))
             )

@@ -42,6 +42,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from plantstream.plant.schema import Kafka
 from plantstream.records import Point
+from runtimes.deadletter_log import DeadLetterLog
 from runtimes.gc_tuning import fewer_collections
 from runtimes.kafka.batches import RecordBatches, partition_of
 from runtimes.kafka.calculate import MachineStates
@@ -109,6 +110,7 @@ class ProcessRole:
         self.machines = MachineStates(spec)
         self.rollups = RollupStates(spec)
         self.stats = ProcessStats()
+        self.dead_letter_log = DeadLetterLog(_log)
         self._batch = batch
         self._save_interval_s = save_interval_s
         self._state_topic = state_topic(settings)
@@ -185,6 +187,7 @@ class ProcessRole:
                     batch = {tp: records for tp, records in batch.items() if tp in held}
                     if batch:
                         await self._process(batch, outgoing)
+                    self.dead_letter_log.digest()
                     due = time.monotonic() - self._last_save >= self._save_interval_s
                     if due and saving.idle():
                         # Completed in the background while the next batches run; one at a time,
@@ -197,6 +200,7 @@ class ProcessRole:
         finally:
             await loader.stop()
             await producer.stop()
+            self.dead_letter_log.digest(now=True)
         return self.stats
 
     async def _process(
@@ -280,7 +284,7 @@ class ProcessRole:
                 await batches.add(topics.points, key, point.to_json().encode())
             self.stats.points += len(outcome.points)
             if outcome.dead_letter is not None:
-                _log.warning("dead letter %s: %s", where, outcome.dead_letter.error)
+                self.dead_letter_log.note(outcome.dead_letter)
                 letter = outcome.dead_letter.to_json().encode()
                 await batches.add(topics.deadletter, record.key, letter)
                 self.stats.dead_letters += 1
@@ -308,7 +312,7 @@ class ProcessRole:
             self.stats.rollup_points += len(rolled.points)
             self.stats.stale_windows += rolled.stale
             if rolled.dead_letter is not None:
-                _log.warning("dead letter %s: %s", where, rolled.dead_letter.error)
+                self.dead_letter_log.note(rolled.dead_letter)
                 letter = rolled.dead_letter.to_json().encode()
                 await batches.add(topics.deadletter, record.key, letter)
                 self.stats.dead_letters += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import random
 
 import aiomqtt
@@ -218,6 +219,27 @@ def test_refusals_that_need_no_broker_name_their_reason() -> None:
     assert _sparkplug_reason("unknown alias 7 from G1/E1") == "unknown_alias"
     assert _sparkplug_reason("sequence gap: expected 5, got 7 (G1/E1)") == "sequence_gap"
     assert _sparkplug_reason("DDATA from G1/E1/d before its DBIRTH") == "data_before_birth"
+
+
+def test_refusals_on_many_topics_cost_one_log_line_per_reason(caplog: pytest.LogCaptureFixture) -> None:
+    collector, letters = _raw_collector(queue_size=10_000)
+    caplog.set_level(logging.WARNING, logger="plantstream.collectors.mqtt")
+    topics = [f"plant/l1/ghost{i}/raw" for i in range(1000)]  # a sender that invents a machine per message
+    for topic in topics:
+        collector._take_now(_message(topic, b"1"))
+    # With a receiver, every refusal is its dead letter and the collector itself says nothing.
+    assert [d.where for d in letters] == topics
+    assert caplog.records == []
+
+    alone = MqttCollector(collector.source, {"m1": "l1"}, clock=lambda: RECEIVED)
+    for topic in topics:
+        alone._take_now(_message(topic, b"1"))
+        alone._take_now(_message("plant/l1/m1/raw", b"not a number"))
+    assert alone.health.bad == {"unknown_machine": 1000, "not_a_number": 1000}
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2, said  # one line per reason, whatever the number of topics
+    assert "unknown_machine on plant/l1/ghost0/raw" in said[0]
+    assert alone._logged == {"unknown_machine", "not_a_number"}
 
 
 def test_a_message_is_taken_at_once_only_when_nothing_waits_and_there_is_room() -> None:
