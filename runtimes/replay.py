@@ -127,34 +127,55 @@ _Item = tuple[int, str, str, int, Any, str, str | bytes]
 _BATCH = 4096
 """Readings decoded between two orderings of the pending ones; sorting batches is cheaper than a heap."""
 
+_NO_TIME = -(2**62)
+"""The newest event time before the first reading."""
+
 
 class _JumpGuard:
-    """Keeps one far-future reading from moving replay's watermark past everything else.
+    """Keeps a far-future reading from moving replay's watermark past everything else.
 
     Replay has no receipt time to judge an event time by, so a reading more than ``max_jump_us``
-    ahead of the newest one is held back (the engine refuses it as ``clock_jump``, or ``bad_time``
-    outside the plausible years) unless :data:`~streams.plausibility.REBASE_AFTER` readings in a
-    row agree on the new time: a clock that really was set forward moves the watermark then.
+    ahead of the newest one is held here instead of joining the pending readings, unless
+    :data:`~streams.plausibility.REBASE_AFTER` readings in a row agree on the new time: a clock
+    that really was set forward moves the watermark then, and the held readings join the pending
+    ones in time order. A reading that breaks the run (back in time, or ahead by another jump)
+    has the held ones refused as ``clock_jump`` at once, so they are reported near their own line,
+    not at the end of the file. (Event times outside the plausible years never get here: the
+    engine refuses them as ``bad_time`` whatever comes after them.)
     """
 
     def __init__(self, max_jump_us: int) -> None:
         self.max_jump_us = max_jump_us
-        self.ahead: list[int] = []
+        self.ahead: list[_Item] = []
 
-    def holds_back(self, ts: int, newest: int) -> bool:
-        """Whether the reading at ``ts`` must not move the watermark (``newest`` so far)."""
-        if not plausible_time(ts):
-            return True
-        if ts <= newest + self.max_jump_us or newest == -(2**62):
-            self.ahead.clear()
-            return False
-        if self.ahead and abs(ts - self.ahead[-1]) > self.max_jump_us:
-            self.ahead.clear()
-        self.ahead.append(ts)
-        if len(self.ahead) < REBASE_AFTER:
-            return True
-        self.ahead.clear()
-        return False
+    @property
+    def first_line(self) -> int | None:
+        """The line number of the first reading held here."""
+        return self.ahead[0][3] if self.ahead else None
+
+    def offer(self, item: _Item, newest: int) -> tuple[bool, list[_Item], list[_Item]]:
+        """Take ``item`` (``newest`` is the newest event time so far).
+
+        Returns whether it goes on as usual; the held readings whose run it broke, to be refused;
+        and those it confirmed, which join the pending readings while it goes on with its new time.
+        """
+        ts = item[0]
+        if ts <= newest + self.max_jump_us or newest == _NO_TIME:
+            broken, self.ahead = self.ahead, []
+            return True, broken, []
+        broken = []
+        if self.ahead and abs(ts - self.ahead[-1][0]) > self.max_jump_us:
+            broken, self.ahead = self.ahead, []
+        if len(self.ahead) + 1 < REBASE_AFTER:
+            self.ahead.append(item)
+            return False, broken, []
+        confirmed, self.ahead = self.ahead, []
+        return True, broken, confirmed
+
+    def give_up(self) -> list[_Item]:
+        """The held readings, no longer held (the input ended, or ``--strict`` stops)."""
+        held, self.ahead = self.ahead, []
+        return held
 
 
 class _Replay:
@@ -198,7 +219,7 @@ class _Replay:
         pending: list[_Item] = []
         first_pending: int | None = None  # the smallest line number in pending
         next_batch = _BATCH
-        newest = -(2**62)
+        newest = _NO_TIME
         jumps = _JumpGuard(self.engine.spec.max_clock_jump_us)
         lineno = 0
         for lineno, line in enumerate(lines, 1):
@@ -207,19 +228,15 @@ class _Replay:
                     raise RecordError(f"{line.length} bytes long, over the limit of {MAX_LINE_BYTES}")
                 ts, machine, signal, value, quality, _ = decode_reading(line)
             except RecordError as exc:
-                if self.skip(lineno, line, exc) and self.strict:
-                    # The line is the first bad one unless a pending reading before it is refused.
-                    self.release(pending, None)
-                    self.report_held(None)
-                if self.held:
-                    self.report_held(first_pending)
+                self.malformed(lineno, line, exc, pending, _earliest(first_pending, jumps.first_line), jumps)
                 continue
             item = (ts, machine, signal, lineno, value, quality, line)
-            if jumps.holds_back(ts, newest):
-                pending.append(item)  # held to the end, where the engine refuses or takes it
-                if first_pending is None:
-                    first_pending = lineno
+            held_from = jumps.first_line
+            if self.sidelined(item, newest, jumps, pending):
+                self.report_held(_earliest(first_pending, jumps.first_line))
                 continue
+            if held_from is not None:  # the held readings may have joined the pending ones
+                first_pending = _earliest(first_pending, held_from)
             if ts > newest:
                 newest = ts
             elif ts <= newest - lateness_us:
@@ -228,7 +245,7 @@ class _Replay:
                 self.release([item], None)
                 first_pending = min((it[3] for it in pending), default=None)
                 if self.held:
-                    self.report_held(first_pending)
+                    self.report_held(_earliest(first_pending, jumps.first_line))
                 continue
             pending.append(item)
             if first_pending is None:
@@ -239,15 +256,51 @@ class _Replay:
                 # Grow the batch when little could be released, so sorting stays linear overall.
                 next_batch = max(_BATCH, 2 * len(pending))
             if self.held:
-                self.report_held(first_pending)
+                self.report_held(_earliest(first_pending, jumps.first_line))
         summary.lines = lineno
-        self.release(pending, None)
+        self.release(pending + jumps.give_up(), None)
         self.report_held(None)
         self.engine.flush()
         self.write()
         summary.readings = lineno - summary.blank - summary.rejected_total
         summary.engine = self.engine.stats
         return summary
+
+    def sidelined(self, item: _Item, newest: int, jumps: _JumpGuard, pending: list[_Item]) -> bool:
+        """Whether a reading is refused or held back for its time (``newest`` is the newest so far).
+
+        What its arrival decides about the readings held back before it is done here: refused as a
+        ``clock_jump`` if it broke their run, added to ``pending`` if it confirmed their new time.
+        """
+        if not plausible_time(item[0]):
+            self.release([item], None)  # refused whatever comes after it (bad_time), state untouched
+            return True
+        goes_on, broken, confirmed = jumps.offer(item, newest)
+        for ts, machine, signal, lineno, _, _, line in broken:
+            refused = self.engine.clock_jump(f"{machine}.{signal}", ts, newest, "the newest so far")
+            self.refuse(lineno, refused.reason, str(refused), _text(line))
+        pending.extend(confirmed)  # a clock set forward: in time order with the rest
+        return not goes_on
+
+    def malformed(
+        self,
+        lineno: int,
+        line: str | bytes | OverlongLine,
+        error: Exception,
+        pending: list[_Item],
+        first_unfed: int | None,
+        jumps: _JumpGuard,
+    ) -> None:
+        """A line that did not decode: skipped, and reported once no reading before it can be.
+
+        ``first_unfed`` is the smallest line number of a reading not yet fed to the engine.
+        """
+        if self.skip(lineno, line, error) and self.strict:
+            # The line is the first bad one unless a pending reading before it is refused.
+            self.release(pending + jumps.give_up(), None)
+            self.report_held(None)
+        if self.held:
+            self.report_held(first_unfed)
 
     def skip(self, lineno: int, line: str | bytes | OverlongLine, error: Exception) -> bool:
         """Count a line that did not decode: blank, or refused as malformed (True)."""
@@ -329,6 +382,13 @@ class _Replay:
             if point.measurement == "oee" and point.tags.get("window") == "shift":
                 self.summary.shift_points.append(point)
         self.summary.points += len(points)
+
+
+def _earliest(first: int | None, second: int | None) -> int | None:
+    """The smaller of two line numbers that may be missing."""
+    if first is None or second is None:
+        return first if second is None else second
+    return min(first, second)
 
 
 def _text(line: str | bytes) -> str:

@@ -238,11 +238,19 @@ class Engine:
             jumps.clear()
             self._events["clock_jumps_taken"] += 1
             return
+        raise self.clock_jump(where, ts, newest, "the machine's newest")
+
+    def clock_jump(self, where: str, ts: int, newest: int, newest_of: str) -> ReadingRejected:
+        """Count a reading refused as a clock jump and say why: ``ts`` is too far past ``newest``.
+
+        The engine judges against a machine's newest event time; ``replay`` also calls this for a
+        reading far past the newest of the whole file that the next readings did not confirm.
+        """
         self._events["rejected_clock_jump"] += 1
-        raise ReadingRejected(
+        return ReadingRejected(
             "clock_jump",
-            f"{where}: event time {_iso(ts)} is {(ts - newest) / 86_400e6:.1f} days past the machine's "
-            f"newest {_iso(newest)} (max_clock_jump_s: {self._max_jump / 1e6:g}; taken after "
+            f"{where}: event time {_iso(ts)} is {(ts - newest) / 86_400e6:.1f} days past {newest_of} "
+            f"{_iso(newest)} (max_clock_jump_s: {self._max_jump / 1e6:g}; taken after "
             f"{REBASE_AFTER} readings in a row confirm it)",
         )
 

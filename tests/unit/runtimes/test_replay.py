@@ -13,7 +13,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runtimes.plant import load_and_resolve
-from runtimes.replay import MAX_LINE_BYTES, OverlongLine, ReplayAborted, ReplaySummary, read_lines, replay
+from runtimes.replay import (
+    _BATCH,
+    MAX_LINE_BYTES,
+    OverlongLine,
+    ReplayAborted,
+    ReplaySummary,
+    read_lines,
+    replay,
+)
 from streams.engine import Engine
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -181,12 +189,47 @@ def test_malformed_lines_are_reported_as_they_come_when_no_reading_waits() -> No
 
 
 def test_a_first_reading_held_back_for_its_time_is_reported_in_line_order() -> None:
-    # Line 1, stamped 1970, is held to the end and refused there (bad_time); line 2, refused at
-    # once, waits for it.
+    # Line 1, stamped 1970, is refused (bad_time) before line 2, also refused at once: in line order.
     epoch = SHIFT_BYTES[0].replace(b'"2026-03-02T08:00:00Z"', b'"1970-01-01T00:00:00Z"')
     assert epoch != SHIFT_BYTES[0]
     _, _, reports, _ = replay_bytes([epoch, b"{not json\n", *SHIFT_BYTES[1:]])
     assert [r.split(":")[1:3] for r in reports] == [["1", " bad_time"], ["2", " malformed"]]
+
+
+@pytest.mark.parametrize(
+    ("stamp", "reason"),
+    [
+        ("2027-03-02T08:00:00Z", "clock_jump"),
+        ("2150-01-01T00:00:00Z", "bad_time"),
+        ("1970-01-01T00:00:00Z", "bad_time"),
+    ],
+)
+def test_a_stray_reading_far_off_in_time_is_reported_near_its_line_not_at_the_end(
+    stamp: str, reason: str
+) -> None:
+    # Line 11 is a year ahead (or out of the plausible years): the watermark must not follow it,
+    # and its refusal must not wait for the end of the file (with everything refused after it),
+    # only for lines 1 to 10, which are fed to the engine with the first batch of pending readings.
+    stray = json.dumps({**json.loads(SHIFT_LINES[10]), "ts": stamp}) + "\n"
+    reports: list[str] = []
+    out = io.StringIO()
+
+    def lines() -> Iterator[str]:
+        for lineno, line in enumerate([*SHIFT_LINES[:10], stray, *SHIFT_LINES[10:]], 1):
+            if lineno == _BATCH + 100:  # once the readings before it are fed, in the first batch
+                assert [r.split(":")[1:3] for r in reports] == [["11", f" {reason}"]], reports
+            yield line
+
+    summary = replay(
+        Engine(SPEC, reorder=False),
+        lines(),
+        out,
+        source="f",
+        lateness_us=SPEC.allowed_lateness_us,
+        report=reports.append,
+    )
+    assert summary.rejected == {reason: 1}
+    assert out.getvalue() == BASELINE  # the stray line cost nothing else
 
 
 def test_a_file_that_really_jumps_two_days_is_followed_after_three_readings() -> None:
