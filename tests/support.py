@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -77,6 +78,43 @@ def reading(minutes: float, signal: str, value: Any, machine: str = "m1", qualit
     return Reading(
         ts=T0 + timedelta(minutes=minutes), machine=machine, signal=signal, value=value, quality=quality
     )
+
+
+def one_line_plant(machines: str, *, site: str = "s", line: str = "l") -> str:
+    """A plant file of one site (UTC, VN) with one line, whose ``machines`` start on line 8.
+
+    ``machines`` is the machines' YAML list, written from column 0; it is indented to its place.
+    """
+    header = (
+        f"sites:\n  - id: {site}\n    timezone: UTC\n    country: VN\n"
+        f"    lines:\n      - id: {line}\n        machines:\n"
+    )
+    return header + textwrap.indent(textwrap.dedent(machines), " " * 10)
+
+
+def a_morning() -> list[Reading]:
+    """m1 running from 08:00, down 08:01:30-08:02, then running; 180 pieces by 08:03:15, 5 rejects.
+
+    The last reading (running again at 08:03:30) moves a watermark with 5 s of allowed lateness
+    past 08:03:15.
+    """
+    return [
+        reading(*item)
+        for item in (
+            (0, "state", "running"),
+            (0, "total_count", 0),
+            (0, "good_count", 0),
+            (0, "reject_count", 0),
+            (1.5, "state", "down"),
+            (2, "state", "running"),
+            (2.5, "total_count", 150),
+            (2.5, "good_count", 150),
+            (3.25, "total_count", 180),
+            (3.25, "good_count", 175),
+            (3.25, "reject_count", 5),
+            (3.5, "state", "running"),
+        )
+    ]
 
 
 def run_engine(text: str, readings: Iterable[Reading], *, reorder: bool = True) -> list[Point]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 from services import OpcUaTestServer
+from support import one_line_plant
 
 from plantstream.plant import parse_plant
 from runtimes.browse import browse
@@ -27,18 +28,9 @@ async def test_browse_lists_variables_with_nsu_ids_types_and_access(opcua_server
     assert not any(n.path[0] == "Server" for n in nodes)
 
 
-PLANT_WITH_PRESS = """\
-sites:
-  - id: s
-    timezone: UTC
-    country: VN
-    lines:
-      - id: l
-        machines:
-          - id: press
-            ideal_cycle_s: 1
-            signals: {good: good_count, State: state}
-"""
+PLANT_WITH_PRESS = one_line_plant(
+    "- id: press\n  ideal_cycle_s: 1\n  signals: {good: good_count, State: state}\n"
+)
 
 
 def test_browse_config_with_plant_is_a_block_check_accepts(

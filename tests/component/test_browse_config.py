@@ -8,24 +8,14 @@ import sys
 from pathlib import Path
 
 import yaml
+from support import one_line_plant
 
 from plantstream.plant import parse_plant
 from plantstream.plant.schema import OpcUaSecurity
 from runtimes.browse import BrowsedNode, draft_tags, source_block
 
 PLANT = parse_plant(
-    """\
-sites:
-  - id: s
-    timezone: UTC
-    country: VN
-    lines:
-      - id: l
-        machines:
-          - id: press1
-            ideal_cycle_s: 1
-            signals: {good: good_count, state: state}
-"""
+    one_line_plant("- id: press1\n  ideal_cycle_s: 1\n  signals: {good: good_count, state: state}\n")
 ).model
 INSECURE = OpcUaSecurity(mode="None", allow_insecure=True)
 

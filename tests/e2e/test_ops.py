@@ -48,10 +48,8 @@ def wait_for_lock_holder(state: Path, process: subprocess.Popen[str]) -> None:
     raise AssertionError("the first pipeline never took the state directory's lock")
 
 
-@pytest.fixture
-def first_run(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
-    """A `plantstream run` of examples/minimal.yaml (no sources) holding tmp_path/state."""
-    state = tmp_path / "state"
+def start_run(state: Path) -> subprocess.Popen[str]:
+    """A `plantstream run` of examples/minimal.yaml (no sources) on ``state``, holding its lock."""
     process = subprocess.Popen(
         [exe(), "run", "-c", str(MINIMAL), "--state-dir", str(state), "--http-port", "0"],
         stdout=subprocess.DEVNULL,
@@ -60,6 +58,19 @@ def first_run(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
     )
     try:
         wait_for_lock_holder(state, process)
+    except BaseException:
+        process.kill()
+        process.communicate(timeout=60)
+        raise
+    return process
+
+
+@pytest.fixture
+def first_run(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
+    """A `plantstream run` of examples/minimal.yaml (no sources) holding tmp_path/state."""
+    state = tmp_path / "state"
+    process = start_run(state)
+    try:
         yield state, process
     finally:
         process.send_signal(signal.SIGTERM)
@@ -83,26 +94,12 @@ def test_a_second_pipeline_on_the_same_state_directory_exits_2_naming_it_and_the
 
 def test_the_state_directory_is_free_again_once_its_pipeline_has_stopped(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    first = subprocess.Popen(
-        [exe(), "run", "-c", str(MINIMAL), "--state-dir", str(state), "--http-port", "0"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    wait_for_lock_holder(state, first)
+    first = start_run(state)
     first.kill()  # the kernel releases the lock however the holder ends: no stale lock
     first.communicate(timeout=60)
-    second = subprocess.Popen(
-        [exe(), "run", "-c", str(MINIMAL), "--state-dir", str(state), "--http-port", "0"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_for_lock_holder(state, second)
-    finally:
-        second.send_signal(signal.SIGTERM)
-        second.communicate(timeout=60)
+    second = start_run(state)  # it takes the lock
+    second.send_signal(signal.SIGTERM)
+    second.communicate(timeout=60)
 
 
 @pytest.fixture

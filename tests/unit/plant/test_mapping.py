@@ -4,26 +4,24 @@ from __future__ import annotations
 
 import pytest
 from pydantic import TypeAdapter
+from support import one_line_plant
 
 from plantstream.plant import PlantError, PlantIssue, parse_plant
 from plantstream.plant.mapping import machine_signals, mapping_problems_in
 from plantstream.plant.schema import Source
 from plantstream.plant.warnings import plant_warnings
 
-PLANT = """\
-sites:
-  - id: s1
-    timezone: UTC
-    country: VN
-    lines:
-      - id: l1
-        machines:
-          - id: press1
-            ideal_cycle_s: 1.0
-            signals: {state: state, good: good_count, kw: power_kw}
-          - id: oven1
-            signals: {state: state, gas: {role: fuel, fuel: natural_gas, unit: kg}}
-"""
+PLANT = one_line_plant(
+    """\
+- id: press1
+  ideal_cycle_s: 1.0
+  signals: {state: state, good: good_count, kw: power_kw}
+- id: oven1
+  signals: {state: state, gas: {role: fuel, fuel: natural_gas, unit: kg}}
+""",
+    site="s1",
+    line="l1",
+)
 #  8           - id: press1
 # 10             signals: {state: state, good: good_count, kw: power_kw}
 # 11           - id: oven1

@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from support import one_line_plant
 
 from plantstream.plant import parse_plant
 from plantstream.plant.warnings import is_loopback, security_warnings
 
-PLANT = """\
-sites:
-  - id: s1
-    timezone: UTC
-    country: VN
-    lines:
-      - id: l1
-        machines:
-          - id: m1
-            signals: {kw: power_kw}
-"""
+PLANT = one_line_plant("- id: m1\n  signals: {kw: power_kw}\n", site="s1", line="l1")
 
 
 def opcua(endpoint: str, security: str) -> str:

@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from support import reading
+from support import a_morning, reading
 
 from plantstream.records import Point, Reading
 from runtimes.embedded import EmbeddedPipeline
@@ -20,30 +20,6 @@ from runtimes.tail import Filters, follow
 from streams.engine import Engine
 
 MINIMAL = Path(__file__).resolve().parents[3] / "examples" / "minimal.yaml"
-
-
-def morning() -> list[Reading]:
-    """Running from 08:00, down 08:01:30-08:02, then running; 180 pieces by 08:03:15, 5 rejects.
-
-    The last reading (08:03:30) moves the watermark (5 s of allowed lateness) past 08:03:15.
-    """
-    return [
-        reading(*item)
-        for item in (
-            (0, "state", "running"),
-            (0, "total_count", 0),
-            (0, "good_count", 0),
-            (0, "reject_count", 0),
-            (1.5, "state", "down"),
-            (2, "state", "running"),
-            (2.5, "total_count", 150),
-            (2.5, "good_count", 150),
-            (3.25, "total_count", 180),
-            (3.25, "good_count", 175),
-            (3.25, "reject_count", 5),
-            (3.5, "state", "running"),
-        )
-    ]
 
 
 async def run_through(pipeline: EmbeddedPipeline, readings: list[Reading], then: asyncio.Event) -> None:
@@ -67,7 +43,7 @@ def set_now() -> asyncio.Event:
 async def test_a_restart_continues_the_shift_from_the_checkpoint(tmp_path: Path) -> None:
     plant, spec = load_and_resolve(MINIMAL)
     first: list[list[Point]] = []
-    await run_through(EmbeddedPipeline(plant, spec, tmp_path, on_shift=first.append), morning(), set_now())
+    await run_through(EmbeddedPipeline(plant, spec, tmp_path, on_shift=first.append), a_morning(), set_now())
     [shift] = first[-1]  # once more after the last checkpoint
     assert shift.measurement == MEASUREMENT
     assert shift.tags == {"site": "demo", "line": "l1", "machine": "m1", "shift": "day"}
@@ -102,7 +78,7 @@ async def test_the_demo_view_the_stream_and_tail_table_show_the_same_shift(tmp_p
 
     async def follow_the_stream() -> None:
         # Every reading taken, then an update of the shift figures: the state no longer changes.
-        while pipeline.stats.readings < len(morning()) or len(handed) < 3:
+        while pipeline.stats.readings < len(a_morning()) or len(handed) < 3:
             await asyncio.sleep(0.01)
         assert pipeline.http is not None
 
@@ -116,7 +92,7 @@ async def test_the_demo_view_the_stream_and_tail_table_show_the_same_shift(tmp_p
         done.set()
 
     follower = asyncio.create_task(follow_the_stream())
-    await run_through(pipeline, morning(), done)
+    await run_through(pipeline, a_morning(), done)
     await follower
     [record] = [r for r in streamed if r.get("measurement") == MEASUREMENT]
     [latest] = handed[-1]
@@ -153,7 +129,7 @@ async def test_a_run_without_a_table_says_how_it_goes_every_few_seconds(
     waiting = asyncio.create_task(two_lines())
     went = asyncio.Event()
     waiting.add_done_callback(lambda _: went.set())
-    await run_through(pipeline, morning(), went)
+    await run_through(pipeline, a_morning(), went)
     lines = [r.message for r in caplog.records if "windows closed" in r.message]
     # Periodic lines while it runs, and a last one after it stopped with everything taken:
     # 12 readings; 08:00, 08:01 and 08:02 closed; the line's OEE as in the test above.

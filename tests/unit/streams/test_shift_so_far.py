@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from support import build_engine, plant_text, reading
+from support import a_morning, build_engine, plant_text, reading
 
 from streams.calendar import US
 from streams.engine import Engine
@@ -20,26 +20,15 @@ def fed(engine: Engine, *readings_: tuple[float, str, float | str]) -> Engine:
     return engine
 
 
-def a_morning(engine: Engine) -> Engine:
-    """Running from 08:00, down 08:01:30-08:02, then running; 180 pieces, 5 of them rejects."""
-    return fed(
-        engine,
-        (0, "state", "running"),
-        (0, "total_count", 0),
-        (0, "good_count", 0),
-        (0, "reject_count", 0),
-        (1.5, "state", "down"),
-        (2, "state", "running"),
-        (2.5, "total_count", 150),
-        (2.5, "good_count", 150),
-        (3.25, "total_count", 180),
-        (3.25, "good_count", 175),
-        (3.25, "reject_count", 5),
-    )
+def with_a_morning(engine: Engine) -> Engine:
+    """``engine`` fed :func:`support.a_morning` up to 08:03:15 (without its last reading)."""
+    for item in a_morning()[:-1]:
+        engine.push(item)
+    return engine
 
 
 def test_closed_windows_and_the_open_one_up_to_the_released_time() -> None:
-    engine = a_morning(build_engine(plant_text(), reorder=False))
+    engine = with_a_morning(build_engine(plant_text(), reorder=False))
     now = engine.shift_so_far("m1")
     assert now is not None
     result, through = now
@@ -59,7 +48,7 @@ def test_closed_windows_and_the_open_one_up_to_the_released_time() -> None:
 
 
 def test_the_figures_survive_a_checkpoint_and_a_restore() -> None:
-    first = a_morning(build_engine(plant_text(), reorder=False))
+    first = with_a_morning(build_engine(plant_text(), reorder=False))
     saved = json.loads(json.dumps(first.checkpoint()))
     second = build_engine(plant_text(), reorder=False)
     second.restore(saved)
@@ -73,7 +62,7 @@ def test_the_figures_survive_a_checkpoint_and_a_restore() -> None:
 
 
 def test_held_readings_are_not_in_the_figures_until_released() -> None:
-    engine = a_morning(build_engine(plant_text(lateness=5)))
+    engine = with_a_morning(build_engine(plant_text(lateness=5)))
     now = engine.shift_so_far("m1")
     assert now is not None
     # The last reading (08:03:15) waits for the 5 s lateness: released up to 08:02:30.
