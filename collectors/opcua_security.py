@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from plantstream.plant.schema import OpcUaSecurity
+from plantstream.private import private_dir
 
 __all__ = ["UntrustedServer", "fingerprint", "secure_client"]
 
@@ -68,7 +69,8 @@ async def secure_client(client: Client, security: OpcUaSecurity, name: str, pki:
 async def _application_certificate(pki: Path, name: str) -> tuple[Path, Path]:
     key, cert = pki / "client.key.pem", pki / "client.cert.der"
     if not (key.exists() and cert.exists()):
-        pki.mkdir(parents=True, exist_ok=True)
+        # Owner-only before the key is written: the generator leaves its mode to the umask.
+        private_dir(pki, tighten=True)
         await setup_self_signed_certificate(
             key,
             cert,

@@ -35,9 +35,9 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 
 from plantstream.plant.schema import PlantModel
+from plantstream.private import private_dir
 from plantstream.records import Point
 from sinks.cbam_store import LEDGER_FILE, CbamStore
-from sinks.private import private_dir
 from streams import carbon
 from streams.cbam_ledger import (
     CbamSpec,

@@ -47,6 +47,7 @@ from collectors.opcua import OpcUaHealth
 from collectors.queue import BoundedQueue
 from plantstream.plant import LoadedPlant
 from plantstream.plant.schema import OpcUaSource
+from plantstream.private import open_private, private_dir
 from plantstream.records import EPOCH, QUALITY_TEXT, DeadLetter, FieldValue, Point, Reading
 from runtimes.cbam import CbamLedger, open_ledger
 from runtimes.deadletter_log import DeadLetterLog
@@ -57,7 +58,6 @@ from runtimes.shift_so_far import shift_points, status_of_lines
 from runtimes.sinks import build_sinks, sink_health_json, sink_health_points, sink_metrics
 from sinks.deadletters import DEFAULT_MAX_BYTES, POLICY
 from sinks.files import JsonLinesSink
-from sinks.private import open_private, private_dir
 from streams.config import EngineSpec
 from streams.engine import Engine, ReadingRejected
 from streams.points import reading_point

@@ -18,7 +18,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from sinks.private import PRIVATE_FILE_MODE, private_dir
+from plantstream.private import PRIVATE_FILE_MODE, private_dir
 
 __all__ = ["LOCK_FILE", "StateDirBusy", "StateDirLock"]
 

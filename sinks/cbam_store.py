@@ -25,8 +25,8 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from plantstream.private import private_sqlite
 from plantstream.records import EPOCH, Point
-from sinks.private import private_sqlite
 
 __all__ = ["LEDGER_FIELDS", "LEDGER_FILE", "CbamStore", "MachineDayRow"]
 

@@ -21,8 +21,8 @@ import re
 from pathlib import Path
 from typing import TextIO
 
+from plantstream.private import open_private, private_dir
 from plantstream.records import DeadLetter
-from sinks.private import open_private, private_dir
 
 __all__ = [
     "DEFAULT_MAX_BYTES",

@@ -2,7 +2,7 @@
 
 Points go to ``<dir>/points/YYYY-MM-DD.jsonl`` by the UTC date of the point's time, dead letters to
 ``<dir>/deadletter/YYYY-MM-DD.jsonl`` by the date they were refused, shortened and bounded as
-:mod:`sinks.deadletters` says. Folders are created 0700 and files 0600 (:mod:`sinks.private`).
+:mod:`sinks.deadletters` says. Folders are created 0700 and files 0600 (:mod:`plantstream.private`).
 Writes are appended and flushed per batch; :meth:`JsonLinesSink.sync` forces them to disk (the
 runtime calls it before it checkpoints, so a checkpoint never claims windows whose points are not
 on disk). A corrected window is written again with the same identity: readers keep the last line
@@ -22,9 +22,9 @@ from datetime import date
 from pathlib import Path
 from typing import TextIO
 
+from plantstream.private import open_private, private_dir
 from plantstream.records import DeadLetter, Point
 from sinks.deadletters import DEFAULT_MAX_BYTES, DeadLetterFolder
-from sinks.private import open_private, private_dir
 
 __all__ = ["JsonLinesSink", "WriteHook"]
 

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-from sinks.private import private_dir, private_sqlite
+from plantstream.private import private_dir, private_sqlite
 
 __all__ = ["Outbox", "OutboxChunk", "OutboxFull", "WhenFull"]
 

@@ -11,15 +11,16 @@ from pathlib import Path
 import pytest
 from support import reading
 
+from collectors.opcua_security import _application_certificate
+from plantstream.private import open_private, private_dir
 from plantstream.records import DeadLetter, Point
 from runtimes.embedded import CHECKPOINT, EmbeddedPipeline
 from runtimes.plant import load_and_resolve
 from sinks.cbam_store import CbamStore
 from sinks.files import JsonLinesSink
 from sinks.outbox import Outbox
-from sinks.private import open_private, private_dir
 
-MINIMAL = Path(__file__).resolve().parents[3] / "examples" / "minimal.yaml"
+MINIMAL = Path(__file__).resolve().parents[2] / "examples" / "minimal.yaml"
 
 
 @pytest.fixture(autouse=True)
@@ -66,6 +67,18 @@ def test_points_dead_letters_and_their_folders_are_owner_only(tmp_path: Path) ->
         assert mode(folder) == 0o700, folder
     for file in (state / "points" / "2026-11-28.jsonl", state / "deadletter" / "2026-11-28.jsonl"):
         assert mode(file) == 0o600, file
+
+
+async def test_the_opc_ua_client_key_and_its_folder_are_owner_only(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    key, cert = await _application_certificate(state / "pki" / "line1-plc", "line1-plc")
+    # The folder is owner-only before the key is written into it (the generator obeys the umask).
+    for folder in (state / "pki", state / "pki" / "line1-plc"):
+        assert mode(folder) == 0o700, folder
+    assert mode(key) == 0o600
+    assert key.read_bytes().startswith(b"-----BEGIN")
+    assert cert.stat().st_size > 0
 
 
 def test_the_checkpoint_is_owner_only(tmp_path: Path) -> None:
