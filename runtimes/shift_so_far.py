@@ -106,8 +106,8 @@ def line_figures(spec: EngineSpec, points: Iterable[Point]) -> dict[str, dict[st
         if m is None or not m.has_oee:
             continue
         key = f"{m.site}/{m.line}"
-        total, counted = sums.get(key, (OeeElements(), False))
-        total.add(elements_of(point.fields))
+        total, counted = sums.get(key, (OeeElements(counted_run=0), False))
+        total.add_member(elements_of(point.fields), bool(m.counters))
         sums[key] = (total, counted or bool(m.counters))
         methods.setdefault(key, m.method)
     out = {}

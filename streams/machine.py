@@ -147,9 +147,16 @@ class WindowResult:
         """Rebuild a result from :meth:`to_dict` (or ``dataclasses.asdict``) output."""
         return cls(**{**data, "elements": OeeElements(**data["elements"])})
 
-    def add(self, other: WindowResult) -> None:
-        """Sum ``other`` into this result (shift windows and roll-ups)."""
-        self.elements.add(other.elements)
+    def add(self, other: WindowResult, *, counts_pieces: bool | None = None) -> None:
+        """Sum ``other`` into this result.
+
+        A window into its shift; or, with ``counts_pieces``, a member's window into a roll-up
+        (:meth:`OeeElements.add_member`).
+        """
+        if counts_pieces is None:
+            self.elements.add(other.elements)
+        else:
+            self.elements.add_member(other.elements, counts_pieces)
         self.kwh += other.kwh
         self.energy_covered_us += other.energy_covered_us
         self.fuel_tj += other.fuel_tj

@@ -31,6 +31,11 @@ class OeeElements:
     ``run`` is APT and includes ``micro`` (stops no longer than the micro-stop threshold);
     ``planned_stop`` is PDOT (calendar breaks plus time in state ``planned_stop``); ``unknown``
     is planned time with no state data. ``ideal`` is Σ count × ideal cycle time (PRU × PQ).
+
+    ``counted_run`` is set on roll-ups only: the run time of the members that count pieces, the
+    base of the roll-up's performance. A member without a piece counter (an oven) adds its time
+    elements to the availability of its line but neither pieces nor ideal time, so its run time
+    must not dilute the line's performance (ISO 22400-2 E = PRU × PQ / APT over the same units).
     """
 
     scheduled: int = 0
@@ -46,8 +51,9 @@ class OeeElements:
     good: float = 0
     reject: float = 0
     ideal: float = 0.0
+    counted_run: int | None = None
 
-    def to_dict(self) -> dict[str, int | float]:
+    def to_dict(self) -> dict[str, int | float | None]:
         """A JSON-ready form (what ``dataclasses.asdict`` gives, without its deep copy)."""
         return {
             "scheduled": self.scheduled,
@@ -63,6 +69,7 @@ class OeeElements:
             "good": self.good,
             "reject": self.reject,
             "ideal": self.ideal,
+            "counted_run": self.counted_run,
         }
 
     @property
@@ -86,6 +93,17 @@ class OeeElements:
         self.good += other.good
         self.reject += other.reject
         self.ideal += other.ideal
+        if other.counted_run is not None:
+            self.counted_run = (self.counted_run or 0) + other.counted_run
+
+    def add_member(self, member: OeeElements, counts_pieces: bool) -> None:
+        """Add a machine's elements into a roll-up's.
+
+        Its run time is a base of performance only if it ``counts_pieces`` (see the class docstring).
+        """
+        self.add(member)
+        counted = self.counted_run or 0
+        self.counted_run = counted + member.run if counts_pieces else counted
 
     def copy(self) -> OeeElements:
         """An independent copy."""
@@ -103,6 +121,7 @@ class OeeElements:
             self.good,
             self.reject,
             self.ideal,
+            self.counted_run,
         )
 
 
@@ -119,7 +138,7 @@ def oee_kpis(e: OeeElements, method: OeeMethod) -> dict[str, float]:
     pbt = e.planned_busy
     out: dict[str, float] = {}
     availability = _ratio(e.run, pbt)
-    performance = _ratio(e.ideal, e.run)
+    performance = _ratio(e.ideal, e.run if e.counted_run is None else e.counted_run)
     quality = _ratio(e.good, e.total)
     if availability is not None:
         out["availability"] = availability
@@ -158,4 +177,5 @@ def element_fields(e: OeeElements) -> dict[str, float]:
         "good_count": e.good,
         "reject_count": e.reject,
         "ideal_run_s": e.ideal / _US,
+        **({} if e.counted_run is None else {"counted_run_s": e.counted_run / _US}),
     }

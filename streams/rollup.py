@@ -195,9 +195,10 @@ class Rollups:
         return out
 
     def _emit(self, key: RollupKey, rollup: Rollup) -> list[Point]:
-        total = WindowResult(rollup.kind, rollup.start, rollup.end, rollup.shift, OeeElements())
+        total = WindowResult(rollup.kind, rollup.start, rollup.end, rollup.shift, OeeElements(counted_run=0))
+        machines = self.spec.machines
         for mid in sorted(rollup.parts):
-            total.add(rollup.parts[mid])
+            total.add(rollup.parts[mid], counts_pieces=bool(machines[mid].counters))
         rollup.revision = 0 if rollup.revision is None else rollup.revision + 1
         return self._points[key[0]].points(total, rollup.revision, {"machines": len(rollup.parts)})
 

@@ -47,11 +47,15 @@ def fields_filter(*fields: str) -> str:
 
 
 def tag_values(tag: str, predicate: str) -> str:
-    """A variable query listing the values of one tag among recent points."""
+    """A variable query listing the values of one tag among the points of the dashboard's time range.
+
+    The range, not a fixed look-back: a shift backfilled with ``replay --to-sinks`` months later is
+    found when the dashboard shows its day (the variables refresh when the time range changes).
+    """
     return (
         'import "influxdata/influxdb/schema"\n'
         f'schema.tagValues(bucket: v.defaultBucket, tag: "{tag}", predicate: (r) => {predicate}, '
-        "start: -90d)"
+        "start: v.timeRangeStart, stop: v.timeRangeStop)"
     )
 
 
@@ -175,11 +179,17 @@ def dashboard(
 
 
 def ratio_totals(scope: str, window: str) -> str:
-    """A, P, Q and OEE over the time range, from summed elements (never averaged ratios)."""
+    """A, P, Q and OEE of roll-up points over the time range, from summed elements (never averaged).
+
+    Performance is over ``counted_run_s``, the run time of the members that count pieces
+    (docs/points.md), so an oven's run time does not dilute the line's performance.
+    """
     return (
         RANGE
         + f'  |> filter(fn: (r) => r._measurement == "oee" and {scope} and r.window == "{window}")\n'
-        + fields_filter("planned_busy_s", "run_s", "ideal_run_s", "good_count", "total_count")
+        + fields_filter(
+            "planned_busy_s", "run_s", "counted_run_s", "ideal_run_s", "good_count", "total_count"
+        )
         + "  |> map(fn: (r) => ({r with _value: float(v: r._value)}))\n"
         '  |> group(columns: ["_start", "_field"])\n'
         "  |> sum()\n"
@@ -187,9 +197,9 @@ def ratio_totals(scope: str, window: str) -> str:
         '  |> pivot(rowKey: ["_start"], columnKey: ["_field"], valueColumn: "_value")\n'
         "  |> map(fn: (r) => ({\n"
         "      availability: r.run_s / r.planned_busy_s,\n"
-        "      performance: r.ideal_run_s / r.run_s,\n"
+        "      performance: r.ideal_run_s / r.counted_run_s,\n"
         "      quality: r.good_count / r.total_count,\n"
-        "      oee: r.run_s / r.planned_busy_s * (r.ideal_run_s / r.run_s)\n"
+        "      oee: r.run_s / r.planned_busy_s * (r.ideal_run_s / r.counted_run_s)\n"
         "        * (r.good_count / r.total_count),\n"
         "  }))\n"
     )

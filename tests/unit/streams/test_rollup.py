@@ -10,7 +10,7 @@ from plantstream.plant import parse_plant
 from plantstream.records import Point
 from streams.config import EngineSpec, build_spec
 from streams.machine import WindowResult
-from streams.oee import OeeElements
+from streams.oee import OeeElements, element_fields
 from streams.rollup import Rollups, Scope, rollup_scopes
 
 # Site s: line a of m1 and m2, line b of m3 alone. Rolled up: line a (m1, m2) and site s (all
@@ -85,6 +85,31 @@ def test_a_roll_up_sums_the_elements_and_never_averages_ratios() -> None:
     assert energy["kwh"] == 3.75  # 1.5 + 2.25
     assert energy["avg_kw"] == 3.75 * 60  # over one minute
     assert energy["coverage"] == 2.0  # two machines, each covered the whole minute
+
+
+def test_a_machine_without_a_piece_counter_counts_in_availability_but_not_in_performance() -> None:
+    # Line a of m1 (counts pieces) and an oven (a state, no counter): the oven's run time has no
+    # ideal time beside it, so the line's performance is m1's alone (E = PRU x PQ / APT over the
+    # same units, ISO 22400-2), while the line's availability is both machines'.
+    mixed = PLANT.replace(
+        "            signals: {state: state, total_count: total_count, power_kw: power_kw}\n      - id: b",
+        "            signals: {state: state, power_kw: power_kw}\n      - id: b",
+    )
+    oven_spec = build_spec(parse_plant(mixed).model)
+    assert not oven_spec.machines["m2"].counters
+    rollups = Rollups(oven_spec)
+    oven = window(0, run_s=50, total=0, kwh=4.0)
+    rollups.add(LINE, "m1", window(0, run_s=30, total=27, kwh=1.5))
+    rollups.add(LINE, "m2", oven)
+    oee = fields(rollups.ready(LINE, {"m1": T0 + 60 * S, "m2": T0 + 60 * S}.get), "oee")
+    # Availability: (30 + 50) s run of 120 s planned = 2/3. Performance: 27 pieces x 1 s ideal
+    # over m1's 30 s = 0.9, not over 80 s (0.3375). Quality 27/27. OEE = 2/3 x 0.9 x 1 = 0.6.
+    assert (oee["run_s"], oee["counted_run_s"], oee["ideal_run_s"]) == (80, 30, 27)
+    assert oee["availability"] == pytest.approx(2 / 3)
+    assert oee["performance"] == pytest.approx(0.9)
+    assert oee["oee"] == pytest.approx(0.6)
+    # A machine's own points have no counted_run_s: its performance is over its own run time.
+    assert "counted_run_s" not in element_fields(OeeElements(run=30 * S, ideal=27.0 * S))
 
 
 def test_a_roll_up_waits_for_every_member_that_has_reported() -> None:
