@@ -8,14 +8,21 @@ with its write time (:class:`Recorder`), gives the rate and the latencies of a
 
 from __future__ import annotations
 
+import gc
+import json
 import math
+import tempfile
 from array import array
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
-from bench.opcua import Counter, Round, Settings, describe
+from bench.opcua import Counter, Round, ServerProcess, Settings, describe
 from plantstream.records import Point
+from runtimes.embedded import EmbeddedPipeline
+from runtimes.plant import load_and_resolve
 from runtimes.simulator import NAMESPACE_URI
 
 __all__ = [
@@ -239,3 +246,24 @@ def describe_pipeline(p: PipelineRound) -> str:
         f"{text}; reading latency p50 {percentile(p.reading_s, 0.5) * 1e3:.0f} ms, "
         f"p99 {percentile(p.reading_s, 0.99) * 1e3:.0f} ms; {len(p.oee_close_s)} OEE points"
     )
+
+
+@asynccontextmanager
+async def bench_pipeline(
+    server: ServerProcess, settings: PipelineSettings, prefix: str
+) -> AsyncIterator[tuple[EmbeddedPipeline, Recorder]]:
+    """A pipeline on the bench plant for ``server``, with a :class:`Recorder` of what it writes.
+
+    The state directory is fresh and removed afterwards; the pipeline is not started (the caller
+    runs it, as a round or a soak).
+    """
+    gc.collect()
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        state_dir = Path(tmp)
+        plant_file = state_dir / "plant.yaml"
+        plant_file.write_text(json.dumps(plant_document(server.endpoint, settings)), encoding="utf-8")
+        plant, spec = load_and_resolve(plant_file)
+        pipeline = EmbeddedPipeline(plant, spec, state_dir / "state")
+        recorder = Recorder(server.clock_offset_s)
+        pipeline.sink.on_write = recorder.on_write
+        yield pipeline, recorder

@@ -58,8 +58,6 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
-import gc
-import json
 import logging
 import math
 import os
@@ -90,6 +88,7 @@ from bench.endtoend import (
     PipelineSettings,
     Recorder,
     Runtime,
+    bench_pipeline,
     describe_pipeline,
     percentile,
     plant_document,
@@ -109,7 +108,6 @@ from bench.opcua import (
 )
 from bench.pipeline_kafka import describe_cpu, run_kafka_round
 from runtimes.embedded import EmbeddedPipeline
-from runtimes.plant import load_and_resolve
 
 __all__ = [
     "KAFKA_TABLE_HEADER",
@@ -164,15 +162,7 @@ async def run_pipeline_round(
     loop = asyncio.get_running_loop()
     s = settings.opcua
     stop = asyncio.Event()
-    gc.collect()
-    with tempfile.TemporaryDirectory(prefix="plantstream-bench-pipeline-") as tmp:
-        state_dir = Path(tmp)
-        plant_file = state_dir / "plant.yaml"
-        plant_file.write_text(json.dumps(plant_document(server.endpoint, settings)), encoding="utf-8")
-        plant, spec = load_and_resolve(plant_file)
-        pipeline = EmbeddedPipeline(plant, spec, state_dir / "state")
-        recorder = Recorder(server.clock_offset_s)
-        pipeline.sink.on_write = recorder.on_write
+    async with bench_pipeline(server, settings, "plantstream-bench-pipeline-") as (pipeline, recorder):
         _watch_closes(pipeline, recorder)
         started = loop.time()
         task = asyncio.create_task(pipeline.run(stop))

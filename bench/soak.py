@@ -25,19 +25,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
-import json
 import os
 import platform
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TextIO
 
 from bench.common import code_revision, stop_task, today
-from bench.endtoend import DEFAULT_MACHINES, PipelineSettings, Recorder, plant_document
+from bench.endtoend import DEFAULT_MACHINES, PipelineSettings, bench_pipeline
 from bench.opcua import (
     ServerProcess,
     Settings,
@@ -48,7 +44,6 @@ from bench.opcua import (
     run_soak,
 )
 from runtimes.embedded import EmbeddedPipeline
-from runtimes.plant import load_and_resolve
 
 __all__ = ["SoakResult", "correction_memory", "main", "measure", "run_pipeline_soak"]
 
@@ -107,15 +102,7 @@ async def run_pipeline_soak(
     s = settings.opcua
     stop = asyncio.Event()
     result = Soak(seconds)
-    gc.collect()
-    with tempfile.TemporaryDirectory(prefix="plantstream-bench-soak-") as tmp:
-        state_dir = Path(tmp)
-        plant_file = state_dir / "plant.yaml"
-        plant_file.write_text(json.dumps(plant_document(server.endpoint, settings)), encoding="utf-8")
-        plant, spec = load_and_resolve(plant_file)
-        pipeline = EmbeddedPipeline(plant, spec, state_dir / "state")
-        recorder = Recorder(server.clock_offset_s)
-        pipeline.sink.on_write = recorder.on_write
+    async with bench_pipeline(server, settings, "plantstream-bench-soak-") as (pipeline, recorder):
         task = asyncio.create_task(pipeline.run(stop))
         try:
             await _first_values(recorder, task, s.tags, s.connect_timeout_s)
