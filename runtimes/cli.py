@@ -30,6 +30,7 @@ from plantstream.plant.schema import Kafka, MqttSource, OpcUaSecurity, PlantMode
 from plantstream.records import EPOCH, FieldValue, Point
 from runtimes.plant import load_and_resolve
 from runtimes.replay import OverlongLine, ReplayAborted, ReplaySummary, read_lines, replay
+from streams.calendar import Schedule
 from streams.config import EngineSpec
 from streams.engine import Engine
 
@@ -917,7 +918,7 @@ def demo_command(
 
     async def main_task() -> LiveView:
         stop = _stop_on_signals()
-        start, resume = _demo_start(state_dir)
+        start, resume = _demo_start(state_dir, (DEMO_WATCH_S if duration is None else duration) * speed)
         _err.print(f"simulated time starts at {start.isoformat()} (x{speed:g})")
         options = SimulatorOptions(
             plant=DEMO_PLANT, port=0, speed=speed, seed=seed, start=start, resume=resume
@@ -971,7 +972,11 @@ def _simulated_us(simulated_now: datetime, speed: float, wall_us: int, wall_now_
     return (simulated_now - EPOCH) // timedelta(microseconds=1) - round(speed * (wall_now_us - wall_us))
 
 
-def _demo_start(state_dir: Path) -> tuple[datetime, dict[str, dict[str, float]]]:
+DEMO_WATCH_S = 60.0
+"""Wall-clock seconds of production a demo without ``--duration`` is meant to show at least."""
+
+
+def _demo_start(state_dir: Path, watch_s: float = 0.0) -> tuple[datetime, dict[str, dict[str, float]]]:
     """Where the demo line's simulated clock starts, and the counter values its PLCs continue from.
 
     The clock must show a running shift, whenever the demo runs. A demo run after an earlier one
@@ -979,8 +984,9 @@ def _demo_start(state_dir: Path) -> tuple[datetime, dict[str, dict[str, float]]]
     refused as too late), and its simulated PLCs continue their counters and meters from the
     values the checkpoint holds, as real PLCs keep theirs while the pipeline is stopped (a fresh
     seeded value would read as a reset and be counted whole). The first run starts now. When the
-    start is outside the demo line's shifts (nights, Sundays, holidays), the clock jumps to the
-    next shift's start, so the demo always has production to show.
+    start is outside the demo line's shifts (nights, Sundays, holidays), or in a shift that ends
+    before ``watch_s`` simulated seconds have passed, the clock jumps to the next shift's start, so
+    the demo always has production to show.
     """
     from plantstream.plant import load_plant
     from runtimes.embedded import CHECKPOINT
@@ -1005,8 +1011,24 @@ def _demo_start(state_dir: Path) -> tuple[datetime, dict[str, dict[str, float]]]
         if newest is not None:
             start = max(start, datetime.fromtimestamp(newest // US + 1, tz=UTC))
     schedule = next(iter(spec.machines.values())).schedule
-    shift_time = schedule.next_shift_time(int(start.timestamp()) * US)
+    shift_time = _start_in_production(schedule, int(start.timestamp()) * US, round(watch_s * US))
     return (start if shift_time is None else datetime.fromtimestamp(shift_time // US, tz=UTC)), resume
+
+
+def _start_in_production(schedule: Schedule, at: int, watch_us: int) -> int | None:
+    """The first instant at or after ``at`` (µs) in a shift with ``watch_us`` of it left.
+
+    A shift shorter than ``watch_us`` needs to be left whole. ``None`` when no shift starts
+    within two weeks. (Started ten minutes before the end of shift B at 60x, the demo would
+    show the night after ten seconds.)
+    """
+    begin = schedule.next_shift_time(at)
+    while begin is not None:
+        shift = schedule.shift_at(begin)
+        if shift is None or shift.end - begin >= min(watch_us, shift.end - shift.start):
+            return begin
+        begin = schedule.next_shift_time(shift.end)
+    return None
 
 
 def _kafka_settings(plant: LoadedPlant, plant_path: Path) -> Kafka:

@@ -45,6 +45,26 @@ def test_the_next_shift_time_of_the_demo_calendar(now: datetime, expected: datet
     assert _schedule().next_shift_time(_us(now)) == _us(expected)
 
 
+@pytest.mark.parametrize(
+    ("now", "watch_min", "expected"),
+    [
+        # Monday 21:50 local, ten minutes before shift B ends: a 30-minute watch starts Tuesday 06:00.
+        (datetime(2026, 3, 2, 14, 50, tzinfo=UTC), 30, datetime(2026, 3, 2, 23, 0, tzinfo=UTC)),
+        # The same instant with a 5-minute watch: the ten minutes left are enough.
+        (datetime(2026, 3, 2, 14, 50, tzinfo=UTC), 5, datetime(2026, 3, 2, 14, 50, tzinfo=UTC)),
+        # Monday 13:50 local, ten minutes before A ends: shift B follows at once, 14:00 local.
+        (datetime(2026, 3, 2, 6, 50, tzinfo=UTC), 30, datetime(2026, 3, 2, 7, 0, tzinfo=UTC)),
+        # A watch longer than any shift (8 h): a whole shift is enough.
+        (datetime(2026, 3, 2, 2, 0, tzinfo=UTC), 24 * 60, datetime(2026, 3, 2, 7, 0, tzinfo=UTC)),
+    ],
+)
+def test_the_demo_starts_where_its_run_has_a_shift_to_watch(
+    now: datetime, watch_min: int, expected: datetime
+) -> None:
+    start = cli._start_in_production(_schedule(), _us(now), watch_min * 60 * US)
+    assert start == _us(expected)
+
+
 def test_the_demo_continues_after_the_newest_saved_event(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
