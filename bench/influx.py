@@ -12,7 +12,8 @@ What is measured (docs/benchmarks.md has the results and the command):
   them over), timed from the first submit until the outbox is empty. It does more than raw: it
   encodes the points to line protocol, commits them to SQLite, reads them back and deletes them.
 
-Both write to one VictoriaMetrics (Debian package) started by the script on a free loopback port.
+Both write to one server started by the script on a free loopback port: VictoriaMetrics (Debian
+package; the default) or, with ``--server influxdb``, InfluxDB OSS 1.12 (bench/influxdb_node.py).
 Each round writes its own measurement (``b000``, ``b001``, ...: same length, new series for both
 sides) so neither side profits from series the other created. The three sides alternate
 ``--repeat`` times and the fastest round of each is kept; the results are ratios from the same
@@ -65,6 +66,7 @@ from influxdb_client.client.influxdb_client import InfluxDBClient  # noqa: E402
 from influxdb_client.client.write_api import SYNCHRONOUS  # noqa: E402
 from influxdb_client.service.write_service import WriteService  # noqa: E402
 
+from bench.influxdb_node import InfluxNode, InfluxUnavailable  # noqa: E402
 from plantstream.plant.schema import InfluxDbSink  # noqa: E402
 from plantstream.records import Point  # noqa: E402
 from sinks.influx import InfluxSink  # noqa: E402
@@ -158,7 +160,7 @@ def sink_settings(url: str, batch: int) -> InfluxDbSink:
             "id": "bench",
             "url": url,
             "org": "bench",
-            "bucket": "bench",
+            "bucket": InfluxNode.DATABASE,  # InfluxDB 1.x: the database must exist
             "token_env": "INFLUX_TOKEN",
             "batch_size": batch,
             "flush_interval_s": 1.0,
@@ -190,7 +192,10 @@ def raw_round(url: str, points: list[Point], batch: int) -> Timing:
         with timed(out):
             for at in range(0, len(lines), batch):
                 write_api.write(
-                    bucket="bench", org="bench", record=lines[at : at + batch], write_precision=cast(Any, "s")
+                    bucket=InfluxNode.DATABASE,
+                    org="bench",
+                    record=lines[at : at + batch],
+                    write_precision=cast(Any, "s"),
                 )
     return out[0]
 
@@ -205,7 +210,7 @@ def raw_level1_round(url: str, points: list[Point], batch: int) -> Timing:
             for at in range(0, len(lines), batch):
                 service.post_write(  # type: ignore[no-untyped-call]
                     org="bench",
-                    bucket="bench",
+                    bucket=InfluxNode.DATABASE,
                     body=gzip.compress(b"\n".join(lines[at : at + batch]), compresslevel=1),
                     precision="s",
                     content_type="text/plain; charset=utf-8",
@@ -250,7 +255,7 @@ def rss_mib() -> float:
 
 
 async def outage(
-    vm: Victoria, directory: Path, *, seconds: float, rate: int, machines: int, batch: int
+    vm: Victoria | InfluxNode, directory: Path, *, seconds: float, rate: int, machines: int, batch: int
 ) -> dict[str, float]:
     """Points at ``rate``/s while the server is down for ``seconds``, then the drain with input going on."""
     sink = InfluxSink(
@@ -324,13 +329,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate", type=int, default=10_000, help="points/s during the outage measurement")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--profile", type=int, default=0, help="profile one more sink round; show N rows")
+    parser.add_argument("--server", choices=("victoria-metrics", "influxdb"), default="victoria-metrics")
     args = parser.parse_args(argv)
     # The outage's retries would log a warning each; the counts are in the result instead.
     logging.getLogger("plantstream.sinks").setLevel(logging.ERROR)
 
     with workdir(args.keep) as work:
-        vm = Victoria(work)
-        vm.start()
+        vm: Victoria | InfluxNode = Victoria(work)
+        if args.server == "influxdb":
+            vm = InfluxNode(port=free_port(), directory=work)
+        try:
+            vm.start()
+        except InfluxUnavailable as exc:
+            sys.exit(str(exc))
         try:
             rounds: dict[str, list[Timing]] = {"raw": [], "raw_l1": [], "sink": []}
             for round_no in range(args.repeat):  # --repeat 0: the outage alone, in a fresh process

@@ -9,20 +9,29 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 
+from bench.influxdb_node import INFLUXD, InfluxNode, InfluxUnavailable
 from bench.kafka_node import KafkaBroker, KafkaUnavailable, free_port
 
 __all__ = [
+    "INFLUXD",
+    "SINK_SERVERS",
     "Broker",
+    "InfluxDB",
     "KafkaBroker",
     "KafkaUnavailable",
     "OpcUaTestServer",
+    "Samples",
+    "SinkServer",
     "VictoriaMetrics",
     "expected_samples",
     "free_port",
+    "new_sink_server",
     "same_samples",
     "wait_until_ready",
 ]
@@ -161,6 +170,10 @@ class OpcUaTestServer:
         self.process.send_signal(signal.SIGCONT)
 
 
+Samples = dict[tuple[str, tuple[tuple[str, str], ...], int], float | str | bool]
+"""(``<measurement>_<field>``, sorted tags, time in ms) -> value: what a server holds, comparably."""
+
+
 VICTORIA_METRICS = Path("/usr/bin/victoria-metrics")
 
 
@@ -237,6 +250,19 @@ class VictoriaMetrics:
                 out[key] = float(value)
         return out
 
+    kind: ClassVar[str] = "victoria-metrics"
+    token: ClassVar[str] = "test-token"  # any token: the write API is open
+    overwrites: ClassVar[bool] = False
+    """Whether a point written twice holds the last write (not with ``-dedup``: it keeps one of them)."""
+
+    def held(self, measurement: str | None = None) -> Samples:
+        """What it holds (of ``measurement`` only, if given), keyed as :data:`Samples` says."""
+        return dict(self.samples(f'{{__name__=~"{measurement}_.*"}}' if measurement else '{__name__=~".+"}'))
+
+    def expected(self, points: list[dict[str, Any]]) -> Samples:
+        """What it should hold for ``points``: numbers only (strings as 0, booleans as 1 or 0)."""
+        return expected_samples(points)
+
     def _get(self, path: str) -> bytes:
         from urllib.request import urlopen
 
@@ -244,31 +270,99 @@ class VictoriaMetrics:
             return bytes(response.read())
 
 
-def expected_samples(
-    points: list[dict], unit_ms: int = 1000
-) -> dict[tuple[str, tuple[tuple[str, str], ...], int], float]:
-    """What VictoriaMetrics should hold for these points (JSON form), one sample per field.
+@dataclass
+class InfluxDB(InfluxNode):
+    """:class:`bench.influxdb_node.InfluxNode` with what the sink's tests read back.
 
-    ``unit_ms`` is the sink's precision in milliseconds (1000 for s): times are floored to it.
+    The bucket ``plantstream`` is database ``plantstream`` with its default retention policy. A
+    point written again with the same measurement, tags and time overwrites the fields it names
+    (the last write wins), so a corrected window replaces the earlier revision.
+    """
+
+    kind: ClassVar[str] = "influxdb"
+    overwrites: ClassVar[bool] = True
+
+    def start(self) -> None:
+        """Start it, or fail the test saying how to build influxd."""
+        try:
+            super().start()
+        except InfluxUnavailable as exc:
+            pytest.fail(str(exc))
+
+    def held(self, measurement: str | None = None) -> Samples:
+        """What it holds (of ``measurement`` only, if given), keyed as :data:`Samples` says."""
+        return self.samples(measurement)
+
+    def expected(self, points: list[dict[str, Any]]) -> Samples:
+        """What it should hold for ``points``: every field with its type, the last write of each."""
+        return expected_samples(points, numbers_only=False)
+
+    def samples(self, measurement: str | None = None) -> Samples:
+        """Every field value held (of ``measurement`` only, if given), keyed as ``Samples`` says."""
+        predicate = f'r._measurement == "{measurement}"' if measurement else "true"
+        rows = self.flux(
+            f'from(bucket: "{self.DATABASE}/autogen") |> range(start: 1970-01-01T00:00:00Z)'
+            f" |> filter(fn: (r) => {predicate})"
+        )
+        out: Samples = {}
+        internal = {"result", "table", "_start", "_stop", "_time", "_value", "_field", "_measurement"}
+        for row in rows:
+            labels = tuple(sorted((k, str(v)) for k, v in row.items() if k not in internal and v))
+            moment = datetime.fromisoformat(str(row["_time"]).replace("Z", "+00:00"))
+            ms = round(moment.timestamp() * 1000)
+            key = (f"{row['_measurement']}_{row['_field']}", labels, ms)
+            assert key not in out, f"duplicate sample {key}"
+            value = row["_value"]
+            assert isinstance(value, float | str | bool), row
+            out[key] = value
+        return out
+
+
+SinkServer = VictoriaMetrics | InfluxDB
+"""A server the InfluxDB sink writes to in the tests."""
+
+SINK_SERVERS = ("victoria-metrics", "influxdb")
+
+
+def new_sink_server(kind: str, directory: Path) -> SinkServer:
+    """A server of ``kind`` (one of :data:`SINK_SERVERS`) on a free port, not started yet."""
+    if kind == "influxdb":
+        return InfluxDB(port=free_port(), directory=directory)
+    return VictoriaMetrics(port=free_port(), directory=directory)
+
+
+def expected_samples(
+    points: list[dict[str, Any]], unit_ms: int = 1000, *, numbers_only: bool = True
+) -> Samples:
+    """What a server should hold for these points (JSON form), one sample per field, keyed as ``Samples``.
+
+    ``unit_ms`` is the sink's precision in milliseconds (1000 for s): times are floored to it. A
+    point written twice counts as its last version. ``numbers_only`` is VictoriaMetrics, which
+    keeps numbers only: a string field becomes a sample of value 0 and a boolean 1 or 0.
     """
     from datetime import UTC, datetime, timedelta
 
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    out: dict[tuple[str, tuple[tuple[str, str], ...], int], float] = {}
+    out: Samples = {}
     for p in points:
         moment = datetime.fromisoformat(p["time"].replace("Z", "+00:00"))
         ms = (moment - epoch) // timedelta(milliseconds=1) // unit_ms * unit_ms
         labels = tuple(sorted((k, v) for k, v in p["tags"].items() if v != ""))
-        for field, value in p["fields"].items():
-            # VictoriaMetrics keeps numbers only: a string field becomes a sample of value 0.
-            out[(f"{p['measurement']}_{field}", labels, ms)] = 0.0 if isinstance(value, str) else float(value)
+        for field, raw in p["fields"].items():
+            value: float | str | bool = raw if isinstance(raw, str | bool) else float(raw)
+            if numbers_only:
+                value = 0.0 if isinstance(value, str) else float(value)
+            out[(f"{p['measurement']}_{field}", labels, ms)] = value
     return out
 
 
-def same_samples(held: dict, expected: dict) -> bool:
-    """Equal keys and values equal to 1e-9 relative: VictoriaMetrics keeps 12 significant digits."""
+def same_samples(held: Samples, expected: Samples) -> bool:
+    """Equal keys, and numbers equal to 1e-9 relative (VictoriaMetrics keeps 12 significant digits)."""
     import math
 
-    return held.keys() == expected.keys() and all(
-        math.isclose(held[key], value, rel_tol=1e-9, abs_tol=1e-12) for key, value in expected.items()
-    )
+    def same(a: object, b: object) -> bool:
+        if isinstance(b, str | bool) or isinstance(a, str | bool):
+            return type(a) is type(b) and a == b
+        return isinstance(a, float) and math.isclose(a, float(b), rel_tol=1e-9, abs_tol=1e-12)  # type: ignore[arg-type]
+
+    return held.keys() == expected.keys() and all(same(held[key], value) for key, value in expected.items())

@@ -6,7 +6,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from services import Broker, KafkaBroker, KafkaUnavailable, OpcUaTestServer, VictoriaMetrics, free_port
+from services import (
+    SINK_SERVERS,
+    Broker,
+    KafkaBroker,
+    KafkaUnavailable,
+    OpcUaTestServer,
+    SinkServer,
+    VictoriaMetrics,
+    free_port,
+    new_sink_server,
+)
 
 
 @pytest.fixture
@@ -31,6 +41,15 @@ def opcua_server() -> Iterator[OpcUaTestServer]:
 def victoria(tmp_path: Path) -> Iterator[VictoriaMetrics]:
     """VictoriaMetrics speaking the InfluxDB v2 write API, on a free port with its own storage."""
     server = VictoriaMetrics(port=free_port(), directory=tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=SINK_SERVERS)
+def sink_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SinkServer]:
+    """Each server the InfluxDB sink is tested against in turn: VictoriaMetrics, then InfluxDB 1.12."""
+    server = new_sink_server(request.param, tmp_path)
     server.start()
     yield server
     server.stop()
