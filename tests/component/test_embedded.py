@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from plantstream.plant import load_plant
@@ -12,6 +13,9 @@ from runtimes.embedded import CHECKPOINT, EmbeddedPipeline
 from runtimes.simulator import DEMO_PLANT, SimulatorOptions, SimulatorServer
 from streams.config import build_spec
 from streams.engine import Engine
+
+MONDAY_0930_HCM = datetime(2026, 3, 2, 9, 30, tzinfo=timezone(timedelta(hours=7)))
+"""Shift A of the demo line, after its tea break."""
 
 
 async def run_for(pipeline: EmbeddedPipeline, seconds: float) -> None:
@@ -43,7 +47,9 @@ async def test_a_restart_recovers_what_was_made_while_the_pipeline_was_down(tmp_
             counters.append((len(runs), reading.value))
 
     runs: list[int] = []
-    async with SimulatorServer(SimulatorOptions(plant=DEMO_PLANT, port=0, speed=30, seed=3)) as sim:
+    # In shift A whatever the time of day (at night the press makes nothing and the test says nothing).
+    options = SimulatorOptions(plant=DEMO_PLANT, port=0, speed=30, seed=3, start=MONDAY_0930_HCM)
+    async with SimulatorServer(options) as sim:
         plant = load_plant(DEMO_PLANT, environ={"OPCUA_ENDPOINT": sim.endpoint})
         spec = build_spec(plant.model)
         runs.append(1)
@@ -71,5 +77,6 @@ async def test_a_restart_recovers_what_was_made_while_the_pipeline_was_down(tmp_
     last = counters[-1][1]
     made = (last - first) % 2**32 if last < first else last - first
     assert any(run == 2 for run, _ in counters), "the second run saw readings"
+    assert made > 0, "the press made strokes"
     # Every stroke between the first and the last sample is counted once, including the gap.
     assert counted == made

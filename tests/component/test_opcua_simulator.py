@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from collectors.backoff import Backoff
@@ -17,6 +17,8 @@ from streams.config import build_spec
 from streams.engine import Engine
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo-line.yaml"
+MONDAY_0930_HCM = datetime(2026, 3, 2, 9, 30, tzinfo=timezone(timedelta(hours=7)))
+"""Shift A of the demo line, after its tea break (09:00-09:15) and well before its end."""
 
 
 async def test_every_tag_of_the_demo_line_arrives_from_the_simulator() -> None:
@@ -48,7 +50,9 @@ async def test_at_speed_60_a_machines_readings_never_go_back_in_time_and_nothing
     # six times the plant's allowed_lateness_s of 5 s. A publish response groups its values by
     # tag, so without ordering them a machine's state values would be followed by its counter
     # values from up to 30 s earlier, late, and the engine would correct windows again and again.
-    async with SimulatorServer(SimulatorOptions(plant=DEMO, port=0, speed=60)) as sim:
+    # In shift A, whatever the time of day the test runs (at night no window has planned time).
+    options = SimulatorOptions(plant=DEMO, port=0, speed=60, start=MONDAY_0930_HCM)
+    async with SimulatorServer(options) as sim:
         plant = load_plant(DEMO, environ={"OPCUA_ENDPOINT": sim.endpoint}).model
         [src] = plant.sources
         assert isinstance(src, OpcUaSource)

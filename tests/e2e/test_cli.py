@@ -184,6 +184,10 @@ def test_a_failed_replay_leaves_no_output_file_and_no_temporary(tmp_path: Path) 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["readings.jsonl"]
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_an_interrupted_replay_leaves_no_output_file(tmp_path: Path, signum: int, code: int) -> None:
     exe = shutil.which("plantstream", path=str(Path(sys.executable).parent))
@@ -194,6 +198,9 @@ def test_an_interrupted_replay_leaves_no_output_file(tmp_path: Path, signum: int
         stdin=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C as at a terminal: a suite started in the background (nohup ... &) passes SIGINT
+        # on ignored, and Python then leaves it ignored, as a background job's should be.
+        preexec_fn=_default_sigint,  # noqa: PLW1509 - nothing else runs in the child before exec
     ) as replay:
         assert replay.stdin is not None
         assert replay.stderr is not None
