@@ -381,4 +381,6 @@ def _sparkplug_reason(problem: str) -> str:
         return "sequence_gap"
     if "before its" in problem:
         return "data_before_birth"
+    if "are tracked already" in problem:
+        return "too_many_sparkplug_ids"
     return "sparkplug_problem"

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 __all__ = [
+    "MAX_DEVICES",
+    "MAX_NODES",
     "MESSAGE_TYPES",
     "NAMESPACE",
     "REBIRTH_METRIC",
@@ -234,6 +236,9 @@ class Update:
     rebirth: bool = False
     problems: tuple[str, ...] = ()
 
+
+_NODE_MESSAGES = frozenset({"NBIRTH", "DBIRTH", "NDATA", "DDATA", "DDEATH"})
+"""Messages that make the state remember their Edge Node."""
 
 # --- wire format: reading ------------------------------------------------------------------------
 
@@ -722,6 +727,14 @@ def _bd_seq(payload: Payload) -> int | None:
     return None
 
 
+MAX_NODES = 10_000
+"""Edge Nodes remembered per MQTT server: a sender that invents node ids cannot grow the state
+without bound. Messages of a node beyond it are refused (a problem each), never remembered."""
+
+MAX_DEVICES = 10_000
+"""Devices remembered per Edge Node, for the same reason: a DBIRTH of one more is refused."""
+
+
 class SparkplugState:
     """Host application session state for the Edge Nodes seen on one MQTT server.
 
@@ -793,6 +806,9 @@ class SparkplugState:
         out = _Collector(topic, received_ms, payload)
         key = (topic.group, topic.edge_node)
         kind = topic.message_type
+        if key not in self._nodes and len(self._nodes) >= MAX_NODES and kind in _NODE_MESSAGES:
+            out.problem(f"{kind} from {out.source} refused: {MAX_NODES} Edge Nodes are tracked already")
+            return out.update()
         if kind == "NBIRTH":
             self._nodes[key] = self._nbirth(self._nodes.get(key), payload, out)
             return out.update()
@@ -867,8 +883,14 @@ class SparkplugState:
         return node
 
     def _dbirth(self, node: _Node, device: str | None, payload: Payload, out: _Collector) -> None:
-        if device is not None:
-            node.devices[device] = self._birth_table(payload, device, out)
+        if device is None:
+            return
+        if device not in node.devices and len(node.devices) >= MAX_DEVICES:
+            out.problem(
+                f"DBIRTH from {out.source} refused: {MAX_DEVICES} devices of the node are tracked already"
+            )
+            return
+        node.devices[device] = self._birth_table(payload, device, out)
 
     @staticmethod
     def _ndeath(node: _Node, payload: Payload, out: _Collector) -> None:

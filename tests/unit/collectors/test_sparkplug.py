@@ -6,6 +6,7 @@ import struct
 
 import pytest
 
+from collectors.mqtt import _sparkplug_reason
 from collectors.sparkplug import (
     REBIRTH_METRIC,
     DataType,
@@ -737,3 +738,36 @@ def test_rebirth_request_without_timestamp() -> None:
 def test_rebirth_request_rejects_invalid_ids(group: str, edge_node: str) -> None:
     with pytest.raises(SparkplugError, match="invalid Sparkplug"):
         rebirth_request(group, edge_node)
+
+
+def test_edge_nodes_and_devices_beyond_the_bounds_are_refused_not_remembered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A sender inventing node ids (or device ids) must not grow the host's state without bound.
+    monkeypatch.setattr("collectors.sparkplug.MAX_NODES", 3)
+    monkeypatch.setattr("collectors.sparkplug.MAX_DEVICES", 2)
+    state = SparkplugState()
+    for n in range(3):
+        update = state.on_message(Topic("spBv1.0", G, "NBIRTH", f"E{n}", None), nbirth(), T0 + 1)
+        assert update.problems == ()
+    fourth = Topic("spBv1.0", G, "NBIRTH", "E3", None)
+    refused = state.on_message(fourth, nbirth(), T0 + 1)
+    assert refused.samples == ()
+    assert refused.rebirth is False  # asking it to be born again would only repeat this
+    assert refused.problems == ("NBIRTH from node G1/E3 refused: 3 Edge Nodes are tracked already",)
+    assert not state.online(G, "E3")
+    assert state.on_message(Topic("spBv1.0", G, "NDATA", "E3", None), nbirth(seq=1), T0 + 2).samples == ()
+    # A node already tracked goes on as before: its rebirth and its data are taken.
+    assert state.on_message(Topic("spBv1.0", G, "NBIRTH", "E0", None), nbirth(), T0 + 3).problems == ()
+    # Devices: two per node, a third DBIRTH refused, the first two still born.
+    for seq, device in enumerate(("D1", "D2", "D3"), start=1):
+        update = state.on_message(Topic("spBv1.0", G, "DBIRTH", "E0", device), dbirth(seq), T0 + 4)
+    assert update.problems == (
+        "DBIRTH from device G1/E0/D3 refused: 2 devices of the node are tracked already",
+    )
+    assert (state.online(G, "E0", "D1"), state.online(G, "E0", "D2"), state.online(G, "E0", "D3")) == (
+        True,
+        True,
+        False,
+    )
+    assert _sparkplug_reason(refused.problems[0]) == "too_many_sparkplug_ids"
