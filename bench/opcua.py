@@ -226,6 +226,8 @@ class ServerStats:
     """User plus system CPU time of the server process so far."""
     clock_offset_s: float = 0.0
     """The server's wall clock minus its simulated clock, in seconds (see :func:`serve`)."""
+    sessions: int = 0
+    """Client sessions the server holds, those whose connection is gone included."""
 
 
 def _keep_monitored_values_by_reference() -> None:
@@ -293,6 +295,7 @@ async def serve(
                         "late_steps": sim.stats.late_steps,
                         "cpu_s": usage.ru_utime + usage.ru_stime,
                         "clock_offset_s": _clock_offset_s(sim),
+                        "sessions": _sessions(sim),
                     }
                     print(json.dumps(stats), flush=True)
 
@@ -305,6 +308,12 @@ async def serve(
                 await asyncio.gather(*waiters, return_exceptions=True)
     finally:
         transport.close()
+
+
+def _sessions(sim: SimulatorServer) -> int:
+    """The sessions asyncua's server holds (it keeps no count in its diagnostics nodes)."""
+    server = sim._server
+    return len(server.iserver._external_sessions) if server is not None else 0
 
 
 def _clock_offset_s(sim: SimulatorServer) -> float:
@@ -395,6 +404,7 @@ class ServerProcess:
             int(answer["late_steps"]),
             float(answer["cpu_s"]),
             float(answer["clock_offset_s"]),
+            int(answer["sessions"]),
         )
 
     async def _line(self, timeout_s: float) -> dict[str, Any]:

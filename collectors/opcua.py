@@ -11,8 +11,11 @@ It is built against the ways peer tools go silent (the [FIELD-*] entries of docs
   item is read at once, so counters and states catch up.
 - **Per-item failures** (``BadNodeIdUnknown``, a namespace the server lacks) are reported and
   retried on their own every ``retry_failed_s`` while every other item keeps flowing.
-- **A watchdog**: the server's ``CurrentTime`` is monitored beside the tags; a session that stays
-  connected but delivers nothing, not even that clock, for ``watchdog_s`` is torn down and rebuilt.
+- **A busy server is not a lost one**: liveness probes every ``timeout_s`` with as long to
+  answer, keep-alives at least every ``timeout_s``, and no re-created subscriptions; a session
+  is rebuilt only when one of its subscriptions (the server's ``CurrentTime`` is monitored
+  beside the tags) publishes nothing, not even a keep-alive, for ``watchdog_s``, or the
+  connection is gone. The old session is closed (bounded) before the next is made.
 - **Quality and time**: the StatusCode class and raw code are kept on every reading (bad values
   are kept, with no value when the server sends none); the reading's time follows the source's
   policy (source, server or ingest time, falling back when the server omits one, counted), and
@@ -32,7 +35,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -71,6 +76,8 @@ _DEADBANDS = {
     "percent": ua.DeadbandType.Percent,
 }
 _TRANSIENT = (OSError, TimeoutError, ConnectionError, ua.UaError)
+# How long closing a session may take before its socket is simply closed (see _close).
+_CLOSE_TIMEOUT_S = 5.0
 _NODE_GONE = frozenset({ua.StatusCodes.BadNodeIdUnknown, ua.StatusCodes.BadNodeIdInvalid})
 
 
@@ -163,33 +170,31 @@ class OpcUaCollector(Collector):
         self._by_handle = {item.handle: item for item in self._items}
         self._seq = 0
         self._warned: set[str] = set()
-        self._activity = 0.0
+        # Each subscription of the session and when it was made: the watchdog's charge.
+        self._watched: list[tuple[Subscription, float]] = []
         self._pki = state_dir / "pki" / source.id
 
     # -- the one reconnect loop -----------------------------------------------------------------
 
     async def _session_loop(self) -> None:
         while True:
-            # asyncua probes the server every ``watchdog_intervall`` with that much time to answer
-            # (1 s by default): one busy second on the server or this host dropped the session and
-            # left the old one on the server. A probe gets the request timeout instead; a server that
-            # stalls longer is caught by this collector's own watchdog (watchdog_s).
-            client = Client(
-                self.source.endpoint, timeout=self.source.timeout_s, watchdog_intervall=self.source.timeout_s
-            )
+            client = self._new_client()
             try:
                 await self._secure(client)
-                async with client:
+                await client.connect()
+                try:
+                    self._follow_revised_timeout(client)
                     self.health.connected = True
                     self.health.connects += 1
                     self.health.last_error = None
                     self._backoff.reset()
                     _log.info("source %s: connected to %s", self.source.id, self.source.endpoint)
                     await self._session(client)
+                finally:
+                    await self._close(client)
             except* _Silent:
-                self.health.watchdog_trips += 1
                 self._failed(
-                    f"no data and no server clock for {self.source.watchdog_s:g} s; rebuilding the session"
+                    f"no data and no keep-alive for {self.source.watchdog_s:g} s; rebuilding the session"
                 )
             except* _TRANSIENT as group:
                 self._failed(_describe(group.exceptions[0]))
@@ -206,6 +211,51 @@ class OpcUaCollector(Collector):
                 self.health.reconnects += 1
             await asyncio.sleep(self._backoff.next_delay())
 
+    def _new_client(self) -> Client:
+        """A fresh client whose liveness checks tell a busy server from a lost one.
+
+        asyncua probes the server every ``watchdog_intervall`` with that much time to answer (1 s
+        by default): one busy second on the server or this host dropped the session, and the
+        server kept the old one with its subscriptions. The probe runs every ``timeout_s`` (or a
+        third of the session timeout, if shorter, so the probe also keeps the session alive) and
+        gets as long to answer. asyncua 2 also re-creates a subscription that has published
+        nothing for 1.5 keep-alive periods, which drops the values the server still holds for it;
+        a stalled server is not a lost subscription, so that is switched off and this
+        collector's own watchdog, per subscription, rebuilds the whole session instead
+        (``watchdog_s``), with the catch-up read.
+        """
+        source = self.source
+        client = Client(
+            source.endpoint,
+            timeout=source.timeout_s,
+            watchdog_intervall=min(source.timeout_s, source.session_timeout_s / 3),
+        )
+        client.session_timeout = source.session_timeout_s * 1000
+        # A private attribute (asyncua is pinned below 3; tests/unit/collectors covers it).
+        client._stale_check_margin = math.inf
+        return client
+
+    def _follow_revised_timeout(self, client: Client) -> None:
+        """Probe often enough for the session timeout the server granted (it may shorten ours)."""
+        revised_s = client.session_timeout / 1000
+        if revised_s < self.source.session_timeout_s:
+            _log.info(
+                "source %s: the server shortened the session timeout to %g s", self.source.id, revised_s
+            )
+            client._watchdog_intervall = min(self.source.timeout_s, revised_s / 3)
+
+    async def _close(self, client: Client) -> None:
+        """Close the session and its channel, best effort and bounded.
+
+        A server keeps a session that has subscriptions after its connection is gone, until the
+        session timeout; closing it spares the server those leftovers on every rebuild. A server
+        that does not answer in ``_CLOSE_TIMEOUT_S`` gets its socket closed instead.
+        """
+        try:
+            await asyncio.wait_for(client.disconnect(), _CLOSE_TIMEOUT_S)
+        except (TimeoutError, *_TRANSIENT):
+            client.disconnect_socket()
+
     def _failed(self, text: str) -> None:
         message = f"source {self.source.id}: {self.source.endpoint}: {text}"
         if self.health.connected or self.health.last_error != message:
@@ -219,11 +269,11 @@ class OpcUaCollector(Collector):
             if not lost.done():
                 lost.set_result(exc)
 
-        # asyncua's own supervisor probes the server every second; we rebuild, it does not.
+        # asyncua's supervisor notices a lost connection (its probe, see _new_client); we rebuild.
         client.connection_lost_callback = on_lost
         await self._resolve(client)
         limit = await self._items_per_call(client)
-        self._activity = asyncio.get_running_loop().time()
+        self._watched = []
         # The current values first, then the subscriptions: their first notifications repeat those
         # values or follow them. Read after subscribing, the values would overtake changes queued
         # on the server in between and make them arrive late.
@@ -310,13 +360,18 @@ class OpcUaCollector(Collector):
 
     async def _subscription(self, client: Client, group: OpcUaGroup | None) -> Subscription:
         params = ua.CreateSubscriptionParameters()
-        params.RequestedPublishingInterval = group.publishing_interval_ms if group else 1000
-        params.RequestedLifetimeCount = 10_000
-        params.RequestedMaxKeepAliveCount = 10
+        interval_ms = group.publishing_interval_ms if group else 1000
+        keep_alive = self._keep_alive_count(interval_ms)
+        params.RequestedPublishingInterval = interval_ms
+        # The server drops a subscription after this many silent intervals without a Publish
+        # request; the spec asks for at least three keep-alive periods.
+        params.RequestedLifetimeCount = max(10_000, 3 * keep_alive)
+        params.RequestedMaxKeepAliveCount = keep_alive
         params.PublishingEnabled = True
         sub = await client.create_subscription(
             params, queue_maxsize=4 * self.source.queue.size, overflow=OverflowPolicy.DROP_OLDEST
         )
+        self._watched.append((sub, time.monotonic()))
         # asyncua applies the overflow policy without counting; wrap its hook so the drops are counted
         # (a private method: asyncua is pinned below 3 and a test covers it).
         overflow = sub._handle_overflow
@@ -342,6 +397,15 @@ class OpcUaCollector(Collector):
 
         sub._explode_datachange = in_time_order
         return sub
+
+    def _keep_alive_count(self, interval_ms: float) -> int:
+        """Publishing intervals between keep-alives for a subscription publishing every ``interval_ms``.
+
+        A keep-alive at least every ``timeout_s`` and three in every ``watchdog_s``: a quiet
+        subscription is never taken for a dead one.
+        """
+        period_s = min(self.source.timeout_s, self.source.watchdog_s / 3)
+        return max(1, int(period_s * 1000 // interval_ms))
 
     def _event_order(self, data: ua.DataValue | None) -> datetime:
         """What orders the values of one response: the policy's time, a missing one last."""
@@ -431,7 +495,6 @@ class OpcUaCollector(Collector):
 
     async def _consume(self, sub: Subscription, heartbeat: bool = False) -> None:
         async for event in sub:
-            self._activity = asyncio.get_running_loop().time()
             if isinstance(event, StatusChangeEvent) and not event.notification.Status.is_good():
                 raise ConnectionError(f"subscription status {event.notification.Status.name}")
             if heartbeat or not isinstance(event, DataChangeEvent):
@@ -473,7 +536,6 @@ class OpcUaCollector(Collector):
         members = [i for i in self._items if i.group is group and i.node is not None]
         while True:
             values = await _read_values(client, members)
-            self._activity = asyncio.get_running_loop().time()
             for item, value in zip(members, values, strict=True):
                 await self._emit(item, value)
             await asyncio.sleep(group.poll_interval_ms / 1000)
@@ -484,11 +546,21 @@ class OpcUaCollector(Collector):
         raise ConnectionError(f"connection lost ({_describe(exc)})")
 
     async def _watchdog(self) -> None:
-        loop = asyncio.get_running_loop()
+        """Give up on a session one of whose subscriptions has published nothing for ``watchdog_s``.
+
+        A server sends a keep-alive at least three times a ``watchdog_s`` (see
+        ``_keep_alive_count``), and the server clock's subscription changes every second, so
+        such silence is a stuck server or session, not a quiet machine. (Polled groups need no
+        watchdog: each read has ``timeout_s`` to answer.)
+        """
         while True:
             await asyncio.sleep(min(1.0, self.source.watchdog_s / 4))
-            if loop.time() - self._activity > self.source.watchdog_s:
-                raise _Silent
+            now = time.monotonic()  # the clock asyncua stamps ``last_publish_at`` with
+            for sub, made_at in self._watched:
+                if now - (sub.last_publish_at or made_at) > self.source.watchdog_s:
+                    # Counted before the teardown, which may take up to _CLOSE_TIMEOUT_S.
+                    self.health.watchdog_trips += 1
+                    raise _Silent
 
     async def _emit(self, item: _Item, data: ua.DataValue) -> None:
         ingest = self._clock()

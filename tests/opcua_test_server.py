@@ -5,7 +5,9 @@ Variables (namespace ``urn:plantstream:test``): ``s=press.state`` (Int32 code), 
 (UInt32 counter, +1 every tick), ``s=press.power`` (Double), ``s=press.flag`` (Boolean); with
 ``--late-node``, ``s=press.late`` appears after 2 s. Every write carries a SourceTimestamp one
 second before the server time, so the tests can tell the two apart; every three seconds
-``press.power`` carries a BadSensorFailure status instead of a value.
+``press.power`` carries a BadSensorFailure status instead of a value. ``s=server.sessions``
+(UInt32) is the number of client sessions the server holds, those whose connection is gone but
+which it keeps until their timeout included.
 
 With ``--secure DIR`` the server offers only SignAndEncrypt/Basic256Sha256, with a certificate it
 generates into DIR (``server.der``) on first use.
@@ -58,6 +60,10 @@ async def main(port: int, late_node: bool, secure: Path | None) -> None:
         ua.NodeId("press.power", idx), "power", ua.Variant(1.5, ua.VariantType.Double)
     )
     await press.add_variable(ua.NodeId("press.flag", idx), "flag", ua.Variant(True, ua.VariantType.Boolean))
+    sessions = await server.nodes.objects.add_variable(
+        ua.NodeId("server.sessions", idx), "sessions", ua.Variant(0, ua.VariantType.UInt32)
+    )
+    held = 0
     async with server:
         print("ready", flush=True)
         count = 0
@@ -67,6 +73,10 @@ async def main(port: int, late_node: bool, secure: Path | None) -> None:
             await asyncio.sleep(0.1)
             count += 1
             now = datetime.now(tz=UTC)
+            # asyncua keeps no session count in its diagnostics nodes: ask its session registry.
+            if len(server.iserver._external_sessions) != held:
+                held = len(server.iserver._external_sessions)
+                await sessions.write_value(ua.Variant(held, ua.VariantType.UInt32))
             source = now - timedelta(seconds=1)
             await good.write_value(
                 ua.DataValue(

@@ -636,7 +636,15 @@ class OpcUaSource(_Strict):
     max_items_per_call: Integer = Field(
         default=1_000, gt=0, description="cap when the server publishes no limit"
     )
-    timeout_s: Number = Field(default=10.0, gt=0)
+    timeout_s: Number = Field(
+        default=10.0, gt=0, description="how long a request, or the liveness probe, may take to answer"
+    )
+    session_timeout_s: Number = Field(
+        default=60.0,
+        ge=10,
+        le=3_600,
+        description="how long the server keeps the session (and its subscriptions) once we are gone",
+    )
     queue: QueueSettings = Field(default_factory=lambda: QueueSettings(overflow="drop_oldest"))
     groups: list[OpcUaGroup] = Field(min_length=1)
 

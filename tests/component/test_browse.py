@@ -66,12 +66,12 @@ def test_browse_config_with_plant_is_a_block_check_accepts(
         f"nsu={URI};s=press.good": ("press", "good"),
         f"nsu={URI};s=press.state": ("press", "State"),
     }
-    # flag and power are there, commented out with the reason.
+    # flag, power and the server's session count are there, commented out with the reason.
     assert (
         f"# - {{node: 'nsu={URI};s=press.power', machine: press, signal: power}}  # machine 'press' has no "
         "signal 'power'" in result.stdout
     )
-    assert "2 tag(s) commented out" in result.stderr
+    assert "3 tag(s) commented out" in result.stderr
     # Pasted under the plant unchanged, `check` accepts it.
     plant_file.write_text(PLANT_WITH_PRESS + result.stdout, encoding="utf-8")
     checked = subprocess.run(
