@@ -254,7 +254,13 @@ class OpcUaCollector(Collector):
         try:
             await asyncio.wait_for(client.disconnect(), _CLOSE_TIMEOUT_S)
         except (TimeoutError, *_TRANSIENT):
-            client.disconnect_socket()
+            pass  # the server is gone or stalled: it times the session out itself
+        finally:
+            # asyncua leaves the socket open when its supervisor has already marked the connection
+            # lost (a probe that timed out), and a close cut short never reaches it: close it here.
+            protocol = client.uaclient.protocol
+            if protocol is not None:
+                protocol.disconnect_socket()
 
     def _failed(self, text: str) -> None:
         message = f"source {self.source.id}: {self.source.endpoint}: {text}"
