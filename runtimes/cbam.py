@@ -39,6 +39,7 @@ from plantstream.private import private_dir
 from plantstream.records import Point
 from sinks.cbam_store import LEDGER_FILE, CbamStore
 from streams import carbon
+from streams.cbam import DEFINITIVE_PERIOD_START_YEAR, require_definitive_year
 from streams.cbam_ledger import (
     CbamSpec,
     MachineTotals,
@@ -79,6 +80,8 @@ class CbamLedger:
         self.spec = spec
         self.store = CbamStore(state_dir / LEDGER_FILE, spec.machines, spec.timezone)
         self._dirty: set[date] = set()
+        self.years_before_definitive: set[int] = set()
+        """Years before 2026 whose windows were kept but turned into no ``cbam`` points."""
         self._per_year_masses = any(u.mass_t_by_year for g in spec.goods.values() for u in g.precursors)
 
     def write(self, points: Iterable[Point]) -> None:
@@ -86,11 +89,18 @@ class CbamLedger:
         self._dirty |= self.store.write(points)
 
     def commit(self) -> list[Point]:
-        """Make the ledger durable; return the ``cbam`` points of every day that changed."""
+        """Make the ledger durable; return the ``cbam`` points of every day that changed.
+
+        Days before 2026 are kept in the store but get no points: their years are added to
+        :attr:`years_before_definitive`, for the runtime to say so once.
+        """
         self.store.commit()
         if not self._dirty:
             return []
         days, self._dirty = sorted(self._dirty), set()
+        # The definitive-period rules (mark-ups, factors) do not apply before 2026: no figures.
+        self.years_before_definitive |= {d.year for d in days if d.year < DEFINITIVE_PERIOD_START_YEAR}
+        days = [d for d in days if d.year >= DEFINITIVE_PERIOD_START_YEAR]
         points: list[Point] = []
         for year in sorted({d.year for d in days}):
             wanted = [d for d in days if d.year == year]
@@ -246,7 +256,12 @@ def write_report(
     """Compute the year's figures from the ledger in ``state_dir`` and write the report to ``out``.
 
     ``on_step`` hears what is being done as each long step starts (for a progress display).
+
+    Raises:
+        ValueError: ``year`` is before 2026 (see :func:`streams.cbam.require_definitive_year`), or
+            the key or the ledger cannot be read.
     """
+    require_definitive_year(year)
     ledger = CbamLedger(spec, state_dir)
     try:
         on_step("reading the ledger")

@@ -264,6 +264,14 @@ def replay_command(
         _print_summary(summary, name, f"written to {'stdout' if out_path == '-' else out_path}")
     if not quiet and ledger is not None:
         _err.print(f"CBAM ledger updated in {state_dir}")
+    if ledger is not None and ledger.years_before_definitive:
+        years = ", ".join(map(str, sorted(ledger.years_before_definitive)))
+        _err.print(
+            f"[yellow]warning[/yellow] CBAM ledger: the windows of {years} are kept but have no cbam "
+            "figures: the definitive-period methodology (IR 2025/2547) applies from 2026, and the "
+            "transitional period's quarterly reports (IR 2023/1773) are not supported",
+            soft_wrap=True,
+        )
     if code:
         sys.exit(code)
 
@@ -1354,7 +1362,7 @@ def report_cbam_command(plant_path: Path, year: int, state_dir: Path, out_dir: P
     from runtimes.cbam import write_report
     from runtimes.progress import TerminalProgress
     from sinks.cbam_store import LEDGER_FILE
-    from streams.cbam import DEFINITIVE_PERIOD_START_YEAR
+    from streams.cbam import require_definitive_year
     from streams.cbam_ledger import build_cbam_spec
 
     plant, _ = _load(plant_path)
@@ -1362,8 +1370,10 @@ def report_cbam_command(plant_path: Path, year: int, state_dir: Path, out_dir: P
     if cbam_spec is None:
         _err.print(f"[red]error[/red] {plant_path}: no cbam section; nothing to report")
         sys.exit(2)
-    if year < DEFINITIVE_PERIOD_START_YEAR:
-        _err.print(f"[red]error[/red] --year {year}: the CBAM definitive period starts in 2026")
+    try:
+        require_definitive_year(year)
+    except ValueError as exc:
+        _err.print(f"[red]error[/red] report cbam: {exc}", soft_wrap=True)
         sys.exit(2)
     if not (state_dir / LEDGER_FILE).exists():
         _err.print(

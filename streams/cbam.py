@@ -39,6 +39,7 @@ __all__ = [
     "default_with_markup",
     "electricity_default",
     "embedded_emissions",
+    "require_definitive_year",
     "round_template",
     "specific_embedded_emissions",
     "specific_embedded_emissions_specific_form",
@@ -114,18 +115,33 @@ _MARKUP_PCT: dict[CbamCategory, tuple[int, int, int]] = {
 }
 
 
-def _require_definitive_year(year: int) -> None:
-    """Raise ``ValueError`` for a year before the definitive period."""
+def require_definitive_year(year: int) -> None:
+    """Refuse a year before the definitive period, naming it and why.
+
+    The methodology implemented here (IR 2025/2547, default values of IR 2025/2621, CBAM factor of
+    IR 2025/2620) applies from 2026-01-01; the transitional period (2023-10-01 to 2025-12-31)
+    had quarterly reports under IR 2023/1773, with other rules on default values and no
+    certificates, which this module does not implement [IR-2023-1773; IR-2025-2547; CBAM-NOTE section 0].
+
+    Args:
+        year: The reporting or import year.
+
+    Raises:
+        ValueError: If ``year`` is before 2026; the message names the year and the act that
+            governed it.
+    """
     if year < DEFINITIVE_PERIOD_START_YEAR:
         raise ValueError(
             f"year {year} is before the CBAM definitive period, which starts in "
-            f"{DEFINITIVE_PERIOD_START_YEAR}"
+            f"{DEFINITIVE_PERIOD_START_YEAR}: the methodology of IR (EU) 2025/2547 applies from "
+            f"{DEFINITIVE_PERIOD_START_YEAR}-01-01, and the transitional period's quarterly reports "
+            "(IR (EU) 2023/1773, up to 2025-12-31) are not supported"
         )
 
 
 def _markup_decimal(category: CbamCategory, year: int) -> Decimal:
     """Mark-up as an exact decimal fraction (see :func:`default_markup`)."""
-    _require_definitive_year(year)
+    require_definitive_year(year)
     pct_2026, pct_2027, pct_2028_on = _MARKUP_PCT[CbamCategory(category)]
     pct = pct_2026 if year == 2026 else pct_2027 if year == 2027 else pct_2028_on
     return Decimal(pct) / 100
@@ -234,7 +250,7 @@ def cbam_factor(year: int) -> float:
     Raises:
         ValueError: If ``year`` is before 2026.
     """
-    _require_definitive_year(year)
+    require_definitive_year(year)
     if year > _CBAM_FACTOR_LAST_YEAR:
         return 0.0
     return _CBAM_FACTOR[year]

@@ -283,3 +283,45 @@ def test_report_without_a_ledger_says_so(tmp_path: Path) -> None:
     result = plantstream("report", "cbam", "-c", str(STEEL), "--year", "2026", "--state-dir", str(tmp_path))
     assert result.returncode == 2
     assert "no CBAM ledger in" in result.stderr
+
+
+def test_a_year_before_2026_is_refused_at_once_naming_the_year_and_why(tmp_path: Path) -> None:
+    # Four hours of November 2025 (08:00-12:00 local): a day of the transitional period.
+    start = datetime(2025, 11, 3, 1, tzinfo=UTC)
+    lines = [
+        json.dumps({"ts": f"{start:%Y-%m-%dT%H:%M:%SZ}", "machine": m, "signal": "state", "value": "running"})
+        for m in ("furnace", "mill")
+    ]
+    for hour in range(5):
+        ts = f"{start + timedelta(hours=hour):%Y-%m-%dT%H:%M:%SZ}"
+        for machine, signal_name, per_hour in (("furnace", "gas", 300.0), ("mill", "good", 10)):
+            value = per_hour * hour
+            lines.append(json.dumps({"ts": ts, "machine": machine, "signal": signal_name, "value": value}))
+    readings = tmp_path / "2025.jsonl"
+    readings.write_text("\n".join(lines) + "\n")
+    state, points = tmp_path / "state", tmp_path / "points.jsonl"
+    args = ("--readings", str(readings), "--out", str(points), "--state-dir", str(state))
+    fed = plantstream("replay", "-c", str(STEEL), *args)
+    # The replay runs (its windows are kept) but the ledger makes no 2025 figures, and says why.
+    assert fed.returncode == 0, fed.stderr
+    warning = " ".join(fed.stderr.split())
+    assert "CBAM ledger: the windows of 2025 are kept but have no cbam figures" in warning
+    assert "(IR 2023/1773) are not supported" in warning
+    assert '"measurement":"cbam"' not in points.read_text()
+    result = plantstream(
+        "report",
+        "cbam",
+        "-c",
+        str(STEEL),
+        "--year",
+        "2025",
+        "--state-dir",
+        str(state),
+        "--out",
+        str(tmp_path / "r"),
+    )
+    assert result.returncode == 2
+    error = " ".join(result.stderr.split())
+    assert "year 2025 is before the CBAM definitive period, which starts in 2026" in error
+    assert "quarterly reports (IR (EU) 2023/1773, up to 2025-12-31) are not supported" in error
+    assert not (tmp_path / "r").exists()

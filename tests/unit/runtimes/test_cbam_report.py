@@ -99,11 +99,11 @@ def ledger_with_a_day(state: Path) -> None:
     ledger.close()
 
 
-def write(state: Path, out: Path) -> None:
+def write(state: Path, out: Path, year: int = 2026) -> None:
     plant = parse_plant(PLANT).model
     spec = build_cbam_spec(plant)
     assert spec is not None
-    write_report(plant, spec, state, 2026, out)
+    write_report(plant, spec, state, year, out)
 
 
 def test_the_operator_key_is_made_once_and_kept_private(tmp_path: Path) -> None:
@@ -153,3 +153,42 @@ def test_a_key_that_is_not_ed25519_is_a_clear_error(tmp_path: Path) -> None:
     (state / KEY_FILE).write_text("not a key\n")
     with pytest.raises(ValueError, match=f"{KEY_FILE}: not an unencrypted PEM private key"):
         operator_key(state)
+
+
+def test_days_before_2026_are_kept_without_cbam_points(tmp_path: Path) -> None:
+    # 2025-11-03 01:00 UTC is 08:00 local in Ho Chi Minh City: a day of the transitional period.
+    spec = build_cbam_spec(parse_plant(PLANT).model)
+    assert spec is not None
+    ledger = CbamLedger(spec, tmp_path)
+    tags = {"site": "hcm", "line": "tubes", "machine": "mill", "window": "1h"}
+    ledger.write(
+        [
+            Point(
+                measurement="oee",
+                tags=tags,
+                fields={"good_count": 4},
+                time=datetime(2025, 11, 3, 1, tzinfo=UTC),
+            ),
+            Point(
+                measurement="oee",
+                tags=tags,
+                fields={"good_count": 6},
+                time=datetime(2026, 1, 5, 1, tzinfo=UTC),
+            ),
+        ]
+    )
+    points = ledger.commit()
+    assert [p.time.date() for p in points] == [date(2026, 1, 4)]  # local 2026-01-05 starts 17:00 UTC before
+    assert points[0].fields["activity_t"] == 6 * 0.5
+    assert ledger.years_before_definitive == {2025}
+    # The window of 2025 is kept: the store is a record of what the plant wrote.
+    assert ledger.machine_totals(date(2025, 11, 3), date(2025, 11, 4))["mill"].good_count == 4
+    ledger.close()
+
+
+def test_a_report_for_a_year_before_2026_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(
+        ValueError, match=r"year 2025 is before the CBAM definitive period.*IR \(EU\) 2023/1773"
+    ):
+        write(tmp_path / "state", tmp_path / "r", year=2025)
+    assert not (tmp_path / "r").exists()

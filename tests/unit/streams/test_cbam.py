@@ -14,6 +14,7 @@ from streams.cbam import (
     default_markup,
     default_with_markup,
     embedded_emissions,
+    require_definitive_year,
     round_template,
     specific_embedded_emissions,
     specific_embedded_emissions_specific_form,
@@ -254,6 +255,14 @@ def test_year_before_definitive_period(year: int) -> None:
         cbam_factor(year)
     with pytest.raises(ValueError, match="definitive period"):
         certificates_due_per_t(2.0, year, 1.5)
+    # The message names the year and the act that governed it, not only the rule that failed.
+    with pytest.raises(ValueError, match=rf"year {year} is before .*IR \(EU\) 2023/1773"):
+        require_definitive_year(year)
+
+
+def test_2026_and_later_are_definitive_period_years() -> None:
+    require_definitive_year(2026)
+    require_definitive_year(2034)
 
 
 def test_bad_certificate_inputs() -> None:
