@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from openpyxl import Workbook
 from openpyxl.styles import Font
+from pydantic import ValidationError
 
 from plantstream.plant.schema import PlantModel
 from plantstream.private import private_dir
@@ -49,7 +50,13 @@ from streams.cbam_ledger import (
     period_figures,
     periods_of_year,
 )
-from streams.cbam_summary import CbamSummary, build_operator_report, build_summary, factor_table
+from streams.cbam_summary import (
+    SUMMARY_FORMAT,
+    CbamSummary,
+    build_operator_report,
+    build_summary,
+    factor_table,
+)
 
 __all__ = [
     "KEY_FILE",
@@ -329,7 +336,9 @@ def summary_workbook(summary: CbamSummary) -> bytes:
     Sheet ``Summary_Communication`` (the tab name importers' tools look for; [CBAM-TPL]):
     installation name, city, country and the reporting period on top, then one row per product:
     production process, aggregated good type, product name, CN code, SEE direct, SEE indirect,
-    share of defaults, route. ``Summary_Processes`` lists the processes and their emissions.
+    share of defaults, route, as the template has them; then SEE total, the SEE counted under
+    Art. 7(1) and the rule that says which, and why an empty figure is empty.
+    ``Summary_Processes`` lists the processes and their emissions.
     """
     book = Workbook()
     sheet = book.active
@@ -357,6 +366,11 @@ def summary_workbook(summary: CbamSummary) -> bytes:
         "SEE indirect (tCO2e/t)",
         "Share of default values",
         "Route",
+        "SEE total (tCO2e/t)",
+        "SEE counted, Art. 7(1) (tCO2e/t)",
+        "Share of default values in SEE counted",
+        "Counted under Art. 7(1)",
+        "Why a figure is empty",
     )
     top = len(head) + 2
     for col, title in enumerate(columns, start=1):
@@ -371,6 +385,11 @@ def summary_workbook(summary: CbamSummary) -> bytes:
             good.see_indirect,
             good.default_share_total,
             good.route,
+            good.see_total,
+            good.see_cbam,
+            good.default_share_cbam,
+            good.see_cbam_rule,
+            "; ".join(f"{name}: {why}" for name, why in good.null_reasons.items()),
         )
         for col, value in enumerate(values, start=1):
             sheet.cell(row=row, column=col, value=value)
@@ -382,6 +401,7 @@ def summary_workbook(summary: CbamSummary) -> bytes:
         "CN codes",
         "Direct emissions (t)",
         "Indirect emissions (t)",
+        "Indirect emissions counted, Art. 7(1) (t)",
     )
     for col, title in enumerate(titles, start=1):
         processes.cell(row=1, column=col, value=title).font = bold
@@ -393,6 +413,7 @@ def summary_workbook(summary: CbamSummary) -> bytes:
             ", ".join(proc.cn_codes),
             proc.direct_emissions_t,
             proc.indirect_emissions_t,
+            proc.indirect_emissions_counted_t,
         )
         for col, value in enumerate(values2, start=1):
             processes.cell(row=row, column=col, value=value)
@@ -408,16 +429,74 @@ def summary_workbook(summary: CbamSummary) -> bytes:
 
 @dataclass
 class VerifyResult:
-    """What ``verify`` found: problems (any makes it fail) and notes (what was not checked)."""
+    """What ``verify`` found: problems (any makes it fail), notes, and what the summary declares.
+
+    ``figures`` says, per good, which SEE counts under Art. 7(1); ``warnings`` what the reader must
+    know before relying on the figures (a summary signed from partial data); neither fails.
+    """
 
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)
+    figures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """True when nothing failed."""
         return not self.problems
+
+
+# Each figure is rounded to 3 decimals on its own, so a sum may differ from its rounded parts by 1e-3.
+_SUM_TOLERANCE = 0.0015
+
+
+def _check_sum(where: str, name: str, value: float | None, parts: tuple[float | None, ...]) -> str | None:
+    if value is None or any(part is None for part in parts):
+        return None
+    expected = sum(part or 0.0 for part in parts)
+    if abs(value - expected) > _SUM_TOLERANCE:
+        return f"{SUMMARY_FILE}: {where}: {name} is {value} but its parts add up to {round(expected, 3)}"
+    return None
+
+
+def _check_summary(path: Path, result: VerifyResult) -> None:
+    """Check the signed summary against its schema and its own arithmetic; say which SEE counts."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        result.problems.append(f"{SUMMARY_FILE}: cannot be read as JSON ({exc})")
+        return
+    if not isinstance(data, dict) or data.get("format") != SUMMARY_FORMAT:
+        found = data.get("format") if isinstance(data, dict) else None
+        result.notes.append(
+            f"{SUMMARY_FILE}: format {found!r}, not {SUMMARY_FORMAT}: its figures were not checked"
+        )
+        return
+    try:
+        summary = CbamSummary.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        result.problems.append(
+            f"{SUMMARY_FILE}: does not follow the summary schema ({exc.error_count()} error(s)); "
+            f"first at {where}: {first['msg']}"
+        )
+        return
+    for good in summary.goods:
+        where = f"good {good.cn_code} ({good.name})"
+        for problem in (
+            _check_sum(where, "see_total", good.see_total, (good.see_direct, good.see_indirect)),
+            _check_sum(where, "see_cbam", good.see_cbam, (good.see_direct, good.see_indirect_counted)),
+        ):
+            if problem:
+                result.problems.append(problem)
+        counted = "-" if good.see_cbam is None else f"{good.see_cbam:.3f}"
+        result.figures.append(
+            f"{where}: SEE counted {counted} t CO2e/t: {good.see_cbam_rule}; direct "
+            f"{good.see_direct}, indirect {good.see_indirect}, total {good.see_total}"
+        )
+    result.checked.append(f"{SUMMARY_FILE} (schema and sums)")
 
 
 def verify_report(
@@ -475,6 +554,7 @@ def verify_report(
         )
     if result.problems:
         return result
+    _check_summary(folder / SUMMARY_FILE, result)
     manifest = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
     listed = [(entry["file"], entry["sha256"]) for entry in manifest.get("evidence_sets", {}).values()]
     listed += list(manifest.get("documents", {}).items())

@@ -1394,22 +1394,28 @@ def report_cbam_command(plant_path: Path, year: int, state_dir: Path, out_dir: P
         sys.exit(1)
     console = _table_console(stderr=False)
     table = Table(title=f"CBAM {year}: {cbam_spec.installation.name}", show_edge=False, pad_edge=False)
-    for column in ("good", "CN", "SEE direct", "SEE indirect", "defaults"):
+    for column in ("good", "CN", "SEE direct", "SEE indirect", "SEE total", "SEE counted", "defaults"):
         table.add_column(column)
     for good in result.summary.goods:
-        share = good.default_share_total
+        share = good.default_share_cbam
         table.add_row(
             good.name,
             good.cn_code,
-            "-" if good.see_direct is None else f"{good.see_direct:.3f}",
-            "-" if good.see_indirect is None else f"{good.see_indirect:.3f}",
+            *("-" if v is None else f"{v:.3f}" for v in (good.see_direct, good.see_indirect, good.see_total)),
+            ("-" if good.see_cbam is None else f"{good.see_cbam:.3f}")
+            + (" (direct only)" if good.direct_emissions_only else ""),
             "-" if share is None else f"{share:.1%}",
         )
     console.print(table)
-    if any(good.see_direct is None for good in result.summary.goods):
-        _err.print(
-            f"[yellow]warning[/yellow] a good has no production in {year} in the ledger: its SEE is empty"
-        )
+    for good in result.summary.goods:
+        by_reason: dict[str, list[str]] = {}
+        for name, why in good.null_reasons.items():
+            by_reason.setdefault(why, []).append(name)
+        for why, names in by_reason.items():
+            _err.print(
+                f"[yellow]warning[/yellow] {good.name} ({good.cn_code}): {', '.join(names)} empty: {why}",
+                soft_wrap=True,
+            )
     _err.print(
         f"report written to {folder}: summary.json, summary.xlsx and manifest.json, summary.sig, "
         "operator-public-key.pem go to importers; operator-report.json and evidence/ to the verifier only"
@@ -1436,6 +1442,10 @@ def verify_command(folder: Path, public_key: Path | None, require_evidence: bool
         click.echo(f"ok       {name}")
     for note in result.notes:
         click.echo(f"note     {note}")
+    for figure in result.figures:
+        click.echo(f"figure   {figure}")
+    for warning in result.warnings:
+        click.echo(f"WARNING  {warning}")
     for problem in result.problems:
         _err.print(f"[red]mismatch[/red] {problem}", soft_wrap=True)
     if not result.ok:

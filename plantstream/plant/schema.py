@@ -826,7 +826,9 @@ class DefaultValue(_Strict):
     """A published default value of IR 2025/2621 (before the year's mark-up), in t CO2e/t."""
 
     direct: Number = Field(ge=0)
-    indirect: Number = Field(default=0.0, ge=0)
+    indirect: Number | None = Field(
+        default=None, ge=0, description="the indirect default; without it the indirect figure is not known"
+    )
     source: str = Field(min_length=1, description="table, CN code and country row it was taken from")
 
 

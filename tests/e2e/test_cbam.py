@@ -122,18 +122,34 @@ def test_see_equals_the_hand_calculation(reported: tuple[Path, Path, Year, str])
     precursors = 0.80 * 1.90 + 0.26 * (2.0 * 1.10)
     see_direct = direct_t / al_t + precursors
     assert good["see_direct"] == pytest.approx(round(see_direct, 3), abs=0.0005)
-    # Welded tubes are an Annex II good from Annex II precursors: no indirect emissions counted.
-    assert good["see_indirect"] == 0.0
+    # Welded tubes are an Annex II good from Annex II precursors: what counts under Art. 7(1) is
+    # the direct SEE alone.
     assert good["direct_emissions_only"] is True
-    # Share on defaults: 0.26 x 2.2 = 0.572 t/t of the SEE.
-    assert good["default_share_total"] == pytest.approx(round(0.572 / see_direct, 4), abs=0.0001)
+    assert good["see_cbam"] == good["see_direct"]
+    assert good["see_indirect_counted"] == 0.0
+    # Share on defaults: 0.26 x 2.2 = 0.572 t/t of the SEE counted.
+    assert good["default_share_cbam"] == pytest.approx(round(0.572 / see_direct, 4), abs=0.0001)
+    # The whole indirect figure is not 0: the line's electricity x the "other countries" default
+    # 0.465 t/MWh (IR 2025/2621 Annex II), plus the coil's: 0.80 x 0.25 actual, 0.26 x 0.2 x 1.10.
+    mwh = (year.furnace_kwh + year.mill_kwh) / 1000
+    own_indirect = mwh * 0.465 / al_t
+    see_indirect = own_indirect + 0.80 * 0.25 + 0.26 * 0.2 * 1.10
+    assert good["see_indirect"] == pytest.approx(round(see_indirect, 3), abs=0.0005)
+    assert good["see_total"] == pytest.approx(round(see_direct + see_indirect, 3), abs=0.0005)
+    assert good["specific_electricity_mwh_per_t"] == pytest.approx(round(mwh / al_t, 3), abs=0.0005)
+    assert good["electricity_factor_t_per_mwh"] == 0.465
+    # On defaults in the whole figure: the coil's default part and all the own electricity.
+    default_total = 0.572 + 0.26 * 0.2 * 1.10 + own_indirect
+    share = default_total / (see_direct + see_indirect)
+    assert good["default_share_total"] == pytest.approx(round(share, 4), abs=0.0001)
     [process] = summary["processes"]
     assert process["direct_emissions_t"] == pytest.approx(round(direct_t, 3), abs=0.0005)
+    assert process["indirect_emissions_t"] == pytest.approx(round(mwh * 0.465, 3), abs=0.0005)
+    assert process["indirect_emissions_counted_t"] == 0.0
     # The operator report keeps the inputs: electricity of both machines in MWh.
     report = json.loads((out / "operator-report.json").read_text())
     annual = report["periods"][0]
     assert annual["period"] == "2026"
-    mwh = (year.furnace_kwh + year.mill_kwh) / 1000
     assert annual["processes"]["finishing"]["electricity_mwh"] == pytest.approx(mwh, rel=1e-9)
     assert annual["goods"]["welded-tube"]["activity_t"] == pytest.approx(al_t, rel=1e-12)
     # Quarters and months add up to the year.
@@ -150,9 +166,16 @@ def test_summary_holds_only_allowed_fields(reported: tuple[Path, Path, Year, str
     _, out, _, _ = reported
     data = json.loads((out / "summary.json").read_text())
     CbamSummary.model_validate(data)  # closed at every level: an unknown key fails here
-    keys = " ".join(keys_of(data)).lower()
-    for private in ("machine", "shift", "oee", "batch", "day", "fuel_", "kwh", "activity_", "mass", "_count"):
-        assert private not in keys, f"a {private!r} key leaked into summary.json"
+    # Word by word: "indirect_emissions_counted_t" (what counts under Art. 7(1)) is not a piece count.
+    words = {word for key in keys_of(data) for word in key.lower().split("_")}
+    private = {"machine", "machines", "shift", "oee", "batch", "day", "days", "daily", "fuel", "kwh"}
+    private |= {"mass", "count", "pieces", "recipe", "sec"}
+    assert words.isdisjoint(private), f"private keys leaked into summary.json: {words & private}"
+    # Activity levels (the installation's economic activity, a NACE code, is item 2).
+    assert not [key for key in keys_of(data) if key.startswith("activity")]
+    # The figures item 4 needs are there, for every good, whatever its category.
+    for good in data["goods"]:
+        assert {"see_direct", "see_indirect", "see_total", "see_cbam", "null_reasons"} <= good.keys()
     values = json.dumps(data)
     for machine in ('"furnace"', '"mill"', "natural_gas"):
         assert machine not in values
@@ -195,6 +218,11 @@ def test_key_is_private_and_verify_passes(reported: tuple[Path, Path, Year, str]
     result = plantstream("verify", str(out), "--require-evidence")
     assert result.returncode == 0, result.stderr
     assert "signature and digests verified" in result.stdout
+    assert "ok       summary.json (schema and sums)" in result.stdout
+    # verify says which SEE counts, and that it is not the whole figure.
+    [figure] = [line for line in result.stdout.splitlines() if line.startswith("figure")]
+    assert "good 73063077 (Welded tube, circular, stainless excluded): SEE counted" in figure
+    assert "direct emissions only (Annex II good" in figure
 
 
 @pytest.mark.parametrize("name", ["summary.json", "manifest.json"])
