@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -37,16 +38,25 @@ from pydantic import ValidationError
 
 from plantstream.plant.schema import PlantModel
 from plantstream.private import private_dir
-from plantstream.records import Point
+from plantstream.records import EPOCH, Point
 from sinks.cbam_store import LEDGER_FILE, CbamStore
 from streams import carbon
 from streams.cbam import DEFINITIVE_PERIOD_START_YEAR, require_definitive_year
+from streams.cbam_completeness import (
+    NOT_MEASURED,
+    ProcessCompleteness,
+    data_spans,
+    local_text,
+    operating_spans,
+    process_completeness,
+)
 from streams.cbam_ledger import (
     CbamSpec,
     MachineTotals,
     PeriodFigures,
     build_cbam_spec,
     daily_points,
+    day_start_utc,
     period_figures,
     periods_of_year,
 )
@@ -55,19 +65,26 @@ from streams.cbam_summary import (
     CbamSummary,
     build_operator_report,
     build_summary,
+    completeness_statement,
     factor_table,
+    percent,
 )
+from streams.config import build_spec
 
 __all__ = [
+    "GAPS_LISTED",
     "KEY_FILE",
     "PUBLIC_KEY_FILE",
     "CbamLedger",
+    "IncompleteData",
     "ReportFiles",
     "VerifyResult",
+    "describe_completeness",
     "open_ledger",
     "operator_key",
     "verify_report",
     "write_report",
+    "year_completeness",
 ]
 
 KEY_FILE = "cbam-operator-key.pem"
@@ -77,6 +94,7 @@ MANIFEST_FILE = "manifest.json"
 SUMMARY_FILE = "summary.json"
 _SIGNING_CONTEXT = b"plantstream-cbam-summary-signature/1\n"
 _FIELD_OF = {"oee": "good_count", "energy": "kwh", "carbon": "scope1_kg"}
+_ONE_US = timedelta(microseconds=1)
 
 
 class CbamLedger:
@@ -250,6 +268,77 @@ class ReportFiles:
     summary: CbamSummary
     periods: list[PeriodFigures]
     files: dict[str, str] = field(default_factory=dict)  # name -> SHA-256
+    completeness: dict[str, ProcessCompleteness] = field(default_factory=dict)
+
+
+GAPS_LISTED = 10
+"""Gaps listed per process in the operator report (the largest); the rest are counted."""
+
+
+class IncompleteData(ValueError):
+    """A process's data covers less of its operating hours than the threshold, and no ``allow_partial``."""
+
+
+def year_completeness(
+    plant: PlantModel, spec: CbamSpec, ledger: CbamLedger, year: int
+) -> dict[str, ProcessCompleteness]:
+    """Each process's data completeness over ``year`` (streams.cbam_completeness), from the ledger."""
+    engine = build_spec(plant)
+    first, after = date(year, 1, 1), date(year + 1, 1, 1)
+    start_us = (day_start_utc(first, spec.timezone) - EPOCH) // _ONE_US
+    end_us = (day_start_utc(after, spec.timezone) - EPOCH) // _ONE_US
+    out = {}
+    for pid, process in spec.processes.items():
+        operating = {
+            m: operating_spans(
+                engine.machines[m].schedule, start_us, end_us, (first, after - timedelta(days=1))
+            )
+            for m in process.machines
+        }
+        data = {
+            m: data_spans(ledger.store.covered_windows(m, first, after), engine.window_us)
+            for m in process.machines
+            if m not in process.unmetered
+        }
+        out[pid] = process_completeness(pid, operating, data)
+    return out
+
+
+def _completeness_dict(result: ProcessCompleteness, zone: ZoneInfo) -> dict[str, Any]:
+    listed = result.largest(GAPS_LISTED)
+    return {
+        "operating_hours": result.operating_hours,
+        "hours_with_data": result.hours_with_data,
+        "share": result.share,
+        "machines_without_electricity_meter": list(result.unmetered),
+        "gaps": [
+            {
+                "start": local_text(g.start_us, zone),
+                "end": local_text(g.end_us, zone),
+                "missing_operating_hours": g.hours,
+            }
+            for g in listed
+        ],
+        "gaps_not_listed": len(result.gaps) - len(listed),
+    }
+
+
+def describe_completeness(result: ProcessCompleteness, zone: ZoneInfo, gaps: int = 3) -> str:
+    """One line: the process, its hours with data against its operating hours, its biggest gaps."""
+    if result.share is None:
+        return f"process {result.process!r}: completeness not measurable: {NOT_MEASURED}"
+    text = (
+        f"process {result.process!r}: {result.hours_with_data:g} of {result.operating_hours:g} operating "
+        f"hours with data ({percent(result.share)})"
+    )
+    biggest = sorted(result.gaps, key=lambda g: -g.missing_us)[:gaps]
+    if biggest:
+        listed = ", ".join(
+            f"{local_text(g.start_us, zone)} to {local_text(g.end_us, zone)} ({g.hours:g} h)" for g in biggest
+        )
+        more = len(result.gaps) - len(biggest)
+        text += f"; biggest gaps: {listed}" + (f" and {more} more" if more else "")
+    return text
 
 
 def write_report(
@@ -259,19 +348,40 @@ def write_report(
     year: int,
     out: Path,
     on_step: Callable[[str], None] = lambda _: None,
+    *,
+    min_completeness: float | None = None,
+    allow_partial: bool = False,
 ) -> ReportFiles:
     """Compute the year's figures from the ledger in ``state_dir`` and write the report to ``out``.
 
     ``on_step`` hears what is being done as each long step starts (for a progress display).
+    ``min_completeness`` (default: the plant file's ``cbam.min_data_completeness``) is the share of
+    each process's operating hours that must have data; under it the report is refused, unless
+    ``allow_partial``, and then the summary says it is partial. Nothing is written when refused.
 
     Raises:
+        IncompleteData: a process is under the threshold (or cannot be measured) and not
+            ``allow_partial``; the message names each, its completeness and its biggest gaps.
         ValueError: ``year`` is before 2026 (see :func:`streams.cbam.require_definitive_year`), or
             the key or the ledger cannot be read.
     """
     require_definitive_year(year)
+    assert plant.cbam is not None  # spec was built from it
+    threshold = plant.cbam.min_data_completeness if min_completeness is None else min_completeness
+    zone = ZoneInfo(spec.timezone)
     ledger = CbamLedger(spec, state_dir)
     try:
         on_step("reading the ledger")
+        completeness = year_completeness(plant, spec, ledger, year)
+        under = [c for c in completeness.values() if not c.meets(threshold)]
+        if under and not allow_partial:
+            listing = "\n".join(f"  {describe_completeness(c, zone)}" for c in under)
+            raise IncompleteData(
+                f"{year}: data under the completeness threshold of {percent(threshold)} "
+                f"(cbam.min_data_completeness, --min-completeness):\n{listing}\n"
+                "gaps are not filled; to sign a summary marked partial anyway, give --allow-partial"
+            )
+        data_statement = completeness_statement(completeness, threshold, allow_partial)
         periods = ledger.periods(year)
         first, after = date(year, 1, 1), date(year + 1, 1, 1)
         totals = ledger.machine_totals(first, after)
@@ -294,12 +404,20 @@ def write_report(
     evidence["factors"] = {"file": "evidence/factors.json", "sha256": files["evidence/factors.json"]}
     on_step("summary and operator report")
     year_figures = periods[0]
-    summary = build_summary(spec, year_figures)
+    summary = build_summary(spec, year_figures, completeness, data_statement)
     files[SUMMARY_FILE] = _write(out / SUMMARY_FILE, _json_bytes(summary.model_dump(mode="json")))
     files["summary.xlsx"] = _write(out / "summary.xlsx", summary_workbook(summary))
     report = build_operator_report(
         spec, periods, {m: asdict(t) for m, t in sorted(totals.items())}, factors, evidence
     )
+    report["data_completeness"] = {
+        "threshold": threshold,
+        "partial": data_statement.partial,
+        "statement": data_statement.statement,
+        "rule": "operating hours from each machine's calendar; data: windows whose electricity meter "
+        "covered part of them (energy coverage > 0); gaps are not filled",
+        "processes": {pid: _completeness_dict(c, zone) for pid, c in completeness.items()},
+    }
     files["operator-report.json"] = _write(out / "operator-report.json", _json_bytes(report))
     figures = {
         f"good:{gid}:{year}": [f"process:{g.process}:{year}", "factors"]
@@ -327,7 +445,7 @@ def write_report(
     }
     files[SIGNATURE_FILE] = _write(out / SIGNATURE_FILE, _json_bytes(signature))
     files[PUBLIC_KEY_FILE] = _write(out / PUBLIC_KEY_FILE, _public_pem(public))
-    return ReportFiles(out, summary, periods, files)
+    return ReportFiles(out, summary, periods, files, completeness)
 
 
 def summary_workbook(summary: CbamSummary) -> bytes:
@@ -494,8 +612,11 @@ def _check_summary(path: Path, result: VerifyResult) -> None:
         counted = "-" if good.see_cbam is None else f"{good.see_cbam:.3f}"
         result.figures.append(
             f"{where}: SEE counted {counted} t CO2e/t: {good.see_cbam_rule}; direct "
-            f"{good.see_direct}, indirect {good.see_indirect}, total {good.see_total}"
+            f"{good.see_direct}, indirect {good.see_indirect}, total {good.see_total}; data completeness "
+            f"{'-' if good.data_completeness is None else percent(good.data_completeness)}"
         )
+    if summary.data_completeness.partial:
+        result.warnings.append(f"{SUMMARY_FILE}: {summary.data_completeness.statement}")
     result.checked.append(f"{SUMMARY_FILE} (schema and sums)")
 
 

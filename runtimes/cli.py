@@ -1357,9 +1357,34 @@ def report_group() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="The report folder (default: <state-dir>/reports/cbam-<installation>-<year>).",
 )
-def report_cbam_command(plant_path: Path, year: int, state_dir: Path, out_dir: Path | None) -> None:
-    """The CBAM summary (json, xlsx), operator report, manifest and signature of one year."""
-    from runtimes.cbam import write_report
+@click.option(
+    "--min-completeness",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Share of each process's operating hours that must have data (default: the plant file's "
+    "cbam.min_data_completeness, 0.95 unless set).",
+)
+@click.option(
+    "--allow-partial",
+    is_flag=True,
+    help="Sign a summary from data under the completeness threshold; the summary says it is partial.",
+)
+def report_cbam_command(
+    plant_path: Path,
+    year: int,
+    state_dir: Path,
+    out_dir: Path | None,
+    min_completeness: float | None,
+    allow_partial: bool,
+) -> None:
+    """The CBAM summary (json, xlsx), operator report, manifest and signature of one year.
+
+    Refused when a process's data covers less of its operating hours than the threshold, unless
+    --allow-partial (docs/cbam.md).
+    """
+    from zoneinfo import ZoneInfo
+
+    from runtimes.cbam import IncompleteData, describe_completeness, write_report
     from runtimes.progress import TerminalProgress
     from sinks.cbam_store import LEDGER_FILE
     from streams.cbam import require_definitive_year
@@ -1387,7 +1412,19 @@ def report_cbam_command(plant_path: Path, year: int, state_dir: Path, out_dir: P
             def step(doing: str) -> None:
                 progress.update(description=f"report cbam {year}: {doing}")
 
-            result = write_report(plant.model, cbam_spec, state_dir, year, folder, on_step=step)
+            result = write_report(
+                plant.model,
+                cbam_spec,
+                state_dir,
+                year,
+                folder,
+                on_step=step,
+                min_completeness=min_completeness,
+                allow_partial=allow_partial,
+            )
+    except IncompleteData as exc:
+        _err.print(f"[red]error[/red] report cbam {exc}", soft_wrap=True)
+        sys.exit(1)
     except (OSError, ValueError) as exc:
         # An unreadable key or ledger, a folder that cannot be written: one line, nothing half-signed.
         _err.print(f"[red]error[/red] report cbam: {exc}")
@@ -1416,6 +1453,12 @@ def report_cbam_command(plant_path: Path, year: int, state_dir: Path, out_dir: P
                 f"[yellow]warning[/yellow] {good.name} ({good.cn_code}): {', '.join(names)} empty: {why}",
                 soft_wrap=True,
             )
+    zone = ZoneInfo(cbam_spec.timezone)
+    for process in result.completeness.values():
+        _err.print(f"data: {describe_completeness(process, zone)}", soft_wrap=True)
+    statement = result.summary.data_completeness
+    if statement.partial:
+        _err.print(f"[yellow]warning[/yellow] {statement.statement}", soft_wrap=True)
     _err.print(
         f"report written to {folder}: summary.json, summary.xlsx and manifest.json, summary.sig, "
         "operator-public-key.pem go to importers; operator-report.json and evidence/ to the verifier only"

@@ -13,12 +13,14 @@ Rounding: SEE and emission figures to 3 decimals, half-up, as the default-value 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from streams import cbam
+from streams.cbam_completeness import NOT_MEASURED, ProcessCompleteness
 from streams.cbam_ledger import CbamSpec, GoodFigures, PeriodFigures
 
 __all__ = [
@@ -26,7 +28,9 @@ __all__ = [
     "CbamSummary",
     "build_operator_report",
     "build_summary",
+    "completeness_statement",
     "factor_table",
+    "percent",
 ]
 
 SUMMARY_FORMAT = "plantstream-cbam-summary/2"
@@ -80,6 +84,37 @@ class SummaryPeriod(_Closed):
     end: date
 
 
+class SummaryCompleteness(_Closed):
+    """A process's data completeness in the period (streams.cbam_completeness); no time stamps."""
+
+    operating_hours: float
+    hours_with_data: float | None
+    share: float | None
+    gaps: int
+    longest_gap_hours: float | None
+    null_reasons: dict[str, str]
+
+    @model_validator(mode="after")
+    def _reasons(self) -> SummaryCompleteness:
+        _check_reasons(self, self.null_reasons)
+        if self.share is None and "share" not in self.null_reasons:
+            raise ValueError("share is null without a reason in null_reasons")
+        return self
+
+
+class SummaryDataCompleteness(_Closed):
+    """Whether the report rests on complete data, and what it says if not.
+
+    ``partial`` is true when a process is under ``threshold`` (or cannot be measured) and the
+    report was issued anyway with ``--allow-partial``; without it such a report is refused.
+    """
+
+    threshold: float
+    partial: bool
+    gaps_filled: Literal[False]
+    statement: str
+
+
 class SummaryProcess(_Closed):
     """Items 3, 5 and 6: a production process, its route, its goods and its emissions."""
 
@@ -93,6 +128,7 @@ class SummaryProcess(_Closed):
     """The whole figure: the process's electricity x the CBAM factor, whatever its goods."""
     indirect_emissions_counted_t: float | None
     """The part of it attributed to goods that carry indirect emissions (Art. 7(1))."""
+    data_completeness: SummaryCompleteness
     null_reasons: dict[str, str]
 
     @model_validator(mode="after")
@@ -141,6 +177,9 @@ class SummaryGood(_Closed):
     specific_electricity_mwh_per_t: float | None
     specific_embedded_free_allocation: float | None
     benchmark_confirmation: str | None
+    data_completeness: float | None
+    """The lowest completeness share of the processes behind the good (its own, its precursors' made here)."""
+    data_completeness_processes: list[str]
 
     @model_validator(mode="after")
     def _reasons(self) -> SummaryGood:
@@ -205,6 +244,7 @@ class CbamSummary(_Closed):
     total_indirect_emissions_t: float | None
     """Whole: the electricity of every CBAM process; null when one of them is not metered."""
     total_indirect_emissions_counted_t: float | None
+    data_completeness: SummaryDataCompleteness
     precursors_default: list[SummaryDefaultPrecursor]
     precursors_actual: list[SummaryActualPrecursor]
     declarations: SummaryDeclarations
@@ -235,7 +275,21 @@ _RULE_OTHER = (
 )
 
 
-def _good(spec: CbamSpec, gid: str, figures: GoodFigures) -> SummaryGood:
+def _processes_behind(spec: CbamSpec, gid: str) -> list[str]:
+    """The good's process and those of its precursors made here, recursively (sorted)."""
+    found: set[str] = set()
+    todo = [gid]
+    while todo:
+        good = spec.goods[todo.pop()]
+        if good.process not in found:
+            found.add(good.process)
+        todo += [use.ref for use in good.precursors if use.kind == "good"]
+    return sorted(found)
+
+
+def _good(
+    spec: CbamSpec, gid: str, figures: GoodFigures, completeness: Mapping[str, ProcessCompleteness]
+) -> SummaryGood:
     good = spec.goods[gid]
     process = spec.processes[good.process]
     el = spec.electricity
@@ -248,6 +302,12 @@ def _good(spec: CbamSpec, gid: str, figures: GoodFigures) -> SummaryGood:
     if specific_el is None:
         unmetered = f"process {good.process!r} has machines without an electricity meter"
         reasons["specific_electricity_mwh_per_t"] = reasons.get("see_direct", unmetered)
+    behind = _processes_behind(spec, gid)
+    shares = [completeness[pid].share for pid in behind]
+    lowest = None if None in shares else min(share or 0.0 for share in shares)
+    if lowest is None:
+        unmeasured = [pid for pid in behind if completeness[pid].share is None]
+        reasons["data_completeness"] = f"process(es) {', '.join(unmeasured)}: {NOT_MEASURED}"
     return SummaryGood(
         cn_code=good.cn_code,
         name=good.name,
@@ -274,6 +334,8 @@ def _good(spec: CbamSpec, gid: str, figures: GoodFigures) -> SummaryGood:
         specific_electricity_mwh_per_t=_r(specific_el),
         specific_embedded_free_allocation=None,
         benchmark_confirmation=None,
+        data_completeness=_share(lowest),
+        data_completeness_processes=behind,
     )
 
 
@@ -298,12 +360,70 @@ def _used_in(spec: CbamSpec, precursor_id: str) -> list[str]:
     )
 
 
-def build_summary(spec: CbamSpec, year: PeriodFigures) -> CbamSummary:
+def _process_completeness(result: ProcessCompleteness) -> SummaryCompleteness:
+    longest = max((gap.hours for gap in result.gaps), default=None)
+    hours = result.hours_with_data
+    return SummaryCompleteness(
+        operating_hours=round(result.operating_hours, 3),
+        hours_with_data=None if hours is None else round(hours, 3),
+        share=_share(result.share),
+        gaps=len(result.gaps),
+        longest_gap_hours=None if longest is None else round(longest, 3),
+        null_reasons={}
+        if result.share is not None
+        else {"share": NOT_MEASURED, "hours_with_data": NOT_MEASURED},
+    )
+
+
+def percent(share: float) -> str:
+    """A share as a percentage to at most 2 decimals: ``0.95`` -> ``95 %``, ``0.00548`` -> ``0.55 %``."""
+    return f"{share * 100:.2f}".rstrip("0").rstrip(".") + " %"
+
+
+def completeness_statement(
+    completeness: Mapping[str, ProcessCompleteness], threshold: float, allow_partial: bool
+) -> SummaryDataCompleteness:
+    """What the summary says about its data: complete, or partial and issued anyway.
+
+    Args:
+        completeness: process id -> its completeness over the reporting period.
+        threshold: the share of operating hours with data each process needs.
+        allow_partial: the report was asked for with ``--allow-partial``.
+    """
+    under = [c for c in completeness.values() if not c.meets(threshold)]
+    not_filled = "gaps are not filled: the figures cover only the hours with data"
+    if not under:
+        text = (
+            f"every process has data for at least {percent(threshold)} of its operating hours; {not_filled}"
+        )
+        return SummaryDataCompleteness(threshold=threshold, partial=False, gaps_filled=False, statement=text)
+    parts = [
+        f"process {c.process!r}: "
+        + ("not measurable" if c.share is None else f"{percent(c.share)} of its operating hours")
+        for c in under
+    ]
+    text = (
+        f"PARTIAL DATA, issued with --allow-partial: {'; '.join(parts)} "
+        f"(threshold {percent(threshold)}); {not_filled}"
+    )
+    if not allow_partial:
+        raise ValueError(f"data under the completeness threshold without allow_partial: {'; '.join(parts)}")
+    return SummaryDataCompleteness(threshold=threshold, partial=True, gaps_filled=False, statement=text)
+
+
+def build_summary(
+    spec: CbamSpec,
+    year: PeriodFigures,
+    completeness: Mapping[str, ProcessCompleteness],
+    data: SummaryDataCompleteness,
+) -> CbamSummary:
     """The summary report of one reporting year from the year's figures.
 
     Args:
         spec: the resolved ``cbam`` section.
         year: the figures of the reporting year (``period_figures`` over the calendar year).
+        completeness: process id -> its data completeness over the year.
+        data: the statement on the data (see :func:`completeness_statement`).
     """
     inst = spec.installation
     processes = []
@@ -330,6 +450,7 @@ def build_summary(spec: CbamSpec, year: PeriodFigures) -> CbamSummary:
                 direct_emissions_t=cbam.round_template(figures.direct_t),
                 indirect_emissions_t=_r(figures.indirect_t),
                 indirect_emissions_counted_t=_r(counted),
+                data_completeness=_process_completeness(completeness[pid]),
                 null_reasons=reasons,
             )
         )
@@ -386,10 +507,11 @@ def build_summary(spec: CbamSpec, year: PeriodFigures) -> CbamSummary:
             economic_activity=inst.economic_activity,
         ),
         processes=processes,
-        goods=[_good(spec, gid, figures) for gid, figures in year.goods.items()],
+        goods=[_good(spec, gid, figures, completeness) for gid, figures in year.goods.items()],
         total_direct_emissions_t=cbam.round_template(year.direct_t),
         total_indirect_emissions_t=_r(indirect_total),
         total_indirect_emissions_counted_t=_r(counted_total),
+        data_completeness=data,
         precursors_default=defaults,
         precursors_actual=actuals,
         declarations=SummaryDeclarations(**spec.declarations.model_dump()),

@@ -27,8 +27,9 @@ from runtimes.cbam import (
     verify_report,
     write_report,
 )
+from streams.cbam_completeness import Gap, ProcessCompleteness
 from streams.cbam_ledger import MachineTotals, build_cbam_spec, period_figures
-from streams.cbam_summary import CbamSummary, build_summary
+from streams.cbam_summary import CbamSummary, build_summary, completeness_statement
 
 PLANT = (Path(__file__).resolve().parents[3] / "examples" / "steel-cbam.yaml").read_text()
 
@@ -38,7 +39,15 @@ def summary() -> CbamSummary:
     assert spec is not None
     # 2 000 tubes x 0.5 t = 1 000 t; 150 t CO2e from the furnace's gas.
     totals = {"mill": MachineTotals(good_count=2_000), "furnace": MachineTotals(scope1_kg=150_000)}
-    return build_summary(spec, period_figures(spec, "2026", date(2026, 1, 1), date(2027, 1, 1), totals))
+    # Data for all 8 760 hours of 2026 but 87.6 (1 %) missing in one gap.
+    hour = 3_600_000_000
+    complete = {
+        "finishing": ProcessCompleteness(
+            "finishing", 8_760 * hour, 876 * hour // 10, (Gap(0, 1, 876 * hour // 10),), ()
+        )
+    }
+    figures = period_figures(spec, "2026", date(2026, 1, 1), date(2027, 1, 1), totals)
+    return build_summary(spec, figures, complete, completeness_statement(complete, 0.95, allow_partial=False))
 
 
 def test_summary_figures() -> None:
@@ -58,6 +67,14 @@ def test_summary_figures() -> None:
     assert good.default_share_total == pytest.approx(round(0.6292 / 2.4992, 4), abs=1e-9)
     assert good.electricity_factor_t_per_mwh == 0.465
     assert good.null_reasons == {}
+    # 8 760 - 87.6 = 8 672.4 hours with data: 99 %.
+    assert good.data_completeness == 0.99
+    assert good.data_completeness_processes == ["finishing"]
+    [process] = s.processes
+    assert process.data_completeness.hours_with_data == 8_672.4
+    assert process.data_completeness.gaps == 1
+    assert s.data_completeness.partial is False
+    assert s.data_completeness.statement.startswith("every process has data for at least 95 % of its")
     assert s.reporting_period.start == date(2026, 1, 1)
     assert s.reporting_period.end == date(2026, 12, 31)
     [default] = s.precursors_default
@@ -137,7 +154,8 @@ def write(state: Path, out: Path, year: int = 2026) -> None:
     plant = parse_plant(PLANT).model
     spec = build_cbam_spec(plant)
     assert spec is not None
-    write_report(plant, spec, state, year, out)
+    # One day of a year: far under the completeness threshold, reported as partial.
+    write_report(plant, spec, state, year, out, allow_partial=True)
 
 
 def test_the_operator_key_is_made_once_and_kept_private(tmp_path: Path) -> None:
