@@ -341,3 +341,47 @@ def test_a_default_without_its_indirect_part() -> None:
     assert path == ("cbam", "purchased_precursors", 0, "default")
     assert "precursor 'hrc' is not an Annex II good" in message
     assert "its default needs indirect" in message
+
+
+def test_an_annex_ii_good_made_here_passes_on_its_non_annex_ii_precursors_indirect_emissions() -> None:
+    # tube (Annex II) from pellets (2601 12 00, not Annex II); pipe (Annex II) from tube, in a
+    # coating process whose coater has no electricity meter.
+    text = (
+        PLANT.replace(
+            "    - {id: clinker, route: dry kiln, machines: [kiln]}\n",
+            "    - {id: clinker, route: dry kiln, machines: [kiln]}\n"
+            "    - {id: coating, route: coating, machines: [coater]}\n",
+        )
+        .replace("{purchased: hrc, mass_t_by_year: {2026: 21000}}", "{purchased: hrc, mass_t_per_t: 1.0}")
+        .replace("cn_code: 7208 51 20, origin: KR,", "cn_code: 2601 12 00, origin: KR,")
+        .replace("see_direct: 2.0, see_indirect: 0.3}", "see_direct: 0.1, see_indirect: 0.05}")
+        .replace(
+            "  purchased_precursors:\n",
+            "    - id: pipe\n      cn_code: 7306 30 80\n      process: coating\n"
+            "      output: {machine: coater, mass_kg_per_piece: 1000}\n"
+            "      precursors: [{good: tube, mass_t_per_t: 1.0}]\n  purchased_precursors:\n",
+        )
+        .replace(
+            "          - id: kiln\n",
+            "          - id: coater\n            ideal_cycle_s: 10\n            signals:\n"
+            "              good: good_count\n              gas: {role: fuel, fuel: natural_gas, unit: kg}\n"
+            "          - id: kiln\n",
+        )
+    )
+    totals = {
+        "furnace": MachineTotals(scope1_kg=1_200_000),
+        "mill": MachineTotals(good_count=80_000),
+        "coater": MachineTotals(good_count=10_000, scope1_kg=100_000),
+    }
+    goods = year_figures(spec_of(text), totals).goods
+    # tube: AL 20 000 t, direct (1 200 + 20 000 x 0.1) / 20 000 = 0.16; the pellets' indirect
+    # 20 000 x 0.05 / 20 000 = 0.05 counts (cross-channel rule): SEE counted 0.21.
+    assert goods["tube"].see_cbam == pytest.approx(0.21, abs=EXACT)
+    # pipe: AL 10 000 t, direct (100 + 10 000 x 0.16) / 10 000 = 0.17; the tube passes on its
+    # counted 0.05: SEE counted 0.22. Its whole indirect figure is unknown (the coater is not metered).
+    pipe = goods["pipe"]
+    assert pipe.see_direct == pytest.approx(0.17, abs=EXACT)
+    assert pipe.see_indirect_counted == pytest.approx(0.05, abs=EXACT)
+    assert pipe.see_cbam == pytest.approx(0.22, abs=EXACT)
+    assert pipe.see_indirect is None
+    assert "process 'coating' has machines without an electricity meter" in pipe.reasons["see_indirect"]
