@@ -27,39 +27,64 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from openpyxl import Workbook
 from openpyxl.styles import Font
+from pydantic import ValidationError
 
 from plantstream.plant.schema import PlantModel
 from plantstream.private import private_dir
-from plantstream.records import Point
+from plantstream.records import EPOCH, Point
 from sinks.cbam_store import LEDGER_FILE, CbamStore
 from streams import carbon
+from streams.cbam import DEFINITIVE_PERIOD_START_YEAR, require_definitive_year
+from streams.cbam_completeness import (
+    NOT_MEASURED,
+    ProcessCompleteness,
+    data_spans,
+    local_text,
+    operating_spans,
+    process_completeness,
+)
 from streams.cbam_ledger import (
     CbamSpec,
     MachineTotals,
     PeriodFigures,
     build_cbam_spec,
     daily_points,
+    day_start_utc,
     period_figures,
     periods_of_year,
 )
-from streams.cbam_summary import CbamSummary, build_operator_report, build_summary, factor_table
+from streams.cbam_summary import (
+    SUMMARY_FORMAT,
+    CbamSummary,
+    build_operator_report,
+    build_summary,
+    completeness_statement,
+    factor_table,
+    percent,
+)
+from streams.config import build_spec
 
 __all__ = [
+    "GAPS_LISTED",
     "KEY_FILE",
     "PUBLIC_KEY_FILE",
     "CbamLedger",
+    "IncompleteData",
     "ReportFiles",
     "VerifyResult",
+    "describe_completeness",
     "open_ledger",
     "operator_key",
     "verify_report",
     "write_report",
+    "year_completeness",
 ]
 
 KEY_FILE = "cbam-operator-key.pem"
@@ -69,6 +94,7 @@ MANIFEST_FILE = "manifest.json"
 SUMMARY_FILE = "summary.json"
 _SIGNING_CONTEXT = b"plantstream-cbam-summary-signature/1\n"
 _FIELD_OF = {"oee": "good_count", "energy": "kwh", "carbon": "scope1_kg"}
+_ONE_US = timedelta(microseconds=1)
 
 
 class CbamLedger:
@@ -79,6 +105,8 @@ class CbamLedger:
         self.spec = spec
         self.store = CbamStore(state_dir / LEDGER_FILE, spec.machines, spec.timezone)
         self._dirty: set[date] = set()
+        self.years_before_definitive: set[int] = set()
+        """Years before 2026 whose windows were kept but turned into no ``cbam`` points."""
         self._per_year_masses = any(u.mass_t_by_year for g in spec.goods.values() for u in g.precursors)
 
     def write(self, points: Iterable[Point]) -> None:
@@ -86,11 +114,18 @@ class CbamLedger:
         self._dirty |= self.store.write(points)
 
     def commit(self) -> list[Point]:
-        """Make the ledger durable; return the ``cbam`` points of every day that changed."""
+        """Make the ledger durable; return the ``cbam`` points of every day that changed.
+
+        Days before 2026 are kept in the store but get no points: their years are added to
+        :attr:`years_before_definitive`, for the runtime to say so once.
+        """
         self.store.commit()
         if not self._dirty:
             return []
         days, self._dirty = sorted(self._dirty), set()
+        # The definitive-period rules (mark-ups, factors) do not apply before 2026: no figures.
+        self.years_before_definitive |= {d.year for d in days if d.year < DEFINITIVE_PERIOD_START_YEAR}
+        days = [d for d in days if d.year >= DEFINITIVE_PERIOD_START_YEAR]
         points: list[Point] = []
         for year in sorted({d.year for d in days}):
             wanted = [d for d in days if d.year == year]
@@ -233,6 +268,77 @@ class ReportFiles:
     summary: CbamSummary
     periods: list[PeriodFigures]
     files: dict[str, str] = field(default_factory=dict)  # name -> SHA-256
+    completeness: dict[str, ProcessCompleteness] = field(default_factory=dict)
+
+
+GAPS_LISTED = 10
+"""Gaps listed per process in the operator report (the largest); the rest are counted."""
+
+
+class IncompleteData(ValueError):
+    """A process's data covers less of its operating hours than the threshold, and no ``allow_partial``."""
+
+
+def year_completeness(
+    plant: PlantModel, spec: CbamSpec, ledger: CbamLedger, year: int
+) -> dict[str, ProcessCompleteness]:
+    """Each process's data completeness over ``year`` (streams.cbam_completeness), from the ledger."""
+    engine = build_spec(plant)
+    first, after = date(year, 1, 1), date(year + 1, 1, 1)
+    start_us = (day_start_utc(first, spec.timezone) - EPOCH) // _ONE_US
+    end_us = (day_start_utc(after, spec.timezone) - EPOCH) // _ONE_US
+    out = {}
+    for pid, process in spec.processes.items():
+        operating = {
+            m: operating_spans(
+                engine.machines[m].schedule, start_us, end_us, (first, after - timedelta(days=1))
+            )
+            for m in process.machines
+        }
+        data = {
+            m: data_spans(ledger.store.covered_windows(m, first, after), engine.window_us)
+            for m in process.machines
+            if m not in process.unmetered
+        }
+        out[pid] = process_completeness(pid, operating, data)
+    return out
+
+
+def _completeness_dict(result: ProcessCompleteness, zone: ZoneInfo) -> dict[str, Any]:
+    listed = result.largest(GAPS_LISTED)
+    return {
+        "operating_hours": result.operating_hours,
+        "hours_with_data": result.hours_with_data,
+        "share": result.share,
+        "machines_without_electricity_meter": list(result.unmetered),
+        "gaps": [
+            {
+                "start": local_text(g.start_us, zone),
+                "end": local_text(g.end_us, zone),
+                "missing_operating_hours": g.hours,
+            }
+            for g in listed
+        ],
+        "gaps_not_listed": len(result.gaps) - len(listed),
+    }
+
+
+def describe_completeness(result: ProcessCompleteness, zone: ZoneInfo, gaps: int = 3) -> str:
+    """One line: the process, its hours with data against its operating hours, its biggest gaps."""
+    if result.share is None:
+        return f"process {result.process!r}: completeness not measurable: {NOT_MEASURED}"
+    text = (
+        f"process {result.process!r}: {result.hours_with_data:g} of {result.operating_hours:g} operating "
+        f"hours with data ({percent(result.share)})"
+    )
+    biggest = sorted(result.gaps, key=lambda g: -g.missing_us)[:gaps]
+    if biggest:
+        listed = ", ".join(
+            f"{local_text(g.start_us, zone)} to {local_text(g.end_us, zone)} ({g.hours:g} h)" for g in biggest
+        )
+        more = len(result.gaps) - len(biggest)
+        text += f"; biggest gaps: {listed}" + (f" and {more} more" if more else "")
+    return text
 
 
 def write_report(
@@ -242,14 +348,40 @@ def write_report(
     year: int,
     out: Path,
     on_step: Callable[[str], None] = lambda _: None,
+    *,
+    min_completeness: float | None = None,
+    allow_partial: bool = False,
 ) -> ReportFiles:
     """Compute the year's figures from the ledger in ``state_dir`` and write the report to ``out``.
 
     ``on_step`` hears what is being done as each long step starts (for a progress display).
+    ``min_completeness`` (default: the plant file's ``cbam.min_data_completeness``) is the share of
+    each process's operating hours that must have data; under it the report is refused, unless
+    ``allow_partial``, and then the summary says it is partial. Nothing is written when refused.
+
+    Raises:
+        IncompleteData: a process is under the threshold (or cannot be measured) and not
+            ``allow_partial``; the message names each, its completeness and its biggest gaps.
+        ValueError: ``year`` is before 2026 (see :func:`streams.cbam.require_definitive_year`), or
+            the key or the ledger cannot be read.
     """
+    require_definitive_year(year)
+    assert plant.cbam is not None  # spec was built from it
+    threshold = plant.cbam.min_data_completeness if min_completeness is None else min_completeness
+    zone = ZoneInfo(spec.timezone)
     ledger = CbamLedger(spec, state_dir)
     try:
         on_step("reading the ledger")
+        completeness = year_completeness(plant, spec, ledger, year)
+        under = [c for c in completeness.values() if not c.meets(threshold)]
+        if under and not allow_partial:
+            listing = "\n".join(f"  {describe_completeness(c, zone)}" for c in under)
+            raise IncompleteData(
+                f"{year}: data under the completeness threshold of {percent(threshold)} "
+                f"(cbam.min_data_completeness, --min-completeness):\n{listing}\n"
+                "gaps are not filled; to sign a summary marked partial anyway, give --allow-partial"
+            )
+        data_statement = completeness_statement(completeness, threshold, allow_partial)
         periods = ledger.periods(year)
         first, after = date(year, 1, 1), date(year + 1, 1, 1)
         totals = ledger.machine_totals(first, after)
@@ -272,12 +404,20 @@ def write_report(
     evidence["factors"] = {"file": "evidence/factors.json", "sha256": files["evidence/factors.json"]}
     on_step("summary and operator report")
     year_figures = periods[0]
-    summary = build_summary(spec, year_figures)
+    summary = build_summary(spec, year_figures, completeness, data_statement)
     files[SUMMARY_FILE] = _write(out / SUMMARY_FILE, _json_bytes(summary.model_dump(mode="json")))
     files["summary.xlsx"] = _write(out / "summary.xlsx", summary_workbook(summary))
     report = build_operator_report(
         spec, periods, {m: asdict(t) for m, t in sorted(totals.items())}, factors, evidence
     )
+    report["data_completeness"] = {
+        "threshold": threshold,
+        "partial": data_statement.partial,
+        "statement": data_statement.statement,
+        "rule": "operating hours from each machine's calendar; data: windows whose electricity meter "
+        "covered part of them (energy coverage > 0); gaps are not filled",
+        "processes": {pid: _completeness_dict(c, zone) for pid, c in completeness.items()},
+    }
     files["operator-report.json"] = _write(out / "operator-report.json", _json_bytes(report))
     figures = {
         f"good:{gid}:{year}": [f"process:{g.process}:{year}", "factors"]
@@ -305,7 +445,7 @@ def write_report(
     }
     files[SIGNATURE_FILE] = _write(out / SIGNATURE_FILE, _json_bytes(signature))
     files[PUBLIC_KEY_FILE] = _write(out / PUBLIC_KEY_FILE, _public_pem(public))
-    return ReportFiles(out, summary, periods, files)
+    return ReportFiles(out, summary, periods, files, completeness)
 
 
 def summary_workbook(summary: CbamSummary) -> bytes:
@@ -314,7 +454,9 @@ def summary_workbook(summary: CbamSummary) -> bytes:
     Sheet ``Summary_Communication`` (the tab name importers' tools look for; [CBAM-TPL]):
     installation name, city, country and the reporting period on top, then one row per product:
     production process, aggregated good type, product name, CN code, SEE direct, SEE indirect,
-    share of defaults, route. ``Summary_Processes`` lists the processes and their emissions.
+    share of defaults, route, as the template has them; then SEE total, the SEE counted under
+    Art. 7(1) and the rule that says which, and why an empty figure is empty.
+    ``Summary_Processes`` lists the processes and their emissions.
     """
     book = Workbook()
     sheet = book.active
@@ -342,6 +484,11 @@ def summary_workbook(summary: CbamSummary) -> bytes:
         "SEE indirect (tCO2e/t)",
         "Share of default values",
         "Route",
+        "SEE total (tCO2e/t)",
+        "SEE counted, Art. 7(1) (tCO2e/t)",
+        "Share of default values in SEE counted",
+        "Counted under Art. 7(1)",
+        "Why a figure is empty",
     )
     top = len(head) + 2
     for col, title in enumerate(columns, start=1):
@@ -356,6 +503,11 @@ def summary_workbook(summary: CbamSummary) -> bytes:
             good.see_indirect,
             good.default_share_total,
             good.route,
+            good.see_total,
+            good.see_cbam,
+            good.default_share_cbam,
+            good.see_cbam_rule,
+            "; ".join(f"{name}: {why}" for name, why in good.null_reasons.items()),
         )
         for col, value in enumerate(values, start=1):
             sheet.cell(row=row, column=col, value=value)
@@ -367,6 +519,7 @@ def summary_workbook(summary: CbamSummary) -> bytes:
         "CN codes",
         "Direct emissions (t)",
         "Indirect emissions (t)",
+        "Indirect emissions counted, Art. 7(1) (t)",
     )
     for col, title in enumerate(titles, start=1):
         processes.cell(row=1, column=col, value=title).font = bold
@@ -378,6 +531,7 @@ def summary_workbook(summary: CbamSummary) -> bytes:
             ", ".join(proc.cn_codes),
             proc.direct_emissions_t,
             proc.indirect_emissions_t,
+            proc.indirect_emissions_counted_t,
         )
         for col, value in enumerate(values2, start=1):
             processes.cell(row=row, column=col, value=value)
@@ -393,16 +547,77 @@ def summary_workbook(summary: CbamSummary) -> bytes:
 
 @dataclass
 class VerifyResult:
-    """What ``verify`` found: problems (any makes it fail) and notes (what was not checked)."""
+    """What ``verify`` found: problems (any makes it fail), notes, and what the summary declares.
+
+    ``figures`` says, per good, which SEE counts under Art. 7(1); ``warnings`` what the reader must
+    know before relying on the figures (a summary signed from partial data); neither fails.
+    """
 
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)
+    figures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """True when nothing failed."""
         return not self.problems
+
+
+# Each figure is rounded to 3 decimals on its own, so a sum may differ from its rounded parts by 1e-3.
+_SUM_TOLERANCE = 0.0015
+
+
+def _check_sum(where: str, name: str, value: float | None, parts: tuple[float | None, ...]) -> str | None:
+    if value is None or any(part is None for part in parts):
+        return None
+    expected = sum(part or 0.0 for part in parts)
+    if abs(value - expected) > _SUM_TOLERANCE:
+        return f"{SUMMARY_FILE}: {where}: {name} is {value} but its parts add up to {round(expected, 3)}"
+    return None
+
+
+def _check_summary(path: Path, result: VerifyResult) -> None:
+    """Check the signed summary against its schema and its own arithmetic; say which SEE counts."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        result.problems.append(f"{SUMMARY_FILE}: cannot be read as JSON ({exc})")
+        return
+    if not isinstance(data, dict) or data.get("format") != SUMMARY_FORMAT:
+        found = data.get("format") if isinstance(data, dict) else None
+        result.notes.append(
+            f"{SUMMARY_FILE}: format {found!r}, not {SUMMARY_FORMAT}: its figures were not checked"
+        )
+        return
+    try:
+        summary = CbamSummary.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        result.problems.append(
+            f"{SUMMARY_FILE}: does not follow the summary schema ({exc.error_count()} error(s)); "
+            f"first at {where}: {first['msg']}"
+        )
+        return
+    for good in summary.goods:
+        where = f"good {good.cn_code} ({good.name})"
+        for problem in (
+            _check_sum(where, "see_total", good.see_total, (good.see_direct, good.see_indirect)),
+            _check_sum(where, "see_cbam", good.see_cbam, (good.see_direct, good.see_indirect_counted)),
+        ):
+            if problem:
+                result.problems.append(problem)
+        counted = "-" if good.see_cbam is None else f"{good.see_cbam:.3f}"
+        result.figures.append(
+            f"{where}: SEE counted {counted} t CO2e/t: {good.see_cbam_rule}; direct "
+            f"{good.see_direct}, indirect {good.see_indirect}, total {good.see_total}; data completeness "
+            f"{'-' if good.data_completeness is None else percent(good.data_completeness)}"
+        )
+    if summary.data_completeness.partial:
+        result.warnings.append(f"{SUMMARY_FILE}: {summary.data_completeness.statement}")
+    result.checked.append(f"{SUMMARY_FILE} (schema and sums)")
 
 
 def verify_report(
@@ -460,6 +675,7 @@ def verify_report(
         )
     if result.problems:
         return result
+    _check_summary(folder / SUMMARY_FILE, result)
     manifest = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
     listed = [(entry["file"], entry["sha256"]) for entry in manifest.get("evidence_sets", {}).values()]
     listed += list(manifest.get("documents", {}).items())

@@ -264,6 +264,14 @@ def replay_command(
         _print_summary(summary, name, f"written to {'stdout' if out_path == '-' else out_path}")
     if not quiet and ledger is not None:
         _err.print(f"CBAM ledger updated in {state_dir}")
+    if ledger is not None and ledger.years_before_definitive:
+        years = ", ".join(map(str, sorted(ledger.years_before_definitive)))
+        _err.print(
+            f"[yellow]warning[/yellow] CBAM ledger: the windows of {years} are kept but have no cbam "
+            "figures: the definitive-period methodology (IR 2025/2547) applies from 2026, and the "
+            "transitional period's quarterly reports (IR 2023/1773) are not supported",
+            soft_wrap=True,
+        )
     if code:
         sys.exit(code)
 
@@ -1349,12 +1357,37 @@ def report_group() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="The report folder (default: <state-dir>/reports/cbam-<installation>-<year>).",
 )
-def report_cbam_command(plant_path: Path, year: int, state_dir: Path, out_dir: Path | None) -> None:
-    """The CBAM summary (json, xlsx), operator report, manifest and signature of one year."""
-    from runtimes.cbam import write_report
+@click.option(
+    "--min-completeness",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Share of each process's operating hours that must have data (default: the plant file's "
+    "cbam.min_data_completeness, 0.95 unless set).",
+)
+@click.option(
+    "--allow-partial",
+    is_flag=True,
+    help="Sign a summary from data under the completeness threshold; the summary says it is partial.",
+)
+def report_cbam_command(
+    plant_path: Path,
+    year: int,
+    state_dir: Path,
+    out_dir: Path | None,
+    min_completeness: float | None,
+    allow_partial: bool,
+) -> None:
+    """The CBAM summary (json, xlsx), operator report, manifest and signature of one year.
+
+    Refused when a process's data covers less of its operating hours than the threshold, unless
+    --allow-partial (docs/cbam.md).
+    """
+    from zoneinfo import ZoneInfo
+
+    from runtimes.cbam import IncompleteData, describe_completeness, write_report
     from runtimes.progress import TerminalProgress
     from sinks.cbam_store import LEDGER_FILE
-    from streams.cbam import DEFINITIVE_PERIOD_START_YEAR
+    from streams.cbam import require_definitive_year
     from streams.cbam_ledger import build_cbam_spec
 
     plant, _ = _load(plant_path)
@@ -1362,8 +1395,10 @@ def report_cbam_command(plant_path: Path, year: int, state_dir: Path, out_dir: P
     if cbam_spec is None:
         _err.print(f"[red]error[/red] {plant_path}: no cbam section; nothing to report")
         sys.exit(2)
-    if year < DEFINITIVE_PERIOD_START_YEAR:
-        _err.print(f"[red]error[/red] --year {year}: the CBAM definitive period starts in 2026")
+    try:
+        require_definitive_year(year)
+    except ValueError as exc:
+        _err.print(f"[red]error[/red] report cbam: {exc}", soft_wrap=True)
         sys.exit(2)
     if not (state_dir / LEDGER_FILE).exists():
         _err.print(
@@ -1377,29 +1412,53 @@ def report_cbam_command(plant_path: Path, year: int, state_dir: Path, out_dir: P
             def step(doing: str) -> None:
                 progress.update(description=f"report cbam {year}: {doing}")
 
-            result = write_report(plant.model, cbam_spec, state_dir, year, folder, on_step=step)
+            result = write_report(
+                plant.model,
+                cbam_spec,
+                state_dir,
+                year,
+                folder,
+                on_step=step,
+                min_completeness=min_completeness,
+                allow_partial=allow_partial,
+            )
+    except IncompleteData as exc:
+        _err.print(f"[red]error[/red] report cbam {exc}", soft_wrap=True)
+        sys.exit(1)
     except (OSError, ValueError) as exc:
         # An unreadable key or ledger, a folder that cannot be written: one line, nothing half-signed.
         _err.print(f"[red]error[/red] report cbam: {exc}")
         sys.exit(1)
     console = _table_console(stderr=False)
     table = Table(title=f"CBAM {year}: {cbam_spec.installation.name}", show_edge=False, pad_edge=False)
-    for column in ("good", "CN", "SEE direct", "SEE indirect", "defaults"):
+    for column in ("good", "CN", "SEE direct", "SEE indirect", "SEE total", "SEE counted", "defaults"):
         table.add_column(column)
     for good in result.summary.goods:
-        share = good.default_share_total
+        share = good.default_share_cbam
         table.add_row(
             good.name,
             good.cn_code,
-            "-" if good.see_direct is None else f"{good.see_direct:.3f}",
-            "-" if good.see_indirect is None else f"{good.see_indirect:.3f}",
+            *("-" if v is None else f"{v:.3f}" for v in (good.see_direct, good.see_indirect, good.see_total)),
+            ("-" if good.see_cbam is None else f"{good.see_cbam:.3f}")
+            + (" (direct only)" if good.direct_emissions_only else ""),
             "-" if share is None else f"{share:.1%}",
         )
     console.print(table)
-    if any(good.see_direct is None for good in result.summary.goods):
-        _err.print(
-            f"[yellow]warning[/yellow] a good has no production in {year} in the ledger: its SEE is empty"
-        )
+    for good in result.summary.goods:
+        by_reason: dict[str, list[str]] = {}
+        for name, why in good.null_reasons.items():
+            by_reason.setdefault(why, []).append(name)
+        for why, names in by_reason.items():
+            _err.print(
+                f"[yellow]warning[/yellow] {good.name} ({good.cn_code}): {', '.join(names)} empty: {why}",
+                soft_wrap=True,
+            )
+    zone = ZoneInfo(cbam_spec.timezone)
+    for process in result.completeness.values():
+        _err.print(f"data: {describe_completeness(process, zone)}", soft_wrap=True)
+    statement = result.summary.data_completeness
+    if statement.partial:
+        _err.print(f"[yellow]warning[/yellow] {statement.statement}", soft_wrap=True)
     _err.print(
         f"report written to {folder}: summary.json, summary.xlsx and manifest.json, summary.sig, "
         "operator-public-key.pem go to importers; operator-report.json and evidence/ to the verifier only"
@@ -1426,6 +1485,10 @@ def verify_command(folder: Path, public_key: Path | None, require_evidence: bool
         click.echo(f"ok       {name}")
     for note in result.notes:
         click.echo(f"note     {note}")
+    for figure in result.figures:
+        click.echo(f"figure   {figure}")
+    for warning in result.warnings:
+        click.echo(f"WARNING  {warning}")
     for problem in result.problems:
         _err.print(f"[red]mismatch[/red] {problem}", soft_wrap=True)
     if not result.ok:

@@ -490,7 +490,15 @@ class EmbeddedPipeline:
         """
         if self.cbam is not None:
             # The ledger before the checkpoint too; its daily `cbam` points go to every sink.
+            before = set(self.cbam.years_before_definitive)
             ledger_points = self.cbam.commit()
+            for year in sorted(self.cbam.years_before_definitive - before):
+                _log.warning(
+                    "CBAM ledger: windows of %s kept without cbam figures: the definitive-period "
+                    "methodology (IR 2025/2547) applies from 2026; transitional reports (IR 2023/1773) "
+                    "are not supported",
+                    year,
+                )
             for sink in self.sinks:
                 sink.submit_nowait(ledger_points)
             self.sink.write(ledger_points)

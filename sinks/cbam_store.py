@@ -51,16 +51,18 @@ CREATE TABLE IF NOT EXISTS windows (
     revision INTEGER NOT NULL,
     value REAL NOT NULL,
     sha256 TEXT NOT NULL,
+    covered REAL,
     PRIMARY KEY (measurement, tags, time_us)
 );
 CREATE INDEX IF NOT EXISTS windows_by_day ON windows (day, machine);
 """
 
 _UPSERT = """
-INSERT INTO windows (measurement, tags, time_us, machine, day, revision, value, sha256)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO windows (measurement, tags, time_us, machine, day, revision, value, sha256, covered)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (measurement, tags, time_us) DO UPDATE SET
-    revision = excluded.revision, value = excluded.value, sha256 = excluded.sha256, day = excluded.day
+    revision = excluded.revision, value = excluded.value, sha256 = excluded.sha256, day = excluded.day,
+    covered = excluded.covered
 WHERE excluded.revision >= windows.revision
 """
 
@@ -83,6 +85,10 @@ class CbamStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(windows)")}
+        if "covered" not in columns:
+            # A ledger written before coverage was kept: its windows show no data until replayed.
+            self._db.execute("ALTER TABLE windows ADD COLUMN covered REAL")
         self._db.commit()
         self.rows_written = 0
 
@@ -113,6 +119,8 @@ class CbamStore:
                 continue
             day = point.time.astimezone(self.zone).date()
             days.add(day)
+            coverage = point.fields.get("coverage")
+            covered = float(coverage) if isinstance(coverage, int | float) else None
             rows.append(
                 (
                     point.measurement,
@@ -123,6 +131,7 @@ class CbamStore:
                     revision,
                     float(value),
                     hashlib.sha256(point.to_json().encode()).hexdigest(),
+                    covered,
                 )
             )
         if rows:
@@ -149,25 +158,43 @@ class CbamStore:
         )
         return [(str(d), str(m), str(k), float(v), int(n)) for d, m, k, v, n in cursor]
 
+    def covered_windows(self, machine: str, first: date, after: date) -> Iterator[int]:
+        """Starts (µs since the epoch) of ``machine``'s energy windows in ``[first, after)`` with data.
+
+        A window has data when its electricity meter covered part of it (``coverage`` > 0 on the
+        ``energy`` point, docs/points.md); the engine fills silences with empty windows, so a window
+        alone is not data.
+        """
+        cursor = self._db.execute(
+            "SELECT time_us FROM windows WHERE machine = ? AND measurement = 'energy' AND covered > 0 "
+            "AND day >= ? AND day < ? ORDER BY time_us",
+            (machine, first.isoformat(), after.isoformat()),
+        )
+        for (time_us,) in cursor:
+            yield int(time_us)
+
     def evidence(self, machines: Iterable[str], first: date, after: date) -> Iterator[str]:
         """The kept windows of ``machines`` in ``[first, after)`` as JSON lines, in a stable order.
 
         Each line holds the window's identity (measurement, tags, time), its revision, the value
-        the ledger used, and ``point_sha256``: the SHA-256 of the point's JSON line exactly as the
+        the ledger used, for ``energy`` windows the meter's ``coverage`` (the data completeness is
+        counted from it), and ``point_sha256``: the SHA-256 of the point's JSON line exactly as the
         sinks received it, which ties the line to the raw point archive (``points/*.jsonl``).
         """
         wanted = sorted(set(machines))
         marks = ",".join("?" * len(wanted))
         cursor = self._db.execute(
-            "SELECT measurement, tags, time_us, day, revision, value, sha256 FROM windows "
+            "SELECT measurement, tags, time_us, day, revision, value, sha256, covered FROM windows "
             f"WHERE machine IN ({marks}) AND day >= ? AND day < ? "
             "ORDER BY machine, measurement, time_us, tags",
             (*wanted, first.isoformat(), after.isoformat()),
         )
-        for measurement, tags, time_us, day, revision, value, digest in cursor:
+        for measurement, tags, time_us, day, revision, value, digest, covered in cursor:
             moment = EPOCH + timedelta(microseconds=time_us)
+            coverage = "" if covered is None else f',"coverage":{covered!r}'
             yield (
                 f'{{"measurement":{json.dumps(measurement)},"tags":{tags},'
                 f'"time":"{moment.strftime("%Y-%m-%dT%H:%M:%S")}Z","day":"{day}",'
-                f'"revision":{revision},"{LEDGER_FIELDS[measurement]}":{value!r},"point_sha256":"{digest}"}}'
+                f'"revision":{revision},"{LEDGER_FIELDS[measurement]}":{value!r}{coverage},'
+                f'"point_sha256":"{digest}"}}'
             )

@@ -39,6 +39,7 @@ __all__ = [
     "default_with_markup",
     "electricity_default",
     "embedded_emissions",
+    "require_definitive_year",
     "round_template",
     "specific_embedded_emissions",
     "specific_embedded_emissions_specific_form",
@@ -114,18 +115,33 @@ _MARKUP_PCT: dict[CbamCategory, tuple[int, int, int]] = {
 }
 
 
-def _require_definitive_year(year: int) -> None:
-    """Raise ``ValueError`` for a year before the definitive period."""
+def require_definitive_year(year: int) -> None:
+    """Refuse a year before the definitive period, naming it and why.
+
+    The methodology implemented here (IR 2025/2547, default values of IR 2025/2621, CBAM factor of
+    IR 2025/2620) applies from 2026-01-01; the transitional period (2023-10-01 to 2025-12-31)
+    had quarterly reports under IR 2023/1773, with other rules on default values and no
+    certificates, which this module does not implement [IR-2023-1773; IR-2025-2547; CBAM-NOTE section 0].
+
+    Args:
+        year: The reporting or import year.
+
+    Raises:
+        ValueError: If ``year`` is before 2026; the message names the year and the act that
+            governed it.
+    """
     if year < DEFINITIVE_PERIOD_START_YEAR:
         raise ValueError(
             f"year {year} is before the CBAM definitive period, which starts in "
-            f"{DEFINITIVE_PERIOD_START_YEAR}"
+            f"{DEFINITIVE_PERIOD_START_YEAR}: the methodology of IR (EU) 2025/2547 applies from "
+            f"{DEFINITIVE_PERIOD_START_YEAR}-01-01, and the transitional period's quarterly reports "
+            "(IR (EU) 2023/1773, up to 2025-12-31) are not supported"
         )
 
 
 def _markup_decimal(category: CbamCategory, year: int) -> Decimal:
     """Mark-up as an exact decimal fraction (see :func:`default_markup`)."""
-    _require_definitive_year(year)
+    require_definitive_year(year)
     pct_2026, pct_2027, pct_2028_on = _MARKUP_PCT[CbamCategory(category)]
     pct = pct_2026 if year == 2026 else pct_2027 if year == 2027 else pct_2028_on
     return Decimal(pct) / 100
@@ -234,7 +250,7 @@ def cbam_factor(year: int) -> float:
     Raises:
         ValueError: If ``year`` is before 2026.
     """
-    _require_definitive_year(year)
+    require_definitive_year(year)
     if year > _CBAM_FACTOR_LAST_YEAR:
         return 0.0
     return _CBAM_FACTOR[year]
@@ -281,7 +297,11 @@ class PrecursorInput:
         mass_t: ``M_i``, the *total* mass consumed to produce the activity level, including
             spill, cut-offs and scrap [2025/2547 Annex III B; CBAM-NOTE section 3.1], >= 0.
         see_direct: Direct SEE of the precursor in t CO2e/t (0 for EU or Annex III-exempt origin).
-        see_indirect: Indirect SEE of the precursor in t CO2e/t.
+        see_indirect: Indirect SEE of the precursor in t CO2e/t, or ``None`` when it is not known
+            (a default value given without its indirect part).
+        see_indirect_counted: For a precursor made in the installation, the part of its indirect
+            SEE its own embedded emissions count (:attr:`SeeResult.indirect_counted`); ``None``:
+            the same as ``see_indirect`` (a purchased precursor's declared indirect SEE).
 
     Raises:
         ValueError: On construction, if ``mass_t`` is negative or non-finite.
@@ -289,7 +309,13 @@ class PrecursorInput:
 
     mass_t: float
     see_direct: float
-    see_indirect: float
+    see_indirect: float | None
+    see_indirect_counted: float | None = None
+
+    @property
+    def counted_indirect(self) -> float | None:
+        """The indirect SEE that enters a good's counted figure when this precursor's is included."""
+        return self.see_indirect if self.see_indirect_counted is None else self.see_indirect_counted
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.mass_t) and self.mass_t >= 0):
@@ -298,15 +324,30 @@ class PrecursorInput:
 
 @dataclass(frozen=True, slots=True)
 class SeeResult:
-    """Specific embedded emissions of a good, per channel, in t CO2e/t [IR-2025-2547 Annex III B].
+    """Specific embedded emissions of a good in t CO2e/t [IR-2025-2547 Annex III B; CBAM-REG Art. 7(1)].
 
     Attributes:
-        direct: Direct SEE.
-        indirect: Indirect SEE (see :func:`embedded_emissions` for what it contains).
+        direct: Direct SEE (the good's attributed direct emissions and its precursors' direct SEE).
+        indirect: The whole indirect SEE: the good's own electricity and the indirect SEE of every
+            precursor, whatever its category; ``None`` when a part of it is not known.
+        indirect_counted: The part of the indirect SEE that counts in the embedded emissions
+            under Art. 7(1) with the cross-channel rule (see :func:`embedded_emissions`);
+            ``None`` when a counted part is not known.
     """
 
     direct: float
-    indirect: float
+    indirect: float | None
+    indirect_counted: float | None
+
+    @property
+    def total(self) -> float | None:
+        """Direct plus the whole indirect SEE."""
+        return None if self.indirect is None else self.direct + self.indirect
+
+    @property
+    def counted(self) -> float | None:
+        """The SEE counted under Art. 7(1): direct plus the counted indirect part."""
+        return None if self.indirect_counted is None else self.direct + self.indirect_counted
 
 
 def specific_embedded_emissions(
@@ -374,66 +415,82 @@ def specific_embedded_emissions_specific_form(
     return total
 
 
+def _channel(
+    attributed_t: float | None, activity_t: float, precursors: Sequence[tuple[float, float | None]]
+) -> float | None:
+    """One channel's SEE, or ``None`` when an input is not known."""
+    if attributed_t is None or any(see is None for _, see in precursors):
+        return None
+    return specific_embedded_emissions(
+        attributed_t, activity_t, [(m, s) for m, s in precursors if s is not None]
+    )
+
+
 def embedded_emissions(
     category: CbamCategory,
     cn_code: str,
     *,
     attributed_direct_t: float,
-    attributed_indirect_t: float,
+    attributed_indirect_t: float | None,
     activity_t: float,
     precursors: Sequence[tuple[PrecursorInput, bool]] = (),
 ) -> SeeResult:
-    """Direct and indirect SEE of a good, with the cross-channel rule [IR-2025-2547 Annex III B].
+    """Direct and indirect SEE of a good, whole and as counted [IR-2025-2547 Annex III B, Annex I pt 3.1].
 
-    Each channel uses :func:`specific_embedded_emissions` [2025/2547 Annex III B Eq. 59-60]. The
-    cross-channel rule [2025/2547 Annex I pt 3.1; CBAM-NOTE] says: for an Annex II complex good,
-    the indirect emissions of *non*-Annex II precursors are included (e.g. pellets in DRI); for a
-    non-Annex II good, the indirect emissions of Annex II precursors are excluded.
+    Each channel uses :func:`specific_embedded_emissions` [2025/2547 Annex III B Eq. 59-60]:
 
-    Interpretation implemented here (our sources do not name the channel; VERIFY against the OJ):
+    - ``direct``: ``AttrEm_dir`` plus ``M_i x SEE_dir,i`` of every precursor.
+    - ``indirect``, the whole figure, for every good: the good's own ``AttrEm_indir = E_el x EF_el``
+      plus ``M_i x SEE_indir,i`` of every precursor, whatever its category. It is what the good's
+      electricity (and its precursors') emitted, and is reported even where it does not count.
+    - ``indirect_counted``, what counts under Art. 7(1) of Reg. 2023/956 [CBAM-REG]: Annex II
+      goods count direct emissions only, so their own ``AttrEm_indir`` is left out; and by the
+      cross-channel rule [2025/2547 Annex I pt 3.1; CBAM-NOTE] an Annex II complex good includes
+      the indirect emissions of its *non*-Annex II precursors (e.g. pellets in DRI), while a
+      non-Annex II good excludes those of its Annex II precursors. So the counted part is the own
+      ``AttrEm_indir`` if the good carries indirect emissions (:func:`carries_indirect`), plus
+      ``M_i x SEE_indir,i`` of exactly the precursors that carry them (flag ``True``).
+      Our sources do not name the channel the included precursor emissions go to; they are kept
+      in the indirect channel here, not merged into ``direct`` (VERIFY against the OJ).
 
-    - Direct channel: ``AttrEm_dir`` plus ``M_i x SEE_dir,i`` of every precursor.
-    - Indirect channel: the good's own ``AttrEm_indir`` only if the good carries indirect
-      emissions (:func:`carries_indirect`); for an Annex II good it is not counted (ignored, even
-      if non-zero). Plus ``M_i x SEE_indir,i`` of exactly those precursors that themselves carry
-      indirect emissions (flag ``True``), whatever the good's category. So an Annex II good's
-      ``indirect`` holds only the included indirect emissions of its non-Annex II precursors,
-      kept in the indirect channel rather than merged into ``direct``; and a non-Annex II good
-      drops the indirect emissions of its Annex II precursors.
+    The SEE counted under Art. 7(1) is then ``direct + indirect_counted`` (:attr:`SeeResult.counted`).
+    A figure is ``None`` when an input it needs is ``None`` (own electricity not metered, a
+    precursor's indirect SEE not known); the other figures are still computed.
 
     The emission and activity arguments are keyword-only, so the two channels cannot be swapped
-    by position.
-
-    Precursors produced inside the same production process must not be listed, and precursors of
-    EU or Annex III-exempt origin carry SEE = 0; both are the caller's job.
+    by position. Precursors produced inside the same production process must not be listed, and
+    precursors of EU or Annex III-exempt origin carry SEE = 0; both are the caller's job.
 
     Args:
         category: Category of the good.
         cn_code: CN code of the good, with or without spaces.
         attributed_direct_t: ``AttrEm_dir`` of the production process in t CO2e.
-        attributed_indirect_t: ``AttrEm_indir = E_el,cons x EF_el`` in t CO2e.
+        attributed_indirect_t: ``AttrEm_indir = E_el,cons x EF_el`` in t CO2e, or ``None`` when the
+            electricity consumed is not known.
         activity_t: ``AL_g`` in t (MWh for electricity), > 0.
-        precursors: ``(precursor, carries_indirect)`` pairs; the flag says whether the precursor
-            is a non-Annex II good carrying indirect emissions (see :func:`carries_indirect`).
+        precursors: ``(precursor, counts)`` pairs; the flag says whether the precursor's
+            (counted) indirect SEE counts in this good's: ``True`` for a non-Annex II precursor
+            (see :func:`carries_indirect`), and for a precursor made here that is an Annex II
+            good when this good is one too (its counted indirect part is then only that of its
+            own non-Annex II precursors, which the rule includes).
 
     Returns:
-        The direct and indirect SEE in t CO2e/t.
+        The direct SEE, the whole indirect SEE and its counted part, in t CO2e/t.
 
     Raises:
         ValueError: If ``activity_t`` <= 0, or the category or CN code is invalid.
     """
-    own_indirect = attributed_indirect_t if carries_indirect(category, cn_code) else 0.0
+    own_counted = attributed_indirect_t if carries_indirect(category, cn_code) else 0.0
     direct = specific_embedded_emissions(
         attributed_direct_t,
         activity_t,
         [(p.mass_t, p.see_direct) for p, _ in precursors],
     )
-    indirect = specific_embedded_emissions(
-        own_indirect,
-        activity_t,
-        [(p.mass_t, p.see_indirect) for p, p_carries in precursors if p_carries],
+    whole = _channel(attributed_indirect_t, activity_t, [(p.mass_t, p.see_indirect) for p, _ in precursors])
+    counted = _channel(
+        own_counted, activity_t, [(p.mass_t, p.counted_indirect) for p, p_counts in precursors if p_counts]
     )
-    return SeeResult(direct=direct, indirect=indirect)
+    return SeeResult(direct=direct, indirect=whole, indirect_counted=counted)
 
 
 # --------------------------------------------------------------------------------------------------

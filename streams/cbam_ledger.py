@@ -34,6 +34,7 @@ from plantstream.plant.schema import (
     CbamOperator,
     DefaultValue,
     PlantModel,
+    Role,
 )
 from plantstream.records import Point
 from streams import cbam
@@ -57,6 +58,7 @@ __all__ = [
 ]
 
 Path = tuple[str | int, ...]
+_ELECTRICITY_ROLES = frozenset({Role.POWER_KW, Role.ENERGY_KWH})
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ class ProcessSpec:
     route: str
     machines: tuple[str, ...]
     shares: Mapping[str, float] = field(default_factory=dict)
+    unmetered: tuple[str, ...] = ()
+    """Machines without a power or energy signal: the process's electricity is then not known."""
 
     def share(self, machine: str) -> float:
         """The fraction of ``machine``'s Scope 1 and electricity attributed to this process."""
@@ -110,18 +114,20 @@ class PrecursorSpec:
     supplier_installation_id: str | None
     verifier_report: str | None
 
-    def values(self, year: int) -> tuple[float, float, bool]:
+    def values(self, year: int) -> tuple[float, float | None, bool]:
         """(SEE direct, SEE indirect, rests on default values) used for ``year``.
 
         Default values get the year's mark-up (IR 2026/1740 Annex I intro [IR-2026-1740]),
         channel by channel, unrounded; VERIFY whether the Registry marks up precursor defaults so.
+        The indirect SEE is ``None`` for a default given without its indirect part.
         """
         if self.basis == "actual_verified" and self.see_direct is not None and self.see_indirect is not None:
             return self.see_direct, self.see_indirect, False
         assert self.default is not None  # the schema guarantees one of the two
+        indirect = self.default.indirect
         return (
             cbam.default_with_markup(self.default.direct, self.category, year),
-            cbam.default_with_markup(self.default.indirect, self.category, year),
+            None if indirect is None else cbam.default_with_markup(indirect, self.category, year),
             True,
         )
 
@@ -213,19 +219,35 @@ def build_cbam_spec(plant: PlantModel) -> CbamSpec | None:
     electricity = _electricity(section, problems)
     site_id = section.installation.site or plant.sites[0].id
     timezone = next(site.timezone for site in plant.sites if site.id == site_id)
-    processes = {
-        p.id: ProcessSpec(
+    metered = {
+        machine.id
+        for _, _, machine in plant.machines()
+        if any(signal.role in _ELECTRICITY_ROLES for signal in machine.signals.values())
+    }
+    processes = {}
+    for p in section.processes:
+        machines = (*p.machines, *(m.machine for m in p.shared_machines))
+        processes[p.id] = ProcessSpec(
             p.id,
             p.name or p.id,
             p.route,
-            (*p.machines, *(m.machine for m in p.shared_machines)),
+            machines,
             {m.machine: m.share for m in p.shared_machines},
+            tuple(m for m in machines if m not in metered),
         )
-        for p in section.processes
-    }
     precursors = {}
-    for item in section.purchased_precursors:
+    for index, item in enumerate(section.purchased_precursors):
         category = cbam.CbamCategory(item.category)
+        no_indirect = item.basis == "default" and item.default is not None and item.default.indirect is None
+        if no_indirect and cbam.carries_indirect(category, item.cn_code):
+            problems.append(
+                (
+                    ("cbam", "purchased_precursors", index, "default"),
+                    f"precursor {item.id!r} is not an Annex II good: its indirect emissions count in "
+                    "the goods made from it (Art. 7(1), 2025/2547 Annex I pt 3.1), so its default needs "
+                    "indirect (IR 2025/2621 Annex I)",
+                )
+            )
         precursors[item.id] = PrecursorSpec(
             id=item.id,
             name=item.name or item.id,
@@ -314,70 +336,111 @@ class MachineTotals:
 
 @dataclass
 class ProcessFigures:
-    """Attributed emissions and electricity of one production process over a period."""
+    """Attributed emissions and electricity of one production process over a period.
+
+    ``electricity_mwh`` and ``indirect_t`` are ``None`` when a machine of the process has no
+    electricity meter (the consumption is not known, and is not taken as zero).
+    """
 
     id: str
     direct_t: float
-    electricity_mwh: float
-    indirect_t: float
+    electricity_mwh: float | None
+    indirect_t: float | None
     activity_t: float
     windows: int
 
 
 @dataclass
 class PrecursorFigures:
-    """One precursor of a good over a period: mass consumed, SEE used, embedded emissions."""
+    """One precursor of a good over a period: mass consumed, SEE used, embedded emissions.
+
+    ``see_indirect`` is the precursor's whole indirect SEE (``None`` when not known, with
+    ``unknown_indirect`` saying why); ``see_indirect_counted`` the part of it that enters the
+    good's counted figure when ``counts_indirect``; ``embedded_indirect_counted_t`` is that part
+    times the mass, 0 when it does not count.
+    """
 
     kind: str
     ref: str
     cn_code: str
     mass_t: float
     see_direct: float
-    see_indirect: float
+    see_indirect: float | None
+    see_indirect_counted: float | None
     counts_indirect: bool
     default_direct: float  # t CO2e/t of see_direct resting on default values
-    default_indirect: float
+    default_indirect: float | None
+    default_indirect_counted: float | None
     embedded_direct_t: float
-    embedded_indirect_t: float
+    embedded_indirect_t: float | None
+    embedded_indirect_counted_t: float | None
+    unknown_indirect: str | None = None
+    unknown_direct: str | None = None
 
     @property
     def on_defaults(self) -> bool:
         """True when any part of the precursor's SEE rests on default values."""
-        return self.default_direct > 0 or self.default_indirect > 0
+        return self.default_direct > 0 or bool(self.default_indirect) or bool(self.default_indirect_counted)
 
 
 @dataclass
 class GoodFigures:
-    """A good over a period: activity, attributed and embedded emissions, SEE, default shares."""
+    """A good over a period: activity, attributed and embedded emissions, SEE, default shares.
+
+    SEE in t CO2e/t (see :class:`streams.cbam.SeeResult`): ``see_direct``; ``see_indirect``, the
+    whole indirect figure of every good; ``see_indirect_counted``, its part counted under Art. 7(1)
+    of Reg. 2023/956 with the cross-channel rule; :attr:`see_total` and :attr:`see_cbam`. A figure
+    that cannot be computed is ``None`` and ``reasons`` maps its name to why.
+    """
 
     id: str
     process: str
     activity_t: float
     attributed_direct_t: float
-    attributed_indirect_t: float
-    electricity_mwh: float
+    attributed_indirect_t: float | None
+    electricity_mwh: float | None
     precursors: list[PrecursorFigures] = field(default_factory=list)
     see_direct: float | None = None
     see_indirect: float | None = None
+    see_indirect_counted: float | None = None
     default_direct: float = 0.0  # t CO2e/t of see_direct resting on default values
-    default_indirect: float = 0.0
+    default_indirect: float | None = 0.0
+    default_indirect_counted: float | None = 0.0
+    reasons: dict[str, str] = field(default_factory=dict)
 
     @property
     def see_total(self) -> float | None:
-        """Direct plus indirect SEE."""
+        """Direct plus the whole indirect SEE."""
         if self.see_direct is None or self.see_indirect is None:
             return None
         return self.see_direct + self.see_indirect
 
-    def default_share(self, channel: str = "total") -> float | None:
-        """Share of the channel's SEE (``direct``, ``indirect`` or ``total``) resting on defaults."""
-        if self.see_direct is None or self.see_indirect is None:
+    @property
+    def see_cbam(self) -> float | None:
+        """The SEE counted under Art. 7(1): direct plus the counted indirect part."""
+        if self.see_direct is None or self.see_indirect_counted is None:
             return None
-        part, whole = {
-            "direct": (self.default_direct, self.see_direct),
-            "indirect": (self.default_indirect, self.see_indirect),
-            "total": (self.default_direct + self.default_indirect, self.see_direct + self.see_indirect),
-        }[channel]
+        return self.see_direct + self.see_indirect_counted
+
+    def default_share(self, channel: str = "cbam") -> float | None:
+        """Share of a figure resting on default values: ``direct``, ``indirect``, ``total`` or ``cbam``."""
+        if self.see_direct is None:
+            return None
+        part: float | None
+        whole: float | None
+        if channel == "direct":
+            part, whole = self.default_direct, self.see_direct
+        elif channel == "indirect":
+            part, whole = self.default_indirect, self.see_indirect
+        elif channel == "total":
+            part = None if self.default_indirect is None else self.default_direct + self.default_indirect
+            whole = self.see_total
+        else:
+            counted = self.default_indirect_counted
+            part = None if counted is None else self.default_direct + counted
+            whole = self.see_cbam
+        if part is None or whole is None:
+            return None
         return part / whole if whole > 0 else 0.0
 
 
@@ -428,8 +491,10 @@ def _process_figures(spec: CbamSpec, totals: Mapping[str, MachineTotals]) -> dic
             for g in spec.goods.values()
             if g.process == pid
         )
-        mwh = summed.kwh / 1000
-        out[pid] = ProcessFigures(pid, summed.scope1_kg / 1000, mwh, mwh * factor, activity, summed.windows)
+        # A machine without an electricity meter makes the process's consumption unknown, not 0.
+        mwh = None if process.unmetered else summed.kwh / 1000
+        indirect = None if mwh is None else mwh * factor
+        out[pid] = ProcessFigures(pid, summed.scope1_kg / 1000, mwh, indirect, activity, summed.windows)
     return out
 
 
@@ -467,19 +532,24 @@ def period_figures(
             process=good.process,
             activity_t=activity,
             attributed_direct_t=process.direct_t * share,
-            attributed_indirect_t=process.indirect_t * share,
-            electricity_mwh=process.electricity_mwh * share,
+            attributed_indirect_t=None if process.indirect_t is None else process.indirect_t * share,
+            electricity_mwh=None if process.electricity_mwh is None else process.electricity_mwh * share,
         )
         annual = (year_activity or {}).get(gid, activity)
         for use in good.precursors:
-            figures.precursors.append(_precursor(spec, use, activity, annual, year, goods))
+            figures.precursors.append(_precursor(spec, good, use, activity, annual, year, goods))
         _see(spec, good, figures)
         goods[gid] = figures
     return PeriodFigures(label, start, end, processes, goods)
 
 
+def _times(mass: float, see: float | None) -> float | None:
+    return None if see is None else mass * see
+
+
 def _precursor(
     spec: CbamSpec,
+    good: GoodSpec,
     use: PrecursorUse,
     activity: float,
     annual_activity: float,
@@ -491,17 +561,38 @@ def _precursor(
     else:
         year_mass = use.mass_t_by_year.get(year, 0.0)
         mass = year_mass * activity / annual_activity if annual_activity > 0 else 0.0
+    see_i_counted: float | None
+    default_i_counted: float | None
+    unknown_direct = None
     if use.kind == "purchased":
         pre = spec.precursors[use.ref]
         see_d, see_i, on_default = pre.values(year)
-        cn_code, carries = pre.cn_code, pre.carries_indirect
+        see_i_counted = see_i
+        cn_code, counts = pre.cn_code, pre.carries_indirect
         default_d, default_i = (see_d, see_i) if on_default else (0.0, 0.0)
+        default_i_counted = default_i
+        unknown = (
+            None
+            if see_i is not None
+            else f"the default value of {pre.name} (CN {pre.cn_code}) has no indirect part"
+        )
     else:
         made = goods[use.ref]
         own = spec.goods[use.ref]
-        see_d, see_i = made.see_direct or 0.0, made.see_indirect or 0.0
-        cn_code, carries = own.cn_code, own.carries_indirect
+        see_d = made.see_direct or 0.0
+        see_i, see_i_counted = made.see_indirect, made.see_indirect_counted
+        if made.see_direct is None and mass > 0:
+            # Consumed but not made in the period (a day or month): its SEE is not known here.
+            unknown_direct = f"{own.name} (CN {own.cn_code}), made here, was not produced in the period"
+        cn_code = own.cn_code
+        # An Annex II good made here into an Annex II good passes on the indirect emissions of its
+        # own non-Annex II precursors, which its counted part holds (2025/2547 Annex I pt 3.1).
+        counts = own.carries_indirect or not good.carries_indirect
         default_d, default_i = made.default_direct, made.default_indirect
+        default_i_counted = made.default_indirect_counted
+        unknown = (
+            None if see_i is not None else f"the indirect SEE of {own.name} (CN {own.cn_code}) is not known"
+        )
     return PrecursorFigures(
         kind=use.kind,
         ref=use.ref,
@@ -509,20 +600,37 @@ def _precursor(
         mass_t=mass,
         see_direct=see_d,
         see_indirect=see_i,
-        counts_indirect=carries,
+        see_indirect_counted=see_i_counted,
+        counts_indirect=counts,
         default_direct=default_d,
         default_indirect=default_i,
+        default_indirect_counted=default_i_counted,
         embedded_direct_t=mass * see_d,
-        embedded_indirect_t=mass * see_i if carries else 0.0,
+        embedded_indirect_t=_times(mass, see_i),
+        embedded_indirect_counted_t=_times(mass, see_i_counted) if counts else 0.0,
+        unknown_indirect=unknown,
+        unknown_direct=unknown_direct,
     )
 
 
+_NO_PRODUCTION = "no production of the good in the period in the ledger"
+_SEE_FIGURES = ("see_direct", "see_indirect", "see_total", "see_cbam")
+
+
 def _see(spec: CbamSpec, good: GoodSpec, figures: GoodFigures) -> None:
-    """SEE per channel (cross-channel rule included) and the parts resting on default values."""
+    """SEE per channel (cross-channel rule included), the parts on default values, and reasons."""
     if figures.activity_t <= 0:
+        figures.reasons = dict.fromkeys(_SEE_FIGURES, _NO_PRODUCTION)
+        return
+    missing = "; ".join(p.unknown_direct for p in figures.precursors if p.unknown_direct)
+    if missing:
+        figures.reasons = dict.fromkeys(_SEE_FIGURES, missing)
         return
     inputs = [
-        (cbam.PrecursorInput(p.mass_t, p.see_direct, p.see_indirect), p.counts_indirect)
+        (
+            cbam.PrecursorInput(p.mass_t, p.see_direct, p.see_indirect, p.see_indirect_counted),
+            p.counts_indirect,
+        )
         for p in figures.precursors
     ]
     result = cbam.embedded_emissions(
@@ -533,21 +641,48 @@ def _see(spec: CbamSpec, good: GoodSpec, figures: GoodFigures) -> None:
         activity_t=figures.activity_t,
         precursors=inputs,
     )
-    figures.see_direct, figures.see_indirect = result.direct, result.indirect
+    figures.see_direct = result.direct
+    figures.see_indirect, figures.see_indirect_counted = result.indirect, result.indirect_counted
     # The same rule applied to the default-based parts alone gives the default-based SEE.
     default_inputs = [
-        (cbam.PrecursorInput(p.mass_t, p.default_direct, p.default_indirect), p.counts_indirect)
+        (
+            cbam.PrecursorInput(p.mass_t, p.default_direct, p.default_indirect, p.default_indirect_counted),
+            p.counts_indirect,
+        )
         for p in figures.precursors
     ]
+    own = figures.attributed_indirect_t
     defaults = cbam.embedded_emissions(
         good.category,
         good.cn_code,
         attributed_direct_t=0.0,
-        attributed_indirect_t=figures.attributed_indirect_t if spec.electricity.is_default else 0.0,
+        attributed_indirect_t=own if spec.electricity.is_default else (None if own is None else 0.0),
         activity_t=figures.activity_t,
         precursors=default_inputs,
     )
-    figures.default_direct, figures.default_indirect = defaults.direct, defaults.indirect
+    figures.default_direct = defaults.direct
+    figures.default_indirect, figures.default_indirect_counted = defaults.indirect, defaults.indirect_counted
+    figures.reasons = _reasons(spec, good, figures)
+
+
+def _reasons(spec: CbamSpec, good: GoodSpec, figures: GoodFigures) -> dict[str, str]:
+    """Why each figure that is ``None`` could not be computed (the causes, joined)."""
+    own: list[str] = []
+    if figures.attributed_indirect_t is None:
+        own.append(
+            f"process {good.process!r} has machines without an electricity meter, so its electricity "
+            "consumption is not known"
+        )
+    whole = own + [p.unknown_indirect for p in figures.precursors if p.unknown_indirect]
+    counted = (own if good.carries_indirect else []) + [
+        p.unknown_indirect for p in figures.precursors if p.unknown_indirect and p.counts_indirect
+    ]
+    reasons = {}
+    if figures.see_indirect is None:
+        reasons["see_indirect"] = reasons["see_total"] = "; ".join(whole)
+    if figures.see_indirect_counted is None:
+        reasons["see_cbam"] = "; ".join(counted)
+    return reasons
 
 
 # --------------------------------------------------------------------------------------------------
@@ -584,16 +719,23 @@ def daily_points(
             fields: dict[str, float | int | str | bool] = {
                 "activity_t": good.activity_t,
                 "attributed_direct_t": good.attributed_direct_t,
-                "electricity_mwh": good.electricity_mwh,
-                "attributed_indirect_t": good.attributed_indirect_t,
                 "precursor_direct_t": sum(p.embedded_direct_t for p in good.precursors),
-                "precursor_indirect_t": sum(p.embedded_indirect_t for p in good.precursors),
                 "windows": figures.processes[good.process].windows,
             }
-            if good.see_direct is not None and good.see_indirect is not None:
-                fields["see_direct"] = good.see_direct
-                fields["see_indirect"] = good.see_indirect
-                fields["default_share"] = good.default_share() or 0.0
+            # A figure that is not known is left out of the point, never written as 0.
+            indirect_parts = [p.embedded_indirect_t for p in good.precursors]
+            optional = {
+                "electricity_mwh": good.electricity_mwh,
+                "attributed_indirect_t": good.attributed_indirect_t,
+                "precursor_indirect_t": None
+                if None in indirect_parts
+                else sum(part or 0.0 for part in indirect_parts),
+                "see_direct": good.see_direct,
+                "see_indirect": good.see_indirect,
+                "see_cbam": good.see_cbam,
+                "default_share": good.default_share(),
+            }
+            fields |= {name: value for name, value in optional.items() if value is not None}
             tags = {
                 "installation": installation,
                 "process": good.process,

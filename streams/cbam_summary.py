@@ -13,12 +13,14 @@ Rounding: SEE and emission figures to 3 decimals, half-up, as the default-value 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from streams import cbam
+from streams.cbam_completeness import NOT_MEASURED, ProcessCompleteness
 from streams.cbam_ledger import CbamSpec, GoodFigures, PeriodFigures
 
 __all__ = [
@@ -26,14 +28,25 @@ __all__ = [
     "CbamSummary",
     "build_operator_report",
     "build_summary",
+    "completeness_statement",
     "factor_table",
+    "percent",
 ]
 
-SUMMARY_FORMAT = "plantstream-cbam-summary/1"
+SUMMARY_FORMAT = "plantstream-cbam-summary/2"
 
 
 class _Closed(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_reasons(model: BaseModel, reasons: dict[str, str]) -> None:
+    """Every empty figure has a reason, and every reason names an empty figure of ``model``."""
+    for name, reason in reasons.items():
+        if name not in type(model).model_fields or getattr(model, name) is not None:
+            raise ValueError(f"null_reasons[{name!r}]: not an empty figure of this item")
+        if not reason:
+            raise ValueError(f"null_reasons[{name!r}]: the reason is empty")
 
 
 class SummaryOperator(_Closed):
@@ -71,6 +84,37 @@ class SummaryPeriod(_Closed):
     end: date
 
 
+class SummaryCompleteness(_Closed):
+    """A process's data completeness in the period (streams.cbam_completeness); no time stamps."""
+
+    operating_hours: float
+    hours_with_data: float | None
+    share: float | None
+    gaps: int
+    longest_gap_hours: float | None
+    null_reasons: dict[str, str]
+
+    @model_validator(mode="after")
+    def _reasons(self) -> SummaryCompleteness:
+        _check_reasons(self, self.null_reasons)
+        if self.share is None and "share" not in self.null_reasons:
+            raise ValueError("share is null without a reason in null_reasons")
+        return self
+
+
+class SummaryDataCompleteness(_Closed):
+    """Whether the report rests on complete data, and what it says if not.
+
+    ``partial`` is true when a process is under ``threshold`` (or cannot be measured) and the
+    report was issued anyway with ``--allow-partial``; without it such a report is refused.
+    """
+
+    threshold: float
+    partial: bool
+    gaps_filled: Literal[False]
+    statement: str
+
+
 class SummaryProcess(_Closed):
     """Items 3, 5 and 6: a production process, its route, its goods and its emissions."""
 
@@ -81,10 +125,32 @@ class SummaryProcess(_Closed):
     cn_codes: list[str]
     direct_emissions_t: float
     indirect_emissions_t: float | None
+    """The whole figure: the process's electricity x the CBAM factor, whatever its goods."""
+    indirect_emissions_counted_t: float | None
+    """The part of it attributed to goods that carry indirect emissions (Art. 7(1))."""
+    data_completeness: SummaryCompleteness
+    null_reasons: dict[str, str]
+
+    @model_validator(mode="after")
+    def _reasons(self) -> SummaryProcess:
+        _check_reasons(self, self.null_reasons)
+        if self.indirect_emissions_t is None and "indirect_emissions_t" not in self.null_reasons:
+            raise ValueError("indirect_emissions_t is null without a reason in null_reasons")
+        return self
 
 
 class SummaryGood(_Closed):
-    """Item 4: a good's specific embedded emissions and the share resting on default values."""
+    """Item 4: a good's specific embedded emissions, which of them count, and the shares on defaults.
+
+    ``see_direct``, ``see_indirect`` (the whole indirect figure, for every good: its electricity
+    and its precursors' times their factors) and ``see_total`` (their sum) describe the good;
+    ``see_cbam`` is what counts under Art. 7(1) of Reg. 2023/956: ``see_direct +
+    see_indirect_counted``, direct only for an Annex II good (``direct_emissions_only``) except the
+    indirect emissions of non-Annex II precursors, which the cross-channel rule includes; for other
+    goods direct and indirect, except the indirect emissions of Annex II precursors
+    (2025/2547 Annex I pt 3.1). ``see_cbam_rule`` says so in words. A figure that cannot be
+    computed is null and ``null_reasons`` says why.
+    """
 
     cn_code: str
     name: str
@@ -95,17 +161,33 @@ class SummaryGood(_Closed):
     see_direct: float | None
     see_indirect: float | None
     see_total: float | None
+    see_indirect_counted: float | None
+    see_cbam: float | None
+    see_cbam_rule: str
+    null_reasons: dict[str, str]
     default_share_direct: float | None
     default_share_indirect: float | None
     default_share_total: float | None
+    default_share_cbam: float | None
     indirect_share_actual: float | None
     indirect_share_default: float | None
-    electricity_factor_t_per_mwh: float | None
-    electricity_factor_basis: str | None
-    electricity_factor_source: str | None
+    electricity_factor_t_per_mwh: float
+    electricity_factor_basis: str
+    electricity_factor_source: str
     specific_electricity_mwh_per_t: float | None
     specific_embedded_free_allocation: float | None
     benchmark_confirmation: str | None
+    data_completeness: float | None
+    """The lowest completeness share of the processes behind the good (its own, its precursors' made here)."""
+    data_completeness_processes: list[str]
+
+    @model_validator(mode="after")
+    def _reasons(self) -> SummaryGood:
+        _check_reasons(self, self.null_reasons)
+        for name in ("see_direct", "see_indirect", "see_total", "see_cbam"):
+            if getattr(self, name) is None and name not in self.null_reasons:
+                raise ValueError(f"{name} is null without a reason in null_reasons")
+        return self
 
 
 class SummaryDefaultPrecursor(_Closed):
@@ -115,7 +197,7 @@ class SummaryDefaultPrecursor(_Closed):
     name: str
     origin: str
     default_direct: float
-    default_indirect: float
+    default_indirect: float | None
     mark_up: float
     default_source: str
     used_in: list[str]
@@ -151,7 +233,7 @@ class SummaryDeclarations(_Closed):
 class CbamSummary(_Closed):
     """The summary report (IR 2025/2547 Annex IV §1.2): the only artefact meant for importers."""
 
-    format: Literal["plantstream-cbam-summary/1"]
+    format: Literal["plantstream-cbam-summary/2"]
     legal_basis: str
     reporting_period: SummaryPeriod
     operator: SummaryOperator
@@ -159,7 +241,10 @@ class CbamSummary(_Closed):
     processes: list[SummaryProcess]
     goods: list[SummaryGood]
     total_direct_emissions_t: float
-    total_indirect_emissions_t: float
+    total_indirect_emissions_t: float | None
+    """Whole: the electricity of every CBAM process; null when one of them is not metered."""
+    total_indirect_emissions_counted_t: float | None
+    data_completeness: SummaryDataCompleteness
     precursors_default: list[SummaryDefaultPrecursor]
     precursors_actual: list[SummaryActualPrecursor]
     declarations: SummaryDeclarations
@@ -180,37 +265,89 @@ def _share(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-def _good(spec: CbamSpec, gid: str, figures: GoodFigures) -> SummaryGood:
+_RULE_ANNEX_II = (
+    "direct emissions only (Annex II good, Art. 7(1) of Reg. 2023/956); the indirect emissions of "
+    "non-Annex II precursors are included (IR 2025/2547 Annex I pt 3.1)"
+)
+_RULE_OTHER = (
+    "direct and indirect emissions (Art. 7(1) of Reg. 2023/956); the indirect emissions of Annex II "
+    "precursors are excluded (IR 2025/2547 Annex I pt 3.1)"
+)
+
+
+def _processes_behind(spec: CbamSpec, gid: str) -> list[str]:
+    """The good's process and those of its precursors made here, recursively (sorted)."""
+    found: set[str] = set()
+    todo = [gid]
+    while todo:
+        good = spec.goods[todo.pop()]
+        if good.process not in found:
+            found.add(good.process)
+        todo += [use.ref for use in good.precursors if use.kind == "good"]
+    return sorted(found)
+
+
+def _good(
+    spec: CbamSpec, gid: str, figures: GoodFigures, completeness: Mapping[str, ProcessCompleteness]
+) -> SummaryGood:
     good = spec.goods[gid]
     process = spec.processes[good.process]
     el = spec.electricity
-    indirect = good.carries_indirect
     default_indirect = figures.default_share("indirect")
-    specific_el = figures.electricity_mwh / figures.activity_t if figures.activity_t > 0 else None
+    mwh = figures.electricity_mwh
+    specific_el = mwh / figures.activity_t if mwh is not None and figures.activity_t > 0 else None
+    reasons = dict(figures.reasons)
+    if "see_cbam" in reasons:
+        reasons["see_indirect_counted"] = reasons["see_cbam"]
+    if specific_el is None:
+        unmetered = f"process {good.process!r} has machines without an electricity meter"
+        reasons["specific_electricity_mwh_per_t"] = reasons.get("see_direct", unmetered)
+    behind = _processes_behind(spec, gid)
+    shares = [completeness[pid].share for pid in behind]
+    lowest = None if None in shares else min(share or 0.0 for share in shares)
+    if lowest is None:
+        unmeasured = [pid for pid in behind if completeness[pid].share is None]
+        reasons["data_completeness"] = f"process(es) {', '.join(unmeasured)}: {NOT_MEASURED}"
     return SummaryGood(
         cn_code=good.cn_code,
         name=good.name,
         goods_category=good.category.value,
         production_process=process.id,
         route=process.route,
-        direct_emissions_only=not indirect,
+        direct_emissions_only=not good.carries_indirect,
         see_direct=_r(figures.see_direct),
         see_indirect=_r(figures.see_indirect),
         see_total=_r(figures.see_total),
+        see_indirect_counted=_r(figures.see_indirect_counted),
+        see_cbam=_r(figures.see_cbam),
+        see_cbam_rule=_RULE_OTHER if good.carries_indirect else _RULE_ANNEX_II,
+        null_reasons=reasons,
         default_share_direct=_share(figures.default_share("direct")),
-        default_share_indirect=_share(default_indirect) if indirect else None,
+        default_share_indirect=_share(default_indirect),
         default_share_total=_share(figures.default_share("total")),
-        indirect_share_actual=_share(1 - default_indirect)
-        if indirect and default_indirect is not None
-        else None,
-        indirect_share_default=_share(default_indirect) if indirect else None,
-        electricity_factor_t_per_mwh=el.t_per_mwh if indirect else None,
-        electricity_factor_basis=el.basis if indirect else None,
-        electricity_factor_source=el.source if indirect else None,
-        specific_electricity_mwh_per_t=_r(specific_el) if indirect else None,
+        default_share_cbam=_share(figures.default_share("cbam")),
+        indirect_share_actual=None if default_indirect is None else _share(1 - default_indirect),
+        indirect_share_default=_share(default_indirect),
+        electricity_factor_t_per_mwh=el.t_per_mwh,
+        electricity_factor_basis=el.basis,
+        electricity_factor_source=el.source,
+        specific_electricity_mwh_per_t=_r(specific_el),
         specific_embedded_free_allocation=None,
         benchmark_confirmation=None,
+        data_completeness=_share(lowest),
+        data_completeness_processes=behind,
     )
+
+
+def _counted_indirect(indirect_t: float | None, goods: list[tuple[bool, float]]) -> float | None:
+    """The part of a process's indirect emissions attributed to goods that carry them (by mass)."""
+    carrying = sum(mass for carries, mass in goods if carries)
+    made = sum(mass for _, mass in goods)
+    # Nothing made: the share follows the goods' kind, all or nothing.
+    share = carrying / made if made > 0 else float(all(carries for carries, _ in goods))
+    if share == 0.0:
+        return 0.0
+    return None if indirect_t is None else indirect_t * share
 
 
 def _used_in(spec: CbamSpec, precursor_id: str) -> list[str]:
@@ -223,19 +360,86 @@ def _used_in(spec: CbamSpec, precursor_id: str) -> list[str]:
     )
 
 
-def build_summary(spec: CbamSpec, year: PeriodFigures) -> CbamSummary:
+def _process_completeness(result: ProcessCompleteness) -> SummaryCompleteness:
+    longest = max((gap.hours for gap in result.gaps), default=None)
+    hours = result.hours_with_data
+    return SummaryCompleteness(
+        operating_hours=round(result.operating_hours, 3),
+        hours_with_data=None if hours is None else round(hours, 3),
+        share=_share(result.share),
+        gaps=len(result.gaps),
+        longest_gap_hours=None if longest is None else round(longest, 3),
+        null_reasons={}
+        if result.share is not None
+        else {"share": NOT_MEASURED, "hours_with_data": NOT_MEASURED},
+    )
+
+
+def percent(share: float) -> str:
+    """A share as a percentage to at most 2 decimals: ``0.95`` -> ``95 %``, ``0.00548`` -> ``0.55 %``."""
+    return f"{share * 100:.2f}".rstrip("0").rstrip(".") + " %"
+
+
+def completeness_statement(
+    completeness: Mapping[str, ProcessCompleteness], threshold: float, allow_partial: bool
+) -> SummaryDataCompleteness:
+    """What the summary says about its data: complete, or partial and issued anyway.
+
+    Args:
+        completeness: process id -> its completeness over the reporting period.
+        threshold: the share of operating hours with data each process needs.
+        allow_partial: the report was asked for with ``--allow-partial``.
+    """
+    under = [c for c in completeness.values() if not c.meets(threshold)]
+    not_filled = "gaps are not filled: the figures cover only the hours with data"
+    if not under:
+        text = (
+            f"every process has data for at least {percent(threshold)} of its operating hours; {not_filled}"
+        )
+        return SummaryDataCompleteness(threshold=threshold, partial=False, gaps_filled=False, statement=text)
+    parts = [
+        f"process {c.process!r}: "
+        + ("not measurable" if c.share is None else f"{percent(c.share)} of its operating hours")
+        for c in under
+    ]
+    text = (
+        f"PARTIAL DATA, issued with --allow-partial: {'; '.join(parts)} "
+        f"(threshold {percent(threshold)}); {not_filled}"
+    )
+    if not allow_partial:
+        raise ValueError(f"data under the completeness threshold without allow_partial: {'; '.join(parts)}")
+    return SummaryDataCompleteness(threshold=threshold, partial=True, gaps_filled=False, statement=text)
+
+
+def build_summary(
+    spec: CbamSpec,
+    year: PeriodFigures,
+    completeness: Mapping[str, ProcessCompleteness],
+    data: SummaryDataCompleteness,
+) -> CbamSummary:
     """The summary report of one reporting year from the year's figures.
 
     Args:
         spec: the resolved ``cbam`` section.
         year: the figures of the reporting year (``period_figures`` over the calendar year).
+        completeness: process id -> its data completeness over the year.
+        data: the statement on the data (see :func:`completeness_statement`).
     """
     inst = spec.installation
     processes = []
+    counted_total: float | None = 0.0
     for pid, process in spec.processes.items():
         goods = [g for g in spec.goods.values() if g.process == pid]
         figures = year.processes[pid]
-        carries = any(g.carries_indirect for g in goods)
+        counted = _counted_indirect(
+            figures.indirect_t, [(g.carries_indirect, year.goods[g.id].activity_t) for g in goods]
+        )
+        counted_total = None if counted is None or counted_total is None else counted_total + counted
+        reasons = {}
+        if figures.indirect_t is None:
+            reasons["indirect_emissions_t"] = "a machine of the process has no electricity meter"
+            if counted is None:
+                reasons["indirect_emissions_counted_t"] = reasons["indirect_emissions_t"]
         processes.append(
             SummaryProcess(
                 id=pid,
@@ -244,7 +448,10 @@ def build_summary(spec: CbamSpec, year: PeriodFigures) -> CbamSummary:
                 goods_categories=sorted({g.category.value for g in goods}),
                 cn_codes=sorted({g.cn_code for g in goods}),
                 direct_emissions_t=cbam.round_template(figures.direct_t),
-                indirect_emissions_t=cbam.round_template(figures.indirect_t) if carries else None,
+                indirect_emissions_t=_r(figures.indirect_t),
+                indirect_emissions_counted_t=_r(counted),
+                data_completeness=_process_completeness(completeness[pid]),
+                null_reasons=reasons,
             )
         )
     defaults, actuals = [], []
@@ -277,11 +484,8 @@ def build_summary(spec: CbamSpec, year: PeriodFigures) -> CbamSummary:
                     used_in=_used_in(spec, pid),
                 )
             )
-    indirect_total = sum(
-        p.indirect_t
-        for pid, p in year.processes.items()
-        if any(g.carries_indirect for g in spec.goods.values() if g.process == pid)
-    )
+    parts = [p.indirect_t for p in year.processes.values()]
+    indirect_total = None if None in parts else sum(part or 0.0 for part in parts)
     coords = inst.coordinates
     return CbamSummary(
         format=SUMMARY_FORMAT,
@@ -303,9 +507,11 @@ def build_summary(spec: CbamSpec, year: PeriodFigures) -> CbamSummary:
             economic_activity=inst.economic_activity,
         ),
         processes=processes,
-        goods=[_good(spec, gid, figures) for gid, figures in year.goods.items()],
+        goods=[_good(spec, gid, figures, completeness) for gid, figures in year.goods.items()],
         total_direct_emissions_t=cbam.round_template(year.direct_t),
-        total_indirect_emissions_t=cbam.round_template(indirect_total),
+        total_indirect_emissions_t=_r(indirect_total),
+        total_indirect_emissions_counted_t=_r(counted_total),
+        data_completeness=data,
         precursors_default=defaults,
         precursors_actual=actuals,
         declarations=SummaryDeclarations(**spec.declarations.model_dump()),
@@ -360,6 +566,7 @@ def _period_dict(spec: CbamSpec, figures: PeriodFigures) -> dict[str, Any]:
                 "attributed_direct_t": p.direct_t,
                 "electricity_mwh": p.electricity_mwh,
                 "attributed_indirect_t": p.indirect_t,
+                "machines_without_electricity_meter": list(spec.processes[pid].unmetered),
                 "activity_t": p.activity_t,
                 "window_points": p.windows,
             }
@@ -383,19 +590,28 @@ def _period_dict(spec: CbamSpec, figures: PeriodFigures) -> dict[str, Any]:
                         "mass_t": p.mass_t,
                         "see_direct": p.see_direct,
                         "see_indirect": p.see_indirect,
+                        "see_indirect_counted": p.see_indirect_counted,
                         "indirect_counted": p.counts_indirect,
                         "default_direct": p.default_direct,
                         "default_indirect": p.default_indirect,
+                        "default_indirect_counted": p.default_indirect_counted,
                         "embedded_direct_t": p.embedded_direct_t,
                         "embedded_indirect_t": p.embedded_indirect_t,
+                        "embedded_indirect_counted_t": p.embedded_indirect_counted_t,
                     }
                     for p in g.precursors
                 ],
                 "see_direct": g.see_direct,
                 "see_indirect": g.see_indirect,
+                "see_total": g.see_total,
+                "see_indirect_counted": g.see_indirect_counted,
+                "see_cbam": g.see_cbam,
                 "default_direct": g.default_direct,
                 "default_indirect": g.default_indirect,
-                "default_share_total": g.default_share(),
+                "default_indirect_counted": g.default_indirect_counted,
+                "default_share_cbam": g.default_share("cbam"),
+                "default_share_total": g.default_share("total"),
+                "null_reasons": g.reasons,
             }
             for gid, g in figures.goods.items()
         },
@@ -426,7 +642,9 @@ def build_operator_report(
         "method": {
             "activity": "good pieces of the output machine x mass per piece, or a weigh-scale total (kg)",
             "direct": "Scope 1 CO2e of the process's machines: fuel x NCV x EF x OF, CH4/N2O by GWP",
-            "indirect": "electricity of the process's machines (MWh) x the CBAM electricity factor",
+            "indirect": "electricity of the process's machines (MWh) x the CBAM electricity factor, for "
+            "every good (whole figure); counted under Art. 7(1) for non-Annex II goods only, with the "
+            "cross-channel rule for precursors (2025/2547 Annex I pt 3.1)",
             "allocation": "a process's attributed emissions split among its goods by mass",
             "see": "2025/2547 Annex III B Eq. 59-60 per channel; cross-channel rule Annex I pt 3.1",
         },

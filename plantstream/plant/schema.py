@@ -834,7 +834,9 @@ class DefaultValue(_Strict):
     """A published default value of IR 2025/2621 (before the year's mark-up), in t CO2e/t."""
 
     direct: Number = Field(ge=0)
-    indirect: Number = Field(default=0.0, ge=0)
+    indirect: Number | None = Field(
+        default=None, ge=0, description="the indirect default; without it the indirect figure is not known"
+    )
     source: str = Field(min_length=1, description="table, CN code and country row it was taken from")
 
 
@@ -907,6 +909,15 @@ class Cbam(_Strict):
     )
     purchased_precursors: list[PurchasedPrecursor] = Field(default_factory=list)
     declarations: CbamDeclarations = Field(default_factory=CbamDeclarations)
+    # Our choice, not a regulatory figure: the verifier's 5 % materiality at goods level (IR 2025/2546,
+    # as summarised in [CBAM-NOTE] section 5.1.4, VERIFY) is the order of magnitude a gap must stay under.
+    min_data_completeness: Number = Field(
+        default=0.95,
+        ge=0,
+        le=1,
+        description="share of each process's operating hours that must have data for a report to be "
+        "signed without --allow-partial (docs/cbam.md)",
+    )
 
 
 Precision = Literal["s", "ms", "us", "ns"]

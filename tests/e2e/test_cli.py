@@ -541,7 +541,18 @@ def test_on_a_terminal_report_cbam_shows_its_steps_and_off_one_its_table_is_whol
         str(state),
     )
     assert fed.returncode == 0, fed.stderr
-    args = ("report", "cbam", "-c", str(steel), "--year", "2026", "--state-dir", str(state))
+    # Two days of the year: under the completeness threshold, so reported as partial.
+    args = (
+        "report",
+        "cbam",
+        "-c",
+        str(steel),
+        "--year",
+        "2026",
+        "--state-dir",
+        str(state),
+        "--allow-partial",
+    )
     code, stderr = stderr_on_a_terminal(*args, "--out", str(tmp_path / "on-a-terminal"))
     assert code == 0, stderr
     assert "report cbam 2026: reading the ledger" in stderr

@@ -63,6 +63,11 @@ SMALLER: dict[str, tuple[str, str]] = {
         "examples/make_steel_year.py --days 14 > year.jsonl",
         "a year takes ten seconds or more to replay; two weeks go through the same commands",
     ),
+    "report cbam -c examples/steel-cbam.yaml --year 2026": (
+        "report cbam -c examples/steel-cbam.yaml --year 2026 --allow-partial",
+        "two weeks are 3.8 % of the year's operating hours: under the completeness threshold, so the "
+        "report of the smaller input is signed as partial (docs/cbam.md says so)",
+    ),
 }
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
+import json
 import stat
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -24,8 +27,9 @@ from runtimes.cbam import (
     verify_report,
     write_report,
 )
+from streams.cbam_completeness import Gap, ProcessCompleteness
 from streams.cbam_ledger import MachineTotals, build_cbam_spec, period_figures
-from streams.cbam_summary import CbamSummary, build_summary
+from streams.cbam_summary import CbamSummary, build_summary, completeness_statement
 
 PLANT = (Path(__file__).resolve().parents[3] / "examples" / "steel-cbam.yaml").read_text()
 
@@ -35,7 +39,15 @@ def summary() -> CbamSummary:
     assert spec is not None
     # 2 000 tubes x 0.5 t = 1 000 t; 150 t CO2e from the furnace's gas.
     totals = {"mill": MachineTotals(good_count=2_000), "furnace": MachineTotals(scope1_kg=150_000)}
-    return build_summary(spec, period_figures(spec, "2026", date(2026, 1, 1), date(2027, 1, 1), totals))
+    # Data for all 8 760 hours of 2026 but 87.6 (1 %) missing in one gap.
+    hour = 3_600_000_000
+    complete = {
+        "finishing": ProcessCompleteness(
+            "finishing", 8_760 * hour, 876 * hour // 10, (Gap(0, 1, 876 * hour // 10),), ()
+        )
+    }
+    figures = period_figures(spec, "2026", date(2026, 1, 1), date(2027, 1, 1), totals)
+    return build_summary(spec, figures, complete, completeness_statement(complete, 0.95, allow_partial=False))
 
 
 def test_summary_figures() -> None:
@@ -43,7 +55,26 @@ def test_summary_figures() -> None:
     [good] = s.goods
     # 150 / 1 000 + 0.80 x 1.90 + 0.26 x 2.0 x 1.10 = 0.15 + 1.52 + 0.572 = 2.242 t/t.
     assert good.see_direct == pytest.approx(2.242, abs=1e-9)
-    assert good.default_share_total == pytest.approx(round(0.572 / 2.242, 4), abs=1e-9)
+    # A welded tube is an Annex II good from Annex II precursors: the SEE counted is the direct one.
+    assert good.direct_emissions_only is True
+    assert good.see_cbam == pytest.approx(2.242, abs=1e-9)
+    assert good.default_share_cbam == pytest.approx(round(0.572 / 2.242, 4), abs=1e-9)
+    # The whole indirect figure: no electricity in these totals (metered, 0 kWh), and the coil's
+    # 0.80 x 0.25 + 0.26 x 0.2 x 1.10 = 0.2 + 0.0572 = 0.2572 t/t, rounded to 0.257.
+    assert good.see_indirect == pytest.approx(0.257, abs=1e-9)
+    assert good.see_total == pytest.approx(2.499, abs=1e-9)  # 2.242 + 0.2572 = 2.4992
+    # On defaults: 0.572 + 0.0572 = 0.6292 of 2.4992.
+    assert good.default_share_total == pytest.approx(round(0.6292 / 2.4992, 4), abs=1e-9)
+    assert good.electricity_factor_t_per_mwh == 0.465
+    assert good.null_reasons == {}
+    # 8 760 - 87.6 = 8 672.4 hours with data: 99 %.
+    assert good.data_completeness == 0.99
+    assert good.data_completeness_processes == ["finishing"]
+    [process] = s.processes
+    assert process.data_completeness.hours_with_data == 8_672.4
+    assert process.data_completeness.gaps == 1
+    assert s.data_completeness.partial is False
+    assert s.data_completeness.statement.startswith("every process has data for at least 95 % of its")
     assert s.reporting_period.start == date(2026, 1, 1)
     assert s.reporting_period.end == date(2026, 12, 31)
     [default] = s.precursors_default
@@ -64,6 +95,18 @@ def test_an_unknown_key_anywhere_is_refused() -> None:
         CbamSummary.model_validate(data)
 
 
+def test_a_null_figure_needs_a_reason_and_a_reason_needs_a_null_figure() -> None:
+    data = summary().model_dump(mode="json")
+    data["goods"][0]["see_indirect"] = None
+    with pytest.raises(ValidationError, match="see_indirect is null without a reason"):
+        CbamSummary.model_validate(data)
+    data["goods"][0]["null_reasons"] = {"see_indirect": "not metered"}
+    CbamSummary.model_validate(data)
+    data["goods"][0]["null_reasons"] = {"see_indirect": "not metered", "see_direct": "x"}
+    with pytest.raises(ValidationError, match="not an empty figure"):
+        CbamSummary.model_validate(data)
+
+
 def test_workbook_has_the_summary_communication_sheet() -> None:
     book = load_workbook(io.BytesIO(summary_workbook(summary())))
     assert book.sheetnames == ["Summary_Communication", "Summary_Processes"]
@@ -73,9 +116,17 @@ def test_workbook_has_the_summary_communication_sheet() -> None:
     assert sheet["B6"].value == "2026-01-01"
     header = [cell.value for cell in sheet[9]]
     assert header[:4] == ["Production process", "Aggregated good type", "Product name", "CN code"]
+    assert header[8:11] == [
+        "SEE total (tCO2e/t)",
+        "SEE counted, Art. 7(1) (tCO2e/t)",
+        "Share of default values in SEE counted",
+    ]
     row = [cell.value for cell in sheet[10]]
     assert row[3] == "73063077"
     assert row[4] == pytest.approx(2.242, abs=1e-9)
+    assert row[5] == pytest.approx(0.257, abs=1e-9)  # the whole indirect figure, not 0
+    assert row[9] == pytest.approx(2.242, abs=1e-9)
+    assert row[11].startswith("direct emissions only (Annex II good")
 
 
 def ledger_with_a_day(state: Path) -> None:
@@ -99,11 +150,12 @@ def ledger_with_a_day(state: Path) -> None:
     ledger.close()
 
 
-def write(state: Path, out: Path) -> None:
+def write(state: Path, out: Path, year: int = 2026) -> None:
     plant = parse_plant(PLANT).model
     spec = build_cbam_spec(plant)
     assert spec is not None
-    write_report(plant, spec, state, 2026, out)
+    # One day of a year: far under the completeness threshold, reported as partial.
+    write_report(plant, spec, state, year, out, allow_partial=True)
 
 
 def test_the_operator_key_is_made_once_and_kept_private(tmp_path: Path) -> None:
@@ -153,3 +205,90 @@ def test_a_key_that_is_not_ed25519_is_a_clear_error(tmp_path: Path) -> None:
     (state / KEY_FILE).write_text("not a key\n")
     with pytest.raises(ValueError, match=f"{KEY_FILE}: not an unencrypted PEM private key"):
         operator_key(state)
+
+
+def test_days_before_2026_are_kept_without_cbam_points(tmp_path: Path) -> None:
+    # 2025-11-03 01:00 UTC is 08:00 local in Ho Chi Minh City: a day of the transitional period.
+    spec = build_cbam_spec(parse_plant(PLANT).model)
+    assert spec is not None
+    ledger = CbamLedger(spec, tmp_path)
+    tags = {"site": "hcm", "line": "tubes", "machine": "mill", "window": "1h"}
+    ledger.write(
+        [
+            Point(
+                measurement="oee",
+                tags=tags,
+                fields={"good_count": 4},
+                time=datetime(2025, 11, 3, 1, tzinfo=UTC),
+            ),
+            Point(
+                measurement="oee",
+                tags=tags,
+                fields={"good_count": 6},
+                time=datetime(2026, 1, 5, 1, tzinfo=UTC),
+            ),
+        ]
+    )
+    points = ledger.commit()
+    assert [p.time.date() for p in points] == [date(2026, 1, 4)]  # local 2026-01-05 starts 17:00 UTC before
+    assert points[0].fields["activity_t"] == 6 * 0.5
+    assert ledger.years_before_definitive == {2025}
+    # The window of 2025 is kept: the store is a record of what the plant wrote.
+    assert ledger.machine_totals(date(2025, 11, 3), date(2025, 11, 4))["mill"].good_count == 4
+    ledger.close()
+
+
+def test_a_report_for_a_year_before_2026_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(
+        ValueError, match=r"year 2025 is before the CBAM definitive period.*IR \(EU\) 2023/1773"
+    ):
+        write(tmp_path / "state", tmp_path / "r", year=2025)
+    assert not (tmp_path / "r").exists()
+
+
+def resign(state: Path, folder: Path) -> None:
+    """Sign the folder's summary and manifest again with the operator's key, as they now are."""
+    key = operator_key(state)
+    signed = {
+        name: hashlib.sha256((folder / name).read_bytes()).hexdigest()
+        for name in ("summary.json", "manifest.json")
+    }
+    message = (
+        b"plantstream-cbam-summary-signature/1\n"
+        + json.dumps(signed, sort_keys=True, separators=(",", ":")).encode()
+    )
+    signature = json.loads((folder / "summary.sig").read_text())
+    signature["signed_sha256"] = signed
+    signature["signature"] = base64.b64encode(key.sign(message)).decode()
+    (folder / "summary.sig").write_text(json.dumps(signature))
+
+
+def test_verify_checks_the_signed_summary_s_own_sums(tmp_path: Path) -> None:
+    state, folder = tmp_path / "state", tmp_path / "r"
+    ledger_with_a_day(state)
+    write(state, folder)
+    result = verify_report(folder)
+    assert result.ok, result.problems
+    assert "summary.json (schema and sums)" in result.checked
+    [figure] = result.figures
+    assert figure.startswith("good 73063077 (Welded tube, circular, stainless excluded): SEE counted")
+    # A summary signed with a total that is not direct + indirect is named, though its signature holds.
+    data = json.loads((folder / "summary.json").read_text())
+    good = data["goods"][0]
+    good["see_total"] = round(good["see_direct"] + good["see_indirect"] + 0.01, 3)
+    (folder / "summary.json").write_text(json.dumps(data))
+    resign(state, folder)
+    [problem] = verify_report(folder).problems
+    assert problem.startswith(
+        "summary.json: good 73063077 (Welded tube, circular, stainless excluded): see_total is"
+    )
+    assert "but its parts add up to" in problem
+    # And one that does not follow the schema (a key the schema does not have).
+    good["see_total"] = round(good["see_direct"] + good["see_indirect"], 3)
+    good["activity_t"] = 2.0
+    (folder / "summary.json").write_text(json.dumps(data))
+    resign(state, folder)
+    [problem] = verify_report(folder).problems
+    assert problem.startswith(
+        "summary.json: does not follow the summary schema (1 error(s)); first at goods.0.activity_t"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -87,3 +88,40 @@ def test_committed_rows_survive_a_reopen_and_keep_their_evidence(tmp_path: Path)
             "good_count": 10.0,
             "point_sha256": hashlib.sha256(oee(10, 0).to_json().encode()).hexdigest(),
         }
+
+
+def energy(kwh: float, coverage: float, hour: int) -> Point:
+    return Point(
+        measurement="energy",
+        tags=TAGS,
+        fields={"kwh": kwh, "coverage": coverage, "revision": 0},
+        time=datetime(2026, 3, 2, hour, tzinfo=UTC),
+    )
+
+
+def test_windows_with_data_are_those_the_meter_covered(tmp_path: Path) -> None:
+    with CbamStore(tmp_path / "l.sqlite", ["mill"], "Asia/Ho_Chi_Minh") as store:
+        # 01:00 covered, 02:00 an empty window of a silence, 03:00 the increase booked after it.
+        store.write([energy(10.0, 1.0, 1), energy(0.0, 0.0, 2), energy(30.0, 0.0, 3)])
+        store.commit()
+        starts = list(store.covered_windows("mill", date(2026, 3, 2), date(2026, 3, 3)))
+        assert starts == [int(datetime(2026, 3, 2, 1, tzinfo=UTC).timestamp() * 1_000_000)]
+        [line, *_] = store.evidence(["mill"], date(2026, 3, 2), date(2026, 3, 3))
+        assert '"kwh":10.0,"coverage":1.0,"point_sha256":' in line
+
+
+def test_a_ledger_from_before_coverage_gains_the_column_and_shows_no_data(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE windows (measurement TEXT NOT NULL, tags TEXT NOT NULL, time_us INTEGER NOT NULL, "
+            "machine TEXT NOT NULL, day TEXT NOT NULL, revision INTEGER NOT NULL, value REAL NOT NULL, "
+            "sha256 TEXT NOT NULL, PRIMARY KEY (measurement, tags, time_us))"
+        )
+        db.execute("INSERT INTO windows VALUES ('energy', '{}', 1, 'mill', '2026-03-02', 0, 5.0, 'x')")
+    db.close()
+    with CbamStore(path, ["mill"], "Asia/Ho_Chi_Minh") as store:
+        assert list(store.covered_windows("mill", date(2026, 3, 2), date(2026, 3, 3))) == []
+        store.write([energy(10.0, 1.0, 1)])
+        store.commit()
+        assert len(list(store.covered_windows("mill", date(2026, 3, 2), date(2026, 3, 3)))) == 1

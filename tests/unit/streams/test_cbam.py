@@ -14,6 +14,7 @@ from streams.cbam import (
     default_markup,
     default_with_markup,
     embedded_emissions,
+    require_definitive_year,
     round_template,
     specific_embedded_emissions,
     specific_embedded_emissions_specific_form,
@@ -147,9 +148,13 @@ def test_cross_channel_annex_ii_good_includes_non_annex_ii_precursor_indirect() 
         activity_t=1_000,
         precursors=[(pellets, carries_indirect(CbamCategory.IRON_STEEL, "2601 12 00"))],
     )
-    # direct = (500 + 1 400 x 0.1) / 1 000 = 0.64; indirect = (0 + 1 400 x 0.05) / 1 000 = 0.07.
+    # direct = (500 + 1 400 x 0.1) / 1 000 = 0.64; counted indirect = (0 + 1 400 x 0.05) / 1 000 = 0.07.
     assert result.direct == pytest.approx(0.64, abs=EXACT)
-    assert result.indirect == pytest.approx(0.07, abs=EXACT)
+    assert result.indirect_counted == pytest.approx(0.07, abs=EXACT)
+    assert result.counted == pytest.approx(0.71, abs=EXACT)
+    # The whole indirect figure keeps the DRI plant's own electricity: (80 + 70) / 1 000 = 0.15.
+    assert result.indirect == pytest.approx(0.15, abs=EXACT)
+    assert result.total == pytest.approx(0.79, abs=EXACT)
 
 
 def test_cross_channel_non_annex_ii_good_excludes_annex_ii_precursor_indirect() -> None:
@@ -165,9 +170,13 @@ def test_cross_channel_non_annex_ii_good_excludes_annex_ii_precursor_indirect() 
         precursors=[(hydrogen, False), (other, True)],
     )
     # direct = (1 500 + 180 x 9.0 + 100 x 1.0) / 1 000 = (1 500 + 1 620 + 100) / 1 000 = 3.22
-    # indirect = (100 + 100 x 0.2) / 1 000 = 0.12; hydrogen's 180 x 0.5 = 90 t is excluded.
+    # counted indirect = (100 + 100 x 0.2) / 1 000 = 0.12; hydrogen's 180 x 0.5 = 90 t is excluded.
     assert result.direct == pytest.approx(3.22, abs=EXACT)
-    assert result.indirect == pytest.approx(0.12, abs=EXACT)
+    assert result.indirect_counted == pytest.approx(0.12, abs=EXACT)
+    assert result.counted == pytest.approx(3.34, abs=EXACT)
+    # The whole figure includes the hydrogen's: (100 + 90 + 20) / 1 000 = 0.21.
+    assert result.indirect == pytest.approx(0.21, abs=EXACT)
+    assert result.total == pytest.approx(3.43, abs=EXACT)
     assert isinstance(result, SeeResult)
 
 
@@ -179,9 +188,41 @@ def test_annex_ii_good_without_precursors_has_zero_indirect() -> None:
         attributed_indirect_t=9_000,  # not counted: aluminium is an Annex II good
         activity_t=1_000,
     )
-    # direct = 1 600 / 1 000 = 1.6
+    # direct = 1 600 / 1 000 = 1.6; nothing indirect counts (Art. 7(1)), so SEE counted = 1.6.
     assert result.direct == pytest.approx(1.6, abs=EXACT)
-    assert result.indirect == 0.0
+    assert result.indirect_counted == 0.0
+    assert result.counted == pytest.approx(1.6, abs=EXACT)
+    # But the smelter's electricity did emit: 9 000 / 1 000 = 9.0 t/t, never shown as 0.
+    assert result.indirect == pytest.approx(9.0, abs=EXACT)
+    assert result.total == pytest.approx(10.6, abs=EXACT)
+
+
+def test_an_unknown_input_leaves_only_the_figures_that_need_it_empty() -> None:
+    # Aluminium whose electricity is not metered, from a precursor whose indirect SEE is unknown.
+    ingot = PrecursorInput(mass_t=1_000, see_direct=1.5, see_indirect=None)
+    result = embedded_emissions(
+        CbamCategory.ALUMINIUM,
+        "7604 10 10",
+        attributed_direct_t=200,
+        attributed_indirect_t=None,
+        activity_t=1_000,
+        precursors=[(ingot, False)],
+    )
+    # direct = (200 + 1 000 x 1.5) / 1 000 = 1.7; nothing unknown counts, so SEE counted = 1.7.
+    assert result.direct == pytest.approx(1.7, abs=EXACT)
+    assert result.counted == pytest.approx(1.7, abs=EXACT)
+    assert result.indirect is None
+    assert result.total is None
+    # Cement with its own electricity unknown: the counted figure cannot be computed either.
+    cement = embedded_emissions(
+        CbamCategory.CEMENT,
+        "2523 29 00",
+        attributed_direct_t=700,
+        attributed_indirect_t=None,
+        activity_t=1_000,
+    )
+    assert cement.direct == pytest.approx(0.7, abs=EXACT)
+    assert (cement.indirect, cement.indirect_counted, cement.counted) == (None, None, None)
 
 
 # --- CBAM factor and certificates -----------------------------------------------------------------
@@ -254,6 +295,14 @@ def test_year_before_definitive_period(year: int) -> None:
         cbam_factor(year)
     with pytest.raises(ValueError, match="definitive period"):
         certificates_due_per_t(2.0, year, 1.5)
+    # The message names the year and the act that governed it, not only the rule that failed.
+    with pytest.raises(ValueError, match=rf"year {year} is before .*IR \(EU\) 2023/1773"):
+        require_definitive_year(year)
+
+
+def test_2026_and_later_are_definitive_period_years() -> None:
+    require_definitive_year(2026)
+    require_definitive_year(2034)
 
 
 def test_bad_certificate_inputs() -> None:

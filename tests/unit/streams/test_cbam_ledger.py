@@ -88,9 +88,15 @@ def test_tv_cbam_3_through_the_ledger() -> None:
     assert tube.activity_t == pytest.approx(20_000, abs=EXACT)
     assert tube.precursors[0].mass_t == pytest.approx(21_000, abs=EXACT)
     assert tube.see_direct == pytest.approx(2.160, abs=0.0005)
-    # Steel is an Annex II good; the HRC (Annex II too) brings no indirect emissions.
-    assert tube.see_indirect == 0.0
+    # Steel is an Annex II good from an Annex II precursor: nothing indirect counts (Art. 7(1)),
+    # so the SEE counted is the published direct SEE.
+    assert tube.see_indirect_counted == 0.0
+    assert tube.see_cbam == pytest.approx(2.160, abs=0.0005)
+    # The HRC's indirect SEE (0.3 t/t) is still in the whole figure: 21 000 x 0.3 / 20 000 = 0.315.
+    assert tube.see_indirect == pytest.approx(0.315, abs=EXACT)
+    assert tube.see_total == pytest.approx(2.160 + 0.315, abs=EXACT)
     assert tube.default_share() == 0.0
+    assert tube.reasons == {}
 
 
 def test_electricity_and_indirect_of_a_non_annex_ii_good() -> None:
@@ -272,3 +278,110 @@ def test_a_shared_machine_contributes_its_share() -> None:
     # clinker indirect: 200 MWh x 0.5 t/MWh = 100 t over 5 000 t = 0.02 t/t.
     assert figures.goods["clinker"].see_indirect == pytest.approx(0.02, abs=EXACT)
     assert figures.direct_t == pytest.approx(1_000, abs=EXACT)
+
+
+def test_an_annex_ii_good_shows_its_own_indirect_emissions_without_counting_them() -> None:
+    # 80 000 tubes x 250 kg = 20 000 t; furnace 1 200 t CO2e; furnace + mill 2 000 000 kWh = 2 000 MWh.
+    totals = {
+        "furnace": MachineTotals(scope1_kg=1_200_000, kwh=500_000),
+        "mill": MachineTotals(good_count=80_000, kwh=1_500_000),
+    }
+    tube = year_figures(spec_of(), totals).goods["tube"]
+    # Own indirect: 2 000 MWh x 0.5 t/MWh = 1 000 t, 0.05 t/t; with the HRC's 0.315: 0.365 t/t.
+    assert tube.attributed_indirect_t == pytest.approx(1_000, abs=EXACT)
+    assert tube.see_indirect == pytest.approx(0.05 + 0.315, abs=EXACT)
+    assert tube.see_total == pytest.approx(2.160 + 0.365, abs=EXACT)
+    # What counts is still the direct SEE: neither the tube's electricity nor the HRC's.
+    assert tube.see_cbam == pytest.approx(2.160, abs=EXACT)
+    # The own electricity rests on the factor given in the file as a Commission default:
+    # 0.05 of the 0.365 t/t indirect is on default values.
+    assert tube.default_share("indirect") == pytest.approx(0.05 / 0.365, abs=EXACT)
+
+
+def test_a_machine_without_an_electricity_meter_leaves_the_indirect_figure_empty_with_a_reason() -> None:
+    text = PLANT.replace(
+        "              gas: {role: fuel, fuel: natural_gas, unit: kg}\n              kwh: energy_kwh\n",
+        "              gas: {role: fuel, fuel: natural_gas, unit: kg}\n",
+    )
+    spec = spec_of(text)
+    assert spec.processes["finishing"].unmetered == ("furnace",)
+    totals = {"furnace": MachineTotals(scope1_kg=1_200_000), "mill": MachineTotals(good_count=80_000, kwh=10)}
+    figures = year_figures(spec, totals)
+    tube = figures.goods["tube"]
+    # The mill's 10 kWh are not the process's electricity: the furnace's is not known.
+    assert figures.processes["finishing"].electricity_mwh is None
+    assert tube.see_indirect is None
+    assert tube.see_total is None
+    assert "process 'finishing' has machines without an electricity meter" in tube.reasons["see_indirect"]
+    # The tube is an Annex II good: its own electricity does not count, so the SEE counted is known.
+    assert tube.see_cbam == pytest.approx(2.160, abs=EXACT)
+    assert "see_cbam" not in tube.reasons
+
+
+def test_a_default_without_its_indirect_part() -> None:
+    # An Annex II precursor: the whole indirect figure is unknown, the counted one is not.
+    text = PLANT.replace(
+        "basis: actual_verified, see_direct: 2.0, see_indirect: 0.3}",
+        "basis: default, default: {direct: 2.0, source: t}}",
+    )
+    totals = {"furnace": MachineTotals(scope1_kg=1_200_000), "mill": MachineTotals(good_count=80_000)}
+    tube = year_figures(spec_of(text), totals).goods["tube"]
+    assert tube.see_indirect is None
+    assert tube.reasons["see_indirect"] == "the default value of hrc (CN 72085120) has no indirect part"
+    # (1 200 + 21 000 x 2.0 x 1.10) / 20 000 = 2.37 t/t, all counted as direct.
+    assert tube.see_cbam == pytest.approx(2.37, abs=EXACT)
+    # A non-Annex II precursor (clinker) must give it: its indirect emissions count.
+    text = PLANT.replace(
+        "cn_code: 7208 51 20, origin: KR, basis: actual_verified, see_direct: 2.0, see_indirect: 0.3}",
+        "cn_code: 2523 10 00, origin: KR, basis: default, default: {direct: 0.9, source: t}}",
+    )
+    with pytest.raises(ConfigProblem) as info:
+        spec_of(text)
+    [(path, message)] = info.value.problems
+    assert path == ("cbam", "purchased_precursors", 0, "default")
+    assert "precursor 'hrc' is not an Annex II good" in message
+    assert "its default needs indirect" in message
+
+
+def test_an_annex_ii_good_made_here_passes_on_its_non_annex_ii_precursors_indirect_emissions() -> None:
+    # tube (Annex II) from pellets (2601 12 00, not Annex II); pipe (Annex II) from tube, in a
+    # coating process whose coater has no electricity meter.
+    text = (
+        PLANT.replace(
+            "    - {id: clinker, route: dry kiln, machines: [kiln]}\n",
+            "    - {id: clinker, route: dry kiln, machines: [kiln]}\n"
+            "    - {id: coating, route: coating, machines: [coater]}\n",
+        )
+        .replace("{purchased: hrc, mass_t_by_year: {2026: 21000}}", "{purchased: hrc, mass_t_per_t: 1.0}")
+        .replace("cn_code: 7208 51 20, origin: KR,", "cn_code: 2601 12 00, origin: KR,")
+        .replace("see_direct: 2.0, see_indirect: 0.3}", "see_direct: 0.1, see_indirect: 0.05}")
+        .replace(
+            "  purchased_precursors:\n",
+            "    - id: pipe\n      cn_code: 7306 30 80\n      process: coating\n"
+            "      output: {machine: coater, mass_kg_per_piece: 1000}\n"
+            "      precursors: [{good: tube, mass_t_per_t: 1.0}]\n  purchased_precursors:\n",
+        )
+        .replace(
+            "          - id: kiln\n",
+            "          - id: coater\n            ideal_cycle_s: 10\n            signals:\n"
+            "              good: good_count\n              gas: {role: fuel, fuel: natural_gas, unit: kg}\n"
+            "          - id: kiln\n",
+        )
+    )
+    totals = {
+        "furnace": MachineTotals(scope1_kg=1_200_000),
+        "mill": MachineTotals(good_count=80_000),
+        "coater": MachineTotals(good_count=10_000, scope1_kg=100_000),
+    }
+    goods = year_figures(spec_of(text), totals).goods
+    # tube: AL 20 000 t, direct (1 200 + 20 000 x 0.1) / 20 000 = 0.16; the pellets' indirect
+    # 20 000 x 0.05 / 20 000 = 0.05 counts (cross-channel rule): SEE counted 0.21.
+    assert goods["tube"].see_cbam == pytest.approx(0.21, abs=EXACT)
+    # pipe: AL 10 000 t, direct (100 + 10 000 x 0.16) / 10 000 = 0.17; the tube passes on its
+    # counted 0.05: SEE counted 0.22. Its whole indirect figure is unknown (the coater is not metered).
+    pipe = goods["pipe"]
+    assert pipe.see_direct == pytest.approx(0.17, abs=EXACT)
+    assert pipe.see_indirect_counted == pytest.approx(0.05, abs=EXACT)
+    assert pipe.see_cbam == pytest.approx(0.22, abs=EXACT)
+    assert pipe.see_indirect is None
+    assert "process 'coating' has machines without an electricity meter" in pipe.reasons["see_indirect"]
