@@ -124,10 +124,18 @@ class MachineStates:
             out.append((self.spec.machines[machine].site, orjson.dumps(message)))
         return out
 
-    def take(self, key: bytes | None, value: bytes | None, offset: int, where: str) -> Outcome:
-        """Apply one record of the readings topic at ``offset``; never raises for bad input."""
+    def take(
+        self, key: bytes | None, value: bytes | None, offset: int, where: str, received: int | None = None
+    ) -> Outcome:
+        """Apply one record of the readings topic at ``offset``; never raises for bad input.
+
+        ``received`` is when the pipeline received the reading (µs since the epoch): the record's
+        timestamp, which the ``collect`` role's producer stamps as it sends. An event time more
+        than ``max_future_s`` ahead of it is refused (``future``), as in ``run``. Taken from the
+        record, not from this worker's clock, so processing the topic again decides the same.
+        """
         try:
-            return self._take(key, value, offset, where)
+            return self._take(key, value, offset, where, received)
         except Exception as exc:  # every per-record error is dead-lettered, never lost silently
             return Outcome(dead_letter=dead_letter("process", where, "error", repr(exc), value))
 
@@ -135,7 +143,9 @@ class MachineStates:
         alone = dataclasses.replace(self.spec, machines={machine: self.spec.machines[machine]})
         return Engine(alone, keep_results=machine in self._rolled_up)
 
-    def _take(self, key: bytes | None, value: bytes | None, offset: int, where: str) -> Outcome:
+    def _take(
+        self, key: bytes | None, value: bytes | None, offset: int, where: str, received: int | None
+    ) -> Outcome:
         try:
             ts, machine, signal, reading_value, quality, _ = decode_reading(value or b"")
         except RecordError as exc:
@@ -154,7 +164,7 @@ class MachineStates:
         self._engines[machine] = (offset, engine)
         outcome = Outcome(machine=machine, ts=ts)
         try:
-            engine.push_raw(ts, machine, signal, reading_value, quality)
+            engine.push_raw(ts, machine, signal, reading_value, quality, received)
         except ReadingRejected as exc:
             outcome.dead_letter = dead_letter("process", where, exc.reason, str(exc), value)
         outcome.points.extend(engine.take_points())

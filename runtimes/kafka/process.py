@@ -270,7 +270,10 @@ class ProcessRole:
         topics = self.settings.topics
         for record in records:
             where = f"{tp.topic}[{tp.partition}]@{record.offset}"
-            outcome = self.machines.take(record.key, record.value, record.offset, where)
+            # The producer's send time (CreateTime) or the broker's (LogAppendTime), in ms.
+            sent_ms = record.timestamp
+            received = sent_ms * 1000 if sent_ms is not None and sent_ms >= 0 else None
+            outcome = self.machines.take(record.key, record.value, record.offset, where, received)
             self.stats.records += 1
             if outcome.ts is not None:
                 self._newest[tp.partition] = max(outcome.ts, self._newest.get(tp.partition, outcome.ts))

@@ -297,12 +297,14 @@ def test_a_poison_record_is_dead_lettered_with_its_reason_and_the_rest_is_proces
         (b"m1", b'{"ts": "2026-03-02T10:00:00Z", "machine": "m1", "signal": '),  # cut short
         (b"m9", b'{"ts": "2026-03-02T10:00:00Z", "machine": "m9", "signal": "state", "value": "running"}'),
         (b"m1", b"\xff\xfe not even text"),
+        # A PLC clock a year ahead: refused against the record's timestamp (when collect sent it).
+        (b"m1", b'{"ts": "2027-12-02T10:00:00Z", "machine": "m1", "signal": "state", "value": "running"}'),
     ]
     produce(r.plant, [*as_records(READINGS[:half]), *poison, *as_records(READINGS[half:])])
     r.start("process")
     r.start("sink", "--state-dir", str(state))
     wait_for(lambda: len(last_per_identity(sink_writes(state))) >= len(EXPECTED), "every closed window")
-    wait_for(lambda: len(dead_letters(state)) >= 3, "three dead letters")
+    wait_for(lambda: len(dead_letters(state)) >= 4, "four dead letters")
     assert last_per_identity(sink_writes(state)) == EXPECTED
     topic = settings_of(r.plant).topics.readings
     letters = {letter["where"]: letter for letter in dead_letters(state)}
@@ -310,6 +312,7 @@ def test_a_poison_record_is_dead_lettered_with_its_reason_and_the_rest_is_proces
         f"{topic}[0]@{half}": ("malformed", "process"),
         f"{topic}[0]@{half + 1}": ("unknown_machine", "process"),
         f"{topic}[0]@{half + 2}": ("malformed", "process"),
+        f"{topic}[0]@{half + 3}": ("future", "process"),
     }
     assert letters[f"{topic}[0]@{half}"]["raw"] == poison[0][1].decode()
     assert "not in the plant model" in letters[f"{topic}[0]@{half + 1}"]["error"]
@@ -319,6 +322,7 @@ def test_a_poison_record_is_dead_lettered_with_its_reason_and_the_rest_is_proces
     assert [line.split("dead letter from ")[1].split(",")[1].strip() for line in said] == [
         "reason malformed",
         "reason unknown_machine",
+        "reason future",
     ], said
 
 

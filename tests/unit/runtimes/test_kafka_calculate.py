@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
+
 from runtimes.kafka.calculate import MachineStates
 from runtimes.plant import load_and_resolve
 
@@ -68,6 +70,24 @@ def test_each_bad_record_becomes_one_dead_letter_with_its_reason() -> None:
         assert not outcome.points
     # A refused reading of a known machine still moves its state on; the others have none.
     assert machines.take(b"m1", LINES[0].encode(), 4, "t").dead_letter is None
+
+
+def test_an_event_time_far_ahead_of_the_records_timestamp_is_refused_as_future() -> None:
+    machines = states()
+    first = orjson.loads(LINES[0])
+    assert first["ts"] == "2026-03-02T08:00:00Z"
+    sent_us = 1_772_438_400_000_000  # 2026-03-02T08:00:00Z, when the collect role sent it
+    ahead = orjson.dumps({**first, "ts": "2027-03-02T08:00:00Z"})  # a PLC clock a year ahead
+    outcome = machines.take(b"m1", ahead, 0, "readings[0]@0", received=sent_us)
+    assert outcome.dead_letter is not None
+    assert outcome.dead_letter.reason == "future"
+    assert "ahead of its receipt" in outcome.dead_letter.error
+    # max_future_s is 300 s: 299 s ahead of the send time is taken.
+    near = orjson.dumps({**first, "ts": "2026-03-02T08:04:59Z"})
+    assert machines.take(b"m1", near, 1, "readings[0]@1", received=sent_us).dead_letter is None
+    # Without a record timestamp there is nothing to measure against: today's behaviour.
+    other = states()
+    assert other.take(b"m1", ahead, 0, "readings[0]@0").dead_letter is None
 
 
 def test_only_machines_of_a_rolled_up_line_or_site_send_windows_to_the_roll_up_stage() -> None:
