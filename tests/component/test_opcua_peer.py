@@ -9,6 +9,7 @@ these tests fail, they are never skipped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
@@ -152,9 +153,20 @@ class NodeOpcUaPeer:
         return int(count)
 
     def sessions(self) -> int:
+        """The sessions the peer holds."""
         word, count = self.command("sessions").split()
         assert word == "sessions"
         return int(count)
+
+    def pause(self) -> None:
+        """SIGSTOP: the peer is busy, not gone (its socket stays open, nothing is answered)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after :meth:`pause`."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
         """SIGTERM (the peer shuts down cleanly), then wait; kill only if it hangs."""
@@ -194,8 +206,10 @@ def peer(tmp_path: Path, peer_pki: Path) -> Iterator[NodeOpcUaPeer]:
     server.stop()
 
 
-def source(endpoint: str) -> OpcUaSource:
-    [src] = parse_plant(PLANT.format(endpoint=endpoint, uri=URI, power=POWER)).model.sources
+def source(endpoint: str, sampling_ms: int = 50) -> OpcUaSource:
+    text = PLANT.format(endpoint=endpoint, uri=URI, power=POWER)
+    text = text.replace("sampling_interval_ms: 50", f"sampling_interval_ms: {sampling_ms}")
+    [src] = parse_plant(text).model.sources
     assert isinstance(src, OpcUaSource)
     return src
 
@@ -324,6 +338,54 @@ async def test_resumes_after_the_peer_restarts_with_no_duplicate_subscription(pe
     # Closed, the collector leaves neither a session nor a subscription behind on the server.
     assert await asyncio.to_thread(peer.sessions) == 0
     assert await asyncio.to_thread(peer.subscriptions) == 0
+
+
+@pytest.mark.slow
+async def test_a_peer_stalled_for_seconds_keeps_its_session_and_loses_nothing(peer: NodeOpcUaPeer) -> None:
+    """node-opcua stopped for 3 s, three times: one session throughout and every counter value.
+
+    The same as tests/component/test_opcua.py does with asyncua's server, against an independent
+    implementation of the keep-alive and publish rules. The peer counts +1 every 100 ms; the group
+    asks for every change as written (sampling interval 0): sampled every 50 ms, a server whose
+    timers run late after a stall can miss a value itself, which is not the collector's to lose.
+    """
+    async with OpcUaCollector(source(peer.endpoint, sampling_ms=0), backoff=backoff()) as collector:
+        goods: list[int] = []
+
+        async def gather() -> None:
+            async for reading in collector.readings():
+                if reading.signal == "good_count":
+                    goods.extend(ints([reading]))
+
+        gathering = asyncio.create_task(gather())
+        try:
+            for _ in range(600):
+                if len(goods) >= 5:
+                    break
+                await asyncio.sleep(0.05)
+            for _ in range(3):
+                peer.pause()
+                await asyncio.sleep(3)
+                peer.resume()
+                after = goods[-1] + 10
+                for _ in range(600):
+                    if goods[-1] >= after:
+                        break
+                    await asyncio.sleep(0.05)
+                assert goods[-1] >= after, "the peer's values did not come back after the stall"
+                assert await asyncio.to_thread(peer.sessions) == 1
+        finally:
+            gathering.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await gathering
+        health = collector.health
+    # The first value is the catch-up read's; the counter may move on before the subscription
+    # exists (a subscription starts from the current value). From the subscription's first value
+    # on, every value, once each, in order: none lost.
+    subscribed = goods[1:]
+    assert subscribed == list(range(subscribed[0], subscribed[-1] + 1))
+    assert (health.connects, health.reconnects, health.watchdog_trips) == (1, 0, 0), health.last_error
+    assert health.dropped_events == 0
 
 
 async def test_a_deleted_node_fails_alone_while_the_others_flow(peer: NodeOpcUaPeer) -> None:

@@ -80,17 +80,20 @@ async function main() {
         browseName: "press",
         nodeId: "s=press",
     });
-    const variable = (name, dataType, value) =>
+    // minimumSamplingInterval 0 lets a client ask for every change as it is written (a sampling
+    // interval of 0); press.good allows it, so a test can tell a value the client lost from one
+    // the server's sampling never saw.
+    const variable = (name, dataType, value, minimumSamplingInterval = 50) =>
         ns.addVariable({
             componentOf: press,
             browseName: name,
             nodeId: `s=press.${name}`,
             dataType,
-            minimumSamplingInterval: 50,
+            minimumSamplingInterval,
             value: new Variant({ dataType, value }),
         });
     const state = variable("state", DataType.Int32, 2);
-    const good = variable("good", DataType.UInt32, 0);
+    const good = variable("good", DataType.UInt32, 0, 0);
     const power = variable("power", DataType.Double, 1.5);
     const deleted = new Set();
 
