@@ -448,6 +448,24 @@ def write_report(
     return ReportFiles(out, summary, periods, files, completeness)
 
 
+def _verification_text(summary: CbamSummary) -> str:
+    v = summary.verification
+    if not v.verified:
+        return "not verified: " + v.null_reasons.get("statement_reference", "")
+    accreditation = f" ({v.accreditation})" if v.accreditation else ""
+    return f"{v.statement_reference}, by {v.verifier}{accreditation}"
+
+
+def _carbon_price_text(summary: CbamSummary) -> str:
+    if not summary.carbon_prices_paid:
+        return "none declared"
+    return "; ".join(
+        f"{price.amount:g} {price.currency}, {price.instrument}, for CN {', '.join(price.cn_codes)}"
+        + (f" (rebate: {price.rebate})" if price.rebate else "")
+        for price in summary.carbon_prices_paid
+    )
+
+
 def summary_workbook(summary: CbamSummary) -> bytes:
     """The summary as an .xlsx laid out like the communication template's summary sheet.
 
@@ -471,6 +489,8 @@ def summary_workbook(summary: CbamSummary) -> bytes:
         ("Operator", summary.operator.name),
         ("Reporting period start", summary.reporting_period.start.isoformat()),
         ("Reporting period end", summary.reporting_period.end.isoformat()),
+        ("Verification statement", _verification_text(summary)),
+        ("Carbon price paid in the country of origin", _carbon_price_text(summary)),
     ]
     for row, (label, text) in enumerate(head, start=1):
         sheet.cell(row=row, column=1, value=label).font = bold
@@ -488,6 +508,8 @@ def summary_workbook(summary: CbamSummary) -> bytes:
         "SEE counted, Art. 7(1) (tCO2e/t)",
         "Share of default values in SEE counted",
         "Counted under Art. 7(1)",
+        "Qualifying parameters",
+        "Qualifying parameters not declared",
         "Why a figure is empty",
     )
     top = len(head) + 2
@@ -507,6 +529,8 @@ def summary_workbook(summary: CbamSummary) -> bytes:
             good.see_cbam,
             good.default_share_cbam,
             good.see_cbam_rule,
+            "; ".join(f"{name}: {value}" for name, value in good.qualifying_parameters.items()),
+            ", ".join(good.qualifying_parameters_not_declared),
             "; ".join(f"{name}: {why}" for name, why in good.null_reasons.items()),
         )
         for col, value in enumerate(values, start=1):

@@ -28,10 +28,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from plantstream.plant.schema import (
+    CarbonPricePaid,
     Cbam,
     CbamDeclarations,
     CbamInstallation,
     CbamOperator,
+    CbamVerification,
     DefaultValue,
     PlantModel,
     Role,
@@ -155,6 +157,8 @@ class GoodSpec:
     output_machine: str
     t_per_unit: float
     precursors: tuple[PrecursorUse, ...]
+    qualifying_parameters: tuple[tuple[str, float | str], ...] = ()
+    """The sector's qualifying parameters as declared (plantstream.plant.cbam_parameters)."""
 
 
 @dataclass(frozen=True)
@@ -169,6 +173,8 @@ class CbamSpec:
     processes: dict[str, ProcessSpec]
     goods: dict[str, GoodSpec]
     precursors: dict[str, PrecursorSpec]
+    verifications: tuple[CbamVerification, ...] = ()
+    carbon_prices_paid: tuple[CarbonPricePaid, ...] = ()
 
     @property
     def machines(self) -> frozenset[str]:
@@ -288,6 +294,7 @@ def build_cbam_spec(plant: PlantModel) -> CbamSpec | None:
             output_machine=out.machine,
             t_per_unit=t_per_unit,
             precursors=uses,
+            qualifying_parameters=tuple(good.qualifying_parameters.items()),
         )
     if problems:
         raise ConfigProblem(problems)
@@ -300,6 +307,8 @@ def build_cbam_spec(plant: PlantModel) -> CbamSpec | None:
         processes=processes,
         goods=goods,
         precursors=precursors,
+        verifications=tuple(section.verifications),
+        carbon_prices_paid=tuple(section.carbon_prices_paid),
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from plantstream.plant.cbam_parameters import QUALIFYING_PARAMETERS
 from streams import cbam
 from streams.cbam_completeness import NOT_MEASURED, ProcessCompleteness
 from streams.cbam_ledger import CbamSpec, GoodFigures, PeriodFigures
@@ -26,6 +27,8 @@ from streams.cbam_ledger import CbamSpec, GoodFigures, PeriodFigures
 __all__ = [
     "SUMMARY_FORMAT",
     "CbamSummary",
+    "SummaryCarbonPrice",
+    "SummaryVerification",
     "build_operator_report",
     "build_summary",
     "completeness_statement",
@@ -177,6 +180,10 @@ class SummaryGood(_Closed):
     specific_electricity_mwh_per_t: float | None
     specific_embedded_free_allocation: float | None
     benchmark_confirmation: str | None
+    qualifying_parameters: dict[str, float | str]
+    """The sector's qualifying parameters as the operator declares them (Annex IV section 2)."""
+    qualifying_parameters_not_declared: list[str]
+    """Those of the good's sector the plant file does not declare: the importer sees what is missing."""
     data_completeness: float | None
     """The lowest completeness share of the processes behind the good (its own, its precursors' made here)."""
     data_completeness_processes: list[str]
@@ -230,6 +237,33 @@ class SummaryDeclarations(_Closed):
     multi_source_precursors: str
 
 
+class SummaryVerification(_Closed):
+    """Who verified the installation's own data for the reporting year, if anyone has."""
+
+    verified: bool
+    verifier: str | None
+    accreditation: str | None
+    statement_reference: str | None
+    null_reasons: dict[str, str]
+
+    @model_validator(mode="after")
+    def _reasons(self) -> SummaryVerification:
+        _check_reasons(self, self.null_reasons)
+        if self.verified != (self.statement_reference is not None):
+            raise ValueError("verified is true exactly when a statement_reference is given")
+        return self
+
+
+class SummaryCarbonPrice(_Closed):
+    """A carbon price paid in the country of origin (Art. 9 of Reg. 2023/956), as declared."""
+
+    instrument: str
+    amount: float
+    currency: str
+    rebate: str | None
+    cn_codes: list[str]
+
+
 class CbamSummary(_Closed):
     """The summary report (IR 2025/2547 Annex IV §1.2): the only artefact meant for importers."""
 
@@ -245,6 +279,9 @@ class CbamSummary(_Closed):
     """Whole: the electricity of every CBAM process; null when one of them is not metered."""
     total_indirect_emissions_counted_t: float | None
     data_completeness: SummaryDataCompleteness
+    verification: SummaryVerification
+    carbon_prices_paid: list[SummaryCarbonPrice]
+    """Empty when none is declared for the year."""
     precursors_default: list[SummaryDefaultPrecursor]
     precursors_actual: list[SummaryActualPrecursor]
     declarations: SummaryDeclarations
@@ -263,6 +300,43 @@ def _r(value: float | None) -> float | None:
 def _share(value: float | None) -> float | None:
     # Shares to 4 decimals (0.01 %), as ratios elsewhere in the pipeline are checked.
     return None if value is None else round(value, 4)
+
+
+_NO_FREE_ALLOCATION = (
+    "not computed here: the free-allocation adjustment follows the CBAM benchmarks of IR (EU) "
+    "2025/2620 and the EU ETS free allocation, which the declarant applies"
+)
+_NOT_VERIFIED = "no verification statement for this year in the plant file (cbam.verifications)"
+
+
+def _verification(spec: CbamSpec, year: int) -> SummaryVerification:
+    found = next((v for v in spec.verifications if v.year == year), None)
+    if found is None:
+        reasons = {"verifier": _NOT_VERIFIED, "statement_reference": _NOT_VERIFIED}
+        return SummaryVerification(
+            verified=False, verifier=None, accreditation=None, statement_reference=None, null_reasons=reasons
+        )
+    return SummaryVerification(
+        verified=True,
+        verifier=found.verifier,
+        accreditation=found.accreditation,
+        statement_reference=found.statement_reference,
+        null_reasons={},
+    )
+
+
+def _carbon_prices(spec: CbamSpec, year: int) -> list[SummaryCarbonPrice]:
+    return [
+        SummaryCarbonPrice(
+            instrument=price.instrument,
+            amount=price.amount,
+            currency=price.currency,
+            rebate=price.rebate,
+            cn_codes=sorted({spec.goods[gid].cn_code for gid in price.goods}),
+        )
+        for price in spec.carbon_prices_paid
+        if price.year == year
+    ]
 
 
 _RULE_ANNEX_II = (
@@ -302,6 +376,9 @@ def _good(
     if specific_el is None:
         unmetered = f"process {good.process!r} has machines without an electricity meter"
         reasons["specific_electricity_mwh_per_t"] = reasons.get("see_direct", unmetered)
+    reasons["specific_embedded_free_allocation"] = _NO_FREE_ALLOCATION
+    reasons["benchmark_confirmation"] = _NO_FREE_ALLOCATION
+    declared = dict(good.qualifying_parameters)
     behind = _processes_behind(spec, gid)
     shares = [completeness[pid].share for pid in behind]
     lowest = None if None in shares else min(share or 0.0 for share in shares)
@@ -334,6 +411,10 @@ def _good(
         specific_electricity_mwh_per_t=_r(specific_el),
         specific_embedded_free_allocation=None,
         benchmark_confirmation=None,
+        qualifying_parameters=declared,
+        qualifying_parameters_not_declared=sorted(
+            set(QUALIFYING_PARAMETERS[good.category.value]) - set(declared)
+        ),
         data_completeness=_share(lowest),
         data_completeness_processes=behind,
     )
@@ -512,6 +593,8 @@ def build_summary(
         total_indirect_emissions_t=_r(indirect_total),
         total_indirect_emissions_counted_t=_r(counted_total),
         data_completeness=data,
+        verification=_verification(spec, year.start.year),
+        carbon_prices_paid=_carbon_prices(spec, year.start.year),
         precursors_default=defaults,
         precursors_actual=actuals,
         declarations=SummaryDeclarations(**spec.declarations.model_dump()),

@@ -20,10 +20,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from plantstream.plant.cbam_parameters import check_parameter
 from plantstream.plant.cn_codes import cn_category, normalise_cn
 from plantstream.plant.numbers import Integer, Number, refuse_booleans
 
@@ -817,12 +819,32 @@ class CbamGood(_Strict):
     process: Identifier
     output: GoodOutput
     precursors: list[GoodPrecursor] = Field(default_factory=list)
+    # Checked by name against the good's sector (check_parameter), which also checks each value:
+    # a Number | str union would report a wrong value twice, once for each type.
+    qualifying_parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the sector's qualifying parameters, e.g. scrap_t_per_t (docs/cbam.md lists them)",
+    )
 
     @field_validator("cn_code", mode="before")
     @classmethod
     def _annex_i(cls, value: Any) -> Any:
         # An unquoted 73063077 reads as a number; the code is the same digits.
         return _cbam_cn(str(value)) if isinstance(value, str | int) else value
+
+    @field_validator("qualifying_parameters")
+    @classmethod
+    def _parameters_of_its_sector(
+        cls, value: dict[str, float | str], info: ValidationInfo
+    ) -> dict[str, float | str]:
+        cn_code = info.data.get("cn_code")
+        if cn_code is None:
+            return value  # the CN code's own error says what is wrong
+        category = cn_category(cn_code) or ""
+        problems = [p for name, v in value.items() if (p := check_parameter(category, name, v)) is not None]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
 
     @property
     def category(self) -> str:
@@ -895,6 +917,28 @@ class CbamDeclarations(_Strict):
     multi_source_precursors: str = "not applied (Art. 14(2)-(3))"
 
 
+class CbamVerification(_Strict):
+    """Who verified the installation's own data for the reporting year [IR-2025-2546]."""
+
+    verifier: str = Field(min_length=1, description="the accredited verifier's name")
+    accreditation: str | None = Field(default=None, description="accreditation body and number")
+    statement_reference: str = Field(min_length=1, description="the verification statement's reference")
+    year: Integer = Field(ge=2026, le=2100, description="the reporting year the statement covers")
+
+
+class CarbonPricePaid(_Strict):
+    """A carbon price paid in the country of origin for the embedded emissions [CBAM-REG Art. 9]."""
+
+    year: Integer = Field(ge=2026, le=2100, description="the reporting year it was paid for")
+    instrument: str = Field(min_length=1, description="e.g. Korea ETS allowances surrendered, a carbon tax")
+    amount: Number = Field(ge=0, description="the amount paid, in currency")
+    currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217, e.g. KRW, VND, EUR")
+    goods: list[Identifier] = Field(min_length=1, description="ids in cbam.goods the price covers")
+    rebate: str | None = Field(
+        default=None, description="any rebate or compensation received, which reduces the price paid"
+    )
+
+
 class Cbam(_Strict):
     """The ``cbam`` section: what the embedded-emissions ledger and its reports need."""
 
@@ -909,6 +953,10 @@ class Cbam(_Strict):
     )
     purchased_precursors: list[PurchasedPrecursor] = Field(default_factory=list)
     declarations: CbamDeclarations = Field(default_factory=CbamDeclarations)
+    verifications: list[CbamVerification] = Field(
+        default_factory=list, description="the verification statement of each verified year"
+    )
+    carbon_prices_paid: list[CarbonPricePaid] = Field(default_factory=list)
     # Our choice, not a regulatory figure: the verifier's 5 % materiality at goods level (IR 2025/2546,
     # as summarised in [CBAM-NOTE] section 5.1.4, VERIFY) is the order of magnitude a gap must stay under.
     min_data_completeness: Number = Field(
@@ -1172,6 +1220,21 @@ def _cross_check_cbam(plant: PlantModel, cbam: Cbam) -> list[tuple[tuple[str | i
                             "(2025/2547 Annex III)",
                         )
                     )
+    for c, price in enumerate(cbam.carbon_prices_paid):
+        for i, gid in enumerate(price.goods):
+            if gid not in goods:
+                issues.append(
+                    (
+                        ("cbam", "carbon_prices_paid", c, "goods", i),
+                        f"unknown good {gid!r} (known: {sorted(goods)})",
+                    )
+                )
+    years = [v.year for v in cbam.verifications]
+    for v, verification in enumerate(cbam.verifications):
+        if years.count(verification.year) > 1 and years.index(verification.year) < v:
+            issues.append(
+                (("cbam", "verifications", v, "year"), f"year {verification.year} has a verification already")
+            )
     cyclic = _goods_in_cycles(goods)
     for g, good in enumerate(cbam.goods):
         if good.id in cyclic:

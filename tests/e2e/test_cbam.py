@@ -296,7 +296,7 @@ def test_bad_cbam_data_is_refused_with_file_line_and_key(tmp_path: Path) -> None
     assert result.returncode == 2
     err = " ".join(result.stderr.split())
     assert "steel.yaml:65 cbam.goods[0].cn_code: required key is missing" in err
-    assert "steel.yaml:74 cbam.purchased_precursors[0]: precursor 'hrc-kr' has neither an actual SEE" in err
+    assert "steel.yaml:83 cbam.purchased_precursors[0]: precursor 'hrc-kr' has neither an actual SEE" in err
     # References are checked once the file is well formed.
     path.write_text(text.replace("machines: [furnace, mill]", "machines: [furnace, mill, press9]"))
     result = plantstream("check", "-c", str(path))

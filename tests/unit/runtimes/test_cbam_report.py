@@ -6,6 +6,7 @@ import base64
 import hashlib
 import io
 import json
+import re
 import stat
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -50,6 +51,76 @@ def summary() -> CbamSummary:
     return build_summary(spec, figures, complete, completeness_statement(complete, 0.95, allow_partial=False))
 
 
+VERIFIED_AND_PRICED = """
+  verifications:
+    - {year: 2026, verifier: Example Verification Ltd, accreditation: "EA member body, no. 0000",
+       statement_reference: VS-2027-0042}
+  carbon_prices_paid:
+    - {year: 2026, instrument: K-ETS allowances surrendered, amount: 1250000, currency: KRW,
+       goods: [welded-tube]}
+    - {year: 2027, instrument: the next year's, amount: 1, currency: KRW, goods: [welded-tube]}
+"""
+
+
+def test_the_summary_names_the_verifier_and_the_carbon_price_of_its_year() -> None:
+    spec = build_cbam_spec(parse_plant(PLANT + VERIFIED_AND_PRICED).model)
+    assert spec is not None
+    figures = period_figures(spec, "2026", date(2026, 1, 1), date(2027, 1, 1), {})
+    hour = 3_600_000_000
+    complete = {"finishing": ProcessCompleteness("finishing", 8_760 * hour, 0, (), ())}  # nothing missing
+    s = build_summary(spec, figures, complete, completeness_statement(complete, 0.95, allow_partial=False))
+    assert s.verification.verified is True
+    assert (s.verification.verifier, s.verification.statement_reference) == (
+        "Example Verification Ltd",
+        "VS-2027-0042",
+    )
+    assert s.verification.null_reasons == {}
+    # Only the reporting year's price, with the CN codes of the goods it covers, not their ids.
+    [price] = s.carbon_prices_paid
+    assert (price.instrument, price.amount, price.currency, price.cn_codes) == (
+        "K-ETS allowances surrendered",
+        1_250_000,
+        "KRW",
+        ["73063077"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("declared", "instead", "message"),
+    [
+        (
+            "scrap_t_per_t: 0 ",
+            "scrap_per_t: 0.1 ",
+            "'scrap_per_t' is not a qualifying parameter of iron_steel goods",
+        ),
+        (
+            "scrap_t_per_t: 0 ",
+            "clinker_ratio_pct: 70 ",
+            "'clinker_ratio_pct' is not a qualifying parameter of",
+        ),
+        ("nickel_pct: 0.02", "nickel_pct: 120", "nickel_pct: 120 is outside 0 to 100"),
+        ("nickel_pct: 0.02", "nickel_pct: .nan", "nickel_pct: give a finite number"),
+        ("main_reducing_agent: coke", "main_reducing_agent: 3", "main_reducing_agent: give a text"),
+        ("scrap_t_per_t: 0 ", "scrap_t_per_t: true ", "scrap_t_per_t: give a finite number"),
+    ],
+)
+def test_a_qualifying_parameter_not_of_the_goods_sector_is_refused_naming_it(
+    declared: str, instead: str, message: str
+) -> None:
+    text = PLANT.replace(declared, instead, 1)
+    assert text != PLANT
+    with pytest.raises(Exception, match=re.escape(message)) as caught:
+        parse_plant(text)
+    assert "cbam.goods[0].qualifying_parameters" in str(caught.value)
+
+
+def test_a_carbon_price_for_an_unknown_good_is_refused_naming_it() -> None:
+    text = PLANT + VERIFIED_AND_PRICED.replace("goods: [welded-tube]}", "goods: [welded-pipe]}", 1)
+    with pytest.raises(Exception, match=re.escape("unknown good 'welded-pipe'")) as caught:
+        parse_plant(text)
+    assert "cbam.carbon_prices_paid[0].goods[0]" in str(caught.value)
+
+
 def test_summary_figures() -> None:
     s = summary()
     [good] = s.goods
@@ -66,7 +137,23 @@ def test_summary_figures() -> None:
     # On defaults: 0.572 + 0.0572 = 0.6292 of 2.4992.
     assert good.default_share_total == pytest.approx(round(0.6292 / 2.4992, 4), abs=1e-9)
     assert good.electricity_factor_t_per_mwh == 0.465
-    assert good.null_reasons == {}
+    # Only the free-allocation figures are empty, and say why.
+    assert set(good.null_reasons) == {"specific_embedded_free_allocation", "benchmark_confirmation"}
+    assert "IR (EU) 2025/2620" in good.null_reasons["benchmark_confirmation"]
+    # The qualifying parameters as the example declares them; the sector's others are named as
+    # not declared, so an importer sees what is missing.
+    assert good.qualifying_parameters == {
+        "main_reducing_agent": "coke", "manganese_pct": 0.45, "chromium_pct": 0.03, "nickel_pct": 0.02,
+        "other_alloys_pct": 0.06, "scrap_t_per_t": 0,
+    }  # fmt: skip
+    assert good.qualifying_parameters_not_declared == [
+        "alloy_element_pct",
+        "carbon_pct",
+        "pre_consumer_scrap_pct",
+    ]
+    assert s.verification.verified is False
+    assert "cbam.verifications" in s.verification.null_reasons["statement_reference"]
+    assert s.carbon_prices_paid == []
     # 8 760 - 87.6 = 8 672.4 hours with data: 99 %.
     assert good.data_completeness == 0.99
     assert good.data_completeness_processes == ["finishing"]
@@ -114,19 +201,30 @@ def test_workbook_has_the_summary_communication_sheet() -> None:
     assert sheet["A1"].value == "Installation name"
     assert sheet["B3"].value == "VN"
     assert sheet["B6"].value == "2026-01-01"
-    header = [cell.value for cell in sheet[9]]
+    assert (sheet["A8"].value, sheet["B8"].value) == (
+        "Verification statement",
+        "not verified: no verification statement for this year in the plant file (cbam.verifications)",
+    )
+    assert (sheet["A9"].value, sheet["B9"].value) == (
+        "Carbon price paid in the country of origin",
+        "none declared",
+    )
+    header = [cell.value for cell in sheet[11]]
     assert header[:4] == ["Production process", "Aggregated good type", "Product name", "CN code"]
     assert header[8:11] == [
         "SEE total (tCO2e/t)",
         "SEE counted, Art. 7(1) (tCO2e/t)",
         "Share of default values in SEE counted",
     ]
-    row = [cell.value for cell in sheet[10]]
+    row = [cell.value for cell in sheet[12]]
     assert row[3] == "73063077"
     assert row[4] == pytest.approx(2.242, abs=1e-9)
     assert row[5] == pytest.approx(0.257, abs=1e-9)  # the whole indirect figure, not 0
     assert row[9] == pytest.approx(2.242, abs=1e-9)
     assert row[11].startswith("direct emissions only (Annex II good")
+    assert header[12:14] == ["Qualifying parameters", "Qualifying parameters not declared"]
+    assert row[12].startswith("main_reducing_agent: coke; manganese_pct: 0.45")
+    assert row[13] == "alloy_element_pct, carbon_pct, pre_consumer_scrap_pct"
 
 
 def ledger_with_a_day(state: Path) -> None:
