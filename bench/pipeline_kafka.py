@@ -418,9 +418,11 @@ def note_closes(role: ProcessRole, out: TextIO, clock: Callable[[], float] = tim
                 source = Reading.from_json(value or b"").ts.timestamp() if reading else None
                 out.write(json.dumps({"key": oee_key(point), "close": started, "source": source}) + "\n")
 
-    def timed_take(key: bytes | None, value: bytes | None, offset: int, where: str) -> Outcome:
+    def timed_take(
+        key: bytes | None, value: bytes | None, offset: int, where: str, received: int | None = None
+    ) -> Outcome:
         started = clock()
-        outcome = take(key, value, offset, where)
+        outcome = take(key, value, offset, where, received)
         points = outcome.points
         # Most records make their raw point alone: the measuring stays out of the role's way.
         if len(points) > 1 or (points and points[0].measurement != "reading"):
