@@ -21,6 +21,11 @@ It is built against the ways peer tools go silent (the [FIELD-*] entries of docs
   policy (source, server or ingest time, falling back when the server omits one, counted), and
   the skews (server − source, ingest − server) are reported. DataValues are decoded in the
   field order of the specification (:mod:`collectors.opcua_binary`).
+- **A fast data path**: the subscriptions' Publish responses with data changes of scalar values
+  are decoded straight from their bytes (:mod:`collectors.opcua_publish`), not through asyncua's
+  generic objects per value; everything else (arrays, other notifications, status changes) is
+  decoded by asyncua as before, and yields the same readings. The hook into asyncua is
+  :mod:`collectors.opcua_fastpath`.
 
 Security: Sign or SignAndEncrypt with Basic256Sha256 or the Aes policies. The application
 certificate and key are generated on first use into ``<state_dir>/pki/<source>/`` and kept; their
@@ -47,9 +52,10 @@ from typing import Any
 from asyncua import Client, Node, ua
 from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, StatusChangeEvent, Subscription
 
-from collectors import opcua_binary
+from collectors import opcua_binary, opcua_fastpath
 from collectors.backoff import Backoff
 from collectors.base import Collector
+from collectors.opcua_publish import Value
 from collectors.opcua_security import UntrustedServer, secure_client
 from plantstream.plant.schema import OpcUaGroup, OpcUaSource, OpcUaTag
 from plantstream.records import DeadLetter, Quality, Reading
@@ -277,6 +283,7 @@ class OpcUaCollector(Collector):
 
         # asyncua's supervisor notices a lost connection (its probe, see _new_client); we rebuild.
         client.connection_lost_callback = on_lost
+        fast = opcua_fastpath.install(client)
         await self._resolve(client)
         limit = await self._items_per_call(client)
         self._watched = []
@@ -295,11 +302,11 @@ class OpcUaCollector(Collector):
                 if group.mode == "poll":
                     tasks.create_task(self._poll(client, group), name=f"opcua[{self.source.id}].poll{index}")
                     continue
-                sub = await self._subscription(client, group)
+                sub = await self._subscription(client, group, fast)
                 subscriptions.append((sub, group))
                 await self._monitor(sub, group, members, limit)
                 tasks.create_task(self._consume(sub), name=f"opcua[{self.source.id}].sub{index}")
-            heartbeat = await self._subscription(client, None)
+            heartbeat = await self._subscription(client, None, fast)
             await heartbeat.subscribe_data_change(client.get_node(_CURRENT_TIME), sampling_interval=1000.0)
             tasks.create_task(self._consume(heartbeat, heartbeat=True), name=f"opcua[{self.source.id}].clock")
             tasks.create_task(self._watchdog(), name=f"opcua[{self.source.id}].watchdog")
@@ -364,7 +371,9 @@ class OpcUaCollector(Collector):
         cap = self.source.max_items_per_call
         return min(cap, int(published)) if published else cap
 
-    async def _subscription(self, client: Client, group: OpcUaGroup | None) -> Subscription:
+    async def _subscription(
+        self, client: Client, group: OpcUaGroup | None, fast: opcua_fastpath.FastPath
+    ) -> Subscription:
         params = ua.CreateSubscriptionParameters()
         interval_ms = group.publishing_interval_ms if group else 1000
         keep_alive = self._keep_alive_count(interval_ms)
@@ -402,7 +411,15 @@ class OpcUaCollector(Collector):
             return explode(datachange)
 
         sub._explode_datachange = in_time_order
+        fast.attach(sub, self._in_time_order)
         return sub
+
+    def _in_time_order(self, values: list[Value]) -> list[Value]:
+        """The fast path's values of one notification in event-time order, as ``in_time_order`` above."""
+        if self.source.timestamps == "ingest":
+            return values  # every value's time is when it is taken: the order stays
+        order = self._order
+        return sorted(values, key=lambda value: order(value[3], value[5]))
 
     def _keep_alive_count(self, interval_ms: float) -> int:
         """Publishing intervals between keep-alives for a subscription publishing every ``interval_ms``.
@@ -415,12 +432,17 @@ class OpcUaCollector(Collector):
 
     def _event_order(self, data: ua.DataValue | None) -> datetime:
         """What orders the values of one response: the policy's time, a missing one last."""
+        if data is None:
+            return _LAST
+        return self._order(data.SourceTimestamp, data.ServerTimestamp)
+
+    def _order(self, source_ts: datetime | None, server_ts: datetime | None) -> datetime:
         policy = self.source.timestamps
         moment = None
-        if data is not None and policy == "source":
-            moment = _aware(data.SourceTimestamp) or _aware(data.ServerTimestamp)
-        elif data is not None and policy == "server":
-            moment = _aware(data.ServerTimestamp)
+        if policy == "source":
+            moment = _aware(source_ts) or _aware(server_ts)
+        elif policy == "server":
+            moment = _aware(server_ts)
         # Under "ingest", and for a value without the timestamp, the time is when it is taken,
         # which is after every value already received.
         return moment or _LAST
@@ -500,21 +522,29 @@ class OpcUaCollector(Collector):
     # -- values to readings -----------------------------------------------------------------------
 
     async def _consume(self, sub: Subscription, heartbeat: bool = False) -> None:
+        by_handle = self._by_handle
         async for event in sub:
-            if isinstance(event, StatusChangeEvent) and not event.notification.Status.is_good():
+            if event.__class__ is tuple:
+                # A value from the fast path (collectors.opcua_fastpath): a plain tuple.
+                if heartbeat:
+                    continue
+                handle, value, code, source_ts, _, server_ts, _ = event
+            elif isinstance(event, StatusChangeEvent) and not event.notification.Status.is_good():
                 raise ConnectionError(f"subscription status {event.notification.Status.name}")
-            if heartbeat or not isinstance(event, DataChangeEvent):
+            elif heartbeat or not isinstance(event, DataChangeEvent):
                 continue
-            handle: int = event.data.subscription_data.client_handle
-            item = self._by_handle.get(handle)
+            else:
+                handle = event.data.subscription_data.client_handle
+                value, code, source_ts, server_ts = _fields(event.data.monitored_item.Value)
+            item = by_handle.get(handle)
             if item is not None:
                 self.health.notifications += 1
-                data = event.data.monitored_item.Value
-                if item.last is not None and item.last == _sample(data):
+                source_ts = _aware(source_ts)
+                if source_ts is not None and item.last == (source_ts, value, code):
                     # The same sample again (same source time, value and status): a repeat, not news.
                     self.health.repeats += 1
                     continue
-                await self._emit(item, data)
+                await self._emit_value(item, value, code, source_ts, _aware(server_ts))
 
     async def _catch_up(self, client: Client) -> None:
         """Read every item's current value at once: counters and states catch up after a reconnect.
@@ -526,15 +556,16 @@ class OpcUaCollector(Collector):
         values = list(zip(ready, await _read_values(client, ready), strict=True))
         # In event-time order, as a publish response's values (see _subscription).
         values.sort(key=lambda pair: self._event_order(pair[1]))
-        for item, value in values:
-            code = value.StatusCode.value if value.StatusCode is not None else 0
+        for item, data in values:
+            value, code, source_ts, server_ts = _fields(data)
             if code in _NODE_GONE:
                 self.health.items_failed[item.label] = ua.StatusCode(code).name
                 continue
-            if item.last is not None and item.last == _sample(value):
+            source_ts = _aware(source_ts)
+            if source_ts is not None and item.last == (source_ts, value, code):
                 self.health.repeats += 1  # unchanged while the session was down: nothing new
                 continue
-            await self._emit(item, value)
+            await self._emit_value(item, value, code, source_ts, _aware(server_ts))
         self.health.items_ok = len(self._items) - len(self.health.items_failed)
         self._report_failures()
 
@@ -569,16 +600,21 @@ class OpcUaCollector(Collector):
                     raise _Silent
 
     async def _emit(self, item: _Item, data: ua.DataValue) -> None:
+        """Turn one DataValue into a reading, or a dead letter."""
+        value, code, source_ts, server_ts = _fields(data)
+        await self._emit_value(item, value, code, _aware(source_ts), _aware(server_ts))
+
+    async def _emit_value(
+        self, item: _Item, value: Any, code: int, source_ts: datetime | None, server_ts: datetime | None
+    ) -> None:
+        """Turn one value (its timestamps already UTC, or None) into a reading, or a dead letter."""
         ingest = self._clock()
-        status = data.StatusCode
-        code = status.value if status is not None else 0
         quality = _quality(code)
         if code in _NODE_GONE and item.label not in self.health.items_failed:
             # The node went away while we were connected: report it and let the retry loop watch it.
             self.health.items_failed[item.label] = ua.StatusCode(code).name
             self.health.items_ok = len(self._items) - len(self.health.items_failed)
             self._report_failures()
-        value = data.Value.Value if data.Value is not None else None
         if isinstance(value, datetime) or (
             value is not None and not isinstance(value, bool | int | float | str)
         ):
@@ -588,12 +624,12 @@ class OpcUaCollector(Collector):
             return
         if value is None and quality is not Quality.BAD:
             quality = Quality.BAD
-        source_ts, server_ts = _aware(data.SourceTimestamp), _aware(data.ServerTimestamp)
         if server_ts is not None and source_ts is not None:
             self.health.skew_server_minus_source_s = (server_ts - source_ts).total_seconds()
         if server_ts is not None:
             self.health.skew_ingest_minus_server_s = (ingest - server_ts).total_seconds()
         ts = self._event_time(item, source_ts, server_ts, ingest)
+        plain = value if value is None or value.__class__ in _PLAIN_TYPES else _plain(value)
         self._seq += 1
         # Everything validation would check is known here (a plain value or None with quality
         # bad, UTC times, a 32-bit status code): building the reading without validating it again
@@ -602,7 +638,7 @@ class OpcUaCollector(Collector):
             ts=ts,
             machine=item.tag.machine,
             signal=item.tag.signal,
-            value=value if value is None or value.__class__ in _PLAIN_TYPES else _plain(value),
+            value=plain,  # type: ignore[arg-type]  # checked above (mypy cannot narrow Any by class)
             quality=quality,
             status_code=code,
             server_ts=server_ts,
@@ -610,7 +646,8 @@ class OpcUaCollector(Collector):
             source=self.source.id,
             seq=self._seq,
         )
-        item.last = _sample(data)
+        # What makes a value the same sample again; None without a SourceTimestamp (no telling).
+        item.last = (source_ts, value, code) if source_ts is not None else None
         self.health.readings += 1
         self.health.last_data = ingest
         await self._queue.put(reading)
@@ -678,13 +715,11 @@ def _quality(code: int) -> Quality:
     return Quality.BAD
 
 
-def _sample(data: ua.DataValue) -> tuple[datetime, Any, int] | None:
-    """What makes a value the same sample again; None without a SourceTimestamp (no telling)."""
-    source_ts = _aware(data.SourceTimestamp)
-    if source_ts is None:
-        return None
+def _fields(data: ua.DataValue) -> tuple[Any, int, datetime | None, datetime | None]:
+    """A DataValue's value, status code, SourceTimestamp and ServerTimestamp (as the fast path gives them)."""
     value = data.Value.Value if data.Value is not None else None
-    return source_ts, value, data.StatusCode.value if data.StatusCode is not None else 0
+    code = data.StatusCode.value if data.StatusCode is not None else 0
+    return value, code, data.SourceTimestamp, data.ServerTimestamp
 
 
 def _aware(moment: datetime | None) -> datetime | None:
