@@ -72,7 +72,7 @@ import sys
 import tempfile
 import time
 from array import array
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -114,6 +114,7 @@ __all__ = [
     "run_round",
     "run_soak",
     "serve",
+    "subscribe_load_tags",
     "table_row",
 ]
 
@@ -484,31 +485,50 @@ def monitored_item_requests(
     return requests
 
 
+async def subscribe_load_tags(
+    client: Client, settings: Settings, on_drop: Callable[[], None] | None = None
+) -> Subscription:
+    """One subscription of ``client`` to the load tags, asked for as the collector asks.
+
+    The same publishing interval, monitored-item requests (:func:`monitored_item_requests`),
+    batches of ``max_items_per_call`` and iterator queue (``4 × queue.size``, drop the oldest) as
+    :func:`load_source`'s collector; ``on_drop`` is called for each event that queue drops.
+    """
+    source = load_source(client.server_url.geturl(), settings)
+    ns = await client.get_namespace_index(NAMESPACE_URI)
+    nodes = [ua.NodeId(f"load.tag{k}", ns) for k in range(1, settings.tags + 1)]
+    params = ua.CreateSubscriptionParameters()
+    params.RequestedPublishingInterval = settings.publishing_ms
+    params.RequestedLifetimeCount = 10_000
+    params.RequestedMaxKeepAliveCount = 10
+    params.PublishingEnabled = True
+    sub = await client.create_subscription(
+        params, queue_maxsize=4 * source.queue.size, overflow=OverflowPolicy.DROP_OLDEST
+    )
+    if on_drop is not None:
+        overflow = sub._handle_overflow
+
+        def counted(event: Any) -> None:
+            on_drop()
+            overflow(event)
+
+        sub._handle_overflow = counted
+    requests = monitored_item_requests(nodes, settings)
+    limit = source.max_items_per_call
+    for start in range(0, len(requests), limit):
+        await sub.create_monitored_items(requests[start : start + limit])
+    return sub
+
+
 async def consume_raw(endpoint: str, settings: Settings, counter: Counter, stop: asyncio.Event) -> None:
     """Subscribe to the load tags with a bare asyncua client and count data changes until ``stop``."""
     source = load_source(endpoint, settings)
     async with Client(endpoint, timeout=source.timeout_s) as client:
-        ns = await client.get_namespace_index(NAMESPACE_URI)
-        nodes = [ua.NodeId(f"load.tag{k}", ns) for k in range(1, settings.tags + 1)]
-        params = ua.CreateSubscriptionParameters()
-        params.RequestedPublishingInterval = settings.publishing_ms
-        params.RequestedLifetimeCount = 10_000
-        params.RequestedMaxKeepAliveCount = 10
-        params.PublishingEnabled = True
-        sub = await client.create_subscription(
-            params, queue_maxsize=4 * source.queue.size, overflow=OverflowPolicy.DROP_OLDEST
-        )
-        overflow = sub._handle_overflow
 
-        def counted(event: Any) -> None:
+        def dropped() -> None:
             counter.dropped += 1
-            overflow(event)
 
-        sub._handle_overflow = counted
-        requests = monitored_item_requests(nodes, settings)
-        limit = source.max_items_per_call
-        for start in range(0, len(requests), limit):
-            await sub.create_monitored_items(requests[start : start + limit])
+        sub = await subscribe_load_tags(client, settings, dropped)
         counting = asyncio.create_task(_count_events(sub, counter))
         try:
             await stop.wait()

@@ -38,14 +38,14 @@ import signal
 import sys
 import tempfile
 from collections import Counter as Tally
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from asyncua import Client, ua
-from asyncua.common.subscription import DataChangeEvent, OverflowPolicy
+from asyncua import Client
+from asyncua.common.subscription import DataChangeEvent
 
 from bench.common import code_revision, today
 from bench.opcua import (
@@ -54,12 +54,11 @@ from bench.opcua import (
     Settings,
     _quiet_logs,
     load_source,
-    monitored_item_requests,
+    subscribe_load_tags,
 )
 from collectors.backoff import Backoff
 from collectors.opcua import OpcUaCollector
 from plantstream.records import Reading
-from runtimes.simulator import NAMESPACE_URI
 
 __all__ = ["Received", "main", "measure"]
 
@@ -144,19 +143,7 @@ async def _raw(endpoint: str, settings: Settings, received: Received, stop: asyn
 
     client.connection_lost_callback = lost
     async with client:
-        ns = await client.get_namespace_index(NAMESPACE_URI)
-        nodes = [ua.NodeId(f"load.tag{k}", ns) for k in range(1, settings.tags + 1)]
-        params = ua.CreateSubscriptionParameters()
-        params.RequestedPublishingInterval = settings.publishing_ms
-        params.RequestedLifetimeCount = 10_000
-        params.RequestedMaxKeepAliveCount = 10
-        params.PublishingEnabled = True
-        sub = await client.create_subscription(
-            params, queue_maxsize=4 * source.queue.size, overflow=OverflowPolicy.DROP_OLDEST
-        )
-        requests = monitored_item_requests(nodes, settings)
-        for start in range(0, len(requests), source.max_items_per_call):
-            await sub.create_monitored_items(requests[start : start + source.max_items_per_call])
+        sub = await subscribe_load_tags(client, settings)
 
         async def count() -> None:
             async for event in sub:
@@ -164,14 +151,19 @@ async def _raw(endpoint: str, settings: Settings, received: Received, stop: asyn
                     value = event.data.monitored_item.Value
                     received.take(event.data.subscription_data.client_handle, _tick(value.SourceTimestamp))
 
-        counting = asyncio.create_task(count())
-        try:
-            await stop.wait()
-        finally:
-            counting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await counting
-            received.subscriptions_recreated = sub._recreate_count
+        await _count_until(stop, count())
+        received.subscriptions_recreated = sub._recreate_count
+
+
+async def _count_until(stop: asyncio.Event, counting: Coroutine[Any, Any, None]) -> None:
+    """Run ``counting`` until ``stop`` is set."""
+    task = asyncio.create_task(counting)
+    try:
+        await stop.wait()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _collector(
@@ -186,13 +178,9 @@ async def _collector(
                 # The reading's time is the value's SourceTimestamp (timestamps: source).
                 received.take(reading.signal, _tick(reading.ts))
 
-        counting = asyncio.create_task(count())
         try:
-            await stop.wait()
+            await _count_until(stop, count())
         finally:
-            counting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await counting
             health = collector.health
             received.session_losses = health.reconnects
             received.dropped = health.dropped_events + collector.dropped

@@ -129,10 +129,10 @@ def test_precursor_on_default_values_with_the_2026_mark_up() -> None:
     assert tube.default_share("direct") == pytest.approx(2.31 / 2.37, abs=EXACT)
 
 
-def test_own_good_as_precursor_is_recursive() -> None:
-    # A second process welds tubes from the mill's output: 'tube' becomes a precursor of 'pipe'.
-    text = (
-        PLANT.replace(
+def with_a_coated_pipe(text: str) -> str:
+    """``text`` with a second process, coating, whose coater (no electricity meter) makes pipe from tube."""
+    return (
+        text.replace(
             "    - {id: clinker, route: dry kiln, machines: [kiln]}\n",
             "    - {id: clinker, route: dry kiln, machines: [kiln]}\n"
             "    - {id: coating, route: coating, machines: [coater]}\n",
@@ -150,11 +150,19 @@ def test_own_good_as_precursor_is_recursive() -> None:
             "          - id: kiln\n",
         )
     )
-    totals = {
-        "furnace": MachineTotals(scope1_kg=1_200_000),
-        "mill": MachineTotals(good_count=80_000),
-        "coater": MachineTotals(good_count=10_000, scope1_kg=100_000),
-    }
+
+
+COATED_PIPE_TOTALS = {
+    "furnace": MachineTotals(scope1_kg=1_200_000),
+    "mill": MachineTotals(good_count=80_000),
+    "coater": MachineTotals(good_count=10_000, scope1_kg=100_000),
+}
+
+
+def test_own_good_as_precursor_is_recursive() -> None:
+    # A second process welds tubes from the mill's output: 'tube' becomes a precursor of 'pipe'.
+    text = with_a_coated_pipe(PLANT)
+    totals = COATED_PIPE_TOTALS
     pipe = year_figures(spec_of(text), totals).goods["pipe"]
     # pipe: AL 10 000 t; own direct 100 t; tube M = 10 000 t at 2.160 -> 21 600 t.
     # SEE = (100 + 21 600) / 10 000 = 2.170 t/t.
@@ -347,32 +355,12 @@ def test_an_annex_ii_good_made_here_passes_on_its_non_annex_ii_precursors_indire
     # tube (Annex II) from pellets (2601 12 00, not Annex II); pipe (Annex II) from tube, in a
     # coating process whose coater has no electricity meter.
     text = (
-        PLANT.replace(
-            "    - {id: clinker, route: dry kiln, machines: [kiln]}\n",
-            "    - {id: clinker, route: dry kiln, machines: [kiln]}\n"
-            "    - {id: coating, route: coating, machines: [coater]}\n",
-        )
+        with_a_coated_pipe(PLANT)
         .replace("{purchased: hrc, mass_t_by_year: {2026: 21000}}", "{purchased: hrc, mass_t_per_t: 1.0}")
         .replace("cn_code: 7208 51 20, origin: KR,", "cn_code: 2601 12 00, origin: KR,")
         .replace("see_direct: 2.0, see_indirect: 0.3}", "see_direct: 0.1, see_indirect: 0.05}")
-        .replace(
-            "  purchased_precursors:\n",
-            "    - id: pipe\n      cn_code: 7306 30 80\n      process: coating\n"
-            "      output: {machine: coater, mass_kg_per_piece: 1000}\n"
-            "      precursors: [{good: tube, mass_t_per_t: 1.0}]\n  purchased_precursors:\n",
-        )
-        .replace(
-            "          - id: kiln\n",
-            "          - id: coater\n            ideal_cycle_s: 10\n            signals:\n"
-            "              good: good_count\n              gas: {role: fuel, fuel: natural_gas, unit: kg}\n"
-            "          - id: kiln\n",
-        )
     )
-    totals = {
-        "furnace": MachineTotals(scope1_kg=1_200_000),
-        "mill": MachineTotals(good_count=80_000),
-        "coater": MachineTotals(good_count=10_000, scope1_kg=100_000),
-    }
+    totals = COATED_PIPE_TOTALS
     goods = year_figures(spec_of(text), totals).goods
     # tube: AL 20 000 t, direct (1 200 + 20 000 x 0.1) / 20 000 = 0.16; the pellets' indirect
     # 20 000 x 0.05 / 20 000 = 0.05 counts (cross-channel rule): SEE counted 0.21.
