@@ -14,10 +14,11 @@ and the history's bound (``correction_history_max``, 2 million readings) more th
 - the signal, 2 bytes: its index in the history's own table of signal names (a machine has a
   few).
 
-Anything else, rare in a plant (a text value such as a state name or product code, an int
-beyond 2**53, a quality or signal the tables do not hold), is kept aside as the whole reading,
-so every reading comes back exactly as it went in: ints as ints, bools as bools, a float that is
-an integer as a float, ``-0.0`` as ``-0.0``.
+Any other value, rare in a plant (a text such as a state name or product code, an int beyond
+2**53), is kept aside as it is, the rest of its reading in the columns; a reading whose quality
+or signal the tables do not hold is kept aside whole. So every reading comes back exactly as it
+went in: ints as ints, bools as bools, a float that is an integer as a float, ``-0.0`` as
+``-0.0``.
 
 It supports what the engine does with the list: :meth:`History.append`, ``len``, a slice from an
 index (the readings a correction applies again, as tuples), deleting a prefix (pruning) or a
@@ -44,11 +45,11 @@ Row = tuple[int, int, str, Any, str]
 _QUALITY_NAMES = tuple(QUALITY_TEXT.values())
 # The engine's own quality strings, so a row comes back holding the very same objects.
 _QUALITY_CODE = {quality: code for code, quality in enumerate(_QUALITY_NAMES)}
-_FLOAT, _INT, _BOOL, _NONE, _ASIDE = range(5)
+_FLOAT, _INT, _BOOL, _NONE, _VALUE_ASIDE, _ROW_ASIDE = range(6)
 _EXACT_INT = 2**53
 """Every int of at most this magnitude is exact in a double."""
 _MAX_SIGNALS = 1 << 16
-"""Signal codes are unsigned 16-bit ('H'); a signal beyond that many is kept aside."""
+"""Signal codes are unsigned 16-bit ('H'); a reading of a signal beyond that many is kept aside."""
 _COMPACT_AT = 4
 """Compact the columns once the deleted prefix is 1/_COMPACT_AT of them."""
 
@@ -57,9 +58,10 @@ def _none(_: float) -> None:
     return None
 
 
-# Indexed by a tag: the value's decoder, the quality text, and whether the value is not a plain float.
+# Indexed by a tag: the value's decoder (the kept-aside ones are filled in from aside), the
+# quality text, and whether the value is not a plain float.
 _DECODE: tuple[Callable[[float], Any], ...] = tuple(
-    (float, int, bool, _none, _none)[min(tag >> 2, _ASIDE)] for tag in range(256)
+    (float, int, bool, _none, _none, _none)[min(tag >> 2, _ROW_ASIDE)] for tag in range(256)
 )
 _QUALITY_OF = tuple(_QUALITY_NAMES[tag & 3] if tag & 3 < len(_QUALITY_NAMES) else "" for tag in range(256))
 _NOT_FLOAT = bytes(int(tag >> 2 != _FLOAT) for tag in range(256))
@@ -100,8 +102,9 @@ class History(Sequence[Row]):
         self._base = 0
         self._names: list[str] = [""]
         self._codes: dict[str, int] = {"": 0}
+        # Positions of the values (or readings) kept aside, ascending, and those values.
         self._aside_at = array("q")
-        self._aside: list[Row] = []
+        self._aside: list[Any] = []
 
     def append(self, row: Row) -> None:
         """Add ``row`` at the end.
@@ -116,15 +119,15 @@ class History(Sequence[Row]):
         tag = _QUALITY_CODE.get(quality)
         cls = value.__class__
         if cls is float:
-            number = value
+            number, kind = value, _FLOAT
         elif cls is int and -_EXACT_INT <= value <= _EXACT_INT:
-            number, tag = value, None if tag is None else tag | _INT << 2
+            number, kind = value, _INT
         elif cls is bool:
-            number, tag = value, None if tag is None else tag | _BOOL << 2
+            number, kind = value, _BOOL
         elif value is None:
-            number, tag = 0.0, None if tag is None else tag | _NONE << 2
+            number, kind = 0.0, _NONE
         else:
-            tag = None
+            number, kind = 0.0, _VALUE_ASIDE
         # Time and sequence first: a bad one raises before anything else has grown.
         self._ts.append(ts)
         try:
@@ -135,7 +138,12 @@ class History(Sequence[Row]):
         if tag is None or code is None:
             self._aside_at.append(self._base + len(self._ts) - 1)
             self._aside.append(row)
-            number, code, tag = 0.0, 0, _ASIDE << 2
+            number, code, tag = 0.0, 0, _ROW_ASIDE << 2
+        else:
+            if kind == _VALUE_ASIDE:
+                self._aside_at.append(self._base + len(self._ts) - 1)
+                self._aside.append(value)
+            tag |= kind << 2
         self._values.append(number)
         self._signals.append(code)
         self._tags.append(tag)
@@ -207,9 +215,14 @@ class History(Sequence[Row]):
     def _row(self, at: int) -> Row:
         """The reading at column index ``at``."""
         tag = self._tags[at]
-        if tag >> 2 == _ASIDE:
-            return self._aside[bisect_left(self._aside_at, self._base + at)]
-        value = _DECODE[tag](self._values[at])
+        kind = tag >> 2
+        if kind >= _VALUE_ASIDE:
+            aside = self._aside[bisect_left(self._aside_at, self._base + at)]
+            if kind == _ROW_ASIDE:
+                return aside  # type: ignore[no-any-return]
+            value = aside
+        else:
+            value = _DECODE[tag](self._values[at])
         return (self._ts[at], self._seq[at], self._names[self._signals[at]], value, _QUALITY_OF[tag])
 
     def _rows(self, lo: int, hi: int) -> list[Row]:
@@ -224,6 +237,17 @@ class History(Sequence[Row]):
         while i >= 0:
             values[i] = _DECODE[tags[i]](values[i])
             i = odd.find(1, i + 1)
+        at, first = self._aside_at, self._base + lo
+        k = bisect_left(at, first)
+        end = self._base + hi
+        whole = []
+        while k < len(at) and at[k] < end:
+            i = at[k] - first
+            if tags[i] >> 2 == _ROW_ASIDE:
+                whole.append((i, self._aside[k]))
+            else:
+                values[i] = self._aside[k]
+            k += 1
         names = self._names
         rows = list(
             zip(
@@ -235,12 +259,8 @@ class History(Sequence[Row]):
                 strict=True,
             )
         )
-        at, first = self._aside_at, self._base + lo
-        k = bisect_left(at, first)
-        end = self._base + hi
-        while k < len(at) and at[k] < end:
-            rows[at[k] - first] = self._aside[k]
-            k += 1
+        for i, row in whole:
+            rows[i] = row
         return rows
 
     def _drop_front(self, count: int) -> None:

@@ -110,6 +110,11 @@ def test_values_come_back_as_they_went_in() -> None:
     for seq, value in enumerate(values):
         compact.append((1_000, seq, "x", value, "good"))
     assert exact(compact) == exact((1_000, seq, "x", value, "good") for seq, value in enumerate(values))
+    # Only the values a double cannot give back are kept aside, without the rest of their reading.
+    assert compact._aside == ["running", 2**53 + 1, -(2**60)]
+    compact.append((1_001, 99, "x", 1.5, "questionable"))  # a quality the engine does not know: all of it
+    assert compact._aside[-1] == (1_001, 99, "x", 1.5, "questionable")
+    assert compact[-1] == (1_001, 99, "x", 1.5, "questionable")
     # The quality strings are the engine's own objects, not copies.
     assert compact[0][4] is QUALITY_TEXT[Quality.GOOD]
 
