@@ -29,17 +29,17 @@ Pure, like the calculators it drives: readings in, points out, time only from th
 from __future__ import annotations
 
 import heapq
-from bisect import bisect_left, insort
+from bisect import insort
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from operator import itemgetter
 from typing import Any
 
 from plantstream.records import EPOCH, QUALITY_TEXT, Point, Reading
 from streams.config import EngineSpec, MachineSpec
+from streams.history import History, Row
 from streams.machine import BadValue, MachineCalc, MachineState, WindowResult
 from streams.plausibility import EARLIEST_US, LATEST_US, REBASE_AFTER, plausible_time
 from streams.points import WindowPoints, window_label
@@ -52,7 +52,7 @@ _PRUNE_BATCH = 8
 _SNAPSHOT_EVERY = 4
 CHECKPOINT_VERSION = 1
 """Version of :meth:`Engine.checkpoint`'s form; bump it when the form changes."""
-_Released = tuple[int, int, str, Any, str]
+_Released = Row
 MAX_TEXT = 64
 """Characters of a text value (a product code, a state name): so a reading kept for corrections
 has a bounded size, and the correction history's reading bound is also a byte bound."""
@@ -85,7 +85,7 @@ class _Track:
     scopes: list[Scope]
     heap: list[_Released] = field(default_factory=list)
     newest: int | None = None
-    history: list[_Released] = field(default_factory=list)
+    history: History = field(default_factory=History)
     snapshots: list[tuple[int, MachineState, int]] = field(default_factory=list)
     emitted: dict[tuple[str, int], tuple[int, WindowResult]] = field(default_factory=dict)
     closes: int = 0
@@ -155,7 +155,8 @@ class Engine:
                 signal, or data older than the correction horizon. Nothing else is affected.
         """
         ts = (reading.ts - EPOCH) // _ONE_US
-        # Plain text, not the member: history tuples of plain values are not tracked by the GC.
+        # Plain text, not the member: tuples of plain values (held, or kept whole in the history)
+        # are not tracked by the GC.
         self.push_raw(ts, reading.machine, reading.signal, reading.value, QUALITY_TEXT[reading.quality])
 
     def push_raw(
@@ -457,7 +458,7 @@ class Engine:
             track.heap = [(ts, seq, sig, val, q) for ts, seq, sig, val, q in saved["held"]]
             heapq.heapify(track.heap)
             track.newest = saved["newest"]
-            track.history, track.snapshots, track.emitted = [], [], {}
+            track.history, track.snapshots, track.emitted = History(), [], {}
             released = track.calc.state.released_until
             track.restored_until = released
             if released is not None:
@@ -564,7 +565,7 @@ class Engine:
         snapshots.append((boundary, track.calc.state.copy(), history))
         horizon = boundary - self._horizon
         over = history > self._history_share
-        # Prune in batches so that the history list is not shifted at every window close.
+        # Prune in batches so that the history is not cut at every window close.
         if not over and (len(snapshots) < _PRUNE_BATCH or snapshots[_PRUNE_BATCH - 1][0] > horizon):
             return
         # The newest snapshot at or before the horizon is the base for corrections ...
@@ -655,7 +656,7 @@ class Engine:
         """The same signal, time and value is in the history, or is the cumulative value last taken."""
         ts, _, signal, value, quality = item
         history = track.history
-        i = bisect_left(history, ts, key=itemgetter(0))
+        i = history.bisect_time(ts)
         # Readings of one event time are few: the scan is short.
         while i < len(history) and history[i][0] == ts:
             _, _, s, v, q = history[i]

@@ -373,12 +373,21 @@ def test_the_correction_history_is_bounded_and_older_late_data_is_refused_not_lo
 
 
 def test_the_correction_history_holds_only_values_the_garbage_collector_need_not_track() -> None:
-    # Millions of history tuples are walked by every full collection unless CPython can untrack
-    # them, which it does for tuples of untracked values (a Quality member is tracked).
+    # Millions of readings would be walked by every full collection if each were an object the
+    # collector tracks. The history keeps them in arrays (one object each, however long) and the
+    # few values it keeps aside (a text) as they are, untracked: the collector walks a few
+    # objects, not one per reading.
     engine = Engine(build_spec(parse_plant(plant_text()).model))
     for r in production(3):
         engine.push(r)
     gc.collect()
     history = engine._tracks["m1"].history
-    assert history
-    assert not any(gc.is_tracked(item) for item in history)
+    assert len(history) >= 10
+    assert history._aside  # the state "running"
+
+    def walked(obj: object) -> list[object]:
+        return [o for o in gc.get_referents(obj) if gc.is_tracked(o) and not isinstance(o, type)]
+
+    # Five columns, the signal names and codes, the values kept aside and their positions.
+    assert len(walked(history)) <= 9
+    assert not [item for part in walked(history) for item in walked(part)]
