@@ -346,12 +346,14 @@ def test_the_correction_history_is_bounded_and_older_late_data_is_refused_not_lo
     # A share of 40 readings: with 3 counter samples a minute, about 13 minutes of history.
     spec = dataclasses.replace(build_spec(parse_plant(plant_text()).model), correction_history_max=40)
     engine = Engine(spec)
+    longest = 0
     for r in production(30):
         engine.push(r)
+        longest = max(longest, len(engine._tracks["m1"].history))
     engine.take_points()
-    # Snapshots come every 4 window closes, so the history holds at most the share plus the
-    # readings of one snapshot interval (4 minutes x 3 samples) beyond it.
-    assert len(engine._tracks["m1"].history) <= 40 + 4 * 3
+    # Over its share, the history is cut at every window close, so it never holds more than the
+    # share plus the readings of about one window (1 minute x 3 samples, and the tick that closes it).
+    assert longest <= 40 + 1 * 3 + 1, longest
     # Results of windows before the oldest kept snapshot cannot change any more: forgotten too
     # (the hour's horizon alone would keep all 30 minutes' windows).
     assert len([key for key in engine._tracks["m1"].emitted if "window" in str(key)]) <= 40 // 3 + 4 + 1
