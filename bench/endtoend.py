@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import json
 import math
+import os
 import tempfile
 from array import array
 from collections.abc import AsyncIterator, Sequence
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from bench.influxdb_node import InfluxNode
 from bench.opcua import Counter, Round, ServerProcess, Settings, describe
 from plantstream.records import Point
 from runtimes.embedded import EmbeddedPipeline
@@ -72,8 +74,13 @@ class PipelineSettings:
     """Also time the collector alone (the middle step between raw and pipeline)."""
     runtimes: tuple[Runtime, ...] = ("embedded",)
     """The runtimes timed: the embedded pipeline, the kafka roles, or both."""
+    influxdb: bool = False
+    """The embedded pipeline also has an ``influxdb`` sink (an InfluxDB 1.12 node started for the
+    run), and its load-tag readings are counted and timed when the v2 write API accepts them."""
 
     def __post_init__(self) -> None:
+        if self.influxdb and "kafka" in self.runtimes:
+            raise ValueError("influxdb: only the embedded runtime writes to InfluxDB here")
         if not self.runtimes or any(r not in RUNTIMES for r in self.runtimes):
             raise ValueError(f"runtimes must be some of {', '.join(RUNTIMES)}, got {self.runtimes}")
         if self.machines < 1:
@@ -92,8 +99,19 @@ class PipelineSettings:
         return tuple(kinds)
 
 
-def plant_document(endpoint: str, settings: PipelineSettings) -> dict[str, Any]:
-    """The plant file the pipeline runs (see the module's docstring), as a JSON-ready mapping."""
+INFLUX_TOKEN_ENV = "PLANTSTREAM_BENCH_INFLUX_TOKEN"
+"""The variable the bench's ``influxdb`` sink reads its token from (the bench's node has no auth)."""
+INFLUX_PRECISION = {"default": "s", "reading": "ms"}
+"""10 Hz readings need milliseconds: at seconds, ten of a second would overwrite one another."""
+
+
+def plant_document(
+    endpoint: str, settings: PipelineSettings, influx_url: str | None = None
+) -> dict[str, Any]:
+    """The plant file the pipeline runs (see the module's docstring), as a JSON-ready mapping.
+
+    With ``influx_url``, an ``influxdb`` sink writing to that server's v2 API is added.
+    """
     s = settings.opcua
     machines = [f"m{k}" for k in range(1, settings.machines + 1)]
     tags = [
@@ -105,7 +123,7 @@ def plant_document(endpoint: str, settings: PipelineSettings) -> dict[str, Any]:
         {"node": f"nsu={NAMESPACE_URI};s=load.tag{k}", "machine": f"load{k}", "signal": "power_kw"}
         for k in range(1, s.tags + 1)
     ]
-    return {
+    document: dict[str, Any] = {
         "sites": [
             {
                 "id": "bench",
@@ -147,6 +165,19 @@ def plant_document(endpoint: str, settings: PipelineSettings) -> dict[str, Any]:
             }
         ],
     }
+    if influx_url is not None:
+        document["sinks"] = [
+            {
+                "type": "influxdb",
+                "id": "influx",
+                "url": influx_url,
+                "org": "bench",
+                "bucket": InfluxNode.DATABASE,
+                "token_env": INFLUX_TOKEN_ENV,
+                "precision": INFLUX_PRECISION,
+            }
+        ]
+    return document
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -163,6 +194,11 @@ def summary(values: Sequence[float]) -> tuple[float, float, float]:
     return percentile(values, 0.5), percentile(values, 0.99), max(values, default=math.nan)
 
 
+_LOAD_READING = b"reading,line=load,"
+"""How a load tag's ``reading`` line begins: the encoder sorts tags by key (line, machine, signal,
+site), so the line tag comes first (:mod:`sinks.lineprotocol`)."""
+_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+
 # -- what the sink writes ---------------------------------------------------------------------------
 
 
@@ -176,9 +212,12 @@ class Recorder(Counter):
     that closes windows in another process overrides :meth:`oee_written`.
     """
 
-    def __init__(self, clock_offset_s: float) -> None:
+    def __init__(self, clock_offset_s: float, readings_from_influx: bool = False) -> None:
         super().__init__()
         self.clock_offset_s = clock_offset_s
+        self.readings_from_influx = readings_from_influx
+        """Readings are counted and timed when InfluxDB accepts them (:meth:`on_accepted`), not
+        when the file sink writes them."""
         self.timing = False
         self.timed = 0
         self.reading_s = array("d")
@@ -204,6 +243,8 @@ class Recorder(Counter):
         for point in batch:
             measurement = point.measurement
             if measurement == "reading":
+                if self.readings_from_influx:
+                    continue
                 self.n += 1
                 # Only the load tags: a machine's value read again after a reconnect keeps the
                 # source time of its last change, minutes ago, which is no delay of the pipeline.
@@ -213,6 +254,25 @@ class Recorder(Counter):
             elif measurement == "oee" and self.timing:
                 self.oee_written(point, wall)
         self.close_wall = self.close_source = None
+
+    def on_accepted(self, body: bytes, precision: str, wall: float) -> None:
+        """The InfluxDB sink's write API accepted ``body`` at ``wall``: count and time its load readings.
+
+        Lines are parsed only as far as needed (the prefix, the timestamp after the last space), so
+        the hook adds about a microsecond a line to the pipeline's CPU.
+        """
+        if not self.readings_from_influx:
+            return
+        lines = [line for line in body.split(b"\n") if line.startswith(_LOAD_READING)]
+        self.n += len(lines)
+        if not self.timing:
+            return
+        self.timed += len(lines)
+        scale = _PER_SECOND[precision]
+        source_wall = wall - self.clock_offset_s
+        append = self.reading_s.append
+        for line in lines:
+            append(source_wall - int(line.rsplit(b" ", 1)[1]) / scale)
 
     def oee_written(self, point: Point, wall: float) -> None:
         """An OEE point was written at ``wall`` in the timed window: its latencies from the close."""
@@ -250,20 +310,25 @@ def describe_pipeline(p: PipelineRound) -> str:
 
 @asynccontextmanager
 async def bench_pipeline(
-    server: ServerProcess, settings: PipelineSettings, prefix: str
+    server: ServerProcess, settings: PipelineSettings, prefix: str, influx_url: str | None = None
 ) -> AsyncIterator[tuple[EmbeddedPipeline, Recorder]]:
     """A pipeline on the bench plant for ``server``, with a :class:`Recorder` of what it writes.
 
     The state directory is fresh and removed afterwards; the pipeline is not started (the caller
-    runs it, as a round or a soak).
+    runs it, as a round or a soak). With ``influx_url`` the pipeline also writes to that InfluxDB
+    and the recorder counts readings as the server accepts them.
     """
     gc.collect()
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         state_dir = Path(tmp)
         plant_file = state_dir / "plant.yaml"
-        plant_file.write_text(json.dumps(plant_document(server.endpoint, settings)), encoding="utf-8")
+        document = plant_document(server.endpoint, settings, influx_url)
+        plant_file.write_text(json.dumps(document), encoding="utf-8")
         plant, spec = load_and_resolve(plant_file)
+        os.environ.setdefault(INFLUX_TOKEN_ENV, "no-auth")  # the bench's node runs without authentication
         pipeline = EmbeddedPipeline(plant, spec, state_dir / "state")
-        recorder = Recorder(server.clock_offset_s)
+        recorder = Recorder(server.clock_offset_s, readings_from_influx=influx_url is not None)
         pipeline.sink.on_write = recorder.on_write
+        for sink in pipeline.sinks:
+            sink.on_accepted = recorder.on_accepted
         yield pipeline, recorder

@@ -20,6 +20,12 @@ What is measured (docs/benchmarks.md has the results and the command):
   through ``collect``, ``process`` and ``sink`` on a Kafka node started for the run
   (:mod:`bench.pipeline_kafka` says how each role runs and why in processes of their own).
 
+With ``--influxdb`` the embedded pipeline also has an ``influxdb`` sink writing to an InfluxDB OSS
+1.12 node started for the run (:mod:`bench.influxdb_node`; raw readings at millisecond precision),
+as ``plantstream run`` with the plant file's ``sinks:`` does; then the readings' count and latency
+come from the sink's ``on_accepted`` hook instead of the file sink: **source -> accepted by the v2
+write API**, what issue 18 asks for (OEE latencies stay at the file sink's write).
+
 Per pipeline or kafka round, from the file sink's ``on_write`` hook (called after each batch is
 flushed; in the kafka sink role after each batch's write and fsync returned):
 
@@ -47,7 +53,8 @@ of a runtime (p50, p99, max). Targets (issue 5): embedded >= 80 % of the raw rat
 kafka roles >= 50 % with p99 <= 2 s. Nothing here asserts a time; ``--check`` exits 1 on a missed
 target.
 
-Run: ``.venv/bin/python bench/pipeline.py`` (about 5 minutes); ``--runtimes embedded,kafka`` for
+Run: ``.venv/bin/python bench/pipeline.py`` (about 5 minutes); ``--influxdb`` into InfluxDB;
+``--runtimes embedded,kafka`` for
 both runtimes; ``--seconds 5 --repeat 1`` for a quick run; ``--profile`` for a cProfile of one
 timed round of the first runtime named.
 """
@@ -94,7 +101,8 @@ from bench.endtoend import (
     plant_document,
     summary,
 )
-from bench.kafka_node import KAFKA_VERSION, KafkaBroker
+from bench.influxdb_node import InfluxNode
+from bench.kafka_node import KAFKA_VERSION, KafkaBroker, free_port
 from bench.opcua import (
     HOST,
     LATENCY_SAMPLE_EVERY,
@@ -157,12 +165,17 @@ async def run_pipeline_round(
     settings: PipelineSettings,
     *,
     profiler: cProfile.Profile | None = None,
+    influx: InfluxNode | None = None,
 ) -> PipelineRound:
-    """Start the pipeline on a fresh state directory, let it catch up, time it, stop it."""
+    """Start the pipeline on a fresh state directory, let it catch up, time it, stop it.
+
+    With ``influx`` the pipeline also writes to it, and readings are timed at its acceptance.
+    """
     loop = asyncio.get_running_loop()
     s = settings.opcua
     stop = asyncio.Event()
-    async with bench_pipeline(server, settings, "plantstream-bench-pipeline-") as (pipeline, recorder):
+    url = influx.url if influx is not None else None
+    async with bench_pipeline(server, settings, "plantstream-bench-pipeline-", url) as (pipeline, recorder):
         _watch_closes(pipeline, recorder)
         started = loop.time()
         task = asyncio.create_task(pipeline.run(stop))
@@ -192,6 +205,13 @@ async def run_pipeline_round(
         "items_ok": health.items_ok,
         "items_failed": len(health.items_failed),
     }
+    for sink in pipeline.sinks:
+        detail |= {
+            f"{sink.id}_written": sink.health.written,
+            f"{sink.id}_requests": sink.health.requests,
+            f"{sink.id}_errors": sum(sink.health.errors.values()),
+            f"{sink.id}_left_in_outbox": sink.outbox.lines,
+        }
     r = Round(
         "collector",
         window.wall_s,
@@ -320,6 +340,7 @@ async def measure(
     result = BenchResult(settings)
     async with contextlib.AsyncExitStack() as stack:
         broker = await stack.enter_async_context(kafka_node()) if "kafka" in settings.runtimes else None
+        influx = await stack.enter_async_context(influx_node()) if settings.influxdb else None
         server = await stack.enter_async_context(
             ServerProcess(s.tags, s.rate, duration, stock=s.stock_server, machines=settings.machines)
         )
@@ -327,14 +348,15 @@ async def measure(
             print(
                 f"simulator process {server.pid} on {server.endpoint}; its wall clock is "
                 f"{server.clock_offset_s:.3f} s ahead of its source timestamps"
-                + (f"; Kafka {KAFKA_VERSION} (process {broker.pid}) on {broker.bootstrap}" if broker else ""),
+                + (f"; Kafka {KAFKA_VERSION} (process {broker.pid}) on {broker.bootstrap}" if broker else "")
+                + (f"; InfluxDB 1.12 on {influx.url}" if influx else ""),
                 file=log,
                 flush=True,
             )
         for round_no in range(1, repeat + 1):
             for kind in settings.kinds:
                 if kind == "pipeline":
-                    p = await run_pipeline_round(server, settings)
+                    p = await run_pipeline_round(server, settings, influx=influx)
                     result.pipeline.append(p)
                     line = describe_pipeline(p)
                 elif kind == "kafka":
@@ -361,6 +383,18 @@ async def kafka_node() -> AsyncIterator[KafkaBroker]:
             yield broker
         finally:
             await asyncio.to_thread(broker.stop)
+
+
+@contextlib.asynccontextmanager
+async def influx_node() -> AsyncIterator[InfluxNode]:
+    """An InfluxDB 1.12 node for the run (no authentication), in a temporary directory."""
+    with tempfile.TemporaryDirectory(prefix="plantstream-bench-influxdb-") as tmp:
+        node = InfluxNode(port=free_port(), directory=Path(tmp))
+        await asyncio.to_thread(node.start)
+        try:
+            yield node
+        finally:
+            await asyncio.to_thread(node.stop)
 
 
 async def profile_pipeline(settings: PipelineSettings, top: int = 25) -> tuple[PipelineRound, str]:
@@ -459,10 +493,12 @@ def _report(result: BenchResult, out: TextIO) -> None:
     for runtime in result.settings.runtimes:
         best, target = result.best(runtime), TARGETS[runtime]
         label = _LABELS[runtime]
+        if runtime == "embedded" and result.settings.influxdb:
+            label += " into InfluxDB"
         print(file=out)
         print(
             f"{label}: {best.round.rate:,.0f} load-tag readings/s written "
-            f"(best of {len(result.rounds(runtime))})",
+            f"(best of {len(result.rounds(runtime))}; {best.round.delivered:.1%} of what the server served)",
             file=out,
         )
         print(f"ratio {label}/raw: {result.ratio_of(runtime):.3f}  (target >= {target.ratio})", file=out)
@@ -520,6 +556,12 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--kafka", action="store_true", help="the same as --runtimes kafka")
     parser.add_argument(
+        "--influxdb",
+        action="store_true",
+        help="the embedded pipeline also writes to an InfluxDB 1.12 node started for the run; its "
+        "readings are counted and timed when the v2 write API accepts them",
+    )
+    parser.add_argument(
         "--keep", type=Path, default=None, help="copy each kafka round's role logs into this folder"
     )
     parser.add_argument(
@@ -554,7 +596,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         connect_timeout_s=args.connect_timeout,
     )
     settings = PipelineSettings(
-        opcua, args.machines, args.window, collector=not args.no_collector, runtimes=args.runtimes
+        opcua,
+        args.machines,
+        args.window,
+        collector=not args.no_collector,
+        runtimes=args.runtimes,
+        influxdb=args.influxdb,
     )
     if args.profile:
         if settings.runtimes[0] == "kafka":
@@ -569,7 +616,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"code {code_revision(CODE_PATHS)}, python {platform.python_version()}, {os.cpu_count()} CPUs; "
         f"simulator in its own process on {HOST}; {opcua.tags:,} tags at {opcua.rate:g} Hz and "
         f"{settings.machines} machines; windows of {settings.window_s} s; "
-        f"{args.repeat} × {opcua.seconds:g} s rounds of {', '.join(settings.kinds)}",
+        f"{args.repeat} × {opcua.seconds:g} s rounds of {', '.join(settings.kinds)}"
+        + ("; readings timed at acceptance by InfluxDB's v2 write API" if settings.influxdb else ""),
         flush=True,
     )
     try:

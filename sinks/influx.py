@@ -30,6 +30,7 @@ import gzip
 import logging
 import os
 import random
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -49,13 +50,17 @@ from plantstream.records import DeadLetter, Point
 from sinks.lineprotocol import Precision, encode_many
 from sinks.outbox import Outbox, OutboxChunk, OutboxFull
 
-__all__ = ["InfluxSink", "SinkConfigError", "SinkHealth", "WriteFailed", "retry_after_s"]
+__all__ = ["AcceptHook", "InfluxSink", "SinkConfigError", "SinkHealth", "WriteFailed", "retry_after_s"]
 
 _log = logging.getLogger("plantstream.sinks.influx")
 
 Writer = Callable[[bytes, str], None]
 """Sends a body of lines of one precision, joined by newlines; returns when accepted, raises
 otherwise (runs in a thread)."""
+
+AcceptHook = Callable[[bytes, str, float], None]
+"""Called on the event loop with a body the server accepted, its precision and the wall-clock time
+of the answer (epoch seconds): what a benchmark needs to time delivery, with no cost when unset."""
 
 _CONFIG_STATUSES = frozenset({401, 403, 404})
 _RETRY_STATUSES = frozenset({408, 429})
@@ -187,6 +192,8 @@ class InfluxSink:
 
             writer = post
         self._writer = writer
+        self.on_accepted: AcceptHook | None = None
+        """Called after every accepted write (see :data:`AcceptHook`); for benchmarks."""
         self._precisions: dict[str, Precision] = {}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sink-{settings.id}")
         self._wake = asyncio.Event()
@@ -417,6 +424,8 @@ class InfluxSink:
             # Whatever else the client raises is retried like an outage, never fatal to delivery.
             raise WriteFailed("other", f"{type(exc).__name__}: {exc}"[:_MAX_MESSAGE]) from None
         self.health.written += lines
+        if self.on_accepted is not None:
+            self.on_accepted(body, precision, time.time())
         self.health.connected = True
         self.health.last_write = datetime.now(tz=UTC)
         self.health.last_error = None

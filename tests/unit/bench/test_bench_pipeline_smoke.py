@@ -66,3 +66,32 @@ def test_percentile_is_the_nearest_rank() -> None:
     assert math.isnan(percentile([], 0.5))
     with pytest.raises(ValueError, match="machines"):
         PipelineSettings(machines=0)
+
+
+async def test_with_influxdb_readings_are_counted_and_timed_when_the_write_api_accepts_them() -> None:
+    settings = PipelineSettings(
+        Settings(tags=100, rate=5.0, seconds=3.0, warmup_s=1.5, connect_timeout_s=30.0),
+        machines=1,
+        window_s=1,
+        collector=False,
+        influxdb=True,
+    )
+    log = io.StringIO()
+    result = await measure(settings, repeat=1, log=log)
+    [pipeline] = result.pipeline
+    assert "InfluxDB 1.12 on http://127.0.0.1:" in log.getvalue()
+    assert pipeline.detail["influx_written"] > 0  # the sink's own count of accepted lines
+    assert pipeline.detail["influx_errors"] == 0
+    # Counted from the accepted bodies, so never more than the sink says it delivered.
+    assert 0 < pipeline.round.count <= pipeline.detail["influx_written"]
+    assert len(pipeline.reading_s) == pipeline.round.count
+    assert all(math.isfinite(x) for x in pipeline.reading_s)
+
+
+def test_the_influxdb_sink_writes_readings_in_milliseconds() -> None:
+    settings = PipelineSettings(SMALL.opcua, machines=2, influxdb=True)
+    document = plant_document("opc.tcp://127.0.0.1:4840", settings, "http://127.0.0.1:8086")
+    [sink] = parse_plant(json.dumps(document)).model.sinks
+    assert sink.precision["reading"] == "ms"  # 10 Hz readings at seconds would overwrite each other
+    with pytest.raises(ValueError, match="only the embedded runtime"):
+        PipelineSettings(runtimes=("kafka",), influxdb=True)

@@ -190,6 +190,24 @@ async def test_rejected_lines_are_isolated_and_dead_lettered_the_rest_delivered(
     assert len(script.requests) == 1 + 2 + 4 + 4
 
 
+async def test_the_accept_hook_sees_exactly_the_accepted_bodies_with_their_precision(tmp_path: Path) -> None:
+    def answer(lines: list[bytes]) -> Exception | None:
+        return http_error(400, "unable to parse") if any(b" v=3i " in line for line in lines) else None
+
+    script = Script(answer)
+    sink, _, _ = make(tmp_path, script, batch_size=8)
+    seen: list[tuple[bytes, str, float]] = []
+    sink.on_accepted = lambda body, precision, wall: seen.append((body, precision, wall))
+    async with sink:
+        await sink.submit(points(8))
+        await until(lambda: sink.outbox.lines == 0)
+    hooked = [line for body, _, _ in seen for line in body.split(b"\n")]
+    assert sorted(hooked) == sorted(script.accepted)  # the rejected line (v=3) never reaches it
+    assert len(hooked) == 7
+    assert {precision for _, precision, _ in seen} == {"s"}
+    assert all(wall > 0 for _, _, wall in seen)
+
+
 async def test_a_rejected_line_is_isolated_across_chunks_of_a_batch(tmp_path: Path) -> None:
     def answer(lines: list[bytes]) -> Exception | None:
         return http_error(400, "bad") if any(b" v=5i " in line for line in lines) else None
