@@ -405,6 +405,7 @@ class _Signals:
     power: tuple[str, PowerSignal] | None = None
     energy: tuple[str, EnergySignal] | None = None
     fuels: list[tuple[str, FuelSignal]] = field(default_factory=list)
+    reason: str | None = None
 
 
 def _classify(machine: Machine) -> _Signals:
@@ -420,8 +421,10 @@ def _classify(machine: Machine) -> _Signals:
             found.power = (name, signal)
         elif isinstance(signal, EnergySignal):
             found.energy = (name, signal)
-        else:
+        elif isinstance(signal, FuelSignal):
             found.fuels.append((name, signal))
+        else:
+            found.reason = name
     return found
 
 
