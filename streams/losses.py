@@ -77,6 +77,19 @@ class SixLosses:
             + self.production_reject
         )
 
+    def plus(self, other: SixLosses) -> SixLosses:
+        """The sum of two: a roll-up's losses are its members' losses added up."""
+        return SixLosses(
+            self.breakdown + other.breakdown,
+            self.setup + other.setup,
+            self.small_stop + other.small_stop,
+            self.reduced_speed + other.reduced_speed,
+            self.startup_reject + other.startup_reject,
+            self.production_reject + other.production_reject,
+            self.unobserved + other.unobserved,
+            self.fully_productive + other.fully_productive,
+        )
+
     def fields(self) -> dict[str, float]:
         """The losses as point fields in seconds, with ``unobserved_s`` and ``fully_productive_s``."""
         values = (

@@ -73,7 +73,7 @@ def code_text(value: Any) -> str:
     """The text form a code is looked up by: ``12``, ``12.0`` and ``"12"`` are all ``"12"``."""
     if isinstance(value, bool):
         return str(int(value))
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return str(int(value))
     return str(value).strip()
 

@@ -24,7 +24,7 @@ class _Strict(BaseModel):
 
 def code_key(code: Any) -> str:
     """A code's text form, the one lookups use: ``12``, ``12.0`` and ``"12"`` are ``"12"``."""
-    if isinstance(code, float) and code.is_integer():
+    if isinstance(code, float) and code.is_integer() and abs(code) < 2**53:
         return str(int(code))
     return str(code).strip()
 
