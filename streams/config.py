@@ -92,6 +92,8 @@ class MachineSpec:
     """The PLC fault or reason-code tag (streams.stops), if the machine has one."""
     reason_rule: str = "first"
     machine_type: str | None = None
+    startup_reject_us: int = 0
+    """Rejects counted this long after a setup ends are start-up rejects (a six-big-losses split)."""
 
     @property
     def has_oee(self) -> bool:
@@ -244,6 +246,14 @@ def _machine(
         reason_signal=reason_signal,
         reason_rule=reason_rule,
         machine_type=machine.type,
+        startup_reject_us=int(
+            (
+                machine.startup_reject_s
+                if machine.startup_reject_s is not None
+                else production.startup_reject_s
+            )
+            * US
+        ),
     )
 
 

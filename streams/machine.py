@@ -187,6 +187,7 @@ class _Window:
         "kwh_register",
         "profile",
         "start",
+        "startup",
         "stops",
     )
 
@@ -203,6 +204,8 @@ class _Window:
         self.fuel: dict[str, float] = {}
         self.stops = [0, 0, 0]
         """Stops that ended in the window: micro-stops not included, micro-stops, failures (down)."""
+        self.startup = 0.0
+        """Rejects counted while starting up after a setup (part of ``counts[2]``)."""
 
     def copy(self) -> _Window:
         """An independent copy (the profile is immutable and shared)."""
@@ -214,6 +217,7 @@ class _Window:
         twin.kwh_register, twin.cover_register = self.kwh_register, self.cover_register
         twin.fuel = dict(self.fuel)
         twin.stops = self.stops[:]
+        twin.startup = self.startup
         return twin
 
 
@@ -258,6 +262,8 @@ class MachineState:
     """The open stop and the reason code now active (streams.stops)."""
     ended: list[StopEvent] = field(default_factory=list)
     """Stops ended since the engine last took them (:meth:`MachineCalc.take_stops`)."""
+    startup_until: int | None = None
+    """Until when rejects are start-up rejects (the last setup's end + ``startup_reject_s``)."""
 
     def copy(self) -> MachineState:
         """A deep copy, for snapshots taken before late data is re-applied.
@@ -285,6 +291,7 @@ class MachineState:
             stats=replace(self.stats),
             stop=self.stop.copy(),
             ended=self.ended[:],
+            startup_until=self.startup_until,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -314,6 +321,7 @@ class MachineState:
                     w.cover_register,
                     w.fuel,
                     w.stops,
+                    w.startup,
                 ]
                 for w in self.windows.values()
             ],
@@ -337,6 +345,7 @@ class MachineState:
             "stats": {name: getattr(self.stats, name) for name in _STATS_FIELDS},
             "stop": self.stop.to_list(),
             "ended": [event.to_list() for event in self.ended],
+            "startup_until": self.startup_until,
         }
 
     @classmethod
@@ -352,7 +361,7 @@ class MachineState:
         for start, durations, counts, ideal, kwh_p, cover_p, kwh_r, cover_r, fuel, *rest in data["windows"]:
             w = _Window(start, schedule.profile(start))
             if rest:  # absent from checkpoints written before stop events
-                w.stops = list(rest[0])
+                w.stops, w.startup = list(rest[0]), rest[1]
             w.durations, w.counts, w.ideal = list(durations), list(counts), ideal
             w.kwh_power, w.cover_power, w.kwh_register, w.cover_register = kwh_p, cover_p, kwh_r, cover_r
             w.fuel = dict(fuel)
@@ -394,6 +403,7 @@ class MachineState:
             stats=Stats(**data["stats"]),
             stop=StopTracker.from_list(data["stop"]) if "stop" in data else StopTracker(),
             ended=[StopEvent.from_list(event) for event in data.get("ended", [])],
+            startup_until=data.get("startup_until"),
         )
 
 
@@ -584,6 +594,8 @@ class MachineCalc:
         start = end - end % self._window_us
         window = st.windows.get(start) or self._open(start)
         window.counts[role] += delta
+        if role == 2 and st.startup_until is not None and ts <= st.startup_until:
+            window.startup += delta
         if carries_ideal:
             window.ideal += delta * self._cycle
 
@@ -815,6 +827,8 @@ class MachineCalc:
             self._attribute(st.accounted_until or ts, ts, st.category)
         st.accounted_until = ts
         if category != st.category or category is None:
+            if st.category == SETUP and self.spec.startup_reject_us:
+                st.startup_until = ts + self.spec.startup_reject_us
             self._end_stop(ts, micro)
             st.stop.begin(ts, None if category is None else _CATEGORY_NAMES[category])
             st.category = category
@@ -966,6 +980,7 @@ class MachineCalc:
         if not self._has_reject:
             reject = total - good
         e.total, e.good, e.reject, e.ideal = total, good, reject, w.ideal
+        e.startup_reject = w.startup
         # The register is exact where it has data; power integration fills windows it does not cover.
         if w.cover_register or w.kwh_register:
             kwh, covered = w.kwh_register, w.cover_register

@@ -256,6 +256,9 @@ class Machine(_Strict):
     )
     calendar: Identifier | None = None
     micro_stop_max_s: Number | None = Field(default=None, ge=0, description="overrides production's")
+    startup_reject_s: Number | None = Field(
+        default=None, ge=0, le=86_400, description="overrides production's"
+    )
     type: Identifier | None = Field(
         default=None, description="machine type: selects its own reason codes (reasons.machine_types)"
     )
@@ -422,6 +425,12 @@ class Production(_Strict):
 
     oee_method: OeeMethod = OeeMethod.ISO22400
     micro_stop_max_s: Number = Field(default=0.0, ge=0, description="stops this short stay in run time")
+    startup_reject_s: Number = Field(
+        default=0.0,
+        ge=0,
+        le=86_400,
+        description="rejects counted this long after a setup ends are start-up rejects (0: none)",
+    )
     window_s: Integer = Field(default=60, gt=0, le=86_400)
     allowed_lateness_s: Number = Field(default=5.0, ge=0)
     correction_horizon_s: Number = Field(default=3_600.0, ge=0, description="how far back late data corrects")

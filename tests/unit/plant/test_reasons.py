@@ -127,6 +127,13 @@ def test_a_plant_without_a_tree_still_keeps_every_code() -> None:
             id="unknown-rule",
         ),
         pytest.param(
+            [("type: packer", "type: packer\n            startup_reject_s: -5")],
+            10,
+            f"{M}.startup_reject_s",
+            "must be >= 0",
+            id="negative-startup-reject-time",
+        ),
+        pytest.param(
             [("type: packer", "type: pack er")],
             9,
             f"{M}.type",

@@ -184,3 +184,48 @@ def test_garbage_reason_values_are_bounded_or_their_own_reason() -> None:
     )
     (stop,) = select(points, "stop")
     assert stop.tags["reason"] == "code 1e+300"
+
+
+STARTUP_PLANT = """
+sites:
+  - id: demo
+    timezone: UTC
+    country: VN
+    lines:
+      - id: l1
+        machines:
+          - id: m1
+            ideal_cycle_s: 1.0
+            startup_reject_s: 120
+            signals:
+              state: state
+              total_count: total_count
+              reject_count: reject_count
+production:
+  allowed_lateness_s: 0
+"""
+
+
+def test_rejects_within_the_start_up_time_after_a_setup_are_start_up_rejects() -> None:
+    # Setup 08:00-08:10; rejects counted until 08:12 (120 s after) are start-up rejects.
+    engine = build_engine(STARTUP_PLANT)
+    items = [
+        (0, "state", "setup"),
+        (0, "total_count", 0),
+        (0, "reject_count", 0),
+        (10, "state", "running"),
+        (11, "total_count", 60),  # (08:10, 08:11]: 60 pieces, 3 rejects -> window 08:10
+        (11, "reject_count", 3),
+        (20, "total_count", 120),  # (08:11, 08:20]: 60 pieces, 2 rejects -> window 08:19
+        (20, "reject_count", 5),
+        (30, "state", "running"),
+    ]
+    for item in items:
+        engine.push(reading(*item))
+    losses = {p.time.minute: p.fields for p in select(engine.take_points(), "losses", window="1m")}
+    # Window 08:10: ideal 60 s for 60 pieces, all 3 rejects at start-up: 60 × 3 / 60 = 3 s.
+    assert (losses[10]["startup_reject_s"], losses[10]["production_reject_s"]) == (3.0, 0.0)
+    # Window 08:19: 2 rejects after the start-up time: 60 × 2 / 60 = 2 s of production rejects.
+    assert (losses[19]["startup_reject_s"], losses[19]["production_reject_s"]) == (0.0, 2.0)
+    # The setup itself is setup and adjustments: 60 s in each of the windows 08:00 to 08:09.
+    assert losses[5]["setup_s"] == 60.0
