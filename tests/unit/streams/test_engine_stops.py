@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support import build_engine, reading, select
 
 from plantstream.records import Point
@@ -254,3 +256,45 @@ def test_a_checkpoint_written_before_stops_existed_still_loads() -> None:
     # checkpoint: the stop is tracked after the restore, and the later micro-stop as before.
     stops = select(b.take_points(), "stop", machine="m1")
     assert [(p.tags["reason"], p.fields["micro"]) for p in stops] == [("code 4711", False), ("jam", True)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 3_600),
+            st.sampled_from(["state", "fault"]),
+            st.one_of(
+                st.sampled_from(["running", "down", "idle", "setup", "off", "planned_stop", "jam"]),
+                st.integers(-(2**70), 2**70),
+                st.floats(allow_nan=True, allow_infinity=True),
+                st.text(max_size=80),
+                st.booleans(),
+            ),
+        ),
+        max_size=60,
+    )
+)
+def test_garbage_on_the_reason_and_state_tags_is_refused_or_kept_never_lost(items: list) -> None:
+    # Whatever comes on the two tags: a refusal names its reason, every other code is a reason
+    # (bounded in its tag), and every second of stop is in exactly one stop point.
+    engine = build_engine(PLANT)
+    refused = []
+    for second, signal, value in [*sorted(items, key=lambda i: i[0]), (3_601, "state", "running")]:
+        try:
+            engine.push(reading(second / 60, signal, value))
+        except ReadingRejected as exc:
+            refused.append(exc.reason)
+    assert set(refused) <= {"bad_value"}
+    engine.push(reading(3_700 / 60, "state", "running"))
+    engine.flush()
+    points = engine.take_points()
+    stops = select(points, "stop", machine="m1")
+    assert all(len(p.tags["reason"]) <= 5 + 64 for p in stops)
+    minutes = select(points, "oee", machine="m1", window="1m")
+    stopped = sum(
+        f["down_s"] + f["idle_s"] + f["setup_s"] + f["off_s"] + f["micro_stop_s"]
+        for f in (p.fields for p in minutes)
+    )
+    assert sum(p.fields["duration_s"] for p in stops) == pytest.approx(stopped, abs=1e-6)
+    assert engine.stats["rejected_bad_value"] == len(refused)
