@@ -817,6 +817,10 @@ class MachineCalc:
 
     def _set_state(self, ts: int, category: int | None) -> None:
         st = self.state
+        if st.pending_stop is not None and category == st.category and category is not None:
+            # The same stop goes on (a PLC repeating its state): whether it is a micro-stop is
+            # known only when it ends, so it is not cut here.
+            return
         micro = False
         if st.pending_stop is not None:
             started = st.pending_stop

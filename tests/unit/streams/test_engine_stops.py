@@ -298,3 +298,15 @@ def test_garbage_on_the_reason_and_state_tags_is_refused_or_kept_never_lost(item
     )
     assert sum(p.fields["duration_s"] for p in stops) == pytest.approx(stopped, abs=1e-6)
     assert engine.stats["rejected_bad_value"] == len(refused)
+
+
+def test_a_state_repeated_during_a_stop_does_not_split_it_into_micro_and_real() -> None:
+    # A PLC (or a catch-up read) repeats "down" 5 s into a 60 s stop, under the 10 s micro-stop
+    # threshold: the stop is one 60 s breakdown, none of it a micro-stop.
+    items = [(0, "state", "running"), (1, "state", "down"), (1 + 5 / 60, "state", "down")]
+    items += [(2, "state", "running"), (3, "state", "running")]
+    points = run([reading(*item) for item in items])
+    [minute] = [p.fields for p in select(points, "oee", machine="m1", window="1m") if p.time.minute == 1]
+    assert (minute["down_s"], minute["micro_stop_s"]) == (60.0, 0.0)
+    [stop] = select(points, "stop", machine="m1")
+    assert (stop.fields["duration_s"], stop.fields["micro"]) == (60.0, False)
