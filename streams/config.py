@@ -8,6 +8,7 @@ message) pairs so the caller can point at the plant file's line.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from plantstream.plant.schema import (
     CounterSignal,
@@ -17,12 +18,14 @@ from plantstream.plant.schema import (
     OeeMethod,
     PlantModel,
     PowerSignal,
+    ReasonSignal,
     Role,
     Site,
     StateSignal,
 )
 from streams import carbon
 from streams.calendar import US, Schedule, check_alignment
+from streams.reasons import ReasonTree
 
 __all__ = ["CarbonSpec", "ConfigProblem", "EngineSpec", "FuelSpec", "MachineSpec", "build_spec"]
 
@@ -85,6 +88,12 @@ class MachineSpec:
     rated_kw: float | None
     carbon: CarbonSpec | None
     recorded: frozenset[str] = frozenset()
+    reason_signal: str | None = None
+    """The PLC fault or reason-code tag (streams.stops), if the machine has one."""
+    reason_rule: str = "first"
+    machine_type: str | None = None
+    startup_reject_us: int = 0
+    """Rejects counted this long after a setup ends are start-up rejects (a six-big-losses split)."""
 
     @property
     def has_oee(self) -> bool:
@@ -115,6 +124,8 @@ class EngineSpec:
     """How far a reading may jump past its machine's newest event time."""
     max_gap_fill_us: int = 8 * 86_400 * US
     """A machine silent longer than this resumes without emitting the windows of the silence."""
+    reasons: ReasonTree = field(default_factory=ReasonTree)
+    """The plant's reason tree (stop reason codes, shared by every machine)."""
 
 
 # Indices into the per-window state durations; MICRO is a part of RUNNING (see streams.oee).
@@ -177,7 +188,8 @@ def _machine(
     counters: dict[str, int] = {}
     counter_modulus: dict[str, int | None] = {}
     power = energy = None
-    power_signal = energy_signal = product_signal = None
+    power_signal = energy_signal = product_signal = reason_signal = None
+    reason_rule = "first"
     fuels: dict[str, FuelSpec] = {}
     for name, signal in machine.signals.items():
         if isinstance(signal, StateSignal):
@@ -202,6 +214,8 @@ def _machine(
             fuels[name] = FuelSpec(
                 name, fuel, signal.unit, signal.ncv_mj_per_nm3, signal.modulus, int(signal.max_gap_s * US)
             )
+        elif isinstance(signal, ReasonSignal):
+            reason_signal, reason_rule = name, signal.rule
         else:
             product_signal = name
     micro = machine.micro_stop_max_s if machine.micro_stop_max_s is not None else production.micro_stop_max_s
@@ -229,6 +243,17 @@ def _machine(
         rated_kw=machine.rated_power_kw,
         carbon=carbon_spec,
         recorded=frozenset(name for name, signal in machine.signals.items() if signal.record),
+        reason_signal=reason_signal,
+        reason_rule=reason_rule,
+        machine_type=machine.type,
+        startup_reject_us=int(
+            (
+                machine.startup_reject_s
+                if machine.startup_reject_s is not None
+                else production.startup_reject_s
+            )
+            * US
+        ),
     )
 
 
@@ -259,4 +284,19 @@ def build_spec(plant: PlantModel) -> EngineSpec:
         max_future_us=None if production.max_future_s is None else int(production.max_future_s * US),
         max_clock_jump_us=int(production.max_clock_jump_s * US),
         max_gap_fill_us=int(production.max_gap_fill_s * US),
+        reasons=_reason_tree(plant),
+    )
+
+
+def _reason_tree(plant: PlantModel) -> ReasonTree:
+    """The plant file's reason tree in the calculators' form (validated by the plant model)."""
+    tree = plant.reasons
+
+    def entries(codes: dict[str, Any]) -> dict[str, tuple[str, str]]:
+        return {code: (entry.reason, entry.group) for code, entry in codes.items()}
+
+    return ReasonTree(
+        codes=entries(tree.codes),
+        groups=dict(tree.groups),
+        by_type={name: entries(codes) for name, codes in tree.machine_types.items()},
     )

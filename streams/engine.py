@@ -21,6 +21,9 @@ Pure, like the calculators it drives: readings in, points out, time only from th
 - **Value sanity.** Cumulative values and power go through :mod:`streams.plausibility`; a
   calculator's own check failing (``ValueError``, ``ArithmeticError``) refuses that reading as
   ``internal`` and never escapes.
+- **Stops.** Each stop a machine's calculator ends (:mod:`streams.stops`) becomes a ``stop``
+  point with its reason from the plant's reason tree; one that a correction changes is written
+  again with the same start and ``revision`` + 1.
 - **Roll-ups.** Line and site windows sum the elements of their machines (ratios are never
   averaged) and are emitted once every machine that has reported has closed the window
   (:mod:`streams.rollup`, shared with the kafka runtime's roll-up stage).
@@ -42,8 +45,9 @@ from streams.config import EngineSpec, MachineSpec
 from streams.history import History, Row
 from streams.machine import BadValue, MachineCalc, MachineState, WindowResult
 from streams.plausibility import EARLIEST_US, LATEST_US, REBASE_AFTER, plausible_time
-from streams.points import WindowPoints, window_label
+from streams.points import WindowPoints, stop_point, window_label
 from streams.rollup import Rollups, Scope
+from streams.stops import StopEvent
 
 __all__ = ["CHECKPOINT_VERSION", "Engine", "ReadingRejected"]
 
@@ -95,6 +99,8 @@ class _Track:
     """Event times of the latest readings refused as a clock jump (confirmation without receipt time)."""
     restored_until: int | None = None
     """The released time restored from a checkpoint: older data was counted before the restart."""
+    stops: dict[int, tuple[int, StopEvent]] = field(default_factory=dict)
+    """Stop events written, by start: their revision and event, kept for corrections."""
 
 
 class Engine:
@@ -211,6 +217,9 @@ class Engine:
             # A calculator's own check: the plausibility rules should have refused the value first.
             self._events["rejected_internal"] += 1
             raise ReadingRejected("internal", f"{machine}.{signal}: {exc}") from None
+        finally:
+            if track.calc.state.ended:
+                self._stop_points(track)
 
     def _check_time(self, track: _Track, ts: int, received: int | None, where: str) -> None:
         """Refuse an implausible event time in O(1), before it can move the machine's time."""
@@ -340,6 +349,8 @@ class Engine:
         track.newest = ts
         with self._counted():
             self._release_until(track, at)
+        if track.calc.state.ended:
+            self._stop_points(track)
 
     @contextmanager
     def _counted(self) -> Iterator[None]:
@@ -377,6 +388,8 @@ class Engine:
         for mid, track in self._tracks.items():
             with self._counted():
                 self._results(mid, track, track.calc.close_all())
+            if track.calc.state.ended:
+                self._stop_points(track)
         self._out.extend(self._rollup.flush())
 
     @staticmethod
@@ -458,7 +471,7 @@ class Engine:
             track.heap = [(ts, seq, sig, val, q) for ts, seq, sig, val, q in saved["held"]]
             heapq.heapify(track.heap)
             track.newest = saved["newest"]
-            track.history, track.snapshots, track.emitted = History(), [], {}
+            track.history, track.snapshots, track.emitted, track.stops = History(), [], {}, {}
             released = track.calc.state.released_until
             track.restored_until = released
             if released is not None:
@@ -589,6 +602,8 @@ class Engine:
         forget_before = max(horizon, base)
         for key in [key for key, (_, r) in track.emitted.items() if r.end < forget_before]:
             del track.emitted[key]
+        for start in [start for start, (_, e) in track.stops.items() if e.end < forget_before]:
+            del track.stops[start]
 
     def _correct(self, track: _Track, item: _Released) -> None:
         ts, _, signal, value, quality = item
@@ -676,6 +691,20 @@ class Engine:
         return state.fuel_last.get(signal) == (ts, value)
 
     # -- output ---------------------------------------------------------------------------------
+
+    def _stop_points(self, track: _Track) -> None:
+        """The ``stop`` points of the stops ``track``'s machine ended; a changed one is a correction."""
+        spec = track.calc.spec
+        for event in track.calc.take_stops():
+            previous = track.stops.get(event.start)
+            if previous is not None and previous[1] == event:
+                continue  # the same stop again, from a correction's replay
+            revision = 0 if previous is None else previous[0] + 1
+            if previous is not None:
+                self._events["stops_corrected"] += 1
+            track.stops[event.start] = (revision, event)
+            reason = self.spec.reasons.resolve(event.code, spec.machine_type)
+            self._out.append(stop_point(track.points.tags, event, reason, revision))
 
     def _results(self, mid: str, track: _Track, results: list[WindowResult]) -> None:
         touched = []

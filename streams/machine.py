@@ -46,6 +46,7 @@ from streams.plausibility import (
     judge,
     max_kw,
 )
+from streams.stops import StopEvent, StopTracker
 
 __all__ = [
     "STATE_VERSION",
@@ -58,6 +59,8 @@ __all__ = [
 ]
 
 _STOPS = (IDLE, DOWN)
+_CATEGORY_NAMES = {IDLE: "idle", DOWN: "down", SETUP: "setup", OFF: "off", RUNNING: "running"}
+_CATEGORY_NAMES[PLANNED_STOP] = "planned_stop"
 STATE_VERSION = 1
 """Version of the checkpoint form of :class:`MachineState`; bump it when the form changes."""
 _NEVER = 2**62
@@ -184,6 +187,8 @@ class _Window:
         "kwh_register",
         "profile",
         "start",
+        "startup",
+        "stops",
     )
 
     def __init__(self, start: int, profile: WindowProfile) -> None:
@@ -197,6 +202,10 @@ class _Window:
         self.kwh_register = 0.0
         self.cover_register = 0
         self.fuel: dict[str, float] = {}
+        self.stops = [0, 0, 0]
+        """Stops that ended in the window: micro-stops not included, micro-stops, failures (down)."""
+        self.startup = 0.0
+        """Rejects counted while starting up after a setup (part of ``counts[2]``)."""
 
     def copy(self) -> _Window:
         """An independent copy (the profile is immutable and shared)."""
@@ -207,6 +216,8 @@ class _Window:
         twin.kwh_power, twin.cover_power = self.kwh_power, self.cover_power
         twin.kwh_register, twin.cover_register = self.kwh_register, self.cover_register
         twin.fuel = dict(self.fuel)
+        twin.stops = self.stops[:]
+        twin.startup = self.startup
         return twin
 
 
@@ -247,6 +258,12 @@ class MachineState:
     next_check: int = -_NEVER
     blocked: bool = False
     stats: Stats = field(default_factory=Stats)
+    stop: StopTracker = field(default_factory=StopTracker)
+    """The open stop and the reason code now active (streams.stops)."""
+    ended: list[StopEvent] = field(default_factory=list)
+    """Stops ended since the engine last took them (:meth:`MachineCalc.take_stops`)."""
+    startup_until: int | None = None
+    """Until when rejects are start-up rejects (the last setup's end + ``startup_reject_s``)."""
 
     def copy(self) -> MachineState:
         """A deep copy, for snapshots taken before late data is re-applied.
@@ -272,6 +289,9 @@ class MachineState:
             next_check=self.next_check,
             blocked=self.blocked,
             stats=replace(self.stats),
+            stop=self.stop.copy(),
+            ended=self.ended[:],
+            startup_until=self.startup_until,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -300,6 +320,8 @@ class MachineState:
                     w.kwh_register,
                     w.cover_register,
                     w.fuel,
+                    w.stops,
+                    w.startup,
                 ]
                 for w in self.windows.values()
             ],
@@ -321,6 +343,9 @@ class MachineState:
             "next_check": self.next_check,
             "blocked": self.blocked,
             "stats": {name: getattr(self.stats, name) for name in _STATS_FIELDS},
+            "stop": self.stop.to_list(),
+            "ended": [event.to_list() for event in self.ended],
+            "startup_until": self.startup_until,
         }
 
     @classmethod
@@ -333,8 +358,10 @@ class MachineState:
         if data.get("version") != STATE_VERSION:
             raise ValueError(f"machine state version {data.get('version')!r}, expected {STATE_VERSION}")
         windows = {}
-        for start, durations, counts, ideal, kwh_p, cover_p, kwh_r, cover_r, fuel in data["windows"]:
+        for start, durations, counts, ideal, kwh_p, cover_p, kwh_r, cover_r, fuel, *rest in data["windows"]:
             w = _Window(start, schedule.profile(start))
+            if rest:  # absent from checkpoints written before stop events
+                w.stops, w.startup = list(rest[0]), rest[1]
             w.durations, w.counts, w.ideal = list(durations), list(counts), ideal
             w.kwh_power, w.cover_power, w.kwh_register, w.cover_register = kwh_p, cover_p, kwh_r, cover_r
             w.fuel = dict(fuel)
@@ -374,6 +401,9 @@ class MachineState:
             next_check=data["next_check"],
             blocked=data["blocked"],
             stats=Stats(**data["stats"]),
+            stop=StopTracker.from_list(data["stop"]) if "stop" in data else StopTracker(),
+            ended=[StopEvent.from_list(event) for event in data.get("ended", [])],
+            startup_until=data.get("startup_until"),
         )
 
 
@@ -424,6 +454,10 @@ class MachineCalc:
             self._add(name, "fuel", partial(self._fuel, name))
         if spec.product_signal:
             self._add(spec.product_signal, "product", self._product)
+        if spec.reason_signal:
+            self._add(spec.reason_signal, "reason", self._reason)
+        if state is None:
+            self.state.stop = StopTracker(spec.reason_rule)
 
     def _add(self, name: str, kind: str, feeder: Callable[[int, Any], None]) -> None:
         self._kinds[name] = kind
@@ -439,7 +473,7 @@ class MachineCalc:
         if kind == "state":
             if _code(value) not in self.spec.state_codes:
                 raise BadValue(f"state value {value!r} is not a category or a configured code")
-        elif kind != "product":
+        elif kind not in ("product", "reason"):
             _number(value)
 
     def advance(self, ts: int) -> list[WindowResult]:
@@ -467,6 +501,10 @@ class MachineCalc:
         st = self.state
         closed = self._close_ready(st.released_until or ts, final=True)
         size = self._window_us
+        # A stop does not last through a silence this long: it ended when the machine was last heard.
+        if st.stop.start is not None:
+            self._end_stop(st.released_until or ts, False)
+            st.stop.begin(ts, _CATEGORY_NAMES.get(st.category or RUNNING))
         st.accounted_until = ts
         st.pending_stop = None
         st.blocked = False
@@ -556,6 +594,8 @@ class MachineCalc:
         start = end - end % self._window_us
         window = st.windows.get(start) or self._open(start)
         window.counts[role] += delta
+        if role == 2 and st.startup_until is not None and ts <= st.startup_until:
+            window.startup += delta
         if carries_ideal:
             window.ideal += delta * self._cycle
 
@@ -586,6 +626,33 @@ class MachineCalc:
         self._set_state(ts, category)
         if self.state.blocked:
             self._unblock(ts)
+
+    def _reason(self, ts: int, value: Any) -> None:
+        self.state.released_until = ts
+        self.state.stop.reason(ts, value)
+
+    def take_stops(self) -> list[StopEvent]:
+        """Return and forget the stops that ended since the last call (:mod:`streams.stops`)."""
+        ended = self.state.ended
+        if not ended:
+            return ended
+        self.state.ended = []
+        return ended
+
+    def _end_stop(self, ts: int, micro: bool) -> None:
+        """The open stop (if any) ended at ``ts``: keep its event, count it in the window of ``ts``."""
+        event = self.state.stop.end(ts, micro)
+        if event is None:
+            return
+        self.state.ended.append(event)
+        start = ts - ts % self._window_us
+        counts = (self.state.windows.get(start) or self._open(start)).stops
+        if event.micro:
+            counts[1] += 1
+        else:
+            counts[0] += 1
+            if event.category == "down":
+                counts[2] += 1
 
     def _product(self, ts: int, value: Any) -> None:
         st = self.state
@@ -750,6 +817,11 @@ class MachineCalc:
 
     def _set_state(self, ts: int, category: int | None) -> None:
         st = self.state
+        if st.pending_stop is not None and category == st.category and category is not None:
+            # The same stop goes on (a PLC repeating its state): whether it is a micro-stop is
+            # known only when it ends, so it is not cut here.
+            return
+        micro = False
         if st.pending_stop is not None:
             started = st.pending_stop
             st.pending_stop = None
@@ -759,6 +831,10 @@ class MachineCalc:
             self._attribute(st.accounted_until or ts, ts, st.category)
         st.accounted_until = ts
         if category != st.category or category is None:
+            if st.category == SETUP and self.spec.startup_reject_us:
+                st.startup_until = ts + self.spec.startup_reject_us
+            self._end_stop(ts, micro)
+            st.stop.begin(ts, None if category is None else _CATEGORY_NAMES[category])
             st.category = category
             if category in _STOPS and self.spec.micro_stop_max_us > 0:
                 st.pending_stop = ts
@@ -779,6 +855,7 @@ class MachineCalc:
     def _attribute(self, a: int, b: int, category: int | None, micro: bool = False) -> None:
         size = self._window_us
         windows = self.state.windows
+        stop = self.state.stop
         start = a - a % size
         while start < b:
             end = start + size
@@ -788,6 +865,8 @@ class MachineCalc:
                 window.durations[category] += piece
                 if micro:
                     window.durations[MICRO] += piece
+                # Only stop time reaches here while a stop is open: its planned busy time.
+                stop.book(piece)
             start = end
 
     # -- closing --------------------------------------------------------------------------------
@@ -881,6 +960,7 @@ class MachineCalc:
                 )
                 e.planned_stop = d[PLANNED_STOP]
                 e.unknown = size - (d[RUNNING] + d[DOWN] + d[IDLE] + d[SETUP] + d[OFF] + d[PLANNED_STOP])
+        e.stops, e.micro_stops, e.failures = w.stops
         result = self._result(w, e)
         if profile.shift is not None:
             key = profile.shift.start
@@ -904,6 +984,7 @@ class MachineCalc:
         if not self._has_reject:
             reject = total - good
         e.total, e.good, e.reject, e.ideal = total, good, reject, w.ideal
+        e.startup_reject = w.startup
         # The register is exact where it has data; power integration fills windows it does not cover.
         if w.cover_register or w.kwh_register:
             kwh, covered = w.kwh_register, w.cover_register
@@ -975,6 +1056,7 @@ class MachineCalc:
             if min(upto, end) > booked_until:
                 durations[st.category] += min(upto, end) - booked_until
         e = OeeElements(scheduled=elapsed)
+        e.stops, e.micro_stops, e.failures = w.stops
         if profile.in_break:
             e.planned_stop = elapsed
         else:

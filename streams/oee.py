@@ -32,6 +32,11 @@ class OeeElements:
     ``planned_stop`` is PDOT (calendar breaks plus time in state ``planned_stop``); ``unknown``
     is planned time with no state data. ``ideal`` is Σ count × ideal cycle time (PRU × PQ).
 
+    ``stops`` counts the stops (:mod:`streams.stops`) that ended in the window, micro-stops not
+    included; ``micro_stops`` those; ``failures`` the stops of state ``down`` among ``stops``
+    (ISO 22400-2 FE, the failure events of MTBF and MTTR). ``startup_reject`` is the part of
+    ``reject`` made while the machine was starting up after a setup (a six-big-losses split).
+
     ``counted_run`` is set on roll-ups only: the run time of the members that count pieces, the
     base of the roll-up's performance. A member without a piece counter (an oven) adds its time
     elements to the availability of its line but neither pieces nor ideal time, so its run time
@@ -52,6 +57,10 @@ class OeeElements:
     reject: float = 0
     ideal: float = 0.0
     counted_run: int | None = None
+    stops: int = 0
+    micro_stops: int = 0
+    failures: int = 0
+    startup_reject: float = 0
 
     def to_dict(self) -> dict[str, int | float | None]:
         """A JSON-ready form (what ``dataclasses.asdict`` gives, without its deep copy)."""
@@ -70,6 +79,10 @@ class OeeElements:
             "reject": self.reject,
             "ideal": self.ideal,
             "counted_run": self.counted_run,
+            "stops": self.stops,
+            "micro_stops": self.micro_stops,
+            "failures": self.failures,
+            "startup_reject": self.startup_reject,
         }
 
     @property
@@ -93,6 +106,10 @@ class OeeElements:
         self.good += other.good
         self.reject += other.reject
         self.ideal += other.ideal
+        self.stops += other.stops
+        self.micro_stops += other.micro_stops
+        self.failures += other.failures
+        self.startup_reject += other.startup_reject
         if other.counted_run is not None:
             self.counted_run = (self.counted_run or 0) + other.counted_run
 
@@ -122,6 +139,10 @@ class OeeElements:
             self.reject,
             self.ideal,
             self.counted_run,
+            self.stops,
+            self.micro_stops,
+            self.failures,
+            self.startup_reject,
         )
 
 

@@ -1,4 +1,6 @@
-"""Window results as points: the ``oee``, ``energy`` and ``carbon`` measurements (docs/points.md).
+"""Window results as ``oee``, ``losses``, ``energy`` and ``carbon`` points; stops as ``stop`` points.
+
+docs/points.md describes every field.
 
 A window point's time is the window's start; its identity (measurement, tags, time) is stable, so
 a corrected window re-emitted later overwrites the first one downstream. ``revision`` counts the
@@ -14,10 +16,14 @@ from plantstream.records import EPOCH, QUALITY_TEXT, FieldValue, Point, Reading,
 from streams.calendar import US
 from streams.config import CarbonSpec
 from streams.energy import US_PER_HOUR, specific_energy
+from streams.kpis import iso_kpis
+from streams.losses import SixLosses, six_losses
 from streams.machine import WindowResult
 from streams.oee import element_fields, oee_kpis
+from streams.reasons import Reason, default_loss
+from streams.stops import StopEvent
 
-__all__ = ["WindowPoints", "decoded_reading_point", "reading_point", "window_label"]
+__all__ = ["WindowPoints", "decoded_reading_point", "reading_point", "stop_point", "window_label"]
 
 
 def window_label(window_us: int) -> str:
@@ -55,9 +61,16 @@ class WindowPoints:
         self.has_counts = has_counts
 
     def points(
-        self, result: WindowResult, revision: int, extra: dict[str, FieldValue] | None = None
+        self,
+        result: WindowResult,
+        revision: int,
+        extra: dict[str, FieldValue] | None = None,
+        losses: SixLosses | None = None,
     ) -> list[Point]:
-        """The points of one closed window (or roll-up); empty measurements are left out."""
+        """The points of one closed window (or roll-up); empty measurements are left out.
+
+        ``losses`` are a roll-up's (its members' summed); a machine's come from its elements.
+        """
         tags = dict(self.tags)
         if result.kind == "shift":
             tags["window"] = "shift"
@@ -74,10 +87,20 @@ class WindowPoints:
             if not self.has_counts:
                 # Without piece counts only availability means anything.
                 kpis = {k: v for k, v in kpis.items() if k == "availability"}
-            fields: dict[str, FieldValue] = {**kpis, **element_fields(e)}
+            fields: dict[str, FieldValue] = {
+                **kpis,
+                **iso_kpis(e, has_counts=self.has_counts),
+                **element_fields(e),
+            }
             if self.micro_stop_max_s is not None:
                 fields["micro_stop_max_s"] = self.micro_stop_max_s
             out.append(Point.trusted(measurement="oee", tags=tags, fields=fields | common, time=time))
+            if e.scheduled > 0:
+                six = losses if losses is not None else six_losses(e, has_counts=self.has_counts)
+                loss_fields: dict[str, FieldValue] = {**six.fields(), "stops": e.stops}
+                out.append(
+                    Point.trusted(measurement="losses", tags=tags, fields=loss_fields | common, time=time)
+                )
         span_h = (result.end - result.start) / US_PER_HOUR
         if self.has_energy:
             fields = {"kwh": result.kwh, "avg_kw": result.kwh / span_h}
@@ -158,3 +181,25 @@ def _reading_point(
         fields["status_code"] = status_code
     tags = {"site": site, "line": line, "machine": machine, "signal": signal}
     return Point.trusted(measurement="reading", tags=tags, fields=fields, time=time)
+
+
+def stop_point(tags: dict[str, str], event: StopEvent, reason: Reason, revision: int) -> Point:
+    """One ended stop as a ``stop`` point; its time (and identity) is the stop's start.
+
+    Tags ``category`` (the state), ``reason`` and ``reason_group`` from the reason tree; the loss
+    category is the reason's, or the state's where the reason names none
+    (:func:`streams.reasons.default_loss`).
+    """
+    time = EPOCH + timedelta(microseconds=event.start)
+    fields: dict[str, FieldValue] = {
+        "start": time.isoformat().replace("+00:00", "Z"),
+        "end": (EPOCH + timedelta(microseconds=event.end)).isoformat().replace("+00:00", "Z"),
+        "duration_s": event.busy_us / US,
+        "micro": event.micro,
+        "loss": reason.loss or default_loss(event.category),
+        "revision": revision,
+    }
+    if event.code is not None:
+        fields["code"] = event.code
+    stop_tags = {**tags, "category": event.category, "reason": reason.name, "reason_group": reason.group}
+    return Point.trusted(measurement="stop", tags=stop_tags, fields=fields, time=time)

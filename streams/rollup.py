@@ -25,6 +25,7 @@ from typing import Any
 
 from plantstream.records import Point
 from streams.config import EngineSpec
+from streams.losses import SixLosses, six_losses
 from streams.machine import WindowResult
 from streams.oee import OeeElements
 from streams.points import WindowPoints, window_label
@@ -197,10 +198,16 @@ class Rollups:
     def _emit(self, key: RollupKey, rollup: Rollup) -> list[Point]:
         total = WindowResult(rollup.kind, rollup.start, rollup.end, rollup.shift, OeeElements(counted_run=0))
         machines = self.spec.machines
+        losses: SixLosses | None = None
         for mid in sorted(rollup.parts):
-            total.add(rollup.parts[mid], counts_pieces=bool(machines[mid].counters))
+            part = rollup.parts[mid]
+            counts = bool(machines[mid].counters)
+            total.add(part, counts_pieces=counts)
+            # Each member's losses by its own rule (an oven has no speed loss), then summed.
+            mine = six_losses(part.elements, has_counts=counts)
+            losses = mine if losses is None else losses.plus(mine)
         rollup.revision = 0 if rollup.revision is None else rollup.revision + 1
-        return self._points[key[0]].points(total, rollup.revision, {"machines": len(rollup.parts)})
+        return self._points[key[0]].points(total, rollup.revision, {"machines": len(rollup.parts)}, losses)
 
     def checkpoint(self) -> list[dict[str, Any]]:
         """The roll-ups waiting for members, JSON-ready: the ``rollups`` of the embedded checkpoint (v1)."""

@@ -621,11 +621,123 @@ def pipeline() -> dict[str, Any]:
     )
 
 
+SIX_LOSSES = (
+    "breakdown_s",
+    "setup_s",
+    "small_stop_s",
+    "reduced_speed_s",
+    "startup_reject_s",
+    "production_reject_s",
+)
+"""The six big losses of the ``losses`` points, in Nakajima's order (docs/points.md)."""
+
+
+def stops_by_reason(aggregate: str, column: str, scale: str) -> str:
+    """The selected machines' stops grouped by reason, ``aggregate`` of their durations, largest first."""
+    return (
+        RANGE
+        + where("stop", MACHINES)
+        + fields_filter("duration_s")
+        + '  |> group(columns: ["reason"])\n'
+        + f"  |> {aggregate}()\n"
+        + f"  |> map(fn: (r) => ({{reason: r.reason, {column}: {scale}}}))\n"
+        "  |> group()\n"
+        f'  |> sort(columns: ["{column}"], desc: true)\n'
+        "  |> limit(n: 15)\n"
+    )
+
+
+def losses() -> dict[str, Any]:
+    """Why the line stopped: a Pareto of stop reasons, the six big losses, MTBF / MTTR, the stop log."""
+    lay = Layout()
+    bars = {
+        "orientation": "horizontal",
+        "displayMode": "basic",
+        "reduceOptions": {"values": True, "calcs": []},
+    }
+    panels = [
+        lay.panel(
+            "bargauge",
+            "Stop time by reason (minutes in range)",
+            stops_by_reason("sum", "minutes", "float(v: r._value) / 60.0"),
+            unit="m",
+            description="The Pareto of stop reasons by time: planned busy time each reason stood the "
+            "selected machines (stop points, first cause; `code N` is a code the reason tree lacks).",
+            options=bars,
+        ),
+        lay.panel(
+            "bargauge",
+            "Stops by reason (count)",
+            stops_by_reason("count", "stops", "r._value"),
+            description="The Pareto of stop reasons by number of stops, micro-stops included.",
+            options=bars,
+        ),
+        lay.panel(
+            "bargauge",
+            "From planned busy time to fully productive time (minutes)",
+            'import "strings"\n'
+            + RANGE
+            + where("losses", MACHINES, "${window}")
+            + fields_filter(*SIX_LOSSES, "unobserved_s", "fully_productive_s")
+            + '  |> group(columns: ["_field"])\n'
+            "  |> sum()\n"
+            f"  |> map(fn: (r) => ({{loss: {ELEMENT_NAME}, minutes: r._value / 60.0}}))\n"
+            "  |> group()\n",
+            unit="m",
+            description="The six big losses summed over the selected machines and the range; with the "
+            "unobserved time they add up to planned busy time minus fully productive time.",
+            options=bars,
+        ),
+        lay.panel(
+            "table",
+            "MTBF and MTTR per machine",
+            RANGE
+            + where("oee", MACHINES, "${window}")
+            + fields_filter("run_s", "down_s", "failures")
+            + "  |> map(fn: (r) => ({r with _value: float(v: r._value)}))\n"
+            '  |> group(columns: ["machine", "_field"])\n'
+            "  |> sum()\n"
+            '  |> group(columns: ["machine"])\n'
+            '  |> pivot(rowKey: ["machine"], columnKey: ["_field"], valueColumn: "_value")\n'
+            "  |> filter(fn: (r) => r.failures > 0.0)\n"
+            "  |> map(fn: (r) => ({machine: r.machine, failures: r.failures,"
+            " mtbf_min: r.run_s / r.failures / 60.0, mttr_min: r.down_s / r.failures / 60.0}))\n"
+            "  |> group()\n",
+            description="ISO 22400-2 MTBF = run time / failures and MTTR = down time / failures, "
+            "from the elements summed over the range (never averaged per window).",
+        ),
+        lay.panel(
+            "table",
+            "Stop log",
+            RANGE + where("stop", MACHINES) + fields_filter("duration_s") + "  |> group()\n"
+            '  |> keep(columns: ["_time", "machine", "category", "reason", "reason_group", "_value"])\n'
+            '  |> rename(columns: {_value: "duration_s"})\n'
+            '  |> sort(columns: ["_time"], desc: true)\n'
+            "  |> limit(n: 200)\n"
+            '  |> keep(columns: ["_time", "machine", "category", "reason", "reason_group", "duration_s"])\n',
+            w=24,
+            h=10,
+            unit="s",
+            description="Every stop of the selected machines, newest first: its start, state, reason and "
+            "group, and the planned busy time it stood (seconds).",
+        ),
+    ]
+    return dashboard(
+        "plantstream-losses",
+        "Losses and stop reasons",
+        "Why the line stopped: stop reasons by time and count, the six big losses, MTBF and MTTR "
+        "per machine, and the stop log.",
+        [SITE_VAR, LINE_VAR, MACHINE_VAR, WINDOW_VAR],
+        panels,
+    )
+
+
 DASHBOARDS = {
     "line-overview.json": line_overview,
     "energy.json": energy,
     "carbon.json": carbon,
     "pipeline-health.json": pipeline,
+    "losses.json": losses,
 }
 
 

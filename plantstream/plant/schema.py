@@ -28,6 +28,7 @@ from pydantic import (
 from plantstream.plant.cbam_parameters import check_parameter
 from plantstream.plant.cn_codes import cn_category, normalise_cn
 from plantstream.plant.numbers import Integer, Number, refuse_booleans
+from plantstream.plant.reasons import ReasonTree
 
 __all__ = [
     "Break",
@@ -71,6 +72,8 @@ __all__ = [
     "Production",
     "PurchasedPrecursor",
     "QueueSettings",
+    "ReasonSignal",
+    "ReasonTree",
     "Role",
     "SharedMachine",
     "Shift",
@@ -125,6 +128,7 @@ class Role(StrEnum):
     ENERGY_KWH = "energy_kwh"
     FUEL = "fuel"
     PRODUCT = "product"
+    REASON = "reason"
 
 
 class StateSignal(_SignalBase):
@@ -212,8 +216,18 @@ class ProductSignal(_SignalBase):
     role: Literal[Role.PRODUCT]
 
 
+class ReasonSignal(_SignalBase):
+    """A PLC fault or reason-code tag (integer or text), resolved through the plant's reason tree."""
+
+    role: Literal[Role.REASON]
+    rule: Literal["first", "last"] = Field(
+        default="first",
+        description="first: the code active when a stop began (first cause); last: the last before it ended",
+    )
+
+
 Signal = Annotated[
-    StateSignal | CounterSignal | PowerSignal | EnergySignal | FuelSignal | ProductSignal,
+    StateSignal | CounterSignal | PowerSignal | EnergySignal | FuelSignal | ProductSignal | ReasonSignal,
     Field(discriminator="role"),
 ]
 
@@ -242,6 +256,12 @@ class Machine(_Strict):
     )
     calendar: Identifier | None = None
     micro_stop_max_s: Number | None = Field(default=None, ge=0, description="overrides production's")
+    startup_reject_s: Number | None = Field(
+        default=None, ge=0, le=86_400, description="overrides production's"
+    )
+    type: Identifier | None = Field(
+        default=None, description="machine type: selects its own reason codes (reasons.machine_types)"
+    )
 
     @field_validator("signals", mode="before")
     @classmethod
@@ -405,6 +425,12 @@ class Production(_Strict):
 
     oee_method: OeeMethod = OeeMethod.ISO22400
     micro_stop_max_s: Number = Field(default=0.0, ge=0, description="stops this short stay in run time")
+    startup_reject_s: Number = Field(
+        default=0.0,
+        ge=0,
+        le=86_400,
+        description="rejects counted this long after a setup ends are start-up rejects (0: none)",
+    )
     window_s: Integer = Field(default=60, gt=0, le=86_400)
     allowed_lateness_s: Number = Field(default=5.0, ge=0)
     correction_horizon_s: Number = Field(default=3_600.0, ge=0, description="how far back late data corrects")
@@ -1102,6 +1128,7 @@ class PlantModel(_Strict):
     sinks: list[Sink] = Field(default_factory=list)
     kafka: Kafka | None = Field(default=None, description="the kafka runtime (collect, process, sink)")
     http: Http = Field(default_factory=Http)
+    reasons: ReasonTree = Field(default_factory=ReasonTree, description="stop reason codes, defined once")
 
     def machines(self) -> list[tuple[Site, Line, Machine]]:
         """Every machine with the site and line it belongs to, in file order."""
@@ -1145,6 +1172,7 @@ def cross_check(plant: PlantModel) -> list[tuple[tuple[str | int, ...], str]]:
         for ref_path, ref in refs:
             if ref is not None and ref not in plant.calendars:
                 issues.append((ref_path, f"unknown calendar {ref!r} ({known})"))
+    issues.extend(plant.reasons.problems())
     if plant.cbam is not None:
         issues.extend(_cross_check_cbam(plant, plant.cbam))
     return issues

@@ -29,6 +29,11 @@ What a plant engineer would expect of each machine:
   ``hold``, piecewise linear (the trapezoid rule) otherwise. Registers count in the signal's raw
   unit (kWh, or Wh when ``scale`` is 0.001) and roll over at their ``modulus``; a register with an
   integral modulus (a 32-bit Wh register) is an integer register and reports whole units.
+- **Stop reasons.** A machine with a ``reason`` signal writes a PLC fault or reason code at the
+  instant each stop begins (drawn per kind of stop from :data:`REASON_CODES`: a micro-stop is
+  most often a blocked sensor, a breakdown a motor overload or a film break, and one breakdown in
+  ten an undocumented code 4711), keeps it through a break, and clears it (0) when it runs again.
+  The ground truth gives the stop time per code within planned busy time (``stop_s_by_code``).
 - **Fuel.** A fuel meter (an oven's gas meter) accumulates in its unit at a firing rate while
   running and a holding rate while idle, in setup or on a break.
 
@@ -60,6 +65,7 @@ from plantstream.plant.schema import (
     PlantModel,
     PowerSignal,
     ProductSignal,
+    ReasonSignal,
     Role,
     Signal,
     Site,
@@ -113,6 +119,16 @@ _SETUP_S = (480.0, 1_200.0)
 _START_UP_S = (30.0, 120.0)
 _BATCH_S = (2_400.0, 5_400.0)
 """A batch (between changeovers) lasts about this long at the ideal rate."""
+REASON_CODES: dict[str, tuple[tuple[int, float], ...]] = {
+    "micro": ((101, 0.5), (102, 0.3), (103, 0.2)),
+    "starved": ((201, 0.7), (202, 0.3)),
+    "breakdown": ((301, 0.4), (302, 0.35), (303, 0.15), (4711, 0.1)),
+    "setup": ((401, 1.0),),
+    "start_up": ((501, 1.0),),
+}
+"""Per kind of stop, the codes a simulated PLC writes and how often (weights). 4711 is a code no
+reason tree documents: the pipeline must keep it as its own reason."""
+_STOP_REPORTED = frozenset({"idle", "down", "setup", "off"})
 _STARTUP_SCRAP_PIECES = 3
 _STARTUP_REJECT_P = 0.2
 
@@ -405,6 +421,7 @@ class _Signals:
     power: tuple[str, PowerSignal] | None = None
     energy: tuple[str, EnergySignal] | None = None
     fuels: list[tuple[str, FuelSignal]] = field(default_factory=list)
+    reason: str | None = None
 
 
 def _classify(machine: Machine) -> _Signals:
@@ -420,8 +437,10 @@ def _classify(machine: Machine) -> _Signals:
             found.power = (name, signal)
         elif isinstance(signal, EnergySignal):
             found.energy = (name, signal)
-        else:
+        elif isinstance(signal, FuelSignal):
             found.fuels.append((name, signal))
+        else:
+            found.reason = name
     return found
 
 
@@ -513,6 +532,8 @@ class _MachineSim:
         self._rng_state = _rng(seed, machine.id, "state")
         self._rng_piece = _rng(seed, machine.id, "pieces")
         self._rng_power = _rng(seed, machine.id, "power")
+        # Its own stream: reason codes leave every other draw (and so every existing timeline) as it was.
+        self._rng_reason = _rng(seed, machine.id, "reasons")
         setup_rng = _rng(seed, machine.id, "setup")
 
         self._values: dict[str, TagValue] = {}
@@ -526,6 +547,7 @@ class _MachineSim:
         self._state_signal = found.state[0] if found.state else None
         self._state_values, self._state_meaning = _state_reporting(found.state[1] if found.state else None)
         self._product_signal = found.product
+        self._reason_signal = found.reason
         products = list(machine.ideal_cycle_s_by_product) if found.product else []
         self._products = products or ["standard"]
         self._power_signal = found.power[0] if found.power else None
@@ -578,6 +600,8 @@ class _MachineSim:
     def _begin(self, start: int) -> None:
         """The initial state and the initial value of every tag, all stamped at ``start``."""
         self._t = self._fuel_t = self._power_t = start
+        self._code = 0
+        self._reason_us: dict[int, int] = {}
         self._state_us = {c.value: 0 for c in StateCategory}
         self._next_state = self._next_piece = self._next_calendar = _NEVER
         self._after_stop = _RUNNING
@@ -595,6 +619,8 @@ class _MachineSim:
             self._enter_running(start)
         if self._product_signal is not None:
             self._emit(start, self._product_signal, self._products[self._product_index])
+        if self._reason_signal is not None:
+            self._emit(start, self._reason_signal, self._code)
         if self._state_signal is not None:
             self._emit(start, self._state_signal, self._state_values[initial])
         for counter in self._counters:
@@ -614,6 +640,8 @@ class _MachineSim:
             return "uint32" if self._energy.integer else "double"
         if isinstance(signal, ProductSignal):
             return "string"
+        if isinstance(signal, ReasonSignal):
+            return "int32"
         return "double"
 
     # -- helpers ----------------------------------------------------------------------------------
@@ -705,6 +733,8 @@ class _MachineSim:
             self._cycle_left = max(1, self._next_piece - t)
             self._next_piece = _NEVER
         self._category = category
+        if category is _RUNNING and self._code:
+            self._set_code(t, 0)
         if self._state_signal is not None:
             value = self._state_values[category]
             if value != self._values.get(self._state_signal):
@@ -712,6 +742,19 @@ class _MachineSim:
         self._sample_power(t)
         if category is _RUNNING:
             self._enter_running(t)
+
+    def _set_code(self, t: int, code: int) -> None:
+        self._code = code
+        if self._reason_signal is not None:
+            self._emit(t, self._reason_signal, code)
+
+    def _reason(self, t: int, kind: str) -> None:
+        """A stop of ``kind`` begins at ``t``: the PLC writes its code (machines with a reason tag)."""
+        if self._reason_signal is None:
+            return
+        codes = REASON_CODES[kind]
+        code = self._rng_reason.choices([c for c, _ in codes], [w for _, w in codes])[0]
+        self._set_code(t, code)
 
     def _enter_running(self, t: int) -> None:
         if self._makes_pieces:
@@ -734,6 +777,7 @@ class _MachineSim:
             category, seconds = _DOWN, self._rng_state.uniform(*_BREAKDOWN_S)
         self._next_state = t + max(1, round(seconds * US))
         self._after_stop = _RUNNING
+        self._reason(t, kind)
         self._set_state(t, category)
 
     def _changeover(self, t: int) -> None:
@@ -745,6 +789,7 @@ class _MachineSim:
         self._next_state = t + round(self._rng_state.uniform(*_SETUP_S) * US)
         self._after_stop = _RUNNING
         self._scrap_left = _STARTUP_SCRAP_PIECES
+        self._reason(t, "setup")
         self._set_state(t, _SETUP)
 
     def _on_state_timer(self, t: int) -> None:
@@ -776,6 +821,7 @@ class _MachineSim:
             self._next_state = t + round(self._rng_state.uniform(*_START_UP_S) * US)
             self._after_stop = _RUNNING
             self._scrap_left = _STARTUP_SCRAP_PIECES
+            self._reason(t, "start_up")
             self._set_state(t, _IDLE)
         elif self._resume is not None:  # back from a break to an unfinished setup or repair
             category, remaining = self._resume
@@ -826,6 +872,7 @@ class _MachineSim:
             if t > now:
                 break
             self._state_us[self._reported()] += t - self._t
+            self._book_reason(t)
             self._t = t
             # At one instant: a piece finishing belongs before the stop, the tick samples after it.
             if self._next_piece == t:
@@ -839,10 +886,26 @@ class _MachineSim:
         out, self._out = self._out, []
         return out
 
+    def _stopped_in_busy_time(self) -> bool:
+        return (
+            self._reason_signal is not None
+            and self._phase is _Phase.PRODUCTIVE
+            and self._reported() in _STOP_REPORTED
+        )
+
+    def _book_reason(self, t: int) -> None:
+        """Stop time in planned busy time since the last event, under the code active."""
+        if t > self._t and self._stopped_in_busy_time():
+            self._reason_us[self._code] = self._reason_us.get(self._code, 0) + t - self._t
+
     def truth(self, now: int) -> dict[str, Any]:
         """Exact totals since the start (state time up to ``now``, energy up to the last sample)."""
         state_s = dict(self._state_us)
         state_s[self._reported()] += max(0, now - self._t)
+        by_code = dict(self._reason_us)
+        if now > self._t and self._stopped_in_busy_time():
+            by_code[self._code] = by_code.get(self._code, 0) + now - self._t
+        extra = {"stop_s_by_code": {str(c): v / US for c, v in sorted(by_code.items())}}
         totals = {"total": 0, "good": 0, "reject": 0}
         for tally in self.produced.values():
             for key in totals:
@@ -857,6 +920,7 @@ class _MachineSim:
             "state_s": {k: v / US for k, v in state_s.items()},
             "state": self._reported(),
             "product": self._products[self._product_index] if self._product_signal else None,
+            **(extra if self._reason_signal is not None else {}),
         }
 
     def values(self) -> list[tuple[int, str, TagValue]]:

@@ -1,4 +1,4 @@
-"""Every panel and variable of the four Grafana dashboards, run on InfluxDB 1.12 holding real points.
+"""Every panel and variable of the five Grafana dashboards, run on InfluxDB 1.12 holding real points.
 
 The data: shift A of the demonstration line (docker/plant.yaml, the plant compose runs) as the
 simulator makes it, through ``replay --to-sinks``; then a minute of the live pipeline (``simulate``

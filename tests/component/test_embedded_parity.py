@@ -117,10 +117,11 @@ def test_run_over_mqtt_gives_the_points_of_replay(broker: Broker, tmp_path: Path
     recording = two_machine_recording()
     plant = plant_file(tmp_path, broker.url)
     expected = expected_points(plant, recording)
-    # Open at the end: the shift and its last minute (oee, energy, carbon) of m1, m2 and the line.
-    assert expected.still_open == 2 * 3 * 3
-    # Compared: the minutes 08:00 to 15:58 of each of the three, oee, energy and carbon.
-    assert len(expected.closed) == 479 * 3 * 3
+    # Open at the end: the shift and its last minute (oee, losses, energy, carbon) of m1, m2 and the line.
+    assert expected.still_open == 2 * 3 * 4
+    # Compared: the minutes 08:00 to 15:58 of each of the three, oee, losses, energy and carbon,
+    # and the stops of m1 and m2 (the three down periods of the minimal shift each).
+    assert len(expected.closed) == 479 * 3 * 4 + 2 * 3
     exe = shutil.which("plantstream", path=str(Path(sys.executable).parent))
     assert exe
     state, port = tmp_path / "state", free_port()

@@ -52,9 +52,9 @@ EXPECTED_ROLLUP = ROLLUP_PARITY.closed
 
 
 def test_the_stream_leaves_the_shift_and_its_last_minute_open() -> None:
-    # oee, energy and carbon of the shift and of its last minute, per machine, line or site
-    assert PARITY.still_open == 6
-    assert ROLLUP_PARITY.still_open == 6 * 5
+    # oee, losses, energy and carbon of the shift and of its last minute, per machine, line or site
+    assert PARITY.still_open == 8
+    assert ROLLUP_PARITY.still_open == 8 * 5
 
 
 def dead_letters(state: Path) -> list[dict]:
@@ -389,8 +389,8 @@ def test_collect_process_sink_give_the_line_and_site_roll_ups_of_replay(
     got = last_per_identity(sink_writes(state))
     assert got == EXPECTED_ROLLUP
     rolled = rollup_identities(got)
-    # Line l1 and site demo: oee, energy and carbon of every minute closed, 08:00 to 15:58.
-    assert len(rolled) == 2 * 3 * 479
+    # Line l1 and site demo: oee, losses, energy and carbon of every minute closed, 08:00 to 15:58.
+    assert len(rolled) == 2 * 4 * 479
     site = {key[2][11:16]: f for key, f in rolled.items() if key[0] == "oee" and '"line"' not in key[1]}
     assert (site["09:29"]["machines"], site["09:31"]["machines"]) == (2, 3), "m3 comes at 09:30:30"
     assert not dead_letters(state)

@@ -383,4 +383,4 @@ def test_dashboard_provider_points_at_the_json() -> None:
     mounted = Path("/etc/grafana/provisioning") / DASHBOARD_DIR.relative_to(PROVISIONING)
     assert provider["options"]["path"] == str(mounted)
     uids = [json.loads(p.read_text())["uid"] for p in dashboard_files()]
-    assert len(uids) == len(set(uids)) == 4
+    assert len(uids) == len(set(uids)) == 5

@@ -119,6 +119,42 @@ def test_counts_are_exact_whatever_the_windows(timeline) -> None:
     assert sum(p.fields["total_count"] for p in select(points, "oee", machine="m1", window="1m")) == made
 
 
+@settings(max_examples=30, deadline=None)
+@given(timeline=timelines(), micro=st.integers(0, 120))
+def test_every_second_of_stop_is_in_exactly_one_stop_point_and_the_losses_add_up(timeline, micro) -> None:
+    # Running again at 09:00 ends whatever stop is open, so every stop of the hour is written.
+    points = run_engine(plant_text(micro=micro), [*timeline, reading(60, "state", "running")])
+    minutes = select(points, "oee", machine="m1", window="1m")
+    stopped = sum(
+        p.fields["down_s"]
+        + p.fields["idle_s"]
+        + p.fields["setup_s"]
+        + p.fields["off_s"]
+        + p.fields["micro_stop_s"]
+        for p in minutes
+    )
+    stops = select(points, "stop", machine="m1")
+    assert abs(sum(p.fields["duration_s"] for p in stops) - stopped) < 1e-6
+    assert sum(p.fields["stops"] + p.fields["micro_stops"] for p in minutes) == len(stops)
+    six = (
+        "breakdown_s",
+        "setup_s",
+        "small_stop_s",
+        "reduced_speed_s",
+        "startup_reject_s",
+        "production_reject_s",
+    )
+    for p in select(points, "losses", machine="m1"):
+        f = p.fields
+        total = sum(f[name] for name in six) + f["unobserved_s"]
+        pbt = next(
+            q.fields["planned_busy_s"]
+            for q in select(points, "oee", machine="m1", window=p.tags["window"])
+            if q.time == p.time
+        )
+        assert abs(total - (pbt - f["fully_productive_s"])) < 1e-6
+
+
 HOSTILE_PLANT = plant_text(calendar=None).replace(
     "correction_horizon_s: 3600", "correction_horizon_s: 3600\n  max_gap_fill_s: 3600"
 )
