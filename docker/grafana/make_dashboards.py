@@ -632,14 +632,30 @@ SIX_LOSSES = (
 """The six big losses of the ``losses`` points, in Nakajima's order (docs/points.md)."""
 
 
-def stops_by_reason(aggregate: str, column: str, scale: str) -> str:
-    """The selected machines' stops grouped by reason, ``aggregate`` of their durations, largest first."""
+def latest_stops() -> str:
+    """The selected machines' stops, one row each at its latest ``revision``, ``duration_s`` pivoted.
+
+    A correction that changes a stop's reason writes it under its new ``reason`` tag, and InfluxDB
+    keeps the old series beside it (docs/points.md): a stop's identity is its machine and start,
+    so of the rows sharing those only the highest revision counts.
+    """
     return (
         RANGE
         + where("stop", MACHINES)
-        + fields_filter("duration_s")
+        + fields_filter("duration_s", "revision")
+        + '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")\n'
+        '  |> group(columns: ["machine", "_time"])\n'
+        '  |> sort(columns: ["revision"])\n'
+        '  |> last(column: "revision")\n'
+    )
+
+
+def stops_by_reason(aggregate: str, column: str, scale: str) -> str:
+    """The selected machines' stops grouped by reason, ``aggregate`` of their durations, largest first."""
+    return (
+        latest_stops()
         + '  |> group(columns: ["reason"])\n'
-        + f"  |> {aggregate}()\n"
+        + f'  |> {aggregate}(column: "duration_s")\n'
         + f"  |> map(fn: (r) => ({{reason: r.reason, {column}: {scale}}}))\n"
         "  |> group()\n"
         f'  |> sort(columns: ["{column}"], desc: true)\n'
@@ -659,7 +675,7 @@ def losses() -> dict[str, Any]:
         lay.panel(
             "bargauge",
             "Stop time by reason (minutes in range)",
-            stops_by_reason("sum", "minutes", "float(v: r._value) / 60.0"),
+            stops_by_reason("sum", "minutes", "float(v: r.duration_s) / 60.0"),
             unit="m",
             description="The Pareto of stop reasons by time: planned busy time each reason stood the "
             "selected machines (stop points, first cause; `code N` is a code the reason tree lacks).",
@@ -668,7 +684,7 @@ def losses() -> dict[str, Any]:
         lay.panel(
             "bargauge",
             "Stops by reason (count)",
-            stops_by_reason("count", "stops", "r._value"),
+            stops_by_reason("count", "stops", "r.duration_s"),
             description="The Pareto of stop reasons by number of stops, micro-stops included.",
             options=bars,
         ),
@@ -709,17 +725,15 @@ def losses() -> dict[str, Any]:
         lay.panel(
             "table",
             "Stop log",
-            RANGE + where("stop", MACHINES) + fields_filter("duration_s") + "  |> group()\n"
-            '  |> keep(columns: ["_time", "machine", "category", "reason", "reason_group", "_value"])\n'
-            '  |> rename(columns: {_value: "duration_s"})\n'
+            latest_stops() + "  |> group()\n"
             '  |> sort(columns: ["_time"], desc: true)\n'
             "  |> limit(n: 200)\n"
             '  |> keep(columns: ["_time", "machine", "category", "reason", "reason_group", "duration_s"])\n',
             w=24,
             h=10,
             unit="s",
-            description="Every stop of the selected machines, newest first: its start, state, reason and "
-            "group, and the planned busy time it stood (seconds).",
+            description="Every stop of the selected machines at its latest revision, newest first: its "
+            "start, state, reason and group, and the planned busy time it stood (seconds).",
         ),
     ]
     return dashboard(

@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -293,3 +294,42 @@ def test_the_line_oee_panel_shows_the_shift_oee_replay_computed(loaded: Loaded) 
     for ratio in ("availability", "performance", "quality", "oee"):
         assert math.isclose(row[ratio], line_shift[ratio], rel_tol=1e-9), ratio  # type: ignore[arg-type]
     assert 0 < line_shift["oee"] < 1
+
+
+def test_a_stop_whose_reason_was_corrected_counts_once_under_its_latest_reason(tmp_path: Path) -> None:
+    # A late reason rewrites the stop (revision + 1) under its new `reason` tag, and InfluxDB keeps
+    # the first series beside it (docs/points.md): the stop panels must count the latest only.
+    start = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+    tags = "stop,category=down,line=line1,machine=press1,site=hcm"
+    first, second = int(start.timestamp()), int(start.timestamp()) + 600
+    body = "\n".join(
+        [
+            f"{tags},reason=unassigned,reason_group=unassigned duration_s=120.0,revision=0i {first}",
+            f"{tags},reason=film\\ break,reason_group=material duration_s=120.0,revision=1i {first}",
+            f"{tags},reason=film\\ break,reason_group=material duration_s=30.0,revision=0i {second}",
+        ]
+    ).encode()
+    influx = InfluxDB(port=free_port(), directory=tmp_path)
+    influx.start()
+    try:
+        request = urllib.request.Request(
+            f"{influx.url}/api/v2/write?bucket={InfluxDB.DATABASE}&precision=s", data=body, method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert answer.status == 204
+        [losses] = [d for d in dashboards() if d["uid"] == "plantstream-losses"]
+        panels = {p["title"]: p["targets"][0]["query"] for p in losses["panels"]}
+        variables = {"site": ["hcm"], "line": ["line1"], "machine": ["press1"], "window": ["1m"]}
+
+        def rows(title: str) -> list[dict[str, object]]:
+            query = as_grafana_sends(panels[title], variables, start, start + timedelta(hours=1))
+            return influx.flux(query)
+
+        by_time = rows("Stop time by reason (minutes in range)")
+        assert [(r["reason"], r["minutes"]) for r in by_time] == [("film break", (120.0 + 30.0) / 60)]
+        by_count = rows("Stops by reason (count)")
+        assert [(r["reason"], r["stops"]) for r in by_count] == [("film break", 2)]
+        log = rows("Stop log")
+        assert [(r["reason"], r["duration_s"]) for r in log] == [("film break", 30.0), ("film break", 120.0)]
+    finally:
+        influx.stop()
