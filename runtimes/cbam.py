@@ -93,7 +93,7 @@ SIGNATURE_FILE = "summary.sig"
 MANIFEST_FILE = "manifest.json"
 SUMMARY_FILE = "summary.json"
 _SIGNING_CONTEXT = b"plantstream-cbam-summary-signature/1\n"
-_FIELD_OF = {"oee": "good_count", "energy": "kwh", "carbon": "scope1_kg"}
+_FIELD_OF = {"oee": "good_count", "energy": "kwh", "carbon": "co2_kg"}
 _ONE_US = timedelta(microseconds=1)
 
 
@@ -341,6 +341,17 @@ def describe_completeness(result: ProcessCompleteness, zone: ZoneInfo, gaps: int
     return text
 
 
+def _refuse_legacy_windows(ledger: CbamLedger, year: int) -> None:
+    legacy = ledger.store.legacy_windows(date(year, 1, 1), date(year + 1, 1, 1))
+    if legacy:
+        # Their CO2e is not the CBAM figure, and summing it with CO2 windows would mix the two.
+        raise ValueError(
+            f"the ledger holds {legacy} carbon window(s) of {year} written before the CO2 of "
+            "fuels was kept apart from the Scope 1 CO2e: replay the year's readings with "
+            "--state-dir again (the same windows replace them)"
+        )
+
+
 def write_report(
     plant: PlantModel,
     spec: CbamSpec,
@@ -372,6 +383,7 @@ def write_report(
     ledger = CbamLedger(spec, state_dir)
     try:
         on_step("reading the ledger")
+        _refuse_legacy_windows(ledger, year)
         completeness = year_completeness(plant, spec, ledger, year)
         under = [c for c in completeness.values() if not c.meets(threshold)]
         if under and not allow_partial:

@@ -6,9 +6,11 @@ machine totals into the ledger's figures [IR-2025-2547; IR-2025-2621; IR-2026-17
 
 - **activity level** ``AL_g`` (t): the good pieces of the good's output machine x mass per piece,
   or a weigh-scale total in kg;
-- **attributed direct emissions** of a production process: the Scope 1 CO2e (``carbon`` points,
-  fuels x NCV x EF x OF) of its machines; of its goods, split by mass when a process makes several
-  (one SEE for the process's aggregated goods, as the template's process-level attribution does);
+- **attributed direct emissions** of a production process: the CO2 of its machines' fuels
+  (``carbon`` points' ``scope1_co2_kg``, fuels x NCV x EF_CO2 x OF; not the Scope 1 CO2e, which
+  adds combustion's CH4 and N2O that CBAM does not count); of its goods, split by mass when a
+  process makes several (one SEE for the process's aggregated goods, as the template's
+  process-level attribution does);
 - **electricity** (MWh) of the process's machines and **attributed indirect emissions**
   ``E_el x EF_el`` with the CBAM electricity factor (Commission default or documented actual);
 - **precursors**: purchased (actual-and-verified, or default with the year's mark-up) and goods
@@ -321,20 +323,22 @@ def build_cbam_spec(plant: PlantModel) -> CbamSpec | None:
 class MachineTotals:
     """Sums of a machine's closed windows over some days (from the durable store).
 
-    ``good_count`` from ``oee`` points, ``kwh`` from ``energy`` points, ``scope1_kg`` from
-    ``carbon`` points; ``windows`` counts the window points behind them (evidence).
+    ``good_count`` from ``oee`` points, ``kwh`` from ``energy`` points, ``co2_kg`` from ``carbon``
+    points (``scope1_co2_kg``: the CO2 of the fuels alone, not the Scope 1 CO2e, because CBAM
+    counts CO2 and, for some goods, N2O or PFCs, not the CH4 and N2O of combustion: Annex I of
+    Reg. 2023/956, IR 2025/2547 Annex II B); ``windows`` counts the window points behind them.
     """
 
     good_count: float = 0.0
     kwh: float = 0.0
-    scope1_kg: float = 0.0
+    co2_kg: float = 0.0
     windows: int = 0
 
     def add(self, other: MachineTotals) -> None:
         """Sum ``other`` into these totals."""
         self.good_count += other.good_count
         self.kwh += other.kwh
-        self.scope1_kg += other.scope1_kg
+        self.co2_kg += other.co2_kg
         self.windows += other.windows
 
 
@@ -492,7 +496,7 @@ def _process_figures(spec: CbamSpec, totals: Mapping[str, MachineTotals]) -> dic
             share = process.share(mid)
             summed.add(
                 MachineTotals(
-                    machine.good_count, machine.kwh * share, machine.scope1_kg * share, machine.windows
+                    machine.good_count, machine.kwh * share, machine.co2_kg * share, machine.windows
                 )
             )
         activity = sum(
@@ -503,7 +507,7 @@ def _process_figures(spec: CbamSpec, totals: Mapping[str, MachineTotals]) -> dic
         # A machine without an electricity meter makes the process's consumption unknown, not 0.
         mwh = None if process.unmetered else summed.kwh / 1000
         indirect = None if mwh is None else mwh * factor
-        out[pid] = ProcessFigures(pid, summed.scope1_kg / 1000, mwh, indirect, activity, summed.windows)
+        out[pid] = ProcessFigures(pid, summed.co2_kg / 1000, mwh, indirect, activity, summed.windows)
     return out
 
 

@@ -713,7 +713,7 @@ def build_operator_report(
     Args:
         spec: the resolved ``cbam`` section.
         periods: the year first, then its quarters and months.
-        machine_totals: machine id -> the year's totals (good pieces, kWh, Scope 1 kg, windows).
+        machine_totals: machine id -> the year's totals (good pieces, kWh, CO2 kg, windows).
         factors: the factor table (see :func:`factor_table`).
         evidence: figure -> the evidence sets (file, SHA-256) behind it.
     """
@@ -724,7 +724,8 @@ def build_operator_report(
         "timezone": spec.timezone,
         "method": {
             "activity": "good pieces of the output machine x mass per piece, or a weigh-scale total (kg)",
-            "direct": "Scope 1 CO2e of the process's machines: fuel x NCV x EF x OF, CH4/N2O by GWP",
+            "direct": "CO2 of the fuels of the process's machines: fuel x NCV x EF_CO2 x OF (not the "
+            "Scope 1 CO2e: CBAM does not count the CH4 and N2O of combustion)",
             "indirect": "electricity of the process's machines (MWh) x the CBAM electricity factor, for "
             "every good (whole figure); counted under Art. 7(1) for non-Annex II goods only, with the "
             "cross-channel rule for precursors (2025/2547 Annex I pt 3.1)",
