@@ -165,8 +165,18 @@ class CbamLedger:
     def periods(self, year: int) -> list[PeriodFigures]:
         """The figures of the year, its quarters and its months."""
         annual = self.year_activity(year)
+        # Source streams meet the factors of each day (laboratory values per period).
+        per_day = self.day_totals(date(year, 1, 1), date(year + 1, 1, 1)) if self.spec.streams else {}
         return [
-            period_figures(self.spec, label, first, after, self.machine_totals(first, after), annual)
+            period_figures(
+                self.spec,
+                label,
+                first,
+                after,
+                self.machine_totals(first, after),
+                annual,
+                days=[(d, t) for d, t in sorted(per_day.items()) if first <= d < after],
+            )
             for label, first, after in periods_of_year(year)
         ]
 
@@ -401,7 +411,8 @@ def write_report(
         evidence: dict[str, Any] = {}
         for pid, process in spec.processes.items():
             on_step(f"evidence of process {pid}")
-            lines = list(ledger.store.evidence(process.machines, first, after))
+            machines = (*process.machines, *spec.stream_machines(pid))
+            lines = list(ledger.store.evidence(machines, first, after))
             name = f"evidence/{pid}-{year}.jsonl"
             files[name] = _write(out / name, "".join(line + "\n" for line in lines).encode())
             evidence[f"process:{pid}:{year}"] = {

@@ -14,11 +14,13 @@ Rounding: SEE and emission figures to 3 decimals, half-up, as the default-value 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict
 from datetime import date, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from plantstream.plant.cbam_factors import GWP_CBAM
 from plantstream.plant.cbam_parameters import QUALIFYING_PARAMETERS
 from streams import cbam
 from streams.cbam_completeness import NOT_MEASURED, ProcessCompleteness
@@ -620,6 +622,21 @@ def factor_table(spec: CbamSpec, year: int, fuels: dict[str, Any]) -> dict[str, 
             "year": el.year,
         },
         "scope1": fuels,
+        "source_streams": {
+            sid: {
+                "process": stream.process,
+                "method": stream.method,
+                "material": stream.material,
+                "direction": stream.direction,
+                "activity": {"machine": stream.machine, "t_per_unit": stream.t_per_unit},
+                "factors": [
+                    {**given, "resolved": asdict(used)}
+                    for given, used in zip(stream.provenance, stream.factors, strict=True)
+                ],
+            }
+            for sid, stream in spec.streams.items()
+        },
+        "gwp_cbam": {**GWP_CBAM, "source": "AR5, IR 2018/2066 Annex VI Table 6"},
         "precursors": {
             pid: {
                 "cn_code": p.cn_code,
@@ -647,6 +664,19 @@ def _period_dict(spec: CbamSpec, figures: PeriodFigures) -> dict[str, Any]:
             pid: {
                 "machine_shares": {m: spec.processes[pid].share(m) for m in spec.processes[pid].machines},
                 "attributed_direct_t": p.direct_t,
+                "fuel_meters_co2_t": p.fuel_co2_t,
+                "source_streams": {
+                    sid: {
+                        "method": spec.streams[sid].method,
+                        "activity_t": f.activity_t,
+                        "co2_t": f.emissions.co2_t,
+                        "n2o_t": f.emissions.n2o_t,
+                        "cf4_t": f.emissions.cf4_t,
+                        "c2f6_t": f.emissions.c2f6_t,
+                        "co2e_t": f.emissions.co2e_t,
+                    }
+                    for sid, f in p.streams.items()
+                },
                 "electricity_mwh": p.electricity_mwh,
                 "attributed_indirect_t": p.indirect_t,
                 "machines_without_electricity_meter": list(spec.processes[pid].unmetered),
@@ -725,7 +755,10 @@ def build_operator_report(
         "method": {
             "activity": "good pieces of the output machine x mass per piece, or a weigh-scale total (kg)",
             "direct": "CO2 of the fuels of the process's machines: fuel x NCV x EF_CO2 x OF (not the "
-            "Scope 1 CO2e: CBAM does not count the CH4 and N2O of combustion)",
+            "Scope 1 CO2e: CBAM does not count the CH4 and N2O of combustion), plus the process's "
+            "source streams: standard method AD x EF x CF (fuels AD x NCV x EF x OF), mass balance "
+            "44.01/12.011 x sum(AD x CC) with outputs negative, metered N2O x 265, PFCs by the slope "
+            "method (CF4 x 6630 + C2F6 x 11100); factors valid on each day",
             "indirect": "electricity of the process's machines (MWh) x the CBAM electricity factor, for "
             "every good (whole figure); counted under Art. 7(1) for non-Annex II goods only, with the "
             "cross-channel rule for precursors (2025/2547 Annex I pt 3.1)",

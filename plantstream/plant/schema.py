@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from plantstream.plant.cbam_factors import PFC_SLOPE_DEFAULTS, STOICHIOMETRIC
 from plantstream.plant.cbam_parameters import check_parameter
 from plantstream.plant.cn_codes import cn_category, normalise_cn
 from plantstream.plant.numbers import Integer, Number, refuse_booleans
@@ -760,6 +761,152 @@ class SharedMachine(_Strict):
     basis: str = Field(min_length=1, description="how the share was determined (metered heat, hours, ...)")
 
 
+class StreamActivity(_Strict):
+    """Where a source stream's activity data (t) comes from: a machine's pieces, or a scale total."""
+
+    machine: Identifier
+    mass_kg_per_piece: Number | None = Field(default=None, gt=0)
+    weighed: bool = Field(default=False, description="the machine's good_count is a weigh-scale total in kg")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> StreamActivity:
+        if (self.mass_kg_per_piece is None) == (not self.weighed):
+            raise ValueError("give mass_kg_per_piece, or weighed: true for a weigh-scale total in kg")
+        return self
+
+
+_Fraction = Annotated[Number, Field(ge=0, le=1)]
+
+
+class StreamFactors(_Strict):
+    """A source stream's calculation factors, valid from ``from`` (the first: from the start).
+
+    A default value names its ``source``; an operator-specific one (a laboratory analysis) names
+    the ``laboratory``, the date the sample was ``analysed`` and the analysis ``standard``
+    [IR-2025-2547 Annex II; MRR-2018-2066 Art. 32-35].
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    valid_from: date | None = Field(default=None, alias="from", description="first day these apply")
+    basis: Literal["default", "laboratory"]
+    source: str | None = Field(default=None, min_length=1, description="where a default value comes from")
+    laboratory: str | None = Field(default=None, min_length=1)
+    analysed: date | None = Field(default=None, description="date of the laboratory analysis")
+    standard: str | None = Field(default=None, min_length=1, description="analysis standard, e.g. EN 196-2")
+    emission_factor: Number | None = Field(
+        default=None, ge=0, le=1000, description="t CO2/t of a process material, t CO2/TJ of a fuel"
+    )
+    composition: dict[str, _Fraction] | None = Field(
+        default=None, description="mass fractions of carbonates (input method) or oxides (output method)"
+    )
+    ncv_tj_per_t: Number | None = Field(default=None, gt=0, le=0.1, description="a fuel's NCV, TJ/t")
+    oxidation_factor: Number = Field(default=1.0, gt=0, le=1)
+    conversion_factor: Number = Field(default=1.0, gt=0, le=1)
+    carbon_content: Number | None = Field(default=None, ge=0, le=1, description="t C per t (mass balance)")
+    cell_technology: str | None = Field(default=None, description="CWPB, SWPB, VSS or HSS: the PFC defaults")
+    slope_cf4: Number | None = Field(default=None, gt=0, le=10, description="(kg CF4/t Al)/(AE-min/cell-day)")
+    c2f6_per_cf4: Number | None = Field(default=None, ge=0, le=1, description="kg C2F6 per kg CF4")
+    anode_effect_minutes: Number | None = Field(
+        default=None, ge=0, le=1000, description="anode-effect minutes per cell-day, over the period"
+    )
+
+    @field_validator("composition")
+    @classmethod
+    def _known_compounds(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is None:
+            return value
+        unknown = sorted(set(value) - set(STOICHIOMETRIC))
+        if unknown:
+            raise ValueError(f"unknown compound(s) {unknown} (known: {', '.join(STOICHIOMETRIC)})")
+        if sum(value.values()) > 1 + 1e-9:
+            raise ValueError(f"the mass fractions add up to {sum(value.values()):g}, more than 1")
+        return value
+
+    @field_validator("cell_technology")
+    @classmethod
+    def _known_technology(cls, value: str | None) -> str | None:
+        if value is not None and value not in PFC_SLOPE_DEFAULTS:
+            raise ValueError(f"unknown cell technology {value!r} (known: {', '.join(PFC_SLOPE_DEFAULTS)})")
+        return value
+
+    @model_validator(mode="after")
+    def _provenance(self) -> StreamFactors:
+        if self.basis == "default" and self.source is None:
+            raise ValueError("a default factor needs its source (table and row), so it can be audited")
+        if self.basis == "laboratory" and None in (self.laboratory, self.analysed, self.standard):
+            raise ValueError("a laboratory factor needs laboratory, analysed (its date) and standard")
+        if self.emission_factor is not None and self.composition is not None:
+            raise ValueError("give emission_factor or composition, not both")
+        return self
+
+
+# What each method needs in its factors, and what it must not be given (a typo of a method).
+_METHOD_FACTORS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "fuel": (("emission_factor", "ncv_tj_per_t"), ("composition", "carbon_content", "cell_technology")),
+    "process_material": (
+        ("emission_factor|composition",),
+        ("ncv_tj_per_t", "carbon_content", "cell_technology"),
+    ),
+    "mass_balance": (
+        ("carbon_content",),
+        ("emission_factor", "composition", "ncv_tj_per_t", "cell_technology"),
+    ),
+    "pfc_slope": (
+        ("anode_effect_minutes", "slope_cf4|cell_technology", "c2f6_per_cf4|cell_technology"),
+        ("emission_factor", "composition", "ncv_tj_per_t", "carbon_content"),
+    ),
+}
+
+
+class SourceStream(_Strict):
+    """A source stream of a process [IR-2025-2547 Annex II B]: its method, activity and factors."""
+
+    id: Identifier
+    name: str | None = None
+    method: Literal["standard", "mass_balance", "n2o_measured", "pfc_slope"]
+    material: Literal["fuel", "process_material"] | None = Field(
+        default=None, description="standard method: a fuel (NCV, OF) or a process material (CF)"
+    )
+    direction: Literal["input", "output"] = Field(
+        default="input", description="mass balance: carbon in, or out (product, slag, dust)"
+    )
+    activity: StreamActivity
+    factors: list[StreamFactors] = Field(default_factory=list, max_length=400)
+
+    @model_validator(mode="after")
+    def _method_needs(self) -> SourceStream:
+        if self.method == "standard" and self.material is None:
+            raise ValueError("the standard method needs material: fuel or process_material")
+        if self.method != "standard" and self.material is not None:
+            raise ValueError(f"material applies to the standard method, not to {self.method}")
+        if self.method != "mass_balance" and self.direction != "input":
+            raise ValueError("direction applies to the mass balance method only")
+        if self.method == "n2o_measured":
+            if self.factors:
+                raise ValueError("metered N2O needs no factors (its GWP is the regulation's)")
+            return self
+        if not self.factors:
+            raise ValueError(f"the {self.method} method needs factors (one entry at least)")
+        key = self.material if self.method == "standard" else self.method
+        needs, forbidden = _METHOD_FACTORS[key or ""]
+        for i, factor in enumerate(self.factors):
+            given = factor.model_dump(exclude_none=True)
+            for need in needs:
+                if not any(name in given for name in need.split("|")):
+                    raise ValueError(f"factors[{i}] needs {' or '.join(need.split('|'))} for {key}")
+            wrong = [name for name in forbidden if name in given]
+            if wrong:
+                raise ValueError(f"factors[{i}]: {', '.join(wrong)} does not apply to {key}")
+            if i == 0 and factor.valid_from is not None:
+                raise ValueError("factors[0] applies from the start: leave out its from")
+            if i > 0:
+                previous = self.factors[i - 1].valid_from
+                if factor.valid_from is None or (previous is not None and factor.valid_from <= previous):
+                    raise ValueError(f"factors[{i}] needs a from date after the one before it")
+        return self
+
+
 class CbamProcess(_Strict):
     """A production process: its route and the machines whose emissions and electricity it owns."""
 
@@ -768,6 +915,11 @@ class CbamProcess(_Strict):
     route: str = Field(min_length=1, description="the production route, e.g. hot rolling, EAF")
     machines: list[Identifier]
     shared_machines: list[SharedMachine] = Field(default_factory=list)
+    source_streams: list[SourceStream] = Field(
+        default_factory=list,
+        max_length=200,
+        description="process materials, mass balances, N2O and PFCs beside the machines' fuel meters",
+    )
 
     @field_validator("machines")
     @classmethod
@@ -1220,6 +1372,7 @@ def _cross_check_cbam(plant: PlantModel, cbam: Cbam) -> list[tuple[tuple[str | i
                             "(2025/2547 Annex III)",
                         )
                     )
+    issues.extend(_source_streams(cbam, machines, owner, site_id))
     for c, price in enumerate(cbam.carbon_prices_paid):
         for i, gid in enumerate(price.goods):
             if gid not in goods:
@@ -1241,6 +1394,49 @@ def _cross_check_cbam(plant: PlantModel, cbam: Cbam) -> list[tuple[tuple[str | i
             issues.append(
                 (("cbam", "goods", g, "precursors"), f"good {good.id!r} is its own precursor (a cycle)")
             )
+    return issues
+
+
+def _source_streams(
+    cbam: Cbam, machines: dict[str, tuple[Site, Machine]], owner: dict[str, str], site_id: str | None
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """Source streams: unique ids, and an activity machine that exists and counts."""
+    issues: list[tuple[tuple[str | int, ...], str]] = []
+    seen: dict[str, str] = {}
+    for p, process in enumerate(cbam.processes):
+        for s, stream in enumerate(process.source_streams):
+            path: tuple[str | int, ...] = ("cbam", "processes", p, "source_streams", s)
+            if stream.id in seen:
+                issues.append(
+                    ((*path, "id"), f"source stream {stream.id!r} is already in process {seen[stream.id]!r}")
+                )
+            seen.setdefault(stream.id, process.id)
+            mid = stream.activity.machine
+            where = (*path, "activity", "machine")
+            if mid not in machines:
+                issues.append(
+                    (where, f"machine {mid!r} does not exist (known: {', '.join(sorted(machines))})")
+                )
+                continue
+            site, machine = machines[mid]
+            if site_id is not None and site.id != site_id:
+                issues.append((where, f"machine {mid!r} is not on the installation's site {site_id!r}"))
+            if machine.signal_of(Role.GOOD_COUNT) is None and machine.signal_of(Role.TOTAL_COUNT) is None:
+                issues.append(
+                    (
+                        where,
+                        f"machine {mid!r} has no good_count or total_count signal (a scale total or pieces)",
+                    )
+                )
+            if stream.material == "fuel" and mid in owner and machine.signal_of(Role.FUEL) is not None:
+                # Its fuel meter's CO2 already counts in the process: the same fuel would count twice.
+                issues.append(
+                    (
+                        where,
+                        f"machine {mid!r} of process {owner[mid]!r} has a fuel meter whose CO2 already "
+                        "counts; meter the fuel one way",
+                    )
+                )
     return issues
 
 
