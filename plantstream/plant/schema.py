@@ -783,14 +783,17 @@ class StreamFactors(_Strict):
 
     A default value names its ``source``; an operator-specific one (a laboratory analysis) names
     the ``laboratory``, the date the sample was ``analysed`` and the analysis ``standard``
-    [IR-2025-2547 Annex II; MRR-2018-2066 Art. 32-35].
+    [IR-2025-2547 Annex II; MRR-2018-2066 Art. 32-35]; a ``measured`` one (an operating figure
+    such as the anode-effect minutes from the pot-line control system) names its ``source``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     valid_from: date | None = Field(default=None, alias="from", description="first day these apply")
-    basis: Literal["default", "laboratory"]
-    source: str | None = Field(default=None, min_length=1, description="where a default value comes from")
+    basis: Literal["default", "laboratory", "measured"]
+    source: str | None = Field(
+        default=None, min_length=1, description="where a default or measured value comes from"
+    )
     laboratory: str | None = Field(default=None, min_length=1)
     analysed: date | None = Field(default=None, description="date of the laboratory analysis")
     standard: str | None = Field(default=None, min_length=1, description="analysis standard, e.g. EN 196-2")
@@ -832,8 +835,8 @@ class StreamFactors(_Strict):
 
     @model_validator(mode="after")
     def _provenance(self) -> StreamFactors:
-        if self.basis == "default" and self.source is None:
-            raise ValueError("a default factor needs its source (table and row), so it can be audited")
+        if self.basis in ("default", "measured") and self.source is None:
+            raise ValueError(f"a {self.basis} factor needs its source, so it can be audited")
         if self.basis == "laboratory" and None in (self.laboratory, self.analysed, self.standard):
             raise ValueError("a laboratory factor needs laboratory, analysed (its date) and standard")
         if self.emission_factor is not None and self.composition is not None:

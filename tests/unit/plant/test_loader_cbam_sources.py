@@ -116,7 +116,7 @@ def test_a_default_factor_needs_its_source() -> None:
     text = edit((', source: "MRR Annex VI Table 2"', ""))
     assert only_issue(text) == (
         "plant.yaml:31 cbam.processes[0].source_streams[0].factors[0]: a default factor needs its "
-        "source (table and row), so it can be audited"
+        "source, so it can be audited"
     )
 
 
