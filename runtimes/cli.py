@@ -1453,6 +1453,11 @@ def report_cbam_command(
                 f"[yellow]warning[/yellow] {good.name} ({good.cn_code}): {', '.join(names)} empty: {why}",
                 soft_wrap=True,
             )
+    for figures in result.periods[0].goods.values():
+        if figures.transfer_excess:
+            _err.print(
+                f"[yellow]warning[/yellow] internal transfer: {figures.transfer_excess}", soft_wrap=True
+            )
     zone = ZoneInfo(cbam_spec.timezone)
     for process in result.completeness.values():
         _err.print(f"data: {describe_completeness(process, zone)}", soft_wrap=True)

@@ -177,12 +177,18 @@ class PrecursorSpec:
 
 @dataclass(frozen=True)
 class PrecursorUse:
-    """One precursor of a good: purchased or made here, and how much per tonne or per year."""
+    """One precursor of a good: purchased or made here; how much per tonne, per year, or metered.
+
+    A metered precursor's mass is ``machine``'s count x ``t_per_unit`` over the period (the scale
+    where it enters the consuming process: a measured internal transfer).
+    """
 
     kind: str  # "purchased" or "good"
     ref: str
     mass_t_per_t: float | None
     mass_t_by_year: Mapping[int, float]
+    machine: str | None = None
+    t_per_unit: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -222,7 +228,8 @@ class CbamSpec:
     def machines(self) -> frozenset[str]:
         """Every machine whose windows the ledger keeps: the processes' and the source streams'."""
         own = {m for p in self.processes.values() for m in p.machines}
-        return frozenset(own | {s.machine for s in self.streams.values()})
+        metered = {u.machine for g in self.goods.values() for u in g.precursors if u.machine is not None}
+        return frozenset(own | metered | {s.machine for s in self.streams.values()})
 
     def stream_machines(self, process: str) -> tuple[str, ...]:
         """The machines whose windows give the activity of ``process``'s source streams."""
@@ -328,6 +335,10 @@ def build_cbam_spec(plant: PlantModel) -> CbamSpec | None:
                 use.purchased or use.good or "",
                 use.mass_t_per_t,
                 dict(use.mass_t_by_year),
+                None if use.metered is None else use.metered.machine,
+                0.0
+                if use.metered is None
+                else (0.001 if use.metered.weighed else (use.metered.mass_kg_per_piece or 0.0) / 1000),
             )
             for use in good.precursors
         )
@@ -522,6 +533,27 @@ class GoodFigures:
     default_indirect: float | None = 0.0
     default_indirect_counted: float | None = 0.0
     reasons: dict[str, str] = field(default_factory=dict)
+    transferred_t: float = 0.0
+    """Consumed as a precursor by other goods of the installation (an internal transfer)."""
+
+    @property
+    def sold_t(self) -> float:
+        """Made and not consumed here: sold, or put into stock (negative when more was consumed)."""
+        return self.activity_t - self.transferred_t
+
+    @property
+    def transfer_excess(self) -> str | None:
+        """Why the transfers do not add up: more consumed here than made, or ``None``.
+
+        Stock made in an earlier period can explain it; the report says so, it does not refuse.
+        """
+        if self.transferred_t <= self.activity_t * (1 + 1e-9) + 1e-9:
+            return None
+        return (
+            f"the installation consumed {self.transferred_t:.3f} t of good {self.id!r} but made "
+            f"{self.activity_t:.3f} t in the period: a consumption meter, the output meter or stock "
+            "from an earlier period explains the difference"
+        )
 
     @property
     def see_total(self) -> float | None:
@@ -702,9 +734,17 @@ def period_figures(
         )
         annual = (year_activity or {}).get(gid, activity)
         for use in good.precursors:
-            figures.precursors.append(_precursor(spec, good, use, activity, annual, year, goods))
+            metered = (
+                None if use.machine is None else totals_of(totals, use.machine).good_count * use.t_per_unit
+            )
+            figures.precursors.append(_precursor(spec, good, use, activity, annual, year, goods, metered))
         _see(spec, good, figures)
         goods[gid] = figures
+    # Internal transfers: what the installation's other goods consumed of each good made here.
+    for figures in goods.values():
+        for pre in figures.precursors:
+            if pre.kind == "good":
+                goods[pre.ref].transferred_t += pre.mass_t
     return PeriodFigures(label, start, end, processes, goods)
 
 
@@ -720,8 +760,11 @@ def _precursor(
     annual_activity: float,
     year: int,
     goods: Mapping[str, GoodFigures],
+    metered: float | None = None,
 ) -> PrecursorFigures:
-    if use.mass_t_per_t is not None:
+    if metered is not None:
+        mass = metered
+    elif use.mass_t_per_t is not None:
         mass = use.mass_t_per_t * activity
     else:
         year_mass = use.mass_t_by_year.get(year, 0.0)

@@ -692,6 +692,9 @@ def _period_dict(spec: CbamSpec, figures: PeriodFigures) -> dict[str, Any]:
                 "output_machine": spec.goods[gid].output_machine,
                 "t_per_unit": spec.goods[gid].t_per_unit,
                 "activity_t": g.activity_t,
+                "transferred_t": g.transferred_t,
+                "sold_t": g.sold_t,
+                "transfer_check": g.transfer_excess or "consumed here no more than made",
                 "attributed_direct_t": g.attributed_direct_t,
                 "attributed_indirect_t": g.attributed_indirect_t,
                 "electricity_mwh": g.electricity_mwh,
@@ -701,6 +704,7 @@ def _period_dict(spec: CbamSpec, figures: PeriodFigures) -> dict[str, Any]:
                         "ref": p.ref,
                         "cn_code": p.cn_code,
                         "mass_t": p.mass_t,
+                        "mass_basis": _mass_basis(spec, gid, i),
                         "see_direct": p.see_direct,
                         "see_indirect": p.see_indirect,
                         "see_indirect_counted": p.see_indirect_counted,
@@ -712,7 +716,7 @@ def _period_dict(spec: CbamSpec, figures: PeriodFigures) -> dict[str, Any]:
                         "embedded_indirect_t": p.embedded_indirect_t,
                         "embedded_indirect_counted_t": p.embedded_indirect_counted_t,
                     }
-                    for p in g.precursors
+                    for i, p in enumerate(g.precursors)
                 ],
                 "see_direct": g.see_direct,
                 "see_indirect": g.see_indirect,
@@ -729,6 +733,13 @@ def _period_dict(spec: CbamSpec, figures: PeriodFigures) -> dict[str, Any]:
             for gid, g in figures.goods.items()
         },
     }
+
+
+def _mass_basis(spec: CbamSpec, gid: str, index: int) -> str:
+    use = spec.goods[gid].precursors[index]
+    if use.machine is not None:
+        return f"metered on machine {use.machine!r}"
+    return "per tonne of good" if use.mass_t_per_t is not None else "declared per year"
 
 
 def build_operator_report(

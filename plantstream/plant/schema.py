@@ -955,13 +955,17 @@ class GoodPrecursor(_Strict):
     mass_t_by_year: dict[Integer, Annotated[Number, Field(ge=0)]] = Field(
         default_factory=dict, description="M_i: t consumed in the year, incl. spill and scrap"
     )
+    metered: StreamActivity | None = Field(
+        default=None, description="M_i measured: the scale (or counter) where it enters the process"
+    )
 
     @model_validator(mode="after")
     def _one_each(self) -> GoodPrecursor:
         if (self.purchased is None) == (self.good is None):
             raise ValueError("give exactly one of purchased and good")
-        if (self.mass_t_per_t is None) == (not self.mass_t_by_year):
-            raise ValueError("give exactly one of mass_t_per_t and mass_t_by_year")
+        given = [self.mass_t_per_t is not None, bool(self.mass_t_by_year), self.metered is not None]
+        if sum(given) != 1:
+            raise ValueError("give exactly one of mass_t_per_t, mass_t_by_year and metered")
         return self
 
 
@@ -1360,6 +1364,10 @@ def _cross_check_cbam(plant: PlantModel, cbam: Cbam) -> list[tuple[tuple[str | i
                 )
         for i, pre in enumerate(good.precursors):
             ppath = (*path, "precursors", i)
+            if pre.metered is not None:
+                issues.extend(
+                    _counting_machine(pre.metered.machine, machines, (*ppath, "metered", "machine"))
+                )
             if pre.purchased is not None and pre.purchased not in purchased:
                 issues.append(((*ppath, "purchased"), f"unknown purchased precursor {pre.purchased!r}"))
             if pre.good is not None:
@@ -1398,6 +1406,18 @@ def _cross_check_cbam(plant: PlantModel, cbam: Cbam) -> list[tuple[tuple[str | i
                 (("cbam", "goods", g, "precursors"), f"good {good.id!r} is its own precursor (a cycle)")
             )
     return issues
+
+
+def _counting_machine(
+    mid: str, machines: dict[str, tuple[Site, Machine]], path: tuple[str | int, ...]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """A machine whose counter gives a mass: it exists and has a good or total count."""
+    if mid not in machines:
+        return [(path, f"machine {mid!r} does not exist (known: {', '.join(sorted(machines))})")]
+    machine = machines[mid][1]
+    if machine.signal_of(Role.GOOD_COUNT) is None and machine.signal_of(Role.TOTAL_COUNT) is None:
+        return [(path, f"machine {mid!r} has no good_count or total_count signal (a scale total or pieces)")]
+    return []
 
 
 def _source_streams(
