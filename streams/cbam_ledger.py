@@ -101,6 +101,8 @@ class ProcessSpec:
     shares: Mapping[str, float] = field(default_factory=dict)
     unmetered: tuple[str, ...] = ()
     """Machines without a power or energy signal: the process's electricity is then not known."""
+    route_description: str | None = None
+    """The route in the operator's words (``route`` is the template's code-list value)."""
 
     def share(self, machine: str) -> float:
         """The fraction of ``machine``'s Scope 1 and electricity attributed to this process."""
@@ -294,6 +296,7 @@ def build_cbam_spec(plant: PlantModel) -> CbamSpec | None:
             machines,
             {m.machine: m.share for m in p.shared_machines},
             tuple(m for m in machines if m not in metered),
+            p.route_description,
         )
     precursors = {}
     for index, item in enumerate(section.purchased_precursors):

@@ -776,6 +776,9 @@ def build_operator_report(
             "allocation": "a process's attributed emissions split among its goods by mass",
             "see": "2025/2547 Annex III B Eq. 59-60 per channel; cross-channel rule Annex I pt 3.1",
         },
+        "routes": {
+            pid: {"route": p.route, "description": p.route_description} for pid, p in spec.processes.items()
+        },
         "machine_totals": machine_totals,
         "periods": [_period_dict(spec, p) for p in periods],
         "factors": factors,

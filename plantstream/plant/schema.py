@@ -27,6 +27,7 @@ from pydantic import (
 
 from plantstream.plant.cbam_factors import PFC_SLOPE_DEFAULTS, STOICHIOMETRIC
 from plantstream.plant.cbam_parameters import check_parameter
+from plantstream.plant.cbam_routes import routes_of
 from plantstream.plant.cn_codes import cn_category, normalise_cn
 from plantstream.plant.numbers import Integer, Number, refuse_booleans
 
@@ -915,7 +916,10 @@ class CbamProcess(_Strict):
 
     id: Identifier
     name: str | None = None
-    route: str = Field(min_length=1, description="the production route, e.g. hot rolling, EAF")
+    route: str = Field(description="the production route, a value of the template's code list (docs/cbam.md)")
+    route_description: str | None = Field(
+        default=None, min_length=1, description="the route in the operator's words, for the operator report"
+    )
     machines: list[Identifier]
     shared_machines: list[SharedMachine] = Field(default_factory=list)
     source_streams: list[SourceStream] = Field(
@@ -923,6 +927,17 @@ class CbamProcess(_Strict):
         max_length=200,
         description="process materials, mass balances, N2O and PFCs beside the machines' fuel meters",
     )
+
+    @field_validator("route")
+    @classmethod
+    def _route_of_the_code_list(cls, value: str) -> str:
+        known = routes_of("")
+        if value not in known:
+            raise ValueError(
+                f"{value!r} is not a production route of the template's code list (one of: "
+                f"{'; '.join(known)}); describe the route in route_description"
+            )
+        return value
 
     @field_validator("machines")
     @classmethod
@@ -1337,8 +1352,19 @@ def _cross_check_cbam(plant: PlantModel, cbam: Cbam) -> list[tuple[tuple[str | i
     processes = {process.id for process in cbam.processes}
     goods = {good.id: good for good in cbam.goods}
     purchased = {item.id for item in cbam.purchased_precursors}
+    routes = {process.id: (p, process.route) for p, process in enumerate(cbam.processes)}
     for g, good in enumerate(cbam.goods):
         path = ("cbam", "goods", g)
+        if good.process in routes and good.category:
+            p, route = routes[good.process]
+            if route not in routes_of(good.category):
+                issues.append(
+                    (
+                        ("cbam", "processes", p, "route"),
+                        f"{route!r} is not a route of {good.category} (good {good.id!r}): one of "
+                        f"{'; '.join(routes_of(good.category))}",
+                    )
+                )
         if good.process not in processes:
             issues.append(
                 ((*path, "process"), f"unknown process {good.process!r} (known: {sorted(processes)})")

@@ -318,13 +318,13 @@ def test_bad_cbam_data_is_refused_with_file_line_and_key(tmp_path: Path) -> None
     result = plantstream("check", "-c", str(path))
     assert result.returncode == 2
     err = " ".join(result.stderr.split())
-    assert "steel.yaml:65 cbam.goods[0].cn_code: required key is missing" in err
-    assert "steel.yaml:83 cbam.purchased_precursors[0]: precursor 'hrc-kr' has neither an actual SEE" in err
+    assert "steel.yaml:66 cbam.goods[0].cn_code: required key is missing" in err
+    assert "steel.yaml:84 cbam.purchased_precursors[0]: precursor 'hrc-kr' has neither an actual SEE" in err
     # References are checked once the file is well formed.
     path.write_text(text.replace("machines: [furnace, mill]", "machines: [furnace, mill, press9]"))
     result = plantstream("check", "-c", str(path))
     assert result.returncode == 2
-    assert "steel.yaml:63 cbam.processes[0].machines[2]: machine 'press9' does not exist" in result.stderr
+    assert "steel.yaml:64 cbam.processes[0].machines[2]: machine 'press9' does not exist" in result.stderr
 
 
 def test_replay_into_a_ledger_needs_a_cbam_section(tmp_path: Path) -> None:

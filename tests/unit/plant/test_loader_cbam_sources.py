@@ -31,7 +31,7 @@ cbam:
   installation: {id: inst1, name: Example kiln, country: VN, unlocode: VNSGN}
   processes:
     - id: clinker
-      route: dry process kiln
+      route: All production routes
       machines: [kiln]
       source_streams:
         - id: raw-meal

@@ -47,8 +47,8 @@ cbam:
   installation: {id: inst1, name: Example, country: VN, unlocode: VNSGN}
   electricity: {factor_t_per_mwh: 0.5, source: "test factor"}
   processes:
-    - {id: finishing, route: tube welding, machines: [furnace, mill]}
-    - {id: clinker, route: dry kiln, machines: [kiln]}
+    - {id: finishing, route: All production routes, machines: [furnace, mill]}
+    - {id: clinker, route: All production routes, machines: [kiln]}
   goods:
     - id: tube
       cn_code: 7306 30 77
@@ -133,9 +133,9 @@ def with_a_coated_pipe(text: str) -> str:
     """``text`` with a second process, coating, whose coater (no electricity meter) makes pipe from tube."""
     return (
         text.replace(
-            "    - {id: clinker, route: dry kiln, machines: [kiln]}\n",
-            "    - {id: clinker, route: dry kiln, machines: [kiln]}\n"
-            "    - {id: coating, route: coating, machines: [coater]}\n",
+            "    - {id: clinker, route: All production routes, machines: [kiln]}\n",
+            "    - {id: clinker, route: All production routes, machines: [kiln]}\n"
+            "    - {id: coating, route: All production routes, machines: [coater]}\n",
         )
         .replace(
             "  purchased_precursors:\n",
@@ -265,12 +265,12 @@ def test_tv_cbam_1_defaults_marked_up_in_the_ledger(
 def test_a_shared_machine_contributes_its_share() -> None:
     # The furnace serves both processes: 60 % of its Scope 1 and electricity is the finishing's.
     text = PLANT.replace(
-        "    - {id: finishing, route: tube welding, machines: [furnace, mill]}\n",
-        "    - id: finishing\n      route: tube welding\n      machines: [mill]\n"
+        "    - {id: finishing, route: All production routes, machines: [furnace, mill]}\n",
+        "    - id: finishing\n      route: All production routes\n      machines: [mill]\n"
         "      shared_machines: [{machine: furnace, share: 0.6, basis: metered heat}]\n",
     ).replace(
-        "    - {id: clinker, route: dry kiln, machines: [kiln]}\n",
-        "    - id: clinker\n      route: dry kiln\n      machines: [kiln]\n"
+        "    - {id: clinker, route: All production routes, machines: [kiln]}\n",
+        "    - id: clinker\n      route: All production routes\n      machines: [kiln]\n"
         "      shared_machines: [{machine: furnace, share: 0.4, basis: metered heat}]\n",
     )
     totals = {

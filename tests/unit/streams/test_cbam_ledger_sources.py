@@ -33,7 +33,7 @@ cbam:
   electricity: {factor_t_per_mwh: 0.5, source: "test factor"}
   processes:
     - id: clinker
-      route: dry process kiln
+      route: All production routes
       machines: [kiln]
       source_streams:
         - id: raw-meal

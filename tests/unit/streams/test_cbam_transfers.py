@@ -31,8 +31,8 @@ cbam:
   installation: {id: inst1, name: Example, country: VN, unlocode: VNSGN}
   electricity: {factor_t_per_mwh: 0.5, source: "test factor"}
   processes:
-    - {id: melt, route: electric arc furnace, machines: [eaf]}
-    - {id: rolling, route: hot rolling, machines: [mill]}
+    - {id: melt, route: Electric arc furnace, machines: [eaf]}
+    - {id: rolling, route: All production routes, machines: [mill]}
   goods:
     - {id: billet, cn_code: 7207 11 14, process: melt, output: {machine: eaf, weighed: true}}
     - id: bar
