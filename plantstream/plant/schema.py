@@ -1352,19 +1352,9 @@ def _cross_check_cbam(plant: PlantModel, cbam: Cbam) -> list[tuple[tuple[str | i
     processes = {process.id for process in cbam.processes}
     goods = {good.id: good for good in cbam.goods}
     purchased = {item.id for item in cbam.purchased_precursors}
-    routes = {process.id: (p, process.route) for p, process in enumerate(cbam.processes)}
+    issues.extend(_route_issues(cbam))
     for g, good in enumerate(cbam.goods):
         path = ("cbam", "goods", g)
-        if good.process in routes and good.category:
-            p, route = routes[good.process]
-            if route not in routes_of(good.category):
-                issues.append(
-                    (
-                        ("cbam", "processes", p, "route"),
-                        f"{route!r} is not a route of {good.category} (good {good.id!r}): one of "
-                        f"{'; '.join(routes_of(good.category))}",
-                    )
-                )
         if good.process not in processes:
             issues.append(
                 ((*path, "process"), f"unknown process {good.process!r} (known: {sorted(processes)})")
@@ -1410,6 +1400,7 @@ def _cross_check_cbam(plant: PlantModel, cbam: Cbam) -> list[tuple[tuple[str | i
                         )
                     )
     issues.extend(_source_streams(cbam, machines, owner, site_id))
+    issues.extend(_stream_gases(cbam))
     for c, price in enumerate(cbam.carbon_prices_paid):
         for i, gid in enumerate(price.goods):
             if gid not in goods:
@@ -1431,6 +1422,51 @@ def _cross_check_cbam(plant: PlantModel, cbam: Cbam) -> list[tuple[tuple[str | i
             issues.append(
                 (("cbam", "goods", g, "precursors"), f"good {good.id!r} is its own precursor (a cycle)")
             )
+    return issues
+
+
+def _route_issues(cbam: Cbam) -> list[tuple[tuple[str | int, ...], str]]:
+    """Each process's route is one of the routes of its goods' sector (the template's code list)."""
+    issues: list[tuple[tuple[str | int, ...], str]] = []
+    routes = {process.id: (p, process.route) for p, process in enumerate(cbam.processes)}
+    for good in cbam.goods:
+        if good.process not in routes or not good.category:
+            continue
+        p, route = routes[good.process]
+        if route not in routes_of(good.category):
+            issues.append(
+                (
+                    ("cbam", "processes", p, "route"),
+                    f"{route!r} is not a route of {good.category} (good {good.id!r}): one of "
+                    f"{'; '.join(routes_of(good.category))}",
+                )
+            )
+    return issues
+
+
+# Annex I of Reg. 2023/956 lists the greenhouse gases of each good: CO2 for all, N2O for nitric
+# acid and the fertilisers made from it, PFCs for aluminium [CBAM-REG].
+_GAS_OF_METHOD = {"n2o_measured": ("N2O", "fertilisers"), "pfc_slope": ("PFCs", "aluminium")}
+
+
+def _stream_gases(cbam: Cbam) -> list[tuple[tuple[str | int, ...], str]]:
+    """A stream of N2O or PFCs only in a process of the goods Annex I lists that gas for."""
+    issues: list[tuple[tuple[str | int, ...], str]] = []
+    for p, process in enumerate(cbam.processes):
+        categories = {good.category for good in cbam.goods if good.process == process.id}
+        for s, stream in enumerate(process.source_streams):
+            if stream.method not in _GAS_OF_METHOD:
+                continue
+            gas, sector = _GAS_OF_METHOD[stream.method]
+            others = sorted(categories - {sector})
+            if others:
+                issues.append(
+                    (
+                        ("cbam", "processes", p, "source_streams", s, "method"),
+                        f"{gas} count only for {sector} goods (Annex I of Reg. 2023/956); process "
+                        f"{process.id!r} makes {', '.join(others)} goods",
+                    )
+                )
     return issues
 
 

@@ -223,11 +223,28 @@ def test_pfc_slope_with_an_unknown_cell_technology() -> None:
 
 def test_two_streams_with_one_id() -> None:
     stream = (
-        "        - id: raw-meal\n          method: n2o_measured\n"
+        "        - id: raw-meal\n          method: mass_balance\n"
         "          activity: {machine: meal-scale, weighed: true}\n"
+        "          factors: [{basis: default, carbon_content: 0.1, source: test}]\n"
     )
     text = edit(("  goods:\n", stream + "  goods:\n"))
     assert only_issue(text) == (
         "plant.yaml:38 cbam.processes[0].source_streams[1].id: source stream 'raw-meal' is already in "
         "process 'clinker'"
+    )
+
+
+def test_n2o_counts_only_for_fertilisers() -> None:
+    # The clinker kiln is a cement process: Annex I lists CO2 alone for cement.
+    text = edit(
+        (
+            "          method: standard\n          material: process_material\n",
+            "          method: n2o_measured\n",
+        ),
+        ("          factors:\n", "          factors_: \n"),
+    )
+    text = text.split("          factors_:")[0] + "  goods:" + text.split("  goods:")[1]
+    assert only_issue(text) == (
+        "plant.yaml:27 cbam.processes[0].source_streams[0].method: N2O count only for fertilisers goods "
+        "(Annex I of Reg. 2023/956); process 'clinker' makes cement goods"
     )
