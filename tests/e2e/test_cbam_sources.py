@@ -204,3 +204,13 @@ def test_nitric_acid_with_metered_n2o(base: Path) -> None:
     # Fertilisers are not Annex II goods: direct and indirect count.
     assert good["see_cbam"] == pytest.approx(round((direct + mwh * 0.465) / acid, 3), abs=0.001)
     assert summary["data_completeness"]["partial"] is True  # type: ignore[index]
+
+
+def test_check_lists_the_source_streams() -> None:
+    result = plantstream("check", "-c", str(ROOT / "examples" / "eaf-cbam.yaml"))
+    assert result.returncode == 0, result.stderr
+    out = " ".join(result.stdout.split())
+    assert (
+        "cbam source stream billets: process melt-shop, mass_balance (output), activity from machine eaf, "
+        "1 factor period(s)"
+    ) in out

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 
 from plantstream.plant import PlantError, parse_plant
+from plantstream.records import Point
+from runtimes.cbam import CbamLedger, write_report
 from streams.cbam_ledger import CbamSpec, MachineTotals, build_cbam_spec, period_figures
 
 PLANT = """\
@@ -107,3 +111,35 @@ def test_a_metered_precursor_needs_a_counting_machine() -> None:
         "plant.yaml:31 cbam.goods[1].precursors[0].metered.machine: machine 'mill-exit' does not exist "
         "(known: eaf, mill, mill-entry)"
     )
+
+
+def test_the_operator_report_shows_the_split_and_the_check(tmp_path: Path) -> None:
+    # Through the durable ledger and write_report: the metered machine's windows are kept, and
+    # the operator report (never the summary) shows made, transferred and sold per good.
+    plant = parse_plant(PLANT).model
+    built = spec()
+    ledger = CbamLedger(built, tmp_path / "state")
+    time = datetime(2026, 3, 2, 1, tzinfo=UTC)
+    tags = {"site": "s1", "line": "l1", "window": "1h"}
+
+    def oee(machine: str, kg: int) -> Point:
+        return Point(
+            measurement="oee", tags={**tags, "machine": machine}, fields={"good_count": kg}, time=time
+        )
+
+    ledger.write([oee("eaf", 1_000_000), oee("mill-entry", 600_000), oee("mill", 570_000)])
+    ledger.commit()
+    ledger.close()
+    write_report(plant, built, tmp_path / "state", 2026, tmp_path / "report", allow_partial=True)
+    report = json.loads((tmp_path / "report" / "operator-report.json").read_text())
+    goods = report["periods"][0]["goods"]
+    assert (goods["billet"]["activity_t"], goods["billet"]["transferred_t"], goods["billet"]["sold_t"]) == (
+        1000.0,
+        600.0,
+        400.0,
+    )
+    assert goods["billet"]["transfer_check"] == "consumed here no more than made"
+    assert goods["bar"]["precursors"][0]["mass_basis"] == "metered on machine 'mill-entry'"
+    summary = (tmp_path / "report" / "summary.json").read_text()
+    assert "transferred" not in summary
+    assert "sold" not in summary
