@@ -409,10 +409,9 @@ def write_report(
         totals = ledger.machine_totals(first, after)
         files: dict[str, str] = {}
         evidence: dict[str, Any] = {}
-        for pid, process in spec.processes.items():
+        for pid in spec.processes:
             on_step(f"evidence of process {pid}")
-            machines = (*process.machines, *spec.stream_machines(pid))
-            lines = list(ledger.store.evidence(machines, first, after))
+            lines = list(ledger.store.evidence(spec.evidence_machines(pid), first, after))
             name = f"evidence/{pid}-{year}.jsonl"
             files[name] = _write(out / name, "".join(line + "\n" for line in lines).encode())
             evidence[f"process:{pid}:{year}"] = {

@@ -237,6 +237,21 @@ class CbamSpec:
         """The machines whose windows give the activity of ``process``'s source streams."""
         return tuple(sorted({s.machine for s in self.streams.values() if s.process == process}))
 
+    def evidence_machines(self, process: str) -> tuple[str, ...]:
+        """Every machine whose windows a figure of ``process`` rests on.
+
+        Its own, its source streams' and the scales of its goods' metered precursors.
+        """
+        metered = {
+            u.machine
+            for g in self.goods.values()
+            if g.process == process
+            for u in g.precursors
+            if u.machine is not None
+        }
+        own = self.processes[process].machines
+        return (*own, *sorted((set(self.stream_machines(process)) | metered) - set(own)))
+
     def good_order(self) -> list[str]:
         """Goods with own-made precursors after those precursors (the plant file has no cycles)."""
         done: list[str] = []

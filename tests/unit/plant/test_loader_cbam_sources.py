@@ -248,3 +248,20 @@ def test_n2o_counts_only_for_fertilisers() -> None:
         "plant.yaml:27 cbam.processes[0].source_streams[0].method: N2O count only for fertilisers goods "
         "(Annex I of Reg. 2023/956); process 'clinker' makes cement goods"
     )
+
+
+def test_an_absurd_carbon_content_is_refused() -> None:
+    text = edit(
+        ("method: standard\n          material: process_material", "method: mass_balance"),
+        (
+            'composition: {CaCO3: 0.78, MgCO3: 0.02}, source: "MRR Annex VI Table 2"',
+            "carbon_content: 3, source: x",
+        ),
+        ("              composition: {CaCO3: 0.80}\n", "              carbon_content: 0.1\n"),
+    )
+    assert "factors[0].carbon_content: must be <= 1" in only_issue(text)
+
+
+def test_a_misspelt_factor_key_is_refused() -> None:
+    text = edit(("composition: {CaCO3: 0.80}", "compositon: {CaCO3: 0.80}"))
+    assert "factors[1].compositon: " in only_issue(text)

@@ -140,6 +140,9 @@ def test_the_operator_report_shows_the_split_and_the_check(tmp_path: Path) -> No
     )
     assert goods["billet"]["transfer_check"] == "consumed here no more than made"
     assert goods["bar"]["precursors"][0]["mass_basis"] == "metered on machine 'mill-entry'"
+    # The entry scale's windows are evidence of the rolling process, beside the mill's.
+    rolling = (tmp_path / "report" / "evidence" / "rolling-2026.jsonl").read_text()
+    assert '"machine":"mill-entry"' in rolling
     summary = (tmp_path / "report" / "summary.json").read_text()
     assert "transferred" not in summary
     assert "sold" not in summary
