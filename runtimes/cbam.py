@@ -362,6 +362,18 @@ def _refuse_legacy_windows(ledger: CbamLedger, year: int) -> None:
         )
 
 
+def _refuse_negative_emissions(year: PeriodFigures) -> None:
+    for pid, process in year.processes.items():
+        if process.direct_t < 0:
+            # A mass balance whose outputs carry more carbon than its inputs: a carbon content
+            # or a meter is wrong, and a negative figure must not be signed.
+            raise ValueError(
+                f"process {pid!r}: direct emissions of {year.label} are {process.direct_t:.3f} t, below "
+                "zero: its mass balance has more carbon out than in; check the streams' carbon "
+                "contents and meters (operator report: not written)"
+            )
+
+
 def write_report(
     plant: PlantModel,
     spec: CbamSpec,
@@ -405,6 +417,7 @@ def write_report(
             )
         data_statement = completeness_statement(completeness, threshold, allow_partial)
         periods = ledger.periods(year)
+        _refuse_negative_emissions(periods[0])
         first, after = date(year, 1, 1), date(year + 1, 1, 1)
         totals = ledger.machine_totals(first, after)
         files: dict[str, str] = {}

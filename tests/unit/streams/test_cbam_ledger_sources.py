@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date
+import re
+from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 
 from plantstream.plant import parse_plant
+from plantstream.records import Point
+from runtimes.cbam import CbamLedger, write_report
 from streams.cbam_ledger import CbamSpec, MachineTotals, build_cbam_spec, daily_points, period_figures
 
 PLANT = """\
@@ -115,3 +119,49 @@ def test_daily_points_carry_the_streams_emissions() -> None:
     [june, july] = daily_points(spec(), [(JUNE_30, DAY), (JULY_1, DAY)], {})
     assert june.fields["attributed_direct_t"] == pytest.approx(50 + 353.64, rel=1e-12)
     assert july.fields["attributed_direct_t"] == pytest.approx(50 + 352.0, rel=1e-12)
+
+
+def test_a_mass_balance_below_zero_is_not_signed(tmp_path: Path) -> None:
+    # 100 t in at 1 % C = 1 t C, 650 t of clinker out at 5 % C = 32.5 t C:
+    # (1 - 32.5) x 44.01 / 12.011 = -115.420 t CO2.
+    text = PLANT.replace(
+        """          method: standard
+          material: process_material
+          activity: {machine: meal-scale, weighed: true}
+          factors:
+            - {basis: default, composition: {CaCO3: 0.78, MgCO3: 0.02}, source: "MRR Annex VI Table 2"}
+            - from: 2026-07-01
+              basis: laboratory
+              composition: {CaCO3: 0.80}
+              laboratory: Example Lab
+              analysed: 2026-06-20
+              standard: EN 196-2
+""",
+        """          method: mass_balance
+          activity: {machine: meal-scale, weighed: true}
+          factors: [{basis: default, carbon_content: 0.01, source: test}]
+        - id: clinker-out
+          method: mass_balance
+          direction: output
+          activity: {machine: kiln, weighed: true}
+          factors: [{basis: default, carbon_content: 0.05, source: test}]
+""",
+    )
+    plant = parse_plant(text).model
+    built = build_cbam_spec(plant)
+    assert built is not None
+    ledger = CbamLedger(built, tmp_path / "state")
+    tags = {"site": "s1", "line": "l1", "window": "1h"}
+    time = datetime(2026, 3, 2, 1, tzinfo=UTC)
+    ledger.write(
+        [
+            Point(measurement="oee", tags={**tags, "machine": m}, fields={"good_count": kg}, time=time)
+            for m, kg in (("meal-scale", 100_000), ("kiln", 650_000))
+        ]
+    )
+    ledger.commit()
+    ledger.close()
+    message = "process 'clinker': direct emissions of 2026 are -115.420 t, below zero"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        write_report(plant, built, tmp_path / "state", 2026, tmp_path / "report", allow_partial=True)
+    assert not (tmp_path / "report").exists()
