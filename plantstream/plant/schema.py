@@ -846,19 +846,30 @@ class StreamFactors(_Strict):
 
 
 # What each method needs in its factors, and what it must not be given (a typo of a method).
+_PFC = ("slope_cf4", "c2f6_per_cf4", "anode_effect_minutes", "cell_technology")
 _METHOD_FACTORS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "fuel": (("emission_factor", "ncv_tj_per_t"), ("composition", "carbon_content", "cell_technology")),
+    "fuel": (
+        ("emission_factor", "ncv_tj_per_t"),
+        ("composition", "conversion_factor", "carbon_content", *_PFC),
+    ),
     "process_material": (
         ("emission_factor|composition",),
-        ("ncv_tj_per_t", "carbon_content", "cell_technology"),
+        ("ncv_tj_per_t", "oxidation_factor", "carbon_content", *_PFC),
     ),
     "mass_balance": (
         ("carbon_content",),
-        ("emission_factor", "composition", "ncv_tj_per_t", "cell_technology"),
+        ("emission_factor", "composition", "ncv_tj_per_t", "oxidation_factor", "conversion_factor", *_PFC),
     ),
     "pfc_slope": (
         ("anode_effect_minutes", "slope_cf4|cell_technology", "c2f6_per_cf4|cell_technology"),
-        ("emission_factor", "composition", "ncv_tj_per_t", "carbon_content"),
+        (
+            "emission_factor",
+            "composition",
+            "ncv_tj_per_t",
+            "oxidation_factor",
+            "conversion_factor",
+            "carbon_content",
+        ),
     ),
 }
 
@@ -895,7 +906,8 @@ class SourceStream(_Strict):
         key = self.material if self.method == "standard" else self.method
         needs, forbidden = _METHOD_FACTORS[key or ""]
         for i, factor in enumerate(self.factors):
-            given = factor.model_dump(exclude_none=True)
+            # What the entry says, defaults left out: an oxidation factor on a process material is a mistake.
+            given = {name for name in factor.model_fields_set if getattr(factor, name) is not None}
             for need in needs:
                 if not any(name in given for name in need.split("|")):
                     raise ValueError(f"factors[{i}] needs {' or '.join(need.split('|'))} for {key}")

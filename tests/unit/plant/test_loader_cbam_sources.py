@@ -265,3 +265,13 @@ def test_an_absurd_carbon_content_is_refused() -> None:
 def test_a_misspelt_factor_key_is_refused() -> None:
     text = edit(("composition: {CaCO3: 0.80}", "compositon: {CaCO3: 0.80}"))
     assert "factors[1].compositon: " in only_issue(text)
+
+
+def test_an_oxidation_factor_on_a_process_material_is_refused() -> None:
+    text = edit(
+        ("composition: {CaCO3: 0.80}", "composition: {CaCO3: 0.80}\n              oxidation_factor: 0.99")
+    )
+    assert only_issue(text) == (
+        "plant.yaml:26 cbam.processes[0].source_streams[0]: factors[1]: oxidation_factor does not apply "
+        "to process_material"
+    )
