@@ -12,8 +12,8 @@ and of the EU ETS monitoring regulation [IR-2025-2547; IR-2023-1773; MRR-2018-20
   (an EAF: scrap, pig iron, electrodes and charge coal in; steel, slag and dust out);
 - **N2O**, metered (a CEMS totaliser of N2O mass): ``CO2e = N2O x GWP_N2O`` (265);
 - **PFCs of primary aluminium, slope method**: ``CF4 = SEF_CF4 x AEM x Pr_Al`` (kg, with Pr_Al in
-  t), ``C2F6 = CF4 x F_C2F6/CF4``; ``CO2e = CF4 x 6630 + C2F6 x 11100`` [IPCC06-V3 section 4.4.2;
-  MRR-2018-2066 Annex IV section 8].
+  t), ``C2F6 = CF4 x F_C2F6``; ``CO2e = CF4 x 6630 + C2F6 x 11100`` [IR-2025-2547 Annex II B.7.1
+  Eq. 21-22 and B.7.3 Eq. 26; IPCC06-V3 section 4.4.2].
 
 Emissions are in t of each gas; :attr:`StreamEmissions.co2e_t` adds them with the GWPs CBAM names.
 Factors are valid from a date on (a laboratory analysis per period): :func:`factor_on` picks the
@@ -124,9 +124,9 @@ def mass_balance_co2(activity_t: float, carbon_content: float, *, output: bool) 
 def pfc_slope(
     aluminium_t: float, slope_cf4: float, minutes: float, c2f6_per_cf4: float
 ) -> tuple[float, float]:
-    """(CF4, C2F6) in t by the slope method [IPCC06-V3 section 4.4.2; MRR-2018-2066 Annex IV s. 8].
+    """(CF4, C2F6) in t by the slope method [IR-2025-2547 Annex II B.7.1 Eq. 21-22].
 
-    ``CF4 [kg] = SEF_CF4 x AEM x Pr_Al [t]``; ``C2F6 = CF4 x F_C2F6/CF4``.
+    ``CF4 [t] = AEM x (SEF_CF4 / 1000) x Pr_Al``; ``C2F6 = CF4 x F_C2F6``.
     """
     cf4 = slope_cf4 * minutes * aluminium_t / 1000
     return cf4, cf4 * c2f6_per_cf4

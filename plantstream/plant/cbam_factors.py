@@ -13,13 +13,18 @@ docs/references.md:
 - **Oxides** (method B, output method): t CO2 per t of CaO or MgO in the product that came from
   carbonates, ``M(CO2) / M(oxide)``: CaO 0.785, MgO 1.092 [MRR-2018-2066 Annex VI section 2,
   Table 3], the same stoichiometry as the carbonates (44.01 / 56.08 and 44.01 / 40.30).
-- **PFCs by the slope method**: the slope coefficient ``SEF_CF4`` (kg CF4 per t Al per anode-effect
-  minute per cell-day) and the weight fraction ``F_C2F6/CF4`` per cell technology [IPCC06-V3
-  Table 4.16; MRR-2018-2066 Annex IV section 8]. **Verify** against the published tables: they
-  were not in a stored copy we could read.
+- **PFCs by the slope method**: the slope emission factor ``SEF_CF4`` (kg CF4 per t Al per
+  anode-effect minute per cell-day) and the weight fraction ``F_C2F6`` (t C2F6 per t CF4) per
+  cell technology: IR 2025/2547 Annex II point B.7.1, Table 2, the minimum requirement
+  [IR-2025-2547]. Those are not the IPCC 2006 Tier 2 defaults (SWPB, VSS and HSS differ); the
+  regulation's are shipped. For modern point-fed prebake cells without automated anode-effect
+  intervention (PFPB MW) the table gives no value: the operator measures, or uses CWPB's.
 - **GWPs** of the gases CBAM counts beside CO2 (Annex I of Reg. 2023/956: N2O for nitric acid and
-  fertilisers, PFCs for aluminium): N2O 265, CF4 6 630, C2F6 11 100, the AR5 values the MRR's
-  Annex VI section 3 Table 6 names [IPCC-GWP; MRR-2018-2066]. **Verify** the Table against the OJ.
+  fertilisers, PFCs for aluminium): N2O 265, CF4 6 630, C2F6 11 100 (AR5), IR 2025/2547 Annex II
+  point G, Table 6, as the MRR's Annex VI Table 6 [IR-2025-2547; MRR-2018-2066; IPCC-GWP].
+
+The IR 2025/2547 tables were read in a verbatim extract of the Official Journal text kept in a
+third party's public repository; **verify** them against EUR-Lex before release.
 """
 
 from __future__ import annotations
@@ -53,16 +58,18 @@ CO2_PER_C = 44.01 / 12.011
 """t CO2 per t C: the molar masses of CO2 and C [IR-2025-2547 Annex II B; MRR-2018-2066 Art. 25]."""
 
 PFC_SLOPE_DEFAULTS: dict[str, tuple[float, float]] = {
+    "PFPB_L": (0.122, 0.097),
+    "PFPB_M": (0.104, 0.057),
     "CWPB": (0.143, 0.121),
-    "SWPB": (0.272, 0.252),
-    "VSS": (0.092, 0.053),
-    "HSS": (0.099, 0.085),
+    "SWPB": (0.233, 0.280),
+    "VSS": (0.058, 0.086),
+    "HSS": (0.165, 0.077),
 }
-"""Cell technology -> (SEF_CF4 in (kg CF4/t Al)/(AE-min/cell-day), F_C2F6/CF4 in kg/kg).
+"""Cell technology -> (SEF_CF4 in (kg CF4/t Al)/(AE-min/cell-day), F_C2F6 in t C2F6/t CF4).
 
-Centre-worked and side-worked prebake, vertical- and horizontal-stud Soederberg [IPCC06-V3
-Table 4.16; verify].
+Legacy and modern point-feed prebake, centre-worked and side-worked prebake, vertical- and
+horizontal-stud Soederberg [IR-2025-2547 Annex II B.7.1 Table 2].
 """
 
 GWP_CBAM: dict[str, float] = {"N2O": 265.0, "CF4": 6630.0, "C2F6": 11100.0}
-"""GWP-100 of the non-CO2 gases CBAM counts (AR5) [IPCC-GWP; MRR-2018-2066 Annex VI Table 6]."""
+"""GWP-100 of the non-CO2 gases CBAM counts (AR5) [IR-2025-2547 Annex II G Table 6; IPCC-GWP]."""

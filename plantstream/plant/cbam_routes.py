@@ -1,10 +1,11 @@
 """The production routes of the CBAM communication template's code list, per goods sector.
 
 A process's ``route`` is one of these values, not free text, so an importer's tool can read it
-[CBAM-TPL c_CodeLists; IR-2023-1773 Annex II section 3, which names the routes per aggregated
-goods category]. The template offers "Other production routes" and "Unknown production routes"
-beside the named ones. The list is the transitional-period template's, read in public copies of
-its code list; **verify** it against the definitive-period template before release.
+[CBAM-TPL c_CodeLists; IR-2025-2547 Annex I points 3.13-3.17 and IR-2023-1773 Annex II section 3,
+which name the routes per aggregated goods category]. The template offers "Other production
+routes" and "Unknown production routes" beside the named ones. The list is the transitional-period
+template's, read in public copies of its code list; **verify** it against the definitive-period
+template before release.
 
 The check is per sector (the CN code's Annex I category), not per aggregated goods category: a
 crude-steel process may not name a cement route, but the loader does not tell crude steel from

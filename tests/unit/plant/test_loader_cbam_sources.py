@@ -217,7 +217,7 @@ def test_pfc_slope_with_an_unknown_cell_technology() -> None:
     )
     assert only_issue(text) == (
         "plant.yaml:30 cbam.processes[0].source_streams[0].factors[0].cell_technology: unknown cell "
-        "technology 'PFPB' (known: CWPB, SWPB, VSS, HSS)"
+        "technology 'PFPB' (known: PFPB_L, PFPB_M, CWPB, SWPB, VSS, HSS)"
     )
 
 
