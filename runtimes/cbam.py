@@ -93,7 +93,7 @@ SIGNATURE_FILE = "summary.sig"
 MANIFEST_FILE = "manifest.json"
 SUMMARY_FILE = "summary.json"
 _SIGNING_CONTEXT = b"plantstream-cbam-summary-signature/1\n"
-_FIELD_OF = {"oee": "good_count", "energy": "kwh", "carbon": "scope1_kg"}
+_FIELD_OF = {"oee": "good_count", "energy": "kwh", "carbon": "co2_kg"}
 _ONE_US = timedelta(microseconds=1)
 
 
@@ -165,8 +165,18 @@ class CbamLedger:
     def periods(self, year: int) -> list[PeriodFigures]:
         """The figures of the year, its quarters and its months."""
         annual = self.year_activity(year)
+        # Source streams meet the factors of each day (laboratory values per period).
+        per_day = self.day_totals(date(year, 1, 1), date(year + 1, 1, 1)) if self.spec.streams else {}
         return [
-            period_figures(self.spec, label, first, after, self.machine_totals(first, after), annual)
+            period_figures(
+                self.spec,
+                label,
+                first,
+                after,
+                self.machine_totals(first, after),
+                annual,
+                days=[(d, t) for d, t in sorted(per_day.items()) if first <= d < after],
+            )
             for label, first, after in periods_of_year(year)
         ]
 
@@ -341,6 +351,29 @@ def describe_completeness(result: ProcessCompleteness, zone: ZoneInfo, gaps: int
     return text
 
 
+def _refuse_legacy_windows(ledger: CbamLedger, year: int) -> None:
+    legacy = ledger.store.legacy_windows(date(year, 1, 1), date(year + 1, 1, 1))
+    if legacy:
+        # Their CO2e is not the CBAM figure, and summing it with CO2 windows would mix the two.
+        raise ValueError(
+            f"the ledger holds {legacy} carbon window(s) of {year} written before the CO2 of "
+            "fuels was kept apart from the Scope 1 CO2e: replay the year's readings with "
+            "--state-dir again (the same windows replace them)"
+        )
+
+
+def _refuse_negative_emissions(year: PeriodFigures) -> None:
+    for pid, process in year.processes.items():
+        if process.direct_t < 0:
+            # A mass balance whose outputs carry more carbon than its inputs: a carbon content
+            # or a meter is wrong, and a negative figure must not be signed.
+            raise ValueError(
+                f"process {pid!r}: direct emissions of {year.label} are {process.direct_t:.3f} t, below "
+                "zero: its mass balance has more carbon out than in; check the streams' carbon "
+                "contents and meters (operator report: not written)"
+            )
+
+
 def write_report(
     plant: PlantModel,
     spec: CbamSpec,
@@ -372,6 +405,7 @@ def write_report(
     ledger = CbamLedger(spec, state_dir)
     try:
         on_step("reading the ledger")
+        _refuse_legacy_windows(ledger, year)
         completeness = year_completeness(plant, spec, ledger, year)
         under = [c for c in completeness.values() if not c.meets(threshold)]
         if under and not allow_partial:
@@ -383,13 +417,14 @@ def write_report(
             )
         data_statement = completeness_statement(completeness, threshold, allow_partial)
         periods = ledger.periods(year)
+        _refuse_negative_emissions(periods[0])
         first, after = date(year, 1, 1), date(year + 1, 1, 1)
         totals = ledger.machine_totals(first, after)
         files: dict[str, str] = {}
         evidence: dict[str, Any] = {}
-        for pid, process in spec.processes.items():
+        for pid in spec.processes:
             on_step(f"evidence of process {pid}")
-            lines = list(ledger.store.evidence(process.machines, first, after))
+            lines = list(ledger.store.evidence(spec.evidence_machines(pid), first, after))
             name = f"evidence/{pid}-{year}.jsonl"
             files[name] = _write(out / name, "".join(line + "\n" for line in lines).encode())
             evidence[f"process:{pid}:{year}"] = {

@@ -172,6 +172,13 @@ def check(plant_path: Path) -> None:
             f"{len(cbam_spec.precursors)} purchased precursor(s); electricity {el.t_per_mwh} t/MWh "
             f"({el.basis}, {el.country})"
         )
+        for stream in cbam_spec.streams.values():
+            kind = {"standard": stream.material, "mass_balance": stream.direction}.get(stream.method)
+            console.print(
+                f"cbam source stream {stream.id}: process {stream.process}, {stream.method}"
+                + (f" ({kind})" if kind else "")
+                + f", activity from machine {stream.machine}, {len(stream.factors)} factor period(s)"
+            )
     p = model.production
     console.print(
         f"production: {p.oee_method.value}, window {p.window_s} s, micro-stops <= {p.micro_stop_max_s:g} s, "
@@ -1452,6 +1459,11 @@ def report_cbam_command(
             _err.print(
                 f"[yellow]warning[/yellow] {good.name} ({good.cn_code}): {', '.join(names)} empty: {why}",
                 soft_wrap=True,
+            )
+    for figures in result.periods[0].goods.values():
+        if figures.transfer_excess:
+            _err.print(
+                f"[yellow]warning[/yellow] internal transfer: {figures.transfer_excess}", soft_wrap=True
             )
     zone = ZoneInfo(cbam_spec.timezone)
     for process in result.completeness.values():

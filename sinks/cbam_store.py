@@ -1,10 +1,11 @@
 """The CBAM ledger's durable part: the closed machine windows behind every CBAM figure, in SQLite.
 
 Kept in ``<state-dir>/cbam-ledger.sqlite``. One row per window point identity (measurement, tags,
-time) of the ledger's machines: ``oee`` (good pieces), ``energy`` (kWh) and ``carbon`` (Scope 1
-kg CO2e) tumbling windows; shift windows and roll-ups repeat those sums and are not kept. A
-corrected window (same identity, ``revision`` + 1) replaces its row, so corrections never add up,
-and a window written again after a restart with the same revision changes nothing. Each row keeps
+time) of the ledger's machines: ``oee`` (good pieces), ``energy`` (kWh) and ``carbon`` (the CO2
+of the fuels, kg: CBAM counts CO2, not the CO2e of combustion's CH4 and N2O) tumbling windows;
+shift windows and roll-ups repeat those sums and are not kept. A corrected window (same
+identity, ``revision`` + 1) replaces its row, so corrections never add up, and a window written
+again after a restart with the same revision changes nothing. Each row keeps
 the value the ledger uses, the SHA-256 of the point's JSON line (the link to the raw point
 archive, kept small: a row is about 200 bytes) and the installation's local day.
 
@@ -33,7 +34,7 @@ __all__ = ["LEDGER_FIELDS", "LEDGER_FILE", "CbamStore", "MachineDayRow"]
 LEDGER_FILE = "cbam-ledger.sqlite"
 """The store's file name in the state directory."""
 
-LEDGER_FIELDS = {"oee": "good_count", "energy": "kwh", "carbon": "scope1_co2e_kg"}
+LEDGER_FIELDS = {"oee": "good_count", "energy": "kwh", "carbon": "scope1_co2_kg"}
 """Measurement -> the field the ledger takes from it (docs/points.md)."""
 
 _ONE_US = timedelta(microseconds=1)
@@ -52,17 +53,18 @@ CREATE TABLE IF NOT EXISTS windows (
     value REAL NOT NULL,
     sha256 TEXT NOT NULL,
     covered REAL,
+    field TEXT,
     PRIMARY KEY (measurement, tags, time_us)
 );
 CREATE INDEX IF NOT EXISTS windows_by_day ON windows (day, machine);
 """
 
 _UPSERT = """
-INSERT INTO windows (measurement, tags, time_us, machine, day, revision, value, sha256, covered)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO windows (measurement, tags, time_us, machine, day, revision, value, sha256, covered, field)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (measurement, tags, time_us) DO UPDATE SET
     revision = excluded.revision, value = excluded.value, sha256 = excluded.sha256, day = excluded.day,
-    covered = excluded.covered
+    covered = excluded.covered, field = excluded.field
 WHERE excluded.revision >= windows.revision
 """
 
@@ -89,6 +91,10 @@ class CbamStore:
         if "covered" not in columns:
             # A ledger written before coverage was kept: its windows show no data until replayed.
             self._db.execute("ALTER TABLE windows ADD COLUMN covered REAL")
+        if "field" not in columns:
+            # A ledger written before CO2 was kept apart: its carbon rows hold the CO2e
+            # until a replay writes the same windows again; reports refuse them meanwhile.
+            self._db.execute("ALTER TABLE windows ADD COLUMN field TEXT")
         self._db.commit()
         self.rows_written = 0
 
@@ -132,6 +138,7 @@ class CbamStore:
                     float(value),
                     hashlib.sha256(point.to_json().encode()).hexdigest(),
                     covered,
+                    name,
                 )
             )
         if rows:
@@ -157,6 +164,19 @@ class CbamStore:
             (first.isoformat(), after.isoformat()),
         )
         return [(str(d), str(m), str(k), float(v), int(n)) for d, m, k, v, n in cursor]
+
+    def legacy_windows(self, first: date, after: date) -> int:
+        """How many ``carbon`` windows in ``[first, after)`` hold the Scope 1 CO2e, not the CO2.
+
+        They were written before the ledger took the CO2 alone (``scope1_co2_kg``); the CO2e is
+        not the CBAM figure. Replaying the same windows replaces them.
+        """
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM windows WHERE measurement = 'carbon' AND (field IS NULL OR field != ?) "
+            "AND day >= ? AND day < ?",
+            (LEDGER_FIELDS["carbon"], first.isoformat(), after.isoformat()),
+        ).fetchone()
+        return int(row[0])
 
     def covered_windows(self, machine: str, first: date, after: date) -> Iterator[int]:
         """Starts (µs since the epoch) of ``machine``'s energy windows in ``[first, after)`` with data.

@@ -6,9 +6,11 @@ machine totals into the ledger's figures [IR-2025-2547; IR-2025-2621; IR-2026-17
 
 - **activity level** ``AL_g`` (t): the good pieces of the good's output machine x mass per piece,
   or a weigh-scale total in kg;
-- **attributed direct emissions** of a production process: the Scope 1 CO2e (``carbon`` points,
-  fuels x NCV x EF x OF) of its machines; of its goods, split by mass when a process makes several
-  (one SEE for the process's aggregated goods, as the template's process-level attribution does);
+- **attributed direct emissions** of a production process: the CO2 of its machines' fuels
+  (``carbon`` points' ``scope1_co2_kg``, fuels x NCV x EF_CO2 x OF; not the Scope 1 CO2e, which
+  adds combustion's CH4 and N2O that CBAM does not count); of its goods, split by mass when a
+  process makes several (one SEE for the process's aggregated goods, as the template's
+  process-level attribution does);
 - **electricity** (MWh) of the process's machines and **attributed indirect emissions**
   ``E_el x EF_el`` with the CBAM electricity factor (Commission default or documented actual);
 - **precursors**: purchased (actual-and-verified, or default with the year's mark-up) and goods
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from plantstream.plant.cbam_factors import PFC_SLOPE_DEFAULTS
 from plantstream.plant.schema import (
     CarbonPricePaid,
     Cbam,
@@ -37,9 +40,12 @@ from plantstream.plant.schema import (
     DefaultValue,
     PlantModel,
     Role,
+    SourceStream,
+    StreamFactors,
 )
 from plantstream.records import Point
-from streams import cbam
+from streams import cbam, cbam_sources
+from streams.cbam_sources import StreamEmissions, StreamFactor
 from streams.config import ConfigProblem
 
 __all__ = [
@@ -53,10 +59,14 @@ __all__ = [
     "PrecursorSpec",
     "ProcessFigures",
     "ProcessSpec",
+    "SourceStreamSpec",
+    "StreamFigures",
     "build_cbam_spec",
     "daily_points",
     "period_figures",
     "periods_of_year",
+    "stream_figures",
+    "totals_of",
 ]
 
 Path = tuple[str | int, ...]
@@ -91,10 +101,43 @@ class ProcessSpec:
     shares: Mapping[str, float] = field(default_factory=dict)
     unmetered: tuple[str, ...] = ()
     """Machines without a power or energy signal: the process's electricity is then not known."""
+    route_description: str | None = None
+    """The route in the operator's words (``route`` is the template's code-list value)."""
 
     def share(self, machine: str) -> float:
         """The fraction of ``machine``'s Scope 1 and electricity attributed to this process."""
         return self.shares.get(machine, 1.0)
+
+
+@dataclass(frozen=True)
+class SourceStreamSpec:
+    """A source stream of a process, resolved: its method, where its activity comes from, factors."""
+
+    id: str
+    name: str
+    process: str
+    method: str
+    material: str | None
+    direction: str
+    machine: str
+    t_per_unit: float
+    factors: tuple[StreamFactor, ...]
+    provenance: tuple[dict[str, object], ...] = ()
+    """The factors as the plant file gives them (basis, source or laboratory), for the factor table."""
+
+    def emissions(self, activity_t: float, day: date) -> StreamEmissions:
+        """The emissions of ``activity_t`` with the factors valid on ``day``."""
+        return cbam_sources.stream_emissions(
+            self.method,
+            activity_t,
+            cbam_sources.factor_on(self.factors, day),
+            fuel=self.material == "fuel",
+            output=self.direction == "output",
+        )
+
+    def changes_within(self, start: date, end: date) -> bool:
+        """True when another factor takes over after ``start`` and before ``end``."""
+        return any(f.valid_from is not None and start < f.valid_from < end for f in self.factors)
 
 
 @dataclass(frozen=True)
@@ -136,12 +179,18 @@ class PrecursorSpec:
 
 @dataclass(frozen=True)
 class PrecursorUse:
-    """One precursor of a good: purchased or made here, and how much per tonne or per year."""
+    """One precursor of a good: purchased or made here; how much per tonne, per year, or metered.
+
+    A metered precursor's mass is ``machine``'s count x ``t_per_unit`` over the period (the scale
+    where it enters the consuming process: a measured internal transfer).
+    """
 
     kind: str  # "purchased" or "good"
     ref: str
     mass_t_per_t: float | None
     mass_t_by_year: Mapping[int, float]
+    machine: str | None = None
+    t_per_unit: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -175,11 +224,33 @@ class CbamSpec:
     precursors: dict[str, PrecursorSpec]
     verifications: tuple[CbamVerification, ...] = ()
     carbon_prices_paid: tuple[CarbonPricePaid, ...] = ()
+    streams: dict[str, SourceStreamSpec] = field(default_factory=dict)
 
     @property
     def machines(self) -> frozenset[str]:
-        """Every machine whose windows the ledger keeps."""
-        return frozenset(m for p in self.processes.values() for m in p.machines)
+        """Every machine whose windows the ledger keeps: the processes' and the source streams'."""
+        own = {m for p in self.processes.values() for m in p.machines}
+        metered = {u.machine for g in self.goods.values() for u in g.precursors if u.machine is not None}
+        return frozenset(own | metered | {s.machine for s in self.streams.values()})
+
+    def stream_machines(self, process: str) -> tuple[str, ...]:
+        """The machines whose windows give the activity of ``process``'s source streams."""
+        return tuple(sorted({s.machine for s in self.streams.values() if s.process == process}))
+
+    def evidence_machines(self, process: str) -> tuple[str, ...]:
+        """Every machine whose windows a figure of ``process`` rests on.
+
+        Its own, its source streams' and the scales of its goods' metered precursors.
+        """
+        metered = {
+            u.machine
+            for g in self.goods.values()
+            if g.process == process
+            for u in g.precursors
+            if u.machine is not None
+        }
+        own = self.processes[process].machines
+        return (*own, *sorted((set(self.stream_machines(process)) | metered) - set(own)))
 
     def good_order(self) -> list[str]:
         """Goods with own-made precursors after those precursors (the plant file has no cycles)."""
@@ -240,6 +311,7 @@ def build_cbam_spec(plant: PlantModel) -> CbamSpec | None:
             machines,
             {m.machine: m.share for m in p.shared_machines},
             tuple(m for m in machines if m not in metered),
+            p.route_description,
         )
     precursors = {}
     for index, item in enumerate(section.purchased_precursors):
@@ -281,6 +353,10 @@ def build_cbam_spec(plant: PlantModel) -> CbamSpec | None:
                 use.purchased or use.good or "",
                 use.mass_t_per_t,
                 dict(use.mass_t_by_year),
+                None if use.metered is None else use.metered.machine,
+                0.0
+                if use.metered is None
+                else (0.001 if use.metered.weighed else (use.metered.mass_kg_per_piece or 0.0) / 1000),
             )
             for use in good.precursors
         )
@@ -296,6 +372,9 @@ def build_cbam_spec(plant: PlantModel) -> CbamSpec | None:
             precursors=uses,
             qualifying_parameters=tuple(good.qualifying_parameters.items()),
         )
+    streams = {
+        stream.id: _stream_spec(p.id, stream) for p in section.processes for stream in p.source_streams
+    }
     if problems:
         raise ConfigProblem(problems)
     return CbamSpec(
@@ -309,6 +388,47 @@ def build_cbam_spec(plant: PlantModel) -> CbamSpec | None:
         precursors=precursors,
         verifications=tuple(section.verifications),
         carbon_prices_paid=tuple(section.carbon_prices_paid),
+        streams=streams,
+    )
+
+
+def _stream_factor(given: StreamFactors) -> StreamFactor:
+    """A factor entry of the plant file as the calculator takes it (composition and defaults resolved)."""
+    ef = given.emission_factor
+    if given.composition is not None:
+        ef = cbam_sources.composition_factor(given.composition)
+    slope, ratio = given.slope_cf4, given.c2f6_per_cf4
+    if given.cell_technology is not None:
+        default_slope, default_ratio = PFC_SLOPE_DEFAULTS[given.cell_technology]
+        slope = default_slope if slope is None else slope
+        ratio = default_ratio if ratio is None else ratio
+    return StreamFactor(
+        valid_from=given.valid_from,
+        basis=given.basis,
+        emission_factor=ef,
+        ncv_tj_per_t=given.ncv_tj_per_t,
+        oxidation_factor=given.oxidation_factor,
+        conversion_factor=given.conversion_factor,
+        carbon_content=given.carbon_content,
+        slope_cf4=slope,
+        c2f6_per_cf4=ratio,
+        anode_effect_minutes=given.anode_effect_minutes,
+    )
+
+
+def _stream_spec(process: str, stream: SourceStream) -> SourceStreamSpec:
+    activity = stream.activity
+    return SourceStreamSpec(
+        id=stream.id,
+        name=stream.name or stream.id,
+        process=process,
+        method=stream.method,
+        material=stream.material,
+        direction=stream.direction,
+        machine=activity.machine,
+        t_per_unit=0.001 if activity.weighed else (activity.mass_kg_per_piece or 0.0) / 1000,
+        factors=tuple(_stream_factor(f) for f in stream.factors),
+        provenance=tuple(f.model_dump(mode="json", by_alias=True, exclude_none=True) for f in stream.factors),
     )
 
 
@@ -321,20 +441,22 @@ def build_cbam_spec(plant: PlantModel) -> CbamSpec | None:
 class MachineTotals:
     """Sums of a machine's closed windows over some days (from the durable store).
 
-    ``good_count`` from ``oee`` points, ``kwh`` from ``energy`` points, ``scope1_kg`` from
-    ``carbon`` points; ``windows`` counts the window points behind them (evidence).
+    ``good_count`` from ``oee`` points, ``kwh`` from ``energy`` points, ``co2_kg`` from ``carbon``
+    points (``scope1_co2_kg``: the CO2 of the fuels alone, not the Scope 1 CO2e, because CBAM
+    counts CO2 and, for some goods, N2O or PFCs, not the CH4 and N2O of combustion: Annex I of
+    Reg. 2023/956, IR 2025/2547 Annex II B); ``windows`` counts the window points behind them.
     """
 
     good_count: float = 0.0
     kwh: float = 0.0
-    scope1_kg: float = 0.0
+    co2_kg: float = 0.0
     windows: int = 0
 
     def add(self, other: MachineTotals) -> None:
         """Sum ``other`` into these totals."""
         self.good_count += other.good_count
         self.kwh += other.kwh
-        self.scope1_kg += other.scope1_kg
+        self.co2_kg += other.co2_kg
         self.windows += other.windows
 
 
@@ -344,11 +466,22 @@ class MachineTotals:
 
 
 @dataclass
+class StreamFigures:
+    """A source stream over a period: its activity data (t) and emissions per gas."""
+
+    id: str
+    activity_t: float
+    emissions: StreamEmissions
+
+
+@dataclass
 class ProcessFigures:
     """Attributed emissions and electricity of one production process over a period.
 
-    ``electricity_mwh`` and ``indirect_t`` are ``None`` when a machine of the process has no
-    electricity meter (the consumption is not known, and is not taken as zero).
+    ``direct_t`` (t CO2e) is the CO2 of its machines' fuel meters (``fuel_co2_t``) plus its
+    source streams' emissions (CO2, and N2O or PFCs by their GWPs). ``electricity_mwh`` and
+    ``indirect_t`` are ``None`` when a machine of the process has no electricity meter (the
+    consumption is not known, and is not taken as zero).
     """
 
     id: str
@@ -357,6 +490,8 @@ class ProcessFigures:
     indirect_t: float | None
     activity_t: float
     windows: int
+    fuel_co2_t: float = 0.0
+    streams: dict[str, StreamFigures] = field(default_factory=dict)
 
 
 @dataclass
@@ -416,6 +551,27 @@ class GoodFigures:
     default_indirect: float | None = 0.0
     default_indirect_counted: float | None = 0.0
     reasons: dict[str, str] = field(default_factory=dict)
+    transferred_t: float = 0.0
+    """Consumed as a precursor by other goods of the installation (an internal transfer)."""
+
+    @property
+    def sold_t(self) -> float:
+        """Made and not consumed here: sold, or put into stock (negative when more was consumed)."""
+        return self.activity_t - self.transferred_t
+
+    @property
+    def transfer_excess(self) -> str | None:
+        """Why the transfers do not add up: more consumed here than made, or ``None``.
+
+        Stock made in an earlier period can explain it; the report says so, it does not refuse.
+        """
+        if self.transferred_t <= self.activity_t * (1 + 1e-9) + 1e-9:
+            return None
+        return (
+            f"the installation consumed {self.transferred_t:.3f} t of good {self.id!r} but made "
+            f"{self.activity_t:.3f} t in the period: a consumption meter, the output meter or stock "
+            "from an earlier period explains the difference"
+        )
 
     @property
     def see_total(self) -> float | None:
@@ -482,7 +638,51 @@ def periods_of_year(year: int) -> list[tuple[str, date, date]]:
     return out
 
 
-def _process_figures(spec: CbamSpec, totals: Mapping[str, MachineTotals]) -> dict[str, ProcessFigures]:
+def stream_figures(
+    spec: CbamSpec,
+    start: date,
+    end: date,
+    totals: Mapping[str, MachineTotals],
+    days: Iterable[tuple[date, Mapping[str, MachineTotals]]] | None = None,
+) -> dict[str, StreamFigures]:
+    """Every source stream's activity and emissions over ``[start, end)``.
+
+    With ``days`` (the machine totals of each day) each day's activity meets the factors valid
+    that day; without, the period's totals meet those valid on ``start``, which needs no factor
+    to change within the period.
+
+    Raises:
+        ValueError: ``days`` is missing and a stream's factors change within the period.
+    """
+    out = {sid: StreamFigures(sid, 0.0, StreamEmissions()) for sid in spec.streams}
+    if days is None:
+        for sid, stream in spec.streams.items():
+            if stream.changes_within(start, end):
+                raise ValueError(
+                    f"the factors of source stream {sid!r} change within {start}..{end}: give days"
+                )
+        days = [(start, totals)]
+    for day, day_totals in days:
+        for sid, stream in spec.streams.items():
+            activity = totals_of(day_totals, stream.machine).good_count * stream.t_per_unit
+            if activity:
+                figures = out[sid]
+                figures.activity_t += activity
+                figures.emissions = figures.emissions + stream.emissions(activity, day)
+    return out
+
+
+def totals_of(totals: Mapping[str, MachineTotals], machine: str) -> MachineTotals:
+    """``machine``'s totals, empty when it had no window."""
+    return totals.get(machine, _NO_TOTALS)
+
+
+_NO_TOTALS = MachineTotals()
+
+
+def _process_figures(
+    spec: CbamSpec, totals: Mapping[str, MachineTotals], streams: Mapping[str, StreamFigures]
+) -> dict[str, ProcessFigures]:
     factor = spec.electricity.t_per_mwh
     out = {}
     for pid, process in spec.processes.items():
@@ -492,7 +692,7 @@ def _process_figures(spec: CbamSpec, totals: Mapping[str, MachineTotals]) -> dic
             share = process.share(mid)
             summed.add(
                 MachineTotals(
-                    machine.good_count, machine.kwh * share, machine.scope1_kg * share, machine.windows
+                    machine.good_count, machine.kwh * share, machine.co2_kg * share, machine.windows
                 )
             )
         activity = sum(
@@ -503,7 +703,10 @@ def _process_figures(spec: CbamSpec, totals: Mapping[str, MachineTotals]) -> dic
         # A machine without an electricity meter makes the process's consumption unknown, not 0.
         mwh = None if process.unmetered else summed.kwh / 1000
         indirect = None if mwh is None else mwh * factor
-        out[pid] = ProcessFigures(pid, summed.scope1_kg / 1000, mwh, indirect, activity, summed.windows)
+        own = {sid: f for sid, f in streams.items() if spec.streams[sid].process == pid}
+        fuel_co2_t = summed.co2_kg / 1000
+        direct = fuel_co2_t + sum(f.emissions.co2e_t for f in own.values())
+        out[pid] = ProcessFigures(pid, direct, mwh, indirect, activity, summed.windows, fuel_co2_t, own)
     return out
 
 
@@ -514,6 +717,7 @@ def period_figures(
     end: date,
     totals: Mapping[str, MachineTotals],
     year_activity: Mapping[str, float] | None = None,
+    days: Iterable[tuple[date, Mapping[str, MachineTotals]]] | None = None,
 ) -> PeriodFigures:
     """The ledger's figures for one period from the machines' totals over it.
 
@@ -526,9 +730,11 @@ def period_figures(
         year_activity: good id -> activity of the whole year, to turn a precursor's
             ``mass_t_by_year`` into a ratio for a shorter period; the period's own activity if
             not given.
+        days: the machine totals of each day of the period, so that each source stream's
+            activity meets the factors valid that day (see :func:`stream_figures`).
     """
     year = start.year
-    processes = _process_figures(spec, totals)
+    processes = _process_figures(spec, totals, stream_figures(spec, start, end, totals, days))
     goods: dict[str, GoodFigures] = {}
     for gid in spec.good_order():
         good = spec.goods[gid]
@@ -546,9 +752,17 @@ def period_figures(
         )
         annual = (year_activity or {}).get(gid, activity)
         for use in good.precursors:
-            figures.precursors.append(_precursor(spec, good, use, activity, annual, year, goods))
+            metered = (
+                None if use.machine is None else totals_of(totals, use.machine).good_count * use.t_per_unit
+            )
+            figures.precursors.append(_precursor(spec, good, use, activity, annual, year, goods, metered))
         _see(spec, good, figures)
         goods[gid] = figures
+    # Internal transfers: what the installation's other goods consumed of each good made here.
+    for figures in goods.values():
+        for pre in figures.precursors:
+            if pre.kind == "good":
+                goods[pre.ref].transferred_t += pre.mass_t
     return PeriodFigures(label, start, end, processes, goods)
 
 
@@ -564,8 +778,11 @@ def _precursor(
     annual_activity: float,
     year: int,
     goods: Mapping[str, GoodFigures],
+    metered: float | None = None,
 ) -> PrecursorFigures:
-    if use.mass_t_per_t is not None:
+    if metered is not None:
+        mass = metered
+    elif use.mass_t_per_t is not None:
         mass = use.mass_t_per_t * activity
     else:
         year_mass = use.mass_t_by_year.get(year, 0.0)

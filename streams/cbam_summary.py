@@ -14,11 +14,13 @@ Rounding: SEE and emission figures to 3 decimals, half-up, as the default-value 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict
 from datetime import date, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from plantstream.plant.cbam_factors import GWP_CBAM
 from plantstream.plant.cbam_parameters import QUALIFYING_PARAMETERS
 from streams import cbam
 from streams.cbam_completeness import NOT_MEASURED, ProcessCompleteness
@@ -620,6 +622,21 @@ def factor_table(spec: CbamSpec, year: int, fuels: dict[str, Any]) -> dict[str, 
             "year": el.year,
         },
         "scope1": fuels,
+        "source_streams": {
+            sid: {
+                "process": stream.process,
+                "method": stream.method,
+                "material": stream.material,
+                "direction": stream.direction,
+                "activity": {"machine": stream.machine, "t_per_unit": stream.t_per_unit},
+                "factors": [
+                    {**given, "resolved": asdict(used)}
+                    for given, used in zip(stream.provenance, stream.factors, strict=True)
+                ],
+            }
+            for sid, stream in spec.streams.items()
+        },
+        "gwp_cbam": {**GWP_CBAM, "source": "AR5, IR 2018/2066 Annex VI Table 6"},
         "precursors": {
             pid: {
                 "cn_code": p.cn_code,
@@ -647,6 +664,19 @@ def _period_dict(spec: CbamSpec, figures: PeriodFigures) -> dict[str, Any]:
             pid: {
                 "machine_shares": {m: spec.processes[pid].share(m) for m in spec.processes[pid].machines},
                 "attributed_direct_t": p.direct_t,
+                "fuel_meters_co2_t": p.fuel_co2_t,
+                "source_streams": {
+                    sid: {
+                        "method": spec.streams[sid].method,
+                        "activity_t": f.activity_t,
+                        "co2_t": f.emissions.co2_t,
+                        "n2o_t": f.emissions.n2o_t,
+                        "cf4_t": f.emissions.cf4_t,
+                        "c2f6_t": f.emissions.c2f6_t,
+                        "co2e_t": f.emissions.co2e_t,
+                    }
+                    for sid, f in p.streams.items()
+                },
                 "electricity_mwh": p.electricity_mwh,
                 "attributed_indirect_t": p.indirect_t,
                 "machines_without_electricity_meter": list(spec.processes[pid].unmetered),
@@ -662,6 +692,9 @@ def _period_dict(spec: CbamSpec, figures: PeriodFigures) -> dict[str, Any]:
                 "output_machine": spec.goods[gid].output_machine,
                 "t_per_unit": spec.goods[gid].t_per_unit,
                 "activity_t": g.activity_t,
+                "transferred_t": g.transferred_t,
+                "sold_t": g.sold_t,
+                "transfer_check": g.transfer_excess or "consumed here no more than made",
                 "attributed_direct_t": g.attributed_direct_t,
                 "attributed_indirect_t": g.attributed_indirect_t,
                 "electricity_mwh": g.electricity_mwh,
@@ -671,6 +704,7 @@ def _period_dict(spec: CbamSpec, figures: PeriodFigures) -> dict[str, Any]:
                         "ref": p.ref,
                         "cn_code": p.cn_code,
                         "mass_t": p.mass_t,
+                        "mass_basis": _mass_basis(spec, gid, i),
                         "see_direct": p.see_direct,
                         "see_indirect": p.see_indirect,
                         "see_indirect_counted": p.see_indirect_counted,
@@ -682,7 +716,7 @@ def _period_dict(spec: CbamSpec, figures: PeriodFigures) -> dict[str, Any]:
                         "embedded_indirect_t": p.embedded_indirect_t,
                         "embedded_indirect_counted_t": p.embedded_indirect_counted_t,
                     }
-                    for p in g.precursors
+                    for i, p in enumerate(g.precursors)
                 ],
                 "see_direct": g.see_direct,
                 "see_indirect": g.see_indirect,
@@ -701,6 +735,13 @@ def _period_dict(spec: CbamSpec, figures: PeriodFigures) -> dict[str, Any]:
     }
 
 
+def _mass_basis(spec: CbamSpec, gid: str, index: int) -> str:
+    use = spec.goods[gid].precursors[index]
+    if use.machine is not None:
+        return f"metered on machine {use.machine!r}"
+    return "per tonne of good" if use.mass_t_per_t is not None else "declared per year"
+
+
 def build_operator_report(
     spec: CbamSpec,
     periods: list[PeriodFigures],
@@ -713,7 +754,7 @@ def build_operator_report(
     Args:
         spec: the resolved ``cbam`` section.
         periods: the year first, then its quarters and months.
-        machine_totals: machine id -> the year's totals (good pieces, kWh, Scope 1 kg, windows).
+        machine_totals: machine id -> the year's totals (good pieces, kWh, CO2 kg, windows).
         factors: the factor table (see :func:`factor_table`).
         evidence: figure -> the evidence sets (file, SHA-256) behind it.
     """
@@ -724,12 +765,19 @@ def build_operator_report(
         "timezone": spec.timezone,
         "method": {
             "activity": "good pieces of the output machine x mass per piece, or a weigh-scale total (kg)",
-            "direct": "Scope 1 CO2e of the process's machines: fuel x NCV x EF x OF, CH4/N2O by GWP",
+            "direct": "CO2 of the fuels of the process's machines: fuel x NCV x EF_CO2 x OF (not the "
+            "Scope 1 CO2e: CBAM does not count the CH4 and N2O of combustion), plus the process's "
+            "source streams: standard method AD x EF x CF (fuels AD x NCV x EF x OF), mass balance "
+            "44.01/12.011 x sum(AD x CC) with outputs negative, metered N2O x 265, PFCs by the slope "
+            "method (CF4 x 6630 + C2F6 x 11100); factors valid on each day",
             "indirect": "electricity of the process's machines (MWh) x the CBAM electricity factor, for "
             "every good (whole figure); counted under Art. 7(1) for non-Annex II goods only, with the "
             "cross-channel rule for precursors (2025/2547 Annex I pt 3.1)",
             "allocation": "a process's attributed emissions split among its goods by mass",
             "see": "2025/2547 Annex III B Eq. 59-60 per channel; cross-channel rule Annex I pt 3.1",
+        },
+        "routes": {
+            pid: {"route": p.route, "description": p.route_description} for pid, p in spec.processes.items()
         },
         "machine_totals": machine_totals,
         "periods": [_period_dict(spec, p) for p in periods],

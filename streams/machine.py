@@ -105,7 +105,10 @@ class WindowResult:
     """A closed window of one machine: OEE elements, energy and emissions.
 
     ``kind`` is ``window`` (tumbling) or ``shift``. Emissions are in kg CO2e; ``scope2_market_kg``
-    is ``None`` where no market-based instruments are configured.
+    is ``None`` where no market-based instruments are configured. ``scope1_co2_kg`` is the CO2
+    alone of the same fuels (``AD x EF_CO2 x OF``): CBAM counts CO2, not the CH4 and N2O of
+    combustion that ``scope1_kg`` adds by the GWP set (IR 2025/2547 Annex II B, Annex I of
+    Reg. 2023/956).
     """
 
     kind: str
@@ -119,6 +122,7 @@ class WindowResult:
     scope1_kg: float = 0.0
     scope2_location_kg: float = 0.0
     scope2_market_kg: float | None = None
+    scope1_co2_kg: float = 0.0
 
     def copy(self) -> WindowResult:
         """An independent copy."""
@@ -134,6 +138,7 @@ class WindowResult:
             self.scope1_kg,
             self.scope2_location_kg,
             self.scope2_market_kg,
+            self.scope1_co2_kg,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -167,6 +172,7 @@ class WindowResult:
         self.scope2_location_kg += other.scope2_location_kg
         if other.scope2_market_kg is not None:
             self.scope2_market_kg = (self.scope2_market_kg or 0.0) + other.scope2_market_kg
+        self.scope1_co2_kg += other.scope1_co2_kg
 
 
 _RESULT_FIELDS = tuple(f.name for f in fields(WindowResult) if f.name != "elements")
@@ -1100,7 +1106,9 @@ class MachineCalc:
             fuel = self.spec.fuels[name]
             tj = carbon.fuel_energy_tj(amount, fuel.unit, fuel.fuel, ncv_mj_per_nm3=fuel.ncv_mj_per_nm3)
             result.fuel_tj += tj
-            result.scope1_kg += carbon.scope1_emissions(tj, fuel.fuel, spec.gwp).co2e_kg
+            emissions = carbon.scope1_emissions(tj, fuel.fuel, spec.gwp)
+            result.scope1_kg += emissions.co2e_kg
+            result.scope1_co2_kg += emissions.co2_kg
 
 
 def _number(value: Any) -> float:

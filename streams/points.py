@@ -114,6 +114,7 @@ class WindowPoints:
             fields = {
                 "co2e_kg": total,
                 "scope1_co2e_kg": result.scope1_kg,
+                "scope1_co2_kg": result.scope1_co2_kg,
                 "scope2_location_kg": result.scope2_location_kg,
                 "grid_factor_t_per_mwh": self.carbon.grid.t_per_mwh,
             }

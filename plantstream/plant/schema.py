@@ -25,7 +25,9 @@ from pydantic import (
     model_validator,
 )
 
+from plantstream.plant.cbam_factors import PFC_SLOPE_DEFAULTS, STOICHIOMETRIC
 from plantstream.plant.cbam_parameters import check_parameter
+from plantstream.plant.cbam_routes import routes_of
 from plantstream.plant.cn_codes import cn_category, normalise_cn
 from plantstream.plant.numbers import Integer, Number, refuse_booleans
 from plantstream.plant.reasons import ReasonTree
@@ -786,14 +788,194 @@ class SharedMachine(_Strict):
     basis: str = Field(min_length=1, description="how the share was determined (metered heat, hours, ...)")
 
 
+class StreamActivity(_Strict):
+    """Where a source stream's activity data (t) comes from: a machine's pieces, or a scale total."""
+
+    machine: Identifier
+    mass_kg_per_piece: Number | None = Field(default=None, gt=0)
+    weighed: bool = Field(default=False, description="the machine's good_count is a weigh-scale total in kg")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> StreamActivity:
+        if (self.mass_kg_per_piece is None) == (not self.weighed):
+            raise ValueError("give mass_kg_per_piece, or weighed: true for a weigh-scale total in kg")
+        return self
+
+
+_Fraction = Annotated[Number, Field(ge=0, le=1)]
+
+
+class StreamFactors(_Strict):
+    """A source stream's calculation factors, valid from ``from`` (the first: from the start).
+
+    A default value names its ``source``; an operator-specific one (a laboratory analysis) names
+    the ``laboratory``, the date the sample was ``analysed`` and the analysis ``standard``
+    [IR-2025-2547 Annex II; MRR-2018-2066 Art. 32-35]; a ``measured`` one (an operating figure
+    such as the anode-effect minutes from the pot-line control system) names its ``source``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    valid_from: date | None = Field(default=None, alias="from", description="first day these apply")
+    basis: Literal["default", "laboratory", "measured"]
+    source: str | None = Field(
+        default=None, min_length=1, description="where a default or measured value comes from"
+    )
+    laboratory: str | None = Field(default=None, min_length=1)
+    analysed: date | None = Field(default=None, description="date of the laboratory analysis")
+    standard: str | None = Field(default=None, min_length=1, description="analysis standard, e.g. EN 196-2")
+    emission_factor: Number | None = Field(
+        default=None, ge=0, le=1000, description="t CO2/t of a process material, t CO2/TJ of a fuel"
+    )
+    composition: dict[str, _Fraction] | None = Field(
+        default=None, description="mass fractions of carbonates (input method) or oxides (output method)"
+    )
+    ncv_tj_per_t: Number | None = Field(default=None, gt=0, le=0.1, description="a fuel's NCV, TJ/t")
+    oxidation_factor: Number = Field(default=1.0, gt=0, le=1)
+    conversion_factor: Number = Field(default=1.0, gt=0, le=1)
+    carbon_content: Number | None = Field(default=None, ge=0, le=1, description="t C per t (mass balance)")
+    cell_technology: str | None = Field(default=None, description="CWPB, SWPB, VSS or HSS: the PFC defaults")
+    slope_cf4: Number | None = Field(default=None, gt=0, le=10, description="(kg CF4/t Al)/(AE-min/cell-day)")
+    c2f6_per_cf4: Number | None = Field(default=None, ge=0, le=1, description="kg C2F6 per kg CF4")
+    anode_effect_minutes: Number | None = Field(
+        default=None, ge=0, le=1000, description="anode-effect minutes per cell-day, over the period"
+    )
+
+    @field_validator("composition")
+    @classmethod
+    def _known_compounds(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is None:
+            return value
+        unknown = sorted(set(value) - set(STOICHIOMETRIC))
+        if unknown:
+            raise ValueError(f"unknown compound(s) {unknown} (known: {', '.join(STOICHIOMETRIC)})")
+        if sum(value.values()) > 1 + 1e-9:
+            raise ValueError(f"the mass fractions add up to {sum(value.values()):g}, more than 1")
+        return value
+
+    @field_validator("cell_technology")
+    @classmethod
+    def _known_technology(cls, value: str | None) -> str | None:
+        if value is not None and value not in PFC_SLOPE_DEFAULTS:
+            raise ValueError(f"unknown cell technology {value!r} (known: {', '.join(PFC_SLOPE_DEFAULTS)})")
+        return value
+
+    @model_validator(mode="after")
+    def _provenance(self) -> StreamFactors:
+        if self.basis in ("default", "measured") and self.source is None:
+            raise ValueError(f"a {self.basis} factor needs its source, so it can be audited")
+        if self.basis == "laboratory" and None in (self.laboratory, self.analysed, self.standard):
+            raise ValueError("a laboratory factor needs laboratory, analysed (its date) and standard")
+        if self.emission_factor is not None and self.composition is not None:
+            raise ValueError("give emission_factor or composition, not both")
+        return self
+
+
+# What each method needs in its factors, and what it must not be given (a typo of a method).
+_PFC = ("slope_cf4", "c2f6_per_cf4", "anode_effect_minutes", "cell_technology")
+_METHOD_FACTORS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "fuel": (
+        ("emission_factor", "ncv_tj_per_t"),
+        ("composition", "conversion_factor", "carbon_content", *_PFC),
+    ),
+    "process_material": (
+        ("emission_factor|composition",),
+        ("ncv_tj_per_t", "oxidation_factor", "carbon_content", *_PFC),
+    ),
+    "mass_balance": (
+        ("carbon_content",),
+        ("emission_factor", "composition", "ncv_tj_per_t", "oxidation_factor", "conversion_factor", *_PFC),
+    ),
+    "pfc_slope": (
+        ("anode_effect_minutes", "slope_cf4|cell_technology", "c2f6_per_cf4|cell_technology"),
+        (
+            "emission_factor",
+            "composition",
+            "ncv_tj_per_t",
+            "oxidation_factor",
+            "conversion_factor",
+            "carbon_content",
+        ),
+    ),
+}
+
+
+class SourceStream(_Strict):
+    """A source stream of a process [IR-2025-2547 Annex II B]: its method, activity and factors."""
+
+    id: Identifier
+    name: str | None = None
+    method: Literal["standard", "mass_balance", "n2o_measured", "pfc_slope"]
+    material: Literal["fuel", "process_material"] | None = Field(
+        default=None, description="standard method: a fuel (NCV, OF) or a process material (CF)"
+    )
+    direction: Literal["input", "output"] = Field(
+        default="input", description="mass balance: carbon in, or out (product, slag, dust)"
+    )
+    activity: StreamActivity
+    factors: list[StreamFactors] = Field(default_factory=list, max_length=400)
+
+    @model_validator(mode="after")
+    def _method_needs(self) -> SourceStream:
+        if self.method == "standard" and self.material is None:
+            raise ValueError("the standard method needs material: fuel or process_material")
+        if self.method != "standard" and self.material is not None:
+            raise ValueError(f"material applies to the standard method, not to {self.method}")
+        if self.method != "mass_balance" and self.direction != "input":
+            raise ValueError("direction applies to the mass balance method only")
+        if self.method == "n2o_measured":
+            if self.factors:
+                raise ValueError("metered N2O needs no factors (its GWP is the regulation's)")
+            return self
+        if not self.factors:
+            raise ValueError(f"the {self.method} method needs factors (one entry at least)")
+        key = self.material if self.method == "standard" else self.method
+        needs, forbidden = _METHOD_FACTORS[key or ""]
+        for i, factor in enumerate(self.factors):
+            # What the entry says, defaults left out: an oxidation factor on a process material is a mistake.
+            given = {name for name in factor.model_fields_set if getattr(factor, name) is not None}
+            for need in needs:
+                if not any(name in given for name in need.split("|")):
+                    raise ValueError(f"factors[{i}] needs {' or '.join(need.split('|'))} for {key}")
+            wrong = [name for name in forbidden if name in given]
+            if wrong:
+                raise ValueError(f"factors[{i}]: {', '.join(wrong)} does not apply to {key}")
+            if i == 0 and factor.valid_from is not None:
+                raise ValueError("factors[0] applies from the start: leave out its from")
+            if i > 0:
+                previous = self.factors[i - 1].valid_from
+                if factor.valid_from is None or (previous is not None and factor.valid_from <= previous):
+                    raise ValueError(f"factors[{i}] needs a from date after the one before it")
+        return self
+
+
 class CbamProcess(_Strict):
     """A production process: its route and the machines whose emissions and electricity it owns."""
 
     id: Identifier
     name: str | None = None
-    route: str = Field(min_length=1, description="the production route, e.g. hot rolling, EAF")
+    route: str = Field(description="the production route, a value of the template's code list (docs/cbam.md)")
+    route_description: str | None = Field(
+        default=None, min_length=1, description="the route in the operator's words, for the operator report"
+    )
     machines: list[Identifier]
     shared_machines: list[SharedMachine] = Field(default_factory=list)
+    source_streams: list[SourceStream] = Field(
+        default_factory=list,
+        max_length=200,
+        description="process materials, mass balances, N2O and PFCs beside the machines' fuel meters",
+    )
+
+    @field_validator("route")
+    @classmethod
+    def _route_of_the_code_list(cls, value: str) -> str:
+        known = routes_of("")
+        if value not in known:
+            raise ValueError(
+                f"{value!r} is not a production route of the template's code list (one of: "
+                f"{'; '.join(known)}); describe the route in route_description"
+            )
+        return value
 
     @field_validator("machines")
     @classmethod
@@ -826,13 +1008,17 @@ class GoodPrecursor(_Strict):
     mass_t_by_year: dict[Integer, Annotated[Number, Field(ge=0)]] = Field(
         default_factory=dict, description="M_i: t consumed in the year, incl. spill and scrap"
     )
+    metered: StreamActivity | None = Field(
+        default=None, description="M_i measured: the scale (or counter) where it enters the process"
+    )
 
     @model_validator(mode="after")
     def _one_each(self) -> GoodPrecursor:
         if (self.purchased is None) == (self.good is None):
             raise ValueError("give exactly one of purchased and good")
-        if (self.mass_t_per_t is None) == (not self.mass_t_by_year):
-            raise ValueError("give exactly one of mass_t_per_t and mass_t_by_year")
+        given = [self.mass_t_per_t is not None, bool(self.mass_t_by_year), self.metered is not None]
+        if sum(given) != 1:
+            raise ValueError("give exactly one of mass_t_per_t, mass_t_by_year and metered")
         return self
 
 
@@ -1206,6 +1392,7 @@ def _cross_check_cbam(plant: PlantModel, cbam: Cbam) -> list[tuple[tuple[str | i
     processes = {process.id for process in cbam.processes}
     goods = {good.id: good for good in cbam.goods}
     purchased = {item.id for item in cbam.purchased_precursors}
+    issues.extend(_route_issues(cbam))
     for g, good in enumerate(cbam.goods):
         path = ("cbam", "goods", g)
         if good.process not in processes:
@@ -1233,6 +1420,10 @@ def _cross_check_cbam(plant: PlantModel, cbam: Cbam) -> list[tuple[tuple[str | i
                 )
         for i, pre in enumerate(good.precursors):
             ppath = (*path, "precursors", i)
+            if pre.metered is not None:
+                issues.extend(
+                    _counting_machine(pre.metered.machine, machines, (*ppath, "metered", "machine"))
+                )
             if pre.purchased is not None and pre.purchased not in purchased:
                 issues.append(((*ppath, "purchased"), f"unknown purchased precursor {pre.purchased!r}"))
             if pre.good is not None:
@@ -1248,6 +1439,8 @@ def _cross_check_cbam(plant: PlantModel, cbam: Cbam) -> list[tuple[tuple[str | i
                             "(2025/2547 Annex III)",
                         )
                     )
+    issues.extend(_source_streams(cbam, machines, owner, site_id))
+    issues.extend(_stream_gases(cbam))
     for c, price in enumerate(cbam.carbon_prices_paid):
         for i, gid in enumerate(price.goods):
             if gid not in goods:
@@ -1269,6 +1462,106 @@ def _cross_check_cbam(plant: PlantModel, cbam: Cbam) -> list[tuple[tuple[str | i
             issues.append(
                 (("cbam", "goods", g, "precursors"), f"good {good.id!r} is its own precursor (a cycle)")
             )
+    return issues
+
+
+def _route_issues(cbam: Cbam) -> list[tuple[tuple[str | int, ...], str]]:
+    """Each process's route is one of the routes of its goods' sector (the template's code list)."""
+    issues: list[tuple[tuple[str | int, ...], str]] = []
+    routes = {process.id: (p, process.route) for p, process in enumerate(cbam.processes)}
+    for good in cbam.goods:
+        if good.process not in routes or not good.category:
+            continue
+        p, route = routes[good.process]
+        if route not in routes_of(good.category):
+            issues.append(
+                (
+                    ("cbam", "processes", p, "route"),
+                    f"{route!r} is not a route of {good.category} (good {good.id!r}): one of "
+                    f"{'; '.join(routes_of(good.category))}",
+                )
+            )
+    return issues
+
+
+# Annex I of Reg. 2023/956 lists the greenhouse gases of each good: CO2 for all, N2O for nitric
+# acid and the fertilisers made from it, PFCs for aluminium [CBAM-REG].
+_GAS_OF_METHOD = {"n2o_measured": ("N2O", "fertilisers"), "pfc_slope": ("PFCs", "aluminium")}
+
+
+def _stream_gases(cbam: Cbam) -> list[tuple[tuple[str | int, ...], str]]:
+    """A stream of N2O or PFCs only in a process of the goods Annex I lists that gas for."""
+    issues: list[tuple[tuple[str | int, ...], str]] = []
+    for p, process in enumerate(cbam.processes):
+        categories = {good.category for good in cbam.goods if good.process == process.id}
+        for s, stream in enumerate(process.source_streams):
+            if stream.method not in _GAS_OF_METHOD:
+                continue
+            gas, sector = _GAS_OF_METHOD[stream.method]
+            others = sorted(categories - {sector})
+            if others:
+                issues.append(
+                    (
+                        ("cbam", "processes", p, "source_streams", s, "method"),
+                        f"{gas} count only for {sector} goods (Annex I of Reg. 2023/956); process "
+                        f"{process.id!r} makes {', '.join(others)} goods",
+                    )
+                )
+    return issues
+
+
+def _counting_machine(
+    mid: str, machines: dict[str, tuple[Site, Machine]], path: tuple[str | int, ...]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """A machine whose counter gives a mass: it exists and has a good or total count."""
+    if mid not in machines:
+        return [(path, f"machine {mid!r} does not exist (known: {', '.join(sorted(machines))})")]
+    machine = machines[mid][1]
+    if machine.signal_of(Role.GOOD_COUNT) is None and machine.signal_of(Role.TOTAL_COUNT) is None:
+        return [(path, f"machine {mid!r} has no good_count or total_count signal (a scale total or pieces)")]
+    return []
+
+
+def _source_streams(
+    cbam: Cbam, machines: dict[str, tuple[Site, Machine]], owner: dict[str, str], site_id: str | None
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """Source streams: unique ids, and an activity machine that exists and counts."""
+    issues: list[tuple[tuple[str | int, ...], str]] = []
+    seen: dict[str, str] = {}
+    for p, process in enumerate(cbam.processes):
+        for s, stream in enumerate(process.source_streams):
+            path: tuple[str | int, ...] = ("cbam", "processes", p, "source_streams", s)
+            if stream.id in seen:
+                issues.append(
+                    ((*path, "id"), f"source stream {stream.id!r} is already in process {seen[stream.id]!r}")
+                )
+            seen.setdefault(stream.id, process.id)
+            mid = stream.activity.machine
+            where = (*path, "activity", "machine")
+            if mid not in machines:
+                issues.append(
+                    (where, f"machine {mid!r} does not exist (known: {', '.join(sorted(machines))})")
+                )
+                continue
+            site, machine = machines[mid]
+            if site_id is not None and site.id != site_id:
+                issues.append((where, f"machine {mid!r} is not on the installation's site {site_id!r}"))
+            if machine.signal_of(Role.GOOD_COUNT) is None and machine.signal_of(Role.TOTAL_COUNT) is None:
+                issues.append(
+                    (
+                        where,
+                        f"machine {mid!r} has no good_count or total_count signal (a scale total or pieces)",
+                    )
+                )
+            if stream.material == "fuel" and mid in owner and machine.signal_of(Role.FUEL) is not None:
+                # Its fuel meter's CO2 already counts in the process: the same fuel would count twice.
+                issues.append(
+                    (
+                        where,
+                        f"machine {mid!r} of process {owner[mid]!r} has a fuel meter whose CO2 already "
+                        "counts; meter the fuel one way",
+                    )
+                )
     return issues
 
 

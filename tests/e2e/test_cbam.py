@@ -114,10 +114,11 @@ def test_see_equals_the_hand_calculation(reported: tuple[Path, Path, Year, str])
     [good] = summary["goods"]
     # Activity level: pieces x 500 kg = pieces x 0.5 t.
     al_t = year.pieces * 0.5
-    # Direct emissions of the process: natural gas, IPCC 2006 defaults, AR5 [IPCC06; IPCC-GWP]:
-    # TJ = kg x 1e-6 Gg/kg x 48.0 TJ/Gg; CO2e kg per TJ = 56 100 + 1 x 28 + 0.1 x 265 = 56 154.5.
+    # Direct emissions of the process: natural gas, IPCC 2006 defaults [IPCC06]: TJ = kg x 1e-6
+    # Gg/kg x 48.0 TJ/Gg, CO2 = 56 100 kg/TJ x OF 1. CBAM counts the CO2 alone, not the Scope 1
+    # CO2e (AR5: 56 100 + 1 x 28 + 0.1 x 265 = 56 154.5 kg/TJ, 0.097 % more).
     tj = year.gas_kg * 1e-6 * 48.0
-    direct_t = tj * 56_154.5 / 1000
+    direct_t = tj * 56_100 / 1000
     # Precursors per tonne of tube: 0.80 t actual at 1.90, 0.26 t on default 2.0 marked up +10 % (2026).
     precursors = 0.80 * 1.90 + 0.26 * (2.0 * 1.10)
     see_direct = direct_t / al_t + precursors
@@ -165,6 +166,28 @@ def test_see_equals_the_hand_calculation(reported: tuple[Path, Path, Year, str])
     assert sum(m["processes"]["finishing"]["attributed_direct_t"] for m in months) == pytest.approx(
         direct_t, rel=1e-9
     )
+
+
+def test_direct_emissions_are_the_co2_of_the_gas_not_its_scope1_co2e(
+    reported: tuple[Path, Path, Year, str],
+) -> None:
+    _, out, year, points_text = reported
+    tj = year.gas_kg * 1e-6 * 48.0
+    carbon = [
+        p["fields"]
+        for p in map(json.loads, points_text.splitlines())
+        if p["measurement"] == "carbon"
+        and p["tags"].get("machine") == "furnace"
+        and p["tags"]["window"] != "shift"
+    ]
+    # The carbon points carry both: Scope 1 CO2e for Grafana (56 154.5 kg/TJ), CO2 for CBAM (56 100).
+    assert sum(f["scope1_co2e_kg"] for f in carbon) == pytest.approx(tj * 56_154.5, rel=1e-9)
+    assert sum(f["scope1_co2_kg"] for f in carbon) == pytest.approx(tj * 56_100, rel=1e-9)
+    # The operator report's direct emissions are the CO2: 54.5 / 56 154.5 = 0.097 % under the CO2e.
+    report = json.loads((out / "operator-report.json").read_text())
+    direct_t = report["periods"][0]["processes"]["finishing"]["attributed_direct_t"]
+    assert direct_t == pytest.approx(tj * 56.1, rel=1e-9)
+    assert 1 - direct_t / (tj * 56.1545) == pytest.approx(54.5 / 56_154.5, rel=1e-6)
 
 
 def test_summary_holds_only_allowed_fields(reported: tuple[Path, Path, Year, str]) -> None:
@@ -295,13 +318,13 @@ def test_bad_cbam_data_is_refused_with_file_line_and_key(tmp_path: Path) -> None
     result = plantstream("check", "-c", str(path))
     assert result.returncode == 2
     err = " ".join(result.stderr.split())
-    assert "steel.yaml:65 cbam.goods[0].cn_code: required key is missing" in err
-    assert "steel.yaml:83 cbam.purchased_precursors[0]: precursor 'hrc-kr' has neither an actual SEE" in err
+    assert "steel.yaml:66 cbam.goods[0].cn_code: required key is missing" in err
+    assert "steel.yaml:84 cbam.purchased_precursors[0]: precursor 'hrc-kr' has neither an actual SEE" in err
     # References are checked once the file is well formed.
     path.write_text(text.replace("machines: [furnace, mill]", "machines: [furnace, mill, press9]"))
     result = plantstream("check", "-c", str(path))
     assert result.returncode == 2
-    assert "steel.yaml:63 cbam.processes[0].machines[2]: machine 'press9' does not exist" in result.stderr
+    assert "steel.yaml:64 cbam.processes[0].machines[2]: machine 'press9' does not exist" in result.stderr
 
 
 def test_replay_into_a_ledger_needs_a_cbam_section(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ cbam:
   electricity: {factor_t_per_mwh: 0.465, source: "IR 2025/2621 Annex II, other countries"}
   processes:
     - id: finishing
-      route: hot rolling and tube welding
+      route: All production routes
       machines: [furnace, mill]
   goods:
     - id: tube
@@ -186,7 +186,8 @@ def test_machine_in_two_processes() -> None:
     text = edit(
         (
             "      machines: [furnace, mill]\n",
-            "      machines: [furnace, mill]\n    - id: other\n      route: r\n      machines: [mill]\n",
+            "      machines: [furnace, mill]\n    - id: other\n"
+            "      route: All production routes\n      machines: [mill]\n",
         )
     )
     assert "machine 'mill' already belongs to process 'finishing'" in only_issue(text)
@@ -245,7 +246,7 @@ def test_annex_i_categories(code: str, category: str | None) -> None:
 SHARED = (
     "      machines: [furnace, mill]\n",
     "      machines: [mill]\n      shared_machines: [{machine: furnace, share: 0.6, basis: metered heat}]\n"
-    "    - id: other\n      route: r\n      machines: [press]\n"
+    "    - id: other\n      route: All production routes\n      machines: [press]\n"
     "      shared_machines: [{machine: furnace, share: 0.4, basis: metered heat}]\n",
 )
 PRESS = (
@@ -284,7 +285,7 @@ def _with_goods(*specs: tuple[str, list[str]]) -> str:
     machines = processes = goods = ""
     for gid, precursors in specs:
         machines += f"          - {{id: m-{gid}, ideal_cycle_s: 1, signals: {{good: good_count}}}}\n"
-        processes += f"    - {{id: p-{gid}, route: r, machines: [m-{gid}]}}\n"
+        processes += f"    - {{id: p-{gid}, route: All production routes, machines: [m-{gid}]}}\n"
         uses = ", ".join(f"{{good: {p}, mass_t_per_t: 1}}" for p in precursors)
         goods += (
             f"    - {{id: {gid}, cn_code: '73063077', process: p-{gid}, "
@@ -328,3 +329,35 @@ def test_the_cycle_search_needs_no_recursion_whatever_the_chain() -> None:
 def test_more_goods_than_an_installation_makes_are_refused() -> None:
     [issue] = issues_of(_with_goods(*((f"g{k}", []) for k in range(1, 501))))
     assert str(issue).endswith("cbam.goods: must have at most 500 items (it has 501)")
+
+
+def test_a_route_outside_the_code_list_is_refused_with_the_list() -> None:
+    text = edit(("route: All production routes", "route: hot rolling and tube welding"))
+    message = only_issue(text)
+    assert message.startswith(
+        "plant.yaml:27 cbam.processes[0].route: 'hot rolling and tube welding' is not a production route "
+        "of the template's code list (one of: All production routes; Blast furnace route;"
+    )
+    assert message.endswith("describe the route in route_description")
+
+
+def test_a_route_of_another_sector_is_refused() -> None:
+    text = edit(("route: All production routes", "route: Primary (electrolytic) smelting"))
+    assert only_issue(text) == (
+        "plant.yaml:27 cbam.processes[0].route: 'Primary (electrolytic) smelting' is not a route of "
+        "iron_steel (good 'tube'): one of Blast furnace route; Smelting reduction; Basic oxygen "
+        "steelmaking; Electric arc furnace; All production routes; Other production routes; Unknown "
+        "production routes"
+    )
+
+
+def test_a_route_description_is_free_text() -> None:
+    text = edit(
+        ("route: All production routes", "route: All production routes\n      route_description: welding")
+    )
+    cbam = parse_plant(text).model.cbam
+    assert cbam is not None
+    assert (cbam.processes[0].route, cbam.processes[0].route_description) == (
+        "All production routes",
+        "welding",
+    )

@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import re
+import sqlite3
 import stat
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ from runtimes.cbam import (
     verify_report,
     write_report,
 )
+from sinks.cbam_store import LEDGER_FILE
 from streams.cbam_completeness import Gap, ProcessCompleteness
 from streams.cbam_ledger import MachineTotals, build_cbam_spec, period_figures
 from streams.cbam_summary import CbamSummary, build_summary, completeness_statement
@@ -39,7 +41,7 @@ def summary() -> CbamSummary:
     spec = build_cbam_spec(parse_plant(PLANT).model)
     assert spec is not None
     # 2 000 tubes x 0.5 t = 1 000 t; 150 t CO2e from the furnace's gas.
-    totals = {"mill": MachineTotals(good_count=2_000), "furnace": MachineTotals(scope1_kg=150_000)}
+    totals = {"mill": MachineTotals(good_count=2_000), "furnace": MachineTotals(co2_kg=150_000)}
     # Data for all 8 760 hours of 2026 but 87.6 (1 %) missing in one gap.
     hour = 3_600_000_000
     complete = {
@@ -239,7 +241,7 @@ def ledger_with_a_day(state: Path) -> None:
             Point(
                 measurement="carbon",
                 tags={**tags, "machine": "furnace"},
-                fields={"scope1_co2e_kg": 100.0},
+                fields={"scope1_co2_kg": 100.0},
                 time=time,
             ),
         ]
@@ -269,6 +271,26 @@ def test_the_operator_key_is_made_once_and_kept_private(tmp_path: Path) -> None:
         tmp_path / "r2" / PUBLIC_KEY_FILE
     ).read_bytes()
     assert verify_report(tmp_path / "r2", require_evidence=True).ok
+
+
+def test_a_ledger_with_carbon_windows_in_co2e_is_refused_until_replayed(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    ledger_with_a_day(state)
+    # As a ledger written before the CO2 was kept apart: its carbon row has no field name.
+    db = sqlite3.connect(state / LEDGER_FILE)
+    db.execute("UPDATE windows SET field = NULL WHERE measurement = 'carbon'")
+    db.commit()
+    db.close()
+    with pytest.raises(
+        ValueError, match=re.escape("the ledger holds 1 carbon window(s) of 2026 written before")
+    ):
+        write(state, tmp_path / "r")
+    assert not (tmp_path / "r").exists()  # nothing written
+    ledger_with_a_day(state)  # the same window written again replaces it
+    write(state, tmp_path / "r")
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    # 100 kg CO2 for 4 pieces of 500 kg: 0.1 t / 2 t.
+    assert summary["processes"][0]["direct_emissions_t"] == 0.1
 
 
 def test_a_signature_under_another_key_is_refused(tmp_path: Path) -> None:

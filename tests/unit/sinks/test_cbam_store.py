@@ -125,3 +125,45 @@ def test_a_ledger_from_before_coverage_gains_the_column_and_shows_no_data(tmp_pa
         store.write([energy(10.0, 1.0, 1)])
         store.commit()
         assert len(list(store.covered_windows("mill", date(2026, 3, 2), date(2026, 3, 3)))) == 1
+
+
+def carbon(co2: float, co2e: float, revision: int = 0) -> Point:
+    return Point(
+        measurement="carbon",
+        tags={**TAGS, "machine": "furnace"},
+        fields={"scope1_co2_kg": co2, "scope1_co2e_kg": co2e, "revision": revision},
+        time=datetime(2026, 3, 2, 1, tzinfo=UTC),
+    )
+
+
+def test_carbon_windows_keep_the_co2_not_the_scope1_co2e(tmp_path: Path) -> None:
+    # 1 TJ of natural gas [IPCC06]: CO2 56 100 kg; CO2e 56 100 + 28 + 26.5 = 56 154.5 kg (AR5).
+    with CbamStore(tmp_path / "l.sqlite", ["furnace"], "UTC") as store:
+        store.write([carbon(56_100.0, 56_154.5)])
+        assert totals(store) == [("2026-03-02", "furnace", "carbon", 56_100.0, 1)]
+        assert store.legacy_windows(date(2026, 1, 1), date(2027, 1, 1)) == 0
+
+
+def test_carbon_windows_of_an_older_ledger_are_counted_until_replayed(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite"
+    # A ledger as it was before CO2 was kept apart: no `field` column, carbon rows held the CO2e.
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE windows (measurement TEXT NOT NULL, tags TEXT NOT NULL, time_us INTEGER NOT NULL, "
+        "machine TEXT NOT NULL, day TEXT NOT NULL, revision INTEGER NOT NULL, value REAL NOT NULL, "
+        "sha256 TEXT NOT NULL, covered REAL, PRIMARY KEY (measurement, tags, time_us))"
+    )
+    tags = json.dumps({**TAGS, "machine": "furnace"}, sort_keys=True, separators=(",", ":"))
+    time_us = int(datetime(2026, 3, 2, 1, tzinfo=UTC).timestamp() * 1_000_000)
+    db.execute(
+        "INSERT INTO windows VALUES ('carbon', ?, ?, 'furnace', '2026-03-02', 0, 56154.5, 'x', NULL)",
+        (tags, time_us),
+    )
+    db.commit()
+    db.close()
+    year = (date(2026, 1, 1), date(2027, 1, 1))
+    with CbamStore(path, ["furnace"], "UTC") as store:
+        assert store.legacy_windows(*year) == 1
+        store.write([carbon(56_100.0, 56_154.5)])  # the same window, replayed
+        assert store.legacy_windows(*year) == 0
+        assert totals(store) == [("2026-03-02", "furnace", "carbon", 56_100.0, 1)]

@@ -47,8 +47,8 @@ cbam:
   installation: {id: inst1, name: Example, country: VN, unlocode: VNSGN}
   electricity: {factor_t_per_mwh: 0.5, source: "test factor"}
   processes:
-    - {id: finishing, route: tube welding, machines: [furnace, mill]}
-    - {id: clinker, route: dry kiln, machines: [kiln]}
+    - {id: finishing, route: All production routes, machines: [furnace, mill]}
+    - {id: clinker, route: All production routes, machines: [kiln]}
   goods:
     - id: tube
       cn_code: 7306 30 77
@@ -80,7 +80,7 @@ def test_tv_cbam_3_through_the_ledger() -> None:
     # TV-CBAM-3: AttrEm_dir 1 200 t; AL 20 000 t; HRC M = 21 000 t at SEE 2.0 -> SEE 2.160.
     # AL: 80 000 good pieces x 250 kg = 20 000 t. AttrEm: 1 200 000 kg CO2e of the furnace's fuel.
     totals = {
-        "furnace": MachineTotals(scope1_kg=1_200_000, kwh=0, windows=1),
+        "furnace": MachineTotals(co2_kg=1_200_000, kwh=0, windows=1),
         "mill": MachineTotals(good_count=80_000, kwh=0, windows=1),
     }
     figures = year_figures(spec_of(), totals)
@@ -118,7 +118,7 @@ def test_precursor_on_default_values_with_the_2026_mark_up() -> None:
         "basis: default, default: {direct: 2.0, source: t}}",
     )
     totals = {
-        "furnace": MachineTotals(scope1_kg=1_200_000),
+        "furnace": MachineTotals(co2_kg=1_200_000),
         "mill": MachineTotals(good_count=80_000),
     }
     tube = year_figures(spec_of(text), totals).goods["tube"]
@@ -133,9 +133,9 @@ def with_a_coated_pipe(text: str) -> str:
     """``text`` with a second process, coating, whose coater (no electricity meter) makes pipe from tube."""
     return (
         text.replace(
-            "    - {id: clinker, route: dry kiln, machines: [kiln]}\n",
-            "    - {id: clinker, route: dry kiln, machines: [kiln]}\n"
-            "    - {id: coating, route: coating, machines: [coater]}\n",
+            "    - {id: clinker, route: All production routes, machines: [kiln]}\n",
+            "    - {id: clinker, route: All production routes, machines: [kiln]}\n"
+            "    - {id: coating, route: All production routes, machines: [coater]}\n",
         )
         .replace(
             "  purchased_precursors:\n",
@@ -153,9 +153,9 @@ def with_a_coated_pipe(text: str) -> str:
 
 
 COATED_PIPE_TOTALS = {
-    "furnace": MachineTotals(scope1_kg=1_200_000),
+    "furnace": MachineTotals(co2_kg=1_200_000),
     "mill": MachineTotals(good_count=80_000),
-    "coater": MachineTotals(good_count=10_000, scope1_kg=100_000),
+    "coater": MachineTotals(good_count=10_000, co2_kg=100_000),
 }
 
 
@@ -178,7 +178,7 @@ def test_quarters_and_months_sum_to_the_year() -> None:
 
 
 def test_no_production_leaves_the_see_undefined() -> None:
-    figures = year_figures(spec_of(), {"furnace": MachineTotals(scope1_kg=1_000)})
+    figures = year_figures(spec_of(), {"furnace": MachineTotals(co2_kg=1_000)})
     assert figures.goods["tube"].see_direct is None
     assert figures.goods["tube"].default_share() is None
     assert figures.direct_t == pytest.approx(1.0, abs=EXACT)
@@ -188,7 +188,7 @@ def test_daily_points_per_good() -> None:
     spec = spec_of()
     totals = {
         "mill": MachineTotals(good_count=4, kwh=1_000, windows=2),
-        "furnace": MachineTotals(scope1_kg=500),
+        "furnace": MachineTotals(co2_kg=500),
     }
     points = daily_points(spec, [(date(2026, 3, 2), totals)], {"tube": 20_000.0})
     tube = next(p for p in points if p.tags["good"] == "tube")
@@ -265,16 +265,16 @@ def test_tv_cbam_1_defaults_marked_up_in_the_ledger(
 def test_a_shared_machine_contributes_its_share() -> None:
     # The furnace serves both processes: 60 % of its Scope 1 and electricity is the finishing's.
     text = PLANT.replace(
-        "    - {id: finishing, route: tube welding, machines: [furnace, mill]}\n",
-        "    - id: finishing\n      route: tube welding\n      machines: [mill]\n"
+        "    - {id: finishing, route: All production routes, machines: [furnace, mill]}\n",
+        "    - id: finishing\n      route: All production routes\n      machines: [mill]\n"
         "      shared_machines: [{machine: furnace, share: 0.6, basis: metered heat}]\n",
     ).replace(
-        "    - {id: clinker, route: dry kiln, machines: [kiln]}\n",
-        "    - id: clinker\n      route: dry kiln\n      machines: [kiln]\n"
+        "    - {id: clinker, route: All production routes, machines: [kiln]}\n",
+        "    - id: clinker\n      route: All production routes\n      machines: [kiln]\n"
         "      shared_machines: [{machine: furnace, share: 0.4, basis: metered heat}]\n",
     )
     totals = {
-        "furnace": MachineTotals(scope1_kg=1_000_000, kwh=500_000),
+        "furnace": MachineTotals(co2_kg=1_000_000, kwh=500_000),
         "mill": MachineTotals(good_count=80_000),
         "kiln": MachineTotals(good_count=5_000_000),
     }
@@ -291,7 +291,7 @@ def test_a_shared_machine_contributes_its_share() -> None:
 def test_an_annex_ii_good_shows_its_own_indirect_emissions_without_counting_them() -> None:
     # 80 000 tubes x 250 kg = 20 000 t; furnace 1 200 t CO2e; furnace + mill 2 000 000 kWh = 2 000 MWh.
     totals = {
-        "furnace": MachineTotals(scope1_kg=1_200_000, kwh=500_000),
+        "furnace": MachineTotals(co2_kg=1_200_000, kwh=500_000),
         "mill": MachineTotals(good_count=80_000, kwh=1_500_000),
     }
     tube = year_figures(spec_of(), totals).goods["tube"]
@@ -313,7 +313,7 @@ def test_a_machine_without_an_electricity_meter_leaves_the_indirect_figure_empty
     )
     spec = spec_of(text)
     assert spec.processes["finishing"].unmetered == ("furnace",)
-    totals = {"furnace": MachineTotals(scope1_kg=1_200_000), "mill": MachineTotals(good_count=80_000, kwh=10)}
+    totals = {"furnace": MachineTotals(co2_kg=1_200_000), "mill": MachineTotals(good_count=80_000, kwh=10)}
     figures = year_figures(spec, totals)
     tube = figures.goods["tube"]
     # The mill's 10 kWh are not the process's electricity: the furnace's is not known.
@@ -332,7 +332,7 @@ def test_a_default_without_its_indirect_part() -> None:
         "basis: actual_verified, see_direct: 2.0, see_indirect: 0.3}",
         "basis: default, default: {direct: 2.0, source: t}}",
     )
-    totals = {"furnace": MachineTotals(scope1_kg=1_200_000), "mill": MachineTotals(good_count=80_000)}
+    totals = {"furnace": MachineTotals(co2_kg=1_200_000), "mill": MachineTotals(good_count=80_000)}
     tube = year_figures(spec_of(text), totals).goods["tube"]
     assert tube.see_indirect is None
     assert tube.reasons["see_indirect"] == "the default value of hrc (CN 72085120) has no indirect part"

@@ -185,6 +185,23 @@ def test_fuel_meter_gives_scope1_tv_c_4() -> None:
     assert sum(p.fields["scope1_co2e_kg"] for p in points) == pytest.approx(269_542, abs=1)
 
 
+def test_fuel_meter_gives_the_co2_alone_beside_the_scope1_co2e() -> None:
+    # 100 t natural gas = 4.8 TJ [IPCC06]: CO2 4.8 x 56 100 = 269 280 kg; CO2e adds CH4 4.8 x 1 x 28
+    # = 134.4 and N2O 4.8 x 0.1 x 265 = 127.2 (AR5): 269 541.6 kg, 261.6 kg (0.097 %) more. CBAM
+    # counts the CO2 alone, so the points carry it apart.
+    text = plant_text(calendar=None).replace(
+        "energy_kwh: energy_kwh",
+        "energy_kwh: energy_kwh\n              gas: {role: fuel, fuel: natural_gas, unit: t}",
+    )
+    readings = [reading(m, "gas", 100 * m / 60) for m in range(61)]
+    points = select(run_engine(text, readings), "carbon", window="1m")
+    co2 = sum(p.fields["scope1_co2_kg"] for p in points)
+    co2e = sum(p.fields["scope1_co2e_kg"] for p in points)
+    assert co2 == pytest.approx(269_280, rel=1e-12)
+    assert co2e == pytest.approx(269_541.6, rel=1e-12)
+    assert (co2e - co2) / co2 == pytest.approx(261.6 / 269_280, rel=1e-9)
+
+
 def two_machine_plant() -> str:
     text = plant_text()
     m2 = """
