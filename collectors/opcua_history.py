@@ -108,8 +108,9 @@ async def read_raw(
     points), at most ``max_values`` (the newest are then left and ``truncated`` set) and at most
     ``values_per_s`` (a pause after each batch). A server that truncates a batch without a
     continuation point (asyncua's in-memory history does) is asked again from the last time it
-    sent. Both ends are exclusive: the value at ``start`` has been delivered, the one at ``end``
-    is the first live one.
+    sent (values at that very instant not in its batch are then missed: a server that keeps
+    several values at one instant should hand out continuation points). Both ends are exclusive:
+    the value at ``start`` has been delivered, the one at ``end`` is the first live one.
     """
     batch = Batch()
     since = start
@@ -135,7 +136,8 @@ async def read_raw(
                     batch.outside += 1
                     continue
                 newest = max(newest, moment)
-                if start < moment < end:
+                # Both ends are inclusive on the wire; a value at ``since`` was taken already.
+                if since < moment < end:
                     batch.values.append(value)
             if data:
                 await asyncio.sleep(len(data) / values_per_s)
