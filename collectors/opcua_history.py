@@ -1,6 +1,6 @@
 """An OPC UA server's history, for the backfill after an outage: which nodes keep it, and their values.
 
-OPC UA Part 11 (Historical Access) and Part 3: a Variable whose AccessLevel has the HistoryRead
+OPC UA Part 11 (Historical Access) and Part 3 [OPC-UA-11]: a Variable whose AccessLevel has the HistoryRead
 bit (Part 3, 8.57: bit 2) and whose ``Historizing`` attribute is true keeps its values. HistoryRead
 with ReadRawModifiedDetails (Part 11, 6.4.3) returns the raw values of a time range, at most
 NumValuesPerNode per call, and hands back a ContinuationPoint while more remain; a client that
