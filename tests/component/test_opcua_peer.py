@@ -27,7 +27,7 @@ from typing import IO, Any
 import pytest
 from asyncua import Client, ua
 from opcua_messages import assert_same, asyncua_view
-from services import free_port
+from services import Relay, free_port
 
 from collectors.backoff import Backoff
 from collectors.opcua import OpcUaCollector
@@ -389,6 +389,66 @@ async def test_a_peer_stalled_for_seconds_keeps_its_session_and_loses_nothing(pe
     assert subscribed == list(range(subscribed[0], subscribed[-1] + 1))
     assert (health.connects, health.reconnects, health.watchdog_trips) == (1, 0, 0), health.last_error
     assert health.dropped_events == 0
+
+
+async def test_a_network_outage_is_filled_from_the_peers_history(peer: NodeOpcUaPeer) -> None:
+    """node-opcua's in-memory historian, behind a TCP relay cut for about a second.
+
+    The peer counts +1 every 100 ms and keeps every value once told to ``historize``; the relay
+    is cut (an outage of the network, the peer runs on) and restored. What the outage held comes
+    back from history, marked, in order, none twice: from the value after the last one delivered
+    before the cut up to the one before the catch-up value.
+    """
+    assert await asyncio.to_thread(peer.command, "historize") == "historized 3"
+    relay = Relay(peer.port)
+    await relay.restore()
+    collector = OpcUaCollector(source(relay.endpoint, sampling_ms=0), backoff=backoff())
+    goods: list[Reading] = []
+    try:
+        async with collector:
+
+            async def gather() -> None:
+                async for reading in collector.readings():
+                    if reading.signal == "good_count":
+                        goods.append(reading)
+
+            gathering = asyncio.create_task(gather())
+            try:
+                await until(lambda: len(goods) >= 5)
+                await relay.cut()
+                await until(lambda: not collector.health.connected)
+                await asyncio.sleep(1.0)  # about ten counts the collector does not see live
+                await relay.restore()
+                await until(lambda: any(r.backfilled for r in goods))
+                await until(lambda: len(goods) >= 5 + 5 + sum(r.backfilled for r in goods))
+            finally:
+                gathering.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await gathering
+    finally:
+        if relay.listening:
+            await relay.cut()
+    health = collector.health
+    values = ints(goods)
+    marked = [n for n, r in enumerate(goods) if r.backfilled]
+    first, last = marked[0], marked[-1]
+    assert marked == list(range(first, last + 1))  # one block
+    # From the value after the last one delivered before the cut to the one before the catch-up:
+    assert values[first - 1 : last + 2] == list(range(values[first - 1], values[last + 1] + 1))
+    assert goods[last + 1].backfilled is False  # the catch-up value
+    assert values == sorted(set(values))  # in order, none twice
+    assert [r.ts for r in goods] == sorted(r.ts for r in goods)
+    assert (health.history_nodes, health.history_problems, health.history_outside) == (3, 0, 0)
+    assert health.backfilled >= len(marked)  # power's too
+    assert health.reconnects == 1
+
+
+async def until(condition: Callable[[], bool], timeout: float = 60) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
 
 
 async def test_a_deleted_node_fails_alone_while_the_others_flow(peer: NodeOpcUaPeer) -> None:
