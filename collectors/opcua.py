@@ -324,7 +324,7 @@ class OpcUaCollector(Collector):
         await self._resolve(client)
         limit = await self._items_per_call(client)
         self._watched = []
-        await self._check_history(client)
+        await self._check_history(client, limit)
         # The current values first, then the subscriptions: their first notifications repeat those
         # values or follow them. Read after subscribing, the values would overtake changes queued
         # on the server in between and make them arrive late.
@@ -632,9 +632,14 @@ class OpcUaCollector(Collector):
         read back from history are older than their item's catch-up value and go before it.
         """
         values: list[tuple[datetime, _Item, Any, int, datetime | None, datetime | None, bool]] = []
+        # The values of every gap are held until all are read (they go out in one time order):
+        # each node gets an equal share of the session's bound.
+        settings = self.source.history
+        share = settings.max_values_per_session // max(1, sum(gap is not None for gap in gaps))
+        limit = max(1, min(settings.max_values_per_node, share))
         for (item, data), gap in zip(caught, gaps, strict=True):
             if gap is not None:
-                for old in await self._read_history(client, item, *gap):
+                for old in await self._read_history(client, item, *gap, limit):
                     value, code, source_ts, server_ts = _fields(old)
                     values.append(
                         (
@@ -660,20 +665,32 @@ class OpcUaCollector(Collector):
 
     # -- history ------------------------------------------------------------------------------------
 
-    async def _check_history(self, client: Client) -> None:
-        """Once per session: which items' nodes keep history (one Read of two attributes each)."""
+    async def _check_history(self, client: Client, per_read: int) -> None:
+        """Once per session: which items' nodes keep history (two attributes each, in batches).
+
+        A check that fails leaves those nodes without a backfill for the session, counted in
+        ``health.history_problems`` and logged once per reason.
+        """
         for item in self._items:
             item.history = False
         self.health.history_nodes = 0
         if not self.backfills:
             return
         ready = [i for i in self._items if i.node is not None and i.label not in self.health.items_failed]
-        keeps = await opcua_history.keeps_history(
-            client, [i.node.nodeid for i in ready if i.node is not None], self.source.timeout_s
+        keeps, problem = await opcua_history.keeps_history(
+            client, [i.node.nodeid for i in ready if i.node is not None], self.source.timeout_s, per_read
         )
         for item, kept in zip(ready, keeps, strict=True):
             item.history = kept
         self.health.history_nodes = sum(keeps)
+        if problem is not None:
+            self.health.history_problems += 1
+            key = f"history-check:{problem.reason}"
+            if key not in self._warned:
+                self._warned.add(key)
+                _log.warning(
+                    "source %s: %s; no backfill for those nodes this session", self.source.id, problem.detail
+                )
 
     def _gap(self, item: _Item, data: ua.DataValue) -> tuple[datetime, datetime] | None:
         """The span of history to read before ``data``, an item's catch-up value; None if none.
@@ -700,7 +717,7 @@ class OpcUaCollector(Collector):
         return item.delivered, end
 
     async def _read_history(
-        self, client: Client, item: _Item, start: datetime, end: datetime
+        self, client: Client, item: _Item, start: datetime, end: datetime, limit: int
     ) -> list[ua.DataValue]:
         """The item's values in ``(start, end)`` from history; problems counted, logged once per node."""
         assert item.node is not None
@@ -711,7 +728,7 @@ class OpcUaCollector(Collector):
             start,
             end,
             per_request=settings.values_per_request,
-            max_values=settings.max_values_per_node,
+            max_values=limit,
             values_per_s=settings.max_values_per_s,
             timeout_s=self.source.timeout_s,
         )
@@ -725,7 +742,8 @@ class OpcUaCollector(Collector):
             self._history_warning(
                 item,
                 "truncated",
-                f"more than history.max_values_per_node ({settings.max_values_per_node}) values in the gap",
+                f"more than {limit} values in the gap (history.max_values_per_node, or this node's "
+                "share of history.max_values_per_session); the newest were left",
             )
         if batch.problem is not None:
             self.health.history_problems += 1

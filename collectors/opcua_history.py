@@ -54,14 +54,28 @@ class Batch:
     """The range held more than ``max_values``: the newest ones were left."""
 
 
-async def keeps_history(client: Client, nodes: list[ua.NodeId], timeout_s: float) -> list[bool]:
+async def keeps_history(
+    client: Client, nodes: list[ua.NodeId], timeout_s: float, per_read: int = 500
+) -> tuple[list[bool], Problem | None]:
     """Whether each node keeps history: AccessLevel has HistoryRead and ``Historizing`` is true.
 
-    One Read of both attributes of every node: the one check per node and session. A node the
-    server answers badly for, or a Read that fails, counts as keeping none.
+    Both attributes of every node, ``per_read`` nodes to a Read: the one check per node and
+    session. A node the server answers badly for counts as keeping none; so do the nodes of a
+    Read that fails, which is also returned as the problem (the first, if several).
     """
-    if not nodes:
-        return []
+    kept: list[bool] = []
+    problem: Problem | None = None
+    for first in range(0, len(nodes), per_read):
+        chunk = nodes[first : first + per_read]
+        flags, failed = await _keeps_history(client, chunk, timeout_s)
+        kept.extend(flags)
+        problem = problem or failed
+    return kept, problem
+
+
+async def _keeps_history(
+    client: Client, nodes: list[ua.NodeId], timeout_s: float
+) -> tuple[list[bool], Problem | None]:
     params = ua.ReadParameters()
     for node in nodes:
         for attribute in (ua.AttributeIds.AccessLevel, ua.AttributeIds.Historizing):
@@ -70,13 +84,16 @@ async def keeps_history(client: Client, nodes: list[ua.NodeId], timeout_s: float
             target.AttributeId = attribute
             params.NodesToRead.append(target)
     params.TimestampsToReturn = ua.TimestampsToReturn.Neither
+    none = [False] * len(nodes)
     try:
         answers: list[ua.DataValue] = await asyncio.wait_for(client.uaclient.read(params), timeout_s)
-    except (TimeoutError, *_TRANSIENT):
-        return [False] * len(nodes)
+    except TimeoutError:
+        return none, Problem("no_answer", "the check of AccessLevel and Historizing got no answer in time")
+    except _TRANSIENT as exc:
+        return none, Problem("error", f"the check of AccessLevel and Historizing failed: {exc}")
     if len(answers) != 2 * len(nodes):
-        return [False] * len(nodes)
-    return [_keeps(answers[2 * i], answers[2 * i + 1]) for i in range(len(nodes))]
+        return none, Problem("error", f"{len(answers)} answers to a Read of {2 * len(nodes)} attributes")
+    return [_keeps(answers[2 * i], answers[2 * i + 1]) for i in range(len(nodes))], None
 
 
 def _keeps(access: ua.DataValue, historizing: ua.DataValue) -> bool:
@@ -118,7 +135,9 @@ async def read_raw(
     empty = 0  # batches in a row with nothing but a continuation point
     try:
         while True:
-            wanted = min(per_request, max_values - len(batch.values))
+            # One more than still allowed: a server answering from ``since`` inclusive sends the
+            # value there again, which is not taken (and one too many is cut below).
+            wanted = min(per_request, max_values - len(batch.values) + 1)
             result = await asyncio.wait_for(_history_read(client, node, since, end, wanted, point), timeout_s)
             point = result.ContinuationPoint or None
             problem = _check(result)
@@ -142,7 +161,8 @@ async def read_raw(
             if data:
                 await asyncio.sleep(len(data) / values_per_s)
             if len(batch.values) >= max_values:
-                batch.truncated = point is not None or len(data) == wanted
+                batch.truncated = len(batch.values) > max_values or point is not None or len(data) == wanted
+                del batch.values[max_values:]
                 return batch
             if point is not None:
                 empty = 0 if data else empty + 1

@@ -648,6 +648,12 @@ class OpcUaHistory(_Strict):
     max_values_per_node: Integer = Field(
         default=100_000, gt=0, le=10_000_000, description="values read back per node and session, at most"
     )
+    max_values_per_session: Integer = Field(
+        default=200_000,
+        gt=0,
+        le=10_000_000,
+        description="values held at once after a reconnect, all nodes together (memory: about 0.3 KiB each)",
+    )
 
 
 class OpcUaSource(_Strict):

@@ -362,3 +362,24 @@ async def test_only_the_newest_max_span_of_a_long_gap_is_read_back() -> None:
     # and the edge is exclusive as the last delivered value's time is).
     assert values(taken.of("good")) == list(range(16, 21))
     assert collector.health.history_truncated == 1
+
+
+async def test_the_values_held_after_a_reconnect_are_bounded_for_all_nodes_together() -> None:
+    async with history_server() as server:
+        for i in range(1, 21):
+            await write_tick(server, i)
+        collector = OpcUaCollector(
+            source(f"opc.tcp://127.0.0.1:{server.port}/", "{max_values_per_session: 10}"), backoff=FAST
+        )
+        collector.resume({("press", "good_count"): good_at(7), ("press", "power_kw"): power_at(12)})
+        async with collector:
+            taken = Taken(collector)
+            try:
+                await taken.until("good", 20)
+                await taken.until("power", 30.0)
+            finally:
+                await taken.close()
+    # Two gaps share 10 values: 5 each, the oldest first (good 8-19 and power 13-19 are in them).
+    assert values(taken.of("good")) == [8, 9, 10, 11, 12, 20]
+    assert values(taken.of("power")) == [1.5 * i for i in (13, 14, 15, 16, 17, 20)]
+    assert collector.health.history_truncated == 2

@@ -111,8 +111,8 @@ async def test_more_values_than_allowed_are_left_and_the_held_point_released() -
 
     server = FakeServer(answer)
     batch = await read(server, per_request=3, max_values=5)
-    # 3 asked, then the 2 still allowed; the server still had more
-    assert [p.HistoryReadDetails.NumValuesPerNode for p in server.requests[:2]] == [3, 2]
+    # 3 asked, then the 2 still allowed and one more (a server may send the first value again)
+    assert [p.HistoryReadDetails.NumValuesPerNode for p in server.requests[:2]] == [3, 3]
     assert (len(batch.values), batch.truncated) == (5, True)
     assert server.released == [b"more"]
 
@@ -207,8 +207,21 @@ async def test_which_nodes_keep_history_is_one_read_of_two_attributes_each() -> 
 
     client: Any = SimpleNamespace(uaclient=SimpleNamespace(read=read_attributes))
     nodes = [ua.NodeId(k, 2) for k in range(6)]
-    assert await keeps_history(client, nodes, 5.0) == [True, False, False, False, False, False]
+    assert await keeps_history(client, nodes, 5.0) == ([True, False, False, False, False, False], None)
     assert [len(r.NodesToRead) for r in reads] == [12]
+
+
+async def test_the_check_reads_at_most_so_many_nodes_at_a_time() -> None:
+    reads: list[int] = []
+
+    async def read_attributes(params: ua.ReadParameters) -> list[ua.DataValue]:
+        reads.append(len(params.NodesToRead))
+        return attributes(*[(HISTORY_READ, True)] * (len(params.NodesToRead) // 2))
+
+    client: Any = SimpleNamespace(uaclient=SimpleNamespace(read=read_attributes))
+    kept, problem = await keeps_history(client, [ua.NodeId(k, 2) for k in range(5)], 5.0, per_read=2)
+    assert (kept, problem) == ([True] * 5, None)
+    assert reads == [4, 4, 2]  # two attributes a node: 2 + 2 + 1 nodes
 
 
 @pytest.mark.parametrize("failure", ["error", "short", "stall"])
@@ -221,4 +234,7 @@ async def test_a_failed_check_counts_as_no_history(failure: str) -> None:
         return attributes((HISTORY_READ, True))  # one node's answers for two nodes
 
     client: Any = SimpleNamespace(uaclient=SimpleNamespace(read=read_attributes))
-    assert await keeps_history(client, [ua.NodeId(1, 2), ua.NodeId(2, 2)], 0.05) == [False, False]
+    kept, problem = await keeps_history(client, [ua.NodeId(1, 2), ua.NodeId(2, 2)], 0.05)
+    assert kept == [False, False]
+    assert problem is not None
+    assert problem.reason == ("no_answer" if failure == "stall" else "error")

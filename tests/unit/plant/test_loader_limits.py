@@ -204,6 +204,7 @@ def test_queue_size_has_a_memory_bound() -> None:
         ("{max_values_per_s: -5}", "history.max_values_per_s: must be > 0"),
         ("{values_per_request: 0}", "history.values_per_request: must be > 0"),
         ("{max_values_per_node: 99999999999}", "history.max_values_per_node: must be <= 10000000"),
+        ("{max_values_per_session: 0}", "history.max_values_per_session: must be > 0"),
         ("{enabled: maybe}", "history.enabled: must be a valid boolean"),
         ("{max_span: 60}", "history.max_span: unknown key"),
     ],
