@@ -133,8 +133,8 @@ class OpcUaHealth:
     history_outside: int = 0
     """History values the server sent outside the range asked for (dropped)."""
     history_truncated: int = 0
-    """Gaps longer than ``history.max_span_s`` or with more than ``history.max_values_per_node``
-    values: only their newest part was read back."""
+    """Gaps only partly read back: longer than ``history.max_span_s`` (its newest part was read)
+    or holding more values than the node's bound (its oldest ones were read)."""
 
 
 @dataclass
