@@ -22,7 +22,7 @@ import sys
 import threading
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -629,14 +629,15 @@ def start_run(plant: Path, state: Path, port: int, log: Path) -> subprocess.Pope
         return subprocess.Popen(command, stdout=out, stderr=out)
 
 
-def good_counts(state: Path) -> dict[str, int]:
+def good_counts(state: Path) -> dict[datetime, int]:
     """press.good's `reading` points by time: the last line of each identity, as readers keep it."""
-    out: dict[str, int] = {}
+    out: dict[datetime, int] = {}
     for file in sorted((state / "points").glob("*.jsonl")):
         for line in file.read_text().splitlines():
             point = json.loads(line)
             if point["measurement"] == "reading" and point["tags"]["signal"] == "good_count":
-                out[point["time"]] = int(point["fields"]["value"])
+                # Parsed: as text, a whole second ("...:01Z") sorts after its fractions ("...:01.1Z").
+                out[datetime.fromisoformat(point["time"])] = int(point["fields"]["value"])
     return out
 
 
