@@ -21,6 +21,11 @@ It is built against the ways peer tools go silent (the [FIELD-*] entries of docs
   policy (source, server or ingest time, falling back when the server omits one, counted), and
   the skews (server − source, ingest − server) are reported. DataValues are decoded in the
   field order of the specification (:mod:`collectors.opcua_binary`).
+- **Backfill from history** (:mod:`collectors.opcua_history`): after every (re)connect, a tag
+  whose node keeps history (checked once per node and session) gets the values it missed since
+  the last one delivered, up to its catch-up value, read in the server's batches and delivered in
+  event-time order with the catch-up values, marked ``backfilled``; the subscriptions' values
+  wait meanwhile. A bad history answer is counted and logged once per node; the session goes on.
 - **A fast data path**: the subscriptions' Publish responses with data changes of scalar values
   are decoded straight from their bytes (:mod:`collectors.opcua_publish`), not through asyncua's
   generic objects per value; everything else (arrays, other notifications, status changes) is
@@ -43,16 +48,16 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from asyncua import Client, Node, ua
 from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, StatusChangeEvent, Subscription
 
-from collectors import opcua_binary, opcua_fastpath
+from collectors import opcua_binary, opcua_fastpath, opcua_history
 from collectors.backoff import Backoff
 from collectors.base import Collector
 from collectors.opcua_publish import Value
@@ -118,6 +123,18 @@ class OpcUaHealth:
     timestamp_fallbacks: int = 0
     """Readings whose time is a fallback: the server left out the timestamp the policy names."""
     client_certificate_sha256: str | None = None
+    history_nodes: int = 0
+    """Items whose node keeps history, as this session's check found."""
+    backfilled: int = 0
+    """Readings read back from the server's history after an outage."""
+    history_problems: int = 0
+    """History reads of a node that went wrong (bad status, garbage, no answer); each is logged
+    once per node and reason, and that node's backfill stops for the session."""
+    history_outside: int = 0
+    """History values the server sent outside the range asked for (dropped)."""
+    history_truncated: int = 0
+    """Gaps only partly read back: longer than ``history.max_span_s`` (its newest part was read)
+    or holding more values than the node's bound (its oldest ones were read)."""
 
 
 @dataclass
@@ -130,6 +147,10 @@ class _Item:
     # The last value taken, as (SourceTimestamp, value, status code): a subscription's first
     # notification repeats the value the catch-up read has just taken.
     last: tuple[datetime, Any, int] | None = None
+    # The newest SourceTimestamp delivered: where a backfill from history starts.
+    delivered: datetime | None = None
+    # Whether the node keeps history (AccessLevel HistoryRead and Historizing), this session.
+    history: bool = False
 
     @property
     def label(self) -> str:
@@ -179,6 +200,22 @@ class OpcUaCollector(Collector):
         # Each subscription of the session and when it was made: the watchdog's charge.
         self._watched: list[tuple[Subscription, float]] = []
         self._pki = state_dir / "pki" / source.id
+
+    def resume(self, delivered: Mapping[tuple[str, str], datetime]) -> None:
+        """Start from what a checkpoint says was delivered: (machine, signal) -> newest event time.
+
+        After the pipeline's own restart, the backfill from history starts there for each tag
+        (what was delivered after the checkpoint was lost with the process, so it is read again).
+        """
+        for item in self._items:
+            moment = delivered.get((item.tag.machine, item.tag.signal))
+            if moment is not None:
+                item.delivered = _aware(moment)
+
+    @property
+    def backfills(self) -> bool:
+        """Whether this source reads gaps back from history (its setting, under source time)."""
+        return self.source.history.enabled and self.source.timestamps == "source"
 
     # -- the one reconnect loop -----------------------------------------------------------------
 
@@ -287,10 +324,18 @@ class OpcUaCollector(Collector):
         await self._resolve(client)
         limit = await self._items_per_call(client)
         self._watched = []
+        await self._check_history(client, limit)
         # The current values first, then the subscriptions: their first notifications repeat those
         # values or follow them. Read after subscribing, the values would overtake changes queued
         # on the server in between and make them arrive late.
-        await self._catch_up(client)
+        caught = await self._catch_up_read(client)
+        # With a gap to read back from history, the catch-up values wait for it, and so do the
+        # subscriptions' values (they queue; see below): the history read may take a while.
+        gaps = [self._gap(item, data) for item, data in caught]
+        live = asyncio.Event()
+        if not any(gaps):
+            await self._catch_up(client, caught, gaps)
+            live.set()
         async with asyncio.TaskGroup() as tasks:
             subscriptions: list[tuple[Subscription, OpcUaGroup]] = []
             for index, group in enumerate(self.source.groups):
@@ -300,12 +345,14 @@ class OpcUaCollector(Collector):
                     if i.group is group and i.node is not None and i.label not in self.health.items_failed
                 ]
                 if group.mode == "poll":
-                    tasks.create_task(self._poll(client, group), name=f"opcua[{self.source.id}].poll{index}")
+                    tasks.create_task(
+                        self._poll(client, group, live), name=f"opcua[{self.source.id}].poll{index}"
+                    )
                     continue
                 sub = await self._subscription(client, group, fast)
                 subscriptions.append((sub, group))
                 await self._monitor(sub, group, members, limit)
-                tasks.create_task(self._consume(sub), name=f"opcua[{self.source.id}].sub{index}")
+                tasks.create_task(self._consume(sub, live=live), name=f"opcua[{self.source.id}].sub{index}")
             heartbeat = await self._subscription(client, None, fast)
             await heartbeat.subscribe_data_change(client.get_node(_CURRENT_TIME), sampling_interval=1000.0)
             tasks.create_task(self._consume(heartbeat, heartbeat=True), name=f"opcua[{self.source.id}].clock")
@@ -314,6 +361,11 @@ class OpcUaCollector(Collector):
             tasks.create_task(
                 self._retry(client, subscriptions, limit), name=f"opcua[{self.source.id}].retry"
             )
+            if not live.is_set():
+                # The subscriptions exist, so nothing changing meanwhile is lost: it waits in their
+                # queues (bounded, drops counted) until the backfill and the catch-up are out.
+                await self._catch_up(client, caught, gaps)
+                live.set()
 
     async def _secure(self, client: Client) -> None:
         thumbprint = await secure_client(client, self.source.security, self.source.id, self._pki)
@@ -521,8 +573,12 @@ class OpcUaCollector(Collector):
 
     # -- values to readings -----------------------------------------------------------------------
 
-    async def _consume(self, sub: Subscription, heartbeat: bool = False) -> None:
+    async def _consume(
+        self, sub: Subscription, heartbeat: bool = False, live: asyncio.Event | None = None
+    ) -> None:
         by_handle = self._by_handle
+        if live is not None:
+            await live.wait()
         async for event in sub:
             if event.__class__ is tuple:
                 # A value from the fast path (collectors.opcua_fastpath): a plain tuple.
@@ -546,31 +602,164 @@ class OpcUaCollector(Collector):
                     continue
                 await self._emit_value(item, value, code, source_ts, _aware(server_ts))
 
-    async def _catch_up(self, client: Client) -> None:
+    async def _catch_up_read(self, client: Client) -> list[tuple[_Item, ua.DataValue]]:
         """Read every item's current value at once: counters and states catch up after a reconnect.
 
         A node the server does not know is recorded as failed (and retried on its own), not
         turned into a reading: it never had a value in this session.
         """
         ready = [i for i in self._items if i.node is not None and i.label not in self.health.items_failed]
-        values = list(zip(ready, await _read_values(client, ready), strict=True))
-        # In event-time order, as a publish response's values (see _subscription).
-        values.sort(key=lambda pair: self._event_order(pair[1]))
-        for item, data in values:
-            value, code, source_ts, server_ts = _fields(data)
+        caught = []
+        for item, data in zip(ready, await _read_values(client, ready), strict=True):
+            code = data.StatusCode.value if data.StatusCode is not None else 0
             if code in _NODE_GONE:
                 self.health.items_failed[item.label] = ua.StatusCode(code).name
                 continue
-            source_ts = _aware(source_ts)
-            if source_ts is not None and item.last == (source_ts, value, code):
-                self.health.repeats += 1  # unchanged while the session was down: nothing new
-                continue
-            await self._emit_value(item, value, code, source_ts, _aware(server_ts))
+            caught.append((item, data))
         self.health.items_ok = len(self._items) - len(self.health.items_failed)
         self._report_failures()
+        return caught
 
-    async def _poll(self, client: Client, group: OpcUaGroup) -> None:
+    async def _catch_up(
+        self,
+        client: Client,
+        caught: list[tuple[_Item, ua.DataValue]],
+        gaps: list[tuple[datetime, datetime] | None],
+    ) -> None:
+        """Deliver the catch-up values, with what history holds of each item's gap before them.
+
+        All in event-time order, as a publish response's values (see _subscription): the values
+        read back from history are older than their item's catch-up value and go before it.
+        """
+        values: list[tuple[datetime, _Item, Any, int, datetime | None, datetime | None, bool]] = []
+        # The values of every gap are held until all are read (they go out in one time order):
+        # each node gets an equal share of the session's bound.
+        settings = self.source.history
+        share = settings.max_values_per_session // max(1, sum(gap is not None for gap in gaps))
+        limit = max(1, min(settings.max_values_per_node, share))
+        for (item, data), gap in zip(caught, gaps, strict=True):
+            if gap is not None:
+                for old in await self._read_history(client, item, *gap, limit):
+                    value, code, source_ts, server_ts = _fields(old)
+                    values.append(
+                        (
+                            self._event_order(old),
+                            item,
+                            value,
+                            code,
+                            _aware(source_ts),
+                            _aware(server_ts),
+                            True,
+                        )
+                    )
+            value, code, source_ts, server_ts = _fields(data)
+            values.append(
+                (self._event_order(data), item, value, code, _aware(source_ts), _aware(server_ts), False)
+            )
+        values.sort(key=lambda entry: entry[0])  # stable: each item's values keep their order
+        for _, item, value, code, source_ts, server_ts, backfilled in values:
+            if not backfilled and source_ts is not None and item.last == (source_ts, value, code):
+                self.health.repeats += 1  # unchanged while the session was down: nothing new
+                continue
+            await self._emit_value(item, value, code, source_ts, server_ts, backfilled=backfilled)
+
+    # -- history ------------------------------------------------------------------------------------
+
+    async def _check_history(self, client: Client, per_read: int) -> None:
+        """Once per session: which items' nodes keep history (two attributes each, in batches).
+
+        A check that fails leaves those nodes without a backfill for the session, counted in
+        ``health.history_problems`` and logged once per reason.
+        """
+        for item in self._items:
+            item.history = False
+        self.health.history_nodes = 0
+        if not self.backfills:
+            return
+        ready = [i for i in self._items if i.node is not None and i.label not in self.health.items_failed]
+        keeps, problem = await opcua_history.keeps_history(
+            client, [i.node.nodeid for i in ready if i.node is not None], self.source.timeout_s, per_read
+        )
+        for item, kept in zip(ready, keeps, strict=True):
+            item.history = kept
+        self.health.history_nodes = sum(keeps)
+        if problem is not None:
+            self.health.history_problems += 1
+            key = f"history-check:{problem.reason}"
+            if key not in self._warned:
+                self._warned.add(key)
+                _log.warning(
+                    "source %s: %s; no backfill for those nodes this session", self.source.id, problem.detail
+                )
+
+    def _gap(self, item: _Item, data: ua.DataValue) -> tuple[datetime, datetime] | None:
+        """The span of history to read before ``data``, an item's catch-up value; None if none.
+
+        From the newest value delivered (exclusive) to the catch-up value's source time
+        (exclusive), at most ``history.max_span_s`` of it (the newest part: older data may be
+        beyond the engine's correction horizon anyway).
+        """
+        if not item.history or item.delivered is None:
+            return None
+        end = _aware(data.SourceTimestamp)
+        if end is None or end <= item.delivered:
+            return None
+        span = timedelta(seconds=self.source.history.max_span_s)
+        if end - item.delivered > span:
+            self.health.history_truncated += 1
+            self._history_warning(
+                item,
+                "span",
+                f"a gap of {(end - item.delivered).total_seconds():g} s is longer than history.max_span_s; "
+                f"reading back its newest {span.total_seconds():g} s",
+            )
+            return end - span, end
+        return item.delivered, end
+
+    async def _read_history(
+        self, client: Client, item: _Item, start: datetime, end: datetime, limit: int
+    ) -> list[ua.DataValue]:
+        """The item's values in ``(start, end)`` from history; problems counted, logged once per node."""
+        assert item.node is not None
+        settings = self.source.history
+        batch = await opcua_history.read_raw(
+            client,
+            item.node.nodeid,
+            start,
+            end,
+            per_request=settings.values_per_request,
+            max_values=limit,
+            values_per_s=settings.max_values_per_s,
+            timeout_s=self.source.timeout_s,
+        )
+        if batch.outside:
+            self.health.history_outside += batch.outside
+            self._history_warning(
+                item, "outside", f"the server sent {batch.outside} history values outside the range asked for"
+            )
+        if batch.truncated:
+            self.health.history_truncated += 1
+            self._history_warning(
+                item,
+                "truncated",
+                f"more than {limit} values in the gap (history.max_values_per_node, or this node's "
+                "share of history.max_values_per_session); the newest were left",
+            )
+        if batch.problem is not None:
+            self.health.history_problems += 1
+            item.history = False  # not again in this session
+            self._history_warning(item, batch.problem.reason, f"history read failed: {batch.problem.detail}")
+        return batch.values
+
+    def _history_warning(self, item: _Item, reason: str, text: str) -> None:
+        key = f"{item.label}:history:{reason}"
+        if key not in self._warned:
+            self._warned.add(key)
+            _log.warning("source %s: item %s: %s", self.source.id, item.label, text)
+
+    async def _poll(self, client: Client, group: OpcUaGroup, live: asyncio.Event) -> None:
         members = [i for i in self._items if i.group is group and i.node is not None]
+        await live.wait()
         while True:
             values = await _read_values(client, members)
             for item, value in zip(members, values, strict=True):
@@ -605,7 +794,14 @@ class OpcUaCollector(Collector):
         await self._emit_value(item, value, code, _aware(source_ts), _aware(server_ts))
 
     async def _emit_value(
-        self, item: _Item, value: Any, code: int, source_ts: datetime | None, server_ts: datetime | None
+        self,
+        item: _Item,
+        value: Any,
+        code: int,
+        source_ts: datetime | None,
+        server_ts: datetime | None,
+        *,
+        backfilled: bool = False,
     ) -> None:
         """Turn one value (its timestamps already UTC, or None) into a reading, or a dead letter."""
         ingest = self._clock()
@@ -645,9 +841,14 @@ class OpcUaCollector(Collector):
             ingest_ts=ingest,
             source=self.source.id,
             seq=self._seq,
+            backfilled=backfilled,
         )
         # What makes a value the same sample again; None without a SourceTimestamp (no telling).
         item.last = (source_ts, value, code) if source_ts is not None else None
+        if source_ts is not None and (item.delivered is None or source_ts > item.delivered):
+            item.delivered = source_ts
+        if backfilled:
+            self.health.backfilled += 1
         self.health.readings += 1
         self.health.last_data = ingest
         await self._queue.put(reading)

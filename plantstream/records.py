@@ -104,6 +104,10 @@ class Reading(BaseModel):
     ingest_ts: UtcDatetime | None = None
     source: str | None = None
     seq: int | None = Field(default=None, ge=0)
+    backfilled: bool = Field(
+        default=False,
+        description="read back from the server's history after an outage (left out of JSON when false)",
+    )
 
     @model_validator(mode="after")
     def _value_unless_bad(self) -> Reading:
@@ -125,6 +129,7 @@ class Reading(BaseModel):
         quality: Quality = Quality.GOOD,
         status_code: int | None = None,
         server_ts: datetime | None = None,
+        backfilled: bool = False,
     ) -> Reading:
         """A reading built from values a decoder has already checked, without validation.
 
@@ -151,11 +156,14 @@ class Reading(BaseModel):
                 "ingest_ts": ingest_ts,
                 "source": source,
                 "seq": seq,
+                "backfilled": backfilled,
             },
         )
         fields_set = _TRUSTED_FIELDS
         if quality is not Quality.GOOD or status_code is not None or server_ts is not None:
             fields_set = _ALL_FIELDS
+        if backfilled:
+            fields_set = fields_set | {"backfilled"}
         state(reading, "__pydantic_fields_set__", set(fields_set))
         state(reading, "__pydantic_extra__", None)
         state(reading, "__pydantic_private__", None)
@@ -163,14 +171,22 @@ class Reading(BaseModel):
 
     def to_json(self) -> str:
         """Encode as one JSON line (no newline), leaving out fields that are not set."""
-        # Optional fields that are not set are left out; the missing value of a bad reading is null.
-        data = {name: v for name, v in self.__dict__.items() if v is not None or name == "value"}
+        # Optional fields that are not set are left out, and so is ``backfilled`` when false (the
+        # JSON of a live reading is what it was before the field existed); the missing value of a
+        # bad reading is null.
+        data = {
+            name: v
+            for name, v in self.__dict__.items()
+            if (v is not None and v is not False) or name == "value"
+        }
         try:
             # orjson writes what pydantic's serializer writes for these types (a property test
             # holds them together) in a quarter of the time: every reading is encoded once.
             return orjson.dumps(data, option=orjson.OPT_UTC_Z).decode()
         except orjson.JSONEncodeError:  # an integer value beyond 64 bits
-            unset = {name for name, v in self.__dict__.items() if v is None and name != "value"}
+            unset = {
+                name for name, v in self.__dict__.items() if (v is None or v is False) and name != "value"
+            }
             return self.model_dump_json(exclude=unset)
 
     @classmethod
@@ -327,13 +343,15 @@ def decode_reading(line: str | bytes) -> tuple[int, str, str, Value | None, str,
 
 
 def _extras_valid(data: dict[str, Any]) -> bool:
-    """Whether the fields a bulk reader does not return (source, seq, times) are as validation wants."""
+    """Whether the fields a bulk reader does not return (source, seq, times, backfilled) are valid."""
     seq = data.get("seq")
     source = data.get("source")
     ingest_ts = data.get("ingest_ts")
     server_ts = data.get("server_ts")
+    backfilled = data.get("backfilled", False)
     return (
-        (seq is None or (seq.__class__ is int and seq >= 0))
+        backfilled.__class__ is bool
+        and (seq is None or (seq.__class__ is int and seq >= 0))
         and (source is None or source.__class__ is str)
         and (ingest_ts is None or _canonical_us(ingest_ts) is not None)
         and (server_ts is None or _canonical_us(server_ts) is not None)

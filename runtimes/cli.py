@@ -693,6 +693,12 @@ def _plant_to_map_onto(plant_path: Path) -> PlantModel:
 @click.option("--mqtt", default=None, help="Also publish the meters to this broker (mqtt://host:port).")
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
 @click.option(
+    "--history",
+    default=3_600,
+    show_default=True,
+    help="Values each machine tag keeps in the server's history (HistoryRead); 0: none.",
+)
+@click.option(
     "--truth",
     "truth_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -712,6 +718,7 @@ def simulate_command(
     rate: float,
     mqtt: str | None,
     duration: float | None,
+    history: int,
     truth_path: Path | None,
 ) -> None:
     """Run the demonstration line as an OPC UA server (and an MQTT meter publisher)."""
@@ -737,6 +744,7 @@ def simulate_command(
             rate=rate,
             mqtt=mqtt,
             duration=duration,
+            history=history,
         )
     except ValueError as exc:
         _err.print(f"[red]error[/red] {exc}")

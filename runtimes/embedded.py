@@ -13,7 +13,10 @@ forced to disk first, then the checkpoint is written to a temporary file, synced
 the old one, so a crash (even ``kill -9``) finds either the old or the new checkpoint whole. After a
 restart the first sample of each cumulative counter and register is differenced against the
 checkpointed value, so no piece and no kWh is lost; windows closed after the checkpoint are written
-again with the same identity (an overwrite downstream); time with no data is unknown.
+again with the same identity (an overwrite downstream); time with no data is unknown, unless an
+OPC UA source's server keeps history: the checkpoint also holds the newest event time taken per
+machine and signal of each such source (``delivered``), and after a restart its collector reads
+the gap since then back from the server's history (:mod:`collectors.opcua_history`).
 
 Sinks. Every point the file sink gets also goes to each sink of the plant file (``sinks:``),
 through its durable outbox in ``<state-dir>/outbox/<sink-id>.sqlite``, appended before the file
@@ -43,7 +46,7 @@ import orjson
 
 from collectors.build import AnyCollector, build_collectors
 from collectors.mqtt import MqttHealth
-from collectors.opcua import OpcUaHealth
+from collectors.opcua import OpcUaCollector, OpcUaHealth
 from collectors.queue import BoundedQueue
 from plantstream.plant import LoadedPlant
 from plantstream.plant.schema import OpcUaSource
@@ -177,6 +180,12 @@ class EmbeddedPipeline:
         self._since_idle_check = 0
         machines = {mid: m.line for mid, m in spec.machines.items()}
         self.collectors = build_collectors(plant.model.sources, machines, self._dead_letter, state_dir)
+        # Sources that read a gap back from history, and the newest event time (µs) taken per
+        # (machine, signal) of theirs: where a backfill starts after a restart.
+        self._backfilling = {
+            c.source.id for c in self.collectors if isinstance(c, OpcUaCollector) and c.backfills
+        }
+        self._delivered: dict[tuple[str, str], int] = {}
 
     async def run(self, stop: asyncio.Event) -> PipelineStats:
         """Collect and compute until ``stop`` is set; then drain, flush, checkpoint and return.
@@ -300,6 +309,8 @@ class EmbeddedPipeline:
         # Kept while nobody listens too: whoever connects next learns each machine's state.
         states = self._states if self.http is not None else None
         seen = self._idle.seen
+        backfilling = self._backfilling
+        delivered = self._delivered
         points: list[Point] = []
         # The receipt time bounds how far ahead an event time may be (max_future_s).
         now = time.time_ns() // 1000
@@ -316,6 +327,10 @@ class EmbeddedPipeline:
             if machine is not None and reading.signal in machine.recorded:
                 points.append(reading_point(reading, machine.site, machine.line))
             ts = (reading.ts - EPOCH) // _ONE_US
+            if reading.source in backfilling:
+                key = (reading.machine, reading.signal)
+                if ts > delivered.get(key, ts - 1):
+                    delivered[key] = ts
             ingest = reading.ingest_ts
             received = now if ingest is None else (ingest - EPOCH) // _ONE_US
             if self._source_clock is not None:
@@ -507,7 +522,11 @@ class EmbeddedPipeline:
         # encodes about 4 times as fast as json. Numbers in the state are finite; a non-finite
         # value held for ordering becomes null, which is refused when released exactly as NaN
         # would have been.
-        encoded = orjson.dumps(self.engine.checkpoint(), option=orjson.OPT_NON_STR_KEYS)
+        state = self.engine.checkpoint()
+        # Read back by _restore; the engine ignores it. Written in the same turn as the engine's
+        # state, so it claims exactly the readings that state holds.
+        state["delivered"] = [[machine, signal, us] for (machine, signal), us in self._delivered.items()]
+        encoded = orjson.dumps(state, option=orjson.OPT_NON_STR_KEYS)
         return points_files, encoded
 
     def _write_checkpoint(self, points_files: list[int], encoded: bytes) -> None:
@@ -548,6 +567,35 @@ class EmbeddedPipeline:
             return
         self.stats.restored_from = str(path)
         _log.info("restored the calculators' state from %s", path)
+        self._resume_collectors(saved.get("delivered", []))
+
+    def _resume_collectors(self, saved: Any) -> None:
+        """Tell the sources that backfill from history what the checkpoint says they delivered.
+
+        A checkpoint written before ``delivered`` existed has none: those sources start as
+        before, without reading back what the restart missed. A malformed entry is skipped.
+        """
+        if not isinstance(saved, list):
+            _log.error("checkpoint: 'delivered' is not a list; no backfill after this restart")
+            return
+        moments = {}
+        for entry in saved:
+            if not (
+                isinstance(entry, list)
+                and len(entry) == 3
+                and isinstance(entry[0], str)
+                and isinstance(entry[1], str)
+                and type(entry[2]) is int
+            ):
+                continue
+            try:
+                moments[(entry[0], entry[1])] = EPOCH + timedelta(microseconds=entry[2])
+            except OverflowError:
+                continue  # not a time: skipped like any other malformed entry
+            self._delivered[(entry[0], entry[1])] = entry[2]
+        for collector in self.collectors:
+            if isinstance(collector, OpcUaCollector) and collector.backfills:
+                collector.resume(moments)
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """Per-source health; healthy when every source is connected."""
@@ -561,7 +609,15 @@ class EmbeddedPipeline:
                 "last_error": h.last_error,
                 "dropped": collector.dropped,
                 "lag_s": self.stats.lag_s.get(collector.source.id),
-                **({"items_failed": h.items_failed} if isinstance(h, OpcUaHealth) else {}),
+                **(
+                    {
+                        "items_failed": h.items_failed,
+                        "backfilled": h.backfilled,
+                        "history_problems": h.history_problems,
+                    }
+                    if isinstance(h, OpcUaHealth)
+                    else {}
+                ),
             }
         sinks = sink_health_json(self.sinks)
         # A sink is fine while it writes, or while nothing waits for it.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import getpass
 import shutil
 import socket
@@ -168,6 +170,53 @@ class OpcUaTestServer:
 
         assert self.process is not None
         self.process.send_signal(signal.SIGCONT)
+
+
+class Relay:
+    """A TCP relay in front of the server: ``cut`` is a network outage, ``restore`` its end."""
+
+    def __init__(self, target_port: int) -> None:
+        self.port = free_port()
+        self._target = target_port
+        self._listener: asyncio.Server | None = None
+        self._open: set[asyncio.StreamWriter] = set()
+
+    @property
+    def endpoint(self) -> str:
+        return f"opc.tcp://127.0.0.1:{self.port}/"
+
+    @property
+    def listening(self) -> bool:
+        return self._listener is not None
+
+    async def restore(self) -> None:
+        self._listener = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+
+    async def cut(self) -> None:
+        assert self._listener is not None
+        listener, self._listener = self._listener, None
+        listener.close()
+        for writer in self._open:
+            writer.transport.abort()
+        self._open.clear()
+        await listener.wait_closed()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._open |= {writer, up_writer}
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while data := await source.read(65_536):
+                    sink.write(data)
+                    await sink.drain()
+            sink.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...], int], float | str | bool]

@@ -63,6 +63,7 @@ __all__ = [
     "MqttSubscription",
     "OeeMethod",
     "OpcUaGroup",
+    "OpcUaHistory",
     "OpcUaSecurity",
     "OpcUaSource",
     "OpcUaTag",
@@ -650,6 +651,39 @@ class OpcUaSecurity(_Strict):
         return self
 
 
+class OpcUaHistory(_Strict):
+    """Backfill after an outage from the server's history (OPC UA Part 11, HistoryRead raw).
+
+    After every (re)connect, each tag whose node keeps history (AccessLevel HistoryRead and
+    ``Historizing``) gets the values it missed since the last one delivered, in the server's
+    batches, marked ``backfilled``. Only under ``timestamps: source``: history values carry
+    their source time, and the gap is measured in it.
+    """
+
+    enabled: bool = Field(default=True, description="read the gap from history where the server keeps it")
+    max_span_s: Number = Field(
+        default=3_600.0,
+        gt=0,
+        le=7 * 86_400,
+        description="at most this much of a gap is read back (its newest part)",
+    )
+    max_values_per_s: Number = Field(
+        default=10_000.0, gt=0, le=10_000_000, description="history values taken per second, at most"
+    )
+    values_per_request: Integer = Field(
+        default=1_000, gt=0, le=100_000, description="NumValuesPerNode of each HistoryRead"
+    )
+    max_values_per_node: Integer = Field(
+        default=100_000, gt=0, le=10_000_000, description="values read back per node and session, at most"
+    )
+    max_values_per_session: Integer = Field(
+        default=200_000,
+        gt=0,
+        le=10_000_000,
+        description="values held at once after a reconnect, all nodes together (memory: about 0.3 KiB each)",
+    )
+
+
 class OpcUaSource(_Strict):
     """An OPC UA server and the tags to read from it."""
 
@@ -677,6 +711,7 @@ class OpcUaSource(_Strict):
     )
     queue: QueueSettings = Field(default_factory=lambda: QueueSettings(overflow="drop_oldest"))
     groups: list[OpcUaGroup] = Field(min_length=1)
+    history: OpcUaHistory = Field(default_factory=OpcUaHistory)
 
     @field_validator("endpoint")
     @classmethod
@@ -684,6 +719,15 @@ class OpcUaSource(_Strict):
         if not re.fullmatch(r"opc\.tcp://[^/\s:]+(:\d{1,5})?(/\S*)?", value):
             raise ValueError(f"{value!r} is not opc.tcp://host:port")
         return value
+
+    @model_validator(mode="after")
+    def _history_needs_source_time(self) -> OpcUaSource:
+        asked = "enabled" in self.history.model_fields_set and self.history.enabled
+        if self.timestamps != "source" and asked:
+            raise ValueError(
+                f"history.enabled: the backfill needs timestamps: source (this source has {self.timestamps})"
+            )
+        return self
 
 
 Source = Annotated[MqttSource | OpcUaSource, Field(discriminator="type")]

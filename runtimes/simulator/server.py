@@ -51,6 +51,7 @@ from asyncua import Server, ua
 
 from collectors.backoff import Backoff
 from plantstream.plant import PlantModel, load_plant
+from runtimes.simulator.history import ServerHistory
 from runtimes.simulator.model import MeterSample, PlantSimulation, TagUpdate, ValueType, generic_plant
 
 __all__ = [
@@ -79,6 +80,8 @@ _VARIANT: dict[ValueType, ua.VariantType] = {
 }
 _STEP_S = 0.1
 _MQTT_QUEUE = 10_000
+# A bound on the history the simulator keeps per tag (each value about 320 bytes, see history.py).
+_MAX_HISTORY = 1_000_000
 _MQTT_BATCH = 200
 
 
@@ -105,6 +108,8 @@ class SimulatorOptions:
         truth_period_s: Wall-clock seconds between two refreshes of the ground-truth node.
         resume: Raw counter and register values to continue from, per machine and signal
             (:class:`~runtimes.simulator.model.PlantSimulation`).
+        history: Values each machine tag keeps in the server's history for HistoryRead (the
+            newest; :mod:`runtimes.simulator.history`); 0: the tags keep none.
 
     Raises:
         ValueError: When an option is out of range or two options contradict each other.
@@ -124,6 +129,7 @@ class SimulatorOptions:
     meter_period_s: float = 1.0
     truth_period_s: float = 1.0
     resume: Mapping[str, Mapping[str, float]] | None = None
+    history: int = 3_600
 
     def __post_init__(self) -> None:
         problems = []
@@ -143,6 +149,8 @@ class SimulatorOptions:
             problems.append(f"duration must be >= 0 s, got {self.duration}")
         if not self.meter_period_s > 0:
             problems.append(f"meter_period_s must be > 0, got {self.meter_period_s}")
+        if not 0 <= self.history <= _MAX_HISTORY:
+            problems.append(f"history must be 0..{_MAX_HISTORY} values per tag, got {self.history}")
         if not self.truth_period_s > 0:
             problems.append(f"truth_period_s must be > 0, got {self.truth_period_s}")
         if self.start is not None and self.start.tzinfo is None:
@@ -241,6 +249,7 @@ class SimulatorServer:
         self._wall0 = 0.0
         self._sim_now = self._start
         self._mqtt: _MqttPublisher | None = None
+        self._history: ServerHistory | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -269,6 +278,10 @@ class SimulatorServer:
         await server.set_application_uri(f"{NAMESPACE_URI}:server")
         self._ns = await server.register_namespace(NAMESPACE_URI)
         await self._build_address_space(server)
+        if options.history:
+            self._history = ServerHistory(server, options.history)
+            for node_id, _ in self._nodes.values():
+                await self._history.add(node_id)
         try:
             await server.start()
         except OSError as exc:
@@ -484,6 +497,8 @@ class SimulatorServer:
                 ServerTimestamp=wall,
             )
             await server.write_attribute_value(node_id, value)
+            if self._history is not None:
+                await self._history.save(node_id, value)
         self.stats.writes += len(updates)
 
     async def _write_load(self) -> None:

@@ -305,9 +305,44 @@ def test_generic_plant_and_options_validation() -> None:
         SimulatorOptions(mqtt="http://broker")
     with pytest.raises(ValueError, match="time zone"):
         SimulatorOptions(start=datetime(2026, 3, 2, 8))  # noqa: DTZ001 - the point of the test
+    with pytest.raises(ValueError, match=r"history must be 0\.\.1000000 values per tag, got -1"):
+        SimulatorOptions(history=-1)
+    with pytest.raises(ValueError, match="history must be 0"):
+        SimulatorOptions(history=10**9)
 
 
 # -- the OPC UA server --------------------------------------------------------------------------------
+
+
+async def test_machine_tags_keep_their_newest_values_for_history_read() -> None:
+    # Power is written every simulated second: at speed 60, 60 values a wall second, far more
+    # than the 5 kept.
+    options = SimulatorOptions(port=0, speed=60, seed=7, start=MONDAY_0800_HCM, history=5)
+    async with SimulatorServer(options) as sim, Client(sim.endpoint, timeout=5) as client:
+        power = await resolve(client, f"nsu={NAMESPACE_URI};s=cnc1.spindle_power_kw")
+        assert (await power.read_attribute(ua.AttributeIds.Historizing)).Value.Value is True
+        access = (await power.read_attribute(ua.AttributeIds.AccessLevel)).Value.Value
+        assert access & ua.AccessLevel.HistoryRead.mask
+        await asyncio.sleep(1.0)
+        kept = await power.read_raw_history(MONDAY_0800_HCM, sim.simulated_now() + timedelta(hours=1))
+        assert len(kept) == 5  # the count bound: the oldest went first
+        stamps = [dv.SourceTimestamp for dv in kept]
+        assert stamps == sorted(stamps)
+        assert stamps[-1] > MONDAY_0800_HCM + timedelta(seconds=30)  # the newest, not the first
+        current = await power.read_data_value()
+        assert (kept[-1].Value.Value, kept[-1].SourceTimestamp) == (
+            current.Value.Value,
+            current.SourceTimestamp,
+        )
+
+
+async def test_without_history_the_tags_keep_none() -> None:
+    options = SimulatorOptions(port=0, speed=60, seed=7, start=MONDAY_0800_HCM, history=0)
+    async with SimulatorServer(options) as sim, Client(sim.endpoint, timeout=5) as client:
+        power = await resolve(client, f"nsu={NAMESPACE_URI};s=cnc1.spindle_power_kw")
+        assert (await power.read_attribute(ua.AttributeIds.Historizing)).Value.Value is False
+        access = (await power.read_attribute(ua.AttributeIds.AccessLevel)).Value.Value
+        assert not access & ua.AccessLevel.HistoryRead.mask
 
 
 def expanded(node: str) -> tuple[str, str]:

@@ -14,6 +14,9 @@
 //   delete press.power   removes that node from the address space -> "deleted press.power"
 //   subscriptions        -> "subscriptions N", N = subscriptions across all sessions
 //   sessions             -> "sessions N"
+//   historize            the three variables keep history from now on (node-opcua's in-memory
+//                        historian, at most 10000 values each: HistoryRead raw with continuation
+//                        points) -> "historized N", N = variables now historizing
 // Errors are answered "error <text>". Exits cleanly (code 0) on SIGTERM or SIGINT or when stdin closes.
 "use strict";
 
@@ -151,6 +154,16 @@ async function main() {
                 answer(`subscriptions ${server.currentSubscriptionCount}`);
             } else if (verb === "sessions") {
                 answer(`sessions ${server.currentSessionCount}`);
+            } else if (verb === "historize") {
+                // Sets Historizing and the HistoryRead bit of AccessLevel; every value written from
+                // now on is kept, bounded by maxOnlineValues.
+                const kept = [state, good, power].filter((node) => !deleted.has(`press.${node.browseName.name}`));
+                for (const node of kept) {
+                    if (!node.historizing) {
+                        addressSpace.installHistoricalDataNode(node, { maxOnlineValues: 10000 });
+                    }
+                }
+                answer(`historized ${kept.length}`);
             } else if (verb) {
                 answer(`error unknown command ${line.trim()}`);
             }

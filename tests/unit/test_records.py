@@ -222,6 +222,7 @@ def test_a_trusted_reading_equals_the_validated_one(
     ),
     quality=st.sampled_from(list(Quality)),
     status_code=st.one_of(st.none(), st.integers(min_value=0, max_value=0xFFFFFFFF)),
+    backfilled=st.booleans(),
 )
 def test_a_trusted_reading_with_quality_and_status_equals_the_validated_one(
     ts: datetime,
@@ -229,13 +230,16 @@ def test_a_trusted_reading_with_quality_and_status_equals_the_validated_one(
     value: bool | int | float | str | None,
     quality: Quality,
     status_code: int | None,
+    backfilled: bool,
 ) -> None:
-    # The OPC UA collector's shape: quality, raw status code and server time as well.
+    # The OPC UA collector's shape: quality, raw status code and server time as well, and a value
+    # read back from history after an outage.
     if value is None:
         quality = Quality.BAD
     arguments = {
         "ts": ts, "machine": "m1", "signal": "state", "value": value, "source": "plc", "seq": 7,
         "ingest_ts": ts, "quality": quality, "status_code": status_code, "server_ts": server_ts,
+        "backfilled": backfilled,
     }  # fmt: skip
     trusted = Reading.trusted(**arguments)  # type: ignore[arg-type]
     validated = Reading(**arguments)  # type: ignore[arg-type]
@@ -281,7 +285,14 @@ def test_a_trusted_point_equals_the_validated_one_and_encodes_as_pydantic_does(
 
 
 @example(
-    value=2**70, quality=Quality.GOOD, status_code=None, server_ts=None, ingest_ts=None, source=None, seq=None
+    value=2**70,
+    quality=Quality.GOOD,
+    status_code=None,
+    server_ts=None,
+    ingest_ts=None,
+    source=None,
+    seq=None,
+    backfilled=True,
 )
 @given(
     value=st.one_of(
@@ -293,6 +304,7 @@ def test_a_trusted_point_equals_the_validated_one_and_encodes_as_pydantic_does(
     ingest_ts=st.one_of(st.none(), _utc_times),
     source=st.one_of(st.none(), st.text(max_size=6)),
     seq=st.one_of(st.none(), st.integers(min_value=0, max_value=2**64)),
+    backfilled=st.booleans(),
 )
 def test_the_reading_encoder_writes_what_pydantic_writes(
     value: bool | int | float | str | None,
@@ -302,16 +314,21 @@ def test_the_reading_encoder_writes_what_pydantic_writes(
     ingest_ts: datetime | None,
     source: str | None,
     seq: int | None,
+    backfilled: bool,
 ) -> None:
     if value is None:
         quality = Quality.BAD
     reading = Reading(
         ts=datetime(2026, 3, 2, 8, 0, 0, 250_000, tzinfo=UTC), machine="m1", signal="s", value=value,
         quality=quality, status_code=status_code, server_ts=server_ts, ingest_ts=ingest_ts,
-        source=source, seq=seq,
+        source=source, seq=seq, backfilled=backfilled,
     )  # fmt: skip
-    unset = {name for name, v in reading if v is None and name != "value"}
+    # ``backfilled`` is left out when false, so a live reading's JSON is what it was before the field
+    unset = {name for name, v in reading if (v is None or v is False) and name != "value"}
     assert reading.to_json() == reading.model_dump_json(exclude=unset)
+    assert ('"backfilled":true' in reading.to_json()) is backfilled
+    if not isinstance(value, float) or math.isfinite(value):  # NaN is not equal to itself
+        assert Reading.from_json(reading.to_json()) == reading
 
 
 # Decoded JSON as a producer might send it: mostly the collectors' shape, with every kind of slip.
@@ -340,6 +357,7 @@ _reading_fields = {
     "ingest_ts": _stamps,
     "source": _json_scalars,
     "seq": st.one_of(st.integers(min_value=-1, max_value=2**63), _json_scalars),
+    "backfilled": st.one_of(st.booleans(), _json_scalars),
     "extra": _json_scalars,
 }
 

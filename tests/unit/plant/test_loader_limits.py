@@ -196,6 +196,41 @@ def test_queue_size_has_a_memory_bound() -> None:
     assert str(issue).endswith("sources[0].queue.size: must be <= 10000000")
 
 
+@pytest.mark.parametrize(
+    ("history", "message"),
+    [
+        ("{max_span_s: 0}", "history.max_span_s: must be > 0"),
+        ("{max_span_s: 604801}", "history.max_span_s: must be <= 604800"),
+        ("{max_values_per_s: -5}", "history.max_values_per_s: must be > 0"),
+        ("{values_per_request: 0}", "history.values_per_request: must be > 0"),
+        ("{max_values_per_node: 99999999999}", "history.max_values_per_node: must be <= 10000000"),
+        ("{max_values_per_session: 0}", "history.max_values_per_session: must be > 0"),
+        ("{enabled: maybe}", "history.enabled: must be a valid boolean"),
+        ("{max_span: 60}", "history.max_span: unknown key"),
+    ],
+)
+def test_a_wrong_history_setting_is_refused_naming_it(history: str, message: str) -> None:
+    text = (REPO / "examples" / "demo-line.yaml").read_text(encoding="utf-8")
+    text = text.replace("    watchdog_s: 30\n", f"    watchdog_s: 30\n    history: {history}\n")
+    with pytest.raises(PlantError) as info:
+        parse_plant(text)
+    [issue] = info.value.issues
+    assert f"sources[0].{message}" in str(issue)
+
+
+def test_backfill_asked_for_without_source_time_is_refused() -> None:
+    text = (REPO / "examples" / "demo-line.yaml").read_text(encoding="utf-8")
+    base = text.replace("    timestamps: source\n", "    timestamps: server\n")
+    assert base != text
+    parse_plant(base)  # the default (enabled) just does not apply: no history under server time
+    with pytest.raises(PlantError) as info:
+        parse_plant(
+            base.replace("    timestamps: server\n", "    timestamps: server\n    history: {enabled: true}\n")
+        )
+    [issue] = info.value.issues
+    assert "the backfill needs timestamps: source (this source has server)" in str(issue)
+
+
 def test_mqtt_qos_is_not_a_boolean() -> None:
     text = (REPO / "examples" / "mqtt-meters.yaml").read_text(encoding="utf-8").replace("qos: 1", "qos: true")
     with pytest.raises(PlantError) as info:

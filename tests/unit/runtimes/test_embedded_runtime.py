@@ -6,12 +6,14 @@ import asyncio
 import gc
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from support import reading
 
-from plantstream.records import Point
+from collectors.opcua import OpcUaCollector
+from plantstream.records import EPOCH, Point
 from runtimes.embedded import CHECKPOINT, EmbeddedPipeline
 from runtimes.gc_tuning import GC_THRESHOLD
 from runtimes.plant import load_and_resolve
@@ -32,6 +34,7 @@ def test_a_checkpoint_round_trips_through_the_file_and_a_restart(tmp_path: Path)
     first._checkpoint()
     first.sink.close()
     saved = json.loads((tmp_path / CHECKPOINT).read_text(encoding="utf-8"))
+    assert saved.pop("delivered") == []  # no OPC UA source reads history back in this plant
     assert saved == json.loads(json.dumps(first.engine.checkpoint()))
     assert any(machine["held"] for machine in saved["machines"].values())
 
@@ -39,6 +42,87 @@ def test_a_checkpoint_round_trips_through_the_file_and_a_restart(tmp_path: Path)
     second._restore()
     assert second.stats.restored_from == str(tmp_path / CHECKPOINT)
     assert json.loads(json.dumps(second.engine.checkpoint())) == saved
+    second.sink.close()
+
+
+OPCUA_SOURCE = """
+sources:
+  - type: opcua
+    id: plc
+    endpoint: opc.tcp://127.0.0.1:4840
+    security: {mode: None, allow_insecure: true}
+    groups:
+      - tags:
+          - {node: "nsu=urn:x;s=m1.good", machine: m1, signal: good_count}
+          - {node: "nsu=urn:x;s=m1.power", machine: m1, signal: power_kw}
+"""
+
+
+def _with_opcua(tmp_path: Path) -> Path:
+    path = tmp_path / "plant.yaml"
+    path.write_text(MINIMAL.read_text(encoding="utf-8") + OPCUA_SOURCE, encoding="utf-8")
+    return path
+
+
+def test_the_checkpoint_tells_a_history_source_what_was_delivered_before_the_restart(tmp_path: Path) -> None:
+    plant, spec = load_and_resolve(_with_opcua(tmp_path))
+    state = tmp_path / "state"
+    state.mkdir()
+    first = EmbeddedPipeline(plant, spec, state)
+    readings = [
+        reading(1, "good_count", 10).model_copy(update={"source": "plc"}),
+        reading(3, "good_count", 30).model_copy(update={"source": "plc"}),
+        reading(2, "good_count", 20).model_copy(update={"source": "plc"}),  # older: not the newest
+        reading(2, "power_kw", 5.0).model_copy(update={"source": "plc"}),
+        reading(9, "power_kw", 6.0),  # from no source that backfills: not counted
+    ]
+    first._take(readings)
+    first._checkpoint()
+    first.sink.close()
+    saved = json.loads((state / CHECKPOINT).read_text(encoding="utf-8"))
+    minute = 60_000_000  # µs
+    start = (reading(0, "good_count", 0).ts - EPOCH) // timedelta(microseconds=1)
+    assert sorted(saved["delivered"]) == [
+        ["m1", "good_count", start + 3 * minute],
+        ["m1", "power_kw", start + 2 * minute],
+    ]
+
+    second = EmbeddedPipeline(plant, spec, state)
+    second._restore()
+    [collector] = second.collectors
+    assert isinstance(collector, OpcUaCollector)
+    delivered = {item.tag.signal: item.delivered for item in collector._items}
+    assert delivered == {"good_count": reading(3, "x", 0).ts, "power_kw": reading(2, "x", 0).ts}
+    second.sink.close()
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        "not a list",
+        [["m1", "good_count"]],
+        [["m1", "good_count", "08:00"]],
+        [["m1", "good_count", 10**30]],  # no time at all
+        [["m1", "good_count", True]],
+        [[1, "good_count", 5]],
+    ],
+)
+def test_a_garbage_delivered_entry_in_the_checkpoint_is_skipped(tmp_path: Path, garbage: object) -> None:
+    plant, spec = load_and_resolve(_with_opcua(tmp_path))
+    state = tmp_path / "state"
+    state.mkdir()
+    first = EmbeddedPipeline(plant, spec, state)
+    first._checkpoint()
+    first.sink.close()
+    saved = json.loads((state / CHECKPOINT).read_text(encoding="utf-8"))
+    saved["delivered"] = garbage
+    (state / CHECKPOINT).write_text(json.dumps(saved), encoding="utf-8")
+    second = EmbeddedPipeline(plant, spec, state)
+    second._restore()
+    assert second.stats.restored_from is not None  # the engine's state is restored all the same
+    [collector] = second.collectors
+    assert isinstance(collector, OpcUaCollector)
+    assert all(item.delivered is None for item in collector._items)
     second.sink.close()
 
 
