@@ -12,6 +12,7 @@ from support import build_engine, plant_text, reading, run_engine, select
 
 from plantstream.plant.schema import OeeMethod
 from streams.engine import Engine, ReadingRejected
+from streams.losses import LOSS_FIELDS
 from streams.oee import OeeElements, oee_kpis
 
 STATES = ["running", "down", "idle", "setup", "planned_stop", "off"]
@@ -136,17 +137,9 @@ def test_every_second_of_stop_is_in_exactly_one_stop_point_and_the_losses_add_up
     stops = select(points, "stop", machine="m1")
     assert abs(sum(p.fields["duration_s"] for p in stops) - stopped) < 1e-6
     assert sum(p.fields["stops"] + p.fields["micro_stops"] for p in minutes) == len(stops)
-    six = (
-        "breakdown_s",
-        "setup_s",
-        "small_stop_s",
-        "reduced_speed_s",
-        "startup_reject_s",
-        "production_reject_s",
-    )
     for p in select(points, "losses", machine="m1"):
         f = p.fields
-        total = sum(f[name] for name in six) + f["unobserved_s"]
+        total = sum(f[name] for name in LOSS_FIELDS) + f["unobserved_s"]
         pbt = next(
             q.fields["planned_busy_s"]
             for q in select(points, "oee", machine="m1", window=p.tags["window"])
