@@ -46,7 +46,7 @@ from streams.plausibility import (
     judge,
     max_kw,
 )
-from streams.stops import StopEvent, StopTracker
+from streams.stops import OPERATOR_REASON, StopEvent, StopTracker
 
 __all__ = [
     "STATE_VERSION",
@@ -462,6 +462,9 @@ class MachineCalc:
             self._add(spec.product_signal, "product", self._product)
         if spec.reason_signal:
             self._add(spec.reason_signal, "reason", self._reason)
+        if spec.state_signal:
+            # Every machine with stops takes an operator's reason for one (streams.operator_reason).
+            self._add(OPERATOR_REASON, "reason", self._operator_reason)
         if state is None:
             self.state.stop = StopTracker(spec.reason_rule)
 
@@ -636,6 +639,10 @@ class MachineCalc:
     def _reason(self, ts: int, value: Any) -> None:
         self.state.released_until = ts
         self.state.stop.reason(ts, value)
+
+    def _operator_reason(self, ts: int, value: Any) -> None:
+        self.state.released_until = ts
+        self.state.stop.assign(ts, value)
 
     def take_stops(self) -> list[StopEvent]:
         """Return and forget the stops that ended since the last call (:mod:`streams.stops`)."""

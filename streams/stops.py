@@ -18,6 +18,11 @@ The **reason** comes from the machine's reason-code tag (:mod:`streams.reasons`)
 - ``last``: the last code active before the stop ended (the reason an operator confirmed on
   restart, on machines where the HMI asks for one).
 
+An **operator's reason** (``plantstream reason``, :mod:`streams.operator_reason`) is a reading of
+the reserved signal :data:`OPERATOR_REASON` stamped at the stop's start. It names the reason of
+that one stop, whatever the rule, and unlike a PLC code it is not "active" afterwards: the next
+stop does not inherit it. The latest one given for a stop wins.
+
 A stop's event is made when the stop ends, so the reason is final then; the engine corrects it
 (``revision`` + 1) when late data changes it.
 """
@@ -30,11 +35,21 @@ from typing import Any
 
 from streams.reasons import NO_CODES, code_text
 
-__all__ = ["REASON_RULES", "STOP_STATES", "StopEvent", "StopTracker", "stops_from_timeline"]
+__all__ = [
+    "OPERATOR_REASON",
+    "REASON_RULES",
+    "STOP_STATES",
+    "StopEvent",
+    "StopTracker",
+    "stops_from_timeline",
+]
 
 STOP_STATES = frozenset({"down", "idle", "setup", "off"})
 """The state categories that make a stop (running is production, planned_stop is PDOT)."""
 REASON_RULES = ("first", "last")
+OPERATOR_REASON = "@operator_reason"
+"""The reserved signal of an operator's reason for a past stop. A plant's signal names start with a
+letter or digit (``Identifier`` in the plant schema), so no signal of a plant file can take it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +84,7 @@ class StopTracker:
     snapshots late-data corrections restore.
     """
 
-    __slots__ = ("busy", "code", "first", "last", "rule", "start", "state")
+    __slots__ = ("assigned", "busy", "code", "first", "last", "rule", "start", "state")
 
     def __init__(self, rule: str = "first") -> None:
         if rule not in REASON_RULES:
@@ -83,6 +98,8 @@ class StopTracker:
         self.busy = 0
         self.first: str | None = None
         self.last: str | None = None
+        self.assigned: tuple[int, str] | None = None
+        """An operator's reason: (the start of the stop it is for, its code)."""
 
     def reason(self, ts: int, value: Any) -> None:
         """The reason tag changed to ``value`` at ``ts``."""
@@ -94,6 +111,23 @@ class StopTracker:
         if self.first is None or ts == self.start:
             self.first = code
         self.last = code
+
+    def assign(self, ts: int, value: Any) -> None:
+        """An operator named ``value`` the reason of the stop that starts at ``ts``.
+
+        It applies to that stop only (open now, or starting at ``ts`` once the state reading at
+        the same instant is applied), never to later stops; "no code" (``0``, empty) withdraws it.
+        """
+        text = code_text(value)
+        self.assigned = None if text in NO_CODES else (ts, text)
+
+    def current(self) -> str | None:
+        """The code the open stop would get if it ended now (``None``: no stop open, or no code)."""
+        if self.start is None:
+            return None
+        if self.assigned is not None and self.assigned[0] == self.start:
+            return self.assigned[1]
+        return self.first if self.rule == "first" else self.last
 
     def begin(self, ts: int, category: str | None) -> None:
         """The machine entered ``category`` at ``ts`` (call :meth:`end` first if a stop was open)."""
@@ -113,21 +147,29 @@ class StopTracker:
         if start is None:
             return None
         self.start = None
+        assigned = self.assigned
+        if assigned is not None and assigned[0] <= start:
+            self.assigned = None  # this stop's, or one for a time no stop started at
         if self.busy <= 0:
             return None
         code = self.first if self.rule == "first" else self.last
+        if assigned is not None and assigned[0] == start:
+            code = assigned[1]
         micro = micro and self.state in ("idle", "down")
         return StopEvent(start, ts, self.state, code, micro, self.busy)
 
     def to_list(self) -> list[Any]:
         """A JSON-ready form of the tracker's state."""
-        return [self.rule, self.code, self.start, self.state, self.busy, self.first, self.last]
+        return [self.rule, self.code, self.start, self.state, self.busy, self.first, self.last, self.assigned]
 
     @classmethod
     def from_list(cls, data: list[Any]) -> StopTracker:
         """Rebuild a tracker from :meth:`to_list`."""
         tracker = cls(data[0])
-        tracker.code, tracker.start, tracker.state, tracker.busy, tracker.first, tracker.last = data[1:]
+        tracker.code, tracker.start, tracker.state, tracker.busy, tracker.first, tracker.last = data[1:7]
+        # Absent from checkpoints written before operators' reasons; a JSON list back to a tuple.
+        assigned = data[7] if len(data) > 7 else None
+        tracker.assigned = None if assigned is None else (int(assigned[0]), str(assigned[1]))
         return tracker
 
     def copy(self) -> StopTracker:
