@@ -1197,6 +1197,49 @@ def sink_command(plant_path: Path, state_dir: Path) -> None:
         )
 
 
+@main.command(name="reason")
+@click.argument("machine")
+@click.argument("at")
+@click.argument("reason")
+@click.option(
+    "--url",
+    default="http://127.0.0.1:8765/reason",
+    show_default=True,
+    help="The pipeline's /reason (`run` and `demo` serve it on their --http-port).",
+)
+def reason_command(machine: str, at: str, reason: str, url: str) -> None:
+    """Give MACHINE's stop at AT the REASON, in the running pipeline.
+
+    AT is an ISO 8601 time with Z or an offset, any time inside the stop; REASON a code or a
+    reason's name from the plant's reason tree. The running pipeline writes the stop again with
+    the reason and revision + 1. Exit codes: 0 applied; 2 refused (the pipeline says why); 1 no
+    pipeline at --url.
+    """
+    from runtimes.operator import post_reason
+    from runtimes.tail import NotAPipeline
+
+    try:
+        status, answer = post_reason(url, machine, at, reason)
+    except NotAPipeline as exc:
+        _err.print(f"[red]error[/red] {escape(url)} is not a plantstream pipeline: {escape(str(exc))}")
+        sys.exit(1)
+    except OSError as exc:
+        _err.print(
+            f"[red]error[/red] no pipeline at {escape(url)}: {escape(str(exc))}; "
+            "is `plantstream run` or `demo` running, and is --url its port?"
+        )
+        sys.exit(1)
+    if status != 202:
+        _err.print(
+            f"[red]refused[/red] ({escape(str(answer.get('error')))}) {escape(str(answer.get('message')))}"
+        )
+        sys.exit(2)
+    click.echo(
+        f"{answer['machine']}: the stop at {answer['stop_start']} gets {answer['reason']} "
+        f"({answer['reason_group']}, code {answer['code']}); the pipeline writes it again with revision + 1"
+    )
+
+
 @main.command(name="tail")
 @click.option(
     "--url", default="http://127.0.0.1:8765/stream", show_default=True, help="The pipeline's /stream."
