@@ -47,6 +47,7 @@ from streams.machine import BadValue, MachineCalc, MachineState, WindowResult
 from streams.operator_reason import ReasonRefused
 from streams.plausibility import EARLIEST_US, LATEST_US, REBASE_AFTER, plausible_time
 from streams.points import WindowPoints, stop_point, window_label
+from streams.reasons import Reason
 from streams.rollup import Rollups, Scope
 from streams.stops import StopEvent
 
@@ -550,6 +551,20 @@ class Engine:
                 "(correction_history_max, or the last restart)",
             )
         return start
+
+    def open_stop(self, machine: str) -> tuple[int, str, Reason, str] | None:
+        """``machine``'s stop open at its released time, ``None`` while it is not stopped.
+
+        Its start (µs), state category, and the reason and cause (``first``, ``last`` or
+        ``operator``) it would be written with if it ended now (:mod:`streams.stops`).
+        """
+        track = self._tracks[machine]
+        stop = track.calc.state.stop
+        if stop.start is None:
+            return None
+        code, cause = stop.current()
+        reason = self.spec.reasons.resolve(code, track.calc.spec.machine_type)
+        return stop.start, stop.state, reason, cause
 
     def closed_until(self, machine: str) -> int | None:
         """Until when (µs) ``machine`` has closed every window; ``None`` before it released a reading."""

@@ -198,6 +198,7 @@ def stop_point(tags: dict[str, str], event: StopEvent, reason: Reason, revision:
         "duration_s": event.busy_us / US,
         "micro": event.micro,
         "loss": reason.loss or default_loss(event.category),
+        "cause": event.cause,
         "revision": revision,
     }
     if event.code is not None:

@@ -56,7 +56,8 @@ letter or digit (``Identifier`` in the plant schema), so no signal of a plant fi
 class StopEvent:
     """One ended stop: ``start`` and ``end`` in µs, ``busy_us`` the planned busy time it covered.
 
-    ``code`` is the reason code by the rule (text form), ``None`` when none was seen.
+    ``code`` is the reason code by the rule (text form), ``None`` when none was seen; ``cause``
+    says where it came from: the rule (``first`` or ``last``) or ``operator``.
     """
 
     start: int
@@ -65,16 +66,17 @@ class StopEvent:
     code: str | None
     micro: bool
     busy_us: int
+    cause: str = "first"
 
     def to_list(self) -> list[Any]:
         """A JSON-ready form."""
-        return [self.start, self.end, self.category, self.code, self.micro, self.busy_us]
+        return [self.start, self.end, self.category, self.code, self.micro, self.busy_us, self.cause]
 
     @classmethod
     def from_list(cls, data: list[Any]) -> StopEvent:
-        """Rebuild an event from :meth:`to_list`."""
-        start, end, category, code, micro, busy = data
-        return cls(start, end, category, code, bool(micro), busy)
+        """Rebuild an event from :meth:`to_list` (one written before ``cause`` existed: ``first``)."""
+        start, end, category, code, micro, busy = data[:6]
+        return cls(start, end, category, code, bool(micro), busy, str(data[6]) if len(data) > 6 else "first")
 
 
 class StopTracker:
@@ -121,13 +123,11 @@ class StopTracker:
         text = code_text(value)
         self.assigned = None if text in NO_CODES else (ts, text)
 
-    def current(self) -> str | None:
-        """The code the open stop would get if it ended now (``None``: no stop open, or no code)."""
-        if self.start is None:
-            return None
+    def current(self) -> tuple[str | None, str]:
+        """The code the open stop would get if it ended now (``None``: no code), and its cause."""
         if self.assigned is not None and self.assigned[0] == self.start:
-            return self.assigned[1]
-        return self.first if self.rule == "first" else self.last
+            return self.assigned[1], "operator"
+        return (self.first if self.rule == "first" else self.last), self.rule
 
     def begin(self, ts: int, category: str | None) -> None:
         """The machine entered ``category`` at ``ts`` (call :meth:`end` first if a stop was open)."""
@@ -152,11 +152,11 @@ class StopTracker:
             self.assigned = None  # this stop's, or one for a time no stop started at
         if self.busy <= 0:
             return None
-        code = self.first if self.rule == "first" else self.last
+        code, cause = self.first if self.rule == "first" else self.last, self.rule
         if assigned is not None and assigned[0] == start:
-            code = assigned[1]
+            code, cause = assigned[1], "operator"
         micro = micro and self.state in ("idle", "down")
-        return StopEvent(start, ts, self.state, code, micro, self.busy)
+        return StopEvent(start, ts, self.state, code, micro, self.busy, cause)
 
     def to_list(self) -> list[Any]:
         """A JSON-ready form of the tracker's state."""

@@ -169,6 +169,8 @@ def test_an_operators_reason_rewrites_the_stop_with_revision_1() -> None:
     assert [(p.time, p.tags["reason"], p.fields["code"], p.fields["revision"]) for p in again] == [
         (idle.time, "jam", "7", 1)
     ]
+    # The point says where its reason came from: the rule for the PLC's, the operator here.
+    assert (idle.fields["cause"], again[0].fields["cause"]) == ("first", "operator")
     assert engine.stats["stops_corrected"] == 1
 
 
@@ -253,10 +255,10 @@ def test_the_assignment_survives_a_checkpoint_and_an_old_checkpoint_has_none() -
     tracker = StopTracker()
     tracker.begin(us(1), "down")
     tracker.assign(us(1), 7)
-    assert tracker.current() == "7"
+    assert tracker.current() == ("7", "operator")
     again = StopTracker.from_list(json.loads(json.dumps(tracker.to_list())))
     assert again.assigned == (us(1), "7")
     old = StopTracker.from_list(tracker.to_list()[:7])  # written before operators' reasons
     assert old.assigned is None
     tracker.assign(us(1), 0)  # "no code" withdraws it
-    assert tracker.current() is None
+    assert tracker.current() == (None, "first")
