@@ -149,6 +149,7 @@ class Engine:
             m.carbon,
             per_good_unit=True,
             has_counts=bool(m.counters),
+            has_rework=m.has_rework,
         )
         calc = MachineCalc(m, max_gap_fill_us=self.spec.max_gap_fill_us)
         return _Track(calc, points, self._rollup.scopes_of(m.id), names={s: s for s in calc.feeders})
