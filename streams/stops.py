@@ -19,9 +19,10 @@ The **reason** comes from the machine's reason-code tag (:mod:`streams.reasons`)
   restart, on machines where the HMI asks for one).
 
 An **operator's reason** (``plantstream reason``, :mod:`streams.operator_reason`) is a reading of
-the reserved signal :data:`OPERATOR_REASON` stamped at the stop's start. It names the reason of
-that one stop, whatever the rule, and unlike a PLC code it is not "active" afterwards: the next
-stop does not inherit it. The latest one given for a stop wins.
+the reserved signal :data:`OPERATOR_REASON` at an instant inside a stop (``start <= t < end``;
+the embedded runtime stamps it at the start). It names the reason of that one stop, whatever the
+rule, and unlike a PLC code it is not "active" afterwards: the next stop does not inherit it. The
+latest one given for a stop wins; one at an instant the machine was not stopped changes nothing.
 
 A stop's event is made when the stop ends, so the reason is final then; the engine corrects it
 (``revision`` + 1) when late data changes it.
@@ -101,7 +102,7 @@ class StopTracker:
         self.first: str | None = None
         self.last: str | None = None
         self.assigned: tuple[int, str] | None = None
-        """An operator's reason: (the start of the stop it is for, its code)."""
+        """An operator's reason: (an instant inside the stop it is for, its code)."""
 
     def reason(self, ts: int, value: Any) -> None:
         """The reason tag changed to ``value`` at ``ts``."""
@@ -115,17 +116,18 @@ class StopTracker:
         self.last = code
 
     def assign(self, ts: int, value: Any) -> None:
-        """An operator named ``value`` the reason of the stop that starts at ``ts``.
+        """An operator named ``value`` the reason of the stop that ``ts`` falls in.
 
-        It applies to that stop only (open now, or starting at ``ts`` once the state reading at
-        the same instant is applied), never to later stops; "no code" (``0``, empty) withdraws it.
+        It applies to that stop only (the one open now, or one starting at ``ts`` once the state
+        reading of the same instant is applied), never to later stops; "no code" (``0``, empty)
+        withdraws it.
         """
         text = code_text(value)
         self.assigned = None if text in NO_CODES else (ts, text)
 
     def current(self) -> tuple[str | None, str]:
         """The code the open stop would get if it ended now (``None``: no code), and its cause."""
-        if self.assigned is not None and self.assigned[0] == self.start:
+        if self.assigned is not None and self.start is not None and self.assigned[0] >= self.start:
             return self.assigned[1], "operator"
         return (self.first if self.rule == "first" else self.last), self.rule
 
@@ -148,12 +150,13 @@ class StopTracker:
             return None
         self.start = None
         assigned = self.assigned
-        if assigned is not None and assigned[0] <= start:
-            self.assigned = None  # this stop's, or one for a time no stop started at
+        ours = assigned is not None and start <= assigned[0] < ts
+        if assigned is not None and assigned[0] < ts:
+            self.assigned = None  # this stop's, or one for an instant the machine was not stopped
         if self.busy <= 0:
             return None
         code, cause = self.first if self.rule == "first" else self.last, self.rule
-        if assigned is not None and assigned[0] == start:
+        if ours and assigned is not None:
             code, cause = assigned[1], "operator"
         micro = micro and self.state in ("idle", "down")
         return StopEvent(start, ts, self.state, code, micro, self.busy, cause)

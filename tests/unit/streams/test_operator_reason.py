@@ -262,3 +262,32 @@ def test_the_assignment_survives_a_checkpoint_and_an_old_checkpoint_has_none() -
     assert old.assigned is None
     tracker.assign(us(1), 0)  # "no code" withdraws it
     assert tracker.current() == (None, "first")
+
+
+def test_a_reading_at_any_instant_inside_the_stop_names_it_and_one_while_running_changes_nothing() -> None:
+    # The kafka route (collect --from-file) has no engine to ask for the stop's start.
+    engine, _ = started()
+    engine.push(reading(4, OPERATOR_REASON, "12"))  # 08:04, inside the idle stop 08:03-08:04:30
+    again = select(engine.take_points(), "stop", machine="m1")
+    assert [(p.time.minute, p.tags["reason"], p.fields["cause"], p.fields["revision"]) for p in again] == [
+        (3, "film break", "operator", 1)
+    ]
+    engine.push(reading(2.5, OPERATOR_REASON, "7"))  # 08:02:30: m1 was running
+    assert select(engine.take_points(), "stop", machine="m1") == []
+
+
+def test_at_the_instant_one_stop_ends_and_the_next_begins_the_reason_is_the_next_ones() -> None:
+    # The stop that ts falls in is the one with start <= ts < end: at 08:02 the idle one.
+    engine = build_engine(PLANT)
+    for r in [
+        reading(0, "state", "running", "m2"),
+        reading(1, "state", "down", "m2"),
+        reading(2, "state", "idle", "m2"),
+        reading(3, "state", "running", "m2"),
+        reading(4, "state", "running", "m2"),
+    ]:
+        engine.push(r)
+    engine.take_points()
+    engine.push(reading(2, OPERATOR_REASON, "7", "m2"))
+    again = select(engine.take_points(), "stop", machine="m2")
+    assert [(p.tags["category"], p.tags["reason"]) for p in again] == [("idle", "jam")]
