@@ -49,6 +49,7 @@ class WindowPoints:
         carbon: CarbonSpec | None,
         per_good_unit: bool,
         has_counts: bool = True,
+        has_rework: bool = False,
     ) -> None:
         self.tags = tags
         self.method = method
@@ -59,6 +60,8 @@ class WindowPoints:
         self.carbon = carbon
         self.per_good_unit = per_good_unit
         self.has_counts = has_counts
+        self.has_rework = has_rework
+        """The scope counts rework (every machine of it that counts pieces has a rework counter)."""
 
     def points(
         self,
@@ -89,9 +92,11 @@ class WindowPoints:
                 kpis = {k: v for k, v in kpis.items() if k == "availability"}
             fields: dict[str, FieldValue] = {
                 **kpis,
-                **iso_kpis(e, has_counts=self.has_counts),
+                **iso_kpis(e, has_counts=self.has_counts, rework=e.rework if self.has_rework else None),
                 **element_fields(e),
             }
+            if self.has_rework:
+                fields["rework_count"] = e.rework
             if self.micro_stop_max_s is not None:
                 fields["micro_stop_max_s"] = self.micro_stop_max_s
             out.append(Point.trusted(measurement="oee", tags=tags, fields=fields | common, time=time))
@@ -198,6 +203,7 @@ def stop_point(tags: dict[str, str], event: StopEvent, reason: Reason, revision:
         "duration_s": event.busy_us / US,
         "micro": event.micro,
         "loss": reason.loss or default_loss(event.category),
+        "cause": event.cause,
         "revision": revision,
     }
     if event.code is not None:
