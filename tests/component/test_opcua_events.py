@@ -1,0 +1,247 @@
+"""Alarms & Conditions events as stop reasons, against a real asyncua server (collectors/opcua_events.py).
+
+The server raises and clears alarm conditions on a machine's source node (asyncua's event
+generator, emitting through the Server object as servers commonly do); the collector turns them
+into readings of the machine's reason signal at the events' times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from asyncua import Server, ua
+from asyncua.server.event_generator import EventGenerator
+from services import Relay, free_port
+
+from collectors.backoff import Backoff
+from collectors.opcua import OpcUaCollector
+from collectors.opcua_events import EventHealth
+from plantstream.plant import parse_plant
+from plantstream.plant.schema import OpcUaSource
+from plantstream.records import Reading
+
+URI = "urn:plantstream:events-test"
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+FAST = Backoff(first_s=0.05, cap_s=0.2)
+PLANT = """
+sites:
+  - id: demo
+    timezone: UTC
+    country: VN
+    lines:
+      - id: l1
+        machines:
+          - id: press
+            signals: {{state: state, fault: reason}}
+sources:
+  - type: opcua
+    id: plc
+    endpoint: {endpoint}
+    security: {{mode: None, allow_insecure: true}}
+    groups:
+      - publishing_interval_ms: 100
+        tags:
+          - {{node: "nsu={uri};s=press.state", machine: press, signal: state}}
+    events:
+      min_severity: 100
+      {extra}
+      where:
+        - {{source_node: "nsu={uri};s=press", machine: press, signal: fault}}
+"""
+
+
+def source(endpoint: str, extra: str = "") -> OpcUaSource:
+    [src] = parse_plant(PLANT.format(endpoint=endpoint, uri=URI, extra=extra)).model.sources
+    assert isinstance(src, OpcUaSource)
+    return src
+
+
+@dataclass
+class AlarmServer:
+    server: Server
+    port: int
+    press: ua.NodeId
+    idx: int
+
+    async def alarm(self, name: str | None, kind: int = ua.ObjectIds.AlarmConditionType) -> EventGenerator:
+        """A condition of ``kind`` on the press (its events emitted through the Server object)."""
+        gen = await self.server.get_event_generator(kind)
+        gen.event.SourceNode = self.press
+        gen.event.SourceName = "press"
+        gen.event.ConditionName = name
+        gen.event.NodeId = ua.NodeId(f"press.{name or 'unnamed'}", self.idx)
+        return gen
+
+
+async def fire(gen: EventGenerator, at: datetime, *, active: bool | None, severity: int = 500) -> None:
+    """Trigger ``gen``'s condition as active or inactive at ``at`` (retained while active)."""
+    gen.event.Severity = severity
+    setattr(gen.event, "ActiveState/Id", active)
+    gen.event.Retain = bool(active)
+    await gen.trigger(time_attr=at)
+
+
+@contextlib.asynccontextmanager
+async def alarm_server() -> AsyncIterator[AlarmServer]:
+    server = Server()
+    # asyncua binds ConditionRefresh (and sends RefreshStart/End events) only when asked; the
+    # number is the Severity of those two events.
+    server.iserver.bind_condition_methods = 100
+    await server.init()
+    port = free_port()
+    server.set_endpoint(f"opc.tcp://127.0.0.1:{port}/")
+    server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+    idx = await server.register_namespace(URI)
+    press = await server.nodes.objects.add_object(ua.NodeId("press", idx), "press")
+    await press.add_variable(ua.NodeId("press.state", idx), "state", ua.Variant(1, ua.VariantType.Int32))
+    async with server:
+        yield AlarmServer(server, port, press.nodeid, idx)
+
+
+class Taken:
+    """Every reading of the reason signal the collector gives, gathered in the background."""
+
+    def __init__(self, collector: OpcUaCollector) -> None:
+        self.readings: list[Reading] = []
+        self._task = asyncio.create_task(self._gather(collector))
+
+    async def _gather(self, collector: OpcUaCollector) -> None:
+        async for reading in collector.readings():
+            if reading.signal == "fault":
+                self.readings.append(reading)
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+async def until(condition: Callable[[], bool], timeout: float = 20) -> None:
+    for _ in range(int(timeout / 0.02)):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+def counted(collector: OpcUaCollector) -> EventHealth:
+    assert collector.health.events is not None
+    return collector.health.events
+
+
+def at(seconds: int) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def pairs(readings: list[Reading]) -> list[tuple[Any, datetime]]:
+    return [(r.value, r.ts) for r in readings]
+
+
+async def test_conditions_raised_and_cleared_give_the_reason_readings() -> None:
+    async with alarm_server() as server:
+        collector = OpcUaCollector(source(f"opc.tcp://127.0.0.1:{server.port}/"), backoff=FAST)
+        async with collector:
+            taken = Taken(collector)
+            try:
+                await until(lambda: counted(collector).refreshes == 1)
+                hot = await server.alarm("OverTemperature")
+                unnamed = await server.alarm(None, ua.ObjectIds.OffNormalAlarmType)
+                quiet = await server.alarm("LowOil")
+                await fire(hot, at(10), active=True)
+                await fire(quiet, at(15), active=True, severity=50)  # below min_severity 100
+                await fire(unnamed, at(20), active=True)  # a second one: the first cause stays
+                await fire(hot, at(30), active=False)  # the reason goes to the one still active
+                await fire(unnamed, at(40), active=False)  # nothing active: cleared
+                await fire(quiet, at(45), active=False)  # never tracked: no change
+                await until(lambda: len(taken.readings) >= 3)
+                await until(lambda: counted(collector).events >= 8)
+            finally:
+                await taken.close()
+    assert pairs(taken.readings) == [
+        ("OverTemperature", at(10)),
+        ("OffNormalAlarmType", at(30)),  # no ConditionName: the EventType's browse name
+        ("", at(40)),
+    ]
+    assert {r.source for r in taken.readings} == {"plc"}
+    health = collector.health.events
+    assert health is not None
+    # 6 condition events and the refresh's start and end (nothing was retained yet).
+    assert health.events == 8
+    assert (health.reasons, health.below_severity, health.active) == (3, 1, 0)
+    assert (health.malformed, health.unmapped, health.not_conditions) == (0, 0, 0)
+
+
+async def test_a_condition_cleared_during_an_outage_is_cleared_by_the_refresh() -> None:
+    async with alarm_server() as server:
+        relay = Relay(server.port)
+        await relay.restore()
+        collector = OpcUaCollector(source(relay.endpoint), backoff=FAST)
+        try:
+            async with collector:
+                taken = Taken(collector)
+                try:
+                    hot = await server.alarm("OverTemperature")
+                    jam = await server.alarm("Jam")
+                    await fire(hot, at(10), active=True)  # retained: the first refresh sends it
+                    await until(lambda: [r.value for r in taken.readings] == ["OverTemperature"])
+                    await relay.cut()
+                    await until(lambda: not collector.health.connected)
+                    await fire(hot, at(20), active=False)  # missed: no session
+                    await fire(jam, at(25), active=True)  # missed, but retained: the refresh sends it
+                    await relay.restore()
+                    await until(lambda: len(taken.readings) >= 2)
+                finally:
+                    await taken.close()
+        finally:
+            if relay.listening:
+                await relay.cut()
+    health = collector.health.events
+    assert health is not None
+    assert health.refreshes == 2
+    # After the reconnect the refresh sends Jam (active since 25) and not OverTemperature, which
+    # is cleared when the refresh ends; Jam is then the one active condition. When
+    # OverTemperature cleared is not known, only that it had by the RefreshEnd event: the change
+    # is at that event's time (the server's clock, after every event time of this test).
+    assert [r.value for r in taken.readings] == ["OverTemperature", "Jam"]
+    assert taken.readings[0].ts == at(10)
+    assert taken.readings[1].ts > at(25)
+    assert health.active == 1
+
+
+async def test_garbage_and_floods_are_counted_and_bounded() -> None:
+    async with alarm_server() as server:
+        # A rate of one activation per 1 000 s: the first passes (the burst), the rest of this
+        # test's activations are dropped whatever the machine's speed.
+        extra = "max_events_per_s: 0.001"
+        collector = OpcUaCollector(source(f"opc.tcp://127.0.0.1:{server.port}/", extra), backoff=FAST)
+        async with collector:
+            taken = Taken(collector)
+            try:
+                await until(lambda: counted(collector).refreshes == 1)
+                boiler = await server.alarm("Flame")
+                boiler.event.SourceNode = server.server.nodes.objects.nodeid
+                boiler.event.SourceName = "boiler"
+                await fire(boiler, at(1), active=True)  # a source no `where` maps
+                absurd = await server.alarm("Absurd")
+                await fire(absurd, at(2), active=True, severity=0)  # Severity is 1..1000
+                plain = await server.server.get_event_generator()  # a BaseEventType event
+                plain.event.SourceNode = server.press
+                await plain.trigger(time_attr=at(3))
+                flood = [await server.alarm(f"Flood{i}") for i in range(5)]
+                for i, gen in enumerate(flood):
+                    await fire(gen, at(10 + i), active=True)
+                await fire(flood[0], at(20), active=False)  # a clear always passes
+                await until(lambda: counted(collector).events >= 11)
+                await until(lambda: len(taken.readings) >= 2)
+            finally:
+                await taken.close()
+    health = collector.health.events
+    assert health is not None
+    assert (health.unmapped, health.malformed, health.not_conditions) == (1, 1, 1)
+    assert health.rate_dropped == 4  # Flood1..Flood4: the burst of one went to Flood0
+    assert pairs(taken.readings) == [("Flood0", at(10)), ("", at(20))]
