@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from asyncua import Server, ua
@@ -21,9 +23,12 @@ from services import Relay, free_port
 from collectors.backoff import Backoff
 from collectors.opcua import OpcUaCollector
 from collectors.opcua_events import EventHealth
-from plantstream.plant import parse_plant
+from plantstream.plant import load_plant, parse_plant
 from plantstream.plant.schema import OpcUaSource
-from plantstream.records import Reading
+from plantstream.records import Point, Reading
+from runtimes.embedded import CHECKPOINT, EmbeddedPipeline
+from streams.config import build_spec
+from streams.engine import Engine
 
 URI = "urn:plantstream:events-test"
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -245,3 +250,81 @@ async def test_garbage_and_floods_are_counted_and_bounded() -> None:
     assert (health.unmapped, health.malformed, health.not_conditions) == (1, 1, 1)
     assert health.rate_dropped == 4  # Flood1..Flood4: the burst of one went to Flood0
     assert pairs(taken.readings) == [("Flood0", at(10)), ("", at(20))]
+
+
+EMBEDDED_PLANT = """
+sites:
+  - id: demo
+    timezone: UTC
+    country: VN
+    lines:
+      - id: l1
+        machines:
+          - id: press
+            signals: {{state: {{role: state, codes: {{1: running, 3: down}}}}, fault: reason}}
+reasons:
+  groups: {{thermal: breakdown}}
+  codes:
+    OverTemperature: {{reason: over temperature, group: thermal}}
+sources:
+  - type: opcua
+    id: plc
+    endpoint: opc.tcp://127.0.0.1:{port}/
+    security: {{mode: None, allow_insecure: true}}
+    groups:
+      - publishing_interval_ms: 100
+        tags:
+          - {{node: "nsu={uri};s=press.state", machine: press, signal: state}}
+    events:
+      where:
+        - {{source_name: press, machine: press, signal: fault}}
+"""
+
+
+async def test_a_stop_gets_the_active_conditions_name_as_its_reason_in_the_embedded_runtime(
+    tmp_path: Path,
+) -> None:
+    readings: list[Reading] = []
+    async with alarm_server() as server:
+        state_node = ua.NodeId("press.state", server.idx)
+
+        async def state(code: int, seconds: int) -> None:
+            data = ua.DataValue(Value=ua.Variant(code, ua.VariantType.Int32), SourceTimestamp=at(seconds))
+            await server.server.write_attribute_value(state_node, data)
+
+        def seen(signal: str, value: str | int, seconds: int) -> bool:
+            return any((r.signal, r.value, r.ts) == (signal, value, at(seconds)) for r in readings)
+
+        await state(1, 0)
+        file = tmp_path / "plant.yaml"
+        file.write_text(EMBEDDED_PLANT.format(port=server.port, uri=URI), encoding="utf-8")
+        plant = load_plant(file)
+        spec = build_spec(plant.model)
+        state_dir = tmp_path / "state"
+        points: list[Point] = []
+        pipeline = EmbeddedPipeline(
+            plant, spec, state_dir, on_points=points.extend, on_reading=readings.append, checkpoint_every_s=1
+        )
+        stop = asyncio.Event()
+        running = asyncio.create_task(pipeline.run(stop))
+        try:
+            await until(lambda: seen("state", 1, 0))
+            hot = await server.alarm("OverTemperature")
+            await fire(hot, at(10), active=True)  # the alarm stops the press
+            await state(3, 10)
+            await until(lambda: seen("fault", "OverTemperature", 10) and seen("state", 3, 10))
+            await fire(hot, at(40), active=False)
+            await state(1, 40)
+            await until(lambda: seen("fault", "", 40) and seen("state", 1, 40))
+        finally:
+            stop.set()
+            await running
+    # The stop ended at 40 s; what the pipeline still held at its stop is in the checkpoint:
+    # flushing a restored engine emits it (as tests/component/test_embedded.py does).
+    engine = Engine(spec)
+    engine.restore(json.loads((state_dir / CHECKPOINT).read_text()))
+    engine.flush()
+    stops = [p for p in [*points, *engine.take_points()] if p.measurement == "stop"]
+    [stop_point] = {(p.tags["reason"], p.tags["reason_group"], p.fields["duration_s"]) for p in stops}
+    # Down from 10 s to 40 s: 30 s, under the condition that was active when the stop began.
+    assert stop_point == ("over temperature", "thermal", 30.0)
