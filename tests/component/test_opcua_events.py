@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from asyncua import Server, ua
 from asyncua.server.event_generator import EventGenerator
@@ -27,10 +28,13 @@ from plantstream.plant import load_plant, parse_plant
 from plantstream.plant.schema import OpcUaSource
 from plantstream.records import Point, Reading
 from runtimes.embedded import CHECKPOINT, EmbeddedPipeline
+from runtimes.simulator import SimulatorOptions, SimulatorServer
+from runtimes.simulator.server import NAMESPACE_URI
 from streams.config import build_spec
 from streams.engine import Engine
 
 URI = "urn:plantstream:events-test"
+STOP_REASONS = Path(__file__).resolve().parents[2] / "examples" / "stop-reasons.yaml"
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 FAST = Backoff(first_s=0.05, cap_s=0.2)
 PLANT = """
@@ -328,3 +332,80 @@ async def test_a_stop_gets_the_active_conditions_name_as_its_reason_in_the_embed
     [stop_point] = {(p.tags["reason"], p.tags["reason_group"], p.fields["duration_s"]) for p in stops}
     # Down from 10 s to 40 s: 30 s, under the condition that was active when the stop began.
     assert stop_point == ("over temperature", "thermal", 30.0)
+
+
+SIM_PLANT = """
+sites:
+  - id: hcm
+    timezone: Asia/Ho_Chi_Minh
+    country: VN
+    lines:
+      - id: line1
+        machines:
+          - {{id: press1, signals: {{fault: reason}}}}
+          - {{id: packer1, signals: {{fault: reason}}}}
+sources:
+  - type: opcua
+    id: sim
+    endpoint: {endpoint}
+    security: {{mode: None, allow_insecure: true}}
+    groups:
+      - publishing_interval_ms: 100
+        sampling_interval_ms: 0
+        queue_size: 100
+        tags:
+          - {{node: "nsu={uri};s=press1.fault", machine: press1, signal: fault}}
+          - {{node: "nsu={uri};s=packer1.fault", machine: packer1, signal: fault}}
+    events:
+      where:
+        - {{source_name: press1, machine: press1, signal: fault}}
+        - {{source_name: packer1, machine: packer1, signal: fault}}
+"""
+
+
+async def test_the_simulators_alarms_give_the_same_reasons_as_its_code_tags() -> None:
+    """``simulate --alarms``: the conditions' names and times are the codes the tags carry."""
+    shift = datetime(2026, 3, 2, 7, 0, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))  # an hour into shift A
+    options = SimulatorOptions(plant=STOP_REASONS, port=0, speed=60, seed=7, start=shift, alarms=True)
+    by_tag: list[Reading] = []
+    by_event: list[Reading] = []
+    async with SimulatorServer(options) as sim:
+        text = SIM_PLANT.format(endpoint=sim.endpoint, uri=NAMESPACE_URI)
+        [src] = parse_plant(text).model.sources
+        assert isinstance(src, OpcUaSource)
+        collector = OpcUaCollector(src, backoff=FAST)
+        async with collector:
+
+            async def gather() -> None:
+                async for reading in collector.readings():
+                    # Event readings carry no status code; tag readings carry the server's.
+                    (by_event if reading.status_code is None else by_tag).append(reading)
+
+            task = asyncio.create_task(gather())
+            try:
+                # Twenty simulated minutes (20 s of wall time at speed 60); what came before the
+                # last minute of them is compared, after two minutes more for it to arrive.
+                start = sim.simulated_now()
+                await sim.wait_until(start + timedelta(minutes=20))
+                cutoff = sim.simulated_now() - timedelta(minutes=1)
+                await sim.wait_until(sim.simulated_now() + timedelta(minutes=2))
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    def changes(readings: list[Reading]) -> list[tuple[str, str, datetime]]:
+        out: list[tuple[str, str, datetime]] = []
+        last: dict[str, str] = {}
+        for r in sorted(readings, key=lambda r: (r.machine, r.ts)):
+            value = "" if r.value in (0, "") else str(r.value)
+            if r.ts <= cutoff and last.get(r.machine, "") != value:
+                out.append((r.machine, value, r.ts))
+            last[r.machine] = value
+        return out
+
+    from_tags, from_events = changes(by_tag), changes(by_event)
+    # Seed 7 stops packer1 at 00:06:08 UTC and press1 at 00:07:20 (each raised and cleared by
+    # 00:10), well before the cutoff (at least 19 simulated minutes after the 00:00 start).
+    assert len(from_tags) >= 4, "the line stopped with a code at least twice"
+    assert from_events == from_tags
