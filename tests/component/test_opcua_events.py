@@ -323,6 +323,11 @@ async def test_a_stop_gets_the_active_conditions_name_as_its_reason_in_the_embed
         finally:
             stop.set()
             await running
+        # What an operator sees: the events' counts in /healthz and /metrics.
+        _, health = pipeline.health()
+        assert health["sources"]["plc"]["events"]["reasons"] == 2  # OverTemperature, then ""
+        assert 'plantstream_opcua_events_total{source="plc",outcome="reason_changes"} 2' in pipeline.metrics()
+        assert 'plantstream_opcua_active_conditions{source="plc"} 0' in pipeline.metrics()
     # The stop ended at 40 s; what the pipeline still held at its stop is in the checkpoint:
     # flushing a restored engine emits it (as tests/component/test_embedded.py does).
     engine = Engine(spec)
