@@ -315,6 +315,9 @@ class EventReasons:
                 problem = "no EventType"
             elif not isinstance(ts, datetime) or ts.year < 1602:
                 problem = "no Time"
+            elif event_type in (_REFRESH_START, _REFRESH_END):
+                # Only their type and time matter (some servers give them no proper Severity).
+                return _Fields(event_type, None, None, _utc(ts), 1, None, None, None)
             elif isinstance(severity, bool) or not isinstance(severity, int) or not 1 <= severity <= 1000:
                 problem = f"Severity {severity!r} (1 to 1000)"
             elif not (node is None or isinstance(node, ua.NodeId)) or not (
@@ -332,7 +335,7 @@ class EventReasons:
                     event_type,
                     node if node is not None and not node.is_null() else None,
                     name or None,
-                    ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC),
+                    _utc(ts),
                     severity,
                     condition or None,
                     active,
@@ -346,6 +349,10 @@ class EventReasons:
         if key not in self._warned and len(self._warned) < _MAX_WARNED:
             self._warned.add(key)
             _log.warning("source %s: %s", self.source_id, text)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _text(node: ua.NodeId) -> str:
