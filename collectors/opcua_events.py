@@ -166,6 +166,7 @@ class EventReasons:
                 self._by_node[await resolve(match.source_node)] = match.machine
             except (ValueError, ua.UaError) as exc:
                 self._warn(f"resolve:{match.source_node}", f"event source_node {match.source_node}: {exc}")
+        self.guard(sub)
         notifier = client.get_node(await resolve(self.settings.notifier))
         await sub.subscribe_events(notifier, evfilter=event_filter(), queuesize=self.settings.queue_size)
         try:
@@ -180,6 +181,32 @@ class EventReasons:
             self._warn(
                 "refresh", f"ConditionRefresh failed ({exc}); conditions are known from their next event"
             )
+
+    def guard(self, sub: Subscription) -> None:
+        """Drop events with the wrong number of fields before asyncua reads them.
+
+        asyncua pairs each field with its select clause by index, and an event with fewer fields
+        than clauses raises inside its publish loop, losing the rest of that notification. They
+        are counted as malformed here instead. (A private method, wrapped as opcua.py wraps its
+        data-change twin; asyncua is pinned below 3 and tests/unit/collectors covers it.)
+        """
+        explode = sub._explode_events
+
+        def well_formed(eventlist: ua.EventNotificationList) -> Any:
+            eventlist.Events = [e for e in eventlist.Events if self.fields_fit(e.EventFields)]
+            return explode(eventlist)
+
+        sub._explode_events = well_formed
+
+    def fields_fit(self, fields: list[ua.Variant]) -> bool:
+        """Whether an event has one field per select clause (else it is counted as malformed)."""
+        if len(fields) == len(_SELECT):
+            return True
+        self.health.events += 1
+        self.health.malformed += 1
+        problem = f"{len(fields)} fields (asked for {len(_SELECT)})"
+        self._warn(f"malformed:{problem}", f"an event with {problem} was dropped")
+        return False
 
     async def consume(
         self, client: Client, sub: Subscription, put: Callable[[Transition], Awaitable[None]]

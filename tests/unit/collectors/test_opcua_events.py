@@ -11,11 +11,13 @@ from typing import Any
 
 import pytest
 from asyncua import ua
+from asyncua.common.subscription import Subscription, SubscriptionItemData
 from support import one_line_plant
 
 from collectors.opcua_events import EventReasons, Transition, event_filter
 from plantstream.plant import PlantError, PlantIssue, parse_plant
 from plantstream.plant.schema import OpcUaEvents
+from plantstream.plant.warnings import plant_warnings
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 ALARM = ua.NodeId(ua.ObjectIds.AlarmConditionType)
@@ -203,6 +205,8 @@ def test_a_valid_events_section_loads_with_its_defaults() -> None:
     assert source.type == "opcua"
     assert source.events is not None
     assert (source.events.notifier, source.events.min_severity) == ("i=2253", 1)
+    # The reason signal fed only by events is not "mapped by no source".
+    assert plant_warnings(plant) == []
 
 
 @pytest.mark.parametrize(
@@ -245,3 +249,21 @@ def test_a_wrong_events_section_is_one_error_at_its_line(events: str, where: str
     assert any(where in str(i) and message in str(i) and str(i).startswith("plant.yaml:") for i in issues), [
         str(i) for i in issues
     ]
+
+
+async def test_events_with_too_few_fields_are_dropped_before_asyncua_reads_them() -> None:
+    """asyncua would index past the end of a short field list; the guard counts it instead."""
+    events = tracker()
+    sub = Subscription(None, ua.CreateSubscriptionParameters(), handler=None)  # type: ignore[arg-type]
+    item = SubscriptionItemData()
+    item.mfilter = event_filter()
+    item.client_handle = 7
+    sub._monitored_items[7] = item
+    events.guard(sub)
+    short, whole = ua.EventFieldList(ClientHandle=7), ua.EventFieldList(ClientHandle=7)
+    short.EventFields = fields("Jam", True, 1)[:3]
+    whole.EventFields = fields("Jam", True, 1)
+    taken = list(sub._explode_events(ua.EventNotificationList(Events=[short, whole])))
+    assert len(taken) == 1
+    assert taken[0].event.event_fields == whole.EventFields
+    assert (events.health.events, events.health.malformed) == (1, 1)
