@@ -734,6 +734,17 @@ class OpcUaEvents(_Strict):
     )
     where: list[OpcUaEventSource] = Field(min_length=1)
 
+    @field_validator("where")
+    @classmethod
+    def _one_machine_per_source(cls, value: list[OpcUaEventSource]) -> list[OpcUaEventSource]:
+        seen: dict[str, str] = {}
+        for match in value:
+            key = match.source_node or match.source_name or ""
+            if key in seen and seen[key] != match.machine:
+                raise ValueError(f"{key!r} is mapped to two machines ({seen[key]}, {match.machine})")
+            seen[key] = match.machine
+        return value
+
     @field_validator("notifier")
     @classmethod
     def _notifier_node(cls, value: str) -> str:

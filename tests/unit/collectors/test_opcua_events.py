@@ -238,6 +238,12 @@ def test_a_valid_events_section_loads_with_its_defaults() -> None:
             "is not a node id",
         ),
         (
+            "      where: [{source_name: P, machine: press1, signal: fault}, "
+            "{source_name: P, machine: press2, signal: fault}]\n",
+            "sources[0].events.where",
+            "'P' is mapped to two machines (press1, press2)",
+        ),
+        (
             "      wehre: [{source_name: P, machine: press1, signal: fault}]\n",
             "sources[0].events",
             "where",
