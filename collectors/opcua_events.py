@@ -89,6 +89,8 @@ class EventHealth:
     """Activations dropped because the machine already had ``max_active_per_machine``."""
     refreshes: int = 0
     refresh_failed: int = 0
+    subscribe_failed: int = 0
+    """Sessions whose event subscription the server refused (e.g. a notifier it does not have)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,8 +169,18 @@ class EventReasons:
             except (ValueError, ua.UaError) as exc:
                 self._warn(f"resolve:{match.source_node}", f"event source_node {match.source_node}: {exc}")
         self.guard(sub)
-        notifier = client.get_node(await resolve(self.settings.notifier))
-        await sub.subscribe_events(notifier, evfilter=event_filter(), queuesize=self.settings.queue_size)
+        try:
+            notifier = client.get_node(await resolve(self.settings.notifier))
+            await sub.subscribe_events(notifier, evfilter=event_filter(), queuesize=self.settings.queue_size)
+        except (ValueError, ua.UaError) as exc:
+            # A wrong notifier costs the events, not the tags: the session goes on without them.
+            self.health.subscribe_failed += 1
+            self._warn(
+                f"subscribe:{exc}",
+                f"events of notifier {self.settings.notifier} cannot be subscribed ({exc}); "
+                "no events this session",
+            )
+            return
         try:
             await client.get_node(_CONDITION).call_method(
                 ua.NodeId(ua.ObjectIds.ConditionType_ConditionRefresh),

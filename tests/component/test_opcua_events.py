@@ -414,3 +414,26 @@ async def test_the_simulators_alarms_give_the_same_reasons_as_its_code_tags() ->
     # 00:10), well before the cutoff (at least 19 simulated minutes after the 00:00 start).
     assert len(from_tags) >= 4, "the line stopped with a code at least twice"
     assert from_events == from_tags
+
+
+async def test_a_notifier_the_server_lacks_costs_the_events_not_the_tags() -> None:
+    async with alarm_server() as server:
+        extra = f'notifier: "nsu={URI};s=nowhere"'
+        collector = OpcUaCollector(source(f"opc.tcp://127.0.0.1:{server.port}/", extra), backoff=FAST)
+        async with collector:
+            taken: list[Reading] = []
+
+            async def gather() -> None:
+                async for reading in collector.readings():
+                    taken.append(reading)
+
+            task = asyncio.create_task(gather())
+            try:
+                await until(lambda: any(r.signal == "state" for r in taken))
+                await until(lambda: counted(collector).subscribe_failed == 1)
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+    assert collector.health.reconnects == 0  # the session stayed up
+    assert counted(collector).refreshes == 0
