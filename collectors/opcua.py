@@ -57,7 +57,7 @@ from typing import Any
 from asyncua import Client, Node, ua
 from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, StatusChangeEvent, Subscription
 
-from collectors import opcua_binary, opcua_fastpath, opcua_history
+from collectors import opcua_binary, opcua_events, opcua_fastpath, opcua_history
 from collectors.backoff import Backoff
 from collectors.base import Collector
 from collectors.opcua_publish import Value
@@ -132,6 +132,8 @@ class OpcUaHealth:
     once per node and reason, and that node's backfill stops for the session."""
     history_outside: int = 0
     """History values the server sent outside the range asked for (dropped)."""
+    events: opcua_events.EventHealth | None = None
+    """Alarms & Conditions events as reasons, where the source subscribes to them."""
     history_truncated: int = 0
     """Gaps only partly read back: longer than ``history.max_span_s`` (its newest part was read)
     or holding more values than the node's bound (its oldest ones were read)."""
@@ -200,6 +202,9 @@ class OpcUaCollector(Collector):
         # Each subscription of the session and when it was made: the watchdog's charge.
         self._watched: list[tuple[Subscription, float]] = []
         self._pki = state_dir / "pki" / source.id
+        self._events = opcua_events.EventReasons(source.id, source.events) if source.events else None
+        if self._events is not None:
+            self.health.events = self._events.health
 
     def resume(self, delivered: Mapping[tuple[str, str], datetime]) -> None:
         """Start from what a checkpoint says was delivered: (machine, signal) -> newest event time.
@@ -356,6 +361,8 @@ class OpcUaCollector(Collector):
             heartbeat = await self._subscription(client, None, fast)
             await heartbeat.subscribe_data_change(client.get_node(_CURRENT_TIME), sampling_interval=1000.0)
             tasks.create_task(self._consume(heartbeat, heartbeat=True), name=f"opcua[{self.source.id}].clock")
+            if self._events is not None:
+                await self._subscribe_events(client, self._events, fast, tasks)
             tasks.create_task(self._watchdog(), name=f"opcua[{self.source.id}].watchdog")
             tasks.create_task(self._until_lost(lost), name=f"opcua[{self.source.id}].lost")
             tasks.create_task(
@@ -366,6 +373,41 @@ class OpcUaCollector(Collector):
                 # queues (bounded, drops counted) until the backfill and the catch-up are out.
                 await self._catch_up(client, caught, gaps)
                 live.set()
+
+    async def _subscribe_events(
+        self,
+        client: Client,
+        events: opcua_events.EventReasons,
+        fast: opcua_fastpath.FastPath,
+        tasks: asyncio.TaskGroup,
+    ) -> None:
+        """A&C events as reasons (:mod:`collectors.opcua_events`), on a subscription of their own."""
+        namespaces: dict[str, int] = {}
+
+        async def resolve(text: str) -> ua.NodeId:
+            return (await self._node_by_id(client, text, namespaces)).nodeid
+
+        sub = await self._subscription(client, None, fast)
+        await events.subscribe(client, sub, resolve)
+        tasks.create_task(
+            events.consume(client, sub, self._put_reason), name=f"opcua[{self.source.id}].events"
+        )
+
+    async def _put_reason(self, change: opcua_events.Transition) -> None:
+        self._seq += 1
+        ingest = self._clock()
+        reading = Reading.trusted(
+            ts=change.ts,
+            machine=change.machine,
+            signal=change.signal,
+            value=change.value,
+            source=self.source.id,
+            seq=self._seq,
+            ingest_ts=ingest,
+        )
+        self.health.readings += 1
+        self.health.last_data = ingest
+        await self._queue.put(reading)
 
     async def _secure(self, client: Client) -> None:
         thumbprint = await secure_client(client, self.source.security, self.source.id, self._pki)
@@ -394,17 +436,21 @@ class OpcUaCollector(Collector):
             except ua.UaStatusCodeError as exc:
                 raise ValueError(f"browse path not found on the server ({exc})") from None
         assert tag.node is not None
-        found = _NSU.match(tag.node)
+        return await self._node_by_id(client, tag.node, namespaces)
+
+    async def _node_by_id(self, client: Client, text: str, namespaces: dict[str, int]) -> Node:
+        """The node a plant-file node id names in this session (``nsu=`` resolved to its index)."""
+        found = _NSU.match(text)
         if found is None:
-            if tag.node.startswith("ns=") and tag.node not in self._warned:
-                self._warned.add(tag.node)
+            if text.startswith("ns=") and text not in self._warned:
+                self._warned.add(text)
                 _log.warning(
                     "source %s: %s names a namespace by index, which can change when the server restarts; "
                     "prefer nsu=<namespace URI>;...",
                     self.source.id,
-                    tag.node,
+                    text,
                 )
-            return client.get_node(ua.NodeId.from_string(tag.node))
+            return client.get_node(ua.NodeId.from_string(text))
         uri, rest = found.groups()
         if uri not in namespaces:
             array = await client.get_namespace_array()

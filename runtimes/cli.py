@@ -699,6 +699,12 @@ def _plant_to_map_onto(plant_path: Path) -> PlantModel:
     help="Values each machine tag keeps in the server's history (HistoryRead); 0: none.",
 )
 @click.option(
+    "--alarms",
+    is_flag=True,
+    default=False,
+    help="Also raise an OPC UA alarm condition per stop reason code (A&C events; the tags are unchanged).",
+)
+@click.option(
     "--truth",
     "truth_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -719,6 +725,7 @@ def simulate_command(
     mqtt: str | None,
     duration: float | None,
     history: int,
+    alarms: bool,
     truth_path: Path | None,
 ) -> None:
     """Run the demonstration line as an OPC UA server (and an MQTT meter publisher)."""
@@ -745,6 +752,7 @@ def simulate_command(
             mqtt=mqtt,
             duration=duration,
             history=history,
+            alarms=alarms,
         )
     except ValueError as exc:
         _err.print(f"[red]error[/red] {exc}")

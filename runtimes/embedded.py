@@ -37,7 +37,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -665,6 +665,11 @@ class EmbeddedPipeline:
                     if isinstance(h, OpcUaHealth)
                     else {}
                 ),
+                **(
+                    {"events": asdict(h.events)}
+                    if isinstance(h, OpcUaHealth) and h.events is not None
+                    else {}
+                ),
             }
         sinks = sink_health_json(self.sinks)
         # A sink is fine while it writes, or while nothing waits for it.
@@ -736,6 +741,7 @@ class EmbeddedPipeline:
                     "source_reconnects_total": c.health.reconnects,
                 }[metric]
                 lines.append(f'plantstream_{metric}{{source="{c.source.id}"}} {value}')
+        lines += _event_metrics(self.collectors)
         letters = self.sink.dead_letters
         lines += [
             "# TYPE plantstream_dead_letter_folder_bytes gauge",
@@ -764,3 +770,27 @@ def _held_json(held: tuple[int, str, str, Any, str]) -> str:
     at = (EPOCH + timedelta(microseconds=ts)).isoformat().replace("+00:00", "Z")
     record = {"ts": at, "machine": machine, "signal": signal, "value": value, "quality": quality}
     return json.dumps(record)
+
+
+_EVENT_OUTCOMES = {"events": "received", "reasons": "reason_changes", "active": "", "refreshes": ""}
+"""EventHealth counts as metric outcomes ("": not a count of events; active is its own gauge)."""
+
+
+def _event_metrics(collectors: list[Any]) -> list[str]:
+    """OPC UA A&C events by outcome (collectors/opcua_events.py), for the sources that take them."""
+    counted = [
+        (c.source.id, c.health.events)
+        for c in collectors
+        if isinstance(c.health, OpcUaHealth) and c.health.events is not None
+    ]
+    if not counted:
+        return []
+    lines = ["# TYPE plantstream_opcua_events_total counter"]
+    for source, events in counted:
+        for name, n in asdict(events).items():
+            outcome = _EVENT_OUTCOMES.get(name, name)
+            if outcome:
+                lines.append(f'plantstream_opcua_events_total{{source="{source}",outcome="{outcome}"}} {n}')
+    lines.append("# TYPE plantstream_opcua_active_conditions gauge")
+    lines += [f'plantstream_opcua_active_conditions{{source="{source}"}} {e.active}' for source, e in counted]
+    return lines

@@ -109,6 +109,12 @@ class _Mapping:
                 address = tag.node or tag.browse_path
                 if self._machine_exists(tag.machine, (*where, "machine"), f"tag {address}: "):
                     self._signal_of(tag.machine, tag.signal, (*where, "signal"), f"tag {address}: ")
+        if source.events is not None:
+            for w, match in enumerate(source.events.where):
+                where = (*path, "events", "where", w)
+                what = f"event source {match.source_node or match.source_name}: "
+                if self._machine_exists(match.machine, (*where, "machine"), what):
+                    self._signal_of(match.machine, match.signal, (*where, "signal"), what)
 
     def _mqtt(self, sub: MqttSubscription, path: KeyPath) -> None:
         levels = set(sub.topic.split("/"))

@@ -694,6 +694,75 @@ class OpcUaHistory(_Strict):
     )
 
 
+class OpcUaEventSource(_Strict):
+    """Which machine an Alarms & Conditions event belongs to, and the reason signal it sets.
+
+    Matched by the event's ``SourceNode`` (a node id, ``nsu=`` form resolved per session) or its
+    ``SourceName`` (the text the server sends); exactly one of the two.
+    """
+
+    source_node: str | None = None
+    source_name: str | None = Field(default=None, min_length=1, max_length=256)
+    machine: Identifier
+    signal: Identifier = Field(description="the machine's signal with role reason")
+
+    @model_validator(mode="after")
+    def _one_match(self) -> OpcUaEventSource:
+        if (self.source_node is None) == (self.source_name is None):
+            raise ValueError("give exactly one of source_node and source_name")
+        if self.source_node is not None and not re.match(
+            r"^(nsu=[^;]+;|ns=\d+;)?[isgb]=.+$", self.source_node
+        ):
+            raise ValueError(
+                f"{self.source_node!r} is not a node id such as nsu=urn:plant;s=Press or ns=2;i=1001"
+            )
+        return self
+
+
+class OpcUaEvents(_Strict):
+    """Alarms & Conditions events as stop reasons (OPC UA Part 9), subscribed on one notifier.
+
+    A condition that becomes active sets its machine's reason signal to the condition's name (the
+    EventType's browse name when it has none), at the event's ``Time``; when every active
+    condition of the machine is inactive again, the signal is cleared to ``""``.
+    """
+
+    notifier: str = Field(
+        default="i=2253", description="node whose events are subscribed (default the Server object)"
+    )
+    min_severity: Integer = Field(
+        default=1, ge=1, le=1000, description="events below this Severity are ignored"
+    )
+    max_events_per_s: Number = Field(
+        default=100.0, gt=0, le=100_000, description="above it, activations are dropped (clears still pass)"
+    )
+    queue_size: Integer = Field(
+        default=1_000, ge=1, le=100_000, description="events waiting, server and client side"
+    )
+    max_active_per_machine: Integer = Field(
+        default=64, ge=1, le=10_000, description="active conditions tracked"
+    )
+    where: list[OpcUaEventSource] = Field(min_length=1)
+
+    @field_validator("where")
+    @classmethod
+    def _one_machine_per_source(cls, value: list[OpcUaEventSource]) -> list[OpcUaEventSource]:
+        seen: dict[str, str] = {}
+        for match in value:
+            key = match.source_node or match.source_name or ""
+            if key in seen and seen[key] != match.machine:
+                raise ValueError(f"{key!r} is mapped to two machines ({seen[key]}, {match.machine})")
+            seen[key] = match.machine
+        return value
+
+    @field_validator("notifier")
+    @classmethod
+    def _notifier_node(cls, value: str) -> str:
+        if not re.match(r"^(nsu=[^;]+;|ns=\d+;)?[isgb]=.+$", value):
+            raise ValueError(f"{value!r} is not a node id such as i=2253 or nsu=urn:plant;s=Line1")
+        return value
+
+
 class OpcUaSource(_Strict):
     """An OPC UA server and the tags to read from it."""
 
@@ -722,6 +791,7 @@ class OpcUaSource(_Strict):
     queue: QueueSettings = Field(default_factory=lambda: QueueSettings(overflow="drop_oldest"))
     groups: list[OpcUaGroup] = Field(min_length=1)
     history: OpcUaHistory = Field(default_factory=OpcUaHistory)
+    events: OpcUaEvents | None = Field(default=None, description="Alarms & Conditions events as stop reasons")
 
     @field_validator("endpoint")
     @classmethod
@@ -1413,8 +1483,30 @@ def cross_check(plant: PlantModel) -> list[tuple[tuple[str | int, ...], str]]:
             if ref is not None and ref not in plant.calendars:
                 issues.append((ref_path, f"unknown calendar {ref!r} ({known})"))
     issues.extend(plant.reasons.problems())
+    issues.extend(_event_signal_roles(plant))
     if plant.cbam is not None:
         issues.extend(_cross_check_cbam(plant, plant.cbam))
+    return issues
+
+
+def _event_signal_roles(plant: PlantModel) -> list[tuple[tuple[str | int, ...], str]]:
+    """An event's reason goes to a signal with role ``reason`` (existence is mapping.py's check)."""
+    machines = {m.id: m for _, _, m in plant.machines()}
+    issues: list[tuple[tuple[str | int, ...], str]] = []
+    for i, source in enumerate(plant.sources):
+        if not isinstance(source, OpcUaSource) or source.events is None:
+            continue
+        for w, match in enumerate(source.events.where):
+            machine = machines.get(match.machine)
+            signal = machine.signals.get(match.signal) if machine is not None else None
+            if signal is not None and signal.role is not Role.REASON:
+                issues.append(
+                    (
+                        ("sources", i, "events", "where", w, "signal"),
+                        f"signal {match.signal!r} of machine {match.machine!r} has role {signal.role.value}; "
+                        "events set a signal with role reason",
+                    )
+                )
     return issues
 
 

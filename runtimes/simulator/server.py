@@ -51,6 +51,8 @@ from asyncua import Server, ua
 
 from collectors.backoff import Backoff
 from plantstream.plant import PlantModel, load_plant
+from plantstream.plant.schema import Role
+from runtimes.simulator.alarms import REFRESH_SEVERITY, SimulatorAlarms
 from runtimes.simulator.history import ServerHistory
 from runtimes.simulator.model import MeterSample, PlantSimulation, TagUpdate, ValueType, generic_plant
 
@@ -110,6 +112,8 @@ class SimulatorOptions:
             (:class:`~runtimes.simulator.model.PlantSimulation`).
         history: Values each machine tag keeps in the server's history for HistoryRead (the
             newest; :mod:`runtimes.simulator.history`); 0: the tags keep none.
+        alarms: Also raise an alarm condition per stop reason code
+            (:mod:`runtimes.simulator.alarms`); the tags are the same either way.
 
     Raises:
         ValueError: When an option is out of range or two options contradict each other.
@@ -130,6 +134,7 @@ class SimulatorOptions:
     truth_period_s: float = 1.0
     resume: Mapping[str, Mapping[str, float]] | None = None
     history: int = 3_600
+    alarms: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -250,6 +255,7 @@ class SimulatorServer:
         self._sim_now = self._start
         self._mqtt: _MqttPublisher | None = None
         self._history: ServerHistory | None = None
+        self._alarms: SimulatorAlarms | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -271,6 +277,9 @@ class SimulatorServer:
         if self._port == 0:
             self._port = _free_port(options.host)
         server = Server()
+        if options.alarms:
+            # ConditionRefresh and its RefreshStart/End events (asyncua binds them only when asked).
+            server.iserver.bind_condition_methods = REFRESH_SEVERITY
         await server.init()
         server.set_endpoint(self.endpoint)
         server.set_server_name("plantstream simulator")
@@ -278,6 +287,9 @@ class SimulatorServer:
         await server.set_application_uri(f"{NAMESPACE_URI}:server")
         self._ns = await server.register_namespace(NAMESPACE_URI)
         await self._build_address_space(server)
+        if options.alarms:
+            signals = {m.id: m.signal_of(Role.REASON) for _, _, m in self._plant.machines()}
+            self._alarms = SimulatorAlarms(server, self._ns, {m: s for m, s in signals.items() if s})
         if options.history:
             self._history = ServerHistory(server, options.history)
             for node_id, _ in self._nodes.values():
@@ -500,6 +512,8 @@ class SimulatorServer:
             if self._history is not None:
                 await self._history.save(node_id, value)
         self.stats.writes += len(updates)
+        if self._alarms is not None:
+            await self._alarms.take(updates)
 
     async def _write_load(self) -> None:
         server = self._server
