@@ -147,6 +147,8 @@ class Engine:
             m.carbon,
             per_good_unit=True,
             has_counts=bool(m.counters),
+            meter_coverage=True,
+            has_fuel=bool(m.fuels),
         )
         calc = MachineCalc(m, max_gap_fill_us=self.spec.max_gap_fill_us)
         return _Track(calc, points, self._rollup.scopes_of(m.id), names={s: s for s in calc.feeders})
