@@ -177,6 +177,11 @@ class KindCompleteness:
     meters: tuple[str, ...]
 
     @property
+    def hours_with_data(self) -> float:
+        """Operating hours in which every meter of the kind had data."""
+        return (self.operating_us - self.missing_us) / _HOUR_US
+
+    @property
     def share(self) -> float:
         """Hours with data over operating hours (1 when nothing was to operate)."""
         if self.operating_us == 0:

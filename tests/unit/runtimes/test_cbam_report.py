@@ -237,11 +237,16 @@ def ledger_with_a_day(state: Path) -> None:
     tags = {"site": "hcm", "line": "tubes", "window": "1h"}
     ledger.write(
         [
-            Point(measurement="oee", tags={**tags, "machine": "mill"}, fields={"good_count": 4}, time=time),
+            Point(
+                measurement="oee",
+                tags={**tags, "machine": "mill"},
+                fields={"good_count": 4, "count_coverage": 1.0},
+                time=time,
+            ),
             Point(
                 measurement="carbon",
                 tags={**tags, "machine": "furnace"},
-                fields={"scope1_co2_kg": 100.0},
+                fields={"scope1_co2_kg": 100.0, "fuel_coverage": 1.0},
                 time=time,
             ),
         ]
@@ -338,7 +343,7 @@ def test_days_before_2026_are_kept_without_cbam_points(tmp_path: Path) -> None:
             Point(
                 measurement="oee",
                 tags=tags,
-                fields={"good_count": 4},
+                fields={"good_count": 4, "count_coverage": 1.0},
                 time=datetime(2025, 11, 3, 1, tzinfo=UTC),
             ),
             Point(
@@ -412,3 +417,23 @@ def test_verify_checks_the_signed_summary_s_own_sums(tmp_path: Path) -> None:
     assert problem.startswith(
         "summary.json: does not follow the summary schema (1 error(s)); first at goods.0.activity_t"
     )
+
+
+def test_a_ledger_with_counter_windows_from_before_their_coverage_is_refused_naming_the_fix(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    ledger_with_a_day(state)
+    # As a ledger written before counters reported their coverage: the mill's oee row has none.
+    db = sqlite3.connect(state / LEDGER_FILE)
+    db.execute("UPDATE windows SET covered = NULL WHERE measurement = 'oee'")
+    db.commit()
+    db.close()
+    message = "the ledger holds 1 oee window(s) of mill of 2026 written before the coverage of counters"
+    with pytest.raises(ValueError, match=re.escape(message)) as refused:
+        write(state, tmp_path / "r")
+    assert "replay the year's readings with --state-dir again" in str(refused.value)
+    assert not (tmp_path / "r").exists()  # nothing written
+    ledger_with_a_day(state)  # the same window written again, with its coverage
+    write(state, tmp_path / "r")
+    assert (tmp_path / "r" / "summary.json").exists()

@@ -124,7 +124,10 @@ def test_the_operator_report_shows_the_split_and_the_check(tmp_path: Path) -> No
 
     def oee(machine: str, kg: int) -> Point:
         return Point(
-            measurement="oee", tags={**tags, "machine": machine}, fields={"good_count": kg}, time=time
+            measurement="oee",
+            tags={**tags, "machine": machine},
+            fields={"good_count": kg, "count_coverage": 1.0},
+            time=time,
         )
 
     ledger.write([oee("eaf", 1_000_000), oee("mill-entry", 600_000), oee("mill", 570_000)])
