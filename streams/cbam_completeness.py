@@ -273,7 +273,16 @@ def process_completeness(
         raise ValueError(f"unknown meter kind(s) {', '.join(unknown)} (known: {', '.join(METER_KINDS)})")
     if not data:
         return ProcessCompleteness(process, _length(all_operating), None, (), unmetered, kinds)
-    gaps = sorted((g for k in kinds for g in k.gaps), key=lambda g: (g.start_us, g.end_us))
+    # The same stretch silent on meters of several kinds (a plant that stopped sending) is one gap.
+    same: dict[tuple[int, int], Gap] = {}
+    for g in (g for k in kinds for g in k.gaps):
+        seen = same.get((g.start_us, g.end_us))
+        same[(g.start_us, g.end_us)] = (
+            g
+            if seen is None
+            else Gap(g.start_us, g.end_us, max(seen.missing_us, g.missing_us), seen.meters + g.meters)
+        )
+    gaps = sorted(same.values(), key=lambda g: (g.start_us, g.end_us))
     missing = max(k.missing_us for k in kinds)
     return ProcessCompleteness(process, _length(all_operating), missing, tuple(gaps), unmetered, kinds)
 
