@@ -140,7 +140,7 @@ class Gap:
     end_us: int
     missing_us: int
     meters: tuple[str, ...] = ()
-    """The meters without data in the gap (their names, see :class:`Meter`)."""
+    """The meters without data in all or part of the gap (their names, see :class:`Meter`)."""
 
     @property
     def hours(self) -> float:
