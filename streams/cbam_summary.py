@@ -119,6 +119,11 @@ class SummaryCompleteness(_Closed):
         _check_reasons(self, self.null_reasons)
         if self.share is None and "share" not in self.null_reasons:
             raise ValueError("share is null without a reason in null_reasons")
+        if self.share is not None and self.by_meter_kind:
+            lowest = min(k.share for k in self.by_meter_kind)
+            # Both are rounded from the same figure: any difference is a changed summary.
+            if abs(self.share - lowest) > 1e-9:
+                raise ValueError(f"share {self.share} is not the lowest share of by_meter_kind ({lowest})")
         return self
 
 

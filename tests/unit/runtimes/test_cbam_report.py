@@ -184,6 +184,20 @@ def test_an_unknown_key_anywhere_is_refused() -> None:
         CbamSummary.model_validate(data)
 
 
+def test_the_process_share_must_be_the_lowest_share_of_its_meter_kinds() -> None:
+    data = summary().model_dump(mode="json")
+    completeness = data["processes"][0]["data_completeness"]
+    # 8 760 h less 87.6 h: 0.99; as the only kind (electricity) it is the lowest.
+    completeness["by_meter_kind"] = [{"kind": "electricity", "share": 0.99}, {"kind": "fuel", "share": 0.995}]
+    CbamSummary.model_validate(data)
+    completeness["by_meter_kind"][1]["share"] = 0.9  # a fuel meter lower than the stated share
+    with pytest.raises(ValidationError, match=r"share 0.99 is not the lowest share of by_meter_kind \(0.9\)"):
+        CbamSummary.model_validate(data)
+    completeness["by_meter_kind"][1] = {"kind": "weigh", "share": 0.99}  # garbage: an unknown kind
+    with pytest.raises(ValidationError, match=re.escape("by_meter_kind.1.kind")):
+        CbamSummary.model_validate(data)
+
+
 def test_a_null_figure_needs_a_reason_and_a_reason_needs_a_null_figure() -> None:
     data = summary().model_dump(mode="json")
     data["goods"][0]["see_indirect"] = None
