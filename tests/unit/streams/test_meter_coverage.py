@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from support import build_engine, plant_text, reading, select
 
@@ -42,3 +44,34 @@ def test_a_refused_reading_covers_nothing() -> None:
     cover = _coverage(engine.take_points())
     assert cover["08:00"] == 0.5
     assert cover["08:01"] == 0.0
+
+
+def _feed_half_a_minute(text: str) -> dict[str, object]:
+    engine = build_engine(text, reorder=False)
+    engine.push(reading(0, "state", "running"))
+    engine.push(reading(0, "total_count", 0))
+    engine.push(reading(0.5, "total_count", 5))  # 08:00:00-08:00:30 covered
+    return engine.checkpoint()
+
+
+def test_the_coverage_of_an_open_window_survives_a_checkpoint() -> None:
+    text = plant_text(calendar=None)
+    restored = build_engine(text, reorder=False)
+    restored.restore(json.loads(json.dumps(_feed_half_a_minute(text))))
+    restored.push(reading(1, "total_count", 10))  # 08:00:30-08:01:00 covered after the restart
+    restored.push(reading(3, "state", "running"))
+    restored.flush()
+    assert _coverage(restored.take_points())["08:00"] == 1.0  # 30 s + 30 s of 60
+
+
+def test_a_checkpoint_from_before_meter_coverage_restores_without_it() -> None:
+    text = plant_text(calendar=None)
+    old = json.loads(json.dumps(_feed_half_a_minute(text)))
+    for window in old["machines"]["m1"]["state"]["windows"]:
+        del window[11:]  # an older engine wrote 11 items per open window, without the coverage
+    restored = build_engine(text, reorder=False)
+    restored.restore(old)
+    restored.push(reading(1, "total_count", 10))
+    restored.push(reading(3, "state", "running"))
+    restored.flush()
+    assert _coverage(restored.take_points())["08:00"] == 0.5  # only the 30 s after the restart
