@@ -465,6 +465,8 @@ class MachineCalc:
         self._max_kw = max_kw(spec.rated_kw)
         self._energy_bound = energy_bound(spec.rated_kw, spec.energy.scale if spec.energy else 1.0)
         self._fuel_bound = Bound(DEFAULT_MAX_FUEL_PER_S)
+        self._count_cover_us = min(max(COUNTER_COVER_GAP_US, self._window_us), max_gap_fill_us)
+        """Counter readings further apart leave the time between them uncovered (see :meth:`_cover`)."""
         self._energy_name = spec.energy_signal or ""
         for name, role in spec.counters.items():
             self._add(name, "counter", partial(self._counter, name, role, role in ideal_roles))
@@ -614,8 +616,16 @@ class MachineCalc:
                 st.stats.counter_rollovers += 1
         last[signal] = value
         st.counter_at[signal] = ts
-        if at is not None:
-            self._cover(signal, at, ts)
+        if at is not None and 0 < ts - at <= self._count_cover_us:
+            # Inline for the common case (both readings in one open window): the counters' hot path.
+            size = self._window_us
+            start = at - at % size
+            window = st.windows.get(start)
+            if window is not None and ts - start <= size and at >= st.closed_until:
+                cover = window.cover_meter
+                cover[signal] = cover.get(signal, 0) + ts - at
+            else:
+                self._cover(signal, at, ts)
         if st.suspects:
             st.suspects.pop(signal, None)
         if not delta:
