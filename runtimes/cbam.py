@@ -604,7 +604,8 @@ def summary_workbook(summary: CbamSummary) -> bytes:
     production process, aggregated good type, product name, CN code, SEE direct, SEE indirect,
     share of defaults, route, as the template has them; then SEE total, the SEE counted under
     Art. 7(1) and the rule that says which, and why an empty figure is empty.
-    ``Summary_Processes`` lists the processes and their emissions.
+    ``Summary_Processes`` lists the processes, their emissions and their data completeness
+    (overall and per kind of meter).
     """
     book = Workbook()
     sheet = book.active
@@ -674,6 +675,8 @@ def summary_workbook(summary: CbamSummary) -> bytes:
         "Direct emissions (t)",
         "Indirect emissions (t)",
         "Indirect emissions counted, Art. 7(1) (t)",
+        "Data completeness",
+        "Data completeness per kind of meter",
     )
     for col, title in enumerate(titles, start=1):
         processes.cell(row=1, column=col, value=title).font = bold
@@ -686,6 +689,10 @@ def summary_workbook(summary: CbamSummary) -> bytes:
             proc.direct_emissions_t,
             proc.indirect_emissions_t,
             proc.indirect_emissions_counted_t,
+            proc.data_completeness.share,
+            ", ".join(
+                f"{k.kind.replace('_', ' ')} {percent(k.share)}" for k in proc.data_completeness.by_meter_kind
+            ),
         )
         for col, value in enumerate(values2, start=1):
             processes.cell(row=row, column=col, value=value)

@@ -30,7 +30,7 @@ from runtimes.cbam import (
     write_report,
 )
 from sinks.cbam_store import LEDGER_FILE
-from streams.cbam_completeness import Gap, ProcessCompleteness
+from streams.cbam_completeness import Gap, KindCompleteness, ProcessCompleteness
 from streams.cbam_ledger import MachineTotals, build_cbam_spec, period_figures
 from streams.cbam_summary import CbamSummary, build_summary, completeness_statement
 
@@ -208,6 +208,34 @@ def test_a_null_figure_needs_a_reason_and_a_reason_needs_a_null_figure() -> None
     data["goods"][0]["null_reasons"] = {"see_indirect": "not metered", "see_direct": "x"}
     with pytest.raises(ValidationError, match="not an empty figure"):
         CbamSummary.model_validate(data)
+
+
+def test_the_workbook_gives_each_process_its_completeness_per_kind_of_meter() -> None:
+    spec = build_cbam_spec(parse_plant(PLANT).model)
+    assert spec is not None
+    hour = 3_600_000_000
+    # 8 760 operating hours; the gas meter misses 87.6 h (0.99), the electricity meters nothing.
+    kinds = (
+        KindCompleteness("electricity", 8_760 * hour, 0, (), ("electricity meter of mill",)),
+        KindCompleteness("fuel", 8_760 * hour, 876 * hour // 10, (Gap(0, 1, 876 * hour // 10),), ("gas",)),
+    )
+    complete = {
+        "finishing": ProcessCompleteness(
+            "finishing", 8_760 * hour, 876 * hour // 10, kinds[1].gaps, (), kinds
+        )
+    }
+    totals = {"mill": MachineTotals(good_count=2_000), "furnace": MachineTotals(co2_kg=150_000)}
+    figures = period_figures(spec, "2026", date(2026, 1, 1), date(2027, 1, 1), totals)
+    built = build_summary(
+        spec, figures, complete, completeness_statement(complete, 0.95, allow_partial=False)
+    )
+    book = load_workbook(io.BytesIO(summary_workbook(built)))
+    sheet = book["Summary_Processes"]
+    assert [cell.value for cell in sheet[1]][7:9] == [
+        "Data completeness",
+        "Data completeness per kind of meter",
+    ]
+    assert [cell.value for cell in sheet[2]][7:9] == [0.99, "electricity 100 %, fuel 99 %"]
 
 
 def test_workbook_has_the_summary_communication_sheet() -> None:
