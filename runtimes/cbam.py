@@ -71,7 +71,7 @@ from streams.cbam_summary import (
     factor_table,
     percent,
 )
-from streams.config import build_spec
+from streams.config import EngineSpec, build_spec
 
 __all__ = [
     "GAPS_LISTED",
@@ -291,14 +291,13 @@ class IncompleteData(ValueError):
     """A process's data covers less of its operating hours than the threshold, and no ``allow_partial``."""
 
 
-def process_meters(plant: PlantModel, spec: CbamSpec, pid: str) -> list[tuple[str, str, str, str]]:
+def process_meters(engine: EngineSpec, spec: CbamSpec, pid: str) -> list[tuple[str, str, str, str]]:
     """The meters besides electricity that ``pid``'s figures rest on: (kind, name, machine, measurement).
 
     Source-stream activity and the goods' production and metered transfers are counters
     (``oee`` windows' ``count_coverage``); the fuel meters of the process's machines are
     ``carbon`` windows' ``fuel_coverage`` (docs/cbam.md, data completeness).
     """
-    engine = build_spec(plant)
     out = []
     for stream in spec.streams.values():
         if stream.process == pid:
@@ -367,7 +366,7 @@ def year_completeness(
             if m not in process.unmetered
         }
         meters = []
-        for kind, name, machine, measurement in process_meters(plant, spec, pid):
+        for kind, name, machine, measurement in process_meters(engine, spec, pid):
             uncovered = ledger.store.uncovered_windows(machine, measurement, first, after)
             if uncovered:
                 old[(machine, measurement)] = uncovered
