@@ -1205,6 +1205,98 @@ def sink_command(plant_path: Path, state_dir: Path) -> None:
         )
 
 
+@main.command(name="reason")
+@click.argument("machine")
+@click.argument("at")
+@click.argument("reason")
+@click.option(
+    "--url",
+    default="http://127.0.0.1:8765/reason",
+    show_default=True,
+    help="The pipeline's /reason (`run` and `demo` serve it on their --http-port).",
+)
+@click.option(
+    "--kafka",
+    "to_kafka",
+    is_flag=True,
+    help="Send it to the kafka runtime's readings topic instead (needs -c with a kafka section); "
+    "checked against the plant file only.",
+)
+@click.option(
+    "-c",
+    "--config",
+    "plant_path",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --kafka: the plant file the kafka roles run.",
+)
+def reason_command(
+    machine: str, at: str, reason: str, url: str, to_kafka: bool, plant_path: Path | None
+) -> None:
+    """Give MACHINE's stop at AT the REASON, in the running pipeline.
+
+    AT is an ISO 8601 time with Z or an offset, any time inside the stop; REASON a code or a
+    reason's name from the plant's reason tree. The running pipeline writes the stop again with
+    the reason and revision + 1. Exit codes: 0 applied; 2 refused (the pipeline says why); 1 no
+    pipeline at --url (or, with --kafka, no broker).
+    """
+    from runtimes.operator import post_reason
+    from runtimes.tail import NotAPipeline
+
+    if to_kafka:
+        _reason_to_kafka(machine, at, reason, plant_path)
+        return
+
+    try:
+        status, answer = post_reason(url, machine, at, reason)
+    except NotAPipeline as exc:
+        _err.print(f"[red]error[/red] {escape(url)} is not a plantstream pipeline: {escape(str(exc))}")
+        sys.exit(1)
+    except OSError as exc:
+        _err.print(
+            f"[red]error[/red] no pipeline at {escape(url)}: {escape(str(exc))}; "
+            "is `plantstream run` or `demo` running, and is --url its port?"
+        )
+        sys.exit(1)
+    if status != 202:
+        _err.print(
+            f"[red]refused[/red] ({escape(str(answer.get('error')))}) {escape(str(answer.get('message')))}"
+        )
+        sys.exit(2)
+    click.echo(
+        f"{answer['machine']}: the stop at {answer['stop_start']} gets {answer['reason']} "
+        f"({answer['reason_group']}, code {answer['code']}); the pipeline writes it again with revision + 1"
+    )
+
+
+def _reason_to_kafka(machine: str, at: str, reason: str, plant_path: Path | None) -> None:
+    import logging
+
+    from aiokafka.errors import KafkaError
+
+    from runtimes.operator import operator_reading, send_to_kafka
+    from streams.operator_reason import ReasonRefused
+
+    if plant_path is None:
+        raise click.UsageError("--kafka needs -c PLANT: the reason tree and the kafka section are in it")
+    plant, spec = _load(plant_path)
+    settings = _kafka_settings(plant, plant_path)
+    try:
+        reading = operator_reading(spec, machine, at, reason)
+    except ReasonRefused as exc:
+        _err.print(f"[red]refused[/red] ({exc.reason}) {escape(str(exc))}")
+        sys.exit(2)
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # the one line below says it
+    try:
+        asyncio.run(send_to_kafka(settings, reading))
+    except (KafkaError, OSError) as exc:
+        _kafka_unreachable(settings, exc)
+    click.echo(
+        f"{machine}: {reading.value} sent for the stop at {at} to {settings.topics.readings}; `process` "
+        "writes the stop again with revision + 1 if the machine was stopped then (nothing checked that)"
+    )
+
+
 @main.command(name="tail")
 @click.option(
     "--url", default="http://127.0.0.1:8765/stream", show_default=True, help="The pipeline's /stream."

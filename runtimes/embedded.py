@@ -63,7 +63,9 @@ from sinks.deadletters import DEFAULT_MAX_BYTES, POLICY
 from sinks.files import JsonLinesSink
 from streams.config import EngineSpec
 from streams.engine import Engine, ReadingRejected
+from streams.operator_reason import ReasonRefused, code_for, parse_request
 from streams.points import reading_point
+from streams.stops import OPERATOR_REASON
 
 __all__ = ["EmbeddedPipeline", "PipelineStats"]
 
@@ -164,7 +166,13 @@ class EmbeddedPipeline:
         self._has_oee = {mid for mid, m in spec.machines.items() if m.has_oee}
         self._events_at_start: Counter[str] = Counter()
         self.http = (
-            HttpEndpoint(self.health, self.metrics, port=http_port, current=self._current_states)
+            HttpEndpoint(
+                self.health,
+                self.metrics,
+                port=http_port,
+                current=self._current_states,
+                on_reason=self.operator_reason,
+            )
             if http_port is not None
             else None
         )
@@ -424,6 +432,45 @@ class EmbeddedPipeline:
             await self._checkpoint_in_background()
             self.dead_letter_log.digest()
 
+    async def operator_reason(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        """``POST /reason``: an operator's reason for a past stop, as a reading at the stop's start.
+
+        The request is checked and the stop found against the engine now (so a refusal names
+        what is wrong at once), then the reading goes through the readings queue like a
+        collector's, and the engine's late-data path writes the stop again with ``revision`` + 1
+        (:mod:`streams.operator_reason`). Answers 202 with the stop and the code, or 400 with
+        ``error`` (the refusal's reason, counted in ``/metrics``) and ``message``.
+        """
+        try:
+            request = parse_request(body)
+            start = self.engine.stop_at(request.machine, request.at)
+            machine = self.spec.machines[request.machine]
+            code = code_for(self.spec.reasons, machine.machine_type, request.given)
+        except ReasonRefused as exc:
+            return 400, {"error": exc.reason, "message": str(exc)}
+        reason = self.spec.reasons.resolve(code, machine.machine_type)
+        at = EPOCH + timedelta(microseconds=start)
+        reading = Reading(
+            ts=at,
+            machine=request.machine,
+            signal=OPERATOR_REASON,
+            value=code,
+            source="operator",
+            ingest_ts=datetime.now(tz=UTC),
+        )
+        await self.feed([reading])
+        _log.info(
+            "operator's reason for %s's stop at %s: %s (code %s)", request.machine, at, reason.name, code
+        )
+        answer = {
+            "machine": request.machine,
+            "stop_start": at.isoformat().replace("+00:00", "Z"),
+            "code": code,
+            "reason": reason.name,
+            "reason_group": reason.group,
+        }
+        return 202, answer
+
     def _current_states(self) -> list[str]:
         """What a new ``/stream`` listener gets first: each machine's state, then its shift so far."""
         states = [reading.to_json() for reading in self._states.values()]
@@ -666,6 +713,11 @@ class EmbeddedPipeline:
             f"plantstream_idle_ticks_total {self._idle.ticks}",
             "# TYPE plantstream_source_lag_seconds gauge",
             *(f'plantstream_source_lag_seconds{{source="{k}"}} {v:.3f}' for k, v in sorted(s.lag_s.items())),
+            "# TYPE plantstream_operator_reasons_total counter",
+            *(
+                f'plantstream_operator_reasons_total{{result="{result}"}} {n}'
+                for result, n in sorted((self.http.posts if self.http is not None else {}).items())
+            ),
             "# TYPE plantstream_queue_depth gauge",
             f"plantstream_queue_depth {self._queued}",
         ]

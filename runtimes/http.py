@@ -1,4 +1,4 @@
-"""The embedded runtime's HTTP endpoint on loopback: ``/healthz``, ``/metrics`` and ``/stream``.
+"""The embedded runtime's HTTP endpoint on loopback: ``/healthz``, ``/metrics``, ``/stream``, ``/reason``.
 
 - ``/healthz``: JSON with each source's health; 200 when every source is connected, else 503.
 - ``/metrics``: Prometheus text: readings in, points out, dead letters, refused readings by reason,
@@ -7,6 +7,11 @@
   tail``; a new listener first gets the ``current`` lines (the pipeline gives each machine's
   latest state reading, which may be hours old on a steady line). Each listener has a bounded
   queue (``drop_oldest``, counted): a slow terminal never slows the pipeline.
+- ``POST /reason``: an operator's reason for a past stop (``plantstream reason``,
+  :mod:`streams.operator_reason`), a JSON body of at most 4 KiB with its ``Content-Length``;
+  the pipeline answers 202 with what it applies, or 400 with the reason it refuses. A body too
+  large (413), without a length (411) or not arriving within 5 s is refused before it is read;
+  every answer is counted by outcome (:attr:`HttpEndpoint.posts`).
 
 Every answer carries ``Server: plantstream/<version>``: ``plantstream tail`` checks it before it
 shows anything, so it never follows whatever else answers on the port. The port is 8765 unless
@@ -20,7 +25,8 @@ import asyncio
 import contextlib
 import json
 import socket
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from collectors.queue import BoundedQueue
@@ -34,7 +40,23 @@ DEFAULT_PORT = 8765
 SERVER = f"plantstream/{__version__}"
 """The ``Server`` header of every answer: how ``tail`` knows it talks to a pipeline."""
 
-_STATUS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
+_STATUS = {
+    200: "OK",
+    202: "Accepted",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    411: "Length Required",
+    413: "Content Too Large",
+    503: "Service Unavailable",
+}
+MAX_POST_BODY = 4096
+"""The largest body ``POST /reason`` reads (a request is about 100 bytes)."""
+_MAX_HEADERS = 100
+"""Header lines read before a request is refused (a client sends a handful)."""
+
+ReasonHandler = Callable[[bytes], Awaitable[tuple[int, dict[str, Any]]]]
+"""Takes a ``POST /reason`` body, answers (status, JSON body); an ``error`` key names a refusal."""
 
 
 class PortUnavailable(Exception):
@@ -79,8 +101,12 @@ class HttpEndpoint:
         port: int = DEFAULT_PORT,
         listener_queue: int = 1_000,
         current: Callable[[], list[str]] | None = None,
+        on_reason: ReasonHandler | None = None,
     ) -> None:
         self._health = health
+        self._on_reason = on_reason
+        self.posts: Counter[str] = Counter()
+        """``POST /reason`` answers by outcome: ``accepted`` or the refusal's reason."""
         self._metrics = metrics
         self._current = current
         self.host = host
@@ -126,13 +152,25 @@ class HttpEndpoint:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             request = await asyncio.wait_for(reader.readline(), 5)
-            while (await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
-                pass
-            parts = request.decode("latin-1").split()
-            if len(parts) < 2 or parts[0] != "GET":
-                await self._reply(writer, 405, "text/plain", "only GET\n")
+            headers: dict[str, str] = {}
+            for _ in range(_MAX_HEADERS):
+                line = await asyncio.wait_for(reader.readline(), 5)
+                if line in (b"\r\n", b"\n", b""):
+                    break
+                name, _, value = line.decode("latin-1").partition(":")
+                headers[name.strip().lower()] = value.strip()
+            else:
+                await self._reply(writer, 400, "text/plain", f"more than {_MAX_HEADERS} header lines\n")
                 return
-            path = parts[1].split("?", 1)[0]
+            parts = request.decode("latin-1").split()
+            path = parts[1].split("?", 1)[0] if len(parts) >= 2 else ""
+            if len(parts) >= 2 and parts[0] == "POST" and path == "/reason" and self._on_reason is not None:
+                await self._post_reason(reader, writer, headers)
+                return
+            if len(parts) < 2 or parts[0] != "GET":
+                allowed = "GET, or POST /reason" if self._on_reason is not None else "GET"
+                await self._reply(writer, 405, "text/plain", f"only {allowed}\n")
+                return
             if path == "/healthz":
                 ok, body = self._health()
                 await self._reply(writer, 200 if ok else 503, "application/json", json.dumps(body) + "\n")
@@ -142,12 +180,45 @@ class HttpEndpoint:
                 await self._stream(writer)
             else:
                 await self._reply(writer, 404, "text/plain", "try /healthz, /metrics or /stream\n")
-        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
+        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError, ValueError):
+            # ValueError: a line longer than the reader's limit (64 KiB), garbage in any case.
             pass
         finally:
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
+
+    async def _post_reason(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, headers: dict[str, str]
+    ) -> None:
+        """Read a bounded body and hand it to the pipeline; count the outcome whatever it is."""
+        handler = self._on_reason
+        if handler is None:  # pragma: no cover - only routed here with a handler
+            return
+        length_text = headers.get("content-length")
+        if "transfer-encoding" in headers or length_text is None or not length_text.isdigit():
+            await self._refuse(writer, 411, "no_length", "a JSON body with a Content-Length is needed")
+            return
+        length = int(length_text)
+        if length > MAX_POST_BODY:
+            await self._refuse(
+                writer, 413, "too_large", f"the body has {length} bytes (at most {MAX_POST_BODY})"
+            )
+            return
+        try:
+            body = await asyncio.wait_for(reader.readexactly(length), 5)
+        except (TimeoutError, asyncio.IncompleteReadError):
+            self.posts["incomplete"] += 1
+            raise
+        status, answer = await handler(body)
+        self.posts[str(answer.get("error", "accepted"))] += 1
+        await self._reply(writer, status, "application/json", json.dumps(answer) + "\n")
+
+    async def _refuse(self, writer: asyncio.StreamWriter, status: int, reason: str, message: str) -> None:
+        self.posts[reason] += 1
+        await self._reply(
+            writer, status, "application/json", json.dumps({"error": reason, "message": message}) + "\n"
+        )
 
     async def _reply(self, writer: asyncio.StreamWriter, status: int, kind: str, body: str) -> None:
         data = body.encode()

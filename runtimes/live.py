@@ -41,6 +41,7 @@ from runtimes.shift_so_far import MEASUREMENT as SHIFT_SO_FAR
 from runtimes.shift_so_far import elements_of
 from streams.config import CATEGORY_INDEX, EngineSpec
 from streams.oee import OeeElements, oee_kpis
+from streams.stops import STOP_STATES
 
 __all__ = ["LiveView", "only_machines", "shown_live"]
 
@@ -63,6 +64,8 @@ class _ShiftFigures:
     """The ratios as the pipeline computed them (with the plant's OEE method); undefined ones absent."""
     kwh: float | None
     co2e: float | None
+    stop: str | None = None
+    """The open stop's reason as the pipeline would write it now (``None``: not stopped)."""
 
 
 @dataclass
@@ -83,6 +86,8 @@ class _Machine:
     kwh: dict[str, float] = field(default_factory=dict)
     co2e: dict[str, float] = field(default_factory=dict)
     last: datetime | None = None
+    code: str | None = None
+    """The latest reason code read (the reason shown without the pipeline's figures)."""
 
     def seen(self, ts: datetime) -> None:
         if self.last is None or ts > self.last:
@@ -111,6 +116,20 @@ class _Machine:
         if self.since is None:
             return self.shift or "-"
         return f"{self.shift or 'all'} since {self.since.strftime('%H:%M')}"
+
+    def shown_stop(self, spec: EngineSpec | None, machine: str) -> str:
+        """The current stop's reason, ``-`` while the machine is not stopped.
+
+        The pipeline's (by the rule, or the operator's) where its shift figures come; else (the
+        kafka topics) the latest reason code read, through the plant's reason tree.
+        """
+        if self.figures is not None:
+            return self.figures.stop or "-"
+        if spec is None or self.state not in STOP_STATES:
+            return "-"
+        m = spec.machines.get(machine)
+        reason = spec.reasons.resolve(self.code, m.machine_type if m is not None else None)
+        return _reason_text(reason.name, reason.group, None)
 
     def shown_kwh(self) -> float | None:
         if self.figures is not None:
@@ -168,6 +187,8 @@ class LiveView:
             return
         if reading.signal == spec.state_signal:
             row.state = self._state_names[reading.machine].get(str(reading.value), str(reading.value))
+        elif reading.signal == spec.reason_signal:
+            row.code = None if reading.value is None else str(reading.value)
         elif reading.signal == spec.power_signal and isinstance(reading.value, int | float):
             row.kw = float(reading.value) * (spec.power.scale if spec.power else 1.0)
 
@@ -207,6 +228,11 @@ class LiveView:
         seen_from = None
         if isinstance(unobserved, int | float) and unobserved > 0:
             seen_from = point.time + timedelta(seconds=unobserved)
+        stop = None
+        if isinstance(f.get("stop_reason"), str):
+            stop = _reason_text(
+                str(f["stop_reason"]), str(f.get("stop_reason_group", "")), f.get("stop_cause")
+            )
         row.figures = _ShiftFigures(
             shift=tags.get("shift") or "-",
             seen_from=seen_from,
@@ -214,6 +240,7 @@ class LiveView:
             kpis={k: float(v) for k, v in f.items() if k in _KPIS and isinstance(v, int | float)},
             kwh=float(kwh) if isinstance(kwh, int | float) else None,
             co2e=float(co2e) if isinstance(co2e, int | float) else None,
+            stop=stop,
         )
         row.pieces = row.pieces or bool(_PIECE_KPIS & f.keys())
 
@@ -277,9 +304,23 @@ class LiveView:
         if self.unreadable:
             caption += f", {self.unreadable:,} unreadable records skipped"
         table = Table(title=self.title, caption=caption)
-        columns = ("machine", "state", "shift", "OEE", "A", "P", "Q", "kW", "kWh", "kg CO2e", "last (UTC)")
+        columns = (
+            "machine",
+            "state",
+            "stop reason",
+            "shift",
+            "OEE",
+            "A",
+            "P",
+            "Q",
+            "kW",
+            "kWh",
+            "kg CO2e",
+            "last (UTC)",
+        )
         for column in columns:
-            table.add_column(column, justify="left" if column in ("machine", "state", "shift") else "right")
+            left = column in ("machine", "state", "stop reason", "shift")
+            table.add_column(column, justify="left" if left else "right")
         for mid, m in self.machines.items():
             kpis = self.kpis(mid)
 
@@ -291,6 +332,7 @@ class LiveView:
             table.add_row(
                 "/".join(part for part in (m.site, m.line, mid) if part),
                 m.state,
+                m.shown_stop(self.spec, mid),
                 m.shown_shift(),
                 pct("oee"),
                 pct("availability"),
@@ -364,6 +406,15 @@ async def shown_live(view: LiveView, console: Console, *, every_s: float = 0.5) 
         finally:
             task.cancel()
             live.update(view.render(), refresh=True)
+
+
+def _reason_text(name: str, group: str, cause: object) -> str:
+    """``film break (material)``, and ``, operator`` for an operator's reason.
+
+    A group that says nothing more than the name (``unassigned``) is left out.
+    """
+    text = name if group in ("", name) else f"{name} ({group})"
+    return f"{text}, operator" if cause == "operator" else text
 
 
 def _number(f: Mapping[str, FieldValue], key: str) -> float:

@@ -12,7 +12,9 @@ as in an ``oee`` point (for machines with a state or counts), ``kwh`` (with powe
 register), ``co2e_kg`` (Scope 1 plus location-based Scope 2, where the site has a carbon block)
 ``through``, the event time the figures go up to, and ``unobserved_s``, the shift's time before
 the machine's first reading (in no window, so not in the figures; the shift's closing point
-counts it as unknown).
+counts it as unknown). While the machine is stopped: ``stop_since``, ``stop_category``,
+``stop_reason``, ``stop_reason_group`` and ``stop_cause``, the open stop as its ``stop`` point
+would say if it ended now (docs/points.md).
 """
 
 from __future__ import annotations
@@ -55,6 +57,17 @@ def shift_points(engine: Engine, machines: Iterable[str] | None = None) -> list[
             fields["kwh"] = result.kwh
         if m.carbon is not None and (m.has_energy or m.fuels):
             fields["co2e_kg"] = result.scope1_kg + result.scope2_location_kg
+        stop = engine.open_stop(mid)
+        if stop is not None:
+            # The stop open now and the reason it would be written with (tail --table shows it).
+            start, category, reason, cause = stop
+            fields |= {
+                "stop_since": _iso(start),
+                "stop_category": category,
+                "stop_reason": reason.name,
+                "stop_reason_group": reason.group,
+                "stop_cause": cause,
+            }
         fields["through"] = _iso(through)
         # Every window after the machine's first reading exists (closed or open), so the shift's
         # time not in them lies before it: planned time the pipeline did not see, which the

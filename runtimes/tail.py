@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from runtimes.shift_so_far import MEASUREMENT as SHIFT_SO_FAR
 
@@ -90,6 +91,8 @@ def render(record: dict[str, Any]) -> str:
     A corrected window (``revision`` above 0) says so, ``rev N``: the same window was shown before
     with other figures.
     """
+    if record.get("measurement") == "stop":
+        return _stop_line(record)
     if "measurement" in record:
         tags, fields = record["tags"], record["fields"]
         shown = ", ".join(f"{k}={number(v)}" for k, v in list(fields.items())[:6])
@@ -105,6 +108,40 @@ def render(record: dict[str, Any]) -> str:
     value = number(record.get("value"))
     return (
         f"[cyan]{record['ts']}[/cyan] {record['machine']}.{record['signal']} = [{colour}]{value}[/{colour}]"
+    )
+
+
+_CAUSES = {"first": "first cause", "last": "last cause", "operator": "given by an operator"}
+
+
+def _stop_line(record: dict[str, Any]) -> str:
+    """A ``stop`` point as people say it, its names escaped (a reason is the plant's text).
+
+    ``hcm/line1/packer1 stopped 4.6 min (down): film break (material) code 302, first cause``,
+    then ``micro-stop`` and ``rev N`` where they apply.
+    """
+    tags, fields = record.get("tags", {}), record.get("fields", {})
+    where = "/".join(str(tags[k]) for k in ("site", "line", "machine") if k in tags)
+    seconds = fields.get("duration_s")
+    if isinstance(seconds, int | float) and not isinstance(seconds, bool):
+        lasted = f"{number(round(seconds, 1))} s" if seconds < 60 else f"{seconds / 60:.1f} min"
+    else:
+        lasted = "?"
+    reason, group = str(tags.get("reason", "?")), str(tags.get("reason_group", ""))
+    said = escape(reason if group in ("", reason) else f"{reason} ({group})")
+    if "code" in fields and not reason.startswith("code "):
+        said += f" [dim]code {escape(str(fields['code']))}[/dim]"
+    cause = _CAUSES.get(str(fields.get("cause")))
+    if cause is not None and reason != "unassigned":
+        said += f", {cause}"
+    if fields.get("micro") is True:
+        said += ", micro-stop"
+    revision = fields.get("revision")
+    if isinstance(revision, int) and revision > 0:
+        said += f" [magenta]rev {revision}[/magenta]"
+    return (
+        f"[cyan]{record.get('time')}[/cyan] [bold]stop[/bold] {escape(where)} stopped {lasted} "
+        f"({escape(str(tags.get('category', '?')))}): {said}"
     )
 
 

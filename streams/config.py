@@ -96,6 +96,11 @@ class MachineSpec:
     """Rejects counted this long after a setup ends are start-up rejects (a six-big-losses split)."""
 
     @property
+    def has_rework(self) -> bool:
+        """True when the machine has a rework counter (``rework_count``, ISO 22400-2 RQ)."""
+        return COUNTER_INDEX[Role.REWORK_COUNT] in self.counters.values()
+
+    @property
     def has_oee(self) -> bool:
         """True when the machine reports state or counts."""
         return self.state_signal is not None or bool(self.counters)
@@ -138,7 +143,7 @@ CATEGORY_INDEX = {
     "planned_stop": PLANNED_STOP,
     "off": OFF,
 }
-COUNTER_INDEX = {Role.TOTAL_COUNT: 0, Role.GOOD_COUNT: 1, Role.REJECT_COUNT: 2}
+COUNTER_INDEX = {Role.TOTAL_COUNT: 0, Role.GOOD_COUNT: 1, Role.REJECT_COUNT: 2, Role.REWORK_COUNT: 3}
 
 
 def _carbon(site: Site, path: Path, problems: list[tuple[Path, str]]) -> CarbonSpec | None:

@@ -44,8 +44,10 @@ from plantstream.records import EPOCH, QUALITY_TEXT, Point, Reading
 from streams.config import EngineSpec, MachineSpec
 from streams.history import History, Row
 from streams.machine import BadValue, MachineCalc, MachineState, WindowResult
+from streams.operator_reason import ReasonRefused
 from streams.plausibility import EARLIEST_US, LATEST_US, REBASE_AFTER, plausible_time
 from streams.points import WindowPoints, stop_point, window_label
+from streams.reasons import Reason
 from streams.rollup import Rollups, Scope
 from streams.stops import StopEvent
 
@@ -149,6 +151,7 @@ class Engine:
             has_counts=bool(m.counters),
             meter_coverage=True,
             has_fuel=bool(m.fuels),
+            has_rework=m.has_rework,
         )
         calc = MachineCalc(m, max_gap_fill_us=self.spec.max_gap_fill_us)
         return _Track(calc, points, self._rollup.scopes_of(m.id), names={s: s for s in calc.feeders})
@@ -506,6 +509,65 @@ class Engine:
             KeyError: ``machine`` is not in the plant.
         """
         return self._tracks[machine].calc.shift_so_far()
+
+    def stop_at(self, machine: str, at: int) -> int:
+        """The start (µs) of ``machine``'s stop that ``at`` falls in, for an operator's reason.
+
+        A stop that ended (``start <= at < end``) or the one open now (``start <= at``); it must
+        lie within ``correction_horizon_s`` and the correction history kept, since the reason
+        reaches it as a late reading at its start (:mod:`streams.operator_reason`).
+
+        Raises:
+            streams.operator_reason.ReasonRefused: ``unknown_machine``, ``no_state`` (a machine
+                without a state signal has no stops), ``too_late`` or ``no_stop``.
+        """
+        track = self._tracks.get(machine)
+        if track is None:
+            known = ", ".join(sorted(self._tracks)[:20])
+            raise ReasonRefused(
+                "unknown_machine", f"machine: {machine!r} is not in the plant (machines: {known})"
+            )
+        calc = track.calc
+        if not calc.spec.state_signal:
+            raise ReasonRefused(
+                "no_state", f"machine: {machine!r} has no state signal, so no stops to give a reason"
+            )
+        released = calc.state.released_until
+        if released is not None and at < released - self._horizon:
+            raise ReasonRefused(
+                "too_late",
+                f"at: {_iso(at)} is more than correction_horizon_s ({self._horizon / 1e6:g}) behind "
+                f"{machine}'s time {_iso(released)}",
+            )
+        start = calc.state.stop.start
+        if start is None or at < start:
+            start = next((s for s, (_, e) in track.stops.items() if s <= at < e.end), None)
+        if start is None:
+            ended = sorted(track.stops)
+            near = [_iso(s) for s in ended if s <= at][-3:]
+            hint = f"the stops before it start at {', '.join(near)}" if near else "no stop before it is kept"
+            raise ReasonRefused("no_stop", f"at: {machine} was not stopped at {_iso(at)} ({hint})")
+        if not any(boundary <= start for boundary, _, _ in track.snapshots) and start != released:
+            raise ReasonRefused(
+                "too_late",
+                f"at: the stop at {_iso(start)} is older than the correction history kept "
+                "(correction_history_max, or the last restart)",
+            )
+        return start
+
+    def open_stop(self, machine: str) -> tuple[int, str, Reason, str] | None:
+        """``machine``'s stop open at its released time, ``None`` while it is not stopped.
+
+        Its start (µs), state category, and the reason and cause (``first``, ``last`` or
+        ``operator``) it would be written with if it ended now (:mod:`streams.stops`).
+        """
+        track = self._tracks[machine]
+        stop = track.calc.state.stop
+        if stop.start is None:
+            return None
+        code, cause = stop.current()
+        reason = self.spec.reasons.resolve(code, track.calc.spec.machine_type)
+        return stop.start, stop.state, reason, cause
 
     def closed_until(self, machine: str) -> int | None:
         """Until when (µs) ``machine`` has closed every window; ``None`` before it released a reading."""

@@ -46,7 +46,7 @@ from streams.plausibility import (
     judge,
     max_kw,
 )
-from streams.stops import StopEvent, StopTracker
+from streams.stops import OPERATOR_REASON, StopEvent, StopTracker
 
 __all__ = [
     "STATE_VERSION",
@@ -217,7 +217,8 @@ class _Window:
         self.start = start
         self.profile = profile
         self.durations = [0] * 7
-        self.counts: list[float] = [0, 0, 0]
+        self.counts: list[float] = [0, 0, 0, 0]
+        """Pieces counted in the window: total, good, reject, rework (COUNTER_INDEX)."""
         self.ideal = 0.0
         self.kwh_power = 0.0
         self.cover_power = 0
@@ -390,7 +391,8 @@ class MachineState:
                 w.stops, w.startup = list(rest[0]), rest[1]
             if len(rest) > 2:  # absent before meter coverage: such a window shows none
                 w.cover_meter = dict(rest[2])
-            w.durations, w.counts, w.ideal = list(durations), list(counts), ideal
+            # A checkpoint written before rework counters has three counts.
+            w.durations, w.counts, w.ideal = list(durations), [*counts, 0, 0, 0, 0][:4], ideal
             w.kwh_power, w.cover_power, w.kwh_register, w.cover_register = kwh_p, cover_p, kwh_r, cover_r
             w.fuel = dict(fuel)
             windows[start] = w
@@ -486,6 +488,9 @@ class MachineCalc:
             self._add(spec.product_signal, "product", self._product)
         if spec.reason_signal:
             self._add(spec.reason_signal, "reason", self._reason)
+        if spec.state_signal:
+            # Every machine with stops takes an operator's reason for one (streams.operator_reason).
+            self._add(OPERATOR_REASON, "reason", self._operator_reason)
         if state is None:
             self.state.stop = StopTracker(spec.reason_rule)
 
@@ -670,6 +675,10 @@ class MachineCalc:
     def _reason(self, ts: int, value: Any) -> None:
         self.state.released_until = ts
         self.state.stop.reason(ts, value)
+
+    def _operator_reason(self, ts: int, value: Any) -> None:
+        self.state.released_until = ts
+        self.state.stop.assign(ts, value)
 
     def take_stops(self) -> list[StopEvent]:
         """Return and forget the stops that ended since the last call (:mod:`streams.stops`)."""
@@ -1043,14 +1052,14 @@ class MachineCalc:
 
     def _result(self, w: _Window, e: OeeElements) -> WindowResult:
         """The result of window ``w`` with its time elements ``e``: counts, energy and carbon added."""
-        total, good, reject = w.counts
+        total, good, reject, rework = w.counts
         if not self._has_total:
             total = good + reject
         if not self._has_good:
             good = total - reject
         if not self._has_reject:
             reject = total - good
-        e.total, e.good, e.reject, e.ideal = total, good, reject, w.ideal
+        e.total, e.good, e.reject, e.ideal, e.rework = total, good, reject, w.ideal, rework
         e.startup_reject = w.startup
         # The register is exact where it has data; power integration fills windows it does not cover.
         if w.cover_register or w.kwh_register:

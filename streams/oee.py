@@ -35,7 +35,8 @@ class OeeElements:
     ``stops`` counts the stops (:mod:`streams.stops`) that ended in the window, micro-stops not
     included; ``micro_stops`` those; ``failures`` the stops of state ``down`` among ``stops``
     (ISO 22400-2 FE, the failure events of MTBF and MTTR). ``startup_reject`` is the part of
-    ``reject`` made while the machine was starting up after a setup (a six-big-losses split).
+    ``reject`` made while the machine was starting up after a setup (a six-big-losses split);
+    ``rework`` the pieces sent to rework (RQ, from a rework counter; part of the rejects).
 
     ``counted_run`` is set on roll-ups only: the run time of the members that count pieces, the
     base of the roll-up's performance. A member without a piece counter (an oven) adds its time
@@ -61,6 +62,7 @@ class OeeElements:
     micro_stops: int = 0
     failures: int = 0
     startup_reject: float = 0
+    rework: float = 0
 
     def to_dict(self) -> dict[str, int | float | None]:
         """A JSON-ready form (what ``dataclasses.asdict`` gives, without its deep copy)."""
@@ -83,6 +85,7 @@ class OeeElements:
             "micro_stops": self.micro_stops,
             "failures": self.failures,
             "startup_reject": self.startup_reject,
+            "rework": self.rework,
         }
 
     @property
@@ -110,6 +113,7 @@ class OeeElements:
         self.micro_stops += other.micro_stops
         self.failures += other.failures
         self.startup_reject += other.startup_reject
+        self.rework += other.rework
         if other.counted_run is not None:
             self.counted_run = (self.counted_run or 0) + other.counted_run
 
@@ -143,6 +147,7 @@ class OeeElements:
             self.micro_stops,
             self.failures,
             self.startup_reject,
+            self.rework,
         )
 
 

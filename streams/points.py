@@ -51,6 +51,7 @@ class WindowPoints:
         has_counts: bool = True,
         meter_coverage: bool = False,
         has_fuel: bool = False,
+        has_rework: bool = False,
     ) -> None:
         self.tags = tags
         self.method = method
@@ -64,6 +65,8 @@ class WindowPoints:
         self.meter_coverage = meter_coverage
         """A machine's points carry its counters' and fuel meters' coverage (roll-ups do not)."""
         self.has_fuel = has_fuel
+        self.has_rework = has_rework
+        """The scope counts rework (every machine of it that counts pieces has a rework counter)."""
 
     def points(
         self,
@@ -94,9 +97,11 @@ class WindowPoints:
                 kpis = {k: v for k, v in kpis.items() if k == "availability"}
             fields: dict[str, FieldValue] = {
                 **kpis,
-                **iso_kpis(e, has_counts=self.has_counts),
+                **iso_kpis(e, has_counts=self.has_counts, rework=e.rework if self.has_rework else None),
                 **element_fields(e),
             }
+            if self.has_rework:
+                fields["rework_count"] = e.rework
             if self.micro_stop_max_s is not None:
                 fields["micro_stop_max_s"] = self.micro_stop_max_s
             if self.meter_coverage and self.has_counts:
@@ -207,6 +212,7 @@ def stop_point(tags: dict[str, str], event: StopEvent, reason: Reason, revision:
         "duration_s": event.busy_us / US,
         "micro": event.micro,
         "loss": reason.loss or default_loss(event.category),
+        "cause": event.cause,
         "revision": revision,
     }
     if event.code is not None:

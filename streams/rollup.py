@@ -125,6 +125,9 @@ class Rollups:
             self.spec.site_carbon.get(first.site),
             per_good_unit=False,
             has_counts=any(m.counters for m in machines),
+            # A member counting pieces without a rework counter would make the ratio look better.
+            has_rework=all(m.has_rework for m in machines if m.counters)
+            and any(m.has_rework for m in machines),
         )
 
     def scopes_of(self, machine: str) -> list[Scope]:

@@ -18,6 +18,12 @@ The **reason** comes from the machine's reason-code tag (:mod:`streams.reasons`)
 - ``last``: the last code active before the stop ended (the reason an operator confirmed on
   restart, on machines where the HMI asks for one).
 
+An **operator's reason** (``plantstream reason``, :mod:`streams.operator_reason`) is a reading of
+the reserved signal :data:`OPERATOR_REASON` at an instant inside a stop (``start <= t < end``;
+the embedded runtime stamps it at the start). It names the reason of that one stop, whatever the
+rule, and unlike a PLC code it is not "active" afterwards: the next stop does not inherit it. The
+latest one given for a stop wins; one at an instant the machine was not stopped changes nothing.
+
 A stop's event is made when the stop ends, so the reason is final then; the engine corrects it
 (``revision`` + 1) when late data changes it.
 """
@@ -30,18 +36,29 @@ from typing import Any
 
 from streams.reasons import NO_CODES, code_text
 
-__all__ = ["REASON_RULES", "STOP_STATES", "StopEvent", "StopTracker", "stops_from_timeline"]
+__all__ = [
+    "OPERATOR_REASON",
+    "REASON_RULES",
+    "STOP_STATES",
+    "StopEvent",
+    "StopTracker",
+    "stops_from_timeline",
+]
 
 STOP_STATES = frozenset({"down", "idle", "setup", "off"})
 """The state categories that make a stop (running is production, planned_stop is PDOT)."""
 REASON_RULES = ("first", "last")
+OPERATOR_REASON = "@operator_reason"
+"""The reserved signal of an operator's reason for a past stop. A plant's signal names start with a
+letter or digit (``Identifier`` in the plant schema), so no signal of a plant file can take it."""
 
 
 @dataclass(frozen=True, slots=True)
 class StopEvent:
     """One ended stop: ``start`` and ``end`` in µs, ``busy_us`` the planned busy time it covered.
 
-    ``code`` is the reason code by the rule (text form), ``None`` when none was seen.
+    ``code`` is the reason code by the rule (text form), ``None`` when none was seen; ``cause``
+    says where it came from: the rule (``first`` or ``last``) or ``operator``.
     """
 
     start: int
@@ -50,16 +67,17 @@ class StopEvent:
     code: str | None
     micro: bool
     busy_us: int
+    cause: str = "first"
 
     def to_list(self) -> list[Any]:
         """A JSON-ready form."""
-        return [self.start, self.end, self.category, self.code, self.micro, self.busy_us]
+        return [self.start, self.end, self.category, self.code, self.micro, self.busy_us, self.cause]
 
     @classmethod
     def from_list(cls, data: list[Any]) -> StopEvent:
-        """Rebuild an event from :meth:`to_list`."""
-        start, end, category, code, micro, busy = data
-        return cls(start, end, category, code, bool(micro), busy)
+        """Rebuild an event from :meth:`to_list` (one written before ``cause`` existed: ``first``)."""
+        start, end, category, code, micro, busy = data[:6]
+        return cls(start, end, category, code, bool(micro), busy, str(data[6]) if len(data) > 6 else "first")
 
 
 class StopTracker:
@@ -69,7 +87,7 @@ class StopTracker:
     snapshots late-data corrections restore.
     """
 
-    __slots__ = ("busy", "code", "first", "last", "rule", "start", "state")
+    __slots__ = ("assigned", "busy", "code", "first", "last", "rule", "start", "state")
 
     def __init__(self, rule: str = "first") -> None:
         if rule not in REASON_RULES:
@@ -83,6 +101,8 @@ class StopTracker:
         self.busy = 0
         self.first: str | None = None
         self.last: str | None = None
+        self.assigned: tuple[int, str] | None = None
+        """An operator's reason: (an instant inside the stop it is for, its code)."""
 
     def reason(self, ts: int, value: Any) -> None:
         """The reason tag changed to ``value`` at ``ts``."""
@@ -94,6 +114,22 @@ class StopTracker:
         if self.first is None or ts == self.start:
             self.first = code
         self.last = code
+
+    def assign(self, ts: int, value: Any) -> None:
+        """An operator named ``value`` the reason of the stop that ``ts`` falls in.
+
+        It applies to that stop only (the one open now, or one starting at ``ts`` once the state
+        reading of the same instant is applied), never to later stops; "no code" (``0``, empty)
+        withdraws it.
+        """
+        text = code_text(value)
+        self.assigned = None if text in NO_CODES else (ts, text)
+
+    def current(self) -> tuple[str | None, str]:
+        """The code the open stop would get if it ended now (``None``: no code), and its cause."""
+        if self.assigned is not None and self.start is not None and self.assigned[0] >= self.start:
+            return self.assigned[1], "operator"
+        return (self.first if self.rule == "first" else self.last), self.rule
 
     def begin(self, ts: int, category: str | None) -> None:
         """The machine entered ``category`` at ``ts`` (call :meth:`end` first if a stop was open)."""
@@ -113,21 +149,30 @@ class StopTracker:
         if start is None:
             return None
         self.start = None
+        assigned = self.assigned
+        ours = assigned is not None and start <= assigned[0] < ts
+        if assigned is not None and assigned[0] < ts:
+            self.assigned = None  # this stop's, or one for an instant the machine was not stopped
         if self.busy <= 0:
             return None
-        code = self.first if self.rule == "first" else self.last
+        code, cause = self.first if self.rule == "first" else self.last, self.rule
+        if ours and assigned is not None:
+            code, cause = assigned[1], "operator"
         micro = micro and self.state in ("idle", "down")
-        return StopEvent(start, ts, self.state, code, micro, self.busy)
+        return StopEvent(start, ts, self.state, code, micro, self.busy, cause)
 
     def to_list(self) -> list[Any]:
         """A JSON-ready form of the tracker's state."""
-        return [self.rule, self.code, self.start, self.state, self.busy, self.first, self.last]
+        return [self.rule, self.code, self.start, self.state, self.busy, self.first, self.last, self.assigned]
 
     @classmethod
     def from_list(cls, data: list[Any]) -> StopTracker:
         """Rebuild a tracker from :meth:`to_list`."""
         tracker = cls(data[0])
-        tracker.code, tracker.start, tracker.state, tracker.busy, tracker.first, tracker.last = data[1:]
+        tracker.code, tracker.start, tracker.state, tracker.busy, tracker.first, tracker.last = data[1:7]
+        # Absent from checkpoints written before operators' reasons; a JSON list back to a tuple.
+        assigned = data[7] if len(data) > 7 else None
+        tracker.assigned = None if assigned is None else (int(assigned[0]), str(assigned[1]))
         return tracker
 
     def copy(self) -> StopTracker:

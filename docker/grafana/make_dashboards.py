@@ -632,8 +632,10 @@ SIX_LOSSES = (
 """The six big losses of the ``losses`` points, in Nakajima's order (docs/points.md)."""
 
 
-def latest_stops() -> str:
-    """The selected machines' stops, one row each at its latest ``revision``, ``duration_s`` pivoted.
+def latest_stops(*fields: str) -> str:
+    """The selected machines' stops, one row each at its latest ``revision``, fields pivoted.
+
+    ``duration_s`` and ``revision`` always, and ``fields`` besides.
 
     A correction that changes a stop's reason writes it under its new ``reason`` tag, and InfluxDB
     keeps the old series beside it (docs/points.md): a stop's identity is its machine and start,
@@ -642,7 +644,7 @@ def latest_stops() -> str:
     return (
         RANGE
         + where("stop", MACHINES)
-        + fields_filter("duration_s", "revision")
+        + fields_filter("duration_s", "revision", *fields)
         + '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")\n'
         '  |> group(columns: ["machine", "_time"])\n'
         '  |> sort(columns: ["revision"])\n'
@@ -725,15 +727,18 @@ def losses() -> dict[str, Any]:
         lay.panel(
             "table",
             "Stop log",
-            latest_stops() + "  |> group()\n"
+            latest_stops("cause") + "  |> group()\n"
             '  |> sort(columns: ["_time"], desc: true)\n'
             "  |> limit(n: 200)\n"
-            '  |> keep(columns: ["_time", "machine", "category", "reason", "reason_group", "duration_s"])\n',
+            '  |> keep(columns: ["_time", "machine", "category", "reason", "reason_group", "cause", '
+            '"duration_s"])\n',
             w=24,
             h=10,
             unit="s",
             description="Every stop of the selected machines at its latest revision, newest first: its "
-            "start, state, reason and group, and the planned busy time it stood (seconds).",
+            "start, state, reason and group, where the reason came from (first or last cause by the "
+            "machine's rule, or an operator: plantstream reason), and the planned busy time it stood "
+            "(seconds).",
         ),
     ]
     return dashboard(

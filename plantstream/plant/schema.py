@@ -127,6 +127,7 @@ class Role(StrEnum):
     TOTAL_COUNT = "total_count"
     GOOD_COUNT = "good_count"
     REJECT_COUNT = "reject_count"
+    REWORK_COUNT = "rework_count"
     POWER_KW = "power_kw"
     ENERGY_KWH = "energy_kwh"
     FUEL = "fuel"
@@ -164,9 +165,13 @@ def _code_key(code: Any) -> str:
 
 
 class CounterSignal(_SignalBase):
-    """A cumulative piece counter (total, good or reject); resets and rollovers are handled."""
+    """A cumulative piece counter (total, good, reject or rework); resets and rollovers are handled.
 
-    role: Literal[Role.TOTAL_COUNT, Role.GOOD_COUNT, Role.REJECT_COUNT]
+    A rework counter counts the pieces sent to be reworked (ISO 22400-2 RQ), a part of the
+    machine's rejects: rework is a defect, not good output (docs/references.md [WILLMOTT] p. 100).
+    """
+
+    role: Literal[Role.TOTAL_COUNT, Role.GOOD_COUNT, Role.REJECT_COUNT, Role.REWORK_COUNT]
     modulus: Integer | None = Field(
         default=None, gt=0, description="register width, e.g. 65536 for a 16-bit counter"
     )
@@ -287,6 +292,11 @@ class Machine(_Strict):
         counted = {Role.TOTAL_COUNT, Role.GOOD_COUNT, Role.REJECT_COUNT} & seen.keys()
         if counted and self.ideal_cycle_s is None and not self.ideal_cycle_s_by_product:
             raise ValueError("a machine with count signals needs ideal_cycle_s (or ideal_cycle_s_by_product)")
+        if Role.REWORK_COUNT in seen and not counted:
+            raise ValueError(
+                f"signal {seen[Role.REWORK_COUNT]!r} (rework_count) needs a total_count, good_count or "
+                "reject_count beside it: the rework ratio is rework over the pieces produced"
+            )
         return self
 
     def signal_of(self, role: Role) -> str | None:

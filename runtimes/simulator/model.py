@@ -454,6 +454,7 @@ def _counters(
         Role.TOTAL_COUNT: base_total,
         Role.GOOD_COUNT: base_total - base_reject,
         Role.REJECT_COUNT: base_reject,
+        Role.REWORK_COUNT: base_reject // 4,  # the simulated line reworks nothing: it stays there
     }
     out = []
     for name, signal in counters:

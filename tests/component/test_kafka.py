@@ -264,7 +264,8 @@ def test_collect_process_sink_give_the_points_of_replay(roles: Callable[..., Rol
     assert table.returncode == 0, table.stderr
     [row] = [line for line in table.stdout.splitlines() if "demo/l1/m1" in line]
     cells = [cell.strip() for cell in row.split("│")]
-    assert cells[4:9] == [
+    assert cells[3] == "-"  # the stop reason: not stopped (no plant file, no state known)
+    assert cells[5:10] == [
         f"{availability * performance * quality:.1%}",
         f"{availability:.1%}",
         f"{performance:.1%}",
@@ -640,3 +641,52 @@ async def test_a_state_record_of_several_megabytes_is_written_and_loaded(kafka: 
     finally:
         await loader.stop()
     assert [r.value for r in got[partition]] == [record]
+
+
+def test_an_operators_reason_sent_to_the_readings_topic_rewrites_the_stop(
+    roles: Callable[..., Roles], tmp_path: Path
+) -> None:
+    # The minimal shift stops m1 09:00-09:20 (and twice more); the horizon covers the whole shift,
+    # so at its end 09:00 can still be corrected.
+    plant = (
+        MINIMAL.read_text().replace(
+            "  micro_stop_max_s: 0\n", "  micro_stop_max_s: 0\n  correction_horizon_s: 28800\n"
+        )
+        + "\nreasons:\n  groups: {mechanical: breakdown}\n  codes:\n    7: {reason: jam, group: mechanical}\n"
+    )
+    r = roles(1, plant)
+    state = tmp_path / "sink"
+    collect = r.start("collect", "--from-file", str(SHIFT))
+    assert collect.wait(timeout=60) == 0, r.log("collect")
+    r.start("process")
+    r.start("sink", "--state-dir", str(state))
+
+    def stops() -> list[dict]:
+        return [
+            p
+            for f in sorted((state / "points").glob("*.jsonl"))
+            for p in map(json.loads, f.read_text().splitlines())
+            if p["measurement"] == "stop"
+        ]
+
+    wait_for(lambda: len(stops()) == 3, "the shift's three stops")
+
+    def reason(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [r.exe, "reason", *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+    unknown = reason("m1", "2026-03-02T09:05:00Z", "jamm", "--kafka", "-c", str(r.plant))
+    assert unknown.returncode == 2
+    assert "'jamm' is neither a code nor a reason of the tree (reasons: jam)" in unknown.stderr
+    assert reason("m1", "2026-03-02T09:05:00Z", "jam", "--kafka").returncode == 2  # no -c: a usage error
+    sent = reason("m1", "2026-03-02T09:05:00Z", "jam", "--kafka", "-c", str(r.plant))
+    assert sent.returncode == 0, sent.stderr
+    wait_for(lambda: any(p["fields"]["revision"] == 1 for p in stops()), "the stop at 09:00, revision 1")
+    [again] = [p for p in stops() if p["fields"]["revision"] == 1]
+    assert (again["time"], again["tags"]["reason"], again["fields"]["code"], again["fields"]["cause"]) == (
+        "2026-03-02T09:00:00Z",
+        "jam",
+        "7",
+        "operator",
+    )
+    assert not dead_letters(state)

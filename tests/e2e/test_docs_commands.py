@@ -40,6 +40,7 @@ NOT_RUN: dict[str, str] = {
     ".venv/bin/plantstream demo --duration 60": "a minute of live demo on fixed ports; test_demo.py runs it",
     ".venv/bin/plantstream run -c plant.yaml": "runs until Ctrl-C against the reader's plant",
     ".venv/bin/plantstream tail": "follows a running pipeline",
+    ".venv/bin/plantstream reason": "needs a running pipeline; test_operator_reason.py runs it",
     "INFLUX_URL=": NEEDS_INFLUX,
     ".venv/bin/plantstream simulate": "serves OPC UA on port 4840; test_simulator.py runs it",
     ".venv/bin/plantstream browse": "needs the simulator (or a real OPC UA server) running",

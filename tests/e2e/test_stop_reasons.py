@@ -29,11 +29,12 @@ SIX = ("breakdown_s", "setup_s", "small_stop_s", "reduced_speed_s", "startup_rej
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def replayed(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Shift A of the simulated line (seed 7) replayed through the CLI: the points and the truth."""
-    folder = tmp_path_factory.mktemp("stops")
-    simulation = PlantSimulation(load_plant(PLANT).model, 7, start=SHIFT_START)
+DEMO = ROOT / "examples" / "demo-line.yaml"
+
+
+def replay_shift_a(folder: Path, plant: Path, seed: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Shift A of ``plant``'s simulated line replayed through the CLI: the points and the truth."""
+    simulation = PlantSimulation(load_plant(plant, environ={}).model, seed, start=SHIFT_START)
     # Five minutes past the shift's end: every stop of the shift has ended (the machines are off).
     updates = simulation.step(SHIFT_START + timedelta(hours=8, minutes=5))
     readings, points = folder / "readings.jsonl", folder / "points.jsonl"
@@ -45,11 +46,28 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, A
             )
     exe = shutil.which("plantstream", path=str(Path(sys.executable).parent))
     assert exe
-    args = [exe, "replay", "-c", str(PLANT), "--readings", str(readings), "--out", str(points)]
+    args = [exe, "replay", "-c", str(plant), "--readings", str(readings), "--out", str(points)]
     result = subprocess.run(args, capture_output=True, text=True, check=False, timeout=300)
     assert result.returncode == 0, result.stderr
     lines = points.read_text(encoding="utf-8").splitlines()
     return [json.loads(line) for line in lines], simulation.truth()
+
+
+@pytest.fixture(scope="module")
+def replayed(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Shift A of examples/stop-reasons.yaml's line (seed 7): the points and the truth."""
+    return replay_shift_a(tmp_path_factory.mktemp("stops"), PLANT, 7)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Shift A of the demonstration line (examples/demo-line.yaml): the points and the truth.
+
+    Seed 9: at 14:05, where the readings end, every machine runs (shift B has begun), so no stop
+    is still open and unwritten (with seed 3 the oven is down then, a stop not yet ended); press1
+    and packer1 both write code 302, and both the undocumented 4711.
+    """
+    return replay_shift_a(tmp_path_factory.mktemp("demo-stops"), DEMO, 9)
 
 
 def stops_of(points: list[dict[str, Any]], machine: str) -> list[dict[str, Any]]:
@@ -117,3 +135,35 @@ def test_the_six_losses_add_up_and_the_stops_are_the_stop_time(
     stopped = oee["down_s"] + oee["idle_s"] + oee["setup_s"] + oee["off_s"] + oee["micro_stop_s"]
     assert sum(p["fields"]["duration_s"] for p in stops_of(points, machine)) == pytest.approx(stopped)
     assert oee["stops"] + oee["micro_stops"] == len(stops_of(points, machine))
+
+
+@pytest.mark.parametrize("machine", ["press1", "cnc1", "packer1", "oven1"])
+def test_the_demo_line_names_every_stop_by_the_simulators_codes(
+    demo: tuple[list[dict[str, Any]], dict[str, Any]], machine: str
+) -> None:
+    points, truth = demo
+    stops = stops_of(points, machine)
+    assert stops, f"{machine} stopped in shift A"
+    got: dict[str, float] = defaultdict(float)
+    for p in stops:
+        got[p["fields"]["code"]] += p["fields"]["duration_s"]  # every stop has a code: none unassigned
+        code, reason = p["fields"]["code"], p["tags"]["reason"]
+        assert reason == f"code {code}" if code == "4711" else reason != f"code {code}", (code, reason)
+    expected = truth["machines"][machine]["stop_s_by_code"]
+    assert set(got) == set(expected)
+    for code, seconds in expected.items():
+        assert got[code] == pytest.approx(seconds, abs=1e-3), code
+
+
+def test_the_demo_lines_packer_has_its_own_302_and_no_stop_is_unassigned(
+    demo: tuple[list[dict[str, Any]], dict[str, Any]],
+) -> None:
+    points, _ = demo
+    named = defaultdict(set)
+    for machine in ("press1", "cnc1", "packer1", "oven1"):
+        for p in stops_of(points, machine):
+            named[(machine, p["fields"]["code"])].add((p["tags"]["reason"], p["tags"]["reason_group"]))
+    assert named[("packer1", "302")] == {("film break", "material")}
+    assert named[("press1", "302")] == {("guard door open", "mechanical")}
+    assert named[("press1", "4711")] == named[("packer1", "4711")] == {("code 4711", "unknown")}
+    assert not any(("unassigned", "unassigned") in reasons for reasons in named.values())

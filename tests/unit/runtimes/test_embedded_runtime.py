@@ -219,3 +219,53 @@ def test_a_held_reading_refused_on_release_is_dead_lettered_as_itself(tmp_path: 
     assert json.loads(letter["raw"])["value"] == 2.5
     assert json.loads(letter["raw"])["ts"] == "2026-03-02T08:01:00Z"
     pipeline.sink.close()
+
+
+async def test_post_reason_checks_against_the_engine_and_queues_a_reading_at_the_stops_start(
+    tmp_path: Path,
+) -> None:
+    plant_file = tmp_path / "plant.yaml"
+    plant_file.write_text(
+        MINIMAL.read_text(encoding="utf-8")
+        + "\nreasons:\n  groups: {mechanical: breakdown}\n"
+        + "  codes:\n    7: {reason: jam, group: mechanical}\n",
+        encoding="utf-8",
+    )
+    plant, spec = load_and_resolve(plant_file)
+    pipeline = EmbeddedPipeline(plant, spec, tmp_path / "state")
+    # m1 runs, is down 08:01-08:02, runs again; the watermark (5 s lateness) passes 08:02.
+    for minute, state in ((0, "running"), (1, "down"), (2, "running"), (3, "running")):
+        pipeline.engine.push(reading(minute, "state", state))
+    [stop] = [p for p in pipeline.engine.take_points() if p.measurement == "stop"]
+    assert stop.tags["reason"] == "unassigned"
+
+    async def post(**fields: object) -> tuple[int, dict[str, object]]:
+        body = {"machine": "m1", "at": "2026-03-02T08:01:20Z", "reason": "jam", **fields}
+        return await pipeline.operator_reason(json.dumps(body).encode())
+
+    refused = [
+        (await pipeline.operator_reason(b"\x00garbage"))[1]["error"],
+        (await post(reason="jamm"))[1]["error"],
+        (await post(at="2026-03-02T08:02:30Z"))[1]["error"],
+        (await post(machine="m9"))[1]["error"],
+    ]
+    assert refused == ["bad_json", "unknown_reason", "no_stop", "unknown_machine"]
+    assert pipeline._queue.qsize() == 0  # nothing queued for a refusal
+    status, answer = await post()
+    assert (status, answer["stop_start"], answer["code"], answer["reason"]) == (
+        202,
+        "2026-03-02T08:01:00Z",
+        "7",
+        "jam",
+    )
+    [queued] = pipeline._queue.get_nowait()
+    assert (queued.signal, queued.value, queued.ts, queued.source) == (
+        "@operator_reason",
+        "7",
+        stop.time,
+        "operator",
+    )
+    pipeline._take([queued])
+    [again] = [p for p in pipeline.engine.take_points() if p.measurement == "stop"]
+    assert (again.tags["reason"], again.fields["cause"], again.fields["revision"]) == ("jam", "operator", 1)
+    pipeline.sink.close()

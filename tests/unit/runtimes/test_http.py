@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from plantstream import __version__
 from runtimes.http import HttpEndpoint, PortUnavailable, check_port
 from runtimes.tail import Filters, NotAPipeline, follow
+from streams.operator_reason import ReasonRefused, parse_request
 
 
 def endpoint(port: int = 0) -> HttpEndpoint:
@@ -106,3 +108,63 @@ async def test_tail_shows_nothing_from_a_server_without_the_plantstream_name() -
             )
     assert shown == []
     assert entered == []  # a live table is not even drawn
+
+
+async def post(port: int, head: str, body: bytes = b"") -> tuple[str, dict[str, Any]]:
+    """Send a raw request; the status line and the JSON answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(head.encode() + b"\r\n" + body)
+    await writer.drain()
+    status = (await reader.readline()).decode().strip()
+    while (await reader.readline()) not in (b"\r\n", b""):
+        pass
+    answer = json.loads(await reader.read())
+    writer.close()
+    return status, answer
+
+
+async def test_post_reason_takes_a_bounded_body_and_counts_every_answer() -> None:
+    taken: list[bytes] = []
+
+    async def on_reason(body: bytes) -> tuple[int, dict[str, Any]]:
+        try:
+            request = parse_request(body)
+        except ReasonRefused as exc:
+            return 400, {"error": exc.reason, "message": str(exc)}
+        taken.append(body)
+        return 202, {"machine": request.machine}
+
+    good = b'{"machine": "m1", "at": "2026-03-02T08:01:30Z", "reason": 12}'
+    async with HttpEndpoint(lambda: (True, {}), lambda: "", port=0, on_reason=on_reason) as http:
+        cases = [
+            (f"POST /reason HTTP/1.1\r\nContent-Length: {len(good)}\r\n", good, "202", None),
+            ("POST /reason HTTP/1.1\r\nContent-Length: 9\r\n", b"not json!", "400", "bad_json"),
+            ("POST /reason HTTP/1.1\r\nContent-Length: 2\r\n", b"[]", "400", "bad_json"),
+            ("POST /reason HTTP/1.1\r\n", b"{}", "411", "no_length"),
+            ("POST /reason HTTP/1.1\r\nContent-Length: -1\r\n", b"{}", "411", "no_length"),
+            (
+                "POST /reason HTTP/1.1\r\nTransfer-Encoding: chunked\r\n",
+                b"2\r\n{}\r\n0\r\n\r\n",
+                "411",
+                "no_length",
+            ),
+            ("POST /reason HTTP/1.1\r\nContent-Length: 4097\r\n", b"", "413", "too_large"),
+        ]
+        for head_text, body, status, error in cases:
+            line, answer = await post(http.port, head_text, body)
+            assert f" {status} " in f"{line} ", (head_text, line)
+            assert answer.get("error") == error
+        # A GET of /reason is no reason: the paths of GET are unchanged.
+        assert " 404 " in (await head(http.port, "/reason"))[0]
+    assert taken == [good]
+    assert http.posts == {"accepted": 1, "bad_json": 2, "no_length": 3, "too_large": 1}
+
+
+async def test_without_a_handler_a_post_is_refused_as_before() -> None:
+    async with endpoint() as http:
+        reader, writer = await asyncio.open_connection("127.0.0.1", http.port)
+        writer.write(b"POST /reason HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}")
+        status = (await reader.readline()).decode()
+        writer.close()
+    assert " 405 " in status
+    assert http.posts == {}

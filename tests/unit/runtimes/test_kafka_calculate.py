@@ -100,3 +100,33 @@ def test_only_machines_of_a_rolled_up_line_or_site_send_windows_to_the_roll_up_s
     _, demo = load_and_resolve(ROOT / "examples" / "demo-line.yaml")
     # Four machines on one line of one site: the line is rolled up, the site (one line) is not.
     assert list(rollup_scopes(demo)) == [("line", "hcm", "line1")]
+
+
+def test_an_operators_reason_on_the_readings_topic_rewrites_the_stop() -> None:
+    # What `collect --from-file` sends for a line {"machine": "m1", "signal": "@operator_reason", ...}.
+    machines = states()
+    written: list[dict] = []
+    offset = 0
+    while not written:
+        outcome = machines.take(b"m1", LINES[offset].encode(), offset, f"t[0]@{offset}")
+        written = [orjson.loads(p.to_json()) for p in outcome.points if p.measurement == "stop"]
+        offset += 1
+    [stop] = written
+    assert (stop["tags"]["reason"], stop["fields"]["revision"]) == ("unassigned", 0)  # minimal.yaml: no codes
+    inside = stop["fields"]["start"].replace("Z", ".5Z")  # half a second after the stop began
+    line = orjson.dumps({"ts": inside, "machine": "m1", "signal": "@operator_reason", "value": "7"})
+    outcome = machines.take(b"m1", line, offset, f"t[0]@{offset}")
+    assert outcome.dead_letter is None
+    [again] = [orjson.loads(p.to_json()) for p in outcome.points if p.measurement == "stop"]
+    # The tree of minimal.yaml is empty: code 7 is its own reason, given by the operator.
+    assert (
+        again["time"],
+        again["tags"]["reason"],
+        again["fields"]["cause"],
+        again["fields"]["revision"],
+    ) == (
+        stop["time"],
+        "code 7",
+        "operator",
+        1,
+    )

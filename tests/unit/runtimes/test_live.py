@@ -276,3 +276,39 @@ def test_the_ratios_shown_are_the_pipelines_whatever_method_the_view_would_assum
     view.on_record(as_record(record))
     assert view.kpis("press1")["performance"] == 1.0
     assert view.kpis("press1")["performance_uncapped"] == 1.1
+
+
+def test_the_stop_reason_column_shows_the_pipelines_open_stop() -> None:
+    view = LiveView()
+    shift = {"shift": "A"}
+
+    def record(**fields: Any) -> Point:
+        tags = {"site": "hcm", "line": "line1", "machine": "packer1", **shift}
+        return Point(measurement="shift_so_far", tags=tags, fields={"scheduled_s": 60.0, **fields}, time=T)
+
+    view.on_points([record()])
+    assert view.machines["packer1"].shown_stop(None, "packer1") == "-"  # running: no stop
+    view.on_points([record(stop_reason="film break", stop_reason_group="material", stop_cause="first")])
+    assert view.machines["packer1"].shown_stop(None, "packer1") == "film break (material)"
+    assert "film break (material)" in text_of(view)
+    view.on_points([record(stop_reason="jam", stop_reason_group="mechanical", stop_cause="operator")])
+    assert view.machines["packer1"].shown_stop(None, "packer1") == "jam (mechanical), operator"
+    view.on_points([record(stop_reason="unassigned", stop_reason_group="unassigned", stop_cause="first")])
+    assert view.machines["packer1"].shown_stop(None, "packer1") == "unassigned"
+
+
+def test_without_the_pipelines_figures_the_stop_reason_is_the_latest_code_through_the_tree() -> None:
+    # The kafka topics carry no shift_so_far records: the view resolves the code itself.
+    spec = build_spec(load_plant(DEMO.parent / "stop-reasons.yaml", environ={}).model)
+    view = LiveView(spec)
+    packer = view.machines["packer1"]
+    view.on_reading(Reading(ts=T, machine="packer1", signal="fault", value=302))
+    view.on_reading(Reading(ts=T, machine="packer1", signal="state", value="running"))
+    assert packer.shown_stop(spec, "packer1") == "-"
+    view.on_reading(Reading(ts=T, machine="packer1", signal="state", value="down"))
+    # On a packer, code 302 is its own: a film break (the shared 302 is a guard door open).
+    assert packer.shown_stop(spec, "packer1") == "film break (material)"
+    view.on_reading(Reading(ts=T, machine="press1", signal="state", value=3))  # code 3: down
+    view.on_reading(Reading(ts=T, machine="press1", signal="fault", value=4711))
+    assert view.machines["press1"].shown_stop(spec, "press1") == "code 4711 (unknown)"
+    assert "code 4711 (unknown)" in text_of(view)

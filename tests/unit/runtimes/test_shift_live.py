@@ -151,3 +151,26 @@ def test_the_record_says_how_much_of_the_shift_came_before_the_machines_first_re
     assert record.fields["unobserved_s"] == 1800.0
     assert record.fields["scheduled_s"] == 60.0  # 08:30 to 08:31
     assert record.fields["availability"] == 1.0
+
+
+def test_the_record_carries_the_open_stop_and_its_reason_while_the_machine_is_stopped() -> None:
+    _, spec = load_and_resolve(MINIMAL)
+    engine = Engine(spec)
+    for minutes, state in ((30, "running"), (31, "down"), (32, "down"), (33, "down")):
+        engine.push(reading(minutes, "state", state))
+    [record] = shift_points(engine)  # released to 08:32 (08:33 is held: 5 s lateness)
+    # MINIMAL has no reason signal and no tree: the open stop is unassigned.
+    assert {k: v for k, v in record.fields.items() if k.startswith("stop_")} == {
+        "stop_since": "2026-03-02T08:31:00Z",
+        "stop_category": "down",
+        "stop_reason": "unassigned",
+        "stop_reason_group": "unassigned",
+        "stop_cause": "first",
+    }
+    engine.push(reading(31, "@operator_reason", "4711"))  # an operator's code, not in the (empty) tree
+    [record] = shift_points(engine)
+    assert (record.fields["stop_reason"], record.fields["stop_cause"]) == ("code 4711", "operator")
+    for minutes in (34, 35):
+        engine.push(reading(minutes, "state", "running"))
+    [record] = shift_points(engine)
+    assert not any(k.startswith("stop_") for k in record.fields)

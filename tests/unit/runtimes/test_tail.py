@@ -49,3 +49,54 @@ def test_a_corrected_window_shows_its_revision() -> None:
 def test_a_reading_of_a_counter_shows_every_piece() -> None:
     reading = {"ts": "2026-03-02T08:00:00Z", "machine": "m1", "signal": "total_count", "value": 427_013.0}
     assert render(reading).endswith("m1.total_count = [green]427,013[/green]")
+
+
+def stop(**fields: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "start": "2026-03-02T03:41:37Z",
+        "duration_s": 276.0,
+        "micro": False,
+        "loss": "small_stop",
+        "code": "302",
+        "cause": "first",
+        "revision": 0,
+    }
+    return {
+        "measurement": "stop",
+        "tags": {
+            "site": "hcm",
+            "line": "line1",
+            "machine": "packer1",
+            "category": "down",
+            "reason": "film break",
+            "reason_group": "material",
+        },
+        "fields": {**base, **fields},
+        "time": "2026-03-02T03:41:37Z",
+    }
+
+
+def test_a_stop_reads_as_a_sentence_with_its_reason_and_cause() -> None:
+    # 276 s is 4.6 min.
+    assert render(stop()) == (
+        "[cyan]2026-03-02T03:41:37Z[/cyan] [bold]stop[/bold] hcm/line1/packer1 stopped 4.6 min (down): "
+        "film break (material) [dim]code 302[/dim], first cause"
+    )
+    corrected = render(stop(cause="operator", revision=1))
+    assert corrected.endswith(
+        "film break (material) [dim]code 302[/dim], given by an operator [magenta]rev 1[/magenta]"
+    )
+    micro = render(stop(duration_s=6.0, micro=True, cause="last"))
+    assert "stopped 6 s (down): film break (material) [dim]code 302[/dim], last cause, micro-stop" in micro
+
+
+def test_a_stop_without_a_reason_or_with_markup_in_its_names_stays_one_plain_line() -> None:
+    record = stop()
+    record["tags"] = {**record["tags"], "reason": "unassigned", "reason_group": "unassigned"}  # type: ignore[dict-item]
+    record["fields"] = {"duration_s": 90.0, "revision": 0, "cause": "first"}
+    assert render(record).endswith("stopped 1.5 min (down): unassigned")
+    record["tags"] = {**record["tags"], "reason": "[red]jam", "reason_group": "unknown"}  # type: ignore[dict-item]
+    line = render(record)
+    assert "\\[red]jam (unknown)" in line  # escaped: rich shows it as written
+    garbled = {"measurement": "stop", "tags": {}, "fields": {"duration_s": "long"}, "time": "t"}
+    assert render(garbled) == "[cyan]t[/cyan] [bold]stop[/bold]  stopped ? (?): ?"

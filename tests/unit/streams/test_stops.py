@@ -133,7 +133,7 @@ def test_the_tracker_survives_a_checkpoint() -> None:
     assert (
         twin.end(8 * S, False)
         == tracker.copy().end(8 * S, False)
-        == StopEvent(5 * S, 8 * S, "down", "12", False, 3 * S)
+        == StopEvent(5 * S, 8 * S, "down", "12", False, 3 * S, "last")
     )
     event = StopEvent(1, 2, "idle", None, True, 1)
     assert StopEvent.from_list(event.to_list()) == event
