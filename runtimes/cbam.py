@@ -44,6 +44,8 @@ from streams import carbon
 from streams.cbam import DEFINITIVE_PERIOD_START_YEAR, require_definitive_year
 from streams.cbam_completeness import (
     NOT_MEASURED,
+    Gap,
+    Meter,
     ProcessCompleteness,
     data_spans,
     local_text,
@@ -69,7 +71,7 @@ from streams.cbam_summary import (
     factor_table,
     percent,
 )
-from streams.config import build_spec
+from streams.config import EngineSpec, build_spec
 
 __all__ = [
     "GAPS_LISTED",
@@ -289,46 +291,128 @@ class IncompleteData(ValueError):
     """A process's data covers less of its operating hours than the threshold, and no ``allow_partial``."""
 
 
+def process_meters(engine: EngineSpec, spec: CbamSpec, pid: str) -> list[tuple[str, str, str, str]]:
+    """The meters besides electricity that ``pid``'s figures rest on: (kind, name, machine, measurement).
+
+    Source-stream activity and the goods' production and metered transfers are counters
+    (``oee`` windows' ``count_coverage``); the fuel meters of the process's machines are
+    ``carbon`` windows' ``fuel_coverage`` (docs/cbam.md, data completeness).
+    """
+    out = []
+    for stream in spec.streams.values():
+        if stream.process == pid:
+            out.append(
+                (
+                    "source_stream",
+                    f"source stream {stream.id!r} (counter of {stream.machine})",
+                    stream.machine,
+                    "oee",
+                )
+            )
+    for machine in spec.processes[pid].machines:
+        fuels = sorted(engine.machines[machine].fuels)
+        if fuels:
+            out.append(("fuel", f"fuel meter(s) {', '.join(fuels)} of {machine}", machine, "carbon"))
+    for gid, good in spec.goods.items():
+        if good.process != pid:
+            continue
+        out.append(
+            (
+                "production",
+                f"production of good {gid!r} (counter of {good.output_machine})",
+                good.output_machine,
+                "oee",
+            )
+        )
+        for use in good.precursors:
+            if use.machine is not None:
+                out.append(
+                    (
+                        "transfer",
+                        f"transfer of {use.ref!r} into good {gid!r} (counter of {use.machine})",
+                        use.machine,
+                        "oee",
+                    )
+                )
+    return out
+
+
 def year_completeness(
     plant: PlantModel, spec: CbamSpec, ledger: CbamLedger, year: int
 ) -> dict[str, ProcessCompleteness]:
-    """Each process's data completeness over ``year`` (streams.cbam_completeness), from the ledger."""
+    """Each process's data completeness over ``year`` (streams.cbam_completeness), from the ledger.
+
+    Raises:
+        ValueError: the ledger holds counter or fuel windows of the year written before their
+            coverage was kept, so their data cannot be told from a silence; the message names them
+            and the fix (replay the year).
+    """
     engine = build_spec(plant)
     first, after = date(year, 1, 1), date(year + 1, 1, 1)
     start_us = (day_start_utc(first, spec.timezone) - EPOCH) // _ONE_US
     end_us = (day_start_utc(after, spec.timezone) - EPOCH) // _ONE_US
+    days = (first, after - timedelta(days=1))
+
+    def operating_of(machine: str) -> list[tuple[int, int]]:
+        return operating_spans(engine.machines[machine].schedule, start_us, end_us, days)
+
+    old: dict[tuple[str, str], int] = {}
     out = {}
     for pid, process in spec.processes.items():
-        operating = {
-            m: operating_spans(
-                engine.machines[m].schedule, start_us, end_us, (first, after - timedelta(days=1))
-            )
-            for m in process.machines
-        }
+        operating = {m: operating_of(m) for m in process.machines}
         data = {
             m: data_spans(ledger.store.covered_windows(m, first, after), engine.window_us)
             for m in process.machines
             if m not in process.unmetered
         }
-        out[pid] = process_completeness(pid, operating, data)
+        meters = []
+        for kind, name, machine, measurement in process_meters(engine, spec, pid):
+            uncovered = ledger.store.uncovered_windows(machine, measurement, first, after)
+            if uncovered:
+                old[(machine, measurement)] = uncovered
+            covered = ledger.store.covered_windows(machine, first, after, measurement)
+            meters.append(Meter(kind, name, operating_of(machine), data_spans(covered, engine.window_us)))
+        out[pid] = process_completeness(pid, operating, data, meters)
+    if old:
+        listed = ", ".join(f"{n} {k[1]} window(s) of {k[0]}" for k, n in sorted(old.items()))
+        # Their counters' or fuel meters' silences cannot be told from data: not guessed either way.
+        raise ValueError(
+            f"the ledger holds {listed} of {year} written before the coverage of counters and fuel "
+            "meters was kept: replay the year's readings with --state-dir again (the same windows "
+            "replace them)"
+        )
     return out
+
+
+def _gap_dict(gap: Gap, zone: ZoneInfo) -> dict[str, Any]:
+    return {
+        "start": local_text(gap.start_us, zone),
+        "end": local_text(gap.end_us, zone),
+        "missing_operating_hours": gap.hours,
+        "meters": list(gap.meters),
+    }
 
 
 def _completeness_dict(result: ProcessCompleteness, zone: ZoneInfo) -> dict[str, Any]:
     listed = result.largest(GAPS_LISTED)
+    by_kind = {}
+    for kind in result.kinds:
+        biggest = sorted(kind.gaps, key=lambda g: (-g.missing_us, g.start_us))[:GAPS_LISTED]
+        by_kind[kind.kind] = {
+            "share": kind.share,
+            "hours_with_data": kind.hours_with_data,
+            "meters": list(kind.meters),
+            "gaps": [_gap_dict(g, zone) for g in sorted(biggest, key=lambda g: g.start_us)],
+            "gaps_not_listed": len(kind.gaps) - len(biggest),
+        }
     return {
         "operating_hours": result.operating_hours,
         "hours_with_data": result.hours_with_data,
         "share": result.share,
+        "share_rule": "the lowest share of the kinds of meters (each figure rests on one kind)",
+        "by_kind": by_kind,
         "machines_without_electricity_meter": list(result.unmetered),
-        "gaps": [
-            {
-                "start": local_text(g.start_us, zone),
-                "end": local_text(g.end_us, zone),
-                "missing_operating_hours": g.hours,
-            }
-            for g in listed
-        ],
+        "gaps": [_gap_dict(g, zone) for g in listed],
         "gaps_not_listed": len(result.gaps) - len(listed),
     }
 
@@ -341,10 +425,18 @@ def describe_completeness(result: ProcessCompleteness, zone: ZoneInfo, gaps: int
         f"process {result.process!r}: {result.hours_with_data:g} of {result.operating_hours:g} operating "
         f"hours with data ({percent(result.share)})"
     )
+    kinds = [k for k in result.kinds if k.share < 1]
+    if len(result.kinds) > 1 and kinds:
+        text += "; by meter kind: " + ", ".join(
+            f"{k.kind.replace('_', ' ')} {percent(k.share)}" for k in result.kinds
+        )
     biggest = sorted(result.gaps, key=lambda g: -g.missing_us)[:gaps]
     if biggest:
         listed = ", ".join(
-            f"{local_text(g.start_us, zone)} to {local_text(g.end_us, zone)} ({g.hours:g} h)" for g in biggest
+            f"{local_text(g.start_us, zone)} to {local_text(g.end_us, zone)} ({g.hours:g} h"
+            + (f", {'; '.join(g.meters)} silent" if g.meters else "")
+            + ")"
+            for g in biggest
         )
         more = len(result.gaps) - len(biggest)
         text += f"; biggest gaps: {listed}" + (f" and {more} more" if more else "")
@@ -449,8 +541,10 @@ def write_report(
         "threshold": threshold,
         "partial": data_statement.partial,
         "statement": data_statement.statement,
-        "rule": "operating hours from each machine's calendar; data: windows whose electricity meter "
-        "covered part of them (energy coverage > 0); gaps are not filled",
+        "rule": "operating hours from each machine's calendar; data: windows whose meters covered part "
+        "of them (electricity: energy coverage; source streams, production and transfers: the "
+        "counter's count_coverage; fuels: fuel_coverage > 0); per kind of meter, the overall share "
+        "the lowest; gaps are not filled",
         "processes": {pid: _completeness_dict(c, zone) for pid, c in completeness.items()},
     }
     files["operator-report.json"] = _write(out / "operator-report.json", _json_bytes(report))
@@ -509,7 +603,8 @@ def summary_workbook(summary: CbamSummary) -> bytes:
     production process, aggregated good type, product name, CN code, SEE direct, SEE indirect,
     share of defaults, route, as the template has them; then SEE total, the SEE counted under
     Art. 7(1) and the rule that says which, and why an empty figure is empty.
-    ``Summary_Processes`` lists the processes and their emissions.
+    ``Summary_Processes`` lists the processes, their emissions and their data completeness
+    (overall and per kind of meter).
     """
     book = Workbook()
     sheet = book.active
@@ -579,6 +674,8 @@ def summary_workbook(summary: CbamSummary) -> bytes:
         "Direct emissions (t)",
         "Indirect emissions (t)",
         "Indirect emissions counted, Art. 7(1) (t)",
+        "Data completeness",
+        "Data completeness per kind of meter",
     )
     for col, title in enumerate(titles, start=1):
         processes.cell(row=1, column=col, value=title).font = bold
@@ -591,6 +688,10 @@ def summary_workbook(summary: CbamSummary) -> bytes:
             proc.direct_emissions_t,
             proc.indirect_emissions_t,
             proc.indirect_emissions_counted_t,
+            proc.data_completeness.share,
+            ", ".join(
+                f"{k.kind.replace('_', ' ')} {percent(k.share)}" for k in proc.data_completeness.by_meter_kind
+            ),
         )
         for col, value in enumerate(values2, start=1):
             processes.cell(row=row, column=col, value=value)

@@ -29,13 +29,17 @@ import orjson
 from plantstream.private import private_sqlite
 from plantstream.records import EPOCH, Point
 
-__all__ = ["LEDGER_FIELDS", "LEDGER_FILE", "CbamStore", "MachineDayRow"]
+__all__ = ["COVERAGE_FIELDS", "LEDGER_FIELDS", "LEDGER_FILE", "CbamStore", "MachineDayRow"]
 
 LEDGER_FILE = "cbam-ledger.sqlite"
 """The store's file name in the state directory."""
 
 LEDGER_FIELDS = {"oee": "good_count", "energy": "kwh", "carbon": "scope1_co2_kg"}
 """Measurement -> the field the ledger takes from it (docs/points.md)."""
+
+COVERAGE_FIELDS = {"oee": "count_coverage", "energy": "coverage", "carbon": "fuel_coverage"}
+"""Measurement -> the field that says how much of the window its meters covered (docs/points.md):
+the counters' for ``oee``, the electricity meter's for ``energy``, the fuel meters' for ``carbon``."""
 
 _ONE_US = timedelta(microseconds=1)
 
@@ -125,7 +129,7 @@ class CbamStore:
                 continue
             day = point.time.astimezone(self.zone).date()
             days.add(day)
-            coverage = point.fields.get("coverage")
+            coverage = point.fields.get(COVERAGE_FIELDS[point.measurement])
             covered = float(coverage) if isinstance(coverage, int | float) else None
             rows.append(
                 (
@@ -178,20 +182,37 @@ class CbamStore:
         ).fetchone()
         return int(row[0])
 
-    def covered_windows(self, machine: str, first: date, after: date) -> Iterator[int]:
-        """Starts (µs since the epoch) of ``machine``'s energy windows in ``[first, after)`` with data.
+    def covered_windows(
+        self, machine: str, first: date, after: date, measurement: str = "energy"
+    ) -> Iterator[int]:
+        """Starts (µs since the epoch) of ``machine``'s windows in ``[first, after)`` with data.
 
-        A window has data when its electricity meter covered part of it (``coverage`` > 0 on the
-        ``energy`` point, docs/points.md); the engine fills silences with empty windows, so a window
-        alone is not data.
+        A window has data when its meter covered part of it (:data:`COVERAGE_FIELDS` > 0:
+        ``energy`` for the electricity meter, ``oee`` for the counters, ``carbon`` for the fuel
+        meters; docs/points.md); the engine fills silences with empty windows, so a window alone
+        is not data.
         """
         cursor = self._db.execute(
-            "SELECT time_us FROM windows WHERE machine = ? AND measurement = 'energy' AND covered > 0 "
+            "SELECT time_us FROM windows WHERE machine = ? AND measurement = ? AND covered > 0 "
             "AND day >= ? AND day < ? ORDER BY time_us",
-            (machine, first.isoformat(), after.isoformat()),
+            (machine, measurement, first.isoformat(), after.isoformat()),
         )
         for (time_us,) in cursor:
             yield int(time_us)
+
+    def uncovered_windows(self, machine: str, measurement: str, first: date, after: date) -> int:
+        """How many of ``machine``'s ``measurement`` windows in ``[first, after)`` carry no coverage.
+
+        For a counted machine's ``oee`` or a fuel meter's ``carbon`` windows these were written
+        before the ledger kept the counters' and fuel meters' coverage: their data cannot be told
+        from a silence until the same windows are replayed.
+        """
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM windows WHERE machine = ? AND measurement = ? AND covered IS NULL "
+            "AND day >= ? AND day < ?",
+            (machine, measurement, first.isoformat(), after.isoformat()),
+        ).fetchone()
+        return int(row[0])
 
     def evidence(self, machines: Iterable[str], first: date, after: date) -> Iterator[str]:
         """The kept windows of ``machines`` in ``[first, after)`` as JSON lines, in a stable order.
@@ -211,7 +232,7 @@ class CbamStore:
         )
         for measurement, tags, time_us, day, revision, value, digest, covered in cursor:
             moment = EPOCH + timedelta(microseconds=time_us)
-            coverage = "" if covered is None else f',"coverage":{covered!r}'
+            coverage = "" if covered is None else f',"{COVERAGE_FIELDS[measurement]}":{covered!r}'
             yield (
                 f'{{"measurement":{json.dumps(measurement)},"tags":{tags},'
                 f'"time":"{moment.strftime("%Y-%m-%dT%H:%M:%S")}Z","day":"{day}",'

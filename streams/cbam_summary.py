@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import date, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -89,6 +89,17 @@ class SummaryPeriod(_Closed):
     end: date
 
 
+MeterKind = Literal["electricity", "source_stream", "fuel", "production", "transfer"]
+"""The kinds of meters of :data:`streams.cbam_completeness.METER_KINDS`."""
+
+
+class SummaryKindShare(_Closed):
+    """The completeness of one kind of meter of a process: hours with data over operating hours."""
+
+    kind: MeterKind
+    share: float
+
+
 class SummaryCompleteness(_Closed):
     """A process's data completeness in the period (streams.cbam_completeness); no time stamps."""
 
@@ -97,6 +108,10 @@ class SummaryCompleteness(_Closed):
     share: float | None
     gaps: int
     longest_gap_hours: float | None
+    by_meter_kind: list[SummaryKindShare] = []
+    """The share per kind of meter the figures rest on; ``share`` is the lowest of them (where the
+    electricity is metered). Kinds only, as values: no meter, stream, machine or quantity is named
+    (Annex IV §1.2). Empty in summaries written before it was kept."""
     null_reasons: dict[str, str]
 
     @model_validator(mode="after")
@@ -104,6 +119,11 @@ class SummaryCompleteness(_Closed):
         _check_reasons(self, self.null_reasons)
         if self.share is None and "share" not in self.null_reasons:
             raise ValueError("share is null without a reason in null_reasons")
+        if self.share is not None and self.by_meter_kind:
+            lowest = min(k.share for k in self.by_meter_kind)
+            # Both are rounded from the same figure: any difference is a changed summary.
+            if abs(self.share - lowest) > 1e-9:
+                raise ValueError(f"share {self.share} is not the lowest share of by_meter_kind ({lowest})")
         return self
 
 
@@ -452,6 +472,9 @@ def _process_completeness(result: ProcessCompleteness) -> SummaryCompleteness:
         share=_share(result.share),
         gaps=len(result.gaps),
         longest_gap_hours=None if longest is None else round(longest, 3),
+        by_meter_kind=[
+            SummaryKindShare(kind=cast(MeterKind, k.kind), share=round(k.share, 4)) for k in result.kinds
+        ],
         null_reasons={}
         if result.share is not None
         else {"share": NOT_MEASURED, "hours_with_data": NOT_MEASURED},
@@ -483,6 +506,7 @@ def completeness_statement(
     parts = [
         f"process {c.process!r}: "
         + ("not measurable" if c.share is None else f"{percent(c.share)} of its operating hours")
+        + _kinds_under(c, threshold)
         for c in under
     ]
     text = (
@@ -492,6 +516,14 @@ def completeness_statement(
     if not allow_partial:
         raise ValueError(f"data under the completeness threshold without allow_partial: {'; '.join(parts)}")
     return SummaryDataCompleteness(threshold=threshold, partial=True, gaps_filled=False, statement=text)
+
+
+def _kinds_under(result: ProcessCompleteness, threshold: float) -> str:
+    """The kinds of meters under ``threshold``, when the process has several: `` (source stream 90 %)``."""
+    if len(result.kinds) < 2:
+        return ""
+    under = [f"{k.kind.replace('_', ' ')} {percent(k.share)}" for k in result.kinds if k.share < threshold]
+    return f" ({', '.join(under)})" if under else ""
 
 
 def build_summary(

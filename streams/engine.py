@@ -149,6 +149,8 @@ class Engine:
             m.carbon,
             per_good_unit=True,
             has_counts=bool(m.counters),
+            meter_coverage=True,
+            has_fuel=bool(m.fuels),
             has_rework=m.has_rework,
         )
         calc = MachineCalc(m, max_gap_fill_us=self.spec.max_gap_fill_us)

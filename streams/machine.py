@@ -62,6 +62,10 @@ _STOPS = (IDLE, DOWN)
 _CATEGORY_NAMES = {IDLE: "idle", DOWN: "down", SETUP: "setup", OFF: "off", RUNNING: "running"}
 _CATEGORY_NAMES[PLANNED_STOP] = "planned_stop"
 STATE_VERSION = 1
+
+COUNTER_COVER_GAP_US = 900 * 1_000_000
+"""Counter readings further apart than this (or than the window, the longer) leave the time between
+them uncovered: the energy register's default ``max_gap_s``, for counters that have none."""
 """Version of the checkpoint form of :class:`MachineState`; bump it when the form changes."""
 _NEVER = 2**62
 DEFAULT_GAP_FILL_US = 8 * 86_400 * 1_000_000
@@ -123,6 +127,13 @@ class WindowResult:
     scope2_location_kg: float = 0.0
     scope2_market_kg: float | None = None
     scope1_co2_kg: float = 0.0
+    count_covered_us: int = 0
+    """The time of the window the counters covered (the best covered of the machine's counters):
+    between two accepted readings of a signal not further apart than the gap-fill bound. A weigh
+    scale or a piece counter that falls silent covers nothing, so its silence is seen as a gap
+    (docs/cbam.md, data completeness)."""
+    fuel_covered_us: int = 0
+    """The same for the machine's fuel meters (the least of them)."""
 
     def copy(self) -> WindowResult:
         """An independent copy."""
@@ -139,6 +150,8 @@ class WindowResult:
             self.scope2_location_kg,
             self.scope2_market_kg,
             self.scope1_co2_kg,
+            self.count_covered_us,
+            self.fuel_covered_us,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -173,6 +186,8 @@ class WindowResult:
         if other.scope2_market_kg is not None:
             self.scope2_market_kg = (self.scope2_market_kg or 0.0) + other.scope2_market_kg
         self.scope1_co2_kg += other.scope1_co2_kg
+        self.count_covered_us += other.count_covered_us
+        self.fuel_covered_us += other.fuel_covered_us
 
 
 _RESULT_FIELDS = tuple(f.name for f in fields(WindowResult) if f.name != "elements")
@@ -184,6 +199,7 @@ class _Window:
 
     __slots__ = (
         "counts",
+        "cover_meter",
         "cover_power",
         "cover_register",
         "durations",
@@ -209,6 +225,8 @@ class _Window:
         self.kwh_register = 0.0
         self.cover_register = 0
         self.fuel: dict[str, float] = {}
+        self.cover_meter: dict[str, int] = {}
+        """Counter or fuel signal -> the time of the window its readings covered (µs)."""
         self.stops = [0, 0, 0]
         """Stops that ended in the window: micro-stops not included, micro-stops, failures (down)."""
         self.startup = 0.0
@@ -223,6 +241,7 @@ class _Window:
         twin.kwh_power, twin.cover_power = self.kwh_power, self.cover_power
         twin.kwh_register, twin.cover_register = self.kwh_register, self.cover_register
         twin.fuel = dict(self.fuel)
+        twin.cover_meter = dict(self.cover_meter)
         twin.stops = self.stops[:]
         twin.startup = self.startup
         return twin
@@ -329,6 +348,7 @@ class MachineState:
                     w.fuel,
                     w.stops,
                     w.startup,
+                    w.cover_meter,
                 ]
                 for w in self.windows.values()
             ],
@@ -369,6 +389,8 @@ class MachineState:
             w = _Window(start, schedule.profile(start))
             if rest:  # absent from checkpoints written before stop events
                 w.stops, w.startup = list(rest[0]), rest[1]
+            if len(rest) > 2:  # absent before meter coverage: such a window shows none
+                w.cover_meter = dict(rest[2])
             # A checkpoint written before rework counters has three counts.
             w.durations, w.counts, w.ideal = list(durations), [*counts, 0, 0, 0, 0][:4], ideal
             w.kwh_power, w.cover_power, w.kwh_register, w.cover_register = kwh_p, cover_p, kwh_r, cover_r
@@ -445,6 +467,8 @@ class MachineCalc:
         self._max_kw = max_kw(spec.rated_kw)
         self._energy_bound = energy_bound(spec.rated_kw, spec.energy.scale if spec.energy else 1.0)
         self._fuel_bound = Bound(DEFAULT_MAX_FUEL_PER_S)
+        self._count_cover_us = min(max(COUNTER_COVER_GAP_US, self._window_us), max_gap_fill_us)
+        """Counter readings further apart leave the time between them uncovered (see :meth:`_cover`)."""
         self._energy_name = spec.energy_signal or ""
         for name, role in spec.counters.items():
             self._add(name, "counter", partial(self._counter, name, role, role in ideal_roles))
@@ -597,6 +621,16 @@ class MachineCalc:
                 st.stats.counter_rollovers += 1
         last[signal] = value
         st.counter_at[signal] = ts
+        if at is not None and 0 < ts - at <= self._count_cover_us:
+            # Inline for the common case (both readings in one open window): the counters' hot path.
+            size = self._window_us
+            start = at - at % size
+            window = st.windows.get(start)
+            if window is not None and ts - start <= size and at >= st.closed_until:
+                cover = window.cover_meter
+                cover[signal] = cover.get(signal, 0) + ts - at
+            else:
+                self._cover(signal, at, ts)
         if st.suspects:
             st.suspects.pop(signal, None)
         if not delta:
@@ -783,11 +817,38 @@ class MachineCalc:
                 self._unblock(ts)
             return
         st.fuel_last[signal] = (ts, raw)
+        self._cover(signal, last[0], ts, fuel.max_gap_us)
         if st.suspects:
             st.suspects.pop(signal, None)
         if st.blocked:
             self._unblock(ts)
         self._spread(last[0], ts, verdict.delta, fuel.max_gap_us / 1_000_000, signal)
+
+    def _cover(self, signal: str, t0: int, t1: int, max_gap_us: float | None = None) -> None:
+        """Book (t0, t1] as covered by ``signal``'s readings, unless they are too far apart.
+
+        Too far: more than ``max_gap_us`` (a fuel meter's ``max_gap_s``; for a counter, which has
+        none, the energy register's default of 900 s or the window, the longer) or the gap-fill
+        bound: a longer silence is not data.
+        """
+        if max_gap_us is None:
+            max_gap_us = max(COUNTER_COVER_GAP_US, self._window_us)
+        bound = min(max_gap_us, self.max_gap_fill_us)
+        if t1 - t0 > bound:
+            return
+        # Closed windows are not opened again for coverage (a late reading): their points are out.
+        t0 = max(t0, self.state.closed_until)
+        if t1 <= t0:
+            return
+        size = self._window_us
+        start = t0 - t0 % size
+        if t1 - start <= size:
+            # Both readings in one window: the common case, without splitting.
+            window = self.state.windows.get(start) or self._open(start)
+            window.cover_meter[signal] = window.cover_meter.get(signal, 0) + t1 - t0
+            return
+        for window, a, b in self._pieces(t0, t1):
+            window.cover_meter[signal] = window.cover_meter.get(signal, 0) + b - a
 
     def _spread(self, t0: int, t1: int, amount: float, max_gap_s: float, into: str) -> None:
         """Spread ``amount`` evenly over (t0, t1], or book it whole at t1 after a long gap.
@@ -1014,6 +1075,11 @@ class MachineCalc:
             elements=e,
             kwh=kwh,
             energy_covered_us=covered,
+            # Counters: the best covered (a machine's counters are one PLC's registers, and a reject
+            # counter may rest for hours); fuel meters: the least covered (each is its own meter, and
+            # one silent meter is a gap of the emissions).
+            count_covered_us=max((w.cover_meter.get(s, 0) for s in self.spec.counters), default=0),
+            fuel_covered_us=min((w.cover_meter.get(s, 0) for s in self.spec.fuels), default=0),
         )
         self._carbon(result, w.fuel)
         return result

@@ -49,6 +49,8 @@ class WindowPoints:
         carbon: CarbonSpec | None,
         per_good_unit: bool,
         has_counts: bool = True,
+        meter_coverage: bool = False,
+        has_fuel: bool = False,
         has_rework: bool = False,
     ) -> None:
         self.tags = tags
@@ -60,6 +62,9 @@ class WindowPoints:
         self.carbon = carbon
         self.per_good_unit = per_good_unit
         self.has_counts = has_counts
+        self.meter_coverage = meter_coverage
+        """A machine's points carry its counters' and fuel meters' coverage (roll-ups do not)."""
+        self.has_fuel = has_fuel
         self.has_rework = has_rework
         """The scope counts rework (every machine of it that counts pieces has a rework counter)."""
 
@@ -99,6 +104,8 @@ class WindowPoints:
                 fields["rework_count"] = e.rework
             if self.micro_stop_max_s is not None:
                 fields["micro_stop_max_s"] = self.micro_stop_max_s
+            if self.meter_coverage and self.has_counts:
+                fields["count_coverage"] = result.count_covered_us / (result.end - result.start)
             out.append(Point.trusted(measurement="oee", tags=tags, fields=fields | common, time=time))
             if e.scheduled > 0:
                 six = losses if losses is not None else six_losses(e, has_counts=self.has_counts)
@@ -127,6 +134,8 @@ class WindowPoints:
                 fields["scope2_market_kg"] = result.scope2_market_kg
             if self.per_good_unit and e.good > 0:
                 fields["co2e_kg_per_good_unit"] = total / e.good
+            if self.meter_coverage and self.has_fuel:
+                fields["fuel_coverage"] = result.fuel_covered_us / (result.end - result.start)
             out.append(Point.trusted(measurement="carbon", tags=tags, fields=fields | common, time=time))
         return out
 

@@ -479,9 +479,13 @@ def test_a_year_under_the_completeness_threshold_is_refused_naming_the_process_a
     error = " ".join(result.stderr.split())
     assert "report cbam 2026: data under the completeness threshold of 95 %" in error
     assert (
-        "process 'finishing': 92 of 5008 operating hours with data (1.84 %); biggest gaps: "
-        "2026-01-08T06:00+07:00 to 2026-12-31T22:00+07:00 (4912 h), "
-        "2026-01-05T10:00+07:00 to 2026-01-05T14:00+07:00 (4 h)"
+        "process 'finishing': 92 of 5008 operating hours with data (1.84 %); by meter kind: "
+        # The gas meter and the mill's counter miss only the rest of the year: 96 / 5008 = 1.92 %.
+        "electricity 1.84 %, fuel 1.92 %, production 1.92 %; biggest gaps: "
+        "2026-01-08T06:00+07:00 to 2026-12-31T22:00+07:00 (4912 h, electricity meter of furnace; "
+        "electricity meter of mill; fuel meter(s) gas of furnace; production of good 'welded-tube' "
+        "(counter of mill) silent), "
+        "2026-01-05T10:00+07:00 to 2026-01-05T14:00+07:00 (4 h, electricity meter of furnace silent)"
     ) in error
     assert "give --allow-partial" in error
     assert not out.exists()
@@ -525,7 +529,10 @@ def test_allow_partial_signs_a_summary_that_says_it_is_partial(
     statement = summary["data_completeness"]
     assert statement["partial"] is True
     assert statement["gaps_filled"] is False
-    assert "process 'finishing': 1.84 % of its operating hours (threshold 2 %)" in statement["statement"]
+    assert (
+        "process 'finishing': 1.84 % of its operating hours (electricity 1.84 %, fuel 1.92 %, "
+        "production 1.92 %) (threshold 2 %)"
+    ) in statement["statement"]
     [process] = summary["processes"]
     assert process["data_completeness"] == {
         "operating_hours": 5008.0,
@@ -533,6 +540,13 @@ def test_allow_partial_signs_a_summary_that_says_it_is_partial(
         "share": round(92 / 5008, 4),
         "gaps": 2,
         "longest_gap_hours": 4912.0,
+        # Per kind: the electricity meters miss the furnace's 4 h too (92 h); the gas meter and the
+        # mill's counter have the week's 96 h: 96 / 5008 = 0.0192. The share is the lowest.
+        "by_meter_kind": [
+            {"kind": "electricity", "share": round(92 / 5008, 4)},
+            {"kind": "fuel", "share": round(96 / 5008, 4)},
+            {"kind": "production", "share": round(96 / 5008, 4)},
+        ],
         "null_reasons": {},
     }
     [good] = summary["goods"]
@@ -541,11 +555,22 @@ def test_allow_partial_signs_a_summary_that_says_it_is_partial(
     report = json.loads((out / "operator-report.json").read_text())
     gaps = report["data_completeness"]["processes"]["finishing"]["gaps"]
     assert gaps == [
-        {"start": "2026-01-05T10:00+07:00", "end": "2026-01-05T14:00+07:00", "missing_operating_hours": 4.0},
+        {
+            "start": "2026-01-05T10:00+07:00",
+            "end": "2026-01-05T14:00+07:00",
+            "missing_operating_hours": 4.0,
+            "meters": ["electricity meter of furnace"],
+        },
         {
             "start": "2026-01-08T06:00+07:00",
             "end": "2026-12-31T22:00+07:00",
             "missing_operating_hours": 4912.0,
+            "meters": [
+                "electricity meter of furnace",
+                "electricity meter of mill",
+                "fuel meter(s) gas of furnace",
+                "production of good 'welded-tube' (counter of mill)",
+            ],
         },
     ]
     verified = plantstream("verify", str(out))

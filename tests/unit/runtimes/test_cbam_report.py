@@ -30,7 +30,7 @@ from runtimes.cbam import (
     write_report,
 )
 from sinks.cbam_store import LEDGER_FILE
-from streams.cbam_completeness import Gap, ProcessCompleteness
+from streams.cbam_completeness import Gap, KindCompleteness, ProcessCompleteness
 from streams.cbam_ledger import MachineTotals, build_cbam_spec, period_figures
 from streams.cbam_summary import CbamSummary, build_summary, completeness_statement
 
@@ -184,6 +184,20 @@ def test_an_unknown_key_anywhere_is_refused() -> None:
         CbamSummary.model_validate(data)
 
 
+def test_the_process_share_must_be_the_lowest_share_of_its_meter_kinds() -> None:
+    data = summary().model_dump(mode="json")
+    completeness = data["processes"][0]["data_completeness"]
+    # 8 760 h less 87.6 h: 0.99; as the only kind (electricity) it is the lowest.
+    completeness["by_meter_kind"] = [{"kind": "electricity", "share": 0.99}, {"kind": "fuel", "share": 0.995}]
+    CbamSummary.model_validate(data)
+    completeness["by_meter_kind"][1]["share"] = 0.9  # a fuel meter lower than the stated share
+    with pytest.raises(ValidationError, match=r"share 0.99 is not the lowest share of by_meter_kind \(0.9\)"):
+        CbamSummary.model_validate(data)
+    completeness["by_meter_kind"][1] = {"kind": "weigh", "share": 0.99}  # garbage: an unknown kind
+    with pytest.raises(ValidationError, match=re.escape("by_meter_kind.1.kind")):
+        CbamSummary.model_validate(data)
+
+
 def test_a_null_figure_needs_a_reason_and_a_reason_needs_a_null_figure() -> None:
     data = summary().model_dump(mode="json")
     data["goods"][0]["see_indirect"] = None
@@ -194,6 +208,34 @@ def test_a_null_figure_needs_a_reason_and_a_reason_needs_a_null_figure() -> None
     data["goods"][0]["null_reasons"] = {"see_indirect": "not metered", "see_direct": "x"}
     with pytest.raises(ValidationError, match="not an empty figure"):
         CbamSummary.model_validate(data)
+
+
+def test_the_workbook_gives_each_process_its_completeness_per_kind_of_meter() -> None:
+    spec = build_cbam_spec(parse_plant(PLANT).model)
+    assert spec is not None
+    hour = 3_600_000_000
+    # 8 760 operating hours; the gas meter misses 87.6 h (0.99), the electricity meters nothing.
+    kinds = (
+        KindCompleteness("electricity", 8_760 * hour, 0, (), ("electricity meter of mill",)),
+        KindCompleteness("fuel", 8_760 * hour, 876 * hour // 10, (Gap(0, 1, 876 * hour // 10),), ("gas",)),
+    )
+    complete = {
+        "finishing": ProcessCompleteness(
+            "finishing", 8_760 * hour, 876 * hour // 10, kinds[1].gaps, (), kinds
+        )
+    }
+    totals = {"mill": MachineTotals(good_count=2_000), "furnace": MachineTotals(co2_kg=150_000)}
+    figures = period_figures(spec, "2026", date(2026, 1, 1), date(2027, 1, 1), totals)
+    built = build_summary(
+        spec, figures, complete, completeness_statement(complete, 0.95, allow_partial=False)
+    )
+    book = load_workbook(io.BytesIO(summary_workbook(built)))
+    sheet = book["Summary_Processes"]
+    assert [cell.value for cell in sheet[1]][7:9] == [
+        "Data completeness",
+        "Data completeness per kind of meter",
+    ]
+    assert [cell.value for cell in sheet[2]][7:9] == [0.99, "electricity 100 %, fuel 99 %"]
 
 
 def test_workbook_has_the_summary_communication_sheet() -> None:
@@ -237,11 +279,16 @@ def ledger_with_a_day(state: Path) -> None:
     tags = {"site": "hcm", "line": "tubes", "window": "1h"}
     ledger.write(
         [
-            Point(measurement="oee", tags={**tags, "machine": "mill"}, fields={"good_count": 4}, time=time),
+            Point(
+                measurement="oee",
+                tags={**tags, "machine": "mill"},
+                fields={"good_count": 4, "count_coverage": 1.0},
+                time=time,
+            ),
             Point(
                 measurement="carbon",
                 tags={**tags, "machine": "furnace"},
-                fields={"scope1_co2_kg": 100.0},
+                fields={"scope1_co2_kg": 100.0, "fuel_coverage": 1.0},
                 time=time,
             ),
         ]
@@ -338,7 +385,7 @@ def test_days_before_2026_are_kept_without_cbam_points(tmp_path: Path) -> None:
             Point(
                 measurement="oee",
                 tags=tags,
-                fields={"good_count": 4},
+                fields={"good_count": 4, "count_coverage": 1.0},
                 time=datetime(2025, 11, 3, 1, tzinfo=UTC),
             ),
             Point(
@@ -412,3 +459,23 @@ def test_verify_checks_the_signed_summary_s_own_sums(tmp_path: Path) -> None:
     assert problem.startswith(
         "summary.json: does not follow the summary schema (1 error(s)); first at goods.0.activity_t"
     )
+
+
+def test_a_ledger_with_counter_windows_from_before_their_coverage_is_refused_naming_the_fix(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    ledger_with_a_day(state)
+    # As a ledger written before counters reported their coverage: the mill's oee row has none.
+    db = sqlite3.connect(state / LEDGER_FILE)
+    db.execute("UPDATE windows SET covered = NULL WHERE measurement = 'oee'")
+    db.commit()
+    db.close()
+    message = "the ledger holds 1 oee window(s) of mill of 2026 written before the coverage of counters"
+    with pytest.raises(ValueError, match=re.escape(message)) as refused:
+        write(state, tmp_path / "r")
+    assert "replay the year's readings with --state-dir again" in str(refused.value)
+    assert not (tmp_path / "r").exists()  # nothing written
+    ledger_with_a_day(state)  # the same window written again, with its coverage
+    write(state, tmp_path / "r")
+    assert (tmp_path / "r" / "summary.json").exists()

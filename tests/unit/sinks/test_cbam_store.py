@@ -167,3 +167,35 @@ def test_carbon_windows_of_an_older_ledger_are_counted_until_replayed(tmp_path: 
         store.write([carbon(56_100.0, 56_154.5)])  # the same window, replayed
         assert store.legacy_windows(*year) == 0
         assert totals(store) == [("2026-03-02", "furnace", "carbon", 56_100.0, 1)]
+
+
+def counted(good: float, coverage: float | None, hour: int) -> Point:
+    fields: dict[str, float | int] = {"good_count": good, "revision": 0}
+    if coverage is not None:
+        fields["count_coverage"] = coverage
+    return Point(measurement="oee", tags=TAGS, fields=fields, time=datetime(2026, 3, 2, hour, tzinfo=UTC))
+
+
+def test_a_weigh_scale_window_has_data_when_its_counter_covered_it(tmp_path: Path) -> None:
+    day, after = date(2026, 3, 2), date(2026, 3, 3)
+    with CbamStore(tmp_path / "l.sqlite", ["mill"], "Asia/Ho_Chi_Minh") as store:
+        # 01:00 the scale reported through the hour; 02:00 it was silent (count_coverage 0).
+        store.write([counted(500.0, 1.0, 1), counted(0.0, 0.0, 2)])
+        store.commit()
+        starts = list(store.covered_windows("mill", day, after, "oee"))
+        assert starts == [int(datetime(2026, 3, 2, 1, tzinfo=UTC).timestamp() * 1_000_000)]
+        assert list(store.covered_windows("mill", day, after)) == []  # no electricity meter windows
+        assert store.uncovered_windows("mill", "oee", day, after) == 0
+        [line, *_] = store.evidence(["mill"], day, after)
+        assert '"good_count":500.0,"count_coverage":1.0,"point_sha256":' in line
+
+
+def test_counter_windows_from_before_their_coverage_are_counted_for_a_clear_refusal(tmp_path: Path) -> None:
+    day, after = date(2026, 3, 2), date(2026, 3, 3)
+    with CbamStore(tmp_path / "l.sqlite", ["mill"], "Asia/Ho_Chi_Minh") as store:
+        store.write([counted(500.0, None, 1), counted(400.0, None, 2)])  # an older engine's points
+        store.commit()
+        assert store.uncovered_windows("mill", "oee", day, after) == 2
+        store.write([counted(500.0, 1.0, 1)])  # replayed: the same window, now with its coverage
+        store.commit()
+        assert store.uncovered_windows("mill", "oee", day, after) == 1

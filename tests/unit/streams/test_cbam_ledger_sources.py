@@ -155,7 +155,12 @@ def test_a_mass_balance_below_zero_is_not_signed(tmp_path: Path) -> None:
     time = datetime(2026, 3, 2, 1, tzinfo=UTC)
     ledger.write(
         [
-            Point(measurement="oee", tags={**tags, "machine": m}, fields={"good_count": kg}, time=time)
+            Point(
+                measurement="oee",
+                tags={**tags, "machine": m},
+                fields={"good_count": kg, "count_coverage": 1.0},
+                time=time,
+            )
             for m, kg in (("meal-scale", 100_000), ("kiln", 650_000))
         ]
     )

@@ -124,7 +124,10 @@ def test_the_operator_report_shows_the_split_and_the_check(tmp_path: Path) -> No
 
     def oee(machine: str, kg: int) -> Point:
         return Point(
-            measurement="oee", tags={**tags, "machine": machine}, fields={"good_count": kg}, time=time
+            measurement="oee",
+            tags={**tags, "machine": machine},
+            fields={"good_count": kg, "count_coverage": 1.0},
+            time=time,
         )
 
     ledger.write([oee("eaf", 1_000_000), oee("mill-entry", 600_000), oee("mill", 570_000)])
@@ -145,4 +148,10 @@ def test_the_operator_report_shows_the_split_and_the_check(tmp_path: Path) -> No
     assert '"machine":"mill-entry"' in rolling
     summary = (tmp_path / "report" / "summary.json").read_text()
     assert "transferred" not in summary
+    # The entry scale is a meter of the rolling process's completeness: kind "transfer". Each meter
+    # covered one window, and the plant's windows are the default 60 s: 1 / 60 h of data.
+    kinds = report["data_completeness"]["processes"]["rolling"]["by_kind"]
+    assert kinds["transfer"]["meters"] == ["transfer of 'billet' into good 'bar' (counter of mill-entry)"]
+    assert kinds["transfer"]["hours_with_data"] == pytest.approx(1 / 60)
+    assert kinds["production"]["meters"] == ["production of good 'bar' (counter of mill)"]
     assert "sold" not in summary
