@@ -62,11 +62,10 @@ _STOPS = (IDLE, DOWN)
 _CATEGORY_NAMES = {IDLE: "idle", DOWN: "down", SETUP: "setup", OFF: "off", RUNNING: "running"}
 _CATEGORY_NAMES[PLANNED_STOP] = "planned_stop"
 STATE_VERSION = 1
-
+"""Version of the checkpoint form of :class:`MachineState`; bump it when the form changes."""
 COUNTER_COVER_GAP_US = 900 * 1_000_000
 """Counter readings further apart than this (or than the window, the longer) leave the time between
 them uncovered: the energy register's default ``max_gap_s``, for counters that have none."""
-"""Version of the checkpoint form of :class:`MachineState`; bump it when the form changes."""
 _NEVER = 2**62
 DEFAULT_GAP_FILL_US = 8 * 86_400 * 1_000_000
 """Eight days: a week's silence (a plant holiday) still yields that week's windows."""
