@@ -38,7 +38,7 @@ __all__ = [
     "percent",
 ]
 
-SUMMARY_FORMAT = "plantstream-cbam-summary/2"
+SUMMARY_FORMAT = "plantstream-cbam-summary/3"
 
 
 class _Closed(BaseModel):
@@ -289,7 +289,7 @@ class SummaryCarbonPrice(_Closed):
 class CbamSummary(_Closed):
     """The summary report (IR 2025/2547 Annex IV §1.2): the only artefact meant for importers."""
 
-    format: Literal["plantstream-cbam-summary/2"]
+    format: Literal["plantstream-cbam-summary/3"]
     legal_basis: str
     reporting_period: SummaryPeriod
     operator: SummaryOperator
