@@ -830,9 +830,7 @@ class MachineCalc:
         none, the energy register's default of 900 s or the window, the longer) or the gap-fill
         bound: a longer silence is not data.
         """
-        if max_gap_us is None:
-            max_gap_us = max(COUNTER_COVER_GAP_US, self._window_us)
-        bound = min(max_gap_us, self.max_gap_fill_us)
+        bound = self._count_cover_us if max_gap_us is None else min(max_gap_us, self.max_gap_fill_us)
         if t1 - t0 > bound:
             return
         # Closed windows are not opened again for coverage (a late reading): their points are out.
