@@ -47,7 +47,7 @@ async def test_on_a_clock_running_an_hour_ahead_it_is_taken(tmp_path: Path) -> N
 def test_a_receipt_time_on_the_demos_simulated_clock() -> None:
     from datetime import UTC, datetime
 
-    from runtimes.cli import _simulated_us
+    from runtimes.cli.pipeline import _simulated_us
 
     now = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
     now_us = 1_772_438_400 * 1_000_000  # the same instant (2026-03-02 08:00 UTC) on the wall clock

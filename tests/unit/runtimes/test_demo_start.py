@@ -10,7 +10,7 @@ import pytest
 
 from plantstream.plant import load_plant
 from plantstream.records import Reading
-from runtimes import cli
+from runtimes.cli import pipeline as cli
 from runtimes.embedded import CHECKPOINT
 from runtimes.simulator import DEMO_PLANT
 from runtimes.simulator.model import PlantSimulation
