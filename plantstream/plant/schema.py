@@ -636,7 +636,36 @@ class OpcUaGroup(_Strict):
     trigger: Literal["status", "status_value", "status_value_timestamp"] = "status_value"
     deadband: Deadband = Field(default_factory=Deadband)
     poll_interval_ms: Number = Field(default=1_000, gt=0)
+    repeat_unchanged_s: Number | None = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description="a subscribed tag silent this long is taken again with its last value, as of the "
+        "time the live subscription vouches for (report by exception made explicit); null: never",
+    )
     tags: list[OpcUaTag] = Field(min_length=1)
+
+    @property
+    def repeats_unchanged(self) -> bool:
+        """Whether silent tags of this group are taken again (a subscription with the setting)."""
+        return self.mode == "subscribe" and self.repeat_unchanged_s is not None
+
+    @model_validator(mode="after")
+    def _repeat_fits(self) -> OpcUaGroup:
+        if "repeat_unchanged_s" not in self.model_fields_set or self.repeat_unchanged_s is None:
+            return self
+        if self.mode == "poll":
+            raise ValueError(
+                "repeat_unchanged_s: a polled group reads every tag each poll_interval_ms; "
+                "the setting is for subscriptions (mode: subscribe)"
+            )
+        interval_s = self.publishing_interval_ms / 1000
+        if self.repeat_unchanged_s < 2 * interval_s:
+            raise ValueError(
+                f"repeat_unchanged_s ({self.repeat_unchanged_s:g}) must be at least two publishing "
+                f"intervals ({2 * interval_s:g} s): a tag is silent for one interval between any two messages"
+            )
+        return self
 
 
 class OpcUaSecurity(_Strict):
@@ -807,6 +836,18 @@ class OpcUaSource(_Strict):
             raise ValueError(
                 f"history.enabled: the backfill needs timestamps: source (this source has {self.timestamps})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _repeats_need_source_time(self) -> OpcUaSource:
+        if self.timestamps == "source":
+            return self
+        for index, group in enumerate(self.groups):
+            if "repeat_unchanged_s" in group.model_fields_set and group.repeat_unchanged_s is not None:
+                raise ValueError(
+                    f"groups[{index}].repeat_unchanged_s: a repeat is dated on the source's clock, which "
+                    f"needs timestamps: source (this source has {self.timestamps})"
+                )
         return self
 
 

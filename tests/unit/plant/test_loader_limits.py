@@ -231,6 +231,51 @@ def test_backfill_asked_for_without_source_time_is_refused() -> None:
     assert "the backfill needs timestamps: source (this source has server)" in str(issue)
 
 
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("repeat_unchanged_s: 0", "repeat_unchanged_s: must be > 0"),
+        ("repeat_unchanged_s: -60", "repeat_unchanged_s: must be > 0"),
+        ("repeat_unchanged_s: 86401", "repeat_unchanged_s: must be <= 86400"),
+        ("repeat_unchanged_s: soon", "repeat_unchanged_s: must be a valid number"),
+        ("repeat_unchanged: 60", "repeat_unchanged: unknown key"),
+        # Two publishing intervals of the demo's 500 ms are 1 s.
+        (
+            "repeat_unchanged_s: 0.9",
+            "repeat_unchanged_s (0.9) must be at least two publishing intervals (1 s)",
+        ),
+        ("mode: poll\n        repeat_unchanged_s: 60", "the setting is for subscriptions (mode: subscribe)"),
+    ],
+)
+def test_a_wrong_repeat_setting_is_refused_naming_it(setting: str, message: str) -> None:
+    text = (REPO / "examples" / "demo-line.yaml").read_text(encoding="utf-8")
+    edited_text = text.replace(
+        "      - publishing_interval_ms: 500\n", f"      - publishing_interval_ms: 500\n        {setting}\n"
+    )
+    assert edited_text != text
+    with pytest.raises(PlantError) as info:
+        parse_plant(edited_text)
+    [issue] = info.value.issues
+    assert "sources[0].groups[0]" in str(issue)
+    assert message in str(issue)
+
+
+def test_repeats_asked_for_without_source_time_are_refused() -> None:
+    text = (REPO / "examples" / "demo-line.yaml").read_text(encoding="utf-8")
+    base = text.replace("    timestamps: source\n", "    timestamps: server\n")
+    assert parse_plant(base).model.sources[0].groups[0].repeat_unchanged_s == 60  # the default, unused
+    with pytest.raises(PlantError) as info:
+        parse_plant(
+            base.replace(
+                "      - publishing_interval_ms: 500\n",
+                "      - publishing_interval_ms: 500\n        repeat_unchanged_s: 30\n",
+            )
+        )
+    [issue] = info.value.issues
+    assert "groups[0].repeat_unchanged_s: a repeat is dated on the source's clock" in str(issue)
+    assert "(this source has server)" in str(issue)
+
+
 def test_mqtt_qos_is_not_a_boolean() -> None:
     text = (REPO / "examples" / "mqtt-meters.yaml").read_text(encoding="utf-8").replace("qos: 1", "qos: true")
     with pytest.raises(PlantError) as info:
