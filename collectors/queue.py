@@ -137,23 +137,33 @@ class BoundedQueue(Generic[T]):
 
         Under ``block`` it waits for room as often as needed (a list longer than the room goes in
         parts, in order). Under the other policies it yields to the reader first when the queue
-        is half full or the list would not fit, then keeps the newest (``drop_oldest``) or the
-        oldest (``drop_newest``) ``size`` items of queue and list together, counting the rest.
+        is half full or the list would not fit; a list longer than the room then goes in parts,
+        yielding to the reader between them, for as long as the reader takes something each
+        turn (a Publish response may hold more values than the queue). What still does not fit
+        is left to the policy: the newest (``drop_oldest``) or the oldest (``drop_newest``)
+        ``size`` items of queue and list together are kept, the rest counted.
         """
         if not items:
             return
         queue = self._queue
+        maxsize = queue.maxsize
         if self.policy == "block":
             start, end = 0, len(items)
             while start < end:
                 await queue.wait_room()
-                room = queue.maxsize - len(queue.items)
+                room = maxsize - len(queue.items)
                 queue.extend(items[start : start + room])
                 start += room
             return
-        waiting = len(queue.items)
-        if 2 * waiting >= queue.maxsize or waiting + len(items) > queue.maxsize:
-            await asyncio.sleep(0)  # as in put: the reader first
+        while True:
+            waiting = len(queue.items)
+            if 2 * waiting >= maxsize or waiting + len(items) > maxsize:
+                await asyncio.sleep(0)  # as in put: the reader first
+            room = maxsize - len(queue.items)
+            if len(items) <= room or room == 0:
+                break  # it fits, or the reader took nothing in its turn: the policy decides
+            queue.extend(items[:room])
+            items = items[room:]
         self.put_many_nowait(items)
 
     def put_many_nowait(self, items: list[T]) -> None:

@@ -99,3 +99,29 @@ async def test_a_dropping_queue_lets_its_reader_run_before_a_list_would_overflow
 def test_a_queue_holds_at_least_one_item() -> None:
     with pytest.raises(ValueError, match="at least one"):
         BoundedQueue(0, "block")
+
+
+async def test_a_list_longer_than_a_dropping_queue_flows_in_parts_while_the_reader_takes() -> None:
+    queue: BoundedQueue[int] = BoundedQueue(10, "drop_oldest")
+    taken: list[int] = []
+
+    async def reader() -> None:
+        while len(taken) < 35:
+            taken.extend(await queue.get_many(4))  # a reader slower than the list: 4 a turn
+
+    task = asyncio.create_task(reader())
+    await asyncio.sleep(0)
+    await queue.put_many(list(range(35)))  # 3.5 queues' worth in one list
+    await asyncio.wait_for(task, 5)
+    assert taken == list(range(35))
+    assert queue.dropped == 0
+
+
+async def test_with_no_reader_a_long_list_is_left_to_the_policy_after_one_turn() -> None:
+    oldest: BoundedQueue[int] = BoundedQueue(10, "drop_oldest")
+    newest: BoundedQueue[int] = BoundedQueue(10, "drop_newest")
+    await oldest.put_many(list(range(25)))
+    await newest.put_many(list(range(25)))
+    assert oldest.dropped == newest.dropped == 25 - 10
+    assert await oldest.get_many(100) == list(range(15, 25))
+    assert await newest.get_many(100) == list(range(10))
