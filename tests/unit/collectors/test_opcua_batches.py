@@ -8,6 +8,7 @@ ServerTimestamp, ServerPicoseconds).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from asyncua import ua
 
+from collectors import opcua
 from collectors.opcua import OpcUaCollector
 from collectors.opcua_publish import Value
 from plantstream.plant import parse_plant
@@ -220,3 +222,43 @@ async def test_values_before_the_catch_up_is_out_are_held_bounded_then_released_
     assert plc._held is None
     await take(plc, [value(GOOD, 10, T0 + 10 * SECOND)])  # from now on, straight to the queue
     assert [r.value for r in _drain(plc)] == [10]
+
+
+class _Stop(Exception):
+    pass
+
+
+class _Sub:
+    """A subscription as the watchdog sees it: silent for 1000 s."""
+
+    def __init__(self) -> None:
+        self.last_publish_at = time.monotonic() - 1000
+
+
+@pytest.mark.parametrize(("full", "trips"), [(True, 0), (False, 1)])
+async def test_the_watchdog_does_not_count_a_wait_for_room_under_block_as_silence(
+    monkeypatch: pytest.MonkeyPatch, full: bool, trips: int
+) -> None:
+    plc, _, _ = collector(size=2, overflow="block")
+    if full:
+        await plc._queue.put_many([_reading(1), _reading(2)])  # the publish loop would wait now
+    plc._watched = [(_Sub(), time.monotonic() - 1000)]  # type: ignore[list-item]
+    ticks = 0
+
+    async def tick(_: float) -> None:
+        nonlocal ticks
+        ticks += 1
+        if ticks > 3:
+            raise _Stop
+
+    monkeypatch.setattr(opcua.asyncio, "sleep", tick)
+    with pytest.raises((_Stop, opcua._Silent)):
+        await plc._watchdog()
+    assert plc.health.watchdog_trips == trips
+    assert ticks == (4 if full else 1)  # three ticks with no trip, then stopped; or a trip at once
+
+
+def _reading(n: int) -> Reading:
+    return Reading.trusted(
+        ts=T0, machine="press", signal="good_count", value=n, source="plc", seq=n, ingest_ts=INGEST
+    )
