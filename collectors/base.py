@@ -67,11 +67,8 @@ class Collector:
         """Readings as they arrive, in order, as lists of everything waiting (1 to ``limit``).
 
         The same stream as :meth:`readings`, for a consumer whose own per-item cost matters:
-        one suspension per batch instead of one per reading.
+        one suspension and one queue call per batch instead of one per reading.
         """
-        queue = self._queue
+        get_many = self._queue.get_many
         while True:
-            batch = [await queue.get()]
-            while len(batch) < limit and queue.qsize():
-                batch.append(queue.get_nowait())
-            yield batch
+            yield await get_many(limit)

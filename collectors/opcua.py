@@ -48,7 +48,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -201,6 +201,10 @@ class OpcUaCollector(Collector):
         self._warned: set[str] = set()
         # Each subscription of the session and when it was made: the watchdog's charge.
         self._watched: list[tuple[Subscription, float]] = []
+        # Fast-path values that came before the session's catch-up was out; None once it is.
+        self._held: list[Value] | None = None
+        # When the watchdog last saw the publish loop wait for room in the queue (block).
+        self._waited_at = 0.0
         self._pki = state_dir / "pki" / source.id
         self._events = opcua_events.EventReasons(source.id, source.events) if source.events else None
         if self._events is not None:
@@ -326,6 +330,8 @@ class OpcUaCollector(Collector):
         # asyncua's supervisor notices a lost connection (its probe, see _new_client); we rebuild.
         client.connection_lost_callback = on_lost
         fast = opcua_fastpath.install(client)
+        # The subscriptions' values wait here until the catch-up is out (see _take_values).
+        self._held = []
         await self._resolve(client)
         limit = await self._items_per_call(client)
         self._watched = []
@@ -341,6 +347,7 @@ class OpcUaCollector(Collector):
         if not any(gaps):
             await self._catch_up(client, caught, gaps)
             live.set()
+            await self._release_held()
         async with asyncio.TaskGroup() as tasks:
             subscriptions: list[tuple[Subscription, OpcUaGroup]] = []
             for index, group in enumerate(self.source.groups):
@@ -354,11 +361,11 @@ class OpcUaCollector(Collector):
                         self._poll(client, group, live), name=f"opcua[{self.source.id}].poll{index}"
                     )
                     continue
-                sub = await self._subscription(client, group, fast)
+                sub = await self._subscription(client, group, fast, self._take_values)
                 subscriptions.append((sub, group))
                 await self._monitor(sub, group, members, limit)
                 tasks.create_task(self._consume(sub, live=live), name=f"opcua[{self.source.id}].sub{index}")
-            heartbeat = await self._subscription(client, None, fast)
+            heartbeat = await self._subscription(client, None, fast, _ignore)
             await heartbeat.subscribe_data_change(client.get_node(_CURRENT_TIME), sampling_interval=1000.0)
             tasks.create_task(self._consume(heartbeat, heartbeat=True), name=f"opcua[{self.source.id}].clock")
             if self._events is not None:
@@ -369,10 +376,11 @@ class OpcUaCollector(Collector):
                 self._retry(client, subscriptions, limit), name=f"opcua[{self.source.id}].retry"
             )
             if not live.is_set():
-                # The subscriptions exist, so nothing changing meanwhile is lost: it waits in their
-                # queues (bounded, drops counted) until the backfill and the catch-up are out.
+                # The subscriptions exist, so nothing changing meanwhile is lost: it waits (held,
+                # bounded, drops counted; see _take_values) until the backfill and the catch-up are out.
                 await self._catch_up(client, caught, gaps)
                 live.set()
+                await self._release_held()
 
     async def _subscribe_events(
         self,
@@ -470,7 +478,11 @@ class OpcUaCollector(Collector):
         return min(cap, int(published)) if published else cap
 
     async def _subscription(
-        self, client: Client, group: OpcUaGroup | None, fast: opcua_fastpath.FastPath
+        self,
+        client: Client,
+        group: OpcUaGroup | None,
+        fast: opcua_fastpath.FastPath,
+        take: opcua_fastpath.Take | None = None,
     ) -> Subscription:
         params = ua.CreateSubscriptionParameters()
         interval_ms = group.publishing_interval_ms if group else 1000
@@ -509,7 +521,7 @@ class OpcUaCollector(Collector):
             return explode(datachange)
 
         sub._explode_datachange = in_time_order
-        fast.attach(sub, self._in_time_order)
+        fast.attach(sub, self._in_time_order, take)
         return sub
 
     def _in_time_order(self, values: list[Value]) -> list[Value]:
@@ -622,12 +634,16 @@ class OpcUaCollector(Collector):
     async def _consume(
         self, sub: Subscription, heartbeat: bool = False, live: asyncio.Event | None = None
     ) -> None:
-        by_handle = self._by_handle
+        """What reaches a subscription's iterator: the responses the fast path declined.
+
+        Values decoded by asyncua become readings like the fast path's (one at a time: they are
+        rare); a bad status change ends the session. A heartbeat's values are ignored.
+        """
         if live is not None:
             await live.wait()
         async for event in sub:
             if event.__class__ is tuple:
-                # A value from the fast path (collectors.opcua_fastpath): a plain tuple.
+                # A fast-path value delivered one by one (a subscription attached without a take).
                 if heartbeat:
                     continue
                 handle, value, code, source_ts, _, server_ts, _ = event
@@ -638,15 +654,154 @@ class OpcUaCollector(Collector):
             else:
                 handle = event.data.subscription_data.client_handle
                 value, code, source_ts, server_ts = _fields(event.data.monitored_item.Value)
+            value_tuple = (handle, value, code, _aware(source_ts), None, _aware(server_ts), None)
+            readings = self._readings([value_tuple])
+            if readings:
+                await self._queue.put_many(readings)
+
+    def _take_values(self, values: list[Value]) -> Coroutine[Any, Any, None] | None:
+        """The fast path's take: one Publish response's values (in event-time order) as readings.
+
+        Their readings go into the queue in one call; the publish loop awaits it, so under
+        ``block`` a full queue holds the next Publish request back and the server keeps the
+        values meanwhile. Until the session's catch-up is out, the values are held instead (at
+        most four queues' worth, the oldest dropped and counted in ``health.dropped_events``).
+        """
+        held = self._held
+        if held is not None:
+            held += values
+            over = len(held) - 4 * self.source.queue.size
+            if over > 0:
+                del held[:over]
+                self.health.dropped_events += over
+            return None
+        readings = self._readings(values)
+        return self._queue.put_many(readings) if readings else None
+
+    async def _release_held(self) -> None:
+        """Deliver the values held during the catch-up (with any that come meanwhile), then stop holding."""
+        while self._held:
+            values, self._held = self._held, []
+            readings = self._readings(values)
+            if readings:
+                await self._queue.put_many(readings)
+        self._held = None
+
+    def _readings(
+        self, values: list[Value], *, backfilled: bool = False, subscribed: bool = True
+    ) -> list[Reading]:
+        """Turn values (timestamps UTC or None) into readings, in order, in one pass.
+
+        Per value: a value of a handle no item has is ignored; a subscription's (``subscribed``)
+        value that repeats the item's last sample (same source time, value and status) is counted
+        in ``health.repeats`` and skipped; a node-gone status marks the item failed; a value of
+        an unsupported type is dead-lettered; no value means quality bad; the time follows the
+        source's policy, its fallbacks counted. Once per call: the ingest time, the skews (of
+        the last value that has them) and the health counters.
+        """
+        # Looked up once per call, not per value.
+        by_handle, failed, trusted = self._by_handle, self.health.items_failed, Reading.trusted
+        source_id, source_first = self.source.id, self.source.timestamps == "source"
+        ingest, seq = self._clock(), self._seq
+        readings: list[Reading] = []
+        append = readings.append
+        notifications = repeats = 0
+        both: tuple[datetime, datetime] | None = None  # the last (server, source) times
+        server_last: datetime | None = None
+        for handle, value, code, source_at, _, server_at, _ in values:
             item = by_handle.get(handle)
-            if item is not None:
-                self.health.notifications += 1
-                source_ts = _aware(source_ts)
+            if item is None:
+                continue
+            # What _aware does to a fast-path time (already UTC): "before 1602" is no time at all.
+            source_ts = None if source_at is None or source_at.year < 1602 else source_at
+            server_ts = None if server_at is None or server_at.year < 1602 else server_at
+            if subscribed:
+                notifications += 1
                 if source_ts is not None and item.last == (source_ts, value, code):
-                    # The same sample again (same source time, value and status): a repeat, not news.
-                    self.health.repeats += 1
+                    repeats += 1  # the same sample again (same source time, value and status): not news
                     continue
-                await self._emit_value(item, value, code, source_ts, _aware(server_ts))
+            quality = _QUALITIES[code >> 30]
+            if code in _NODE_GONE and item.label not in failed:
+                self._node_gone(item, code)
+            plain = value
+            if value is None:
+                quality = Quality.BAD
+            elif value.__class__ not in _PLAIN_TYPES:
+                if isinstance(value, datetime) or not isinstance(value, bool | int | float | str):
+                    self._dead_letter(
+                        item, "unsupported_type", f"a {type(value).__name__} value cannot be a reading", value
+                    )
+                    continue
+                plain = _plain(value)
+            if server_ts is not None:
+                server_last = server_ts
+                if source_ts is not None:
+                    both = (server_ts, source_ts)
+            if source_first and source_ts is not None:
+                ts = source_ts
+            else:
+                ts = self._event_time(item, source_ts, server_ts, ingest)
+            seq += 1
+            tag = item.tag
+            # Everything validation would check is known here (a plain value or None with quality
+            # bad, UTC times, a 32-bit status code): building the reading without validating it
+            # again saves about a seventh of the collector's cost per value.
+            append(
+                trusted(
+                    ts=ts,
+                    machine=tag.machine,
+                    signal=tag.signal,
+                    value=plain,
+                    quality=quality,
+                    status_code=code,
+                    server_ts=server_ts,
+                    ingest_ts=ingest,
+                    source=source_id,
+                    seq=seq,
+                    backfilled=backfilled,
+                )
+            )
+            # What makes a value the same sample again; None without a SourceTimestamp (no telling).
+            if source_ts is not None:
+                item.last = (source_ts, value, code)
+                if item.delivered is None or source_ts > item.delivered:
+                    item.delivered = source_ts
+            else:
+                item.last = None
+        self._seq = seq
+        self._tally(len(readings), notifications, repeats, ingest, both, server_last, backfilled=backfilled)
+        return readings
+
+    def _tally(
+        self,
+        readings: int,
+        notifications: int,
+        repeats: int,
+        ingest: datetime,
+        both: tuple[datetime, datetime] | None,
+        server_ts: datetime | None,
+        *,
+        backfilled: bool,
+    ) -> None:
+        """Health after a pass of :meth:`_readings`: the skews of its last values, its counts."""
+        health = self.health
+        health.notifications += notifications
+        health.repeats += repeats
+        if both is not None:
+            health.skew_server_minus_source_s = (both[0] - both[1]).total_seconds()
+        if server_ts is not None:
+            health.skew_ingest_minus_server_s = (ingest - server_ts).total_seconds()
+        if readings:
+            if backfilled:
+                health.backfilled += readings
+            health.readings += readings
+            health.last_data = ingest
+
+    def _node_gone(self, item: _Item, code: int) -> None:
+        """The node went away while we were connected: report it and let the retry loop watch it."""
+        self.health.items_failed[item.label] = ua.StatusCode(code).name
+        self.health.items_ok = len(self._items) - len(self.health.items_failed)
+        self._report_failures()
 
     async def _catch_up_read(self, client: Client) -> list[tuple[_Item, ua.DataValue]]:
         """Read every item's current value at once: counters and states catch up after a reconnect.
@@ -824,12 +979,18 @@ class OpcUaCollector(Collector):
         ``_keep_alive_count``), and the server clock's subscription changes every second, so
         such silence is a stuck server or session, not a quiet machine. (Polled groups need no
         watchdog: each read has ``timeout_s`` to answer.)
+        Under ``block``, time the publish loop spends waiting for room in the queue is not silence.
         """
+        queue = self._queue
         while True:
             await asyncio.sleep(min(1.0, self.source.watchdog_s / 4))
             now = time.monotonic()  # the clock asyncua stamps ``last_publish_at`` with
+            if queue.policy == "block" and not queue.room():
+                # The publish loop waits for the reader (see _take_values), so no response is
+                # read: that silence is ours, not the server's. The clock starts again after it.
+                self._waited_at = now
             for sub, made_at in self._watched:
-                if now - (sub.last_publish_at or made_at) > self.source.watchdog_s:
+                if now - max(sub.last_publish_at or made_at, self._waited_at) > self.source.watchdog_s:
                     # Counted before the teardown, which may take up to _CLOSE_TIMEOUT_S.
                     self.health.watchdog_trips += 1
                     raise _Silent
@@ -850,54 +1011,13 @@ class OpcUaCollector(Collector):
         backfilled: bool = False,
     ) -> None:
         """Turn one value (its timestamps already UTC, or None) into a reading, or a dead letter."""
-        ingest = self._clock()
-        quality = _quality(code)
-        if code in _NODE_GONE and item.label not in self.health.items_failed:
-            # The node went away while we were connected: report it and let the retry loop watch it.
-            self.health.items_failed[item.label] = ua.StatusCode(code).name
-            self.health.items_ok = len(self._items) - len(self.health.items_failed)
-            self._report_failures()
-        if isinstance(value, datetime) or (
-            value is not None and not isinstance(value, bool | int | float | str)
-        ):
-            self._dead_letter(
-                item, "unsupported_type", f"a {type(value).__name__} value cannot be a reading", value
-            )
-            return
-        if value is None and quality is not Quality.BAD:
-            quality = Quality.BAD
-        if server_ts is not None and source_ts is not None:
-            self.health.skew_server_minus_source_s = (server_ts - source_ts).total_seconds()
-        if server_ts is not None:
-            self.health.skew_ingest_minus_server_s = (ingest - server_ts).total_seconds()
-        ts = self._event_time(item, source_ts, server_ts, ingest)
-        plain = value if value is None or value.__class__ in _PLAIN_TYPES else _plain(value)
-        self._seq += 1
-        # Everything validation would check is known here (a plain value or None with quality
-        # bad, UTC times, a 32-bit status code): building the reading without validating it again
-        # saves about a seventh of the collector's cost per value.
-        reading = Reading.trusted(
-            ts=ts,
-            machine=item.tag.machine,
-            signal=item.tag.signal,
-            value=plain,  # type: ignore[arg-type]  # checked above (mypy cannot narrow Any by class)
-            quality=quality,
-            status_code=code,
-            server_ts=server_ts,
-            ingest_ts=ingest,
-            source=self.source.id,
-            seq=self._seq,
+        readings = self._readings(
+            [(item.handle, value, code, source_ts, None, server_ts, None)],
             backfilled=backfilled,
+            subscribed=False,
         )
-        # What makes a value the same sample again; None without a SourceTimestamp (no telling).
-        item.last = (source_ts, value, code) if source_ts is not None else None
-        if source_ts is not None and (item.delivered is None or source_ts > item.delivered):
-            item.delivered = source_ts
-        if backfilled:
-            self.health.backfilled += 1
-        self.health.readings += 1
-        self.health.last_data = ingest
-        await self._queue.put(reading)
+        if readings:
+            await self._queue.put(readings[0])
 
     def _event_time(
         self, item: _Item, source_ts: datetime | None, server_ts: datetime | None, ingest: datetime
@@ -952,6 +1072,10 @@ class OpcUaCollector(Collector):
             )
 
 
+def _ignore(values: list[Value]) -> None:
+    """The heartbeat subscription's take: its values only show the subscription lives."""
+
+
 def _quality(code: int) -> Quality:
     """The StatusCode class from its severity bits (OPC UA Part 4, 7.39): 00 good, 01 uncertain."""
     severity = code >> 30
@@ -978,6 +1102,8 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 
 _PLAIN_TYPES = frozenset((bool, int, float, str))
+# The StatusCode class by its severity bits (see _quality): 00 good, 01 uncertain, 10 and 11 bad.
+_QUALITIES = (Quality.GOOD, Quality.UNCERTAIN, Quality.BAD, Quality.BAD)
 _LAST = datetime.max.replace(tzinfo=UTC)
 
 

@@ -14,11 +14,14 @@ its acknowledgements. The hook changes two things on one client:
 
 A fast message does to the subscription what ``publish_callback`` does to a decoded one: it stamps
 ``last_publish_at`` (a keep-alive too, for the collector's watchdog), sets
-``last_sequence_number``, tells the client's observer how many events it produced, and delivers
-each value through the subscription's ``_deliver`` (the iterator's queue and its overflow
-policy), a DataChangeNotification at a time in the order ``arrange`` gives. A value is delivered
-as a :data:`~collectors.opcua_publish.Value` tuple instead of a ``DataChangeEvent``; a value for
-a client handle the subscription does not monitor is dropped with asyncua's warning.
+``last_sequence_number``, tells the client's observer how many events it produced, and hands
+the values on as :data:`~collectors.opcua_publish.Value` tuples instead of ``DataChangeEvent`` objects,
+each DataChangeNotification's in the order ``arrange`` gives; a value for a client handle the
+subscription does not monitor is dropped with asyncua's warning. With a ``take`` (the
+collector's), all of the response's values go to it as one list, and the publish loop awaits
+what it returns: a consumer that must wait (a full queue under ``block``) holds the next Publish
+request back, so the server keeps the values meanwhile. Without one, each value goes through the
+subscription's ``_deliver`` (the iterator's queue and its overflow policy), as asyncua's events do.
 
 Private asyncua attributes used (asyncua is pinned below 3; tests/unit/collectors/
 test_opcua_fastpath.py fails when one of them changes): ``UaClient.session``; ``UaSession``'s
@@ -30,7 +33,7 @@ and ``_cur_pos``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asyncua import Client, ua
@@ -40,10 +43,13 @@ from asyncua.ua.uaerrors import UaStructParsingError
 
 from collectors.opcua_publish import PublishMessage, Value, decode_publish
 
-__all__ = ["Arrange", "FastPath", "install"]
+__all__ = ["Arrange", "FastPath", "Take", "install"]
 
 Arrange = Callable[[list[Value]], list[Value]]
 """Puts the values of one DataChangeNotification in the order they are delivered."""
+
+Take = Callable[[list[Value]], Awaitable[None] | None]
+"""Takes the values of one Publish response, in order; the publish loop awaits what it returns."""
 
 
 class _Fast:
@@ -85,15 +91,19 @@ class FastPath:
         self._attached: set[int] = set()
         self._session.publish = self._publish
 
-    def attach(self, sub: Subscription, arrange: Arrange) -> None:
-        """Decode ``sub``'s Publish responses fast; each notification's values go in ``arrange``'s order."""
+    def attach(self, sub: Subscription, arrange: Arrange, take: Take | None = None) -> None:
+        """Decode ``sub``'s Publish responses fast; each notification's values go in ``arrange``'s order.
+
+        With ``take``, each response's values go to it as one list; without, one by one into
+        the subscription's iterator queue.
+        """
         sid = sub.subscription_id
         callbacks: dict[int, Callable[[Any], Any]] = self._session._subscription_callbacks
         slow = callbacks[sid]
 
         def on_publish(result: Any) -> Any:
             if result.__class__ is _Fast:
-                return _take(sub, result.message, arrange)
+                return _take(sub, result.message, arrange, take)
             return slow(result)
 
         callbacks[sid] = on_publish
@@ -123,16 +133,15 @@ def install(client: Client) -> FastPath:
     return FastPath(client)
 
 
-def _take(sub: Subscription, message: PublishMessage, arrange: Arrange) -> None:
+def _take(sub: Subscription, message: PublishMessage, arrange: Arrange, take: Take | None) -> Any:
     """What ``Subscription.publish_callback`` does with a response, for a fast message."""
     sub.last_publish_at = time.monotonic()
     changes = message.data_changes
     if changes is None:
-        return
+        return None
     sub.last_sequence_number = message.sequence_number
     monitored = sub._monitored_items
-    deliver = sub._deliver
-    produced = 0
+    batch: list[Value] = []
     for values in changes:
         known = []
         for value in values:
@@ -141,7 +150,14 @@ def _take(sub: Subscription, message: PublishMessage, arrange: Arrange) -> None:
                 sub.logger.warning("Received a notification for unknown handle: %s", value[0])
             else:
                 known.append(value)
-        for value in arrange(known):
+        batch += arrange(known)
+    result = None
+    if take is None:
+        deliver = sub._deliver
+        for value in batch:
             deliver(value)
-        produced += len(known)
+    elif batch:
+        result = take(batch)
+    produced = len(batch)
     sub._observe(lambda: sub.server.observer.on_notification(sub.subscription_id, produced))
+    return result

@@ -56,11 +56,15 @@ class Script:
         return Buffer(b"\x00" * 3 + self.responses.pop(0), start_pos=3)
 
 
-async def run(responses: list[bytes], arrange: opcua_fastpath.Arrange = list) -> tuple[Subscription, Script]:
+async def run(
+    responses: list[bytes] | Script,
+    arrange: opcua_fastpath.Arrange = list,
+    take: opcua_fastpath.Take | None = None,
+) -> tuple[Subscription, Script]:
     client = Client("opc.tcp://127.0.0.1:4840")
     session = client.uaclient.session
     fast = opcua_fastpath.install(client)
-    script = Script(responses)
+    script = responses if isinstance(responses, Script) else Script(responses)
     session._send_request = script
     sub = Subscription(session, ua.CreateSubscriptionParameters(), queue_maxsize=100)
     sub.subscription_id = SID
@@ -70,7 +74,7 @@ async def run(responses: list[bytes], arrange: opcua_fastpath.Arrange = list) ->
         item.client_handle = handle
         sub._monitored_items[handle] = item
     session._subscription_callbacks[SID] = sub.publish_callback  # as create_subscription does
-    fast.attach(sub, arrange)
+    fast.attach(sub, arrange, take)
     loop = asyncio.create_task(session._publish_loop())
     try:
         await asyncio.wait_for(script.done.wait(), 5)
@@ -192,3 +196,41 @@ async def test_the_overflow_policy_applies_to_fast_values() -> None:
     assert session._subscription_callbacks[SID]((await session.publish([])).Parameters) is None
     assert [e[1] for e in events(sub)] == [3, 4]  # drop oldest
     assert len(dropped) == 3
+
+
+async def test_with_a_take_each_responses_values_go_as_one_list_and_the_loop_waits_for_it() -> None:
+    late, early = MOMENT.replace(second=9), MOMENT.replace(second=1)
+    script = Script(
+        [
+            publish_response(
+                [change((1, 1, late), (9, 0, early), (2, 2, early)), change((3, 3, late), (1, 4, early))],
+                subscription_id=SID,
+                sequence_number=5,
+            ),
+            publish_response([], subscription_id=SID, sequence_number=6),  # a keep-alive: no take
+            publish_response([change((2, 5, MOMENT))], subscription_id=SID, sequence_number=7),
+        ]
+    )
+    taken: list[list[Value]] = []
+    sent: list[tuple[int, int]] = []  # requests sent when a take starts and when it ends
+
+    async def take(values: list[Value]) -> None:
+        before = len(script.requests)
+        await asyncio.sleep(0.01)  # a take that waits (a full queue): the loop must wait with it
+        sent.append((before, len(script.requests)))
+        taken.append(values)
+
+    def by_time(values: list[Value]) -> list[Value]:
+        return sorted(values, key=lambda v: v[3] or MOMENT)
+
+    sub, _ = await run(script, by_time, take)
+    # Each notification arranged on its own, the response's values in one list; unknown handle 9 dropped.
+    assert [[(v[0], v[1]) for v in values] for values in taken] == [
+        [(2, 2), (1, 1), (1, 4), (3, 3)],
+        [(2, 5)],
+    ]
+    # Requests 1 and 3 brought the two responses with data; no request went out during their takes.
+    assert sent == [(1, 1), (3, 3)]
+    assert [acks(r) for r in script.requests] == [[], [(SID, 5)], [], [(SID, 7)]]
+    assert events(sub) == []  # nothing went through asyncua's iterator queue
+    assert sub.last_sequence_number == 7
