@@ -62,6 +62,7 @@ from collectors.backoff import Backoff
 from collectors.base import Collector
 from collectors.opcua_publish import Value
 from collectors.opcua_security import UntrustedServer, secure_client
+from collectors.opcua_unchanged import Taken, UnchangedValues
 from plantstream.plant.schema import OpcUaGroup, OpcUaSource, OpcUaTag
 from plantstream.records import DeadLetter, Quality, Reading
 
@@ -137,6 +138,9 @@ class OpcUaHealth:
     history_truncated: int = 0
     """Gaps only partly read back: longer than ``history.max_span_s`` (its newest part was read)
     or holding more values than the node's bound (its oldest ones were read)."""
+    unchanged_repeats: int = 0
+    """Readings of a tag's last value taken again because a live subscription had not reported
+    it for ``repeat_unchanged_s`` (report by exception made explicit)."""
 
 
 @dataclass
@@ -153,6 +157,9 @@ class _Item:
     delivered: datetime | None = None
     # Whether the node keeps history (AccessLevel HistoryRead and Historizing), this session.
     history: bool = False
+    # When its last value was last taken again unchanged (repeat_unchanged_s); ``last`` keeps the
+    # sample itself, so that a catch-up read of the same sample is still known as a repeat.
+    repeated: datetime | None = None
 
     @property
     def label(self) -> str:
@@ -361,10 +368,17 @@ class OpcUaCollector(Collector):
                         self._poll(client, group, live), name=f"opcua[{self.source.id}].poll{index}"
                     )
                     continue
-                sub = await self._subscription(client, group, fast, self._take_values)
+                unchanged = self._unchanged(group)
+                take = self._take_values if unchanged is None else self._noting(unchanged)
+                sub = await self._subscription(client, group, fast, take)
                 subscriptions.append((sub, group))
                 await self._monitor(sub, group, members, limit)
                 tasks.create_task(self._consume(sub, live=live), name=f"opcua[{self.source.id}].sub{index}")
+                if unchanged is not None:
+                    tasks.create_task(
+                        self._repeat_unchanged(sub, group, unchanged, live),
+                        name=f"opcua[{self.source.id}].unchanged{index}",
+                    )
             heartbeat = await self._subscription(client, None, fast, _ignore)
             await heartbeat.subscribe_data_change(client.get_node(_CURRENT_TIME), sampling_interval=1000.0)
             tasks.create_task(self._consume(heartbeat, heartbeat=True), name=f"opcua[{self.source.id}].clock")
@@ -677,6 +691,61 @@ class OpcUaCollector(Collector):
             return None
         readings = self._readings(values)
         return self._queue.put_many(readings) if readings else None
+
+    def _unchanged(self, group: OpcUaGroup) -> UnchangedValues[_Item] | None:
+        """This session's clock for a group whose silent tags are taken again; None without repeats."""
+        if not group.repeats_unchanged or self.source.timestamps != "source":
+            return None
+        assert group.repeat_unchanged_s is not None
+        # Never more often than two publishing intervals: a tag is silent for one between messages.
+        every = max(group.repeat_unchanged_s, 2 * group.publishing_interval_ms / 1000)
+        return UnchangedValues(timedelta(seconds=every))
+
+    def _noting(self, unchanged: UnchangedValues[_Item]) -> opcua_fastpath.Take:
+        """The fast path's take for a group with repeats: also note the newest event time delivered."""
+        take = self._take_values
+
+        def noting(values: list[Value]) -> Coroutine[Any, Any, None] | None:
+            # Values come in event-time order (per notification): the newest is at the end.
+            for value in reversed(values):
+                if value[3] is not None:
+                    unchanged.delivered(value[3], time.monotonic())
+                    break
+            return take(values)
+
+        return noting
+
+    async def _repeat_unchanged(
+        self, sub: Subscription, group: OpcUaGroup, unchanged: UnchangedValues[_Item], live: asyncio.Event
+    ) -> None:
+        """Take the last value of each tag the live subscription has not reported for the period again.
+
+        See :mod:`collectors.opcua_unchanged`. A repeat is a reading like any other (recorded, so
+        ``replay`` gives the same points), dated at the source's time the subscription vouches for.
+        """
+        members = [item for item in self._items if item.group is group]
+        failed = self.health.items_failed
+        await live.wait()
+        every_s = unchanged.every.total_seconds()
+        while True:
+            await asyncio.sleep(min(every_s / 4, 5.0))
+            live_items = (item for item in members if item.monitored is not None and item.label not in failed)
+            at, due = unchanged.due(((item, _taken(item)) for item in live_items), sub.last_publish_at or 0.0)
+            if at is None or not due:
+                continue
+            # The repeats carry the vouched time, not a new sample: each item's ``last`` (what a
+            # catch-up read or a re-sent notification is compared with) stays the real sample.
+            samples = [(item, item.last) for item in due]
+            values: list[Value] = [
+                (item.handle, last[1], last[2], at, None, None, None) for item, last in samples if last
+            ]
+            readings = self._readings(values, subscribed=False)
+            for item, last in samples:
+                item.last = last
+                item.repeated = at
+            self.health.unchanged_repeats += len(readings)
+            if readings:
+                await self._queue.put_many(readings)
 
     async def _release_held(self) -> None:
         """Deliver the values held during the catch-up (with any that come meanwhile), then stop holding."""
@@ -1074,6 +1143,14 @@ class OpcUaCollector(Collector):
 
 def _ignore(values: list[Value]) -> None:
     """The heartbeat subscription's take: its values only show the subscription lives."""
+
+
+def _taken(item: _Item) -> Taken | None:
+    """An item's last sample as taken: its time is that of the last repeat when that is later."""
+    last = item.last
+    if last is None or item.repeated is None or item.repeated <= last[0]:
+        return last
+    return (item.repeated, last[1], last[2])
 
 
 def _quality(code: int) -> Quality:

@@ -661,6 +661,7 @@ class EmbeddedPipeline:
                         "items_failed": h.items_failed,
                         "backfilled": h.backfilled,
                         "history_problems": h.history_problems,
+                        "unchanged_repeats": h.unchanged_repeats,
                     }
                     if isinstance(h, OpcUaHealth)
                     else {}

@@ -365,3 +365,58 @@ async def test_index_form_browse_paths_and_polling(
         readings = await take(collector, 20)
     assert {r.signal for r in readings} == {"good_count", "power_kw"}
     assert "names a namespace by index" in caplog.text
+
+
+# -- repeat_unchanged_s: a tag a live subscription does not report is unchanged, and is said so --
+# The test server's ``press.flag`` is written once and never changes; ``press.good`` changes every
+# 100 ms and so moves the source's clock on.
+
+UNCHANGED_TAGS = {"flag": "nsu={uri};s=press.flag", "good_count": "nsu={uri};s=press.good"}
+
+
+def repeating_source(endpoint: str, repeat: str) -> OpcUaSource:
+    text = PLANT.format(endpoint=endpoint, tags=_tag_lines(UNCHANGED_TAGS, URI), watchdog=30)
+    group = "      - publishing_interval_ms: 100\n"
+    assert text.count(group) == 1
+    text = text.replace(group, f"{group}        repeat_unchanged_s: {repeat}\n")
+    [src] = parse_plant(text).model.sources
+    assert isinstance(src, OpcUaSource)
+    return src
+
+
+async def test_a_silent_tag_is_taken_again_at_the_time_the_subscription_vouches_for(
+    opcua_server: OpcUaTestServer,
+) -> None:
+    async with OpcUaCollector(repeating_source(opcua_server.endpoint, "0.5"), backoff=FAST) as collector:
+        readings: list[Reading] = []
+        flags: list[int] = []  # indices of the flag's readings in ``readings``
+        while len(flags) < 4:
+            [reading] = await take(collector, 1, timeout=20)
+            if reading.signal == "flag":
+                flags.append(len(readings))
+            readings.append(reading)
+        repeats = collector.health.unchanged_repeats
+    first, *again = (readings[i] for i in flags)
+    assert first.value is True
+    assert first.quality is Quality.GOOD
+    assert [r.value for r in again] == [True, True, True]
+    assert all(r.quality is Quality.GOOD and r.status_code == 0 for r in again)
+    times = [first.ts] + [r.ts for r in again]
+    assert times == sorted(set(times)), "each repeat is later than the one before"
+    # Never behind what the subscription had delivered: a repeat is not late data.
+    for i in flags[1:]:
+        assert readings[i].ts >= max(r.ts for r in readings[:i])
+        assert readings[i].server_ts is None  # no sample of the server's: a vouched time
+    assert repeats >= 3
+
+
+async def test_without_the_setting_a_silent_tag_is_taken_once(opcua_server: OpcUaTestServer) -> None:
+    async with OpcUaCollector(repeating_source(opcua_server.endpoint, "null"), backoff=FAST) as collector:
+        readings: list[Reading] = []
+        # 40 counter readings: about 4 s of the source's clock, eight times the 0.5 s above.
+        while sum(r.signal == "good_count" for r in readings) < 40:
+            readings += await take(collector, 1, timeout=20)
+        assert collector.health.unchanged_repeats == 0
+    counts = [r for r in readings if r.signal == "good_count"]
+    assert (counts[-1].ts - counts[0].ts).total_seconds() > 3
+    assert [r.value for r in readings if r.signal == "flag"] == [True]  # the catch-up read's

@@ -32,6 +32,26 @@ def test_a_counter_covers_the_time_between_its_readings_and_a_long_silence_is_no
     assert cover["08:22"] == 0.5  # 08:22:00-08:22:30 covered: 30/60
 
 
+def test_a_standing_counter_taken_again_unchanged_covers_its_silence() -> None:
+    # What the OPC UA collector's repeat_unchanged_s sends for a counter a live subscription has
+    # not reported: its last value again, every minute. The same 20 minutes as above are covered.
+    engine = build_engine(plant_text(calendar=None))
+    engine.push(reading(0, "state", "running"))
+    for minutes, count in ((0, 0), (0.5, 5), (1, 10), (1.5, 15), (2, 20)):
+        engine.push(reading(minutes, "total_count", count))
+    for minute in range(3, 22):
+        engine.push(reading(minute, "total_count", 20))  # unchanged: nothing counted, time covered
+    for minutes, count in ((22, 40), (22.5, 45)):
+        engine.push(reading(minutes, "total_count", count))
+    engine.flush()
+    points = engine.take_points()
+    cover = _coverage(points)
+    assert cover["08:10"] == 1.0
+    assert all(cover[f"08:{minute:02d}"] == 1.0 for minute in range(22))
+    # The pieces are the same as without the repeats: 20 before the silence, 25 after it.
+    assert sum(int(p.fields["total_count"]) for p in select(points, "oee", window="1m")) == 45
+
+
 def test_a_refused_reading_covers_nothing() -> None:
     engine = build_engine(plant_text(calendar=None), reorder=False)
     engine.push(reading(0, "state", "running"))
