@@ -307,6 +307,11 @@ class EmbeddedPipeline:
                         self.http.publish(point.to_json())
             if self._pending and (len(self._pending) >= _HAND_OVER or not queue.qsize()):
                 await self._hand_over()
+            # A queue that holds readings hands them over without suspending, and so does an
+            # outbox with room: without this the loop would run nothing else (the sources' sockets,
+            # the sinks' deliveries, the HTTP endpoint) until the queue is empty, up to a whole
+            # queue's worth of readings at a time.
+            await asyncio.sleep(0)
 
     def _take(self, readings: list[Reading]) -> list[Point]:
         """Push ``readings`` into the engine; return their ``reading`` points."""
