@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import gzip
 import json
 import os
@@ -65,40 +66,10 @@ def plant_document(tags: int) -> dict[str, Any]:
     }
 
 
-async def measure(tags: int, ticks: int, state: Path) -> dict[str, float]:
-    """Feed ``ticks`` ticks of ``tags`` readings; CPU µs per reading and the longest loop stall."""
-    plant_file = state / "plant.json"
-    plant_file.write_text(json.dumps(plant_document(tags)), encoding="utf-8")
-    plant, spec = load_and_resolve(plant_file)
-    os.environ.setdefault(TOKEN_ENV, "offline")
-    pipeline = EmbeddedPipeline(plant, spec, state / "state")
-    pipeline.collectors = []
-    accepted = 0
-
-    def write(body: bytes, precision: str) -> None:
-        nonlocal accepted
-        gzip.compress(body, compresslevel=1)
-        accepted += body.count(b"\n") + 1
-
-    for sink in pipeline.sinks:
-        sink._writer = write
+def make_batches(tags: int, ticks: int) -> list[list[Reading]]:
+    """One batch of readings per tick: every tag's power, 100 ms apart, ending a minute ago."""
     start = datetime.now(tz=UTC).replace(microsecond=0) - timedelta(seconds=ticks / 10 + 60)
     names = [f"load{k}" for k in range(tags)]
-    stop = asyncio.Event()
-    task = asyncio.create_task(pipeline.run(stop))
-    longest = 0.0
-    stalls = 0
-
-    async def probe() -> None:
-        nonlocal longest, stalls
-        loop = asyncio.get_running_loop()
-        while True:
-            before = loop.time()
-            await asyncio.sleep(0.01)
-            stall = loop.time() - before - 0.01
-            longest = max(longest, stall)
-            stalls += stall > 0.1
-
     batches = []
     seq = 0
     for tick in range(ticks):
@@ -119,12 +90,79 @@ async def measure(tags: int, ticks: int, state: Path) -> dict[str, float]:
             )
             seq += 1
         batches.append(batch)
+    return batches
+
+
+class Pauses:
+    """The event loop's stalls (a probe sleeping 10 ms at a time) and the GC's passes by generation."""
+
+    def __init__(self) -> None:
+        self.longest = 0.0
+        self.stalls = 0
+        self.gc: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._began = 0.0
+
+    async def probe(self) -> None:
+        """Sleep 10 ms at a time and note how much later than that the loop came back."""
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            stall = loop.time() - before - 0.01
+            self.longest = max(self.longest, stall)
+            self.stalls += stall > 0.1
+
+    def on_gc(self, phase: str, info: dict[str, int]) -> None:
+        """A ``gc.callbacks`` entry timing each pass."""
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.gc[info["generation"]].append(time.perf_counter() - self._began)
+
+    def report(self) -> dict[str, float]:
+        """The figures as JSON-ready numbers (ms)."""
+        return {
+            "longest_stall_ms": self.longest * 1000,
+            "stalls_over_100ms": self.stalls,
+            **{f"gc{g}_count": len(p) for g, p in self.gc.items()},
+            **{f"gc{g}_max_ms": max(p, default=0.0) * 1000 for g, p in self.gc.items()},
+        }
+
+
+async def measure(tags: int, ticks: int, state: Path, paced: bool) -> dict[str, float]:
+    """Feed ``ticks`` ticks of ``tags`` readings; CPU µs per reading, loop stalls, GC passes.
+
+    ``paced``: a tick every 100 ms of wall-clock time, as a server at 10 Hz would send them;
+    otherwise as fast as the pipeline takes them.
+    """
+    plant_file = state / "plant.json"
+    plant_file.write_text(json.dumps(plant_document(tags)), encoding="utf-8")
+    plant, spec = load_and_resolve(plant_file)
+    os.environ.setdefault(TOKEN_ENV, "offline")
+    pipeline = EmbeddedPipeline(plant, spec, state / "state")
+    pipeline.collectors = []
+    accepted = 0
+
+    def write(body: bytes, precision: str) -> None:
+        nonlocal accepted
+        gzip.compress(body, compresslevel=1)
+        accepted += body.count(b"\n") + 1
+
+    for sink in pipeline.sinks:
+        sink._writer = write
+    batches = make_batches(tags, ticks)
+    stop = asyncio.Event()
+    task = asyncio.create_task(pipeline.run(stop))
     await asyncio.sleep(0.5)
-    prober = asyncio.create_task(probe())
+    pauses = Pauses()
+    prober = asyncio.create_task(pauses.probe())
+    gc.callbacks.append(pauses.on_gc)
     cpu = time.process_time()
     wall = time.perf_counter()
-    for batch in batches:
+    for tick, batch in enumerate(batches):
         await pipeline.feed(batch)
+        if paced:
+            await asyncio.sleep(max(0.0, wall + (tick + 1) / 10 - time.perf_counter()))
     while pipeline._queued:
         await asyncio.sleep(0.001)
     for sink in pipeline.sinks:
@@ -132,14 +170,14 @@ async def measure(tags: int, ticks: int, state: Path) -> dict[str, float]:
     cpu = time.process_time() - cpu
     wall = time.perf_counter() - wall
     prober.cancel()
+    gc.callbacks.remove(pauses.on_gc)
     stop.set()
     await task
     readings = tags * ticks
     return {
         "cpu_us_per_reading": cpu / readings * 1e6,
         "wall_s": wall,
-        "longest_stall_ms": longest * 1000,
-        "stalls_over_100ms": stalls,
+        **pauses.report(),
         "accepted": accepted,
         "readings": readings,
     }
@@ -150,13 +188,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--tags", type=int, default=2000)
     parser.add_argument("--ticks", type=int, default=100)
+    parser.add_argument("--paced", action="store_true", help="a tick every 100 ms, not as fast as taken")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the run (cumulative)")
     args = parser.parse_args()
     profiler = cProfile.Profile() if args.profile else None
     with tempfile.TemporaryDirectory(prefix="plantstream-offline-") as tmp:
         if profiler is not None:
             profiler.enable()
-        result = asyncio.run(measure(args.tags, args.ticks, Path(tmp)))
+        result = asyncio.run(measure(args.tags, args.ticks, Path(tmp), args.paced))
         if profiler is not None:
             profiler.disable()
             pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(35)
