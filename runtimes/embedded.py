@@ -307,42 +307,50 @@ class EmbeddedPipeline:
                         self.http.publish(point.to_json())
             if self._pending and (len(self._pending) >= _HAND_OVER or not queue.qsize()):
                 await self._hand_over()
+            # A queue that holds readings hands them over without suspending, and so does an
+            # outbox with room: without this the loop would run nothing else (the sources' sockets,
+            # the sinks' deliveries, the HTTP endpoint) until the queue is empty, up to a whole
+            # queue's worth of readings at a time.
+            await asyncio.sleep(0)
 
     def _take(self, readings: list[Reading]) -> list[Point]:
         """Push ``readings`` into the engine; return their ``reading`` points."""
+        if self._on_reading is not None or self.http is not None:
+            self._watch(readings)
         push = self.engine.push_raw
         machines = self.spec.machines
-        on_reading = self._on_reading
-        stream = self.http if self.http is not None and self.http.listening else None
-        # Kept while nobody listens too: whoever connects next learns each machine's state.
-        states = self._states if self.http is not None else None
         seen = self._idle.seen
         backfilling = self._backfilling
         delivered = self._delivered
         points: list[Point] = []
         # The receipt time bounds how far ahead an event time may be (max_future_s).
         now = time.time_ns() // 1000
+        source_clock = self._source_clock
+        # Readings come many to an event time (a sampling tick) and to a receipt time (a
+        # message): each is turned into microseconds once, not per reading.
+        ts_then: datetime | None = None
+        ingest_then: datetime | None = None
+        ts = received = 0
         for reading in readings:
-            if on_reading is not None:
-                on_reading(reading)
-            if stream is not None:
-                stream.publish(reading.to_json())
             machine = machines.get(reading.machine)
-            if states is not None and machine is not None and reading.signal == machine.state_signal:
-                held = states.get(reading.machine)
-                if held is None or reading.ts >= held.ts:
-                    states[reading.machine] = reading
             if machine is not None and reading.signal in machine.recorded:
                 points.append(reading_point(reading, machine.site, machine.line))
-            ts = (reading.ts - EPOCH) // _ONE_US
+            if reading.ts != ts_then:
+                ts_then = reading.ts
+                ts = (ts_then - EPOCH) // _ONE_US
             if reading.source in backfilling:
                 key = (reading.machine, reading.signal)
                 if ts > delivered.get(key, ts - 1):
                     delivered[key] = ts
             ingest = reading.ingest_ts
-            received = now if ingest is None else (ingest - EPOCH) // _ONE_US
-            if self._source_clock is not None:
-                received = self._source_clock(received)
+            if ingest is None:
+                received = now if source_clock is None else source_clock(now)
+                ingest_then = None
+            elif ingest != ingest_then:
+                ingest_then = ingest
+                received = (ingest - EPOCH) // _ONE_US
+                if source_clock is not None:
+                    received = source_clock(received)
             try:
                 # Plain text, not the member: history tuples of plain values are not tracked by the GC.
                 push(
@@ -354,22 +362,7 @@ class EmbeddedPipeline:
                     received,
                 )
             except ReadingRejected as exc:
-                self.stats.rejected[exc.reason] += 1
-                # A reading held for ordering can be the one refused: the letter is about it.
-                earlier = exc.held
-                self._dead_letter(
-                    DeadLetter(
-                        ts=datetime.now(tz=UTC),
-                        source=reading.source or "engine",
-                        where=f"{reading.machine}.{reading.signal}"
-                        if earlier is None
-                        else f"{earlier[1]}.{earlier[2]}",
-                        reason=exc.reason,
-                        error=str(exc),
-                        raw=reading.to_json() if earlier is None else _held_json(earlier),
-                    )
-                )
-                if earlier is not None:
+                if self._refused(reading, exc):
                     seen(reading.source, reading.machine, ts)  # this reading itself was taken
             else:
                 seen(reading.source, reading.machine, ts)
@@ -379,6 +372,44 @@ class EmbeddedPipeline:
         if last.ingest_ts is not None:
             self.stats.lag_s[last.source or "-"] = time.time() - last.ingest_ts.timestamp()
         return points
+
+    def _watch(self, readings: list[Reading]) -> None:
+        """The live views' part of taking ``readings``: ``on_reading``, ``/stream``, machine states."""
+        on_reading = self._on_reading
+        stream = self.http if self.http is not None and self.http.listening else None
+        # Kept while nobody listens too: whoever connects next learns each machine's state.
+        states = self._states if self.http is not None else None
+        machines = self.spec.machines
+        for reading in readings:
+            if on_reading is not None:
+                on_reading(reading)
+            if stream is not None:
+                stream.publish(reading.to_json())
+            machine = machines.get(reading.machine)
+            if states is not None and machine is not None and reading.signal == machine.state_signal:
+                held = states.get(reading.machine)
+                if held is None or reading.ts >= held.ts:
+                    states[reading.machine] = reading
+
+    def _refused(self, reading: Reading, exc: ReadingRejected) -> bool:
+        """Count and dead-letter a refusal; whether ``reading`` itself was taken all the same.
+
+        A reading held for ordering can be the one refused (``exc.held``): the letter is about
+        it, and the reading that released it was taken.
+        """
+        self.stats.rejected[exc.reason] += 1
+        earlier = exc.held
+        self._dead_letter(
+            DeadLetter(
+                ts=datetime.now(tz=UTC),
+                source=reading.source or "engine",
+                where=f"{earlier[1]}.{earlier[2]}" if earlier else f"{reading.machine}.{reading.signal}",
+                reason=exc.reason,
+                error=str(exc),
+                raw=reading.to_json() if earlier is None else _held_json(earlier),
+            )
+        )
+        return earlier is not None
 
     def _count_windows(self, points: list[Point]) -> None:
         """Count the machine windows closed for the first time among the engine's ``points``."""

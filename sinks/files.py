@@ -3,10 +3,10 @@
 Points go to ``<dir>/points/YYYY-MM-DD.jsonl`` by the UTC date of the point's time, dead letters to
 ``<dir>/deadletter/YYYY-MM-DD.jsonl`` by the date they were refused, shortened and bounded as
 :mod:`sinks.deadletters` says. Folders are created 0700 and files 0600 (:mod:`plantstream.private`).
-Writes are appended and flushed per batch; :meth:`JsonLinesSink.sync` forces them to disk (the
-runtime calls it before it checkpoints, so a checkpoint never claims windows whose points are not
-on disk). A corrected window is written again with the same identity: readers keep the last line
-of each identity.
+Writes are appended and flushed per batch, one write per file; :meth:`JsonLinesSink.sync` forces
+them to disk (the runtime calls it before it checkpoints, so a checkpoint never claims windows
+whose points are not on disk). A corrected window is written again with the same identity:
+readers keep the last line of each identity.
 
 ``on_write`` (optional, for benchmarks and live views) is called after each batch is flushed with
 the batch and the wall-clock time (``time.time()``) of the flush; without it the sink does no
@@ -98,19 +98,28 @@ class JsonLinesSink:
         self.dead_letters.close()
 
     def _append(self, points: Iterable[Point]) -> None:
-        touched: set[TextIO] = set()
+        # The lines of a batch are gathered per file and written with one call each: two
+        # writes per point cost more than making its JSON.
         by_day = self._by_day
+        gathered: dict[TextIO, list[str]] = {}
+        day_then: date | None = None
+        lines: list[str] = []
+        written = 0
         for point in points:
             day = point.time.date()
-            handle = by_day.get(("points", day))
-            if handle is None:
-                handle = by_day["points", day] = self._file("points", day.isoformat())
-            handle.write(point.to_json())
-            handle.write("\n")
-            touched.add(handle)
-            self.points_written += 1
-        for handle in touched:
+            if day != day_then:
+                handle = by_day.get(("points", day))
+                if handle is None:
+                    handle = by_day["points", day] = self._file("points", day.isoformat())
+                lines = gathered.setdefault(handle, [])
+                day_then = day
+            lines.append(point.to_json())
+            written += 1
+        for handle, text in gathered.items():
+            text.append("")  # the newline after the last line
+            handle.write("\n".join(text))
             handle.flush()
+        self.points_written += written
 
     def _file(self, kind: str, day: str) -> TextIO:
         path = self.directory / kind / f"{day}.jsonl"

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Literal, TypeVar
 
-from plantstream.records import EPOCH, Point
+from plantstream.records import EPOCH, FieldValue, Point
 
 __all__ = ["PRECISIONS", "Precision", "Unencodable", "encode", "encode_many", "timestamp"]
 
@@ -68,9 +68,7 @@ def encode_many(
     """
     groups: dict[Precision, list[str]] = {}
     failed: list[tuple[Point, Unencodable]] = []
-    # A pipeline writes the same few series, field names and string values over and over, and
-    # many points of a batch share their time: all of those are remembered instead of redone.
-    prefixes, field_keys, strings = _PREFIXES, _FIELD_KEYS, _STRINGS
+    # Many points of a batch share their time: its text is made once.
     measurement_then: str | None = None
     precision: Precision = "s"
     lines: list[str] = []
@@ -83,41 +81,51 @@ def encode_many(
             precision = precision_of(measurement)
             lines = groups.setdefault(precision, [])
             measurement_then = measurement
-        tags = point.tags
-        key = (measurement, *tags.items())
-        try:
-            prefix = prefixes.get(key)
-            if prefix is None:
-                prefix = _remember(prefixes, key, _prefix(measurement, tags))
-            fields = None
-            for name, value in point.fields.items():
-                escaped = field_keys.get(name)
-                if escaped is None:
-                    escaped = _remember(field_keys, name, _name(name, _KEY, "field key") + "=")
-                kind = value.__class__
-                if kind is float:
-                    # Infinity minus itself and NaN minus anything are NaN; any finite number gives 0.
-                    if value - value != 0.0:  # type: ignore[operator]
-                        raise Unencodable(f"field {name!r}: {value} is not a finite number")
-                    text = escaped + repr(value)
-                elif kind is str:
-                    quoted = strings.get(value)  # type: ignore[arg-type]
-                    if quoted is None:
-                        quoted = _remember(strings, str(value), _value(name, value))
-                    text = escaped + quoted
-                else:
-                    text = escaped + _value(name, value)
-                fields = text if fields is None else f"{fields},{text}"
-            if fields is None:
-                raise Unencodable("a point needs at least one field")
-            time = point.time
-            if time != time_then or precision != precision_then:
-                stamp = str(timestamp(point, precision))
-                time_then, precision_then = time, precision
-            lines.append(f"{prefix} {fields} {stamp}")
-        except Unencodable as exc:
-            failed.append((point, exc))
+        head = _reading_head(point.tags, point.fields) if measurement == "reading" else None
+        if head is None:
+            try:
+                head = _head(measurement, point.tags, point.fields)
+            except Unencodable as exc:
+                failed.append((point, exc))
+                continue
+        time = point.time
+        if time != time_then or precision != precision_then:
+            stamp = str(timestamp(point, precision))
+            time_then, precision_then = time, precision
+        lines.append(f"{head} {stamp}")
     return {precision: group for precision, group in groups.items() if group}, failed
+
+
+def _head(measurement: str, tags: dict[str, str], fields: dict[str, FieldValue]) -> str:
+    """A line without its time: the series (measurement and tags), a space and the field set."""
+    # A pipeline writes the same few series, field names and string values over and over: they
+    # are remembered instead of redone.
+    key = (measurement, *tags.items())
+    prefix = _PREFIXES.get(key)
+    if prefix is None:
+        prefix = _remember(_PREFIXES, key, _prefix(measurement, tags))
+    text = None
+    for name, value in fields.items():
+        escaped = _FIELD_KEYS.get(name)
+        if escaped is None:
+            escaped = _remember(_FIELD_KEYS, name, _name(name, _KEY, "field key") + "=")
+        kind = value.__class__
+        if kind is float:
+            # Infinity minus itself and NaN minus anything are NaN; any finite number gives 0.
+            if value - value != 0.0:  # type: ignore[operator]
+                raise Unencodable(f"field {name!r}: {value} is not a finite number")
+            part = escaped + repr(value)
+        elif kind is str:
+            quoted = _STRINGS.get(value)  # type: ignore[arg-type]
+            if quoted is None:
+                quoted = _remember(_STRINGS, str(value), _value(name, value))
+            part = escaped + quoted
+        else:
+            part = escaped + _value(name, value)
+        text = part if text is None else f"{text},{part}"
+    if text is None:
+        raise Unencodable("a point needs at least one field")
+    return f"{prefix} {text}"
 
 
 _CACHE_SIZE = 4096
@@ -133,6 +141,81 @@ def _remember(cache: dict[_K, str], key: _K, text: str) -> str:
         cache.clear()
     cache[key] = text
     return text
+
+
+# The raw readings' points (streams.points.reading_point) are most of what a pipeline writes, and
+# all have one shape: these four tags, and fields in one of these orders. Their lines are made
+# here without the generic walk over tags and fields; a point of any other shape, or with a value
+# the protocol refuses, is left to the generic path, which makes the line or names the refusal.
+_READING_PREFIXES: dict[tuple[str, str, str, str], str] = {}
+_READING_SHAPES: dict[tuple[str, ...], tuple[str | None, bool]] = {
+    ("quality",): (None, False),
+    ("quality", "status_code"): (None, True),
+    ("quality", "value"): ("value", False),
+    ("quality", "value", "status_code"): ("value", True),
+    ("quality", "value_str"): ("value_str", False),
+    ("quality", "value_str", "status_code"): ("value_str", True),
+}
+_QUALITY_FIELDS = {quality: f'quality="{quality}"' for quality in ("good", "uncertain", "bad")}
+
+
+def _reading_head(tags: dict[str, str], fields: dict[str, FieldValue]) -> str | None:
+    """Series and fields of a ``reading`` point of the usual shape; ``None`` for the generic path."""
+    if len(tags) != 4:
+        return None
+    site = tags.get("site")
+    line = tags.get("line")
+    machine = tags.get("machine")
+    signal = tags.get("signal")
+    if site is None or line is None or machine is None or signal is None:
+        return None
+    field_set = _reading_fields(fields)
+    if field_set is None:
+        return None
+    key = (site, line, machine, signal)
+    prefix = _READING_PREFIXES.get(key)
+    if prefix is None:
+        try:
+            prefix = _remember(_READING_PREFIXES, key, _prefix("reading", tags))
+        except Unencodable:
+            return None
+    return f"{prefix} {field_set}"
+
+
+def _reading_fields(fields: dict[str, FieldValue]) -> str | None:
+    """The field set of a ``reading`` point of a known shape and plain values; ``None`` otherwise."""
+    shape = _READING_SHAPES.get(tuple(fields))
+    quality = _QUALITY_FIELDS.get(fields["quality"]) if shape is not None else None  # type: ignore[arg-type]
+    if shape is None or quality is None:
+        return None
+    name, has_code = shape
+    text: str | None = quality
+    if name is not None:
+        text = _reading_value(name, fields[name], quality)
+    if has_code and text is not None:
+        code = fields["status_code"]
+        if code.__class__ is not int or not -_INT64 <= code < _INT64:
+            return None
+        text = f"{text},status_code={code}i"
+    return text
+
+
+def _reading_value(name: str, value: FieldValue, quality: str) -> str | None:
+    """``quality`` and the value field, or ``None`` where the generic path must judge the value."""
+    kind = value.__class__
+    if name == "value" and kind is float:
+        if value - value != 0.0:  # type: ignore[operator]  # NaN or infinity: refused generically
+            return None
+        return f"{quality},value={value!r}"
+    if name == "value_str" and kind is str:
+        quoted = _STRINGS.get(value)  # type: ignore[arg-type]
+        if quoted is None:
+            try:
+                quoted = _remember(_STRINGS, str(value), _value(name, value))
+            except Unencodable:
+                return None
+        return f"{quality},value_str={quoted}"
+    return None
 
 
 def _prefix(measurement: str, tags: dict[str, str]) -> str:

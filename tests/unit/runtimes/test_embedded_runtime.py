@@ -269,3 +269,31 @@ async def test_post_reason_checks_against_the_engine_and_queues_a_reading_at_the
     [again] = [p for p in pipeline.engine.take_points() if p.measurement == "stop"]
     assert (again.tags["reason"], again.fields["cause"], again.fields["revision"]) == ("jam", "operator", 1)
     pipeline.sink.close()
+
+
+async def test_the_processor_lets_other_tasks_run_between_batches_of_a_full_queue(tmp_path: Path) -> None:
+    plant, spec = load_and_resolve(MINIMAL)
+    pipeline = EmbeddedPipeline(plant, spec, tmp_path)
+    # Three batches of 1 000 readings (one hand-over each) wait in the queue before it starts.
+    await pipeline.feed([reading(k / 1000, "power_kw", 1.0) for k in range(3000)])
+    turns = 0
+
+    async def other_task() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    seen: list[int] = []
+    pipeline.sink.on_write = lambda _batch, _wall: seen.append(turns)
+    other = asyncio.create_task(other_task())
+    stop = asyncio.Event()
+    task = asyncio.create_task(pipeline.run(stop))
+    while len(seen) < 3:
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(task, 30)
+    other.cancel()
+    # Each batch's points were written in a turn of their own: the other task ran in between.
+    first, second, third = seen[:3]
+    assert first < second < third

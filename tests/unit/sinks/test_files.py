@@ -63,3 +63,30 @@ def test_points_go_to_the_file_of_their_utc_day_also_after_a_close(tmp_path: Pat
     sink.close()
     days = {p.name: p.read_text(encoding="utf-8").count("\n") for p in (tmp_path / "points").iterdir()}
     assert days == {"2026-11-28.jsonl": 3, "2026-11-29.jsonl": 1}
+
+
+def test_a_batch_across_days_appends_each_point_s_line_to_its_day_in_order(tmp_path: Path) -> None:
+    def at(day: int, second: int) -> Point:
+        return Point(
+            measurement="oee",
+            tags={"machine": "m"},
+            fields={"oee": 0.5, "note": 'a "b"\n'},
+            time=datetime(2026, 11, day, 23, 59, second, tzinfo=UTC),
+        )
+
+    batch = [at(28, 1), at(29, 2), at(28, 3), at(29, 4)]
+    sink = JsonLinesSink(tmp_path)
+    sink.write(batch[:1])
+    sink.write(batch[1:])
+    sink.close()
+    # Byte for byte what one JSON line per point, each followed by a newline, gives.
+    folder = tmp_path / "points"
+    assert (folder / "2026-11-28.jsonl").read_text(encoding="utf-8") == "".join(
+        p.to_json() + "\n" for p in (batch[0], batch[2])
+    )
+    assert (folder / "2026-11-29.jsonl").read_text(encoding="utf-8") == "".join(
+        p.to_json() + "\n" for p in (batch[1], batch[3])
+    )
+    assert sink.points_written == 4
+    sink.write([])  # nothing to write opens no file
+    assert sorted(p.name for p in folder.iterdir()) == ["2026-11-28.jsonl", "2026-11-29.jsonl"]
