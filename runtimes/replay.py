@@ -127,6 +127,9 @@ _Item = tuple[int, str, str, int, Any, str, str | bytes]
 _BATCH = 4096
 """Readings decoded between two orderings of the pending ones; sorting batches is cheaper than a heap."""
 
+_PARTS = itemgetter(0, 1, 2, 4, 5)
+"""A pending reading's parts as :meth:`Engine.push_many` takes them."""
+
 _NO_TIME = -(2**62)
 """The newest event time before the first reading."""
 
@@ -323,12 +326,19 @@ class _Replay:
         """Feed, in order, the pending readings at or before ``watermark`` (all if ``None``)."""
         pending.sort()
         cut = len(pending) if watermark is None else bisect_right(pending, watermark, key=itemgetter(0))
-        push = self.engine.push_raw
-        for ts, machine, signal, lineno, value, quality, line in pending[:cut]:
-            try:
-                push(ts, machine, signal, value, quality)
-            except ReadingRejected as exc:
-                self.refuse(lineno, exc.reason, str(exc), _text(line))
+        batch = pending[:cut] if cut < len(pending) else pending
+        if self.strict:
+            # One at a time: a refusal may stop the replay, and then no later reading is fed.
+            push = self.engine.push_raw
+            for ts, machine, signal, lineno, value, quality, line in batch:
+                try:
+                    push(ts, machine, signal, value, quality)
+                except ReadingRejected as exc:
+                    self.refuse(lineno, exc.reason, str(exc), _text(line))
+        else:
+            for i, error in self.engine.push_many(map(_PARTS, batch)):
+                _, _, _, lineno, _, _, line = batch[i]
+                self.refuse(lineno, error.reason, str(error), _text(line))
         self.write()
         return pending[cut:]
 
