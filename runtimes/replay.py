@@ -28,7 +28,7 @@ from plantstream.records import Point, RecordError, decode_reading
 from runtimes.gc_tuning import fewer_collections
 from sinks.deadletters import bounded_payload
 from streams.engine import Engine, ReadingRejected
-from streams.plausibility import REBASE_AFTER, plausible_time
+from streams.plausibility import EARLIEST_US, LATEST_US, REBASE_AFTER, plausible_time
 
 __all__ = ["MAX_LINE_BYTES", "OverlongLine", "ReplayAborted", "ReplaySummary", "read_lines", "replay"]
 
@@ -224,6 +224,7 @@ class _Replay:
         next_batch = _BATCH
         newest = _NO_TIME
         jumps = _JumpGuard(self.engine.spec.max_clock_jump_us)
+        max_jump = jumps.max_jump_us
         lineno = 0
         for lineno, line in enumerate(lines, 1):
             try:
@@ -234,12 +235,15 @@ class _Replay:
                 self.malformed(lineno, line, exc, pending, _earliest(first_pending, jumps.first_line), jumps)
                 continue
             item = (ts, machine, signal, lineno, value, quality, line)
-            held_from = jumps.first_line
-            if self.sidelined(item, newest, jumps, pending):
-                self.report_held(_earliest(first_pending, jumps.first_line))
-                continue
-            if held_from is not None:  # the held readings may have joined the pending ones
-                first_pending = _earliest(first_pending, held_from)
+            if jumps.ahead or not (EARLIEST_US <= ts < LATEST_US and ts <= newest + max_jump):
+                # Only such a reading (or the very first) can be refused or held for its time, or
+                # decide on readings held before it: the others skip the check.
+                held_from = jumps.first_line
+                if self.sidelined(item, newest, jumps, pending):
+                    self.report_held(_earliest(first_pending, jumps.first_line))
+                    continue
+                if held_from is not None:  # the held readings may have joined the pending ones
+                    first_pending = _earliest(first_pending, held_from)
             if ts > newest:
                 newest = ts
             elif ts <= newest - lateness_us:
