@@ -240,11 +240,18 @@ class Engine:
         time, in the same order), with one call for the batch: the readings it refuses are
         returned as ``(index in the batch, error)`` instead of raised, and the others are taken
         all the same.
+
+        Raises:
+            ValueError: ``received`` is not as long as ``readings`` (once the shorter one ends).
         """
         refused: list[tuple[int, ReadingRejected]] = []
         push = self.push_raw
-        # Without receipt times, each reading is paired with None.
-        paired = zip(readings, repeat(None) if received is None else received, strict=False)
+        # Without receipt times, each reading is paired with None (repeat() never ends).
+        paired = (
+            zip(readings, repeat(None), strict=False)
+            if received is None
+            else zip(readings, received, strict=True)
+        )
         if self._lateness:
             # Held for ordering: every reading takes the general path.
             for i, ((ts, machine, signal, value, quality), at) in enumerate(paired):

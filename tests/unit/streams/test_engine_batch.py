@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from support import build_engine, plant_text
@@ -137,3 +138,10 @@ def test_an_in_order_reading_in_a_batch_breaks_a_run_of_clock_jumps_as_it_does_a
     got = [(i, exc.reason, str(exc), exc.held) for i, exc in batched.push_many(readings)]
     assert got == expected
     assert state_of(batched) == state_of(single)
+
+
+def test_receipt_times_must_pair_with_the_readings() -> None:
+    engine = build_engine(PLANT, reorder=False)
+    readings: list[tuple[int, str, str, Any, str]] = [(T0_US, "m1", "power_kw", 10.0, "good")] * 2
+    with pytest.raises(ValueError, match="zip"):
+        engine.push_many(readings, [T0_US])
