@@ -332,7 +332,7 @@ class _Replay:
         cut = len(pending) if watermark is None else bisect_right(pending, watermark, key=itemgetter(0))
         batch = pending[:cut] if cut < len(pending) else pending
         if self.strict:
-            # One at a time: a refusal may stop the replay, and then no later reading is fed.
+            # One at a time: a refusal reported at once (past the held bound) stops the replay there.
             push = self.engine.push_raw
             for ts, machine, signal, lineno, value, quality, line in batch:
                 try:
