@@ -311,7 +311,8 @@ def decode_reading(line: str | bytes) -> tuple[int, str, str, Value | None, str,
         data = orjson.loads(line)
     except orjson.JSONDecodeError:
         data = None
-    if data.__class__ is dict and data.keys() <= _READING_KEYS:
+    # The plain fields alone (the common case) are among the model's: one subset check then.
+    if data.__class__ is dict and ((plain := data.keys() <= _PLAIN_KEYS) or data.keys() <= _READING_KEYS):
         ts = _canonical_us(data.get("ts"))
         machine = data.get("machine")
         signal = data.get("signal")
@@ -328,7 +329,7 @@ def decode_reading(line: str | bytes) -> tuple[int, str, str, Value | None, str,
             and quality in _QUALITIES
             and (value.__class__ in _VALUE_TYPES or (value is None and quality == "bad"))
             and (status_code is None or (status_code.__class__ is int and 0 <= status_code <= _STATUS_MAX))
-            and (data.keys() <= _PLAIN_KEYS or _extras_valid(data))
+            and (plain or _extras_valid(data))
         ):
             return ts, machine, signal, value, quality, status_code
     reading = Reading.from_json(line)
@@ -368,10 +369,22 @@ def _canonical_us(ts: Any) -> int | None:
     if ts.__class__ is not str or len(ts) not in _PLAIN_TS_LENGTHS:
         return None
     text: str = ts
-    if text[-1] != "Z" or text[19] not in "Z.":
-        return None
     # Whole seconds are parsed once and remembered: readings arrive many to a second.
     second = _SECONDS.get(text[:19])
+    # Milliseconds, as the collectors write them: a lookup of the remembered tail too.
+    millis = _MILLIS.get(text[19:])
+    if second is not None and millis is not None:
+        return second + millis
+    return _other_canonical_us(text, second)
+
+
+def _other_canonical_us(text: str, second: int | None) -> int | None:
+    """:func:`_canonical_us` of a timestamp of a plain length, but not a remembered second with milliseconds.
+
+    ``second`` is its whole second if remembered.
+    """
+    if text[-1] != "Z" or text[19] not in "Z.":
+        return None
     if second is None:
         second = _parse_second(text[:19])
         if second is None:
@@ -385,6 +398,8 @@ def _canonical_us(ts: Any) -> int | None:
 
 
 _SECONDS: dict[str, int] = {}
+_MILLIS = {f".{ms:03d}Z": ms * 1000 for ms in range(1000)}
+"""A canonical timestamp's millisecond tail (``.250Z``) to its microseconds."""
 
 
 def _parse_second(head: str) -> int | None:

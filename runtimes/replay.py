@@ -28,7 +28,7 @@ from plantstream.records import Point, RecordError, decode_reading
 from runtimes.gc_tuning import fewer_collections
 from sinks.deadletters import bounded_payload
 from streams.engine import Engine, ReadingRejected
-from streams.plausibility import REBASE_AFTER, plausible_time
+from streams.plausibility import EARLIEST_US, LATEST_US, REBASE_AFTER, plausible_time
 
 __all__ = ["MAX_LINE_BYTES", "OverlongLine", "ReplayAborted", "ReplaySummary", "read_lines", "replay"]
 
@@ -127,6 +127,9 @@ _Item = tuple[int, str, str, int, Any, str, str | bytes]
 _BATCH = 4096
 """Readings decoded between two orderings of the pending ones; sorting batches is cheaper than a heap."""
 
+_PARTS = itemgetter(0, 1, 2, 4, 5)
+"""A pending reading's parts as :meth:`Engine.push_many` takes them."""
+
 _NO_TIME = -(2**62)
 """The newest event time before the first reading."""
 
@@ -221,6 +224,7 @@ class _Replay:
         next_batch = _BATCH
         newest = _NO_TIME
         jumps = _JumpGuard(self.engine.spec.max_clock_jump_us)
+        max_jump = jumps.max_jump_us
         lineno = 0
         for lineno, line in enumerate(lines, 1):
             try:
@@ -231,12 +235,15 @@ class _Replay:
                 self.malformed(lineno, line, exc, pending, _earliest(first_pending, jumps.first_line), jumps)
                 continue
             item = (ts, machine, signal, lineno, value, quality, line)
-            held_from = jumps.first_line
-            if self.sidelined(item, newest, jumps, pending):
-                self.report_held(_earliest(first_pending, jumps.first_line))
-                continue
-            if held_from is not None:  # the held readings may have joined the pending ones
-                first_pending = _earliest(first_pending, held_from)
+            if jumps.ahead or not (EARLIEST_US <= ts < LATEST_US and ts <= newest + max_jump):
+                # Only such a reading (or the very first) can be refused or held for its time, or
+                # decide on readings held before it: the others skip the check.
+                held_from = jumps.first_line
+                if self.sidelined(item, newest, jumps, pending):
+                    self.report_held(_earliest(first_pending, jumps.first_line))
+                    continue
+                if held_from is not None:  # the held readings may have joined the pending ones
+                    first_pending = _earliest(first_pending, held_from)
             if ts > newest:
                 newest = ts
             elif ts <= newest - lateness_us:
@@ -323,12 +330,19 @@ class _Replay:
         """Feed, in order, the pending readings at or before ``watermark`` (all if ``None``)."""
         pending.sort()
         cut = len(pending) if watermark is None else bisect_right(pending, watermark, key=itemgetter(0))
-        push = self.engine.push_raw
-        for ts, machine, signal, lineno, value, quality, line in pending[:cut]:
-            try:
-                push(ts, machine, signal, value, quality)
-            except ReadingRejected as exc:
-                self.refuse(lineno, exc.reason, str(exc), _text(line))
+        batch = pending[:cut] if cut < len(pending) else pending
+        if self.strict:
+            # One at a time: a refusal reported at once (past the held bound) stops the replay there.
+            push = self.engine.push_raw
+            for ts, machine, signal, lineno, value, quality, line in batch:
+                try:
+                    push(ts, machine, signal, value, quality)
+                except ReadingRejected as exc:
+                    self.refuse(lineno, exc.reason, str(exc), _text(line))
+        else:
+            for i, error in self.engine.push_many(map(_PARTS, batch)):
+                _, _, _, lineno, _, _, line = batch[i]
+                self.refuse(lineno, error.reason, str(error), _text(line))
         self.write()
         return pending[cut:]
 

@@ -34,10 +34,11 @@ from __future__ import annotations
 import heapq
 from bisect import insort
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from itertools import repeat
 from typing import Any
 
 from plantstream.records import EPOCH, QUALITY_TEXT, Point, Reading
@@ -95,8 +96,9 @@ class _Track:
     snapshots: list[tuple[int, MachineState, int]] = field(default_factory=list)
     emitted: dict[tuple[str, int], tuple[int, WindowResult]] = field(default_factory=dict)
     closes: int = 0
-    names: dict[str, str] = field(default_factory=dict)
-    """Each signal name to the plant's own string, so history entries share one copy of it."""
+    routes: dict[str, tuple[str, Callable[[int, Any], None], bool]] = field(default_factory=dict)
+    """Each signal name to the plant's own string (so history entries share one copy of it), its
+    feeder, and whether it takes numbers only: one lookup per reading, built once."""
     jumps: list[int] = field(default_factory=list)
     """Event times of the latest readings refused as a clock jump (confirmation without receipt time)."""
     restored_until: int | None = None
@@ -154,7 +156,8 @@ class Engine:
             has_rework=m.has_rework,
         )
         calc = MachineCalc(m, max_gap_fill_us=self.spec.max_gap_fill_us)
-        return _Track(calc, points, self._rollup.scopes_of(m.id), names={s: s for s in calc.feeders})
+        routes = {s: (s, feeder, calc.takes_numbers(s)) for s, feeder in calc.feeders.items()}
+        return _Track(calc, points, self._rollup.scopes_of(m.id), routes=routes)
 
     # -- input ----------------------------------------------------------------------------------
 
@@ -193,8 +196,8 @@ class Engine:
         track = self._tracks.get(machine)
         if track is None:
             raise ReadingRejected("unknown_machine", f"machine {machine!r} is not in the plant model")
-        name = track.names.get(signal)
-        if name is None:
+        route = track.routes.get(signal)
+        if route is None:
             raise ReadingRejected(
                 "unknown_signal", f"signal {signal!r} is not configured for machine {machine!r}"
             )
@@ -215,7 +218,7 @@ class Engine:
         ):
             self._check_time(track, ts, received, f"{machine}.{signal}")
         try:
-            self._push(track, ts, name, value, _QUALITIES.get(quality, quality))
+            self._push(track, ts, route, value, _QUALITIES.get(quality, quality))
         except ReadingRejected:
             raise
         except (ValueError, ArithmeticError) as exc:
@@ -225,6 +228,84 @@ class Engine:
         finally:
             if track.calc.state.ended:
                 self._stop_points(track)
+
+    def push_many(
+        self,
+        readings: Iterable[tuple[int, str, str, Any, str]],
+        received: Iterable[int | None] | None = None,
+    ) -> list[tuple[int, ReadingRejected]]:
+        """Take readings given as their parts ``(ts, machine, signal, value, quality)``, in turn.
+
+        The same as :meth:`push_raw` on each (``received``, if given, holds each one's receipt
+        time, in the same order), with one call for the batch: the readings it refuses are
+        returned as ``(index in the batch, error)`` instead of raised, and the others are taken
+        all the same.
+
+        Raises:
+            ValueError: ``received`` is not as long as ``readings`` (once the shorter one ends).
+        """
+        refused: list[tuple[int, ReadingRejected]] = []
+        push = self.push_raw
+        # Without receipt times, each reading is paired with None (repeat() never ends).
+        paired = (
+            zip(readings, repeat(None), strict=False)
+            if received is None
+            else zip(readings, received, strict=True)
+        )
+        if self._lateness:
+            # Held for ordering: every reading takes the general path.
+            for i, ((ts, machine, signal, value, quality), at) in enumerate(paired):
+                try:
+                    push(ts, machine, signal, value, quality, at)
+                except ReadingRejected as exc:
+                    refused.append((i, exc))
+            return refused
+        tracks = self._tracks
+        max_future = self._max_future if self._use_receipt else None
+        max_jump = self._max_jump
+        for i, ((ts, machine, signal, value, quality), at) in enumerate(paired):
+            track = tracks.get(machine)
+            route = None if track is None else track.routes.get(signal)
+            # push_raw's common case inline: a known signal, a plausible time, in order and
+            # before any window can close, good or uncertain. Anything else goes to push_raw.
+            if (
+                track is not None
+                and route is not None
+                and quality != "bad"
+                and (value.__class__ is not str or len(value) <= MAX_TEXT)
+            ):
+                state = track.calc.state
+                released = state.released_until
+                newest = track.newest
+                if (
+                    released is not None
+                    and released <= ts <= state.next_check
+                    and EARLIEST_US <= ts < LATEST_US
+                    and ts <= (released if newest is None else newest) + max_jump
+                    and not track.jumps
+                    and (at is None or max_future is None or ts <= at + max_future)
+                ):
+                    self._seq = seq = self._seq + 1
+                    name, feeder, _ = route
+                    try:
+                        feeder(ts, value)
+                    except BadValue as exc:
+                        self._events[f"rejected_{exc.reason}"] += 1
+                        refused.append((i, ReadingRejected(exc.reason, f"{machine}.{name}: {exc}")))
+                    except (ValueError, ArithmeticError) as exc:
+                        self._events["rejected_internal"] += 1
+                        refused.append((i, ReadingRejected("internal", f"{machine}.{name}: {exc}")))
+                    else:
+                        track.history.append((ts, seq, name, value, _QUALITIES.get(quality, quality)))
+                    finally:
+                        if state.ended:
+                            self._stop_points(track)
+                    continue
+            try:
+                push(ts, machine, signal, value, quality, at)
+            except ReadingRejected as exc:
+                refused.append((i, exc))
+        return refused
 
     def _check_time(self, track: _Track, ts: int, received: int | None, where: str) -> None:
         """Refuse an implausible event time in O(1), before it can move the machine's time."""
@@ -269,10 +350,16 @@ class Engine:
             f"{REBASE_AFTER} readings in a row confirm it)",
         )
 
-    def _push(self, track: _Track, ts: int, signal: str, value: Any, quality: str) -> None:
+    def _push(
+        self,
+        track: _Track,
+        ts: int,
+        route: tuple[str, Callable[[int, Any], None], bool],
+        value: Any,
+        quality: str,
+    ) -> None:
+        signal, feeder, numeric = route
         calc = track.calc
-        machine = calc.spec.id
-        feeder = calc.feeders[signal]
         self._seq = seq = self._seq + 1
         item = (ts, seq, signal, value, quality)
         state = calc.state
@@ -287,21 +374,33 @@ class Engine:
                     feeder(ts, value)
                 except BadValue as exc:
                     self._events[f"rejected_{exc.reason}"] += 1
-                    raise ReadingRejected(exc.reason, f"{machine}.{signal}: {exc}") from None
+                    raise ReadingRejected(exc.reason, f"{calc.spec.id}.{signal}: {exc}") from None
                 track.history.append(item)
                 return
             self._release(track, item)
             return
-        if quality != "bad":
+        cls = value.__class__
+        # A finite int or float needs no more checking on a numeric signal (x - x is 0 for those only).
+        if quality != "bad" and not (numeric and (cls is float or cls is int) and value - value == 0):
             try:
                 calc.check(signal, value, quality)  # refused now, as itself, not when released
             except BadValue as exc:
                 self._events[f"rejected_{exc.reason}"] += 1
-                raise ReadingRejected(exc.reason, f"{machine}.{signal}: {exc}") from None
+                raise ReadingRejected(exc.reason, f"{calc.spec.id}.{signal}: {exc}") from None
+        newest = track.newest
+        if newest is None or ts > newest:
+            track.newest = newest = ts
+        watermark = newest - self._lateness
+        if ts <= watermark and not track.heap:
+            # Already behind the watermark with nothing held before it: released at once, as the
+            # heap would release it, without going through the heap.
+            try:
+                self._release(track, item)
+            except ReadingRejected as exc:
+                raise ReadingRejected(exc.reason, f"{exc} (event time {_iso(ts)})") from None
+            return
         heapq.heappush(track.heap, item)
-        if track.newest is None or ts > track.newest:
-            track.newest = ts
-        self._release_until(track, track.newest - self._lateness, seq)
+        self._release_until(track, watermark, seq)
 
     def _release_until(self, track: _Track, watermark: int | None, pushed: int | None = None) -> None:
         """Release the held readings up to ``watermark`` (all if ``None``), in event-time order.
@@ -312,11 +411,29 @@ class Engine:
                 numbered ``pushed``; the others are released all the same.
         """
         heap = track.heap
+        if not heap or (watermark is not None and heap[0][0] > watermark):
+            return
         refused = None
+        calc = track.calc
+        feeders = calc.feeders
+        append = track.history.append
+        pop = heapq.heappop
         while heap and (watermark is None or heap[0][0] <= watermark):
-            item = heapq.heappop(heap)
+            item = pop(heap)
+            ts, _, signal, value, quality = item
             try:
-                self._release(track, item)
+                state = calc.state
+                released = state.released_until
+                if released is not None and ts <= state.next_check and quality != "bad" and signal != _TICK:
+                    # :meth:`_release`'s common case (no window can close), without the call.
+                    try:
+                        feeders[signal](ts, value)
+                    except BadValue as exc:
+                        self._events[f"rejected_{exc.reason}"] += 1
+                        raise ReadingRejected(exc.reason, f"{calc.spec.id}.{signal}: {exc}") from None
+                    append(item)
+                else:
+                    self._release(track, item)
             except ReadingRejected as exc:
                 if refused is None:
                     ts, seq, signal, value, quality = item

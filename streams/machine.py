@@ -499,6 +499,10 @@ class MachineCalc:
 
     # -- the hot path ---------------------------------------------------------------------------
 
+    def takes_numbers(self, signal: str) -> bool:
+        """Whether :meth:`check` accepts exactly the finite numbers (no bool) for ``signal``."""
+        return self._kinds[signal] not in ("state", "product", "reason")
+
     def check(self, signal: str, value: Any, quality: str) -> None:
         """Raise :class:`BadValue` if ``value`` cannot mean anything for ``signal``; change nothing."""
         if quality == "bad":

@@ -156,6 +156,11 @@ def test_the_bulk_decoder_agrees_with_the_model(
         "2026-03-02T08:00:00+07:00",
         "20260302T080000.000Z",
         "2026-03-02T08:00:00.000000000Z",
+        # Millisecond lengths that are not three ASCII digits after a dot (the remembered tails).
+        "2026-03-02T08:00:00.+12Z",
+        "2026-03-02T08:00:00.\u0661\u0662\u0663Z",
+        "2026-03-02T08:00:00,123Z",
+        "2026-03-02T08:00:00.123z",
     ],
 )
 def test_the_bulk_decoder_never_accepts_what_the_model_refuses(stamp: str) -> None:
