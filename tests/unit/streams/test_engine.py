@@ -391,6 +391,29 @@ def test_the_correction_history_is_bounded_and_older_late_data_is_refused_not_lo
     assert corrected[-1].fields["down_s"] == 30.0
 
 
+def test_the_correction_history_is_bounded_in_bytes_as_the_history_counts_them() -> None:
+    spec = build_spec(parse_plant(plant_text()).model)
+    # A share of 720 bytes a machine: 40 counter samples of 18 bytes (two 4-byte offsets, an
+    # 8-byte value, a signal and a tag byte); the reading count bound (2 million) does not bind.
+    share = 40 * (4 + 4 + 8 + 1 + 1)
+    spec = dataclasses.replace(spec, correction_history_bytes=share * len(spec.machines))
+    engine = Engine(spec)
+    largest = 0
+    for r in production(30):
+        engine.push(r)
+        largest = max(largest, engine._tracks["m1"].history.nbytes)
+    # Cut at every window close while over its share, it never holds more than the share plus
+    # about one window of readings (3 counter samples and the tick that closes it, 18 B each).
+    assert largest <= share + (3 + 1) * 18, largest
+    assert engine.stats["history_trimmed"] > 0
+    # 30 minutes of 3 samples a minute is 90 readings, 1 620 bytes: without the bound all kept.
+    assert len(engine._tracks["m1"].history) <= 40 + 3 + 1
+    with pytest.raises(ReadingRejected) as caught:
+        engine.push(reading(2.5, "state", "down"))
+    assert caught.value.reason == "too_late"
+    assert "correction_history_bytes" in str(caught.value)
+
+
 def test_the_correction_history_holds_only_values_the_garbage_collector_need_not_track() -> None:
     # Millions of readings would be walked by every full collection if each were an object the
     # collector tracks. The history keeps them in arrays (one object each, however long) and the
