@@ -135,7 +135,7 @@ class Engine:
         self._seq = 0
         self._out: list[Point] = []
         self._events: Counter[str] = Counter()
-        self._rollup = Rollups(spec)
+        self._rollup = Rollups(spec, kept_from=self._kept_from)
         self._tracks = {mid: self._track(m) for mid, m in spec.machines.items()}
         self._keep_results = keep_results
         self._results_out: list[tuple[str, WindowResult]] = []
@@ -635,6 +635,11 @@ class Engine:
     def _over_share(self, history: History) -> bool:
         """Whether ``history`` holds more than a machine's share, in readings or in bytes."""
         return len(history) > self._history_share or history.nbytes > self._history_bytes_share
+
+    def _kept_from(self, machine: str) -> int | None:
+        """Where ``machine``'s corrections start: its oldest snapshot (``None`` before it has one)."""
+        snapshots = self._tracks[machine].snapshots
+        return snapshots[0][0] if snapshots else None
 
     def _snapshot_due(self, track: _Track) -> bool:
         """Snapshot every few window closes, and at every close while the history is over its share.

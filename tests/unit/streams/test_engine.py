@@ -433,3 +433,53 @@ def test_the_correction_history_holds_only_values_the_garbage_collector_need_not
     # Five columns, the signal names and codes, the values kept aside and their positions.
     assert len(walked(history)) <= 9
     assert not [item for part in walked(history) for item in walked(part)]
+
+
+TWO_ON_A_LINE = """
+sites:
+  - id: s
+    timezone: UTC
+    country: VN
+    lines:
+      - id: a
+        machines:
+          - {id: m1, ideal_cycle_s: 1.0, signals: {state: state, total_count: total_count}}
+          - {id: m2, ideal_cycle_s: 1.0, signals: {state: state, total_count: total_count}}
+production:
+  window_s: 60
+  correction_history_max: 40
+"""
+
+
+def test_the_roll_ups_are_forgotten_with_their_members_correction_history() -> None:
+    # Two machines on a line, each keeping a share of 20 readings: with 3 samples a minute (a
+    # counter sample every 20 s), about 7 minutes of history, within the hour's horizon that alone
+    # would keep all 30 of the half hour's line roll-ups.
+    engine = Engine(build_spec(parse_plant(TWO_ON_A_LINE).model))
+    for machine in ("m1", "m2"):
+        engine.push(reading(0, "state", "running", machine=machine))
+    for step in range(1, 91):
+        for machine in ("m1", "m2"):
+            engine.push(reading(step / 3, "total_count", 20 * step, machine=machine))
+    engine.take_points()
+    kept = [key for key in engine._rollup._rollups if key[1] == "window"]
+    starts = [engine._kept_from(m) for m in ("m1", "m2")]
+    assert None not in starts
+    oldest = min(start for start in starts if start is not None)
+    assert all(engine._rollup._rollups[key].end >= oldest for key in kept)
+    # The share of 20 readings plus about a window (3 samples and a tick) is at most 8 minutes.
+    assert 0 < len(kept) <= 8, kept
+    # Minute 27 is still kept by both: a late `down` of m2 corrects its line roll-up.
+    engine.push(reading(27.5, "state", "down", machine="m2"))
+    for machine in ("m1", "m2"):
+        engine.push(reading(40, "state", "running", machine=machine))
+    corrected = [
+        p
+        for p in engine.take_points()
+        if p.measurement == "oee"
+        and "machine" not in p.tags
+        and p.tags.get("line") == "a"
+        and p.time.strftime("%H:%M") == "08:27"
+    ]
+    assert corrected, "the line's 08:27 roll-up is emitted again"
+    assert corrected[-1].fields["revision"] == 1
