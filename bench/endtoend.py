@@ -77,6 +77,8 @@ class PipelineSettings:
     influxdb: bool = False
     """The embedded pipeline also has an ``influxdb`` sink (an InfluxDB 1.12 node started for the
     run), and its load-tag readings are counted and timed when the v2 write API accepts them."""
+    history_bytes: int | None = None
+    """The plant's ``correction_history_bytes``; ``None``: the plant file's default."""
 
     def __post_init__(self) -> None:
         if self.influxdb and "kafka" in self.runtimes:
@@ -147,7 +149,8 @@ def plant_document(
                 ],
             }
         ],
-        "production": {"window_s": settings.window_s},
+        "production": {"window_s": settings.window_s}
+        | ({} if settings.history_bytes is None else {"correction_history_bytes": settings.history_bytes}),
         "sources": [
             {
                 "type": "opcua",

@@ -149,6 +149,13 @@ class ListHistory(list[Row]):
         """``bisect_left(self, ts, key=itemgetter(0))``."""
         return bisect_left(self, ts, key=itemgetter(0))
 
+    nbytes = 0
+    """The engine's byte bound does not apply (the plant's budget is 1 TiB): both are cut by count."""
+
+    def nbytes_from(self, index: int) -> int:
+        """Nothing counted: see :attr:`nbytes`."""
+        return 0
+
 
 def engine_plant(machines: int) -> str:
     """A plant of ``machines`` machines on one line, each with a state, a counter and a power meter."""
@@ -161,6 +168,7 @@ def engine_plant(machines: int) -> str:
     return (
         "sites:\n  - id: s\n    timezone: UTC\n    country: VN\n    lines:\n      - id: l\n"
         f"        machines:\n{body}production:\n  correction_history_max: {1_000 * machines}\n"
+        f"  correction_history_bytes: {2**40}\n"
     )
 
 

@@ -8,7 +8,8 @@ What is measured (docs/benchmarks.md has the results and the command):
 - **pipeline**: :class:`runtimes.embedded.EmbeddedPipeline` on the plant of bench/pipeline.py
   (every load tag is a machine's ``power_kw``, plus ``--machines`` simulated machines with OEE),
   with the plant-file defaults for the correction history (one hour of horizon; at most
-  ``correction_history_max`` readings), the file sink and checkpoints on, for ``--minutes``.
+  ``correction_history_max`` readings and ``correction_history_bytes``, or ``--history-bytes``),
+  the file sink and checkpoints on, for ``--minutes``.
 
 Both run in this process, one after the other, and RSS is sampled every ``--interval`` seconds.
 RSS "levels off" when it grew by less than ``--flat-mib`` over the second half of the pipeline's
@@ -67,6 +68,8 @@ def correction_memory(pipeline: EmbeddedPipeline) -> dict[str, int]:
         "history_readings": sum(len(t.history) for t in tracks),
         "snapshots": sum(len(t.snapshots) for t in tracks),
         "emitted_windows": sum(len(t.emitted) for t in tracks),
+        "history_bytes": sum(t.history.nbytes for t in tracks),
+        "held_readings": sum(len(t.heap) for t in tracks),
     }
 
 
@@ -199,6 +202,12 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--baseline-minutes", type=float, default=DEFAULT_BASELINE_MINUTES)
     parser.add_argument("--interval", type=float, default=DEFAULT_INTERVAL_S, help="seconds between samples")
     parser.add_argument("--flat-mib", type=float, default=DEFAULT_FLAT_MIB)
+    parser.add_argument(
+        "--history-bytes",
+        type=int,
+        default=None,
+        help="the plant's production.correction_history_bytes (default: the plant file's default)",
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 unless the pipeline's RSS levels off")
     return parser.parse_args(argv)
 
@@ -212,12 +221,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         machines=args.machines,
         window_s=args.window,
         collector=False,
+        history_bytes=args.history_bytes,
     )
     print(
         f"code {code_revision(CODE_PATHS)}, python {platform.python_version()}, {os.cpu_count()} CPUs; "
         f"{args.tags:,} tags at {args.rate:g} Hz, {args.machines} machines, {args.window} s windows; "
         f"collector {args.baseline_minutes:g} min, then pipeline {args.minutes:g} min; "
-        f"RSS every {args.interval:g} s",
+        f"RSS every {args.interval:g} s; correction_history_bytes "
+        f"{'default' if args.history_bytes is None else args.history_bytes}",
         flush=True,
     )
     try:

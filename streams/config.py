@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from plantstream.plant.schema import (
+    CORRECTION_HISTORY_BYTES,
     CounterSignal,
     EnergySignal,
     FuelSignal,
@@ -122,6 +123,9 @@ class EngineSpec:
     site_carbon: dict[str, CarbonSpec] = field(default_factory=dict)
     correction_history_max: int = 2_000_000
     """Readings kept for corrections across all machines; each machine keeps an equal share."""
+    correction_history_bytes: int = CORRECTION_HISTORY_BYTES
+    """Bytes of correction history across all machines, as the history counts them
+    (:attr:`streams.history.History.nbytes`); each machine keeps an equal share."""
     max_future_us: int | None = 300 * US
     """How far an event time may be ahead of its receipt time; ``None``: receipt times are ignored
     (a simulated clock runs ahead on purpose) and jumps need confirming, as in ``replay``."""
@@ -286,6 +290,7 @@ def build_spec(plant: PlantModel) -> EngineSpec:
         correction_horizon_us=int(production.correction_horizon_s * US),
         site_carbon=site_carbon,
         correction_history_max=production.correction_history_max,
+        correction_history_bytes=production.correction_history_bytes,
         max_future_us=None if production.max_future_s is None else int(production.max_future_s * US),
         max_clock_jump_us=int(production.max_clock_jump_s * US),
         max_gap_fill_us=int(production.max_gap_fill_s * US),

@@ -130,11 +130,14 @@ class Engine:
         # readings an hour): each machine keeps at most its share, and data older than what it
         # kept is refused as too late (dead-lettered, so a replay can still use it).
         self._history_share = max(1, spec.correction_history_max // max(1, len(spec.machines)))
+        # ... and at most its share of the history's byte budget, as the history counts its bytes
+        # (streams.history: about 18 B a numeric reading).
+        self._history_bytes_share = max(1, spec.correction_history_bytes // max(1, len(spec.machines)))
         self._label = window_label(spec.window_us)
         self._seq = 0
         self._out: list[Point] = []
         self._events: Counter[str] = Counter()
-        self._rollup = Rollups(spec)
+        self._rollup = Rollups(spec, kept_from=self._kept_from)
         self._tracks = {mid: self._track(m) for mid, m in spec.machines.items()}
         self._keep_results = keep_results
         self._results_out: list[tuple[str, WindowResult]] = []
@@ -668,7 +671,7 @@ class Engine:
             raise ReasonRefused(
                 "too_late",
                 f"at: the stop at {_iso(start)} is older than the correction history kept "
-                "(correction_history_max, or the last restart)",
+                "(correction_history_max or correction_history_bytes, or the last restart)",
             )
         return start
 
@@ -746,6 +749,15 @@ class Engine:
         if closed:
             self._results(calc.spec.id, track, closed)
 
+    def _over_share(self, history: History) -> bool:
+        """Whether ``history`` holds more than a machine's share, in readings or in bytes."""
+        return len(history) > self._history_share or history.nbytes > self._history_bytes_share
+
+    def _kept_from(self, machine: str) -> int | None:
+        """Where ``machine``'s corrections start: its oldest snapshot (``None`` before it has one)."""
+        snapshots = self._tracks[machine].snapshots
+        return snapshots[0][0] if snapshots else None
+
     def _snapshot_due(self, track: _Track) -> bool:
         """Snapshot every few window closes, and at every close while the history is over its share.
 
@@ -755,7 +767,7 @@ class Engine:
         bound in a soak at 2,000 tags); cut at every close, it stays within one window of it.
         """
         track.closes += 1
-        return track.closes % _SNAPSHOT_EVERY == 0 or len(track.history) > self._history_share
+        return track.closes % _SNAPSHOT_EVERY == 0 or self._over_share(track.history)
 
     def _snapshot(self, track: _Track, boundary: int) -> None:
         """Remember the state holding every reading before ``boundary``; forget what the horizon passed."""
@@ -763,7 +775,7 @@ class Engine:
         history = len(track.history)
         snapshots.append((boundary, track.calc.state.copy(), history))
         horizon = boundary - self._horizon
-        over = history > self._history_share
+        over = self._over_share(track.history)
         # Prune in batches so that the history is not cut at every window close.
         if not over and (len(snapshots) < _PRUNE_BATCH or snapshots[_PRUNE_BATCH - 1][0] > horizon):
             return
@@ -772,7 +784,12 @@ class Engine:
         if over:
             # ... or, over its share, the oldest one that leaves at most the share (the newest
             # always qualifies: it was taken at the end of the history).
-            by_size = next(i for i, (_, _, at) in enumerate(snapshots) if history - at <= self._history_share)
+            by_size = next(
+                i
+                for i, (_, _, at) in enumerate(snapshots)
+                if history - at <= self._history_share
+                and track.history.nbytes_from(at) <= self._history_bytes_share
+            )
             if by_size > keep_from:
                 self._events["history_trimmed"] += snapshots[by_size][2] - snapshots[keep_from][2]
                 keep_from = by_size
@@ -848,7 +865,8 @@ class Engine:
                 f"{_iso(ts)} is at or before {_iso(restored)}, which was already counted before the restart"
             )
         return "too_late", (
-            f"{_iso(ts)} is older than the correction history kept (correction_history_max); "
+            f"{_iso(ts)} is older than the correction history kept (correction_history_max or "
+            "correction_history_bytes); "
             f"the value {value!r} is not applied"
         )
 

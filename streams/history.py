@@ -1,4 +1,4 @@
-"""A machine's correction history in columns: about 27 bytes a reading instead of about 172.
+"""A machine's correction history in columns: about 18 bytes a reading instead of about 172.
 
 Pure. The engine keeps, per machine, the readings released since its oldest snapshot, so that a
 late reading can be put in its place and the readings after it applied again
@@ -7,12 +7,15 @@ and the history's bound (``correction_history_max``, 2 million readings) more th
 
 :class:`History` keeps the same readings in parallel :mod:`array` columns instead:
 
-- event time and sequence number, 8 bytes each;
+- event time and sequence number, 4 bytes each: offsets from a base of the history's own, as
+  long as its readings span less than about 35 minutes of event time (2**31 µs) and of sequence
+  numbers; a column whose values do not fit so is widened to 8 bytes, and narrowed again when
+  pruning leaves values that fit (an empty history starts narrow);
 - the value as a double, 8 bytes, with a tag byte saying how to give it back: a float, an int
   (exact in a double up to 2**53), a bool, or ``None`` (a tick, a bad-quality sample). The
   tag's two low bits hold the quality (``good``, ``uncertain``, ``bad``);
-- the signal, 2 bytes: its index in the history's own table of signal names (a machine has a
-  few).
+- the signal, 1 byte: its index in the history's own table of signal names (a machine has a
+  few; 2 bytes once it has more than 256).
 
 Any other value, rare in a plant (a text such as a state name or product code, an int beyond
 2**53), is kept aside as it is, the rest of its reading in the columns; a reading whose quality
@@ -26,10 +29,15 @@ suffix (a correction), and :meth:`History.bisect_time`. Deleting a prefix only m
 offset; the columns are compacted once the deleted part is a quarter of them, so pruning costs a
 bounded number of moved readings per pruned reading, and the dead part at most a third of the
 live one.
+
+:attr:`History.nbytes` is what the history counts its readings as costing, the bound the engine
+prunes it to (``correction_history_bytes``): the column bytes of each reading kept, and
+:data:`ASIDE_BYTES` more for each one kept aside.
 """
 
 from __future__ import annotations
 
+import operator
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
@@ -37,7 +45,7 @@ from typing import Any, overload
 
 from plantstream.records import QUALITY_TEXT
 
-__all__ = ["History", "Row"]
+__all__ = ["ASIDE_BYTES", "History", "Row"]
 
 Row = tuple[int, int, str, Any, str]
 """One released reading: ``(event time in µs, sequence number, signal, value, quality)``."""
@@ -52,6 +60,12 @@ _MAX_SIGNALS = 1 << 16
 """Signal codes are unsigned 16-bit ('H'); a reading of a signal beyond that many is kept aside."""
 _COMPACT_AT = 4
 """Compact the columns once the deleted prefix is 1/_COMPACT_AT of them."""
+_NARROW = range(-(2**31), 2**31)
+"""The offsets a narrow ('i', 4-byte) time or sequence column holds."""
+ASIDE_BYTES = 160
+"""What :attr:`History.nbytes` counts for a value or reading kept aside, besides its columns: its
+position (8 B), its list slot (8 B) and the object, a text of at most 64 characters (the engine's
+``MAX_TEXT``, up to 113 B as a ``str``) or a big int, rounded up."""
 
 
 def _none(_: float) -> None:
@@ -81,19 +95,24 @@ class History(Sequence[Row]):
         "_base",
         "_codes",
         "_names",
+        "_s0",
         "_seq",
         "_signals",
         "_start",
+        "_t0",
         "_tags",
         "_ts",
         "_values",
     )
 
     def __init__(self) -> None:
-        self._ts = array("q")
-        self._seq = array("q")
+        # Event times and sequence numbers are kept as offsets from these bases (see the module).
+        self._t0 = 0
+        self._s0 = 0
+        self._ts = array("i")
+        self._seq = array("i")
         self._values = array("d")
-        self._signals = array("H")
+        self._signals = array("B")
         self._tags = array("B")
         # The column index of the first reading: the ones before it are deleted, not yet compacted.
         self._start = 0
@@ -129,9 +148,17 @@ class History(Sequence[Row]):
         else:
             number, kind = 0.0, _VALUE_ASIDE
         # Time and sequence first: a bad one raises before anything else has grown.
-        self._ts.append(ts)
         try:
-            self._seq.append(seq)
+            self._ts.append(ts - self._t0)
+        except OverflowError:
+            self._ts, self._t0 = _refit(self._ts, self._t0, ts)
+            self._ts.append(ts - self._t0)
+        try:
+            try:
+                self._seq.append(seq - self._s0)
+            except OverflowError:
+                self._seq, self._s0 = _refit(self._seq, self._s0, seq)
+                self._seq.append(seq - self._s0)
         except (OverflowError, TypeError):
             self._ts.pop()
             raise
@@ -154,10 +181,24 @@ class History(Sequence[Row]):
             return None
         code = self._codes[signal] = len(self._names)
         self._names.append(signal)
+        if code == 256 and self._signals.typecode == "B":
+            self._signals = array("H", self._signals)
         return code
 
     def __len__(self) -> int:
         return len(self._ts) - self._start
+
+    @property
+    def nbytes(self) -> int:
+        """What the readings kept cost as counted for the engine's byte bound (see the module)."""
+        return self.nbytes_from(0)
+
+    def nbytes_from(self, index: int) -> int:
+        """:attr:`nbytes` of the readings from ``index`` (``0 <= index <= len``) on."""
+        width = self._ts.itemsize + self._seq.itemsize + 8 + self._signals.itemsize + 1
+        at = self._start + index
+        aside = len(self._aside_at) - bisect_left(self._aside_at, self._base + at)
+        return (len(self._ts) - at) * width + aside * ASIDE_BYTES
 
     @overload
     def __getitem__(self, index: int) -> Row: ...
@@ -208,7 +249,7 @@ class History(Sequence[Row]):
         # A view of the live part: the same probes as on the list, so the same answer even if
         # the times were not in order.
         with memoryview(self._ts) as column, column[self._start :] as live:
-            return bisect_left(live, ts)
+            return bisect_left(live, ts - self._t0)
 
     # -- inside ---------------------------------------------------------------------------------
 
@@ -223,7 +264,13 @@ class History(Sequence[Row]):
             value = aside
         else:
             value = _DECODE[tag](self._values[at])
-        return (self._ts[at], self._seq[at], self._names[self._signals[at]], value, _QUALITY_OF[tag])
+        return (
+            self._ts[at] + self._t0,
+            self._seq[at] + self._s0,
+            self._names[self._signals[at]],
+            value,
+            _QUALITY_OF[tag],
+        )
 
     def _rows(self, lo: int, hi: int) -> list[Row]:
         """The readings at column indexes ``lo`` to ``hi`` (excluded), as tuples, in order."""
@@ -249,10 +296,11 @@ class History(Sequence[Row]):
                 values[i] = self._aside[k]
             k += 1
         names = self._names
+        t0, s0 = self._t0, self._s0
         rows = list(
             zip(
-                self._ts[lo:hi],
-                self._seq[lo:hi],
+                map(t0.__add__, self._ts[lo:hi]) if t0 else self._ts[lo:hi],
+                map(s0.__add__, self._seq[lo:hi]) if s0 else self._seq[lo:hi],
                 map(names.__getitem__, self._signals[lo:hi]),
                 values,
                 map(_QUALITY_OF.__getitem__, tags),
@@ -293,3 +341,28 @@ class History(Sequence[Row]):
             del column[:start]
         self._base += start
         self._start = 0
+        # What is left may fit narrow columns again (a wide one: readings spanning a long time).
+        if self._ts.typecode == "q":
+            self._ts, self._t0 = _refit(self._ts, self._t0)
+        if self._seq.typecode == "q":
+            self._seq, self._s0 = _refit(self._seq, self._s0)
+
+
+def _refit(column: array[int], base: int, new: int | None = None) -> tuple[array[int], int]:
+    """``column`` (offsets from ``base``) rebuilt to also hold ``new``: narrow if it can, else wide.
+
+    Narrow ('i'): offsets from the smallest value, when every value (and ``new``) is within
+    2**31 - 1 of it; else wide ('q'): the values themselves, base 0. The values are unchanged,
+    ``new`` is not added.
+
+    Raises:
+        TypeError: ``new`` is not an int (before anything is rebuilt).
+    """
+    values = [v + base for v in column]
+    if new is not None:
+        values.append(operator.index(new))
+    low = min(values, default=0)
+    kept = values[: len(column)]
+    if max(values, default=0) - low in _NARROW:
+        return array("i", [v - low for v in kept]), low
+    return array("q", kept), 0

@@ -75,6 +75,7 @@ class Rollups:
         spec: EngineSpec,
         *,
         from_stream: bool = False,
+        kept_from: Callable[[str], int | None] | None = None,
     ) -> None:
         """Roll-ups for the scopes of ``spec``.
 
@@ -88,12 +89,18 @@ class Rollups:
                 in an emitted roll-up emits nothing; (3) a result for a window already forgotten
                 (past the horizon) is dropped and counted in :attr:`stale`, rather than starting
                 a roll-up of that member alone.
+            kept_from: where a machine's corrections start (µs; ``None`` before it has any):
+                a window of it that ended before can no longer change. The embedded engine gives
+                it, so that an emitted roll-up is forgotten once no member can correct it any
+                more, not only once the horizon has passed it: at 2 000 meters on a line, a roll-up
+                holds 2 000 results, and an hour of minute windows of them was about 80 MiB.
         """
         self.spec = spec
         self.members = rollup_scopes(spec)
         """Every rolled-up scope with its machines."""
         self._horizon = spec.correction_horizon_us
         self._from_stream = from_stream
+        self._kept_from = kept_from
         self.stale = 0
         """Results dropped because their window's roll-up was already forgotten (``from_stream``)."""
         label = window_label(spec.window_us)
@@ -180,14 +187,32 @@ class Rollups:
         out: list[Point] = []
         for key in sorted(ready, key=lambda k: (k[2], k[1])):
             out += self._emit(key, pending.pop(key))
-        # Emitted roll-ups are kept for corrections until the horizon has passed them.
+        # Emitted roll-ups are kept for corrections until the horizon has passed them, or every
+        # member's corrections start after them (checked as roll-ups are emitted: a scan of the
+        # members once a window, not once a member's close).
         horizon = lowest - self._horizon
         done = self._done.setdefault(scope, [])
         done.extend(ready)
+        if ready and self._kept_from is not None and done and self._rollups[done[0]].end < lowest:
+            horizon = max(horizon, self._correctable_from(members))
         while done and self._rollups[done[0]].end < horizon:
             end = self._rollups.pop(done.pop(0)).end
             self._forgotten[scope] = max(end, self._forgotten.get(scope, end))
         return out
+
+    def _correctable_from(self, members: list[str]) -> int:
+        """The earliest time any of ``members`` can still correct (``kept_from`` is given)."""
+        kept_from = self._kept_from
+        assert kept_from is not None
+        earliest = _NEVER
+        for member in members:
+            start = kept_from(member)
+            if start is None:
+                # A member without corrections yet (silent so far) may still send any window in
+                # the horizon: it holds the roll-ups, as before.
+                return -_NEVER
+            earliest = min(earliest, start)
+        return earliest
 
     def flush(self) -> list[Point]:
         """The input has ended: emit every roll-up still waiting, whatever its members' watermarks."""

@@ -33,6 +33,8 @@ from plantstream.plant.numbers import Integer, Number, refuse_booleans
 from plantstream.plant.reasons import ReasonTree
 
 __all__ = [
+    "CORRECTION_HISTORY_BYTES",
+    "CORRECTION_HISTORY_BYTES_MAX",
     "Break",
     "Calendar",
     "Carbon",
@@ -433,6 +435,12 @@ class OeeMethod(StrEnum):
     VORNE = "vorne"
 
 
+CORRECTION_HISTORY_BYTES = 32 * 2**20
+"""The correction history's default byte budget: 32 MiB, about 1.9 million numeric readings."""
+CORRECTION_HISTORY_BYTES_MAX = 2**40
+"""1 TiB: a budget beyond any machine plantstream runs on is a typo, not a plan."""
+
+
 class Production(_Strict):
     """Window, lateness and OEE settings shared by every machine."""
 
@@ -451,6 +459,12 @@ class Production(_Strict):
         default=2_000_000,
         ge=0,
         description="readings kept for corrections, all machines together (a memory bound)",
+    )
+    correction_history_bytes: Integer = Field(
+        default=CORRECTION_HISTORY_BYTES,
+        ge=0,
+        le=CORRECTION_HISTORY_BYTES_MAX,
+        description="bytes of readings kept for corrections, all machines together (a memory bound)",
     )
     max_future_s: float | None = Field(
         default=300.0,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 
-from bench.endtoend import PipelineSettings
+from bench.endtoend import PipelineSettings, plant_document
 from bench.opcua import Settings
 from bench.soak import measure, table_row
 
@@ -24,8 +24,22 @@ async def test_both_soaks_sample_rss_while_readings_flow() -> None:
     assert len(result.pipeline.samples) >= 3
     assert result.pipeline.readings > 0
     assert result.pipeline.detail["readings"] > 0
-    assert set(result.kept) == {"history_readings", "snapshots", "emitted_windows"}
+    assert set(result.kept) == {
+        "history_readings",
+        "snapshots",
+        "emitted_windows",
+        "history_bytes",
+        "held_readings",
+    }
     assert result.kept["history_readings"] > 0
     assert result.ratio > 0
     assert "pipeline " in log.getvalue()
     assert table_row(result, SMALL, 0.1, "2026-12-02").startswith("| 2026-12-02 | 50 × 2 Hz, 0.1 min |")
+
+
+def test_the_history_byte_budget_asked_for_is_the_plant_files() -> None:
+    asked = PipelineSettings(Settings(tags=5), history_bytes=16 * 2**20)
+    production = plant_document("opc.tcp://127.0.0.1:4840", asked)["production"]
+    assert production == {"window_s": asked.window_s, "correction_history_bytes": 16_777_216}
+    default = plant_document("opc.tcp://127.0.0.1:4840", PipelineSettings(Settings(tags=5)))
+    assert "correction_history_bytes" not in default["production"]

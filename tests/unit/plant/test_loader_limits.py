@@ -10,6 +10,7 @@ from plantstream.plant import PlantError, PlantIssue, load_plant, parse_plant
 from plantstream.plant.loader import MAX_ISSUES
 from plantstream.plant.numbers import INTEGER_MAX
 from plantstream.plant.reader import MAX_BYTES, MAX_DEPTH, MAX_NODES
+from streams.config import build_spec
 
 REPO = Path(__file__).resolve().parents[3]
 MINIMAL = (REPO / "examples" / "minimal.yaml").read_text(encoding="utf-8")
@@ -306,3 +307,32 @@ def test_a_flood_of_errors_lists_the_first_ones_and_counts_the_rest() -> None:
     assert info.value.omitted == 1_000 - MAX_ISSUES
     assert [i.line for i in info.value.issues] == list(range(2, 2 + MAX_ISSUES))
     assert str(info.value).endswith(f"({1_000 - MAX_ISSUES} more problem(s) not listed)")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("32MiB", "must be a valid integer, unable to parse string as an integer"),
+        ("-1", "must be >= 0"),
+        ("1099511627777", "must be <= 1099511627776"),  # 2**40 + 1: beyond 1 TiB
+        ("true", "must be a number, not true or false"),
+        ("1.5", "must be a valid integer, got a number with a fractional part"),
+        ("null", "must be a valid integer"),
+    ],
+)
+def test_a_wrong_correction_history_byte_budget_is_refused_naming_it(value: str, message: str) -> None:
+    text = edited("  micro_stop_max_s: 0", f"  micro_stop_max_s: 0\n  correction_history_bytes: {value}")
+    [issue] = issues_of(text)
+    assert str(issue).endswith(f"production.correction_history_bytes: {message}")
+
+
+def test_a_mistyped_correction_history_byte_budget_is_an_unknown_key_with_a_suggestion() -> None:
+    text = edited("  micro_stop_max_s: 0", "  micro_stop_max_s: 0\n  correction_history_byte: 5")
+    [issue] = issues_of(text)
+    assert "unknown key (did you mean 'correction_history_bytes'?)" in str(issue)
+
+
+def test_the_correction_history_byte_budget_reaches_the_engine() -> None:
+    assert build_spec(parse_plant(MINIMAL).model).correction_history_bytes == 32 * 2**20
+    text = edited("  micro_stop_max_s: 0", "  micro_stop_max_s: 0\n  correction_history_bytes: 1048576")
+    assert build_spec(parse_plant(text).model).correction_history_bytes == 2**20

@@ -391,6 +391,29 @@ def test_the_correction_history_is_bounded_and_older_late_data_is_refused_not_lo
     assert corrected[-1].fields["down_s"] == 30.0
 
 
+def test_the_correction_history_is_bounded_in_bytes_as_the_history_counts_them() -> None:
+    spec = build_spec(parse_plant(plant_text()).model)
+    # A share of 720 bytes a machine: 40 counter samples of 18 bytes (two 4-byte offsets, an
+    # 8-byte value, a signal and a tag byte); the reading count bound (2 million) does not bind.
+    share = 40 * (4 + 4 + 8 + 1 + 1)
+    spec = dataclasses.replace(spec, correction_history_bytes=share * len(spec.machines))
+    engine = Engine(spec)
+    largest = 0
+    for r in production(30):
+        engine.push(r)
+        largest = max(largest, engine._tracks["m1"].history.nbytes)
+    # Cut at every window close while over its share, it never holds more than the share plus
+    # about one window of readings (3 counter samples and the tick that closes it, 18 B each).
+    assert largest <= share + (3 + 1) * 18, largest
+    assert engine.stats["history_trimmed"] > 0
+    # 30 minutes of 3 samples a minute is 90 readings, 1 620 bytes: without the bound all kept.
+    assert len(engine._tracks["m1"].history) <= 40 + 3 + 1
+    with pytest.raises(ReadingRejected) as caught:
+        engine.push(reading(2.5, "state", "down"))
+    assert caught.value.reason == "too_late"
+    assert "correction_history_bytes" in str(caught.value)
+
+
 def test_the_correction_history_holds_only_values_the_garbage_collector_need_not_track() -> None:
     # Millions of readings would be walked by every full collection if each were an object the
     # collector tracks. The history keeps them in arrays (one object each, however long) and the
@@ -410,3 +433,53 @@ def test_the_correction_history_holds_only_values_the_garbage_collector_need_not
     # Five columns, the signal names and codes, the values kept aside and their positions.
     assert len(walked(history)) <= 9
     assert not [item for part in walked(history) for item in walked(part)]
+
+
+TWO_ON_A_LINE = """
+sites:
+  - id: s
+    timezone: UTC
+    country: VN
+    lines:
+      - id: a
+        machines:
+          - {id: m1, ideal_cycle_s: 1.0, signals: {state: state, total_count: total_count}}
+          - {id: m2, ideal_cycle_s: 1.0, signals: {state: state, total_count: total_count}}
+production:
+  window_s: 60
+  correction_history_max: 40
+"""
+
+
+def test_the_roll_ups_are_forgotten_with_their_members_correction_history() -> None:
+    # Two machines on a line, each keeping a share of 20 readings: with 3 samples a minute (a
+    # counter sample every 20 s), about 7 minutes of history, within the hour's horizon that alone
+    # would keep all 30 of the half hour's line roll-ups.
+    engine = Engine(build_spec(parse_plant(TWO_ON_A_LINE).model))
+    for machine in ("m1", "m2"):
+        engine.push(reading(0, "state", "running", machine=machine))
+    for step in range(1, 91):
+        for machine in ("m1", "m2"):
+            engine.push(reading(step / 3, "total_count", 20 * step, machine=machine))
+    engine.take_points()
+    kept = [key for key in engine._rollup._rollups if key[1] == "window"]
+    starts = [engine._kept_from(m) for m in ("m1", "m2")]
+    assert None not in starts
+    oldest = min(start for start in starts if start is not None)
+    assert all(engine._rollup._rollups[key].end >= oldest for key in kept)
+    # The share of 20 readings plus about a window (3 samples and a tick) is at most 8 minutes.
+    assert 0 < len(kept) <= 8, kept
+    # Minute 27 is still kept by both: a late `down` of m2 corrects its line roll-up.
+    engine.push(reading(27.5, "state", "down", machine="m2"))
+    for machine in ("m1", "m2"):
+        engine.push(reading(40, "state", "running", machine=machine))
+    corrected = [
+        p
+        for p in engine.take_points()
+        if p.measurement == "oee"
+        and "machine" not in p.tags
+        and p.tags.get("line") == "a"
+        and p.time.strftime("%H:%M") == "08:27"
+    ]
+    assert corrected, "the line's 08:27 roll-up is emitted again"
+    assert corrected[-1].fields["revision"] == 1

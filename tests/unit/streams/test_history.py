@@ -28,8 +28,12 @@ VALUES = st.one_of(
 )
 MIXED = [0.5, -0.0, 7, True, None, 2**60, "idle", 1.0, False, 3.25, 2.0]
 ROWS = st.tuples(
-    st.integers(0, 40),  # few event times, so that bisections land among equal ones
-    st.integers(0, 2**63 - 1),
+    st.one_of(
+        st.integers(0, 40),  # few event times, so that bisections land among equal ones
+        # Times that do not fit the narrow column's offsets: widened, and narrowed after pruning.
+        st.sampled_from([-(2**63), 2**31, 2**31 + 40, 2**40, 2**63 - 1]),
+    ),
+    st.one_of(st.integers(0, 2**63 - 1), st.integers(0, 40)),
     st.sampled_from(SIGNALS),
     VALUES,
     st.sampled_from(QUALITIES),
@@ -142,13 +146,57 @@ def test_pruning_from_the_front_compacts_the_columns_now_and_then() -> None:
     assert compact.bisect_time(500) == bisect_left(plain, 500, key=itemgetter(0))
 
 
-def test_a_float_reading_costs_27_bytes_of_columns() -> None:
+def test_a_float_reading_costs_18_bytes_of_columns() -> None:
     compact = History()
+    t0 = 1_780_000_000_000_000  # µs since 1970, in 2026
     for seq in range(100_000):
-        compact.append((seq, seq, "power_kw", seq * 0.5, "good"))
+        compact.append((t0 + seq * 10_000, 5_000_000_000 + seq, "power_kw", seq * 0.5, "good"))
     columns = (compact._ts, compact._seq, compact._values, compact._signals, compact._tags)
-    assert sum(column.itemsize for column in columns) == 27
+    # Time and sequence as 4-byte offsets (100 000 readings at 100 Hz span 1 000 s, under 2**31 µs),
+    # the value 8 bytes, the signal and the tag 1 each.
+    assert [column.itemsize for column in columns] == [4, 4, 8, 1, 1]
+    assert compact.nbytes == 100_000 * (4 + 4 + 8 + 1 + 1)
+    assert compact[0] == (t0, 5_000_000_000, "power_kw", 0.0, "good")
+    assert compact[-1] == (t0 + 99_999 * 10_000, 5_000_099_999, "power_kw", 99_999 * 0.5, "good")
     assert not compact._aside
+
+
+def test_a_history_spanning_more_than_35_minutes_widens_its_time_column_and_narrows_it_again() -> None:
+    compact = History()
+    t0 = 1_780_000_000_000_000
+    hour = 3_600_000_000  # µs: more than 2**31 - 1 (about 35.8 minutes) past the first reading
+    compact.append((t0, 1, "power_kw", 1.0, "good"))
+    compact.append((t0 + hour, 2, "power_kw", 2.0, "good"))
+    assert compact._ts.itemsize == 8
+    assert compact.nbytes == 2 * (8 + 4 + 8 + 1 + 1)
+    compact.append((t0 + hour + 1, 3, "power_kw", 3.0, "good"))
+    del compact[:1]  # a third of the columns deleted: compacted, and the rest spans 1 µs
+    assert compact._ts.itemsize == 4
+    assert list(compact) == [
+        (t0 + hour, 2, "power_kw", 2.0, "good"),
+        (t0 + hour + 1, 3, "power_kw", 3.0, "good"),
+    ]
+    assert compact.bisect_time(t0 + hour + 1) == 1
+
+
+def test_the_bytes_counted_include_each_value_kept_aside() -> None:
+    compact = History()
+    compact.append((1, 1, "power_kw", 1.5, "good"))
+    compact.append((2, 2, "state", "idle", "good"))
+    compact.append((3, 3, "state", "running", "good"))
+    width = 4 + 4 + 8 + 1 + 1
+    assert compact.nbytes == 3 * width + 2 * history_module.ASIDE_BYTES
+    assert compact.nbytes_from(1) == 2 * width + 2 * history_module.ASIDE_BYTES
+    assert compact.nbytes_from(3) == 0
+
+
+def test_more_than_256_signals_widen_the_signal_column() -> None:
+    compact = History()
+    rows = [(i, i, f"s{i}", float(i), "good") for i in range(300)]
+    for row in rows:
+        compact.append(row)
+    assert compact._signals.itemsize == 2
+    assert exact(compact) == exact(rows)
 
 
 def test_signals_beyond_the_code_range_are_kept_aside(monkeypatch: pytest.MonkeyPatch) -> None:

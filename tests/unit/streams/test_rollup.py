@@ -204,3 +204,26 @@ def test_a_checkpoint_keeps_what_waits_and_in_the_stream_form_what_was_emitted()
     restored.add(LINE, "m2", window(1, 30, 30, 0.5))
     later = restored.ready(LINE, {"m1": T0 + 120 * S, "m2": T0 + 120 * S}.get)
     assert fields(later, "oee")["total_count"] == 60  # 30 + 30
+
+
+def test_an_emitted_roll_up_is_forgotten_once_no_member_can_correct_it() -> None:
+    # Where each member's corrections start: m1 from 08:03, m2 from 08:05, until m2 moves on.
+    starts: dict[str, int | None] = {"m1": T0 + 3 * 60 * S, "m2": T0 + 5 * 60 * S}
+    rollups = Rollups(spec(), kept_from=starts.get)
+    for minute in range(6):
+        rollups.add(LINE, "m1", window(minute, 60, 60, 1.0))
+        rollups.add(LINE, "m2", window(minute, 60, 60, 1.0))
+        rollups.ready(LINE, {"m1": T0 + (minute + 1) * 60 * S, "m2": T0 + (minute + 1) * 60 * S}.get)
+    # The horizon (600 s behind 08:06) forgets nothing; m1 can still correct from 08:03, so the
+    # windows that ended before (08:00 and 08:01, ended 08:01 and 08:02) are forgotten; 08:02
+    # (ended 08:03) is kept: m1's snapshot at 08:03 holds it closed, but the rule is strict, as the
+    # engine's own (a window is forgotten once it ended before the base).
+    kept = {(item["start"] - T0) // (60 * S) for item in rollups.stream_checkpoint()["rollups"]}
+    assert kept == {2, 3, 4, 5}
+    # A member that has not started its corrections (silent so far) holds every roll-up back.
+    starts["m2"] = None
+    rollups.add(LINE, "m1", window(6, 60, 60, 1.0))
+    rollups.add(LINE, "m2", window(6, 60, 60, 1.0))
+    rollups.ready(LINE, {"m1": T0 + 7 * 60 * S, "m2": T0 + 7 * 60 * S}.get)
+    kept = {(item["start"] - T0) // (60 * S) for item in rollups.stream_checkpoint()["rollups"]}
+    assert kept == {2, 3, 4, 5, 6}
