@@ -864,8 +864,9 @@ class BenchResult:
 
     @property
     def ratio(self) -> float:
-        """Best collector readings/s over best raw notifications/s."""
-        return self.best_collector.rate / self.best_raw.rate
+        """Best collector readings/s over best raw notifications/s (NaN if the raw client counted nothing)."""
+        raw = self.best_raw.rate
+        return self.best_collector.rate / raw if raw else math.nan
 
     @property
     def served_rate(self) -> float:
