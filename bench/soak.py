@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import sys
@@ -44,6 +45,7 @@ from bench.opcua import (
     rss_bytes,
     run_soak,
 )
+from bench.pipeline import influx_node
 from runtimes.embedded import EmbeddedPipeline
 
 __all__ = ["SoakResult", "correction_memory", "main", "measure", "run_pipeline_soak"]
@@ -99,13 +101,18 @@ async def run_pipeline_soak(
     seconds: float,
     interval_s: float,
     log: TextIO | None = None,
+    influx_url: str | None = None,
 ) -> tuple[Soak, dict[str, int]]:
-    """Run the pipeline for ``seconds`` after its first values; sample RSS every ``interval_s``."""
+    """Run the pipeline for ``seconds`` after its first values; sample RSS every ``interval_s``.
+
+    With ``influx_url`` it also writes to that InfluxDB (its readings are counted as accepted there).
+    """
     loop = asyncio.get_running_loop()
     s = settings.opcua
     stop = asyncio.Event()
     result = Soak(seconds)
-    async with bench_pipeline(server, settings, "plantstream-bench-soak-") as (pipeline, recorder):
+    prefix = "plantstream-bench-soak-"
+    async with bench_pipeline(server, settings, prefix, influx_url) as (pipeline, recorder):
         task = asyncio.create_task(pipeline.run(stop))
         try:
             await _first_values(recorder, task, s.tags, s.connect_timeout_s)
@@ -151,14 +158,23 @@ async def measure(
     interval_s: float,
     log: TextIO | None = None,
 ) -> SoakResult:
-    """Start the server, soak the collector alone, then the pipeline, against the same server."""
+    """Start the server, soak the collector alone, then the pipeline, against the same server.
+
+    With ``settings.influxdb`` the pipeline also writes to an InfluxDB 1.12 node started for the
+    run (its memory is its own process's, not counted here).
+    """
     s = settings.opcua
     duration = (minutes + baseline_minutes) * 60 + 2 * s.connect_timeout_s + 300
-    async with ServerProcess(s.tags, s.rate, duration, machines=settings.machines) as server:
+    async with contextlib.AsyncExitStack() as stack:
+        influx = await stack.enter_async_context(influx_node()) if settings.influxdb else None
+        server = await stack.enter_async_context(
+            ServerProcess(s.tags, s.rate, duration, machines=settings.machines)
+        )
         if log is not None:
             print(f"simulator process {server.pid} on {server.endpoint}", file=log, flush=True)
         baseline = await run_soak(server, s, baseline_minutes * 60, interval_s, log)
-        pipeline, kept = await run_pipeline_soak(server, settings, minutes * 60, interval_s, log)
+        url = influx.url if influx is not None else None
+        pipeline, kept = await run_pipeline_soak(server, settings, minutes * 60, interval_s, log, url)
     return SoakResult(baseline, pipeline, kept)
 
 
@@ -208,6 +224,11 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="the plant's production.correction_history_bytes (default: the plant file's default)",
     )
+    parser.add_argument(
+        "--influxdb",
+        action="store_true",
+        help="the pipeline also writes to an InfluxDB 1.12 node started for the run",
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 unless the pipeline's RSS levels off")
     return parser.parse_args(argv)
 
@@ -222,13 +243,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         window_s=args.window,
         collector=False,
         history_bytes=args.history_bytes,
+        influxdb=args.influxdb,
     )
     print(
         f"code {code_revision(CODE_PATHS)}, python {platform.python_version()}, {os.cpu_count()} CPUs; "
         f"{args.tags:,} tags at {args.rate:g} Hz, {args.machines} machines, {args.window} s windows; "
         f"collector {args.baseline_minutes:g} min, then pipeline {args.minutes:g} min; "
         f"RSS every {args.interval:g} s; correction_history_bytes "
-        f"{'default' if args.history_bytes is None else args.history_bytes}",
+        f"{'default' if args.history_bytes is None else args.history_bytes}"
+        f"{'; also into InfluxDB 1.12' if args.influxdb else ''}",
         flush=True,
     )
     try:
