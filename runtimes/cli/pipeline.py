@@ -490,8 +490,8 @@ def _demo_start(state_dir: Path, watch_s: float = 0.0) -> tuple[datetime, dict[s
     values the checkpoint holds, as real PLCs keep theirs while the pipeline is stopped (a fresh
     seeded value would read as a reset and be counted whole). The first run starts now. When the
     start is outside the demo line's shifts (nights, Sundays, holidays), or in a shift that ends
-    before ``watch_s`` simulated seconds have passed, the clock jumps to the next shift's start, so
-    the demo always has production to show.
+    before ``watch_s`` simulated seconds have passed, the clock jumps to the next shift's start,
+    and from a break to its end, so the demo always has production to show.
     """
     from plantstream.plant import load_plant
     from runtimes.embedded import CHECKPOINT
@@ -521,16 +521,22 @@ def _demo_start(state_dir: Path, watch_s: float = 0.0) -> tuple[datetime, dict[s
 
 
 def _start_in_production(schedule: Schedule, at: int, watch_us: int) -> int | None:
-    """The first instant at or after ``at`` (µs) in a shift with ``watch_us`` of it left.
+    """The first instant at or after ``at`` (µs) in a shift, out of its breaks, with ``watch_us`` of it left.
 
     A shift shorter than ``watch_us`` needs to be left whole. ``None`` when no shift starts
     within two weeks. (Started ten minutes before the end of shift B at 60x, the demo would
-    show the night after ten seconds.)
+    show the night after ten seconds; started in the meal break, a short demo would show no
+    production at all.)
     """
     begin = schedule.next_shift_time(at)
     while begin is not None:
         shift = schedule.shift_at(begin)
-        if shift is None or shift.end - begin >= min(watch_us, shift.end - shift.start):
+        if shift is None:
+            return begin
+        for start, end in sorted(shift.breaks):
+            if start <= begin < end:
+                begin = end  # a break has no production to show: from its end
+        if begin < shift.end and shift.end - begin >= min(watch_us, shift.end - shift.start):
             return begin
         begin = schedule.next_shift_time(shift.end)
     return None

@@ -56,6 +56,10 @@ def test_the_next_shift_time_of_the_demo_calendar(now: datetime, expected: datet
         (datetime(2026, 3, 2, 6, 50, tzinfo=UTC), 30, datetime(2026, 3, 2, 7, 0, tzinfo=UTC)),
         # A watch longer than any shift (8 h): a whole shift is enough.
         (datetime(2026, 3, 2, 2, 0, tzinfo=UTC), 24 * 60, datetime(2026, 3, 2, 7, 0, tzinfo=UTC)),
+        # Monday 19:37 local, in shift B's meal break (19:30-20:00): from the break's end.
+        (datetime(2026, 3, 2, 12, 37, tzinfo=UTC), 8, datetime(2026, 3, 2, 13, 0, tzinfo=UTC)),
+        # Monday 17:05 local, in the tea break (17:00-17:15): from 17:15 local.
+        (datetime(2026, 3, 2, 10, 5, tzinfo=UTC), 8, datetime(2026, 3, 2, 10, 15, tzinfo=UTC)),
     ],
 )
 def test_the_demo_starts_where_its_run_has_a_shift_to_watch(
