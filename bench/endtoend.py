@@ -12,11 +12,14 @@ import gc
 import json
 import math
 import os
+import re
 import tempfile
 from array import array
+from collections import Counter as Tally
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Literal
 
@@ -197,9 +200,9 @@ def summary(values: Sequence[float]) -> tuple[float, float, float]:
     return percentile(values, 0.5), percentile(values, 0.99), max(values, default=math.nan)
 
 
-_LOAD_READING = b"reading,line=load,"
-"""How a load tag's ``reading`` line begins: the encoder sorts tags by key (line, machine, signal,
-site), so the line tag comes first (:mod:`sinks.lineprotocol`)."""
+_LOAD_READING_TIMES = re.compile(rb"^reading,line=load,[^\n]* (-?\d+)$", re.MULTILINE)
+"""The time of each load tag's ``reading`` line in a body of line protocol: the encoder sorts tags
+by key (line, machine, signal, site), so the line tag comes first (:mod:`sinks.lineprotocol`)."""
 _PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 
 # -- what the sink writes ---------------------------------------------------------------------------
@@ -261,21 +264,23 @@ class Recorder(Counter):
     def on_accepted(self, body: bytes, precision: str, wall: float) -> None:
         """The InfluxDB sink's write API accepted ``body`` at ``wall``: count and time its load readings.
 
-        Lines are parsed only as far as needed (the prefix, the timestamp after the last space), so
-        the hook adds about a microsecond a line to the pipeline's CPU.
+        The lines' times are found by one regular expression over the body, in C, so the hook adds
+        little to the CPU measured as the pipeline's (splitting and parsing line by line in Python
+        added about a microsecond a line).
         """
         if not self.readings_from_influx:
             return
-        lines = [line for line in body.split(b"\n") if line.startswith(_LOAD_READING)]
-        self.n += len(lines)
+        stamps = _LOAD_READING_TIMES.findall(body)
+        self.n += len(stamps)
         if not self.timing:
             return
-        self.timed += len(lines)
+        self.timed += len(stamps)
         scale = _PER_SECOND[precision]
         source_wall = wall - self.clock_offset_s
-        append = self.reading_s.append
-        for line in lines:
-            append(source_wall - int(line.rsplit(b" ", 1)[1]) / scale)
+        extend = self.reading_s.extend
+        # A body's lines share a few sampling ticks: each distinct time is converted once.
+        for stamp, count in Tally(stamps).items():
+            extend(repeat(source_wall - int(stamp) / scale, count))
 
     def oee_written(self, point: Point, wall: float) -> None:
         """An OEE point was written at ``wall`` in the timed window: its latencies from the close."""

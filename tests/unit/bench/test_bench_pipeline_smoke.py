@@ -14,6 +14,7 @@ import math
 
 import pytest
 
+from bench.endtoend import Recorder
 from bench.opcua import Settings
 from bench.pipeline import PipelineSettings, measure, percentile, plant_document, table_row
 from plantstream.plant import parse_plant
@@ -95,3 +96,25 @@ def test_the_influxdb_sink_writes_readings_in_milliseconds() -> None:
     assert sink.precision["reading"] == "ms"  # 10 Hz readings at seconds would overwrite each other
     with pytest.raises(ValueError, match="only the embedded runtime"):
         PipelineSettings(runtimes=("kafka",), influxdb=True)
+
+
+def test_the_accept_hook_counts_and_times_only_the_load_tags_reading_lines() -> None:
+    recorder = Recorder(clock_offset_s=0.5, readings_from_influx=True)
+    recorder.timing = True
+    fields = b' quality="good",value=1.5 '
+    body = b"\n".join(
+        [
+            b"reading,line=load,machine=load1,signal=power_kw,site=bench" + fields + b"1000000000500",
+            b"reading,line=load,machine=load2,signal=power_kw,site=bench" + fields + b"1000000000500",
+            b"reading,line=load,machine=load3,signal=power_kw,site=bench" + fields + b"1000000000000",
+            b"reading,line=sim,machine=m1,signal=power_kw,site=bench" + fields + b"1000000000000",
+            b"oee,line=load,machine=load1,site=bench oee=0.5 1000000000000",
+        ]
+    )
+    recorder.on_accepted(body, "ms", 1_000_000_002.0)
+    assert recorder.n == recorder.timed == 3
+    # Accepted at 1 000 000 002 s by the wall clock, 1 000 000 001.5 s by the source's (0.5 s behind);
+    # two readings stamped 1 000 000 000.5 s (in ms), one 1 000 000 000.0 s.
+    assert sorted(recorder.reading_s) == [1.0, 1.0, 1.5]
+    recorder.on_accepted(b"", "ms", 1_000_000_002.0)
+    assert recorder.n == 3
