@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from bench.influxdb_node import InfluxNode
 from bench.opcua import Counter, Round, ServerProcess, Settings, describe
-from plantstream.records import Point
+from plantstream.records import Point, ReadingRow
 from runtimes.embedded import EmbeddedPipeline
 from runtimes.plant import load_and_resolve
 from runtimes.simulator import NAMESPACE_URI
@@ -243,23 +243,28 @@ class Recorder(Counter):
             self.close_wall = started
             self.close_source = ts_us / 1e6
 
-    def on_write(self, batch: Sequence[Point], wall: float) -> None:
-        """The sink flushed ``batch`` at ``wall``."""
-        offset = self.clock_offset_s
+    def on_write(self, batch: Sequence[Point | ReadingRow], wall: float) -> None:
+        """The sink flushed ``batch`` at ``wall`` (the embedded runtime's raw readings come as rows)."""
         for point in batch:
+            if isinstance(point, tuple):
+                if not self.readings_from_influx:
+                    self._reading_written(point[3], point[0] / 1e6, wall)
+                continue
             measurement = point.measurement
             if measurement == "reading":
-                if self.readings_from_influx:
-                    continue
-                self.n += 1
-                # Only the load tags: a machine's value read again after a reconnect keeps the
-                # source time of its last change, minutes ago, which is no delay of the pipeline.
-                if self.timing and point.tags["line"] == "load":
-                    self.timed += 1
-                    self.reading_s.append(wall - point.time.timestamp() - offset)
+                if not self.readings_from_influx:
+                    self._reading_written(point.tags["line"], point.time.timestamp(), wall)
             elif measurement == "oee" and self.timing:
                 self.oee_written(point, wall)
         self.close_wall = self.close_source = None
+
+    def _reading_written(self, line: str, source_time: float, wall: float) -> None:
+        self.n += 1
+        # Only the load tags: a machine's value read again after a reconnect keeps the source
+        # time of its last change, minutes ago, which is no delay of the pipeline.
+        if self.timing and line == "load":
+            self.timed += 1
+            self.reading_s.append(wall - source_time - self.clock_offset_s)
 
     def on_accepted(self, body: bytes, precision: str, wall: float) -> None:
         """The InfluxDB sink's write API accepted ``body`` at ``wall``: count and time its load readings.

@@ -66,7 +66,7 @@ from bench.opcua import (
 from bench.pipeline import influx_node
 from collectors.backoff import Backoff
 from collectors.opcua import OpcUaCollector
-from plantstream.records import Point, Reading
+from plantstream.records import Point, Reading, ReadingRow
 from runtimes.embedded import EmbeddedPipeline
 
 __all__ = ["Received", "main", "measure"]
@@ -241,9 +241,12 @@ def _count_accepted(received: Received) -> Any:
 def _count_written(received: Received) -> Any:
     """The file sink's ``on_write`` hook counting the load tags' readings into ``received``."""
 
-    def on_write(batch: Sequence[Point], wall: float) -> None:
+    def on_write(batch: Sequence[Point | ReadingRow], wall: float) -> None:
         for point in batch:
-            if point.measurement == "reading" and point.tags["line"] == "load":
+            if isinstance(point, tuple):  # the embedded runtime's raw readings
+                if point[3] == "load":
+                    received.take(point[4], _tick(point[1]))
+            elif point.measurement == "reading" and point.tags["line"] == "load":
                 received.take(point.tags["machine"], _tick(point.time))
 
     return on_write

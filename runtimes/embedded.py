@@ -51,7 +51,17 @@ from collectors.queue import BoundedQueue
 from plantstream.plant import LoadedPlant
 from plantstream.plant.schema import OpcUaSource
 from plantstream.private import open_private, private_dir
-from plantstream.records import EPOCH, QUALITY_TEXT, DeadLetter, FieldValue, Point, Reading
+from plantstream.records import (
+    EPOCH,
+    QUALITY_TEXT,
+    DeadLetter,
+    FieldValue,
+    Point,
+    Reading,
+    ReadingRow,
+    reading_row_json,
+    reading_row_point,
+)
 from runtimes.cbam import CbamLedger, open_ledger
 from runtimes.deadletter_log import DeadLetterLog
 from runtimes.gc_tuning import fewer_collections
@@ -64,7 +74,7 @@ from sinks.files import JsonLinesSink
 from streams.config import EngineSpec
 from streams.engine import Engine, ReadingRejected
 from streams.operator_reason import ReasonRefused, code_for, parse_request
-from streams.points import reading_point
+from streams.points import reading_row
 from streams.stops import OPERATOR_REASON
 
 __all__ = ["EmbeddedPipeline", "PipelineStats"]
@@ -179,7 +189,7 @@ class EmbeddedPipeline:
         self._states: dict[str, Reading] = {}
         """Each machine's newest state reading, for a new ``/stream`` listener (``tail --table``)."""
         self.sinks = build_sinks(plant, state_dir, self._dead_letter, flush_timeout_s=sink_flush_timeout_s)
-        self._pending: list[Point] = []
+        self._pending: list[Point | ReadingRow] = []
         self._hand_over_lock = asyncio.Lock()
         self._persisting: asyncio.Future[None] | None = None
         opcua_sources = [s.id for s in plant.model.sources if isinstance(s, OpcUaSource)]
@@ -286,25 +296,21 @@ class EmbeddedPipeline:
             while len(taken) < _HAND_OVER and queue.qsize():
                 taken = taken + queue.get_nowait()
             self._queued -= len(taken)
-            batch = self._take(taken)
+            rows = self._take(taken)
             self._since_idle_check += len(taken)
             if self._since_idle_check >= _IDLE_CHECK_EVERY or not queue.qsize():
                 self._tick_quiet_machines()
             engine = self.engine
-            if engine.has_points:
-                produced = engine.take_points()
+            produced = engine.take_points() if engine.has_points else []
+            if produced:
                 self._count_windows(produced)
-                batch.extend(produced)
-            if batch:
-                self._pending.extend(batch)
                 if self.cbam is not None:
-                    self.cbam.write(batch)
-                self.stats.points += len(batch)
-                if self._on_points is not None:
-                    self._on_points(batch)
-                if self.http is not None and self.http.listening:
-                    for point in batch:
-                        self.http.publish(point.to_json())
+                    self.cbam.write(produced)  # the ledger keeps windows; raw readings are not its
+            if rows or produced:
+                self._pending.extend(rows)
+                self._pending.extend(produced)
+                self.stats.points += len(rows) + len(produced)
+                self._show(rows, produced)
             if self._pending and (len(self._pending) >= _HAND_OVER or not queue.qsize()):
                 await self._hand_over()
             # A queue that holds readings hands them over without suspending, and so does an
@@ -313,8 +319,8 @@ class EmbeddedPipeline:
             # queue's worth of readings at a time.
             await asyncio.sleep(0)
 
-    def _take(self, readings: list[Reading]) -> list[Point]:
-        """Push ``readings`` into the engine; return their ``reading`` points."""
+    def _take(self, readings: list[Reading]) -> list[ReadingRow]:
+        """Push ``readings`` into the engine; return the rows of those recorded as ``reading`` points."""
         if self._on_reading is not None or self.http is not None:
             self._watch(readings)
         push = self.engine.push_raw
@@ -322,7 +328,7 @@ class EmbeddedPipeline:
         seen = self._idle.seen
         backfilling = self._backfilling
         delivered = self._delivered
-        points: list[Point] = []
+        rows: list[ReadingRow] = []
         # The receipt time bounds how far ahead an event time may be (max_future_s).
         now = time.time_ns() // 1000
         source_clock = self._source_clock
@@ -332,12 +338,13 @@ class EmbeddedPipeline:
         ingest_then: datetime | None = None
         ts = received = 0
         for reading in readings:
-            machine = machines.get(reading.machine)
-            if machine is not None and reading.signal in machine.recorded:
-                points.append(reading_point(reading, machine.site, machine.line))
             if reading.ts != ts_then:
                 ts_then = reading.ts
                 ts = (ts_then - EPOCH) // _ONE_US
+            machine = machines.get(reading.machine)
+            if machine is not None and reading.signal in machine.recorded:
+                # A row, not a Point: the sinks write it as its `reading` point (records.ReadingRow).
+                rows.append(reading_row(reading, ts, machine.site, machine.line))
             if reading.source in backfilling:
                 key = (reading.machine, reading.signal)
                 if ts > delivered.get(key, ts - 1):
@@ -371,7 +378,18 @@ class EmbeddedPipeline:
         last = readings[-1]
         if last.ingest_ts is not None:
             self.stats.lag_s[last.source or "-"] = time.time() - last.ingest_ts.timestamp()
-        return points
+        return rows
+
+    def _show(self, rows: list[ReadingRow], produced: list[Point]) -> None:
+        """A turn's points to the live views: ``on_points`` and ``/stream``, raw readings first."""
+        if self._on_points is not None:
+            self._on_points([reading_row_point(row) for row in rows] + produced)
+        if self.http is not None and self.http.listening:
+            publish = self.http.publish
+            for row in rows:
+                publish(reading_row_json(row))
+            for point in produced:
+                publish(point.to_json())
 
     def _watch(self, readings: list[Reading]) -> None:
         """The live views' part of taking ``readings``: ``on_reading``, ``/stream``, machine states."""

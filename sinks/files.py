@@ -23,13 +23,14 @@ from pathlib import Path
 from typing import TextIO
 
 from plantstream.private import open_private, private_dir
-from plantstream.records import DeadLetter, Point
+from plantstream.records import DeadLetter, Point, ReadingRow, reading_row_json
 from sinks.deadletters import DEFAULT_MAX_BYTES, DeadLetterFolder
 
 __all__ = ["JsonLinesSink", "WriteHook"]
 
-WriteHook = Callable[[Sequence[Point], float], None]
-"""Called with a batch of points just flushed and the wall-clock time of the flush (epoch seconds)."""
+WriteHook = Callable[[Sequence[Point | ReadingRow], float], None]
+"""Called with a batch of points (raw readings' as rows) just flushed and the wall-clock time of the
+flush (epoch seconds)."""
 
 
 class JsonLinesSink:
@@ -59,8 +60,11 @@ class JsonLinesSink:
         self.points_written = 0
         self.dead_letters_written = 0
 
-    def write(self, points: Iterable[Point]) -> None:
-        """Append ``points``, each to the file of its day; then call ``on_write``, if set."""
+    def write(self, points: Iterable[Point | ReadingRow]) -> None:
+        """Append ``points``, each to the file of its day; then call ``on_write``, if set.
+
+        A :data:`~plantstream.records.ReadingRow` is written as the line of its ``reading`` point.
+        """
         hook = self.on_write
         if hook is None:
             self._append(points)
@@ -97,7 +101,7 @@ class JsonLinesSink:
         self._by_day.clear()
         self.dead_letters.close()
 
-    def _append(self, points: Iterable[Point]) -> None:
+    def _append(self, points: Iterable[Point | ReadingRow]) -> None:
         # The lines of a batch are gathered per file and written with one call each: two
         # writes per point cost more than making its JSON.
         by_day = self._by_day
@@ -106,14 +110,19 @@ class JsonLinesSink:
         lines: list[str] = []
         written = 0
         for point in points:
-            day = point.time.date()
+            if isinstance(point, tuple):
+                day = point[1].date()
+                line = reading_row_json(point)
+            else:
+                day = point.time.date()
+                line = point.to_json()
             if day != day_then:
                 handle = by_day.get(("points", day))
                 if handle is None:
                     handle = by_day["points", day] = self._file("points", day.isoformat())
                 lines = gathered.setdefault(handle, [])
                 day_then = day
-            lines.append(point.to_json())
+            lines.append(line)
             written += 1
         for handle, text in gathered.items():
             text.append("")  # the newline after the last line

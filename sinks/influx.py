@@ -46,7 +46,7 @@ from influxdb_client.rest import ApiException
 from influxdb_client.service.write_service import WriteService
 
 from plantstream.plant.schema import InfluxDbSink
-from plantstream.records import DeadLetter, Point
+from plantstream.records import DeadLetter, Point, ReadingRow
 from sinks.lineprotocol import Precision, encode_many
 from sinks.outbox import Outbox, OutboxChunk, OutboxFull
 
@@ -206,7 +206,7 @@ class InfluxSink:
 
     # -- the pipeline's side -------------------------------------------------------------------
 
-    def encode(self, points: Sequence[Point]) -> list[tuple[str, list[str]]]:
+    def encode(self, points: Sequence[Point | ReadingRow]) -> list[tuple[str, list[str]]]:
         """Line protocol for ``points`` as (precision, lines) groups, each in the points' order.
 
         Unencodable points are dead-lettered instead.
@@ -225,7 +225,7 @@ class InfluxSink:
             self._precisions[measurement] = precision
         return precision
 
-    async def submit(self, points: Sequence[Point]) -> None:
+    async def submit(self, points: Sequence[Point | ReadingRow]) -> None:
         """Append ``points`` to the outbox; returns once they are committed there.
 
         Under policy ``block`` a full outbox makes this wait for room (back-pressure); while the
@@ -243,7 +243,7 @@ class InfluxSink:
                 await self._room.wait()
         self._appended()
 
-    def submit_nowait(self, points: Sequence[Point]) -> None:
+    def submit_nowait(self, points: Sequence[Point | ReadingRow]) -> None:
         """Append ``points`` now, beyond the bound if need be (the runtime's last words at shutdown)."""
         self.outbox.append(self.encode(points), force=True)
         self._appended()

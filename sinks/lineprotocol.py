@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Literal, TypeVar
 
-from plantstream.records import EPOCH, FieldValue, Point
+from plantstream.records import EPOCH, FieldValue, Point, ReadingRow, reading_row_point
 
 __all__ = ["PRECISIONS", "Precision", "Unencodable", "encode", "encode_many", "timestamp"]
 
@@ -59,12 +59,15 @@ def encode(point: Point, precision: Precision) -> str:
 
 
 def encode_many(
-    points: Iterable[Point], precision_of: Callable[[str], Precision]
+    points: Iterable[Point | ReadingRow], precision_of: Callable[[str], Precision]
 ) -> tuple[dict[Precision, list[str]], list[tuple[Point, Unencodable]]]:
     """Lines for ``points``, grouped by the precision of their measurement, each group in order.
 
+    A :data:`~plantstream.records.ReadingRow` is written as its ``reading`` point would be.
+
     Returns:
-        The lines per precision, and the points that line protocol cannot carry with the reason.
+        The lines per precision, and the points that line protocol cannot carry with the reason
+        (a row as its point).
     """
     groups: dict[Precision, list[str]] = {}
     failed: list[tuple[Point, Unencodable]] = []
@@ -72,10 +75,29 @@ def encode_many(
     measurement_then: str | None = None
     precision: Precision = "s"
     lines: list[str] = []
-    time_then: datetime | None = None
+    time_then: datetime | int | None = None
     precision_then: Precision | None = None
     stamp = ""
-    for point in points:
+    for item in points:
+        if isinstance(item, tuple):
+            # A raw reading's row: its series and fields straight from the row, its time from
+            # the row's microseconds; a row the fast path declines is judged as its point.
+            measurement = "reading"
+            if measurement != measurement_then:
+                precision = precision_of(measurement)
+                lines = groups.setdefault(precision, [])
+                measurement_then = measurement
+            head = _row_head(item)
+            if head is not None:
+                micros = item[0]
+                if micros != time_then or precision != precision_then:
+                    stamp = str(micros * 1000 if precision == "ns" else micros // _US_PER_UNIT[precision])
+                    time_then, precision_then = micros, precision
+                lines.append(f"{head} {stamp}")
+                continue
+            point = reading_row_point(item)
+        else:
+            point = item
         measurement = point.measurement
         if measurement != measurement_then:
             precision = precision_of(measurement)
@@ -180,6 +202,31 @@ def _reading_head(tags: dict[str, str], fields: dict[str, FieldValue]) -> str | 
         except Unencodable:
             return None
     return f"{prefix} {field_set}"
+
+
+def _row_head(row: ReadingRow) -> str | None:
+    """:func:`_reading_head` of a raw reading's row; ``None`` for the generic path."""
+    _, _, site, line, machine, signal, value, quality, status_code = row
+    key = (site, line, machine, signal)
+    prefix = _READING_PREFIXES.get(key)
+    if prefix is None:
+        try:
+            tags = {"site": site, "line": line, "machine": machine, "signal": signal}
+            prefix = _remember(_READING_PREFIXES, key, _prefix("reading", tags))
+        except Unencodable:
+            return None
+    text = _QUALITY_FIELDS.get(quality)
+    if text is None:
+        return None
+    if value is not None:
+        text = _reading_value("value_str" if isinstance(value, str) else "value", value, text)
+        if text is None:
+            return None
+    if status_code is not None:
+        if status_code.__class__ is not int or not -_INT64 <= status_code < _INT64:
+            return None
+        text = f"{text},status_code={status_code}i"
+    return f"{prefix} {text}"
 
 
 def _reading_fields(fields: dict[str, FieldValue]) -> str | None:

@@ -12,7 +12,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from plantstream.plant.schema import OeeMethod
-from plantstream.records import EPOCH, QUALITY_TEXT, FieldValue, Point, Reading, Value
+from plantstream.records import (
+    EPOCH,
+    QUALITY_TEXT,
+    FieldValue,
+    Point,
+    Reading,
+    ReadingRow,
+    Value,
+    reading_row_point,
+)
 from streams.calendar import US
 from streams.config import CarbonSpec
 from streams.energy import US_PER_HOUR, specific_energy
@@ -23,7 +32,15 @@ from streams.oee import element_fields, oee_kpis
 from streams.reasons import Reason, default_loss
 from streams.stops import StopEvent
 
-__all__ = ["WindowPoints", "decoded_reading_point", "reading_point", "stop_point", "window_label"]
+__all__ = [
+    "WindowPoints",
+    "decoded_reading_point",
+    "field_value",
+    "reading_point",
+    "reading_row",
+    "stop_point",
+    "window_label",
+]
 
 
 def window_label(window_us: int) -> str:
@@ -159,6 +176,25 @@ def reading_point(reading: Reading, site: str, line: str) -> Point:
     )
 
 
+def reading_row(reading: Reading, ts: int, site: str, line: str) -> ReadingRow:
+    """``reading`` (of event time ``ts`` in µs) as the row of its ``reading`` point (records.ReadingRow).
+
+    What :func:`reading_point` says, without the :class:`Point`: the sinks write the row directly.
+    """
+    value = reading.value
+    return (
+        ts,
+        reading.ts,
+        site,
+        line,
+        reading.machine,
+        reading.signal,
+        value if value.__class__ is float else field_value(value),
+        QUALITY_TEXT[reading.quality],
+        reading.status_code,
+    )
+
+
 def decoded_reading_point(
     parts: tuple[int, str, str, Value | None, str, int | None], site: str, line: str
 ) -> Point:
@@ -187,15 +223,15 @@ def _reading_point(
     site: str,
     line: str,
 ) -> Point:
-    fields: dict[str, FieldValue] = {"quality": quality}
-    if isinstance(value, str):
-        fields["value_str"] = value
-    elif value is not None:
-        fields["value"] = float(value)
-    if status_code is not None:
-        fields["status_code"] = status_code
-    tags = {"site": site, "line": line, "machine": machine, "signal": signal}
-    return Point.trusted(measurement="reading", tags=tags, fields=fields, time=time)
+    row = (0, time, site, line, machine, signal, field_value(value), quality, status_code)
+    return reading_row_point(row)
+
+
+def field_value(value: Value | None) -> float | str | None:
+    """A reading's value as its ``reading`` point holds it: numbers and flags as floats, text as is."""
+    if value is None or isinstance(value, str):
+        return value
+    return float(value)
 
 
 def stop_point(tags: dict[str, str], event: StopEvent, reason: Reason, revision: int) -> Point:
