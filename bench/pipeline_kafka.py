@@ -50,7 +50,7 @@ from bench.common import stop_task, timed_window
 from bench.endtoend import PipelineRound, PipelineSettings, Recorder, plant_document
 from bench.kafka_node import KafkaBroker
 from bench.opcua import Round, ServerProcess, _first_values
-from plantstream.records import Point, Reading
+from plantstream.records import Point, Reading, ReadingRow
 from runtimes.kafka.calculate import Outcome
 from runtimes.kafka.process import ProcessRole
 from runtimes.kafka.rollup import RollupOutcome
@@ -159,7 +159,7 @@ class TimedFileSink(FileSink):
         super().__init__(directory)
         self.recorder = recorder
 
-    async def write(self, points: list[Point]) -> None:
+    async def write(self, points: list[Point | ReadingRow]) -> None:
         """Write and fsync (as the role does), then hand the batch and the time to the recorder."""
         await super().write(points)
         self.recorder.on_write(points, time.time())

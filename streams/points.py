@@ -35,6 +35,7 @@ from streams.stops import StopEvent
 __all__ = [
     "WindowPoints",
     "decoded_reading_point",
+    "decoded_reading_row",
     "field_value",
     "reading_point",
     "reading_row",
@@ -199,13 +200,20 @@ def decoded_reading_point(
     parts: tuple[int, str, str, Value | None, str, int | None], site: str, line: str
 ) -> Point:
     """:func:`reading_point` of a reading decoded by :func:`plantstream.records.decode_reading`."""
+    return reading_row_point(decoded_reading_row(parts, site, line))
+
+
+def decoded_reading_row(
+    parts: tuple[int, str, str, Value | None, str, int | None], site: str, line: str
+) -> ReadingRow:
+    """:func:`reading_row` of a reading decoded by :func:`plantstream.records.decode_reading`."""
     ts, machine, signal, value, quality, status_code = parts
     time = _TIMES.get(ts)
     if time is None:
         if len(_TIMES) >= _TIMES_REMEMBERED:
             _TIMES.clear()
         time = _TIMES[ts] = EPOCH + timedelta(microseconds=ts)
-    return _reading_point(time, machine, signal, value, quality, status_code, site, line)
+    return (ts, time, site, line, machine, signal, field_value(value), quality, status_code)
 
 
 # Readings come many to a timestamp (every tag of a sampling tick): their times are made once.

@@ -31,13 +31,13 @@ import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from plantstream.plant.schema import Kafka
-from plantstream.records import DeadLetter, Point, RecordError, decode_reading
+from plantstream.records import DeadLetter, Point, ReadingRow, RecordError, decode_reading
 from runtimes.gc_tuning import fewer_collections
 from runtimes.kafka.topics import dead_letter, ensure_topics, utf8
 from sinks.files import JsonLinesSink
 from sinks.influx import InfluxSink
 from streams.config import EngineSpec
-from streams.points import decoded_reading_point
+from streams.points import decoded_reading_row
 
 __all__ = ["MAX_BACKOFF_S", "FileSink", "PointSink", "SinkRole", "SinkStats"]
 
@@ -56,8 +56,8 @@ class PointSink(Protocol):
 
     name: str
 
-    async def write(self, points: list[Point]) -> None:
-        """Write ``points`` durably, or raise."""
+    async def write(self, points: list[Point | ReadingRow]) -> None:
+        """Write ``points`` (raw readings' as rows, records.ReadingRow) durably, or raise."""
 
     async def dead_letter(self, letters: list[DeadLetter]) -> None:
         """Keep refused input, if this sink keeps any (others ignore it)."""
@@ -74,11 +74,11 @@ class FileSink:
     def __init__(self, directory: Path) -> None:
         self.files = JsonLinesSink(directory)
 
-    async def write(self, points: list[Point]) -> None:
+    async def write(self, points: list[Point | ReadingRow]) -> None:
         """Append and force to disk (in a thread: fsync blocks)."""
         await asyncio.to_thread(self._write, points)
 
-    def _write(self, points: list[Point]) -> None:
+    def _write(self, points: list[Point | ReadingRow]) -> None:
         self.files.write(points)
         self.files.sync()
 
@@ -105,7 +105,7 @@ class OutboxSink:
         self.name = sink.id
         sink.start()
 
-    async def write(self, points: list[Point]) -> None:
+    async def write(self, points: list[Point | ReadingRow]) -> None:
         """Into the outbox (waiting for room under ``block``), then forced to disk."""
         await self.sink.submit(points)
         await asyncio.to_thread(self.sink.sync)
@@ -198,7 +198,7 @@ class SinkRole:
         return self.stats
 
     async def _write(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
-        points: list[Point] = []
+        points: list[Point | ReadingRow] = []
         letters: list[DeadLetter] = []
         topics = self.settings.topics
         for tp, records in batch.items():
@@ -224,8 +224,10 @@ class SinkRole:
         self.stats.dead_letters += len(letters)
         self.stats.batches += 1
 
-    def _raw_points(self, records: list[ConsumerRecord[bytes, bytes]], points: list[Point]) -> None:
-        """The ``reading`` points of readings-topic ``records`` whose signal is recorded."""
+    def _raw_points(
+        self, records: list[ConsumerRecord[bytes, bytes]], points: list[Point | ReadingRow]
+    ) -> None:
+        """The ``reading`` points of readings-topic ``records`` whose signal is recorded, as rows."""
         assert self.spec is not None
         machines = self.spec.machines
         made = 0
@@ -238,7 +240,7 @@ class SinkRole:
             # A reading under another machine's key is refused by ``process`` too (wrong_key).
             if machine is None or parts[2] not in machine.recorded or record.key != parts[1].encode():
                 continue
-            points.append(decoded_reading_point(parts, machine.site, machine.line))
+            points.append(decoded_reading_row(parts, machine.site, machine.line))
             made += 1
         self.stats.raw_points += made
         self.stats.readings_skipped += len(records) - made

@@ -1,6 +1,7 @@
-"""``plantstream sink``'s raw ``reading`` points, made from the readings topic.
+"""``plantstream sink``'s raw ``reading`` points, made from the readings topic (as rows).
 
-The points must be the embedded runtime's (``reading_point`` of the model), and a record that
+The points must be the embedded runtime's (``reading_point`` of the model; the sink role hands
+them on as rows, records.ReadingRow, which the sinks write as their points), and a record that
 ``process`` refuses (malformed, unknown machine, another machine's key) must make none, counted,
 without a dead letter of the sink's own: ``process`` dead-letters it already.
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 from aiokafka import ConsumerRecord
 
 from plantstream.plant.schema import Kafka
-from plantstream.records import Point, Reading
+from plantstream.records import Point, Reading, ReadingRow, reading_row_json
 from runtimes.kafka.sink import SinkRole
 from runtimes.plant import load_and_resolve
 from streams.points import reading_point
@@ -37,11 +38,11 @@ def role(recorded: frozenset[str] | None = None) -> SinkRole:
 
 def test_a_reading_makes_the_embedded_runtimes_raw_point() -> None:
     sink = role()
-    points: list[Point] = []
+    points: list[Point | ReadingRow] = []
     sink._raw_points([record(b"m1", GOOD, 0)], points)
     machine = sink.spec.machines["m1"]  # type: ignore[union-attr]
     expected = reading_point(Reading.from_json(GOOD), machine.site, machine.line)
-    assert [p.to_json() for p in points] == [expected.to_json()]
+    assert [reading_row_json(p) for p in points if isinstance(p, tuple)] == [expected.to_json()]
     assert (sink.stats.raw_points, sink.stats.readings_skipped) == (1, 0)
 
 
@@ -54,8 +55,9 @@ def test_what_process_refuses_and_signals_not_recorded_make_no_point() -> None:
         record(b"m2", GOOD, 3),  # under another machine's key
         record(b"m1", GOOD.replace("power_kw", "energy_kwh"), 4),  # not recorded
     ]
-    points: list[Point] = []
+    points: list[Point | ReadingRow] = []
     sink._raw_points([*refused, record(b"m1", GOOD, 5)], points)
-    assert [p.tags["signal"] for p in points] == ["power_kw"]
+    assert [p[5] for p in points if isinstance(p, tuple)] == ["power_kw"]
+    assert len(points) == 1
     assert (sink.stats.raw_points, sink.stats.readings_skipped) == (1, 5)
     assert sink.stats.dead_letters == 0
