@@ -191,22 +191,31 @@ def _reading_head(tags: dict[str, str], fields: dict[str, FieldValue]) -> str | 
     signal = tags.get("signal")
     if site is None or line is None or machine is None or signal is None:
         return None
-    field_set = _reading_fields(fields)
+    shape = _READING_SHAPES.get(tuple(fields))
+    if shape is None:
+        return None
+    name, has_code = shape
+    value = None if name is None else fields[name]
+    field_set = _reading_fields(fields["quality"], name, value, fields["status_code"] if has_code else None)
     if field_set is None:
         return None
-    key = (site, line, machine, signal)
-    prefix = _READING_PREFIXES.get(key)
-    if prefix is None:
-        try:
-            prefix = _remember(_READING_PREFIXES, key, _prefix("reading", tags))
-        except Unencodable:
-            return None
-    return f"{prefix} {field_set}"
+    prefix = _reading_prefix(site, line, machine, signal)
+    return None if prefix is None else f"{prefix} {field_set}"
 
 
 def _row_head(row: ReadingRow) -> str | None:
     """:func:`_reading_head` of a raw reading's row; ``None`` for the generic path."""
     _, _, site, line, machine, signal, value, quality, status_code = row
+    name = None if value is None else "value_str" if isinstance(value, str) else "value"
+    field_set = _reading_fields(quality, name, value, status_code)
+    if field_set is None:
+        return None
+    prefix = _reading_prefix(site, line, machine, signal)
+    return None if prefix is None else f"{prefix} {field_set}"
+
+
+def _reading_prefix(site: str, line: str, machine: str, signal: str) -> str | None:
+    """The series of a ``reading`` point; ``None`` where a name needs the generic path's refusal."""
     key = (site, line, machine, signal)
     prefix = _READING_PREFIXES.get(key)
     if prefix is None:
@@ -215,32 +224,25 @@ def _row_head(row: ReadingRow) -> str | None:
             prefix = _remember(_READING_PREFIXES, key, _prefix("reading", tags))
         except Unencodable:
             return None
-    text = _QUALITY_FIELDS.get(quality)
+    return prefix
+
+
+def _reading_fields(
+    quality: FieldValue, name: str | None, value: FieldValue | None, code: FieldValue | None
+) -> str | None:
+    """The field set of a ``reading`` point; ``None`` where a value needs the generic path.
+
+    ``quality``, then the field ``name`` (``value`` or ``value_str``) if given, then
+    ``status_code`` if given.
+    """
+    text = _QUALITY_FIELDS.get(quality)  # type: ignore[arg-type]
     if text is None:
         return None
-    if value is not None:
-        text = _reading_value("value_str" if isinstance(value, str) else "value", value, text)
+    if name is not None:
+        text = _reading_value(name, value, text)  # type: ignore[arg-type]
         if text is None:
             return None
-    if status_code is not None:
-        if status_code.__class__ is not int or not -_INT64 <= status_code < _INT64:
-            return None
-        text = f"{text},status_code={status_code}i"
-    return f"{prefix} {text}"
-
-
-def _reading_fields(fields: dict[str, FieldValue]) -> str | None:
-    """The field set of a ``reading`` point of a known shape and plain values; ``None`` otherwise."""
-    shape = _READING_SHAPES.get(tuple(fields))
-    quality = _QUALITY_FIELDS.get(fields["quality"]) if shape is not None else None  # type: ignore[arg-type]
-    if shape is None or quality is None:
-        return None
-    name, has_code = shape
-    text: str | None = quality
-    if name is not None:
-        text = _reading_value(name, fields[name], quality)
-    if has_code and text is not None:
-        code = fields["status_code"]
+    if code is not None:
         if code.__class__ is not int or not -_INT64 <= code < _INT64:
             return None
         text = f"{text},status_code={code}i"
