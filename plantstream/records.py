@@ -8,8 +8,10 @@ guessing the zone of a PLC clock is how peer tools end up hours off (docs/refere
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from types import MemberDescriptorType
 from typing import Annotated, Any, TypeVar
 
 import orjson
@@ -82,6 +84,24 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(f"{where}: {message}" for where, message in by_field.items())
 
 
+def _slot_setter(name: str) -> Callable[[BaseModel, Any], None]:
+    """How the trusted constructors fill one of pydantic's per-instance slots.
+
+    The slot's own descriptor sets it at a fraction of ``object.__setattr__``'s cost (the name
+    is not looked up per call); a pydantic without that slot gets ``object.__setattr__``.
+    """
+    descriptor = BaseModel.__dict__.get(name)
+    if isinstance(descriptor, MemberDescriptorType):
+        return descriptor.__set__
+    return lambda instance, value: object.__setattr__(instance, name, value)
+
+
+_SET_FIELDS_SET = _slot_setter("__pydantic_fields_set__")
+_SET_EXTRA = _slot_setter("__pydantic_extra__")
+_SET_PRIVATE = _slot_setter("__pydantic_private__")
+_SET_STATE = object.__setattr__  # the models are frozen; this is how pydantic's own constructors fill them
+_NEW = object.__new__
+
 _TRUSTED_FIELDS = frozenset(("ts", "machine", "signal", "value", "source", "seq", "ingest_ts"))
 _ALL_FIELDS = _TRUSTED_FIELDS | {"quality", "status_code", "server_ts"}
 _POINT_FIELDS = frozenset(("measurement", "tags", "fields", "time"))
@@ -143,9 +163,8 @@ class Reading(BaseModel):
         bad, ``status_code`` is a 32-bit unsigned integer and ``seq`` >= 0. The result equals
         ``Reading(...)`` of the same arguments (a property test holds the two together).
         """
-        reading = object.__new__(cls)
-        state = object.__setattr__  # the model is frozen; this is how pydantic's own constructors fill it
-        state(
+        reading = _NEW(cls)
+        _SET_STATE(
             reading,
             "__dict__",
             {
@@ -167,9 +186,9 @@ class Reading(BaseModel):
             fields_set = _ALL_FIELDS
         if backfilled:
             fields_set = fields_set | {"backfilled"}
-        state(reading, "__pydantic_fields_set__", set(fields_set))
-        state(reading, "__pydantic_extra__", None)
-        state(reading, "__pydantic_private__", None)
+        _SET_FIELDS_SET(reading, set(fields_set))
+        _SET_EXTRA(reading, None)
+        _SET_PRIVATE(reading, None)
         return reading
 
     def to_json(self) -> str:
@@ -226,12 +245,13 @@ class Point(BaseModel):
         datetime. The result equals ``Point(...)`` of the same arguments (a property test holds
         the two together); it costs a fraction of pydantic's ``model_construct``.
         """
-        point = object.__new__(cls)
-        state = object.__setattr__  # the model is frozen; this is how pydantic's own constructors fill it
-        state(point, "__dict__", {"measurement": measurement, "tags": tags, "fields": fields, "time": time})
-        state(point, "__pydantic_fields_set__", set(_POINT_FIELDS))
-        state(point, "__pydantic_extra__", None)
-        state(point, "__pydantic_private__", None)
+        point = _NEW(cls)
+        _SET_STATE(
+            point, "__dict__", {"measurement": measurement, "tags": tags, "fields": fields, "time": time}
+        )
+        _SET_FIELDS_SET(point, set(_POINT_FIELDS))
+        _SET_EXTRA(point, None)
+        _SET_PRIVATE(point, None)
         return point
 
     def to_json(self) -> str:
