@@ -412,3 +412,16 @@ def test_the_bulk_decoder_takes_what_the_model_takes_and_refuses_what_it_refuses
     # ``process`` makes the reading's raw point from the decoded parts, the embedded runtime from the model
     from_parts = decoded_reading_point(decoded, "site", "line")
     assert from_parts.to_json() == reading_point(reading, "site", "line").to_json()
+
+
+def test_the_trusted_constructors_slot_setters_fall_back_without_pydantic_slots() -> None:
+    from types import SimpleNamespace
+
+    from plantstream.records import _slot_setter
+
+    # Today's pydantic keeps __pydantic_extra__ in a slot: its descriptor sets it.
+    assert _slot_setter("__pydantic_extra__").__class__.__name__ == "method-wrapper"
+    # A pydantic without such a slot: object.__setattr__ on the instance instead.
+    holder = SimpleNamespace()
+    _slot_setter("__no_such_slot__")(holder, 7)  # type: ignore[arg-type]
+    assert holder.__no_such_slot__ == 7  # type: ignore[attr-defined]
