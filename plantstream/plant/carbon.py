@@ -1,4 +1,4 @@
-"""A site's electricity carbon: the grid it draws from and the market instruments it holds."""
+"""A site's carbon: which grid emission factor applies, and the market-based (Scope 2) covered share."""
 
 from __future__ import annotations
 
