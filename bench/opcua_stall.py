@@ -73,6 +73,10 @@ __all__ = ["Received", "main", "measure"]
 
 CODE_PATHS = [
     "collectors/opcua.py",
+    "collectors/opcua_items.py",
+    "collectors/opcua_reads.py",
+    "collectors/opcua_state.py",
+    "collectors/opcua_values.py",
     "bench/opcua_stall.py",
     "bench/opcua.py",
     "runtimes/embedded.py",

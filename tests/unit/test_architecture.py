@@ -43,7 +43,21 @@ IO_MODULES = frozenset(
 CLOCK_ATTRIBUTES = frozenset({"now", "utcnow", "today"})
 EXTRA_PURE_FILES = (
     "plantstream/records.py",
+    "plantstream/plant/base.py",
+    "plantstream/plant/calendars.py",
+    "plantstream/plant/carbon.py",
+    "plantstream/plant/cbam_checks.py",
+    "plantstream/plant/cbam_goods.py",
+    "plantstream/plant/cbam_installation.py",
+    "plantstream/plant/checks.py",
+    "plantstream/plant/plant_model.py",
+    "plantstream/plant/production.py",
+    "plantstream/plant/runtimes_config.py",
     "plantstream/plant/schema.py",
+    "plantstream/plant/signals.py",
+    "plantstream/plant/sinks_config.py",
+    "plantstream/plant/sites.py",
+    "plantstream/plant/sources.py",
     "plantstream/plant/cn_codes.py",
     "collectors/topics.py",
     "collectors/payloads.py",
@@ -151,6 +165,84 @@ def test_pure_module_list_is_not_empty() -> None:
 def test_imports_follow_the_data(package: str) -> None:
     problems = [v for path in python_files(package) for v in check_file(path, layer_violations)]
     assert not problems, "\n".join(problems)
+
+
+def import_time_dependencies(source: str, module: str, known: set[str]) -> set[str]:
+    """Our modules that importing ``module`` imports first: its top-level imports, not those under
+    ``TYPE_CHECKING`` or inside functions; ``from package import module`` counts as that module."""
+    found: set[str] = set()
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = {f"{node.module}.{alias.name}" for alias in node.names}
+            found.update(names & known)
+            if names - known:  # a name defined in the package's __init__ needs it imported
+                found.add(node.module)
+    return (found & known) - {module}
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The cycles of ``graph`` (module -> modules it imports), each as its sorted members."""
+    order: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        order[node] = low[node] = len(order)
+        stack.append(node)
+        for other in sorted(graph.get(node, ())):
+            if other not in order:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in stack:
+                low[node] = min(low[node], order[other])
+        if low[node] == order[node]:
+            members = stack[stack.index(node) :]
+            del stack[stack.index(node) :]
+            if len(members) > 1:
+                cycles.append(sorted(members))
+
+    for node in sorted(graph):
+        if node not in order:
+            visit(node)
+    return cycles
+
+
+def test_no_module_imports_itself_through_others() -> None:
+    # Split modules (collectors/opcua_*.py, plantstream/plant/*.py) lean on one another; a cycle
+    # would make the order of imports matter and break on the first import from the other side.
+    paths = [path for package in PACKAGES for path in python_files(package)]
+    known = {module_name(path) for path in paths}
+    graph = {
+        module_name(path): import_time_dependencies(
+            path.read_text(encoding="utf-8"), module_name(path), known
+        )
+        for path in paths
+    }
+    assert import_cycles(graph) == []
+
+
+def test_cycle_checker_catches_a_cycle_through_a_submodule_import() -> None:
+    known = {"collectors", "collectors.a", "collectors.b", "collectors.c"}
+    graph = {
+        "collectors.a": import_time_dependencies("from collectors.b import B\n", "collectors.a", known),
+        "collectors.b": import_time_dependencies("from collectors import c\n", "collectors.b", known),
+        "collectors.c": import_time_dependencies("import collectors.a\n", "collectors.c", known),
+    }
+    assert import_cycles(graph) == [["collectors.a", "collectors.b", "collectors.c"]]
+
+
+def test_cycle_checker_ignores_imports_for_type_checking_only() -> None:
+    known = {"collectors.a", "collectors.b"}
+    source = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from collectors.a import A\n"
+    graph = {
+        "collectors.a": import_time_dependencies("from collectors.b import B\n", "collectors.a", known),
+        "collectors.b": import_time_dependencies(source, "collectors.b", known),
+    }
+    assert graph["collectors.b"] == set()
+    assert import_cycles(graph) == []
 
 
 # --- purity ------------------------------------------------------------------------------------------

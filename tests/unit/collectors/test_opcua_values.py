@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from collectors.opcua import _aware, _plain
+from collectors.opcua_values import _aware, _plain
 from plantstream.records import Quality, Reading
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from plantstream.plant import PlantError, PlantIssue, parse_plant
+from plantstream.plant.cbam_checks import _goods_in_cycles
 from plantstream.plant.cn_codes import cn_category
-from plantstream.plant.schema import CbamGood, GoodPrecursor, _goods_in_cycles
+from plantstream.plant.schema import CbamGood, GoodPrecursor
 
 BASE = """\
 sites:
