@@ -313,8 +313,8 @@ ReadingRow = tuple[int, datetime, str, str, str, str, float | str | None, str, i
 quality, status_code): the value as the point's field holds it (a float for numbers and flags, a
 str for text, ``None`` for a bad reading without one). A pipeline writes one of these per reading,
 most of all it writes, so sinks encode them directly (:func:`reading_row_json`,
-``sinks.lineprotocol.encode_many``); ``streams.points.row_point`` makes the equal :class:`Point`
-for any other consumer.
+``sinks.lineprotocol.encode_many``); :func:`reading_row_point` makes the equal :class:`Point` for
+any other consumer.
 """
 
 
@@ -332,7 +332,7 @@ def reading_row_json(row: ReadingRow) -> str:
     if text is None:
         text = orjson.dumps(quality).decode()
     if value is not None:
-        name = ',"value_str":' if value.__class__ is str else ',"value":'
+        name = ',"value_str":' if isinstance(value, str) else ',"value":'
         text = f"{text}{name}{orjson.dumps(value).decode()}"
     if status_code is not None:
         try:

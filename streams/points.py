@@ -231,6 +231,7 @@ def _reading_point(
     site: str,
     line: str,
 ) -> Point:
+    # The row's time in µs (first) is for the sinks' encoders; the point needs only the datetime.
     row = (0, time, site, line, machine, signal, field_value(value), quality, status_code)
     return reading_row_point(row)
 
