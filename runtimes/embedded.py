@@ -158,7 +158,13 @@ class EmbeddedPipeline:
         self.spec = spec
         self.state_dir = state_dir
         self.stats = PipelineStats()
-        self.sink = JsonLinesSink(state_dir, dead_letter_max_bytes=dead_letter_max_bytes)
+        files = plant.model.files
+        self.sink = JsonLinesSink(
+            state_dir,
+            dead_letter_max_bytes=dead_letter_max_bytes,
+            readings=files.readings,
+            keep_days=files.keep_days,
+        )
         self.dead_letter_log = DeadLetterLog(_log)
         self.engine = Engine(spec)
         # The CBAM ledger (cbam section only) sees every point written and is committed with checkpoints.

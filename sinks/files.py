@@ -8,6 +8,12 @@ them to disk (the runtime calls it before it checkpoints, so a checkpoint never 
 whose points are not on disk). A corrected window is written again with the same identity:
 readers keep the last line of each identity.
 
+Two settings bound the disk they take (the plant file's ``files:``, docs/operations.md): without
+``readings`` the raw ``reading`` points are left out (the plant's other sinks still get them), and
+with ``keep_days`` the day files of ``points/`` more than that many days before today (UTC, by the
+wall clock) are deleted, checked when the sink starts writing and once a day after, each logged
+and counted in :attr:`JsonLinesSink.days_deleted`.
+
 ``on_write`` (optional, for benchmarks and live views) is called after each batch is flushed with
 the batch and the wall-clock time (``time.time()``) of the flush; without it the sink does no
 extra work per batch beyond one ``None`` check.
@@ -15,10 +21,11 @@ extra work per batch beyond one ``None`` check.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -27,6 +34,8 @@ from plantstream.records import DeadLetter, Point, ReadingRow, reading_row_json
 from sinks.deadletters import DEFAULT_MAX_BYTES, DeadLetterFolder
 
 __all__ = ["JsonLinesSink", "WriteHook"]
+
+_log = logging.getLogger("plantstream.sinks.files")
 
 WriteHook = Callable[[Sequence[Point | ReadingRow], float], None]
 """Called with a batch of points (raw readings' as rows) just flushed and the wall-clock time of the
@@ -41,6 +50,9 @@ class JsonLinesSink:
         on_write: called after every flushed batch of points (see :data:`WriteHook`); may also be
             set later through the attribute of the same name.
         dead_letter_max_bytes: the dead-letter folder's bound (policy ``drop_oldest``).
+        readings: also write the raw ``reading`` points (rows and points alike).
+        keep_days: delete ``points/`` day files more than this many days before today (None: never).
+        today: today's UTC date (for tests; the wall clock's by default).
     """
 
     def __init__(
@@ -49,9 +61,20 @@ class JsonLinesSink:
         *,
         on_write: WriteHook | None = None,
         dead_letter_max_bytes: int = DEFAULT_MAX_BYTES,
+        readings: bool = True,
+        keep_days: int | None = None,
+        today: Callable[[], date] = lambda: datetime.now(tz=UTC).date(),
     ) -> None:
+        if keep_days is not None and keep_days < 1:
+            raise ValueError("keep_days must be at least 1")
         self.directory = directory
         self.on_write = on_write
+        self.readings = readings
+        self.keep_days = keep_days
+        self._today = today
+        self._pruned_on: date | None = None
+        self.days_deleted = 0
+        """Day files of ``points/`` deleted for ``keep_days``."""
         self.dead_letters = DeadLetterFolder(directory, max_bytes=dead_letter_max_bytes)
         self._files: dict[Path, TextIO] = {}
         # The handle of each (kind, UTC date), so that a point costs one dictionary lookup, not a
@@ -109,11 +132,21 @@ class JsonLinesSink:
         day_then: date | None = None
         lines: list[str] = []
         written = 0
+        if self.keep_days is not None:
+            today = self._today()
+            if today != self._pruned_on:
+                self._prune(today - timedelta(days=self.keep_days))
+                self._pruned_on = today
+        readings = self.readings
         for point in points:
             if isinstance(point, tuple):
+                if not readings:
+                    continue
                 day = point[1].date()
                 line = reading_row_json(point)
             else:
+                if not readings and point.measurement == "reading":
+                    continue
                 day = point.time.date()
                 line = point.to_json()
             if day != day_then:
@@ -129,6 +162,30 @@ class JsonLinesSink:
             handle.write("\n".join(text))
             handle.flush()
         self.points_written += written
+
+    def _prune(self, oldest_kept: date) -> None:
+        """Delete the day files of ``points/`` before ``oldest_kept`` (closing any still open)."""
+        folder = self.directory / "points"
+        if not folder.is_dir():
+            return
+        for path in sorted(folder.glob("*.jsonl")):
+            try:
+                day = date.fromisoformat(path.stem)
+            except ValueError:
+                continue  # not a day file of ours: left alone
+            if day >= oldest_kept:
+                continue
+            handle = self._files.pop(path, None)
+            if handle is not None:
+                handle.close()
+                self._by_day.pop(("points", day), None)
+            try:
+                path.unlink()
+            except OSError as exc:
+                _log.warning("files: could not delete %s (keep_days %s): %s", path, self.keep_days, exc)
+                continue
+            self.days_deleted += 1
+            _log.info("files: deleted %s, older than keep_days %s", path, self.keep_days)
 
     def _file(self, kind: str, day: str) -> TextIO:
         path = self.directory / kind / f"{day}.jsonl"

@@ -9,7 +9,7 @@ from plantstream.plant.calendars import Calendar
 from plantstream.plant.cbam_goods import Cbam
 from plantstream.plant.production import Production
 from plantstream.plant.reasons import ReasonTree
-from plantstream.plant.runtimes_config import Http, Kafka
+from plantstream.plant.runtimes_config import Files, Http, Kafka
 from plantstream.plant.sinks_config import Sink
 from plantstream.plant.sites import Line, Machine, Site
 from plantstream.plant.sources import Source
@@ -28,6 +28,7 @@ class PlantModel(_Strict):
     sinks: list[Sink] = Field(default_factory=list)
     kafka: Kafka | None = Field(default=None, description="the kafka runtime (collect, process, sink)")
     http: Http = Field(default_factory=Http)
+    files: Files = Field(default_factory=Files, description="the state directory's points files")
     reasons: ReasonTree = Field(default_factory=ReasonTree, description="stop reason codes, defined once")
 
     def machines(self) -> list[tuple[Site, Line, Machine]]:

@@ -1,4 +1,4 @@
-"""The runtimes' own settings: the kafka runtime's broker and topics, the embedded one's HTTP port."""
+"""The runtimes' own settings: the kafka runtime, the embedded one's HTTP port, the points files."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 from plantstream.plant.base import _Strict
 from plantstream.plant.numbers import Integer
 
-__all__ = ["Http", "Kafka", "KafkaTopics", "TopicName"]
+__all__ = ["Files", "Http", "Kafka", "KafkaTopics", "TopicName"]
 
 _TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
 
@@ -83,4 +83,24 @@ class Http(_Strict):
 
     port: int = Field(
         default=8765, ge=0, le=65535, description="loopback port (0: any free one); --http-port overrides it"
+    )
+
+
+class Files(_Strict):
+    """The points files of the state directory (``points/YYYY-MM-DD.jsonl``), of ``run`` and ``sink``.
+
+    Every point goes there by default, raw readings included: at 2 000 tags x 10 Hz that is about
+    3 MB a second, some 290 GB a day (docs/operations.md). A plant with a database sink can keep
+    the raw readings out (``readings: false``; the sinks still get them) and bound the days kept.
+    """
+
+    readings: bool = Field(
+        default=True,
+        description="also write the raw `reading` points there (false: only the plant's sinks get them)",
+    )
+    keep_days: Integer | None = Field(
+        default=None,
+        ge=1,
+        le=36_500,
+        description="delete day files this many UTC days older than today (null: keep every day)",
     )

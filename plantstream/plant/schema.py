@@ -52,7 +52,7 @@ from plantstream.plant.production import (
     Production,
 )
 from plantstream.plant.reasons import ReasonTree
-from plantstream.plant.runtimes_config import Http, Kafka, KafkaTopics, TopicName
+from plantstream.plant.runtimes_config import Files, Http, Kafka, KafkaTopics, TopicName
 from plantstream.plant.signals import (
     CounterSignal,
     EnergySignal,
@@ -105,6 +105,7 @@ __all__ = [
     "Deadband",
     "DefaultValue",
     "EnergySignal",
+    "Files",
     "FuelSignal",
     "GoodOutput",
     "GoodPrecursor",

@@ -154,7 +154,7 @@ def sink_command(plant_path: Path, state_dir: Path) -> None:
     settings = kafka_settings(plant, plant_path)
     hold_state_dir(state_dir)
     role_logging()
-    files = FileSink(state_dir)
+    files = FileSink(state_dir, readings=plant.model.files.readings, keep_days=plant.model.files.keep_days)
 
     async def main_task() -> None:
         stop = stop_on_signals()

@@ -71,8 +71,9 @@ class FileSink:
 
     name = "files"
 
-    def __init__(self, directory: Path) -> None:
-        self.files = JsonLinesSink(directory)
+    def __init__(self, directory: Path, *, readings: bool = True, keep_days: int | None = None) -> None:
+        """``readings`` and ``keep_days``: the plant file's ``files:`` (see :class:`JsonLinesSink`)."""
+        self.files = JsonLinesSink(directory, readings=readings, keep_days=keep_days)
 
     async def write(self, points: list[Point | ReadingRow]) -> None:
         """Append and force to disk (in a thread: fsync blocks)."""

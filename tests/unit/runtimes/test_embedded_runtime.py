@@ -297,3 +297,33 @@ async def test_the_processor_lets_other_tasks_run_between_batches_of_a_full_queu
     # Each batch's points were written in a turn of their own: the other task ran in between.
     first, second, third = seen[:3]
     assert first < second < third
+
+
+async def test_without_files_readings_the_raw_readings_reach_the_views_but_not_the_points_files(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "plant.yaml"
+    path.write_text(MINIMAL.read_text(encoding="utf-8") + "files:\n  readings: false\n", encoding="utf-8")
+    plant, spec = load_and_resolve(path)
+    seen: list[Point] = []
+    pipeline = EmbeddedPipeline(plant, spec, tmp_path / "state", on_points=seen.extend)
+    # Four minutes of a running machine: its first windows close; the readings are raw points.
+    await pipeline.feed([reading(0, "state", "running")] + [reading(m, "power_kw", 1.0) for m in range(4)])
+    stop = asyncio.Event()
+    task = asyncio.create_task(pipeline.run(stop))
+
+    async def windows_written() -> None:
+        while not any(p.measurement != "reading" for p in seen):
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(windows_written(), 30)
+    stop.set()
+    await asyncio.wait_for(task, 30)
+    assert [p.tags["signal"] for p in seen if p.measurement == "reading"] == ["state"] + 4 * ["power_kw"]
+    written = [
+        json.loads(line)["measurement"]
+        for day in (tmp_path / "state" / "points").iterdir()
+        for line in day.read_text(encoding="utf-8").splitlines()
+    ]
+    assert written
+    assert "reading" not in written
