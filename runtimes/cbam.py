@@ -32,8 +32,6 @@ from zoneinfo import ZoneInfo
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from openpyxl import Workbook
-from openpyxl.styles import Font
 from pydantic import ValidationError
 
 from plantstream.plant.schema import PlantModel
@@ -606,6 +604,11 @@ def summary_workbook(summary: CbamSummary) -> bytes:
     ``Summary_Processes`` lists the processes, their emissions and their data completeness
     (overall and per kind of meter).
     """
+    # Here, not at the top: openpyxl is about 15 MiB of a running pipeline's memory (issue 18),
+    # and only a report writes a workbook.
+    from openpyxl import Workbook  # noqa: PLC0415
+    from openpyxl.styles import Font  # noqa: PLC0415
+
     book = Workbook()
     sheet = book.active
     sheet.title = "Summary_Communication"
