@@ -251,16 +251,6 @@ class History(Sequence[Row]):
         with memoryview(self._ts) as column, column[self._start :] as live:
             return bisect_left(live, ts - self._t0)
 
-    def time_at(self, index: int) -> int:
-        """``history[index][0]`` without building the row (``0 <= index < len``).
-
-        Raises:
-            IndexError: ``index`` is out of range.
-        """
-        if not 0 <= index < len(self):
-            raise IndexError("history index out of range")
-        return self._ts[self._start + index] + self._t0
-
     # -- inside ---------------------------------------------------------------------------------
 
     def _row(self, at: int) -> Row:
