@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from bench import memstat
 from bench.common import code_revision, stop_task, today
 from bench.endtoend import DEFAULT_MACHINES, PipelineSettings, bench_pipeline
 from bench.opcua import (
@@ -102,10 +103,12 @@ async def run_pipeline_soak(
     interval_s: float,
     log: TextIO | None = None,
     influx_url: str | None = None,
+    account: bool = False,
 ) -> tuple[Soak, dict[str, int]]:
     """Run the pipeline for ``seconds`` after its first values; sample RSS every ``interval_s``.
 
     With ``influx_url`` it also writes to that InfluxDB (its readings are counted as accepted there).
+    With ``account`` (and a ``log``) it prints where the memory is at the end (bench/memstat.py).
     """
     loop = asyncio.get_running_loop()
     s = settings.opcua
@@ -117,6 +120,8 @@ async def run_pipeline_soak(
         try:
             await _first_values(recorder, task, s.tags, s.connect_timeout_s)
             n0, t0 = recorder.n, loop.time()
+            if account and log is not None:
+                print(f"memory at the start: {memstat.account()}", file=log, flush=True)
             result.samples.append((0.0, rss_bytes()))
             k = 0
             while (elapsed := loop.time() - t0) < seconds:
@@ -137,6 +142,11 @@ async def run_pipeline_soak(
                     )
             result.readings = recorder.n - n0
             kept = correction_memory(pipeline)
+            if account and log is not None:
+                print(f"memory at the end: {memstat.account()}", file=log, flush=True)
+                print(f"objects the GC tracks: {memstat.census()}", file=log, flush=True)
+                print(f"one malloc_trim(0): {memstat.trim_experiment()}", file=log, flush=True)
+                print(f"memory after it: {memstat.account()}", file=log, flush=True)
         finally:
             await stop_task(task, stop, 60)
         stats = task.result()
@@ -157,6 +167,7 @@ async def measure(
     baseline_minutes: float,
     interval_s: float,
     log: TextIO | None = None,
+    account: bool = False,
 ) -> SoakResult:
     """Start the server, soak the collector alone, then the pipeline, against the same server.
 
@@ -174,7 +185,9 @@ async def measure(
             print(f"simulator process {server.pid} on {server.endpoint}", file=log, flush=True)
         baseline = await run_soak(server, s, baseline_minutes * 60, interval_s, log)
         url = influx.url if influx is not None else None
-        pipeline, kept = await run_pipeline_soak(server, settings, minutes * 60, interval_s, log, url)
+        pipeline, kept = await run_pipeline_soak(
+            server, settings, minutes * 60, interval_s, log, url, account
+        )
     return SoakResult(baseline, pipeline, kept)
 
 
@@ -229,6 +242,9 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="the pipeline also writes to an InfluxDB 1.12 node started for the run",
     )
+    parser.add_argument(
+        "--account", action="store_true", help="print where the memory is at the end (bench/memstat.py)"
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 unless the pipeline's RSS levels off")
     return parser.parse_args(argv)
 
@@ -256,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         result = asyncio.run(
-            measure(settings, args.minutes, args.baseline_minutes, args.interval, sys.stdout)
+            measure(settings, args.minutes, args.baseline_minutes, args.interval, sys.stdout, args.account)
         )
     except (RuntimeError, TimeoutError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -62,6 +62,7 @@ from plantstream.records import (
     reading_row_json,
     reading_row_point,
 )
+from runtimes import heap_trim
 from runtimes.cbam import CbamLedger, open_ledger
 from runtimes.deadletter_log import DeadLetterLog
 from runtimes.gc_tuning import fewer_collections
@@ -654,6 +655,9 @@ class EmbeddedPipeline:
         finally:
             os.close(directory)
         self.stats.checkpoints += 1
+        # Between two checkpoints the history is cut and the last encoded state freed: without
+        # this the C heap kept those pages, about 20 MiB at 2,000 tags x 10 Hz (runtimes.heap_trim).
+        heap_trim.trim()
 
     def _restore(self) -> None:
         path = self.state_dir / CHECKPOINT

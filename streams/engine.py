@@ -31,7 +31,6 @@ Pure, like the calculators it drives: readings in, points out, time only from th
 
 from __future__ import annotations
 
-import heapq
 from bisect import insort
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -43,6 +42,7 @@ from typing import Any
 
 from plantstream.records import EPOCH, QUALITY_TEXT, Point, Reading
 from streams.config import EngineSpec, MachineSpec
+from streams.held import Held
 from streams.history import History, Row
 from streams.machine import BadValue, MachineCalc, MachineState, WindowResult
 from streams.operator_reason import ReasonRefused
@@ -90,7 +90,8 @@ class _Track:
     calc: MachineCalc
     points: WindowPoints
     scopes: list[Scope]
-    heap: list[_Released] = field(default_factory=list)
+    heap: Held = field(default_factory=Held)
+    """Readings held for ordering (``allowed_lateness``), in columns (streams.held)."""
     newest: int | None = None
     history: History = field(default_factory=History)
     snapshots: list[tuple[int, MachineState, int]] = field(default_factory=list)
@@ -402,7 +403,7 @@ class Engine:
             except ReadingRejected as exc:
                 raise ReadingRejected(exc.reason, f"{exc} (event time {_iso(ts)})") from None
             return
-        heapq.heappush(track.heap, item)
+        track.heap.push(item)
         self._release_until(track, watermark, seq)
 
     def _release_until(self, track: _Track, watermark: int | None, pushed: int | None = None) -> None:
@@ -414,34 +415,45 @@ class Engine:
                 numbered ``pushed``; the others are released all the same.
         """
         heap = track.heap
-        if not heap or (watermark is not None and heap[0][0] > watermark):
+        if not heap or (watermark is not None and heap.oldest_time() > watermark):
             return
         refused = None
         calc = track.calc
         feeders = calc.feeders
         append = track.history.append
-        pop = heapq.heappop
-        while heap and (watermark is None or heap[0][0] <= watermark):
-            item = pop(heap)
-            ts, _, signal, value, quality = item
-            try:
-                state = calc.state
-                released = state.released_until
-                if released is not None and ts <= state.next_check and quality != "bad" and signal != _TICK:
-                    # :meth:`_release`'s common case (no window can close), without the call.
-                    try:
-                        feeders[signal](ts, value)
-                    except BadValue as exc:
-                        self._events[f"rejected_{exc.reason}"] += 1
-                        raise ReadingRejected(exc.reason, f"{calc.spec.id}.{signal}: {exc}") from None
-                    append(item)
-                else:
-                    self._release(track, item)
-            except ReadingRejected as exc:
-                if refused is None:
-                    ts, seq, signal, value, quality = item
-                    held = None if seq == pushed else (ts, track.calc.spec.id, signal, value, quality)
-                    refused = ReadingRejected(exc.reason, f"{exc} (event time {_iso(ts)})", held)
+        # Nothing released pushes to this machine's held readings, so they are taken as a batch;
+        # each counts as taken once its release begins, as a pop from the heap did.
+        due = heap.up_to(watermark)
+        taken = 0
+        try:
+            for item in due:
+                taken += 1
+                ts, _, signal, value, quality = item
+                try:
+                    state = calc.state
+                    released = state.released_until
+                    if (
+                        released is not None
+                        and ts <= state.next_check
+                        and quality != "bad"
+                        and signal != _TICK
+                    ):
+                        # :meth:`_release`'s common case (no window can close), without the call.
+                        try:
+                            feeders[signal](ts, value)
+                        except BadValue as exc:
+                            self._events[f"rejected_{exc.reason}"] += 1
+                            raise ReadingRejected(exc.reason, f"{calc.spec.id}.{signal}: {exc}") from None
+                        append(item)
+                    else:
+                        self._release(track, item)
+                except ReadingRejected as exc:
+                    if refused is None:
+                        ts, seq, signal, value, quality = item
+                        held = None if seq == pushed else (ts, track.calc.spec.id, signal, value, quality)
+                        refused = ReadingRejected(exc.reason, f"{exc} (event time {_iso(ts)})", held)
+        finally:
+            heap.drop(taken)
         if refused is not None:
             raise refused
 
@@ -470,7 +482,7 @@ class Engine:
             return  # a tick only hints that time moved on: one from a wrong clock is dropped
         self._seq = seq = self._seq + 1
         self._events["ticks"] += 1
-        heapq.heappush(track.heap, (at, seq, _TICK, None, "good"))
+        track.heap.push((at, seq, _TICK, None, "good"))
         track.newest = ts
         with self._counted():
             self._release_until(track, at)
@@ -566,7 +578,7 @@ class Engine:
             "machines": {
                 mid: {
                     "state": t.calc.state.to_dict(),
-                    "held": sorted(t.heap),  # tuples: JSON arrays, as restore reads them
+                    "held": t.heap.rows(),  # tuples, oldest first: JSON arrays, as restore reads them
                     "newest": t.newest,
                 }
                 for mid, t in self._tracks.items()
@@ -593,8 +605,7 @@ class Engine:
         for mid, saved in data["machines"].items():
             track = self._tracks[mid]
             track.calc.state = MachineState.from_dict(saved["state"], track.calc.spec.schedule)
-            track.heap = [(ts, seq, sig, val, q) for ts, seq, sig, val, q in saved["held"]]
-            heapq.heapify(track.heap)
+            track.heap = Held((ts, seq, sig, val, q) for ts, seq, sig, val, q in saved["held"])
             track.newest = saved["newest"]
             track.history, track.snapshots, track.emitted, track.stops = History(), [], {}, {}
             released = track.calc.state.released_until

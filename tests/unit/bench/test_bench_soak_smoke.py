@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 
+from bench import memstat
 from bench.endtoend import PipelineSettings, plant_document
 from bench.opcua import Settings
 from bench.soak import measure, table_row
@@ -43,3 +44,23 @@ def test_the_history_byte_budget_asked_for_is_the_plant_files() -> None:
     assert production == {"window_s": asked.window_s, "correction_history_bytes": 16_777_216}
     default = plant_document("opc.tcp://127.0.0.1:4840", PipelineSettings(Settings(tags=5)))
     assert "correction_history_bytes" not in default["production"]
+
+
+async def test_the_account_says_where_the_memory_is_at_the_start_and_the_end() -> None:
+    log = io.StringIO()
+    await measure(SMALL, minutes=0.05, baseline_minutes=0.02, interval_s=2.0, log=log, account=True)
+    text = log.getvalue()
+    assert "memory at the start: " in text
+    assert "memory at the end: " in text
+    assert "one malloc_trim(0): " in text
+    assert "objects the GC tracks: " in text
+
+
+def test_the_account_splits_the_rss_into_mappings_and_allocators() -> None:
+    found = memstat.account()
+    # The parts by mapping add up to the total it gives (each rounded to 0.1 MiB).
+    parts = found["rss_by_mapping_mib"]
+    assert abs(sum(parts.values()) - found["rss_mib"]) <= 0.1 * len(parts)
+    assert found["rss_mib"] > 0
+    assert found["pymalloc"]["arenas"] >= 1
+    assert "MainThread" in found["threads"]
