@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 __all__ = ["account", "glibc_arenas", "pymalloc", "smaps"]
@@ -74,7 +75,7 @@ def glibc_arenas() -> list[dict[str, int]]:
         stream = libc.fopen(out.name.encode(), b"w")
         libc.malloc_info(0, stream)
         libc.fclose(stream)
-        text = open(out.name, encoding="utf-8").read()  # noqa: SIM115 - read once, closed at exit
+        text = Path(out.name).read_text(encoding="utf-8")
     arenas = []
     for body in re.findall(r'<heap nr="\d+">(.*?)</heap>', text, re.S):
         free = sum(int(m) for m in re.findall(r'<total type="fast" count="\d+" size="(\d+)"', body))
