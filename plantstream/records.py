@@ -12,10 +12,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from types import MemberDescriptorType
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from plantstream.textcache import remember
 
 __all__ = [
     "EPOCH",
@@ -324,10 +326,10 @@ def reading_row_json(row: ReadingRow) -> str:
     key = (site, line, machine, signal)
     head = _ROW_HEADS.get(key)
     if head is None:
-        head = _remember_text(_ROW_HEADS, key, _row_head(site, line, machine, signal))
+        head = remember(_ROW_HEADS, key, _row_head(site, line, machine, signal))
     stamp = _ROW_TIMES.get(time)
     if stamp is None:
-        stamp = _remember_text(_ROW_TIMES, time, orjson.dumps(time, option=orjson.OPT_UTC_Z).decode())
+        stamp = remember(_ROW_TIMES, time, orjson.dumps(time, option=orjson.OPT_UTC_Z).decode())
     text = _ROW_QUALITIES.get(quality)
     if text is None:
         text = orjson.dumps(quality).decode()
@@ -368,16 +370,6 @@ def reading_row_point(row: ReadingRow) -> Point:
 _ROW_HEADS: dict[tuple[str, str, str, str], str] = {}
 _ROW_TIMES: dict[datetime, str] = {}
 _ROW_QUALITIES = {quality.value: f'"{quality.value}"' for quality in Quality}
-_ROW_TEXTS_KEPT = 4096
-_K = TypeVar("_K")
-
-
-def _remember_text(cache: dict[_K, str], key: _K, text: str) -> str:
-    """Keep ``text`` under ``key``; a full cache starts over (the working set is small)."""
-    if len(cache) >= _ROW_TEXTS_KEPT:
-        cache.clear()
-    cache[key] = text
-    return text
 
 
 _ONE_US = timedelta(microseconds=1)

@@ -15,9 +15,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Literal, TypeVar
+from typing import Literal
 
 from plantstream.records import EPOCH, FieldValue, Point, ReadingRow, reading_row_point
+from plantstream.textcache import remember
 
 __all__ = ["PRECISIONS", "Precision", "Unencodable", "encode", "encode_many", "timestamp"]
 
@@ -125,12 +126,12 @@ def _head(measurement: str, tags: dict[str, str], fields: dict[str, FieldValue])
     key = (measurement, *tags.items())
     prefix = _PREFIXES.get(key)
     if prefix is None:
-        prefix = _remember(_PREFIXES, key, _prefix(measurement, tags))
+        prefix = remember(_PREFIXES, key, _prefix(measurement, tags))
     text = None
     for name, value in fields.items():
         escaped = _FIELD_KEYS.get(name)
         if escaped is None:
-            escaped = _remember(_FIELD_KEYS, name, _name(name, _KEY, "field key") + "=")
+            escaped = remember(_FIELD_KEYS, name, _name(name, _KEY, "field key") + "=")
         kind = value.__class__
         if kind is float:
             # Infinity minus itself and NaN minus anything are NaN; any finite number gives 0.
@@ -140,7 +141,7 @@ def _head(measurement: str, tags: dict[str, str], fields: dict[str, FieldValue])
         elif kind is str:
             quoted = _STRINGS.get(value)  # type: ignore[arg-type]
             if quoted is None:
-                quoted = _remember(_STRINGS, str(value), _value(name, value))
+                quoted = remember(_STRINGS, str(value), _value(name, value))
             part = escaped + quoted
         else:
             part = escaped + _value(name, value)
@@ -150,19 +151,9 @@ def _head(measurement: str, tags: dict[str, str], fields: dict[str, FieldValue])
     return f"{prefix} {text}"
 
 
-_CACHE_SIZE = 4096
 _PREFIXES: dict[tuple[object, ...], str] = {}
 _FIELD_KEYS: dict[str, str] = {}
 _STRINGS: dict[str, str] = {}
-_K = TypeVar("_K")
-
-
-def _remember(cache: dict[_K, str], key: _K, text: str) -> str:
-    """Keep ``text`` under ``key``; a full cache starts over (the working set is small)."""
-    if len(cache) >= _CACHE_SIZE:
-        cache.clear()
-    cache[key] = text
-    return text
 
 
 # The raw readings' points (streams.points.reading_point) are most of what a pipeline writes, and
@@ -221,7 +212,7 @@ def _reading_prefix(site: str, line: str, machine: str, signal: str) -> str | No
     if prefix is None:
         try:
             tags = {"site": site, "line": line, "machine": machine, "signal": signal}
-            prefix = _remember(_READING_PREFIXES, key, _prefix("reading", tags))
+            prefix = remember(_READING_PREFIXES, key, _prefix("reading", tags))
         except Unencodable:
             return None
     return prefix
@@ -260,7 +251,7 @@ def _reading_value(name: str, value: FieldValue, quality: str) -> str | None:
         quoted = _STRINGS.get(value)  # type: ignore[arg-type]
         if quoted is None:
             try:
-                quoted = _remember(_STRINGS, str(value), _value(name, value))
+                quoted = remember(_STRINGS, str(value), _value(name, value))
             except Unencodable:
                 return None
         return f"{quality},value_str={quoted}"
