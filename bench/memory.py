@@ -65,7 +65,7 @@ def kept(engine: Engine) -> dict[str, int]:
         "history_bytes": sum(t.history.nbytes for t in tracks),
         "snapshots": sum(len(t.snapshots) for t in tracks),
         "emitted_windows": sum(len(t.emitted) for t in tracks),
-        "held_readings": sum(len(t.heap) for t in tracks),
+        "held_readings": sum(len(t.held) for t in tracks),
     }
 
 

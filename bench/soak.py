@@ -72,7 +72,7 @@ def correction_memory(pipeline: EmbeddedPipeline) -> dict[str, int]:
         "snapshots": sum(len(t.snapshots) for t in tracks),
         "emitted_windows": sum(len(t.emitted) for t in tracks),
         "history_bytes": sum(t.history.nbytes for t in tracks),
-        "held_readings": sum(len(t.heap) for t in tracks),
+        "held_readings": sum(len(t.held) for t in tracks),
     }
 
 

@@ -3,8 +3,9 @@
 Pure, like the calculators it drives: readings in, points out, time only from the readings.
 
 - **Ordering.** Each machine has a watermark: the newest event time it has seen minus
-  ``allowed_lateness``. Readings wait in a small heap until the watermark passes them and are
-  then released in event-time order, so out-of-order arrival within the lateness changes nothing.
+  ``allowed_lateness``. Readings are held (:class:`streams.held.Held`) until the watermark
+  passes them and are then released in event-time order, so out-of-order arrival within the
+  lateness changes nothing.
   (``replay`` orders its whole input itself and turns this off.)
 - **Late data.** A reading behind what was already released corrects the past: the machine's
   state is restored from the snapshot taken at the last window close before the reading, the
@@ -90,7 +91,7 @@ class _Track:
     calc: MachineCalc
     points: WindowPoints
     scopes: list[Scope]
-    heap: Held = field(default_factory=Held)
+    held: Held = field(default_factory=Held)
     """Readings held for ordering (``allowed_lateness``), in columns (streams.held)."""
     newest: int | None = None
     history: History = field(default_factory=History)
@@ -395,15 +396,15 @@ class Engine:
         if newest is None or ts > newest:
             track.newest = newest = ts
         watermark = newest - self._lateness
-        if ts <= watermark and not track.heap:
-            # Already behind the watermark with nothing held before it: released at once, as the
-            # heap would release it, without going through the heap.
+        if ts <= watermark and not track.held:
+            # Already behind the watermark with nothing held before it: released at once, as
+            # holding would release it, without being held.
             try:
                 self._release(track, item)
             except ReadingRejected as exc:
                 raise ReadingRejected(exc.reason, f"{exc} (event time {_iso(ts)})") from None
             return
-        track.heap.push(item)
+        track.held.push(item)
         self._release_until(track, watermark, seq)
 
     def _release_until(self, track: _Track, watermark: int | None, pushed: int | None = None) -> None:
@@ -414,16 +415,16 @@ class Engine:
                 shows against the readings before it), with ``held`` set unless it is the one
                 numbered ``pushed``; the others are released all the same.
         """
-        heap = track.heap
-        if not heap or (watermark is not None and heap.oldest_time() > watermark):
+        waiting = track.held
+        if not waiting or (watermark is not None and waiting.oldest_time() > watermark):
             return
         refused = None
         calc = track.calc
         feeders = calc.feeders
         append = track.history.append
         # Nothing released pushes to this machine's held readings, so they are taken as a batch;
-        # each counts as taken once its release begins, as a pop from the heap did.
-        due = heap.up_to(watermark)
+        # each counts as taken once its release begins.
+        due = waiting.up_to(watermark)
         taken = 0
         try:
             for item in due:
@@ -453,7 +454,7 @@ class Engine:
                         held = None if seq == pushed else (ts, track.calc.spec.id, signal, value, quality)
                         refused = ReadingRejected(exc.reason, f"{exc} (event time {_iso(ts)})", held)
         finally:
-            heap.drop(taken)
+            waiting.drop(taken)
         if refused is not None:
             raise refused
 
@@ -482,7 +483,7 @@ class Engine:
             return  # a tick only hints that time moved on: one from a wrong clock is dropped
         self._seq = seq = self._seq + 1
         self._events["ticks"] += 1
-        track.heap.push((at, seq, _TICK, None, "good"))
+        track.held.push((at, seq, _TICK, None, "good"))
         track.newest = ts
         with self._counted():
             self._release_until(track, at)
@@ -578,7 +579,7 @@ class Engine:
             "machines": {
                 mid: {
                     "state": t.calc.state.to_dict(),
-                    "held": t.heap.rows(),  # tuples, oldest first: JSON arrays, as restore reads them
+                    "held": t.held.rows(),  # tuples, oldest first: JSON arrays, as restore reads them
                     "newest": t.newest,
                 }
                 for mid, t in self._tracks.items()
@@ -605,7 +606,7 @@ class Engine:
         for mid, saved in data["machines"].items():
             track = self._tracks[mid]
             track.calc.state = MachineState.from_dict(saved["state"], track.calc.spec.schedule)
-            track.heap = Held((ts, seq, sig, val, q) for ts, seq, sig, val, q in saved["held"])
+            track.held = Held((ts, seq, sig, val, q) for ts, seq, sig, val, q in saved["held"])
             track.newest = saved["newest"]
             track.history, track.snapshots, track.emitted, track.stops = History(), [], {}, {}
             released = track.calc.state.released_until

@@ -197,7 +197,7 @@ def test_hostile_readings_never_raise_stay_bounded_and_emit_only_finite_numbers(
             engine.push_raw(ts, "m1", signal, value, quality, received)
         points += engine.take_points()
         track = engine._tracks["m1"]
-        kept = len(track.history) + len(track.heap) + len(track.snapshots) + len(track.emitted)
+        kept = len(track.history) + len(track.held) + len(track.snapshots) + len(track.emitted)
         # Each reading opens at most an hour of 1-minute windows (max_gap_fill_s) before the rest
         # of a longer silence is skipped: the state held is proportional to the input.
         assert kept + len(track.calc.state.windows) <= 200 * (len(readings) + 1)
