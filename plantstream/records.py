@@ -326,7 +326,7 @@ def reading_row_json(row: ReadingRow) -> str:
     key = (site, line, machine, signal)
     head = _ROW_HEADS.get(key)
     if head is None:
-        head = remember(_ROW_HEADS, key, _row_head(site, line, machine, signal))
+        head = remember(_ROW_HEADS, key, _row_json_head(site, line, machine, signal))
     stamp = _ROW_TIMES.get(time)
     if stamp is None:
         stamp = remember(_ROW_TIMES, time, orjson.dumps(time, option=orjson.OPT_UTC_Z).decode())
@@ -344,7 +344,7 @@ def reading_row_json(row: ReadingRow) -> str:
     return f'{head}{text}}},"time":{stamp}}}'
 
 
-def _row_head(site: str, line: str, machine: str, signal: str) -> str:
+def _row_json_head(site: str, line: str, machine: str, signal: str) -> str:
     tags = {"site": site, "line": line, "machine": machine, "signal": signal}
     prefix = orjson.dumps({"measurement": "reading", "tags": tags}).decode()
     return prefix[:-1] + ',"fields":{"quality":'

@@ -170,8 +170,11 @@ class JsonLinesSink:
             return
         for path in sorted(folder.glob("*.jsonl")):
             try:
-                day = date.fromisoformat(path.stem)
+                # Ours are named YYYY-MM-DD; fromisoformat alone would also take YYYYMMDD.
+                day = date.fromisoformat(path.stem) if len(path.stem) == 10 else None
             except ValueError:
+                day = None
+            if day is None:
                 continue  # not a day file of ours: left alone
             if day >= oldest_kept:
                 continue

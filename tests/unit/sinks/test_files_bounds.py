@@ -42,7 +42,8 @@ def test_keep_days_deletes_older_day_files_once_a_day_and_counts_them(
 ) -> None:
     today = [date(2026, 12, 3)]
     (tmp_path / "points").mkdir()
-    (tmp_path / "points" / "notes.jsonl").write_text("not a day file\n", encoding="utf-8")
+    for name in ("notes.jsonl", "20261101.jsonl"):  # not day files of ours: left alone
+        (tmp_path / "points" / name).write_text("not a day file\n", encoding="utf-8")
     writer = JsonLinesSink(tmp_path)
     # Day files of 2026-11-28 ... 2026-12-03 (six days), written before the bound was set.
     writer.write([point("oee", DAY + timedelta(days=k)) for k in range(6)])
@@ -51,7 +52,8 @@ def test_keep_days_deletes_older_day_files_once_a_day_and_counts_them(
     with caplog.at_level(logging.INFO, logger="plantstream.sinks.files"):
         sink.write([point("oee", DAY + timedelta(days=5))])
     # Today 12-03 and the two days before it are kept: 12-01, 12-02, 12-03.
-    assert names(tmp_path) == ["2026-12-01.jsonl", "2026-12-02.jsonl", "2026-12-03.jsonl", "notes.jsonl"]
+    others = ["20261101.jsonl", "notes.jsonl"]
+    assert names(tmp_path) == ["2026-12-01.jsonl", "2026-12-02.jsonl", "2026-12-03.jsonl", *others]
     assert sink.days_deleted == 3
     assert "2026-11-28.jsonl, older than keep_days 2" in caplog.text
     # A late point of an old day opens its file again; the next day's check deletes it.
@@ -60,7 +62,7 @@ def test_keep_days_deletes_older_day_files_once_a_day_and_counts_them(
     today[0] = date(2026, 12, 4)
     sink.write([point("oee", DAY + timedelta(days=6))])
     sink.close()
-    assert names(tmp_path) == ["2026-12-02.jsonl", "2026-12-03.jsonl", "2026-12-04.jsonl", "notes.jsonl"]
+    assert names(tmp_path) == ["2026-12-02.jsonl", "2026-12-03.jsonl", "2026-12-04.jsonl", *others]
     assert sink.days_deleted == 5
 
 
