@@ -3,8 +3,8 @@
 Points are encoded to line protocol (:mod:`sinks.lineprotocol`) at the precision configured for
 their measurement and appended to the outbox (:mod:`sinks.outbox`); :meth:`InfluxSink.submit`
 returns once they are committed there. A delivery task sends the oldest lines in batches of
-``batch_size``, or whatever has waited ``flush_interval_s``, with influxdb-client's synchronous
-write service in a worker thread (so gzip and HTTP never stall the pipeline's event loop), and deletes
+``batch_size``, or whatever has waited ``flush_interval_s``, with :mod:`sinks.influx_http` in a
+worker thread (so gzip and HTTP never stall the pipeline's event loop), and deletes
 lines from the outbox only after the server accepted them.
 
 Answers and what follows:
@@ -12,8 +12,9 @@ Answers and what follows:
 - 2xx: delivered.
 - 429, 5xx, 408, a refused or broken connection, a timeout: retried with capped exponential
   back-off and jitter; a ``Retry-After`` header (seconds or an HTTP date) sets the wait instead.
-- 401, 403, 404 (bad token, organisation or bucket): the sink is misconfigured, not the data;
-  retried with back-off like an outage, so nothing is lost while an operator fixes it.
+- 401, 403, 404 (bad token, organisation or bucket) and a redirect (3xx, the url points to the
+  wrong place): the sink is misconfigured, not the data; retried with back-off like an outage, so
+  nothing is lost while an operator fixes it.
 - Any other 4xx (400 bad line, 413 too large, 422 outside retention, ...): the batch is split in
   halves until the rejected lines are isolated; those go to the dead letter with the server's
   message, the rest is delivered. A point that cannot be encoded at all is dead-lettered at once.
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gzip
 import logging
 import os
 import random
@@ -38,15 +38,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
 
 import urllib3.exceptions
-from influxdb_client.client.influxdb_client import InfluxDBClient
-from influxdb_client.rest import ApiException
-from influxdb_client.service.write_service import WriteService
 
 from plantstream.plant.schema import InfluxDbSink
 from plantstream.records import DeadLetter, Point, ReadingRow
+from sinks.influx_http import WriteApi, WriteRefused
 from sinks.lineprotocol import Precision, encode_many
 from sinks.outbox import Outbox, OutboxChunk, OutboxFull
 
@@ -131,7 +128,8 @@ class InfluxSink:
             outbox_dir: the outbox is ``<outbox_dir>/<id>.sqlite``.
             on_dead_letter: receives every rejected or unencodable line with its reason.
             environ: where the token variable is looked up (default: the process environment).
-            writer: replaces the HTTP write (tests); default: influxdb-client's write API.
+            writer: replaces the HTTP write (tests); default: :class:`sinks.influx_http.WriteApi`,
+                which raises :class:`sinks.influx_http.WriteRefused` for an answer other than 2xx.
             sleep: how the sink waits between attempts (tests record the waits).
             rng: jitter source.
             first_retry_s: first back-off delay; doubled per failure up to ``max_retry_s``.
@@ -163,34 +161,18 @@ class InfluxSink:
         self._first_retry_s = first_retry_s
         self._max_retry_s = max_retry_s
         self.flush_timeout_s = flush_timeout_s
-        self._client: InfluxDBClient | None = None
+        self._client: WriteApi | None = None
         if writer is None:
-            # The client compresses with gzip's default level 9, which costs more CPU than
-            # encoding the points (7 µs a line, docs/benchmarks.md); the sink compresses at level 1
-            # itself (a fifth larger, five to thirty times cheaper) and sends it as the write
-            # service documents: the gzip body with Content-Encoding: gzip.
-            self._client = InfluxDBClient(
-                url=settings.url,
-                token=env[settings.token_env],
-                org=settings.org,
-                timeout=int(timeout_s * 1000),
-                enable_gzip=False,
+            # Compressed at level 1, not gzip's default 9: a fifth larger, five to thirty times
+            # cheaper, where level 9 cost more CPU than encoding the points (docs/benchmarks.md).
+            writer = self._client = WriteApi(
+                settings.url,
+                env[settings.token_env],
+                settings.org,
+                settings.bucket,
+                timeout_s=timeout_s,
+                compress=settings.gzip,
             )
-            service = WriteService(self._client.api_client)  # type: ignore[no-untyped-call]
-            compress = settings.gzip
-
-            def post(body: bytes, precision: str) -> None:
-                extra = {"content_encoding": "gzip"} if compress else {}
-                service.post_write(  # type: ignore[no-untyped-call]
-                    org=settings.org,
-                    bucket=settings.bucket,
-                    body=gzip.compress(body, compresslevel=1) if compress else body,
-                    precision=precision,
-                    content_type="text/plain; charset=utf-8",
-                    **extra,
-                )
-
-            writer = post
         self._writer = writer
         self.on_accepted: AcceptHook | None = None
         """Called after every accepted write (see :data:`AcceptHook`); for benchmarks."""
@@ -308,7 +290,7 @@ class InfluxSink:
         self._task = None
         self._executor.shutdown(wait=False, cancel_futures=True)
         if self._client is not None:
-            self._client.close()  # type: ignore[no-untyped-call]
+            self._client.close()
         self.outbox.close()
 
     # -- delivery ------------------------------------------------------------------------------
@@ -416,7 +398,7 @@ class InfluxSink:
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self._executor, self._writer, body, precision)
-        except ApiException as exc:
+        except WriteRefused as exc:
             raise _classify(exc) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise WriteFailed("connection", f"{type(exc).__name__}: {exc}"[:_MAX_MESSAGE]) from None
@@ -449,35 +431,18 @@ class InfluxSink:
         )
 
 
-def _classify(exc: ApiException) -> WriteFailed:
-    status = int(exc.status or 0)
-    message = f"HTTP {status}: {_message_of(exc)}"[:_MAX_MESSAGE]
-    if status == 0:
-        return WriteFailed("connection", message)
-    retry_after = retry_after_s(_header(exc.headers, "Retry-After"))
+def _classify(exc: WriteRefused) -> WriteFailed:
+    status = exc.status
+    message = str(exc)[:_MAX_MESSAGE]
+    retry_after = retry_after_s(exc.retry_after)
     if status == 429:
         return WriteFailed("throttled", message, status, retry_after)
     if status >= 500 or status in _RETRY_STATUSES:
         return WriteFailed("server", message, status, retry_after)
-    if status in _CONFIG_STATUSES:
+    if status in _CONFIG_STATUSES or status < 400:
+        # A redirect is the url's mistake, not the lines': kept and retried until it is fixed.
         return WriteFailed("config", message, status, retry_after)
     return WriteFailed("rejected", message, status)
-
-
-def _message_of(exc: ApiException) -> str:
-    message: Any = getattr(exc, "message", None) or exc.body or exc.reason or ""
-    if isinstance(message, bytes):
-        message = message.decode("utf-8", "replace")
-    return " ".join(str(message).split())
-
-
-def _header(headers: Any, name: str) -> str | None:
-    if not headers:
-        return None
-    for key, value in dict(headers).items():
-        if str(key).lower() == name.lower():
-            return str(value)
-    return None
 
 
 def retry_after_s(value: str | None, now: datetime | None = None) -> float | None:

@@ -28,6 +28,8 @@ IO_MODULES = frozenset(
         "faust",
         "aiokafka",
         "influxdb_client",
+        "urllib3",
+        "http",
         "socket",
         "time",
         "threading",

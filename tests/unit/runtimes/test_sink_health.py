@@ -6,12 +6,11 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from influxdb_client.rest import ApiException
-
 from plantstream.plant.schema import InfluxDbSink
 from plantstream.records import Point
 from runtimes.sinks import sink_health_points, sink_metrics
 from sinks.influx import InfluxSink
+from sinks.influx_http import WriteRefused
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
@@ -48,7 +47,7 @@ def points(n: int) -> list[Point]:
 
 
 async def test_health_point_and_metrics_after_an_outage_and_a_write(tmp_path: Path) -> None:
-    refused = ApiException(status=503, reason="unavailable")
+    refused = WriteRefused(503, "unavailable")
     s = sink(tmp_path, [OSError("refused"), refused, None, None])
     async with s:
         await s.submit(points(2))

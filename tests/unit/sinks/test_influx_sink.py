@@ -13,11 +13,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from influxdb_client.rest import ApiException
 
 from plantstream.plant.schema import InfluxDbSink
 from plantstream.records import DeadLetter, Point
 from sinks.influx import InfluxSink, SinkConfigError, retry_after_s
+from sinks.influx_http import WriteRefused
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 ENV = {"INFLUX_TOKEN": "secret"}
@@ -46,11 +46,8 @@ def points(n: int, measurement: str = "oee", start: int = 0) -> list[Point]:
     ]
 
 
-def http_error(status: int, message: str = "no", retry_after: str | None = None) -> ApiException:
-    exc = ApiException(status=status, reason=message)
-    exc.headers = {"Retry-After": retry_after} if retry_after is not None else {}
-    exc.message = message
-    return exc
+def http_error(status: int, message: str = "no", retry_after: str | None = None) -> WriteRefused:
+    return WriteRefused(status, message, retry_after)
 
 
 class Script:
