@@ -231,6 +231,7 @@ class EmbeddedPipeline:
                 await stack.enter_async_context(self.http)
                 _log.info("health on http://127.0.0.1:%s/healthz, /metrics, /stream", self.http.port)
             stack.enter_context(fewer_collections())
+            heap_trim.map_large_blocks()  # the process's allocator: large blocks never settle in the heap
             for sink in self.sinks:
                 # Leaving the stack (after the last checkpoint) flushes each sink, time-bounded.
                 await stack.enter_async_context(sink)

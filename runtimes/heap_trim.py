@@ -1,4 +1,4 @@
-"""Give the C heap's free pages back to the operating system (glibc's ``malloc_trim``).
+"""Keep the C heap compact: large blocks in mappings of their own, free pages given back.
 
 The embedded pipeline frees megabytes every few seconds: the correction history's columns when
 it is cut at a window close, the encoded checkpoint once written. glibc keeps freed memory in its
@@ -7,8 +7,17 @@ process's RSS stood about 20 MiB above what it held, for good (docs/benchmarks.m
 ``malloc_trim(0)`` releases every free page in every arena; it took 2-3 ms at about 230 MiB of
 RSS, once a checkpoint (every 5 s by default).
 
-Only where the C library is glibc: elsewhere (musl, macOS, Windows) :func:`trim` does nothing
-and never fails, since the memory is then only less compact, not wrong.
+With a trim each checkpoint, 31-36 MiB still stood free in the heap at the end of a soak, in
+holes between live blocks that no trim can return. glibc gives a block of at least its "mmap
+threshold" (128 KiB at first) a mapping of its own, returned whole when freed; but each time such
+a block is freed it raises the threshold to that block's size (up to 32 MiB), so once the first
+encoded checkpoint (about 6 MB) was freed, every later one and the history's grown columns came
+from the heap, and small objects settled between them. :func:`map_large_blocks` fixes the
+threshold at 128 KiB, which also stops its moving: the free heap after the same soak was 3.7 MiB
+(docs/benchmarks.md). A mapping costs a system call and its page faults, a few per second here.
+
+Only where the C library is glibc: elsewhere (musl, macOS, Windows) both functions do nothing
+and never fail, since the memory is then only less compact, not wrong.
 """
 
 from __future__ import annotations
@@ -17,7 +26,11 @@ import ctypes
 import functools
 from collections.abc import Callable
 
-__all__ = ["trim"]
+__all__ = ["LARGE_BLOCK", "map_large_blocks", "trim"]
+
+LARGE_BLOCK = 128 * 1024
+"""Bytes from which a block gets a mapping of its own: glibc's initial threshold, kept fixed."""
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter number, from glibc's malloc.h
 
 
 @functools.cache
@@ -31,6 +44,27 @@ def _malloc_trim() -> Callable[[int], int] | None:
     function.argtypes = [ctypes.c_size_t]
     function.restype = ctypes.c_int
     return function
+
+
+@functools.cache
+def _mallopt() -> Callable[[int, int], int] | None:
+    """The C library's ``mallopt``, or ``None`` where there is none (not glibc)."""
+    try:
+        function = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError, TypeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int]
+    function.restype = ctypes.c_int
+    return function
+
+
+def map_large_blocks() -> bool:
+    """Give every later block of :data:`LARGE_BLOCK` bytes or more a mapping of its own, for good.
+
+    Returns whether the threshold was set (False without glibc).
+    """
+    function = _mallopt()
+    return function is not None and bool(function(_M_MMAP_THRESHOLD, LARGE_BLOCK))
 
 
 def trim() -> bool:
