@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -219,3 +221,14 @@ async def test_a_redirect_keeps_the_lines_for_a_fixed_url_instead_of_dead_letter
     assert dict(sink.health.errors) == {"config": 2}
     assert sink.health.written == 1
     assert len(handler.requests) == 3
+
+
+def test_the_pipeline_does_not_import_influxdb_client() -> None:
+    # Its import alone cost the running pipeline about 9.5 MiB and 500 modules (issue 18).
+    probe = (
+        "import sys, runtimes.embedded, runtimes.kafka.sink; "
+        "print(sorted({name.split('.')[0] for name in sys.modules}))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert "'sinks'" in loaded
+    assert "influxdb_client" not in loaded
