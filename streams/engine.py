@@ -84,7 +84,7 @@ class ReadingRejected(ValueError):
         super().__init__(message)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Track:
     """A machine's calculator with its ordering buffer and correction history."""
 
