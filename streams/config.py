@@ -62,7 +62,7 @@ class FuelSpec:
     max_gap_us: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MachineSpec:
     """Everything the per-machine calculator needs, resolved once."""
 
