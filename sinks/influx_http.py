@@ -1,7 +1,7 @@
 """The InfluxDB v2 write API over HTTP: one ``POST /api/v2/write`` per body, and nothing else.
 
 The sink needs one request of the whole v2 API. influxdb-client answers it with every generated
-service and model of that API: importing the package cost the running pipeline about 9.5 MiB of
+service and model of that API: importing the package cost the running pipeline about 10 MiB of
 RSS and 500 modules (docs/benchmarks.md, issue 18) for a request this module makes with urllib3
 (which the client used underneath as well): a connection pool kept alive between writes, the
 token in ``Authorization: Token``, the body gzip-compressed at level 1 when asked, and no retries
@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 
 import urllib3
 
-__all__ = ["WriteApi", "WriteRefused"]
+__all__ = ["WriteApi", "WriteRefused", "message_of"]
 
 _MAX_BODY = 16_384
 """Bytes of an answer's body read (an error's message): a hostile or broken server cannot make the
