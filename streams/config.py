@@ -62,7 +62,7 @@ class FuelSpec:
     max_gap_us: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MachineSpec:
     """Everything the per-machine calculator needs, resolved once."""
 
@@ -147,6 +147,7 @@ CATEGORY_INDEX = {
     "planned_stop": PLANNED_STOP,
     "off": OFF,
 }
+_NONE_RECORDED: frozenset[str] = frozenset()
 COUNTER_INDEX = {Role.TOTAL_COUNT: 0, Role.GOOD_COUNT: 1, Role.REJECT_COUNT: 2, Role.REWORK_COUNT: 3}
 
 
@@ -185,6 +186,7 @@ def _machine(
     path: Path,
     problems: list[tuple[Path, str]],
     carbon_spec: CarbonSpec | None,
+    schedules: dict[tuple[str | None, str], Schedule],
 ) -> MachineSpec:
     line = site.lines[line_index]
     production = plant.production
@@ -227,6 +229,13 @@ def _machine(
             reason_signal, reason_rule = name, signal.rule
         else:
             product_signal = name
+    # Machines on the same calendar in the same zone share one (its cache is the same for all).
+    key = (calendar_id if calendar is not None else None, site.timezone)
+    schedule = schedules.get(key)
+    if schedule is None:
+        schedule = schedules[key] = Schedule(calendar, site.timezone)
+    # Most machines record no signal: they share one empty set.
+    recorded = frozenset(name for name, signal in machine.signals.items() if signal.record) or _NONE_RECORDED
     micro = machine.micro_stop_max_s if machine.micro_stop_max_s is not None else production.micro_stop_max_s
     return MachineSpec(
         id=machine.id,
@@ -236,7 +245,7 @@ def _machine(
         window_us=production.window_s * US,
         micro_stop_max_us=int(micro * US),
         method=production.oee_method,
-        schedule=Schedule(calendar, site.timezone),
+        schedule=schedule,
         state_signal=state_signal,
         state_codes=state_codes,
         counters=counters,
@@ -251,7 +260,7 @@ def _machine(
         ideal_cycle_us_by_product={k: v * US for k, v in machine.ideal_cycle_s_by_product.items()},
         rated_kw=machine.rated_power_kw,
         carbon=carbon_spec,
-        recorded=frozenset(name for name, signal in machine.signals.items() if signal.record),
+        recorded=recorded,
         reason_signal=reason_signal,
         reason_rule=reason_rule,
         machine_type=machine.type,
@@ -271,6 +280,7 @@ def build_spec(plant: PlantModel) -> EngineSpec:
     problems: list[tuple[Path, str]] = []
     machines: dict[str, MachineSpec] = {}
     site_carbon: dict[str, CarbonSpec] = {}
+    schedules: dict[tuple[str | None, str], Schedule] = {}
     for s, site in enumerate(plant.sites):
         carbon_spec = _carbon(site, ("sites", s), problems)
         if carbon_spec is not None:
@@ -278,7 +288,9 @@ def build_spec(plant: PlantModel) -> EngineSpec:
         for li, line in enumerate(site.lines):
             for mi, machine in enumerate(line.machines):
                 path: Path = ("sites", s, "lines", li, "machines", mi)
-                machines[machine.id] = _machine(plant, site, li, machine, path, problems, carbon_spec)
+                machines[machine.id] = _machine(
+                    plant, site, li, machine, path, problems, carbon_spec, schedules
+                )
     if problems:
         # One calendar misaligned for many machines is one problem.
         raise ConfigProblem(list(dict.fromkeys(problems)))

@@ -84,7 +84,7 @@ class ReadingRejected(ValueError):
         super().__init__(message)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Track:
     """A machine's calculator with its ordering buffer and correction history."""
 
@@ -615,7 +615,7 @@ class Engine:
                 # The restored state is a base for corrections: a reading behind the released time
                 # but after the checkpoint corrects from here; older ones are too late (their windows
                 # were emitted before the restart and their history is gone).
-                track.snapshots.append((released + 1, track.calc.state.copy(), 0))
+                track.snapshots.append((released + 1, track.calc.state.snapshot(), 0))
         self._rollup.restore(data["rollups"])
 
     def take_points(self) -> list[Point]:
@@ -785,7 +785,7 @@ class Engine:
         """Remember the state holding every reading before ``boundary``; forget what the horizon passed."""
         snapshots = track.snapshots
         history = len(track.history)
-        snapshots.append((boundary, track.calc.state.copy(), history))
+        snapshots.append((boundary, track.calc.state.snapshot(), history))
         horizon = boundary - self._horizon
         over = self._over_share(track.history)
         # Prune in batches so that the history is not cut at every window close.

@@ -1,4 +1,4 @@
-"""A machine's readings held for ordering, in columns: about 64 bytes a reading instead of about 170.
+"""A machine's readings held for ordering, in columns: about 40 bytes a reading instead of about 170.
 
 Pure. The engine holds each reading for ``allowed_lateness`` of event time, so that one arriving
 a little late is still applied in order (:mod:`streams.engine`). At 20 000 readings a second and
@@ -7,13 +7,14 @@ and sequence number ints 32 B each, the value) they held about 16 MiB of the emb
 pipeline's memory (docs/benchmarks.md, issue 18).
 
 :class:`Held` keeps the event times and sequence numbers in 8-byte :mod:`array` columns and the
-signal, value and quality as references in lists (the signal and quality strings are the
-engine's shared ones, the value the very object pushed, so each comes back as it went in): 8 +
-8 + 3 x 8 bytes and the value's own object. It gives them out in the heap's order, event time
-then sequence number. The engine's readings almost always come in that order (a new reading has
-the newest sequence number, and a source's times rise), so a push is an append; one older than
-the newest held is inserted in its place. Taken readings only move a start index; the columns
-are compacted every few taken readings.
+signal and quality as references in lists (the engine's shared strings). Values are kept as
+8-byte doubles while every value held is a float (a meter's readings: no float object a reading);
+the first value of another type turns the column into a list of references to the objects
+pushed until the machine holds nothing again, so each value comes back of the type it went in
+with. It gives them out in the heap's order, event time then sequence number. The engine's
+readings almost always come in that order (a new reading has the newest sequence number, and a
+source's times rise), so a push is an append; one older than the newest held is inserted in its
+place. Taken readings only move a start index; the columns are compacted every few taken readings.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class Held:
         self._ts = array("q")
         self._seq = array("q")
         self._signals: list[str] = []
-        self._values: list[Any] = []
+        # array("d") while every value held is a float, else a list (see the module).
+        self._values: array[float] | list[Any] = array("d")
         self._qualities: list[str] = []
         # Column index of the first reading still held: the ones before it are taken.
         self._start = 0
@@ -72,6 +74,8 @@ class Held:
             except (OverflowError, TypeError):
                 times.pop()
                 raise
+            if value.__class__ is not float and self._values.__class__ is array:
+                self._values = list(self._values)
             self._signals.append(signal)
             self._values.append(value)
             self._qualities.append(quality)
@@ -85,6 +89,8 @@ class Held:
         except (OverflowError, TypeError):
             del times[at]
             raise
+        if value.__class__ is not float and self._values.__class__ is array:
+            self._values = list(self._values)
         self._signals.insert(at, signal)
         self._values.insert(at, value)
         self._qualities.insert(at, quality)
@@ -134,8 +140,9 @@ class Held:
             start = 0
         elif start == len(self._ts):
             # Nothing left: empty the columns now (cheap), so an idle machine holds no references.
-            for column in (self._ts, self._seq, self._signals, self._values, self._qualities):
+            for column in (self._ts, self._seq, self._signals, self._qualities):
                 del column[:]
+            self._values = array("d")  # floats again, until a value of another type comes
             start = 0
         self._start = start
 

@@ -56,6 +56,22 @@ def window_label(window_us: int) -> str:
 class WindowPoints:
     """Builds the points of closed windows for one scope (a machine, a line or a site)."""
 
+    # One builder a machine: no instance dict.
+    __slots__ = (
+        "carbon",
+        "has_counts",
+        "has_energy",
+        "has_fuel",
+        "has_oee",
+        "has_rework",
+        "meter_coverage",
+        "method",
+        "micro_stop_max_s",
+        "per_good_unit",
+        "tags",
+        "window_tag",
+    )
+
     def __init__(
         self,
         tags: dict[str, str],

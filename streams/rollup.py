@@ -41,7 +41,7 @@ ClosedUntil = Callable[[str], int | None]
 the member has not reported yet."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Rollup:
     """One window of one scope: the member results so far and, once emitted, its revision."""
 

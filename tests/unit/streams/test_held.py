@@ -96,3 +96,29 @@ def test_a_release_taken_in_part_keeps_the_rest_held() -> None:
     held.drop(1)
     assert [row[0] for row in held.rows()] == [2_000_000, 3_000_000]
     assert held.oldest_time() == 2_000_000
+
+
+def test_values_come_back_of_their_type_when_a_float_column_meets_another_type() -> None:
+    held = Held()
+    # Floats only: kept as doubles, each one given back equal, the sign of zero included.
+    held.push((10, 1, "power_kw", -0.0, "good"))
+    held.push((20, 2, "power_kw", 1e308, "good"))
+    # An int, a bool and a text among them, one inserted before the newest held.
+    held.push((15, 3, "power_kw", 7, "good"))
+    held.push((30, 4, "state", True, "good"))
+    held.push((40, 5, "state", "RUN", "good"))
+    due = held.up_to(None)
+    assert due == [
+        (10, 1, "power_kw", -0.0, "good"),
+        (15, 3, "power_kw", 7, "good"),
+        (20, 2, "power_kw", 1e308, "good"),
+        (30, 4, "state", True, "good"),
+        (40, 5, "state", "RUN", "good"),
+    ]
+    assert [type(row[3]) for row in due] == [float, int, float, bool, str]
+    assert str(due[0][3]) == "-0.0"
+    held.drop(len(due))
+    # Empty again: floats, then an int appended after them.
+    held.push((50, 6, "power_kw", 2.5, "good"))
+    held.push((60, 7, "power_kw", 3, "good"))
+    assert [(row[3], type(row[3])) for row in held.rows()] == [(2.5, float), (3, int)]
