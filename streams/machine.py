@@ -309,28 +309,7 @@ class MachineState:
         Written out rather than ``copy.deepcopy``: snapshots are taken at every window close, and
         the calendar objects a window refers to are immutable and can be shared.
         """
-        return MachineState(
-            released_until=self.released_until,
-            accounted_until=self.accounted_until,
-            category=self.category,
-            pending_stop=self.pending_stop,
-            product=self.product,
-            counter_last=dict(self.counter_last),
-            counter_at=dict(self.counter_at),
-            suspects={k: [p[:] for p in v] for k, v in self.suspects.items()},
-            register_last=self.register_last,
-            power_last=self.power_last,
-            fuel_last=dict(self.fuel_last),
-            windows={start: w.copy() for start, w in self.windows.items()},
-            shifts={start: t.copy() for start, t in self.shifts.items()},
-            closed_until=self.closed_until,
-            next_check=self.next_check,
-            blocked=self.blocked,
-            stats=replace(self.stats),
-            stop=self.stop.copy(),
-            ended=self.ended[:],
-            startup_until=self.startup_until,
-        )
+        return self._copied(snapshot=False)
 
     def snapshot(self) -> MachineState:
         """A deep copy to keep as a snapshot, which is never written, only copied from (:meth:`copy`).
@@ -339,28 +318,34 @@ class MachineState:
         is mostly empty containers (five dicts, the list of ended stops, two dicts an open window),
         about 500 B of each snapshot. :meth:`copy` of a snapshot gives containers of its own.
         """
+        return self._copied(snapshot=True)
+
+    def _copied(self, *, snapshot: bool) -> MachineState:
+        own = not snapshot  # a copy owns even its empty containers; a snapshot shares them
         return MachineState(
             released_until=self.released_until,
             accounted_until=self.accounted_until,
             category=self.category,
             pending_stop=self.pending_stop,
             product=self.product,
-            counter_last=dict(self.counter_last) if self.counter_last else _SNAPSHOT_EMPTY,
-            counter_at=dict(self.counter_at) if self.counter_at else _SNAPSHOT_EMPTY,
+            counter_last=dict(self.counter_last) if own or self.counter_last else _SNAPSHOT_EMPTY,
+            counter_at=dict(self.counter_at) if own or self.counter_at else _SNAPSHOT_EMPTY,
             suspects={k: [p[:] for p in v] for k, v in self.suspects.items()}
-            if self.suspects
+            if own or self.suspects
             else _SNAPSHOT_EMPTY,
             register_last=self.register_last,
             power_last=self.power_last,
-            fuel_last=dict(self.fuel_last) if self.fuel_last else _SNAPSHOT_EMPTY,
-            windows={start: w.snapshot() for start, w in self.windows.items()},
-            shifts={start: t.copy() for start, t in self.shifts.items()} if self.shifts else _SNAPSHOT_EMPTY,
+            fuel_last=dict(self.fuel_last) if own or self.fuel_last else _SNAPSHOT_EMPTY,
+            windows={start: w.copy() if own else w.snapshot() for start, w in self.windows.items()},
+            shifts={start: t.copy() for start, t in self.shifts.items()}
+            if own or self.shifts
+            else _SNAPSHOT_EMPTY,
             closed_until=self.closed_until,
             next_check=self.next_check,
             blocked=self.blocked,
             stats=replace(self.stats),
             stop=self.stop.copy(),
-            ended=self.ended[:] if self.ended else _SNAPSHOT_NO_EVENTS,
+            ended=self.ended[:] if own or self.ended else _SNAPSHOT_NO_EVENTS,
             startup_until=self.startup_until,
         )
 
