@@ -13,8 +13,10 @@ threshold" (128 KiB at first) a mapping of its own, returned whole when freed; b
 a block is freed it raises the threshold to that block's size (up to 32 MiB), so once the first
 encoded checkpoint (about 6 MB) was freed, every later one and the history's grown columns came
 from the heap, and small objects settled between them. :func:`map_large_blocks` fixes the
-threshold at 128 KiB, which also stops its moving: the free heap after the same soak was 3.7 MiB
-(docs/benchmarks.md). A mapping costs a system call and its page faults, a few per second here.
+threshold at 128 KiB, which also stops its moving: the free heap at the end of a 10-minute soak
+was 3.7 MiB instead of 43.7, and 21-25 MiB after 30 minutes instead of 31, in holes between
+small blocks (docs/benchmarks.md). A mapping costs a system call and its page faults, a few per
+second here.
 
 Only where the C library is glibc: elsewhere (musl, macOS, Windows) both functions do nothing
 and never fail, since the memory is then only less compact, not wrong.
