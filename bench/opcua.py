@@ -7,7 +7,10 @@ What is measured (docs/benchmarks.md has the results and the command):
   through the subscription's async iterator; for each event it only counts the
   ``DataChangeEvent`` s, nothing else;
 - **collector**: :class:`collectors.opcua.OpcUaCollector` with a source over the same tags,
-  counting the :class:`~plantstream.records.Reading` objects taken from ``readings()``.
+  counting the readings it hands over as the embedded pipeline takes them: lists of
+  :class:`~plantstream.records.ReadingTuple` from ``tuples()``, each counted (until
+  2026-12-03 it counted :class:`~plantstream.records.Reading` objects from ``readings()``, one
+  queue call and one object each: ``--api readings`` measures that still).
 
 Both ask for the same things: a publishing interval of 100 ms, monitored items sampled every
 100 ms with a server-side queue of 10 (discard oldest) and the collector's data-change filter
@@ -158,6 +161,9 @@ class Settings:
     connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT
     stock_server: bool = False
     """Serve with asyncua's server unpatched (it deep-copies every monitored value)."""
+    collector_api: Literal["tuples", "readings"] = "tuples"
+    """How the collector's readings are taken: ``tuples()`` lists, as the embedded pipeline takes
+    them, or ``readings()`` one :class:`~plantstream.records.Reading` at a time."""
 
     def __post_init__(self) -> None:
         if self.tags < 1:
@@ -562,7 +568,7 @@ async def consume_collector(
     """Run the collector over the load tags and count the readings it yields until ``stop``."""
     source = load_source(endpoint, settings)
     async with OpcUaCollector(source, backoff=Backoff(0.2, 2.0), state_dir=state_dir) as collector:
-        counting = asyncio.create_task(_count_readings(collector, counter))
+        counting = asyncio.create_task(_count_readings(collector, counter, settings.collector_api))
         try:
             await stop.wait()
         finally:
@@ -582,9 +588,17 @@ async def consume_collector(
             }
 
 
-async def _count_readings(collector: OpcUaCollector, counter: Counter) -> None:
-    async for _ in collector.readings():
-        counter.n += 1
+_TAKEN_AT_ONCE = 1_000
+"""The most readings one ``tuples()`` list holds: the embedded pipeline's hand-over size."""
+
+
+async def _count_readings(collector: OpcUaCollector, counter: Counter, api: str) -> None:
+    if api == "readings":
+        async for _ in collector.readings():
+            counter.n += 1
+        return
+    async for batch in collector.tuples(_TAKEN_AT_ONCE):
+        counter.n += len(batch)
 
 
 def _consumer(
@@ -1014,6 +1028,13 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="serve with asyncua's server unpatched (it deep-copies every monitored value; see the docs)",
     )
+    parser.add_argument(
+        "--api",
+        choices=("tuples", "readings"),
+        default="tuples",
+        help="how the collector's readings are taken: tuples() lists as the pipeline does (default), "
+        "or readings() one Reading at a time",
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--duration", type=float, default=600.0, help=argparse.SUPPRESS)
@@ -1028,7 +1049,8 @@ def _report(result: BenchResult, out: TextIO) -> None:
     print(f"offered: {s.tags:,} tags × {s.rate:g} Hz = {s.offered:,.0f} values/s", file=out)
     print(f"served by the simulator (best window): {result.served_rate:,.0f} values/s", file=out)
     print(f"raw asyncua client:  {raw.rate:10,.0f} notifications/s (best of {len(result.raw)})", file=out)
-    print(f"plantstream collector: {col.rate:8,.0f} readings/s (best of {len(result.collector)})", file=out)
+    best_of = f"best of {len(result.collector)}"
+    print(f"plantstream collector: {col.rate:8,.0f} readings/s via {s.collector_api}() ({best_of})", file=out)
     print(f"ratio collector/raw: {result.ratio:.3f}  (target >= {TARGET_RATIO})", file=out)
     print(
         "delivered / served per round: raw "
@@ -1082,6 +1104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         warmup_s=args.warmup,
         connect_timeout_s=args.connect_timeout,
         stock_server=args.stock_server,
+        collector_api=args.api,
     )
     if args.profile:
         for kind in KINDS:

@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from plantstream.records import Reading
+from plantstream.records import Quality, ReadingTuple, reading_tuple
 from runtimes.embedded import EmbeddedPipeline
 from runtimes.plant import load_and_resolve
 
@@ -66,8 +66,11 @@ def plant_document(tags: int) -> dict[str, Any]:
     }
 
 
-def make_batches(tags: int, ticks: int) -> list[list[Reading]]:
-    """One batch of readings per tick: every tag's power, 100 ms apart, ending a minute ago."""
+def make_batches(tags: int, ticks: int) -> list[list[ReadingTuple]]:
+    """One batch of readings per tick: every tag's power, 100 ms apart, ending a minute ago.
+
+    As the OPC UA collector hands them to the pipeline: :class:`ReadingTuple` lists.
+    """
     start = datetime.now(tz=UTC).replace(microsecond=0) - timedelta(seconds=ticks / 10 + 60)
     names = [f"load{k}" for k in range(tags)]
     batches = []
@@ -78,15 +81,7 @@ def make_batches(tags: int, ticks: int) -> list[list[Reading]]:
         for k, name in enumerate(names):
             value = float((tick * 7 + k) % 50) + 0.25
             batch.append(
-                Reading.trusted(
-                    ts=ts,
-                    machine=name,
-                    signal="power_kw",
-                    value=value,
-                    source="unused",
-                    seq=seq,
-                    ingest_ts=ts,
-                )
+                reading_tuple((ts, name, "power_kw", value, Quality.GOOD, None, None, ts, "-", seq, False))
             )
             seq += 1
         batches.append(batch)

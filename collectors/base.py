@@ -8,7 +8,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from collectors.queue import BoundedQueue, OverflowPolicy
-from plantstream.records import Reading
+from plantstream.records import Reading, ReadingTuple
 
 __all__ = ["Collector"]
 
@@ -17,13 +17,14 @@ class Collector:
     """A source's readings: ``async with collector: async for reading in collector.readings()``.
 
     Subclasses implement :meth:`_session_loop`, the one reconnect loop, which puts readings into
-    ``self._queue`` and never returns.
+    ``self._queue`` and never returns. The queue holds them as :class:`ReadingTuple`: the embedded
+    runtime takes them so (:meth:`tuples`), and the others get :class:`Reading` objects.
     """
 
     _name = "collector"
 
     def __init__(self, source_id: str, queue_size: int, overflow: OverflowPolicy) -> None:
-        self._queue: BoundedQueue[Reading] = BoundedQueue(queue_size, overflow)
+        self._queue: BoundedQueue[ReadingTuple] = BoundedQueue(queue_size, overflow)
         self._source_id = source_id
         self._task: asyncio.Task[None] | None = None
 
@@ -60,14 +61,25 @@ class Collector:
 
     async def readings(self) -> AsyncIterator[Reading]:
         """Readings as they arrive, until the collector is closed."""
+        get = self._queue.get
         while True:
-            yield await self._queue.get()
+            yield (await get()).reading()
 
     async def batches(self, limit: int) -> AsyncIterator[list[Reading]]:
         """Readings as they arrive, in order, as lists of everything waiting (1 to ``limit``).
 
         The same stream as :meth:`readings`, for a consumer whose own per-item cost matters:
         one suspension and one queue call per batch instead of one per reading.
+        """
+        get_many = self._queue.get_many
+        while True:
+            yield [reading.reading() for reading in await get_many(limit)]
+
+    async def tuples(self, limit: int) -> AsyncIterator[list[ReadingTuple]]:
+        """:meth:`batches` without making a :class:`Reading` of each: the readings as tuples.
+
+        For the embedded runtime, which reads their fields and makes a :class:`Reading` only for
+        what needs one (a live view, a dead letter).
         """
         get_many = self._queue.get_many
         while True:

@@ -46,7 +46,7 @@ from collectors.base import Collector
 from collectors.payloads import PayloadError, Sample, decode_json, decode_number
 from collectors.topics import TopicTemplate
 from plantstream.plant.schema import MqttSource, MqttSubscription
-from plantstream.records import DeadLetter, Reading
+from plantstream.records import DeadLetter, Quality, Reading, ReadingTuple, reading_tuple
 
 __all__ = ["MqttCollector", "MqttHealth"]
 
@@ -217,7 +217,7 @@ class MqttCollector(Collector):
 
     def _readings_of(
         self, message: aiomqtt.Message, found: tuple[MqttSubscription, dict[str, str]] | None
-    ) -> list[Reading]:
+    ) -> list[ReadingTuple]:
         """Count and decode one message; a refused one is dead-lettered and gives no readings."""
         received = self._clock()
         self.health.received += 1
@@ -248,7 +248,7 @@ class MqttCollector(Collector):
 
     def _readings(
         self, sub: MqttSubscription, topic: str, captured: dict[str, str], payload: bytes, received: datetime
-    ) -> list[Reading]:
+    ) -> list[ReadingTuple]:
         if sub.payload == "sparkplug_b":
             return self._sparkplug(sub, topic, payload, received)
         machine = captured.get("machine", sub.machine)
@@ -267,26 +267,34 @@ class MqttCollector(Collector):
             assert signal is not None  # the schema guarantees one or the other
             samples = [Sample(signal, decode_number(payload), received)]
         out = []
+        source = self.source.id
         for sample in samples:
             self._seq += 1
             # The decoders only give UTC times and finite numbers, flags or strings: no need to
-            # validate again (validation was a third of the collector's cost per message).
+            # validate again (validation was a third of the collector's cost per message), and
+            # the reading is a tuple of its fields (records.ReadingTuple).
             out.append(
-                Reading.trusted(
-                    ts=sample.ts,
-                    machine=machine,
-                    signal=sample.signal,
-                    value=sample.value,
-                    source=self.source.id,
-                    seq=self._seq,
-                    ingest_ts=received,
+                reading_tuple(
+                    (
+                        sample.ts,
+                        machine,
+                        sample.signal,
+                        sample.value,
+                        Quality.GOOD,
+                        None,
+                        None,
+                        received,
+                        source,
+                        self._seq,
+                        False,
+                    )
                 )
             )
         return out
 
     def _sparkplug(
         self, sub: MqttSubscription, topic: str, payload: bytes, received: datetime
-    ) -> list[Reading]:
+    ) -> list[ReadingTuple]:
         """Sparkplug B: births fill alias tables, data resolves them, deaths mark metrics bad."""
         parsed = sparkplug.parse_topic(topic)
         if parsed is None:
@@ -324,16 +332,30 @@ class MqttCollector(Collector):
                 )
                 continue
             self._seq += 1
+            # Validated: a metric's value can be anything the payload holds.
+            reading = Reading(
+                ts=datetime.fromtimestamp(sample.timestamp_ms / 1000, tz=UTC),
+                machine=machine,
+                signal=signal,
+                value=sample.value,
+                quality="good" if sample.quality == "good" else "bad",
+                source=self.source.id,
+                seq=self._seq,
+                ingest_ts=received,
+            )
             out.append(
-                Reading(
-                    ts=datetime.fromtimestamp(sample.timestamp_ms / 1000, tz=UTC),
+                ReadingTuple(
+                    ts=reading.ts,
                     machine=machine,
                     signal=signal,
-                    value=sample.value,
-                    quality="good" if sample.quality == "good" else "bad",
+                    value=reading.value,
+                    quality=reading.quality,
+                    status_code=None,
+                    server_ts=None,
+                    ingest_ts=received,
                     source=self.source.id,
                     seq=self._seq,
-                    ingest_ts=received,
+                    backfilled=False,
                 )
             )
         return out

@@ -69,7 +69,7 @@ from collectors.opcua_state import OpcUaHealth, _Item
 from collectors.opcua_unchanged import Taken, UnchangedValues
 from collectors.opcua_values import _aware
 from plantstream.plant.schema import OpcUaGroup, OpcUaSource
-from plantstream.records import DeadLetter, Reading
+from plantstream.records import DeadLetter, Quality, ReadingTuple
 
 __all__ = ["OpcUaCollector", "OpcUaHealth", "UntrustedServer"]
 
@@ -338,14 +338,18 @@ class OpcUaCollector(OpcUaReads):
     async def _put_reason(self, change: opcua_events.Transition) -> None:
         self._seq += 1
         ingest = self._clock()
-        reading = Reading.trusted(
+        reading = ReadingTuple(
             ts=change.ts,
             machine=change.machine,
             signal=change.signal,
             value=change.value,
+            quality=Quality.GOOD,
+            status_code=None,
+            server_ts=None,
+            ingest_ts=ingest,
             source=self.source.id,
             seq=self._seq,
-            ingest_ts=ingest,
+            backfilled=False,
         )
         self.health.readings += 1
         self.health.last_data = ingest

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import partial
 from types import MemberDescriptorType
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -28,11 +29,14 @@ __all__ = [
     "Quality",
     "Reading",
     "ReadingRow",
+    "ReadingTuple",
     "RecordError",
     "Value",
+    "as_reading",
     "decode_reading",
     "reading_row_json",
     "reading_row_point",
+    "reading_tuple",
     "to_utc",
 ]
 
@@ -220,6 +224,62 @@ class Reading(BaseModel):
             return cls.model_validate_json(line)
         except ValidationError as exc:
             raise RecordError(_describe(exc)) from None
+
+
+class ReadingTuple(NamedTuple):
+    """A reading as a collector hands it to the embedded runtime: :class:`Reading`'s fields in a tuple.
+
+    The same fields, in the same order and by the same names, so a consumer that only reads them
+    takes either. A collector builds one where its decoder has already checked what validation
+    would (the conditions of :meth:`Reading.trusted`, which the collectors' hot paths called per
+    value before): a tuple costs about a seventh of a trusted :class:`Reading` (0.11 against
+    0.79 µs here; a Reading also carries a dict and a set of the fields set). Build one on a hot
+    path with :func:`reading_tuple`, which skips the keyword handling of the class call.
+    :meth:`reading` gives the :class:`Reading` to a consumer that needs one: the live views, a dead
+    letter, the kafka readings topic.
+    """
+
+    ts: datetime
+    machine: str
+    signal: str
+    value: Value | None
+    quality: Quality
+    status_code: int | None
+    server_ts: datetime | None
+    ingest_ts: datetime
+    source: str
+    seq: int
+    backfilled: bool
+
+    def reading(self) -> Reading:
+        """The :class:`Reading` of these fields, equal to ``Reading(...)`` of them."""
+        return Reading.trusted(
+            ts=self.ts,
+            machine=self.machine,
+            signal=self.signal,
+            value=self.value,
+            quality=self.quality,
+            status_code=self.status_code,
+            server_ts=self.server_ts,
+            ingest_ts=self.ingest_ts,
+            source=self.source,
+            seq=self.seq,
+            backfilled=self.backfilled,
+        )
+
+
+reading_tuple: Callable[
+    [tuple[datetime, str, str, Value | None, Quality, int | None, datetime | None, datetime, str, int, bool]],
+    ReadingTuple,
+] = partial(tuple.__new__, ReadingTuple)
+"""``reading_tuple((ts, machine, ..., backfilled))``: a :class:`ReadingTuple` of its eleven fields in
+order, at a tuple's cost (the class call parses keywords in Python; this does not check the count,
+so a caller passes all eleven)."""
+
+
+def as_reading(reading: Reading | ReadingTuple) -> Reading:
+    """``reading`` as a :class:`Reading`: itself, or the one its tuple stands for."""
+    return reading if isinstance(reading, Reading) else reading.reading()
 
 
 class Point(BaseModel):

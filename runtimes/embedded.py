@@ -59,6 +59,8 @@ from plantstream.records import (
     Point,
     Reading,
     ReadingRow,
+    ReadingTuple,
+    as_reading,
     reading_row_json,
     reading_row_point,
 )
@@ -172,7 +174,9 @@ class EmbeddedPipeline:
         self.cbam: CbamLedger | None = open_ledger(plant.model, state_dir)
         self._every = checkpoint_every_s
         # Batches of at most _HAND_OVER readings, so the bound in readings stays queue_size.
-        self._queue: BoundedQueue[list[Reading]] = BoundedQueue(max(2, queue_size // _HAND_OVER), "block")
+        self._queue: BoundedQueue[list[Reading | ReadingTuple]] = BoundedQueue(
+            max(2, queue_size // _HAND_OVER), "block"
+        )
         self._queued = 0  # readings in the queue
         self._on_points = on_points
         self._on_reading = on_reading
@@ -281,11 +285,12 @@ class EmbeddedPipeline:
 
     async def _pump(self, collector: AnyCollector) -> None:
         async with collector:
-            # Readings move in batches: a queue hop per reading cost as much as the engine.
-            async for batch in collector.batches(_HAND_OVER):
+            # Readings move in batches (a queue hop per reading cost as much as the engine), as
+            # tuples: a Reading object is made only for what needs one (_watch, _refused).
+            async for batch in collector.tuples(_HAND_OVER):
                 await self.feed(batch)
 
-    async def feed(self, readings: Sequence[Reading]) -> None:
+    async def feed(self, readings: Sequence[Reading | ReadingTuple]) -> None:
         """Queue ``readings`` for the engine as a source does (also for tools with readings in hand).
 
         Waits while the queue is full (policy ``block``).
@@ -327,7 +332,7 @@ class EmbeddedPipeline:
             # queue's worth of readings at a time.
             await asyncio.sleep(0)
 
-    def _take(self, readings: list[Reading]) -> list[ReadingRow]:
+    def _take(self, readings: list[Reading | ReadingTuple]) -> list[ReadingRow]:
         """Push ``readings`` into the engine; return the rows of those recorded as ``reading`` points."""
         if self._on_reading is not None or self.http is not None:
             self._watch(readings)
@@ -399,14 +404,15 @@ class EmbeddedPipeline:
             for point in produced:
                 publish(point.to_json())
 
-    def _watch(self, readings: list[Reading]) -> None:
+    def _watch(self, readings: list[Reading | ReadingTuple]) -> None:
         """The live views' part of taking ``readings``: ``on_reading``, ``/stream``, machine states."""
         on_reading = self._on_reading
         stream = self.http if self.http is not None and self.http.listening else None
         # Kept while nobody listens too: whoever connects next learns each machine's state.
         states = self._states if self.http is not None else None
         machines = self.spec.machines
-        for reading in readings:
+        for item in readings:
+            reading = as_reading(item)
             if on_reading is not None:
                 on_reading(reading)
             if stream is not None:
@@ -417,7 +423,7 @@ class EmbeddedPipeline:
                 if held is None or reading.ts >= held.ts:
                     states[reading.machine] = reading
 
-    def _refused(self, reading: Reading, exc: ReadingRejected) -> bool:
+    def _refused(self, reading: Reading | ReadingTuple, exc: ReadingRejected) -> bool:
         """Count and dead-letter a refusal; whether ``reading`` itself was taken all the same.
 
         A reading held for ordering can be the one refused (``exc.held``): the letter is about
@@ -432,7 +438,7 @@ class EmbeddedPipeline:
                 where=f"{earlier[1]}.{earlier[2]}" if earlier else f"{reading.machine}.{reading.signal}",
                 reason=exc.reason,
                 error=str(exc),
-                raw=reading.to_json() if earlier is None else _held_json(earlier),
+                raw=as_reading(reading).to_json() if earlier is None else _held_json(earlier),
             )
         )
         return earlier is not None

@@ -19,6 +19,7 @@ from plantstream.records import (
     Point,
     Reading,
     ReadingRow,
+    ReadingTuple,
     Value,
     reading_row_point,
 )
@@ -193,7 +194,7 @@ def reading_point(reading: Reading, site: str, line: str) -> Point:
     )
 
 
-def reading_row(reading: Reading, ts: int, site: str, line: str) -> ReadingRow:
+def reading_row(reading: Reading | ReadingTuple, ts: int, site: str, line: str) -> ReadingRow:
     """``reading`` (of event time ``ts`` in µs) as the row of its ``reading`` point (records.ReadingRow).
 
     What :func:`reading_point` says, without the :class:`Point`: the sinks write the row directly.

@@ -12,7 +12,17 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from plantstream.records import EPOCH, Point, Quality, Reading, RecordError, decode_reading
+from plantstream.records import (
+    EPOCH,
+    Point,
+    Quality,
+    Reading,
+    ReadingTuple,
+    RecordError,
+    as_reading,
+    decode_reading,
+    reading_tuple,
+)
 from streams.points import decoded_reading_point, reading_point
 
 ONE_US = timedelta(microseconds=1)
@@ -251,6 +261,54 @@ def test_a_trusted_reading_with_quality_and_status_equals_the_validated_one(
     assert trusted == validated
     assert trusted.to_json() == validated.to_json()
     assert hash(trusted) == hash(validated)
+
+
+@given(
+    ts=_utc_times,
+    server_ts=st.one_of(st.none(), _utc_times),
+    machine=st.text(min_size=1, max_size=8),
+    value=st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(max_size=8),
+    ),
+    quality=st.sampled_from(list(Quality)),
+    status_code=st.one_of(st.none(), st.integers(min_value=0, max_value=0xFFFFFFFF)),
+    seq=st.integers(min_value=0, max_value=2**63),
+    backfilled=st.booleans(),
+)
+def test_a_reading_tuple_stands_for_the_validated_reading(
+    ts: datetime,
+    server_ts: datetime | None,
+    machine: str,
+    value: bool | int | float | str | None,
+    quality: Quality,
+    status_code: int | None,
+    seq: int,
+    backfilled: bool,
+) -> None:
+    # What the collectors hand the embedded runtime: the fields in Reading's order, read by name.
+    if value is None:
+        quality = Quality.BAD
+    fields = (ts, machine, "state", value, quality, status_code, server_ts, ts, "plc", seq, backfilled)
+    validated = Reading(**dict(zip(ReadingTuple._fields, fields, strict=True)))  # type: ignore[arg-type]
+    fast = reading_tuple(fields)  # type: ignore[arg-type]
+    assert type(fast) is ReadingTuple
+    assert fast == ReadingTuple(*fields)  # type: ignore[arg-type]
+    for name in ReadingTuple._fields:
+        assert getattr(fast, name) == getattr(validated, name), name
+    made = fast.reading()
+    assert made == validated
+    assert made.to_json() == validated.to_json()
+    assert as_reading(fast) == validated
+    assert as_reading(validated) is validated
+
+
+def test_a_reading_tuple_has_the_readings_fields_in_their_order() -> None:
+    # The embedded runtime reads either by the same names; a field added to Reading must be here.
+    assert ReadingTuple._fields == tuple(Reading.model_fields)
 
 
 _field_values = st.one_of(

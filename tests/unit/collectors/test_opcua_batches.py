@@ -21,7 +21,7 @@ from collectors.opcua import OpcUaCollector
 from collectors.opcua_publish import Value
 from plantstream.plant import parse_plant
 from plantstream.plant.schema import OpcUaSource
-from plantstream.records import DeadLetter, Quality, Reading
+from plantstream.records import DeadLetter, Quality, Reading, ReadingTuple
 
 PLANT = """
 sites:
@@ -85,7 +85,7 @@ async def take(plc: OpcUaCollector, values: list[Value]) -> None:
         await pending
 
 
-def _drain(plc: OpcUaCollector) -> list[Reading]:
+def _drain(plc: OpcUaCollector) -> list[ReadingTuple]:
     out = []
     while plc._queue.qsize():
         out.append(plc._queue.get_nowait())
@@ -124,6 +124,35 @@ async def test_a_batch_is_what_the_values_make_one_at_a_time() -> None:
     assert batched.health.timestamp_fallbacks == single.health.timestamp_fallbacks == 1
     assert batched.health.skew_server_minus_source_s == single.health.skew_server_minus_source_s == 1.0
     assert batched.health.skew_ingest_minus_server_s == single.health.skew_ingest_minus_server_s == (10 - 2)
+
+
+async def test_tuples_batches_and_readings_give_the_same_readings() -> None:
+    # The queue holds tuples: tuples() hands them over as they are (the embedded runtime),
+    # batches() and readings() as the Reading each stands for (everyone else).
+    values = [
+        value(GOOD, 1, T0, server=T0 + SECOND),
+        value(STATE, None, T0, code=ua.StatusCodes.BadCommunicationError),
+        value(POWER, 2.5, None, code=0x40000000, server=T0 + 2 * SECOND),
+    ]
+    streams: list[list[Any]] = []
+    for consume in ("tuples", "batches", "readings"):
+        plc, _, _ = collector()
+        await take(plc, values)
+        if consume == "readings":
+            iterator = plc.readings()
+            got = [await anext(iterator) for _ in values]
+        else:
+            got = await anext(plc.tuples(10) if consume == "tuples" else plc.batches(10))
+        streams.append(got)
+    tuples, batches, readings = streams
+    assert [type(r) for r in tuples] == [ReadingTuple] * 3
+    assert [type(r) for r in batches + readings] == [Reading] * 6
+    assert [r.reading() for r in tuples] == batches == readings
+    assert [(r.signal, r.quality, r.status_code) for r in readings] == [
+        ("good_count", Quality.GOOD, 0),
+        ("state", Quality.BAD, ua.StatusCodes.BadCommunicationError),
+        ("power_kw", Quality.UNCERTAIN, 0x40000000),
+    ]
 
 
 async def test_repeats_are_skipped_and_the_newest_source_time_is_remembered() -> None:

@@ -13,7 +13,7 @@ import pytest
 from support import reading
 
 from collectors.opcua import OpcUaCollector
-from plantstream.records import EPOCH, Point
+from plantstream.records import EPOCH, Point, ReadingTuple
 from runtimes.embedded import CHECKPOINT, EmbeddedPipeline
 from runtimes.gc_tuning import GC_THRESHOLD
 from runtimes.plant import load_and_resolve
@@ -327,3 +327,45 @@ async def test_without_files_readings_the_raw_readings_reach_the_views_but_not_t
     ]
     assert written
     assert "reading" not in written
+
+
+def test_readings_taken_as_tuples_are_taken_as_the_readings_they_stand_for(tmp_path: Path) -> None:
+    # The collectors hand the runtime tuples (records.ReadingTuple); tools hand it Readings.
+    # Either way: the same rows, points, counts and dead letters (the letter's raw is the
+    # reading's JSON, so a refused tuple is made a Reading for it).
+    plant, spec = load_and_resolve(MINIMAL)
+    received = reading(0, "x", 0).ts + timedelta(seconds=30)
+    batches = [
+        [reading(0, "energy_kwh", 3.0), reading(0, "state", "running"), reading(0.5, "power_kw", 12.5)],
+        [reading(1, "energy_kwh", 2.5), reading(1, "no_such_signal", 1)],  # a dip; an unknown signal
+        [reading(2, "state", "down").model_copy(update={"ingest_ts": received, "source": "plc", "seq": 7})],
+        [reading(3, "total_count", 180), reading(4, "state", "running"), reading(4, "power_kw", 12.0)]
+        + [reading(4, "energy_kwh", 3.5)],
+        # Past the allowed lateness (5 s): what came before is released, windows close.
+        [reading(6, "total_count", 360), reading(6, "power_kw", 12.0), reading(6, "energy_kwh", 4.0)],
+    ]
+    outcomes = []
+    for kind in ("reading", "tuple"):
+        pipeline = EmbeddedPipeline(plant, spec, tmp_path / kind)
+        rows = []
+        for batch in batches:
+            taken = (
+                batch
+                if kind == "reading"
+                else [ReadingTuple(*(getattr(r, f) for f in ReadingTuple._fields)) for r in batch]
+            )
+            rows += pipeline._take(list(taken))
+        letters = [
+            {key: value for key, value in json.loads(line).items() if key != "ts"}
+            for f in sorted((tmp_path / kind / "deadletter").glob("*.jsonl"))
+            for line in f.read_text().splitlines()
+        ]
+        outcomes.append((rows, pipeline.engine.take_points(), dict(pipeline.stats.rejected), letters))
+        pipeline.sink.close()
+    assert outcomes[0] == outcomes[1]
+    rows, points, rejected, letters = outcomes[0]
+    assert len(rows) == 12  # every reading of a configured signal is recorded as a row
+    assert points
+    assert rejected == {"unknown_signal": 1, "implausible": 1}
+    assert [letter["reason"] for letter in letters] == ["unknown_signal", "implausible"]
+    assert json.loads(letters[0]["raw"])["signal"] == "no_such_signal"
