@@ -336,12 +336,12 @@ class EmbeddedPipeline:
         """Push ``readings`` into the engine; return the rows of those recorded as ``reading`` points."""
         if self._on_reading is not None or self.http is not None:
             self._watch(readings)
-        push = self.engine.push_raw
         machines = self.spec.machines
-        seen = self._idle.seen
         backfilling = self._backfilling
         delivered = self._delivered
         rows: list[ReadingRow] = []
+        parts: list[tuple[int, str, str, Any, str]] = []
+        receipts: list[int | None] = []
         # The receipt time bounds how far ahead an event time may be (max_future_s).
         now = time.time_ns() // 1000
         source_clock = self._source_clock
@@ -371,21 +371,16 @@ class EmbeddedPipeline:
                 received = (ingest - EPOCH) // _ONE_US
                 if source_clock is not None:
                     received = source_clock(received)
-            try:
-                # Plain text, not the member: history tuples of plain values are not tracked by the GC.
-                push(
-                    ts,
-                    reading.machine,
-                    reading.signal,
-                    reading.value,
-                    QUALITY_TEXT[reading.quality],
-                    received,
-                )
-            except ReadingRejected as exc:
-                if self._refused(reading, exc):
-                    seen(reading.source, reading.machine, ts)  # this reading itself was taken
-            else:
-                seen(reading.source, reading.machine, ts)
+            # Plain text, not the member: history tuples of plain values are not tracked by the GC.
+            parts.append((ts, reading.machine, reading.signal, reading.value, QUALITY_TEXT[reading.quality]))
+            receipts.append(received)
+        # One call for the batch; each reading is taken as push_raw would take it, in turn.
+        refused = self.engine.push_many(parts, receipts)
+        not_taken = {i for i, exc in refused if not self._refused(readings[i], exc)}
+        seen = self._idle.seen
+        for i, reading in enumerate(readings):
+            if i not in not_taken:
+                seen(reading.source, reading.machine, parts[i][0])
         self.stats.readings += len(readings)
         # Lag per batch, from its last reading (one pump's batch is one source's, in order).
         last = readings[-1]

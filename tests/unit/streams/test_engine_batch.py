@@ -117,6 +117,52 @@ def test_a_batch_of_in_order_readings_makes_the_points_of_its_readings_one_by_on
     assert len(batched_state[0]) >= 30 * 3
 
 
+def test_a_live_batch_takes_held_late_and_refused_readings_as_one_by_one() -> None:
+    # Held for ordering (5 s lateness), as `run` takes them: 20 minutes of power every 2 s and a
+    # counter every 10 s. Every 17th power reading arrives 3 s late (still in order once held),
+    # every 41st 90 s late (behind the released time: a correction), and the counter dips once
+    # (refused when the reading after it releases it).
+    readings: list[tuple[int, str, str, Any, str]] = []
+    late: list[tuple[int, str, str, Any, str]] = []
+    for k in range(600):
+        at = T0_US + k * 2_000_000
+        power = (at, "m1", "power_kw", 10.0 + k % 7, "good" if k % 13 else "uncertain")
+        if k % 41 == 40:
+            late.append(power)
+        elif k % 17 == 16:
+            readings.append((at + 1, "m1", "state", "running", "good"))
+            readings.append((at + 3_000_000, *power[1:]))  # arrives 3 s late: out of order
+        else:
+            readings.append(power)
+        if k % 5 == 0:
+            readings.append((at + 1, "m1", "total_count", 4 * k - (40 if k == 300 else 0), "good"))
+        if late and late[0][0] <= at - 90_000_000:
+            readings.append(late.pop(0))
+    readings += late  # the last one, 52 s late
+    single, batched = build_engine(PLANT, reorder=True), build_engine(PLANT, reorder=True)
+    expected = one_by_one(single, readings, [None] * len(readings))
+    assert {reason for _, reason, _, _ in expected} == {"implausible"}
+    general: list[str] = []
+    push_raw = batched.push_raw
+
+    def counted(*parts: Any) -> None:
+        general.append(parts[2])
+        push_raw(*parts)
+
+    batched.push_raw = counted  # type: ignore[method-assign]
+    got = []
+    for start in range(0, len(readings), 97):  # batches as a collector hands them over
+        part = batched.push_many(readings[start : start + 97])
+        got += [(start + i, exc.reason, str(exc), exc.held) for i, exc in part]
+    assert got == expected
+    single_state, batched_state = state_of(single), state_of(batched)
+    assert batched_state == single_state
+    assert single_state[1]["late_readings"] == 600 // 41  # each behind the released time: a correction
+    # The numbers held in order took the inline path; the texts and the late ones the general one.
+    assert general.count("power_kw") == 600 // 41
+    assert general.count("state") == len([r for r in readings if r[2] == "state"])
+
+
 def test_an_in_order_reading_in_a_batch_breaks_a_run_of_clock_jumps_as_it_does_alone() -> None:
     # Three readings in a row 9 days ahead (max_clock_jump_s is a day) would be taken as a clock
     # set forward; one in order between them breaks the run, so the third far one is refused too.
