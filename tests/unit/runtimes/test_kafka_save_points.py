@@ -2,7 +2,9 @@
 
 Points acknowledged before the states that say they were made, states acknowledged before the
 offsets that say the records were taken, and save points one after another. The broker is a fake
-here (futures the test resolves); tests/component/test_kafka.py kills real workers.
+here (futures the test resolves); tests/component/test_kafka.py kills real workers. The heap trim
+after each save point is off here: it runs in a worker thread, and these tests step the loop a
+fixed number of times (tests/unit/runtimes/test_heap_trim.py tests the trim).
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ async def test_states_wait_for_the_points_and_the_commit_for_the_states() -> Non
     log: list[str] = []
     states = FakeStates(log)
     stats = ProcessStats()
-    saver = _Saver(FakeConsumer(log), states, stats)  # type: ignore[arg-type]
+    saver = _Saver(FakeConsumer(log), states, stats, trim=False)  # type: ignore[arg-type]
     points: asyncio.Future[object] = asyncio.get_running_loop().create_future()
     saver.start(point([points], "m1", 10))
     await settle()
@@ -79,7 +81,7 @@ async def test_states_wait_for_the_points_and_the_commit_for_the_states() -> Non
 async def test_save_points_complete_one_after_another() -> None:
     log: list[str] = []
     states = FakeStates(log)
-    saver = _Saver(FakeConsumer(log), states, ProcessStats())  # type: ignore[arg-type]
+    saver = _Saver(FakeConsumer(log), states, ProcessStats(), trim=False)  # type: ignore[arg-type]
     loop = asyncio.get_running_loop()
     first, second = loop.create_future(), loop.create_future()
     saver.start(point([first], "m1", 10))
@@ -98,7 +100,7 @@ async def test_save_points_complete_one_after_another() -> None:
 
 async def test_a_refused_send_is_raised_and_nothing_is_committed() -> None:
     log: list[str] = []
-    saver = _Saver(FakeConsumer(log), FakeStates(log), ProcessStats())  # type: ignore[arg-type]
+    saver = _Saver(FakeConsumer(log), FakeStates(log), ProcessStats(), trim=False)  # type: ignore[arg-type]
     refused: asyncio.Future[object] = asyncio.get_running_loop().create_future()
     refused.set_exception(ConnectionError("broker refused the batch"))
     saver.start(point([refused], "m1", 10))
@@ -114,7 +116,7 @@ async def test_a_commit_refused_after_a_rebalance_is_left_to_the_new_owner() -> 
     log: list[str] = []
     states = FakeStates(log)
     stats = ProcessStats()
-    saver = _Saver(FakeConsumer(log, CommitFailedError("rebalanced")), states, stats)  # type: ignore[arg-type]
+    saver = _Saver(FakeConsumer(log, CommitFailedError("rebalanced")), states, stats, trim=False)  # type: ignore[arg-type]
     done: asyncio.Future[object] = asyncio.get_running_loop().create_future()
     done.set_result(None)
     finishing = asyncio.create_task(saver.until_done(point([done], "m1", 10)))
