@@ -228,6 +228,12 @@ def stop_on_sigterm() -> None:
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
-    # SIGINT, not a KeyboardInterrupt raised here: asyncio.run turns a SIGINT into the main task's
-    # cancellation, which runs the coroutines' cleanup; outside asyncio it is a KeyboardInterrupt.
-    signal.raise_signal(signal.SIGINT)
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        # Python's (a KeyboardInterrupt) or asyncio.run's, which cancels the main task so that
+        # the coroutines' cleanup runs.
+        handler(signal.SIGINT, frame)
+    else:
+        # SIGINT ignored, as in a script started in the background by a shell (``cmd &``): a
+        # KeyboardInterrupt all the same (asyncio.run then cancels its tasks on the way out).
+        signal.default_int_handler(signal.SIGINT, frame)

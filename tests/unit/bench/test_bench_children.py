@@ -60,11 +60,14 @@ print(child.pid, child.stdout.readline().strip() or "gone", flush=True)
 sys.stdin.readline()
 """
 
-# A bench with stop_on_sigterm whose cleanup stops its child, in plain Python or under asyncio.run.
+# A bench with stop_on_sigterm whose cleanup stops its child, in plain Python or under asyncio.run,
+# with Python's SIGINT handler or with SIGINT ignored (a script a shell started with `&`).
 _CLEANING_BENCH = """
-import asyncio, sys
+import asyncio, signal, sys, time
 from bench.common import start_child, stop_on_sigterm
 
+if sys.argv[2] == "ignored":
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 stop_on_sigterm()
 
 async def bench_in_asyncio():
@@ -81,7 +84,7 @@ def bench():
     child = start_child([sys.executable, "-c", SLEEPER])
     try:
         print(child.pid, flush=True)
-        sys.stdin.readline()
+        time.sleep(600)
     finally:
         child.kill()
         child.wait()
@@ -145,10 +148,11 @@ def test_a_child_dies_when_the_bench_is_killed(kill: signal.Signals, started_fro
         assert _gone(child)
 
 
+@pytest.mark.parametrize("sigint", ["handled", "ignored"])
 @pytest.mark.parametrize("runner", ["plain", "asyncio"])
-def test_sigterm_runs_the_benchs_cleanup(runner: str) -> None:
-    with _bench(_CLEANING_BENCH, runner) as (bench, child, _):
+def test_sigterm_runs_the_benchs_cleanup(runner: str, sigint: str) -> None:
+    with _bench(_CLEANING_BENCH, runner, sigint) as (bench, child, _):
         bench.send_signal(signal.SIGTERM)
-        out, _ = bench.communicate()
+        out, _ = bench.communicate(timeout=30)  # a bound on waiting for its end, not a measured time
         assert "cleaned up" in out
         assert _gone(child)
