@@ -19,6 +19,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bench.common import stop_on_sigterm
 from runtimes.cbam import CbamLedger, write_report
 from runtimes.plant import load_and_resolve
 from runtimes.replay import replay
@@ -94,4 +95,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    stop_on_sigterm()
     main()

@@ -1,4 +1,4 @@
-"""Helpers every benchmark script shares: the code revision measured, profiles, the report's tail.
+"""Helpers every benchmark script shares: revision, profiles, report tail, children that die with it.
 
 The scripts are run as ``.venv/bin/python bench/<name>.py`` and imported by the smoke tests as
 ``bench.<name>``. Both work because the editable install puts the repository root on
@@ -11,23 +11,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import cProfile
+import ctypes
+import functools
 import io
 import math
+import os
 import pstats
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol, TextIO
+from types import FrameType
+from typing import Any, Protocol, TextIO
 
 __all__ = [
     "ROOT",
     "code_revision",
     "count_each_second",
+    "dies_with_bench",
     "print_report_tail",
     "profile_text",
+    "start_child",
+    "stop_on_sigterm",
     "stop_task",
     "timed_window",
     "today",
@@ -142,3 +152,88 @@ async def stop_task(task: asyncio.Task[object], stop: asyncio.Event, timeout_s: 
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+_PR_SET_PDEATHSIG = 1  # prctl's option number, from linux/prctl.h
+
+
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """Linux's ``prctl``, or ``None`` elsewhere (the kernel's parent-death signal is Linux's)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        # Resolved here, in the bench, so that the child between fork and exec only calls it.
+        function = ctypes.CDLL(None).prctl
+    except (OSError, AttributeError, TypeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    function.restype = ctypes.c_int
+    return function
+
+
+def dies_with_bench() -> dict[str, Any]:
+    """``Popen`` keyword arguments that make the child die with the bench, whatever kills the bench.
+
+    On Linux the child asks the kernel, before it runs its program, for SIGKILL when its parent
+    dies: a SIGKILL of the bench cannot run any cleanup of its own, and a server left behind holds
+    a port, a core and a temporary folder until someone kills it by hand. The kernel sends it when
+    the *thread* that forked the child ends, so fork from the main thread (an asyncio subprocess
+    of a loop run by ``asyncio.run``) or use :func:`start_child`. Elsewhere: no arguments, and
+    the child is stopped only by the bench's own cleanup.
+    """
+    prctl = _prctl()
+    if prctl is None:
+        return {}
+    bench = os.getpid()
+
+    def ask_for_sigkill_when_the_bench_dies() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != bench:
+            # The bench died between the fork and the request: nobody will send the signal.
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return {"preexec_fn": ask_for_sigkill_when_the_bench_dies}
+
+
+@functools.cache
+def _forker() -> ThreadPoolExecutor:
+    """The thread that forks :func:`start_child`'s children: it lives until the interpreter exits."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="bench-children")
+
+
+def start_child(args: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
+    """``subprocess.Popen(args, **kwargs)`` for a child that dies with the bench (:func:`dies_with_bench`).
+
+    Forked from a thread of its own that lives as long as the bench, from whichever thread this is
+    called: servers are started in ``asyncio.to_thread`` too, whose worker threads end when their
+    loop closes, and the kernel would kill a child forked there with them.
+    """
+    options = {**kwargs, **dies_with_bench()}
+
+    def fork() -> subprocess.Popen[Any]:
+        return subprocess.Popen(args, **options)
+
+    return _forker().submit(fork).result()
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM stop the bench as Ctrl-C does, so its ``finally`` blocks stop its servers.
+
+    Without it a SIGTERM (``kill``, ``pkill``) ends Python at once: no cleanup runs, temporary
+    folders stay, and children live on unless :func:`dies_with_bench` was asked. From the main
+    thread (where Python handles signals), at the start of a bench's ``main``.
+    """
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        # Python's (a KeyboardInterrupt) or asyncio.run's, which cancels the main task so that
+        # the coroutines' cleanup runs.
+        handler(signal.SIGINT, frame)
+    else:
+        # SIGINT ignored, as in a script started in the background by a shell (``cmd &``): a
+        # KeyboardInterrupt all the same (asyncio.run then cancels its tasks on the way out).
+        signal.default_int_handler(signal.SIGINT, frame)

@@ -66,6 +66,7 @@ from influxdb_client.client.influxdb_client import InfluxDBClient  # noqa: E402
 from influxdb_client.client.write_api import SYNCHRONOUS  # noqa: E402
 from influxdb_client.service.write_service import WriteService  # noqa: E402
 
+from bench.common import start_child, stop_on_sigterm  # noqa: E402
 from bench.influxdb_node import InfluxNode, InfluxUnavailable  # noqa: E402
 from plantstream.plant.schema import InfluxDbSink  # noqa: E402
 from plantstream.records import Point  # noqa: E402
@@ -100,7 +101,7 @@ class Victoria:
     def start(self) -> None:
         """Start the server and wait until it answers /health."""
         log = (self.directory / "vm.log").open("ab")
-        self.process = subprocess.Popen(
+        self.process = start_child(
             [
                 self.binary,
                 f"-httpListenAddr=127.0.0.1:{self.port}",
@@ -404,4 +405,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    stop_on_sigterm()
     main()

@@ -19,6 +19,7 @@ from urllib.error import HTTPError
 from urllib.parse import urlencode
 from urllib.request import Request, urlopen
 
+from bench.common import start_child
 from bench.kafka_node import free_port
 
 __all__ = ["INFLUXD", "InfluxNode", "InfluxUnavailable", "QueryFailed"]
@@ -90,7 +91,7 @@ class InfluxNode:
         )
         log = self.directory / "influxd.log"
         with log.open("ab") as out:
-            self.process = subprocess.Popen([str(INFLUXD), "-config", str(config)], stdout=out, stderr=out)
+            self.process = start_child([str(INFLUXD), "-config", str(config)], stdout=out, stderr=out)
         deadline = time.monotonic() + 60
         while not self._answers():
             if self.process.poll() is not None or time.monotonic() > deadline:

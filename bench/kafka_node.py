@@ -18,7 +18,7 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from bench.common import ROOT
+from bench.common import ROOT, start_child
 
 __all__ = ["KAFKA_VERSION", "KafkaBroker", "KafkaUnavailable", "free_port", "kafka_jars"]
 
@@ -143,18 +143,19 @@ class KafkaBroker:
         config.write_text("\n".join(self._properties()) + "\n", encoding="utf-8")
         log = self.directory / "kafka.log"
         if first_start:
-            formatted = subprocess.run(
-                self._java(
-                    "kafka.tools.StorageTool", "format", "-t", "cGxhbnRzdHJlYW10ZXN0MQ", "-c", str(config)
-                ),
-                capture_output=True,
-                timeout=60,
-                check=False,
+            formatter = self._java(
+                "kafka.tools.StorageTool", "format", "-t", "cGxhbnRzdHJlYW10ZXN0MQ", "-c", str(config)
             )
-            if formatted.returncode != 0:
-                raise RuntimeError(f"kafka storage format failed: {formatted.stderr.decode()[-2000:]}")
+            with start_child(formatter, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as formatting:
+                try:
+                    _, errors = formatting.communicate(timeout=60)
+                except subprocess.TimeoutExpired:
+                    formatting.kill()
+                    raise
+            if formatting.returncode != 0:
+                raise RuntimeError(f"kafka storage format failed: {errors.decode()[-2000:]}")
         with log.open("ab") as out:
-            self.process = subprocess.Popen(self._java("kafka.Kafka", str(config)), stdout=out, stderr=out)
+            self.process = start_child(self._java("kafka.Kafka", str(config)), stdout=out, stderr=out)
         self._wait_ready(log)
 
     def _wait_ready(self, log: Path) -> None:

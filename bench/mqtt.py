@@ -74,7 +74,15 @@ import paho.mqtt.client as paho
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench.common import ROOT, code_revision, print_report_tail, profile_text, today
+from bench.common import (
+    ROOT,
+    code_revision,
+    print_report_tail,
+    profile_text,
+    start_child,
+    stop_on_sigterm,
+    today,
+)
 from collectors.mqtt import MqttCollector
 from collectors.topics import TopicTemplate
 from plantstream.plant import parse_plant
@@ -170,7 +178,7 @@ class Broker:
         config.write_text("\n".join(lines) + "\n", encoding="utf-8")
         log = self.directory / "mosquitto.log"
         with log.open("ab") as out:
-            self.process = subprocess.Popen([_mosquitto(), "-c", str(config)], stdout=out, stderr=out)
+            self.process = start_child([_mosquitto(), "-c", str(config)], stdout=out, stderr=out)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
@@ -343,10 +351,15 @@ def run_publisher(
         f"--window={window}",
         f"--timeout={timeout_s}",
     ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s + 60, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"publisher failed ({done.returncode}): {done.stderr[-2000:]}")
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    with start_child(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as publisher:
+        try:
+            out, errors = publisher.communicate(timeout=timeout_s + 60)
+        except subprocess.TimeoutExpired:
+            publisher.kill()
+            raise
+    if publisher.returncode != 0:
+        raise RuntimeError(f"publisher failed ({publisher.returncode}): {errors[-2000:]}")
+    report = json.loads(out.strip().splitlines()[-1])
     return Published(int(report["messages"]), float(report["seconds"]))
 
 
@@ -852,6 +865,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(json.dumps({"messages": published.messages, "seconds": published.seconds}))
         return 0
+    stop_on_sigterm()  # here, not in the publisher: the bench's own cleanup stops its children
     # aiomqtt logs a warning for every message it discards; they are counted instead.
     logging.getLogger("mqtt").setLevel(logging.ERROR)
     settings = Settings(args.messages, args.machines, args.backlog, args.window, args.idle, args.timeout)

@@ -87,8 +87,10 @@ from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, Subscri
 
 from bench.common import (
     code_revision,
+    dies_with_bench,
     print_report_tail,
     profile_text,
+    stop_on_sigterm,
     stop_task,
     timed_window,
     today,
@@ -375,8 +377,9 @@ class ServerProcess:
             str(self.machines),
             *(["--stock-server"] if self.stock else []),
         ]
+        # Forked from the loop's thread (the main thread of a bench), which lives as long as the bench.
         self._proc = await asyncio.create_subprocess_exec(
-            *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+            *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, **dies_with_bench()
         )
         try:
             ready = await self._line(self.start_timeout_s)
@@ -1097,6 +1100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         asyncio.run(served)
         return 0
+    stop_on_sigterm()  # here, not in the simulator (--serve): the bench's cleanup stops it
     settings = Settings(
         tags=args.tags,
         rate=args.rate,

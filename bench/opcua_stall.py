@@ -53,7 +53,7 @@ from typing import Any
 from asyncua import Client
 from asyncua.common.subscription import DataChangeEvent
 
-from bench.common import code_revision, today
+from bench.common import code_revision, stop_on_sigterm, today
 from bench.endtoend import PipelineSettings, bench_pipeline
 from bench.opcua import (
     HOST,
@@ -459,4 +459,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    stop_on_sigterm()
     sys.exit(main())

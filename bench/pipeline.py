@@ -82,6 +82,7 @@ from bench.common import (
     code_revision,
     print_report_tail,
     profile_text,
+    stop_on_sigterm,
     stop_task,
     timed_window,
     today,
@@ -647,4 +648,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    stop_on_sigterm()
     sys.exit(main())

@@ -46,7 +46,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from bench.common import stop_task, timed_window
+from bench.common import dies_with_bench, stop_task, timed_window
 from bench.endtoend import PipelineRound, PipelineSettings, Recorder, plant_document
 from bench.kafka_node import KafkaBroker
 from bench.opcua import Round, ServerProcess, _first_values
@@ -204,8 +204,9 @@ class RoleProcesses:
         """Start ``process`` first (it joins its group while ``collect`` connects to the server)."""
         for role in ("process", "collect"):
             with (self.work / f"{role}.out").open("wb") as out, (self.work / f"{role}.err").open("wb") as err:
+                # Forked from the loop's thread (the main thread of a bench): it lives as long as the bench.
                 self.procs[role] = await asyncio.create_subprocess_exec(
-                    *self.command(role), stdout=out, stderr=err
+                    *self.command(role), stdout=out, stderr=err, **dies_with_bench()
                 )
 
     async def supervise(self, sink: Coroutine[Any, Any, object], stop: asyncio.Event) -> None:

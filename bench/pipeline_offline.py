@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.common import stop_on_sigterm
 from plantstream.records import Quality, ReadingTuple, reading_tuple
 from runtimes.embedded import EmbeddedPipeline
 from runtimes.plant import load_and_resolve
@@ -204,4 +205,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    stop_on_sigterm()
     sys.exit(main())

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from bench import memstat
-from bench.common import code_revision, stop_task, today
+from bench.common import code_revision, stop_on_sigterm, stop_task, today
 from bench.endtoend import DEFAULT_MACHINES, PipelineSettings, bench_pipeline
 from bench.opcua import (
     ServerProcess,
@@ -286,4 +286,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    stop_on_sigterm()
     sys.exit(main())

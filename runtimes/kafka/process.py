@@ -42,6 +42,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from plantstream.plant.schema import Kafka
 from plantstream.records import Point
+from runtimes import heap_trim
 from runtimes.deadletter_log import DeadLetterLog
 from runtimes.gc_tuning import fewer_collections
 from runtimes.kafka.batches import RecordBatches, partition_of
@@ -126,7 +127,14 @@ class ProcessRole:
         """Partitions just assigned, per topic, whose saved states are still to be loaded."""
 
     async def run(self, stop: asyncio.Event) -> ProcessStats:
-        """Process until ``stop`` is set; the batch in hand is finished and committed first."""
+        """Process until ``stop`` is set; the batch in hand is finished and committed first.
+
+        The C heap is kept compact as in the embedded runtime (runtimes.heap_trim): the engines'
+        correction history is cut at window closes and every save point's states are freed once
+        on the broker, so large blocks get mappings of their own from the start, and the free
+        pages go back to the system after each save point.
+        """
+        heap_trim.map_large_blocks()
         with fewer_collections():  # millions of short-lived records, few cycles (runtimes.gc_tuning)
             return await self._run(stop)
 
@@ -381,7 +389,10 @@ class _SavePoint:
 
 
 class _Saver:
-    """Completes save points in order, each in a task of its own, while the worker goes on."""
+    """Completes save points in order, each in a task of its own, while the worker goes on.
+
+    After each save point the C heap's free pages go back to the system (runtimes.heap_trim).
+    """
 
     def __init__(self, consumer: AIOKafkaConsumer, states: RecordBatches, stats: ProcessStats) -> None:
         self._consumer = consumer
@@ -424,10 +435,20 @@ class _Saver:
             await self._states.add(topic, key, state, partition=partition)
         # ... and the states before the offsets that say the records were taken.
         await asyncio.gather(*await self._states.flush())
-        if not point.offsets:
+        await self._commit(point.offsets)
+        # The states (a few KB per machine that moved) are on the broker: let them go before the
+        # trim, so it returns their pages with those of the history cut since the last. On the
+        # loop, not in a worker thread: 1-5 ms once a save point (every few seconds), and no
+        # thread to outlive the role or hold the heap's lock while it stops.
+        point.states.clear()
+        heap_trim.trim()
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        """Commit a save point's ``offsets``; one a rebalance refused is left to the new owner."""
+        if not offsets:
             return
         try:
-            await self._consumer.commit(point.offsets)
+            await self._consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError) as exc:
             # A rebalance took partitions since the last save: their new owner takes the records
             # since then from the saved states and sends the same points; nothing is lost.

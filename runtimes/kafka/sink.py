@@ -32,6 +32,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from plantstream.plant.schema import Kafka
 from plantstream.records import DeadLetter, Point, ReadingRow, RecordError, decode_reading
+from runtimes import heap_trim
 from runtimes.gc_tuning import fewer_collections
 from runtimes.kafka.topics import dead_letter, ensure_topics, utf8
 from sinks.files import JsonLinesSink
@@ -161,7 +162,14 @@ class SinkRole:
         self._stop = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> SinkStats:
-        """Consume, write, commit until ``stop`` is set; the batch in hand is finished first."""
+        """Consume, write, commit until ``stop`` is set; the batch in hand is finished first.
+
+        Large blocks get mappings of their own from the start, as in the embedded runtime
+        (runtimes.heap_trim): each batch's points are encoded into bodies of hundreds of KB (a
+        file's lines, an outbox's write requests) and freed once written, and glibc would
+        otherwise raise its threshold to their size and keep the next ones in its heap for good.
+        """
+        heap_trim.map_large_blocks()
         with fewer_collections():  # millions of short-lived records, few cycles (runtimes.gc_tuning)
             return await self._run(stop)
 

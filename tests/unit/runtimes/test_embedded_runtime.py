@@ -339,8 +339,12 @@ def test_readings_taken_as_tuples_are_taken_as_the_readings_they_stand_for(tmp_p
         [reading(0, "energy_kwh", 3.0), reading(0, "state", "running"), reading(0.5, "power_kw", 12.5)],
         [reading(1, "energy_kwh", 2.5), reading(1, "no_such_signal", 1)],  # a dip; an unknown signal
         [reading(2, "state", "down").model_copy(update={"ingest_ts": received, "source": "plc", "seq": 7})],
-        [reading(3, "total_count", 180), reading(4, "state", "running"), reading(4, "power_kw", 12.0)]
-        + [reading(4, "energy_kwh", 3.5)],
+        [
+            reading(3, "total_count", 180),
+            reading(4, "state", "running"),
+            reading(4, "power_kw", 12.0),
+            reading(4, "energy_kwh", 3.5),
+        ],
         # Past the allowed lateness (5 s): what came before is released, windows close.
         [reading(6, "total_count", 360), reading(6, "power_kw", 12.0), reading(6, "energy_kwh", 4.0)],
     ]

@@ -1,5 +1,5 @@
-"""Keeping the C heap compact: large blocks mapped apart, free pages returned once a checkpoint;
-done with glibc, a quiet no-op without it."""
+"""Keeping the C heap compact: large blocks mapped apart, free pages returned once a checkpoint
+(or a save point of the kafka ``process`` role); done with glibc, a quiet no-op without it."""
 
 from __future__ import annotations
 
@@ -13,10 +13,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from aiokafka import TopicPartition
 from support import reading
 
+from plantstream.plant.schema import Kafka
 from runtimes import embedded, heap_trim
 from runtimes.embedded import EmbeddedPipeline
+from runtimes.kafka.process import ProcessRole, ProcessStats, _SavePoint, _Saver
+from runtimes.kafka.sink import SinkRole
 from runtimes.plant import load_and_resolve
 
 MINIMAL = Path(__file__).resolve().parents[3] / "examples" / "minimal.yaml"
@@ -141,3 +145,70 @@ def test_every_checkpoint_written_returns_the_freed_heap_after_it(
     # Each after its checkpoint was counted as written: 1, then 2.
     assert seen == [1, 2]
     pipeline.sink.close()
+
+
+@pytest.mark.parametrize("role", ["process", "sink"])
+async def test_the_kafka_roles_map_large_blocks_apart_before_they_run(
+    monkeypatch: pytest.MonkeyPatch, role: str
+) -> None:
+    calls: list[str] = []
+
+    async def run(self: object, stop: asyncio.Event) -> None:
+        calls.append("ran")  # the role's loop, which needs a broker: only its start is tested here
+
+    monkeypatch.setattr(heap_trim, "map_large_blocks", lambda: calls.append("mapped") or True)
+    if role == "process":
+        monkeypatch.setattr(ProcessRole, "_run", run)
+        await ProcessRole(Kafka(), load_and_resolve(MINIMAL)[1]).run(asyncio.Event())
+    else:
+        monkeypatch.setattr(SinkRole, "_run", run)
+        await SinkRole(Kafka(), []).run(asyncio.Event())
+    assert calls == ["mapped", "ran"]
+
+
+class _Acknowledged:
+    """The state topics' batches and the consumer of a broker that acknowledges everything at once."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    async def add(self, topic: str, key: bytes, value: bytes, partition: int) -> None:
+        """Take a state."""
+
+    async def flush(self) -> list[asyncio.Future[object]]:
+        done: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return [done]
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.log.append(f"commit {offsets[TopicPartition('readings', 0)]}")
+
+
+async def test_every_save_point_of_the_process_role_returns_the_freed_heap_after_its_commit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    log: list[str] = []
+    broker = _Acknowledged(log)
+    stats = ProcessStats()
+    saver = _Saver(broker, broker, stats)  # type: ignore[arg-type]
+    points = [
+        _SavePoint([], [("state", b"m1", b"{}", 0)], {TopicPartition("readings", 0): offset})
+        for offset in (10, 20)
+    ]
+
+    def trim() -> bool:
+        # What is known when the trim runs: the save points counted, the states still held.
+        held = sum(len(point.states) for point in points)
+        log.append(f"trim after {stats.saves} save(s), {held} state(s) held")
+        return True
+
+    monkeypatch.setattr(heap_trim, "trim", trim)
+    for point in points:
+        await saver.until_done(point)
+    # Each after its commit, with its states let go (point 2's still held at the first).
+    assert log == [
+        "commit 10",
+        "trim after 1 save(s), 1 state(s) held",
+        "commit 20",
+        "trim after 2 save(s), 0 state(s) held",
+    ]
