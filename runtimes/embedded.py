@@ -375,8 +375,10 @@ class EmbeddedPipeline:
             parts.append((ts, reading.machine, reading.signal, reading.value, QUALITY_TEXT[reading.quality]))
             receipts.append(received)
         # One call for the batch; each reading is taken as push_raw would take it, in turn.
-        refused = self.engine.push_many(parts, receipts)
-        not_taken = {i for i, exc in refused if not self._refused(readings[i], exc)}
+        not_taken = set()
+        for i, exc in self.engine.push_many(parts, receipts):
+            if not self._refused(readings[i], exc):  # a held one refused: this reading was taken
+                not_taken.add(i)
         seen = self._idle.seen
         for i, reading in enumerate(readings):
             if i not in not_taken:
