@@ -435,7 +435,7 @@ class EmbeddedPipeline:
                 where=f"{earlier[1]}.{earlier[2]}" if earlier else f"{reading.machine}.{reading.signal}",
                 reason=exc.reason,
                 error=str(exc),
-                raw=as_reading(reading).to_json() if earlier is None else _held_json(earlier),
+                raw=reading.to_json() if earlier is None else _held_json(earlier),
             )
         )
         return earlier is not None

@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaProducer
 from collectors.build import AnyCollector, build_collectors
 from plantstream.plant import LoadedPlant
 from plantstream.plant.schema import Kafka
-from plantstream.records import DeadLetter, Reading, RecordError
+from plantstream.records import DeadLetter, Reading, ReadingTuple, RecordError
 from runtimes.deadletter_log import DeadLetterLog
 from runtimes.gc_tuning import fewer_collections
 from runtimes.kafka.batches import RecordBatches
@@ -125,9 +125,10 @@ class Collector:
 
     async def _collect(self, collector: AnyCollector) -> None:
         async with collector:
-            await self._pump(collector.batches(_LIST_LIMIT))
+            # As tuples: a reading's JSON line is all this role makes of it (records.ReadingTuple).
+            await self._pump(collector.tuples(_LIST_LIMIT))
 
-    async def _pump(self, lists: AsyncIterator[list[Reading]]) -> None:
+    async def _pump(self, lists: AsyncIterator[list[Reading]] | AsyncIterator[list[ReadingTuple]]) -> None:
         assert self._batches is not None
         topic = self.settings.topics.readings
         add = self._batches.add
