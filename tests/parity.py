@@ -56,13 +56,24 @@ def expected_points(plant: Path | EngineSpec, readings: list[str]) -> Expected:
     return Expected({key: replayed[key] for key in closed}, len(replayed) - len(closed))
 
 
+def complete_lines(file: Path) -> list[str]:
+    """The lines of ``file`` written whole so far.
+
+    While another process appends to it, the text after the last newline is a line not yet
+    complete: reading it would race with the writer.
+    """
+    return file.read_text().split("\n")[:-1]
+
+
+def written_points(state: Path) -> list[dict]:
+    """Every point the file sink in ``state`` has written whole so far, in order."""
+    files = sorted((state / "points").glob("*.jsonl"))
+    return [json.loads(line) for file in files for line in complete_lines(file)]
+
+
 def sink_writes(state: Path) -> list[dict]:
     """Every computed point the file sink in ``state`` wrote, in order (raw readings and health left out)."""
-    lines = []
-    for file in sorted((state / "points").glob("*.jsonl")):
-        # While the sink writes, the text after the last newline is a line not yet complete.
-        lines += [json.loads(line) for line in file.read_text().split("\n")[:-1]]
-    return [p for p in lines if p["measurement"] not in ("reading", "health")]
+    return [p for p in written_points(state) if p["measurement"] not in ("reading", "health")]
 
 
 def last_per_identity(writes: list[dict]) -> dict[Identity, dict]:

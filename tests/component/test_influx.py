@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+from parity import written_points
 from services import (
     SINK_SERVERS,
     Broker,
@@ -526,10 +527,8 @@ class Pipeline:
 
 
 def file_points(state: Path) -> list[dict]:
-    points = []
-    for file in sorted((state / "points").glob("*.jsonl")):
-        points.extend(json.loads(line) for line in file.read_text().splitlines() if line.strip())
-    return points
+    # Also read while the pipeline writes (or after it was killed mid-line): whole lines only.
+    return written_points(state)
 
 
 def readings_in(state: Path) -> int:

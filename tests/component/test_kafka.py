@@ -23,7 +23,15 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from parity import Identity, expected_points, identity, last_per_identity, sink_writes
+from parity import (
+    Identity,
+    complete_lines,
+    expected_points,
+    identity,
+    last_per_identity,
+    sink_writes,
+    written_points,
+)
 from services import KafkaBroker, VictoriaMetrics, expected_samples, free_port, same_samples
 from support import ROLLUP_PLANT, rollup_shift
 
@@ -58,11 +66,8 @@ def test_the_stream_leaves_the_shift_and_its_last_minute_open() -> None:
 
 
 def dead_letters(state: Path) -> list[dict]:
-    return [
-        json.loads(line)
-        for file in sorted((state / "deadletter").glob("*.jsonl"))
-        for line in file.read_text().splitlines()
-    ]
+    files = sorted((state / "deadletter").glob("*.jsonl"))
+    return [json.loads(line) for file in files for line in complete_lines(file)]
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 90) -> None:
@@ -218,7 +223,7 @@ def test_collect_process_sink_give_the_points_of_replay(roles: Callable[..., Rol
     wait_for(lambda: len(last_per_identity(sink_writes(state))) >= len(EXPECTED), "every closed window")
     time.sleep(1)  # anything more (a window counted twice, an extra identity) would show now
     assert last_per_identity(sink_writes(state)) == EXPECTED
-    raw = [p for f in (state / "points").glob("*.jsonl") for p in map(json.loads, f.read_text().splitlines())]
+    raw = written_points(state)
     assert {p["tags"]["signal"] for p in raw if p["measurement"] == "reading"} == {
         "state",
         "total_count",
@@ -662,12 +667,7 @@ def test_an_operators_reason_sent_to_the_readings_topic_rewrites_the_stop(
     r.start("sink", "--state-dir", str(state))
 
     def stops() -> list[dict]:
-        return [
-            p
-            for f in sorted((state / "points").glob("*.jsonl"))
-            for p in map(json.loads, f.read_text().splitlines())
-            if p["measurement"] == "stop"
-        ]
+        return [p for p in written_points(state) if p["measurement"] == "stop"]
 
     wait_for(lambda: len(stops()) == 3, "the shift's three stops")
 
